@@ -1,0 +1,65 @@
+/**
+ * The SQL index of the archive: patient / study / series / instance levels with the attributes QIDO-RS
+ * matches and returns (PS3.18 Table 10.6.1-5, default return attributes of Tables 10.6.3-3/-4/-5) and
+ * what retrieval needs (blob key, transfer syntax, frame byte spans).
+ *
+ * Every implementation must pass `catalog.contract.ts`.
+ */
+import type { DicomJsonDataset } from '../dicom/dicom-json.js';
+import type { InstanceHeader, PixelDataLocation } from '../dicom/instance-header.js';
+import type { QidoQuery } from './qido-query.js';
+
+export interface NewInstance {
+  header: InstanceHeader;
+  blobKey: string;
+  blobSize: number;
+}
+
+export type StoreInstanceOutcome =
+  /** A new row was written. */
+  | { status: 'stored' }
+  /** The same SOP Instance UID already exists in the same study and series: nothing changed. */
+  | { status: 'duplicate'; existingBlobKey: string }
+  /** The SOP Instance UID exists under another study or series. Nothing changed. */
+  | { status: 'conflict'; reason: string };
+
+export interface StoredInstance {
+  studyInstanceUid: string;
+  seriesInstanceUid: string;
+  sopInstanceUid: string;
+  sopClassUid: string;
+  transferSyntaxUid: string;
+  blobKey: string;
+  blobSize: number;
+  numberOfFrames: number;
+  rows: number | undefined;
+  columns: number | undefined;
+  pixelData: PixelDataLocation | undefined;
+}
+
+export interface InstanceScope {
+  studyInstanceUid: string;
+  seriesInstanceUid?: string;
+  sopInstanceUid?: string;
+}
+
+export interface QidoResult {
+  /** One DICOM JSON dataset per match, without RetrieveURL (the HTTP layer knows the base URL). */
+  matches: DicomJsonDataset[];
+  /** Attribute keys given for matching that this index cannot match on; reported as a Warning header. */
+  ignoredKeys: string[];
+}
+
+export interface Catalog {
+  /** Creates or upgrades the schema. Idempotent. */
+  migrate(): Promise<void>;
+  /**
+   * Indexes one instance in a single transaction: patient, study and series rows are created or
+   * updated, counters and ModalitiesInStudy kept current, and the instance row written last.
+   */
+  storeInstance(instance: NewInstance): Promise<StoreInstanceOutcome>;
+  /** Instances within a study / series / single instance, ordered by series then instance number. */
+  listInstances(scope: InstanceScope): Promise<StoredInstance[]>;
+  search(query: QidoQuery): Promise<QidoResult>;
+  close(): Promise<void>;
+}

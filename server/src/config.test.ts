@@ -1,0 +1,55 @@
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from './config.js';
+import { AppError } from './errors.js';
+
+describe('configuration from the environment', () => {
+  it('runs embedded on loopback with no variables set', () => {
+    const config = loadConfig({}, '/srv/pacs');
+    expect(config.host).toBe('127.0.0.1');
+    expect(config.port).toBe(8080);
+    expect(config.dicomwebPrefix).toBe('/dicomweb');
+    expect(config.blobStore).toEqual({ kind: 'fs', root: '/srv/pacs/data/blobs' });
+    expect(config.index).toEqual({ kind: 'sqlite', file: '/srv/pacs/data/index.sqlite' });
+  });
+
+  it('is frozen, nested objects included', () => {
+    const config = loadConfig({}, '/srv/pacs');
+    expect(Object.isFrozen(config)).toBe(true);
+    expect(Object.isFrozen(config.stow)).toBe(true);
+    expect(() => {
+      (config as { port: number }).port = 1;
+    }).toThrow();
+  });
+
+  it('selects MinIO/S3 and PostgreSQL by environment alone', () => {
+    const config = loadConfig({
+      PACS_BLOB_STORE: 's3',
+      PACS_S3_ENDPOINT: 'minio',
+      PACS_S3_ACCESS_KEY: 'key',
+      PACS_S3_SECRET_KEY: 'secret',
+      PACS_INDEX: 'postgres',
+      PACS_POSTGRES_URL: 'postgres://pacs@db/pacs',
+    });
+    expect(config.blobStore).toMatchObject({ kind: 's3', endPoint: 'minio', port: 9000, bucket: 'dicom', useSSL: false });
+    expect(config.index).toMatchObject({ kind: 'postgres', connectionString: 'postgres://pacs@db/pacs', schema: 'public' });
+  });
+
+  it('reports every problem at once', () => {
+    let error: unknown;
+    try {
+      loadConfig({ PACS_PORT: 'eighty', PACS_BLOB_STORE: 's3', PACS_INDEX: 'oracle', PACS_LOG_LEVEL: 'loud' });
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(AppError);
+    const message = (error as AppError).message;
+    expect((error as AppError).code).toBe('CONFIG_INVALID');
+    for (const name of ['PACS_PORT', 'PACS_S3_ENDPOINT', 'PACS_S3_ACCESS_KEY', 'PACS_S3_SECRET_KEY', 'PACS_INDEX', 'PACS_LOG_LEVEL']) {
+      expect(message).toContain(name);
+    }
+  });
+
+  it('refuses out-of-range numbers', () => {
+    expect(() => loadConfig({ PACS_PORT: '70000' })).toThrow(/PACS_PORT must be between 0 and 65535/);
+  });
+});

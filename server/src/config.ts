@@ -1,0 +1,171 @@
+/**
+ * One typed, frozen configuration built from environment variables. Every problem is collected and
+ * reported at once, so an administrator fixes a broken deployment in one pass. The defaults run the
+ * whole product embedded (blob folder + SQLite under ./data) on loopback, with no other service.
+ */
+import path from 'node:path';
+import { AppError } from './errors.js';
+
+export type BlobStoreConfig =
+  | { kind: 'fs'; root: string }
+  | {
+      kind: 's3';
+      endPoint: string;
+      port: number;
+      useSSL: boolean;
+      accessKey: string;
+      secretKey: string;
+      bucket: string;
+      region: string;
+      prefix: string;
+      partSize: number;
+    };
+
+export type IndexConfig =
+  | { kind: 'sqlite'; file: string }
+  | { kind: 'postgres'; connectionString: string; schema: string; poolSize: number };
+
+export interface Config {
+  host: string;
+  port: number;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** Absolute base URL clients use to reach us (for RetrieveURL); derived from the request when empty. */
+  publicBaseUrl: string;
+  dicomwebPrefix: string;
+  dataDir: string;
+  blobStore: BlobStoreConfig;
+  index: IndexConfig;
+  stow: {
+    /** Largest request body accepted by STOW-RS, in bytes (413 beyond). */
+    maxBodyBytes: number;
+    /** Largest DICOM header (everything before Pixel Data) kept in memory while a part streams in. */
+    maxHeaderBytes: number;
+  };
+  qido: {
+    defaultLimit: number;
+    maxLimit: number;
+  };
+}
+
+type Env = Record<string, string | undefined>;
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+class EnvReader {
+  readonly problems: string[] = [];
+  constructor(private readonly env: Env) {}
+
+  string(name: string, fallback: string): string {
+    const value = this.env[name];
+    return value === undefined || value === '' ? fallback : value;
+  }
+
+  required(name: string, when: string): string {
+    const value = this.env[name];
+    if (value === undefined || value === '') {
+      this.problems.push(`${name} is required when ${when}`);
+      return '';
+    }
+    return value;
+  }
+
+  integer(name: string, fallback: number, min: number, max: number): number {
+    const raw = this.env[name];
+    if (raw === undefined || raw === '') return fallback;
+    if (!/^\d+$/.test(raw.trim())) {
+      this.problems.push(`${name} must be a whole number, got "${raw}"`);
+      return fallback;
+    }
+    const value = Number(raw);
+    if (value < min || value > max) {
+      this.problems.push(`${name} must be between ${min} and ${max}, got ${value}`);
+      return fallback;
+    }
+    return value;
+  }
+
+  boolean(name: string, fallback: boolean): boolean {
+    const raw = this.env[name];
+    if (raw === undefined || raw === '') return fallback;
+    if (/^(1|true|yes|on)$/i.test(raw)) return true;
+    if (/^(0|false|no|off)$/i.test(raw)) return false;
+    this.problems.push(`${name} must be true or false, got "${raw}"`);
+    return fallback;
+  }
+
+  oneOf<T extends string>(name: string, allowed: readonly T[], fallback: T): T {
+    const raw = this.env[name];
+    if (raw === undefined || raw === '') return fallback;
+    if ((allowed as readonly string[]).includes(raw)) return raw as T;
+    this.problems.push(`${name} must be one of ${allowed.join(', ')}, got "${raw}"`);
+    return fallback;
+  }
+}
+
+const GiB = 1024 ** 3;
+const MiB = 1024 ** 2;
+
+export function loadConfig(env: Env = process.env, cwd: string = process.cwd()): Readonly<Config> {
+  const read = new EnvReader(env);
+  const dataDir = path.resolve(cwd, read.string('PACS_DATA_DIR', 'data'));
+
+  const blobKind = read.oneOf('PACS_BLOB_STORE', ['fs', 's3'] as const, 'fs');
+  const blobStore: BlobStoreConfig =
+    blobKind === 'fs'
+      ? { kind: 'fs', root: path.resolve(dataDir, read.string('PACS_BLOB_DIR', 'blobs')) }
+      : {
+          kind: 's3',
+          endPoint: read.required('PACS_S3_ENDPOINT', 'PACS_BLOB_STORE=s3'),
+          port: read.integer('PACS_S3_PORT', 9000, 1, 65535),
+          useSSL: read.boolean('PACS_S3_USE_SSL', false),
+          accessKey: read.required('PACS_S3_ACCESS_KEY', 'PACS_BLOB_STORE=s3'),
+          secretKey: read.required('PACS_S3_SECRET_KEY', 'PACS_BLOB_STORE=s3'),
+          bucket: read.string('PACS_S3_BUCKET', 'dicom'),
+          region: read.string('PACS_S3_REGION', 'us-east-1'),
+          prefix: read.string('PACS_S3_PREFIX', ''),
+          partSize: read.integer('PACS_S3_PART_SIZE', 16 * MiB, 5 * MiB, 5 * GiB),
+        };
+
+  const indexKind = read.oneOf('PACS_INDEX', ['sqlite', 'postgres'] as const, 'sqlite');
+  const index: IndexConfig =
+    indexKind === 'sqlite'
+      ? { kind: 'sqlite', file: path.resolve(dataDir, read.string('PACS_SQLITE_FILE', 'index.sqlite')) }
+      : {
+          kind: 'postgres',
+          connectionString: read.required('PACS_POSTGRES_URL', 'PACS_INDEX=postgres'),
+          schema: read.string('PACS_POSTGRES_SCHEMA', 'public'),
+          poolSize: read.integer('PACS_POSTGRES_POOL_SIZE', 10, 1, 200),
+        };
+
+  const config: Config = {
+    host: read.string('PACS_HOST', '127.0.0.1'),
+    port: read.integer('PACS_PORT', 8080, 0, 65535),
+    logLevel: read.oneOf('PACS_LOG_LEVEL', LOG_LEVELS, 'info'),
+    publicBaseUrl: read.string('PACS_PUBLIC_BASE_URL', '').replace(/\/+$/, ''),
+    dicomwebPrefix: '/dicomweb',
+    dataDir,
+    blobStore,
+    index,
+    stow: {
+      maxBodyBytes: read.integer('PACS_STOW_MAX_BODY_BYTES', 16 * GiB, 1024, Number.MAX_SAFE_INTEGER),
+      maxHeaderBytes: read.integer('PACS_STOW_MAX_HEADER_BYTES', 64 * MiB, 4096, GiB),
+    },
+    qido: {
+      defaultLimit: read.integer('PACS_QIDO_DEFAULT_LIMIT', 1000, 1, 100_000),
+      maxLimit: read.integer('PACS_QIDO_MAX_LIMIT', 10_000, 1, 1_000_000),
+    },
+  };
+
+  if (read.problems.length > 0) {
+    throw new AppError('CONFIG_INVALID', `Invalid configuration:\n  - ${read.problems.join('\n  - ')}`);
+  }
+  return deepFreeze(config);
+}
+
+function deepFreeze<T>(value: T): Readonly<T> {
+  if (value && typeof value === 'object') {
+    for (const child of Object.values(value)) deepFreeze(child);
+    Object.freeze(value);
+  }
+  return value;
+}

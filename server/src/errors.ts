@@ -1,0 +1,89 @@
+/**
+ * Typed application errors with stable codes. Callers branch on `code`, never on message text
+ * (the undici pattern). The HTTP status of each code is decided once, in `httpStatusOf`.
+ * Messages must never contain patient names or IDs: they reach logs and clients.
+ */
+export type ErrorCode =
+  | 'BAD_REQUEST'
+  | 'BAD_QUERY'
+  | 'NOT_FOUND'
+  | 'NOT_ACCEPTABLE'
+  | 'UNSUPPORTED_MEDIA_TYPE'
+  | 'PAYLOAD_TOO_LARGE'
+  | 'MALFORMED_MULTIPART'
+  | 'INVALID_DICOM'
+  | 'CONFLICT'
+  | 'STORAGE_FAILURE'
+  | 'INDEX_FAILURE'
+  | 'CONFIG_INVALID'
+  | 'INTERNAL';
+
+const STATUS_BY_CODE: Record<ErrorCode, number> = {
+  BAD_REQUEST: 400,
+  BAD_QUERY: 400,
+  MALFORMED_MULTIPART: 400,
+  INVALID_DICOM: 400,
+  NOT_FOUND: 404,
+  NOT_ACCEPTABLE: 406,
+  CONFLICT: 409,
+  PAYLOAD_TOO_LARGE: 413,
+  UNSUPPORTED_MEDIA_TYPE: 415,
+  STORAGE_FAILURE: 503,
+  INDEX_FAILURE: 503,
+  CONFIG_INVALID: 500,
+  INTERNAL: 500,
+};
+
+export class AppError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'AppError';
+    this.code = code;
+  }
+}
+
+export class BadQueryError extends AppError {
+  readonly parameter: string;
+  constructor(parameter: string, message: string) {
+    super('BAD_QUERY', `Query parameter "${parameter}": ${message}`);
+    this.name = 'BadQueryError';
+    this.parameter = parameter;
+  }
+}
+
+export class InvalidDicomError extends AppError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('INVALID_DICOM', message, options);
+    this.name = 'InvalidDicomError';
+  }
+}
+
+export class MalformedMultipartError extends AppError {
+  constructor(message: string) {
+    super('MALFORMED_MULTIPART', message);
+    this.name = 'MalformedMultipartError';
+  }
+}
+
+export class PayloadTooLargeError extends AppError {
+  constructor(message: string) {
+    super('PAYLOAD_TOO_LARGE', message);
+    this.name = 'PayloadTooLargeError';
+  }
+}
+
+export class NotFoundError extends AppError {
+  constructor(message: string) {
+    super('NOT_FOUND', message);
+    this.name = 'NotFoundError';
+  }
+}
+
+export function httpStatusOf(code: ErrorCode): number {
+  return STATUS_BY_CODE[code];
+}
+
+export function isAppError(err: unknown): err is AppError {
+  return err instanceof AppError;
+}

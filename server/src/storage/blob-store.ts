@@ -1,0 +1,38 @@
+/**
+ * Blob storage: DICOM Part-10 files kept byte for byte, addressed by an opaque key chosen by the
+ * archive. DICOM-agnostic on purpose (Orthanc's IStorageArea): the index maps UIDs to keys.
+ *
+ * Every implementation must pass `blob-store.contract.ts`.
+ */
+import type { Readable } from 'node:stream';
+
+export interface ByteRange {
+  /** First byte, inclusive. */
+  start: number;
+  /** Last byte, inclusive (HTTP Range semantics). */
+  end: number;
+}
+
+export interface BlobInfo {
+  key: string;
+  size: number;
+}
+
+export interface BlobStore {
+  /**
+   * Streams `body` into the blob `key`. Atomic: until the returned promise resolves no reader can see
+   * the blob, and if it rejects (or `body` errors) nothing is left behind under `key`.
+   * Overwrites an existing blob with the same key (atomically).
+   */
+  put(key: string, body: Readable): Promise<BlobInfo>;
+  /** Whole blob as a stream. Rejects with NotFoundError (code NOT_FOUND) for an unknown key. */
+  get(key: string): Promise<Readable>;
+  /** Bytes `start..end` inclusive, as one ranged read (file read at offset; S3 Range GET). */
+  getRange(key: string, range: ByteRange): Promise<Buffer>;
+  /** Size of the blob, or undefined if it does not exist. */
+  stat(key: string): Promise<BlobInfo | undefined>;
+  /** Removes the blob; removing a missing blob is not an error. */
+  delete(key: string): Promise<void>;
+  /** Releases connections or handles. */
+  close(): Promise<void>;
+}
