@@ -1,0 +1,101 @@
+import { mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { expectAppError, failingStream, rejectionOf, runBlobStoreContract, streamOf } from './blob-store.contract.js';
+import { createBlobStore } from './create-blob-store.js';
+import { FsBlobStore } from './fs-blob-store.js';
+
+async function tempFolder(): Promise<string> {
+  return mkdtemp(path.join(os.tmpdir(), 'fs-blob-store-'));
+}
+
+runBlobStoreContract('FsBlobStore', async () => {
+  const dir = await tempFolder();
+  const store = await FsBlobStore.create(path.join(dir, 'blobs'));
+  return {
+    store,
+    teardown: async () => {
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+});
+
+describe('FsBlobStore', () => {
+  let dir: string;
+  let root: string;
+  let store: FsBlobStore;
+  const tempFiles = (): Promise<string[]> => readdir(path.join(root, '.tmp'));
+
+  beforeEach(async () => {
+    dir = await tempFolder();
+    root = path.join(dir, 'nested', 'blobs');
+    store = await FsBlobStore.create(root);
+  });
+  afterEach(async () => {
+    await store.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('is what createBlobStore builds for an "fs" configuration', async () => {
+    const built = await createBlobStore({ kind: 'fs', root: path.join(dir, 'other') });
+    expect(built).toBeInstanceOf(FsBlobStore);
+    expect(await readdir(path.join(dir, 'other'))).toEqual(['.tmp']);
+  });
+
+  it('creates its root folder and keeps each blob as a plain file named by its key', async () => {
+    await store.put('1.2.3/4.5.6/7.8.9.dcm', streamOf(Buffer.from('DICM')));
+    expect(await readFile(path.join(root, '1.2.3', '4.5.6', '7.8.9.dcm'), 'utf8')).toBe('DICM');
+  });
+
+  it('refuses keys that would escape its root, and writes nothing outside it', async () => {
+    for (const key of ['../escaped', 'a/../../escaped', '/tmp/escaped', '../../nested/escaped', '.tmp/escaped']) {
+      await expectAppError(store.put(key, streamOf(Buffer.from('x'))), 'BAD_REQUEST');
+      await expectAppError(store.get(key), 'BAD_REQUEST');
+      await expectAppError(store.getRange(key, { start: 0, end: 0 }), 'BAD_REQUEST');
+    }
+    expect(await readdir(dir)).toEqual(['nested']);
+    expect((await readdir(root)).sort()).toEqual(['.tmp']);
+  });
+
+  it('leaves no temp file behind after a success, a failing body, or a failing write', async () => {
+    await store.put('ok', streamOf(randomBytes(10_000)));
+    await rejectionOf(store.put('broken', failingStream(randomBytes(100_000), new Error('boom'))));
+    // "ok" is a file, so "ok/child" cannot be created: the write itself fails.
+    const err = await expectAppError(store.put('ok/child', streamOf(randomBytes(10_000))), 'STORAGE_FAILURE');
+    expect(err.message).not.toContain('ok/child');
+    expect(await tempFiles()).toEqual([]);
+    expect(await store.stat('broken')).toBeUndefined();
+  });
+
+  it('removes stale temp files at startup but keeps recent ones', async () => {
+    const stale = path.join(root, '.tmp', 'stale.part');
+    const recent = path.join(root, '.tmp', 'recent.part');
+    await writeFile(stale, 'old');
+    await writeFile(recent, 'new');
+    const twoHoursAgo = new Date(Date.now() - 2 * 60 * 60 * 1000);
+    await utimes(stale, twoHoursAgo, twoHoursAgo);
+    await FsBlobStore.create(root);
+    expect(await tempFiles()).toEqual(['recent.part']);
+  });
+
+  it('treats a folder of blobs as no blob', async () => {
+    await store.put('folder/inside', streamOf(Buffer.from('x')));
+    expect(await store.stat('folder')).toBeUndefined();
+    await expectAppError(store.get('folder'), 'NOT_FOUND');
+    await expect(store.delete('folder')).resolves.toBeUndefined();
+    expect((await stat(path.join(root, 'folder', 'inside'))).size).toBe(1);
+  });
+
+  it('keeps streaming the content it opened when the blob is replaced meanwhile', async () => {
+    const first = randomBytes(300_000);
+    await store.put('k', streamOf(first));
+    const reading = await store.get('k');
+    await store.put('k', streamOf(randomBytes(10)));
+    const chunks: Buffer[] = [];
+    for await (const chunk of reading) chunks.push(chunk as Buffer);
+    expect(Buffer.concat(chunks).equals(first)).toBe(true);
+  });
+});

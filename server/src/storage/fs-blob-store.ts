@@ -1,0 +1,211 @@
+/**
+ * Blob store on a local folder: the key `a/b/c` is the file `<root>/a/b/c`.
+ *
+ * Atomicity comes from rename(2): a blob is streamed into `<root>/.tmp/` (same filesystem, so the
+ * rename is atomic), fsynced, then renamed over its key. Readers see the old file or the complete
+ * new one, never a partial one; a reader that already opened the old file keeps reading it.
+ * One difference from S3: a key cannot be both a blob and a folder (`a` and `a/b`).
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdir, open, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { AppError, NotFoundError } from '../errors.js';
+import type { BlobInfo, BlobStore, ByteRange } from './blob-store.js';
+import { bodyChunks, unwrapBodyFailure } from './body-stream.js';
+import { assertValidKey, assertValidRange, rangeLength, rangeOutsideBlob } from './validation.js';
+
+/** Temp files older than this at startup belong to a crashed process and are removed. */
+const STALE_TEMP_MS = 60 * 60 * 1000;
+
+export class FsBlobStore implements BlobStore {
+  readonly root: string;
+  private readonly tmpDir: string;
+
+  private constructor(root: string) {
+    this.root = path.resolve(root);
+    this.tmpDir = path.join(this.root, '.tmp');
+  }
+
+  /** Creates the root folder (and its `.tmp`) if needed and clears stale temp files. */
+  static async create(root: string): Promise<FsBlobStore> {
+    const store = new FsBlobStore(root);
+    try {
+      await mkdir(store.tmpDir, { recursive: true });
+    } catch (err) {
+      throw storageFailure('create the blob folder', err);
+    }
+    await store.removeStaleTempFiles();
+    return store;
+  }
+
+  async put(key: string, body: Readable): Promise<BlobInfo> {
+    const target = this.pathOf(key);
+    const tmp = path.join(this.tmpDir, `${randomUUID()}.part`);
+    try {
+      const size = await writeDurably(tmp, body);
+      await mkdir(path.dirname(target), { recursive: true });
+      await rename(tmp, target);
+      // The rename lives in the folder's metadata: sync it too, so an acknowledged blob survives a crash.
+      await syncFolder(path.dirname(target));
+      return { key, size };
+    } catch (err) {
+      await rm(tmp, { force: true }).catch(() => undefined);
+      throw unwrapBodyFailure(err, (cause) => storageFailure('write', cause));
+    }
+  }
+
+  async get(key: string): Promise<Readable> {
+    const { handle } = await this.openBlob(key);
+    // Streams from the handle opened above: a concurrent overwrite or delete cannot change what we read.
+    return handle.createReadStream();
+  }
+
+  async getRange(key: string, range: ByteRange): Promise<Buffer> {
+    assertValidRange(range);
+    const { handle, size } = await this.openBlob(key);
+    try {
+      if (range.end >= size) throw rangeOutsideBlob(range, size);
+      return await readAt(handle, range.start, rangeLength(range));
+    } finally {
+      await handle.close();
+    }
+  }
+
+  async stat(key: string): Promise<BlobInfo | undefined> {
+    const file = this.pathOf(key);
+    try {
+      const info = await stat(file);
+      return info.isFile() ? { key, size: info.size } : undefined;
+    } catch (err) {
+      if (isMissing(err)) return undefined;
+      throw storageFailure('stat', err);
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    const file = this.pathOf(key);
+    try {
+      await unlink(file);
+    } catch (err) {
+      // EISDIR: the key names a folder of other blobs, so there is no blob under it.
+      if (isMissing(err) || errorCode(err) === 'EISDIR') return;
+      throw storageFailure('delete', err);
+    }
+  }
+
+  async close(): Promise<void> {
+    // Nothing held between calls: every operation opens and closes its own handle.
+  }
+
+  /** The file of `key`; validation of the key is what keeps every path inside the root. */
+  private pathOf(key: string): string {
+    assertValidKey(key);
+    const file = path.join(this.root, ...key.split('/'));
+    if (!file.startsWith(this.root + path.sep)) throw new AppError('BAD_REQUEST', 'Invalid blob key');
+    return file;
+  }
+
+  /** Opens the blob for reading; the caller closes the handle. */
+  private async openBlob(key: string): Promise<{ handle: FileHandle; size: number }> {
+    const file = this.pathOf(key);
+    let handle: FileHandle;
+    try {
+      handle = await open(file, 'r');
+    } catch (err) {
+      throw isMissing(err) ? blobNotFound() : storageFailure('read', err);
+    }
+    try {
+      const info = await handle.stat();
+      if (!info.isFile()) throw blobNotFound();
+      return { handle, size: info.size };
+    } catch (err) {
+      await handle.close();
+      throw err instanceof AppError ? err : storageFailure('read', err);
+    }
+  }
+
+  /** Best effort: a leftover temp file wastes space but is never visible as a blob. */
+  private async removeStaleTempFiles(): Promise<void> {
+    const names = await readdir(this.tmpDir).catch(() => [] as string[]);
+    const cutoff = Date.now() - STALE_TEMP_MS;
+    for (const name of names) {
+      const file = path.join(this.tmpDir, name);
+      const info = await stat(file).catch(() => undefined);
+      if (info && info.mtimeMs < cutoff) await rm(file, { force: true }).catch(() => undefined);
+    }
+  }
+}
+
+/** Streams `body` into a new file and fsyncs it; returns its size. */
+async function writeDurably(file: string, body: Readable): Promise<number> {
+  const handle = await open(file, 'wx');
+  try {
+    let size = 0;
+    for await (const chunk of bodyChunks(body)) {
+      await writeFully(handle, chunk);
+      size += chunk.length;
+    }
+    // Data must be on disk before the rename publishes it: otherwise a crash can leave the key naming
+    // an empty or truncated file (delayed allocation on ext4/xfs persists the rename first).
+    await handle.sync();
+    return size;
+  } finally {
+    await handle.close();
+  }
+}
+
+async function writeFully(handle: FileHandle, chunk: Buffer): Promise<void> {
+  let written = 0;
+  while (written < chunk.length) {
+    const { bytesWritten } = await handle.write(chunk, written, chunk.length - written);
+    written += bytesWritten;
+  }
+}
+
+/** One positioned read; loops only if the kernel returns fewer bytes than asked. */
+async function readAt(handle: FileHandle, position: number, length: number): Promise<Buffer> {
+  const buffer = Buffer.allocUnsafe(length);
+  let filled = 0;
+  try {
+    while (filled < length) {
+      const { bytesRead } = await handle.read(buffer, filled, length - filled, position + filled);
+      // Files are replaced whole by rename, never truncated: an early end means outside interference.
+      if (bytesRead === 0) throw new AppError('STORAGE_FAILURE', 'Blob file ended before its size');
+      filled += bytesRead;
+    }
+  } catch (err) {
+    throw err instanceof AppError ? err : storageFailure('read', err);
+  }
+  return buffer;
+}
+
+async function syncFolder(folder: string): Promise<void> {
+  const handle = await open(folder, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+function errorCode(err: unknown): unknown {
+  return (err as { code?: unknown } | null)?.code;
+}
+
+/** ENOTDIR: a parent segment of the key is a blob, so nothing can exist under the key. */
+function isMissing(err: unknown): boolean {
+  const code = errorCode(err);
+  return code === 'ENOENT' || code === 'ENOTDIR';
+}
+
+function blobNotFound(): NotFoundError {
+  return new NotFoundError('Blob not found');
+}
+
+/** The message names the OS error code only: paths would carry the key (UIDs) into client answers. */
+function storageFailure(action: string, cause: unknown): AppError {
+  const code = errorCode(cause);
+  const reason = typeof code === 'string' ? code : cause instanceof Error ? cause.name : 'unknown error';
+  return new AppError('STORAGE_FAILURE', `File blob store could not ${action} (${reason})`, { cause });
+}
