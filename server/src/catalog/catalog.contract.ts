@@ -1,0 +1,510 @@
+/**
+ * Behaviour every Catalog implementation must show, run by each backend's test file. Each test gets a
+ * fresh, migrated catalog from `setup`.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { DicomJsonDataset } from '../dicom/dicom-json.js';
+import type { PixelDataLocation } from '../dicom/instance-header.js';
+import type { Catalog, NewInstance } from './catalog.js';
+import { parseQidoQuery } from './parse-qido-query.js';
+import type { QidoLevel } from './qido-query.js';
+
+export interface CatalogUnderTest {
+  catalog: Catalog;
+  teardown(): Promise<void>;
+}
+
+const CT_IMAGE = '1.2.840.10008.5.1.4.1.1.2';
+const EXPLICIT_LE = '1.2.840.10008.1.2.1';
+
+export interface FakeInstance {
+  study: string;
+  series: string;
+  sop: string;
+  patientName?: string;
+  patientId?: string;
+  birthDate?: string;
+  sex?: string;
+  studyDate?: string;
+  studyTime?: string;
+  accession?: string;
+  referring?: string;
+  studyDescription?: string;
+  studyId?: string;
+  modality?: string;
+  seriesDescription?: string;
+  seriesNumber?: number;
+  instanceNumber?: number;
+  sopClass?: string;
+  frames?: number;
+  pixelData?: PixelDataLocation;
+  extra?: DicomJsonDataset;
+}
+
+const str = (vr: string, value: string | undefined) => (value === undefined ? undefined : { vr, Value: [value] });
+const num = (vr: string, value: number | undefined) => (value === undefined ? undefined : { vr, Value: [value] });
+const pn = (value: string | undefined) => (value === undefined ? undefined : { vr: 'PN', Value: [{ Alphabetic: value }] });
+
+function dataset(f: FakeInstance): DicomJsonDataset {
+  const elements: Record<string, DicomJsonDataset[string] | undefined> = {
+    '00080005': str('CS', 'ISO_IR 100'),
+    '00080016': str('UI', f.sopClass ?? CT_IMAGE),
+    '00080018': str('UI', f.sop),
+    '00080020': str('DA', f.studyDate),
+    '00080030': str('TM', f.studyTime),
+    '00080050': str('SH', f.accession),
+    '00080060': str('CS', f.modality ?? 'CT'),
+    '00080090': pn(f.referring),
+    '00081030': str('LO', f.studyDescription),
+    '0008103E': str('LO', f.seriesDescription),
+    '00100010': pn(f.patientName),
+    '00100020': str('LO', f.patientId),
+    '00100030': str('DA', f.birthDate),
+    '00100040': str('CS', f.sex),
+    '0020000D': str('UI', f.study),
+    '0020000E': str('UI', f.series),
+    '00200010': str('SH', f.studyId),
+    '00200011': str('IS', f.seriesNumber === undefined ? undefined : String(f.seriesNumber)),
+    '00200013': num('IS', f.instanceNumber),
+    '00280010': num('US', 4),
+    '00280011': num('US', 4),
+    '00280100': num('US', 16),
+  };
+  const defined = Object.entries(elements).filter((e): e is [string, DicomJsonDataset[string]] => e[1] !== undefined);
+  return { ...Object.fromEntries(defined), ...f.extra };
+}
+
+export function fakeInstance(f: FakeInstance): NewInstance {
+  const frames = f.frames ?? 1;
+  return {
+    blobKey: `blobs/${f.sop}.dcm`,
+    blobSize: 1000 + frames * 32,
+    header: {
+      sopClassUid: f.sopClass ?? CT_IMAGE,
+      sopInstanceUid: f.sop,
+      studyInstanceUid: f.study,
+      seriesInstanceUid: f.series,
+      transferSyntaxUid: EXPLICIT_LE,
+      dataset: dataset(f),
+      numberOfFrames: frames,
+      rows: 4,
+      columns: 4,
+      bitsAllocated: 16,
+      samplesPerPixel: 1,
+      pixelData: f.pixelData ?? {
+        tag: '7FE00010',
+        valueOffset: 1000,
+        valueLength: frames * 32,
+        encapsulated: false,
+        frames: Array.from({ length: frames }, (_, i) => [[1000 + i * 32, 32]]),
+        isVideo: false,
+      },
+    },
+  };
+}
+
+const LIMITS = { defaultLimit: 100, maxLimit: 1000 };
+
+type Params = Record<string, string | string[]>;
+
+function query(level: QidoLevel, params: Params = {}, scope: { studyInstanceUid?: string; seriesInstanceUid?: string } = {}) {
+  return parseQidoQuery(level, scope, params, LIMITS);
+}
+
+const value = (ds: DicomJsonDataset | undefined, tag: string) => ds?.[tag]?.Value;
+const first = (ds: DicomJsonDataset | undefined, tag: string) => ds?.[tag]?.Value?.[0];
+
+export function runCatalogContract(name: string, setup: () => Promise<CatalogUnderTest>): void {
+  describe(`${name} catalog`, () => {
+    let under: CatalogUnderTest;
+    let catalog: Catalog;
+
+    beforeEach(async () => {
+      under = await setup();
+      catalog = under.catalog;
+    });
+    afterEach(async () => {
+      await under.teardown();
+    });
+
+    const store = async (...instances: FakeInstance[]) => {
+      for (const f of instances) expect(await catalog.storeInstance(fakeInstance(f))).toEqual({ status: 'stored' });
+    };
+    const search = async (level: QidoLevel, params: Params = {}, scope = {}) =>
+      (await catalog.search(query(level, params, scope))).matches;
+    const uidsOf = async (level: QidoLevel, params: Params, tag: string, scope = {}) =>
+      (await search(level, params, scope)).map((ds) => first(ds, tag));
+
+    const STUDY = '0020000D';
+    const SERIES = '0020000E';
+    const SOP = '00080018';
+
+    describe('storing and finding', () => {
+      it('finds a stored instance at the study, series and instance level', async () => {
+        await store({ study: '1.1', series: '1.1.1', sop: '1.1.1.1', patientName: 'DOE^JANE', patientId: 'P1' });
+        expect(await uidsOf('study', {}, STUDY)).toEqual(['1.1']);
+        expect(await uidsOf('series', {}, SERIES, { studyInstanceUid: '1.1' })).toEqual(['1.1.1']);
+        expect(await uidsOf('instance', {}, SOP, { studyInstanceUid: '1.1', seriesInstanceUid: '1.1.1' })).toEqual(['1.1.1.1']);
+      });
+
+      it('returns the default study attributes with their VRs', async () => {
+        await store({
+          study: '1.2', series: '1.2.1', sop: '1.2.1.1', patientName: 'DOE^JANE', patientId: 'P1', birthDate: '19700101',
+          sex: 'F', studyDate: '20240102', studyTime: '101530', accession: 'ACC1', referring: 'WHO^DR',
+          studyDescription: 'CHEST', studyId: 'S1',
+        });
+        const [study] = await search('study');
+        expect(study).toMatchObject({
+          '00080005': { vr: 'CS', Value: ['ISO_IR 100'] },
+          '00080020': { vr: 'DA', Value: ['20240102'] },
+          '00080030': { vr: 'TM', Value: ['101530'] },
+          '00080050': { vr: 'SH', Value: ['ACC1'] },
+          '00080056': { vr: 'CS', Value: ['ONLINE'] },
+          '00080061': { vr: 'CS', Value: ['CT'] },
+          '00080090': { vr: 'PN', Value: [{ Alphabetic: 'WHO^DR' }] },
+          '00081030': { vr: 'LO', Value: ['CHEST'] },
+          '00100010': { vr: 'PN', Value: [{ Alphabetic: 'DOE^JANE' }] },
+          '00100020': { vr: 'LO', Value: ['P1'] },
+          '00100030': { vr: 'DA', Value: ['19700101'] },
+          '00100040': { vr: 'CS', Value: ['F'] },
+          '0020000D': { vr: 'UI', Value: ['1.2'] },
+          '00200010': { vr: 'SH', Value: ['S1'] },
+          '00201206': { vr: 'IS', Value: [1] },
+          '00201208': { vr: 'IS', Value: [1] },
+        });
+        expect(study).not.toHaveProperty('00080201'); // TimezoneOffsetFromUTC only when present
+      });
+
+      it('returns the default series and instance attributes with their VRs', async () => {
+        await store({ study: '1.3', series: '1.3.1', sop: '1.3.1.1', modality: 'MR', seriesDescription: 'T1', seriesNumber: 7, instanceNumber: 3 });
+        const [series] = await search('series', {}, { studyInstanceUid: '1.3' });
+        expect(series).toMatchObject({
+          '00080060': { vr: 'CS', Value: ['MR'] },
+          '0008103E': { vr: 'LO', Value: ['T1'] },
+          '0020000D': { vr: 'UI', Value: ['1.3'] },
+          '0020000E': { vr: 'UI', Value: ['1.3.1'] },
+          '00200011': { vr: 'IS', Value: [7] },
+          '00201209': { vr: 'IS', Value: [1] },
+        });
+        const [instance] = await search('instance', {}, { studyInstanceUid: '1.3', seriesInstanceUid: '1.3.1' });
+        expect(instance).toMatchObject({
+          '00080016': { vr: 'UI', Value: [CT_IMAGE] },
+          '00080018': { vr: 'UI', Value: ['1.3.1.1'] },
+          '00080056': { vr: 'CS', Value: ['ONLINE'] },
+          '00200013': { vr: 'IS', Value: [3] },
+          '00280008': { vr: 'IS', Value: [1] },
+          '00280010': { vr: 'US', Value: [4] },
+          '00280011': { vr: 'US', Value: [4] },
+          '00280100': { vr: 'US', Value: [16] },
+          '0020000D': { vr: 'UI', Value: ['1.3'] },
+          '0020000E': { vr: 'UI', Value: ['1.3.1'] },
+        });
+      });
+
+      it('counts the series and instances of each study and series', async () => {
+        await store(
+          { study: '2.1', series: '2.1.1', sop: '2.1.1.1' },
+          { study: '2.1', series: '2.1.1', sop: '2.1.1.2' },
+          { study: '2.1', series: '2.1.2', sop: '2.1.2.1' },
+        );
+        const [study] = await search('study');
+        expect(first(study, '00201206')).toBe(2);
+        expect(first(study, '00201208')).toBe(3);
+        const series = await search('series', {}, { studyInstanceUid: '2.1' });
+        expect(series.map((s) => first(s, '00201209'))).toEqual([2, 1]);
+      });
+
+      it('lists ModalitiesInStudy of a two-modality study and matches on any of them', async () => {
+        await store(
+          { study: '3.1', series: '3.1.1', sop: '3.1.1.1', modality: 'MR' },
+          { study: '3.1', series: '3.1.2', sop: '3.1.2.1', modality: 'CT' },
+          { study: '3.2', series: '3.2.1', sop: '3.2.1.1', modality: 'US' },
+        );
+        const [study] = await search('study', { StudyInstanceUID: '3.1' });
+        expect(value(study, '00080061')).toEqual(['CT', 'MR']);
+        expect(await uidsOf('study', { ModalitiesInStudy: 'MR' }, STUDY)).toEqual(['3.1']);
+        expect(await uidsOf('study', { ModalitiesInStudy: 'CT' }, STUDY)).toEqual(['3.1']);
+        expect(await uidsOf('study', { '00080061': 'CT\\US' }, STUDY)).toEqual(['3.1', '3.2']);
+        expect(await uidsOf('study', { ModalitiesInStudy: 'US,MR' }, STUDY)).toEqual(['3.1', '3.2']);
+        expect(await uidsOf('study', { ModalitiesInStudy: 'XA' }, STUDY)).toEqual([]);
+      });
+    });
+
+    describe('matching', () => {
+      it('matches a single value exactly and case-sensitively for non-name strings', async () => {
+        await store(
+          { study: '4.1', series: '4.1.1', sop: '4.1.1.1', accession: 'ABC', studyDescription: 'Chest' },
+          { study: '4.2', series: '4.2.1', sop: '4.2.1.1', accession: 'ABCD', studyDescription: 'chest' },
+        );
+        expect(await uidsOf('study', { AccessionNumber: 'ABC' }, STUDY)).toEqual(['4.1']);
+        expect(await uidsOf('study', { StudyDescription: 'Chest' }, STUDY)).toEqual(['4.1']);
+        expect(await uidsOf('study', { StudyDescription: 'Ch*' }, STUDY)).toEqual(['4.1']);
+        expect(await uidsOf('study', { AccessionNumber: 'abc' }, STUDY)).toEqual([]);
+      });
+
+      it('matches person names case-insensitively', async () => {
+        await store(
+          { study: '5.1', series: '5.1.1', sop: '5.1.1.1', patientName: 'Doe^John', patientId: 'A', referring: 'House^Gregory' },
+          { study: '5.2', series: '5.2.1', sop: '5.2.1.1', patientName: 'DOE^JANE', patientId: 'B' },
+        );
+        expect(await uidsOf('study', { PatientName: 'DOE^JOHN' }, STUDY)).toEqual(['5.1']);
+        expect(await uidsOf('study', { PatientName: 'doe^john' }, STUDY)).toEqual(['5.1']);
+        expect(await uidsOf('study', { PatientName: 'doe*' }, STUDY)).toEqual(['5.1', '5.2']);
+        expect(await uidsOf('study', { ReferringPhysicianName: 'house*' }, STUDY)).toEqual(['5.1']);
+        const [study] = await search('study', { PatientName: 'doe^john' });
+        expect(first(study, '00100010')).toEqual({ Alphabetic: 'Doe^John' });
+      });
+
+      it('with fuzzymatching finds a name by the start of any component', async () => {
+        await store(
+          { study: '6.1', series: '6.1.1', sop: '6.1.1.1', patientName: 'SMITH^ANNA', patientId: 'A' },
+          { study: '6.2', series: '6.2.1', sop: '6.2.1.1', patientName: 'ANDERSON^BOB', patientId: 'B' },
+          { study: '6.3', series: '6.3.1', sop: '6.3.1.1', patientName: 'JONES^CARL', patientId: 'C' },
+        );
+        expect(await uidsOf('study', { PatientName: 'an', fuzzymatching: 'true' }, STUDY)).toEqual(['6.1', '6.2']);
+        expect(await uidsOf('study', { PatientName: 'an', fuzzymatching: 'false' }, STUDY)).toEqual([]);
+      });
+
+      it('matches a list of UIDs separated by commas or backslashes', async () => {
+        await store(
+          { study: '7.1', series: '7.1.1', sop: '7.1.1.1' },
+          { study: '7.2', series: '7.2.1', sop: '7.2.1.1' },
+          { study: '7.3', series: '7.3.1', sop: '7.3.1.1' },
+        );
+        expect(await uidsOf('study', { StudyInstanceUID: '7.1,7.3' }, STUDY)).toEqual(['7.1', '7.3']);
+        expect(await uidsOf('study', { StudyInstanceUID: '7.2\\7.3' }, STUDY)).toEqual(['7.2', '7.3']);
+        expect(await uidsOf('instance', { SOPInstanceUID: '7.1.1.1,7.3.1.1' }, SOP)).toEqual(['7.1.1.1', '7.3.1.1']);
+      });
+
+      it('matches wildcards * and ? and treats SQL LIKE characters literally', async () => {
+        await store(
+          { study: '8.1', series: '8.1.1', sop: '8.1.1.1', accession: 'A1_X' },
+          { study: '8.2', series: '8.2.1', sop: '8.2.1.1', accession: 'A12X' },
+          { study: '8.3', series: '8.3.1', sop: '8.3.1.1', accession: '100%' },
+        );
+        expect(await uidsOf('study', { AccessionNumber: 'A1?X' }, STUDY)).toEqual(['8.1', '8.2']);
+        expect(await uidsOf('study', { AccessionNumber: 'A1_*' }, STUDY)).toEqual(['8.1']);
+        expect(await uidsOf('study', { AccessionNumber: '*%' }, STUDY)).toEqual(['8.3']);
+        expect(await uidsOf('study', { AccessionNumber: 'A*' }, STUDY)).toEqual(['8.1', '8.2']);
+      });
+
+      it('matches closed and open date ranges, also given as ISO dates', async () => {
+        await store(
+          { study: '9.1', series: '9.1.1', sop: '9.1.1.1', studyDate: '20230115' },
+          { study: '9.2', series: '9.2.1', sop: '9.2.1.1', studyDate: '20230601' },
+          { study: '9.3', series: '9.3.1', sop: '9.3.1.1', studyDate: '20240101' },
+        );
+        expect(await uidsOf('study', { StudyDate: '20230601' }, STUDY)).toEqual(['9.2']);
+        expect(await uidsOf('study', { StudyDate: '20230101-20230601' }, STUDY)).toEqual(['9.1', '9.2']);
+        expect(await uidsOf('study', { StudyDate: '-20230531' }, STUDY)).toEqual(['9.1']);
+        expect(await uidsOf('study', { StudyDate: '20230601-' }, STUDY)).toEqual(['9.2', '9.3']);
+        expect(await uidsOf('study', { StudyDate: '2023-06-01-2024-01-01' }, STUDY)).toEqual(['9.2', '9.3']);
+      });
+
+      it('matches time ranges, an upper bound covering its whole minute', async () => {
+        await store(
+          { study: '10.1', series: '10.1.1', sop: '10.1.1.1', studyTime: '080000' },
+          { study: '10.2', series: '10.2.1', sop: '10.2.1.1', studyTime: '101530.5' },
+          { study: '10.3', series: '10.3.1', sop: '10.3.1.1', studyTime: '23:59:59' },
+        );
+        expect(await uidsOf('study', { StudyTime: '0800-1015' }, STUDY)).toEqual(['10.1', '10.2']);
+        expect(await uidsOf('study', { StudyTime: '1016-' }, STUDY)).toEqual(['10.3']);
+        expect(await uidsOf('study', { StudyTime: '-08' }, STUDY)).toEqual(['10.1']);
+      });
+
+      it('universal matching returns the attribute without filtering', async () => {
+        await store(
+          { study: '11.1', series: '11.1.1', sop: '11.1.1.1', studyDescription: 'HEAD' },
+          { study: '11.2', series: '11.2.1', sop: '11.2.1.1' },
+        );
+        const results = await search('instance', { StudyDescription: '', SeriesDescription: '*' });
+        expect(results.map((r) => first(r, SOP))).toEqual(['11.1.1.1', '11.2.1.1']);
+        expect(results[0]).toHaveProperty('00081030', { vr: 'LO', Value: ['HEAD'] });
+        expect(results[1]).toHaveProperty('00081030', { vr: 'LO' });
+        expect(results[0]).toHaveProperty('0008103E');
+      });
+
+      it('searches series and instances across all studies by study attributes', async () => {
+        await store(
+          { study: '12.1', series: '12.1.1', sop: '12.1.1.1', patientId: 'PX', patientName: 'X^Y', modality: 'MR' },
+          { study: '12.2', series: '12.2.1', sop: '12.2.1.1', patientId: 'PZ', patientName: 'Z^Y', modality: 'MR' },
+        );
+        const series = await search('series', { PatientID: 'PX', Modality: 'MR' });
+        expect(series.map((s) => first(s, SERIES))).toEqual(['12.1.1']);
+        expect(first(series[0], '00100020')).toBe('PX');
+        expect(first(series[0], STUDY)).toBe('12.1');
+        expect(await uidsOf('instance', { StudyInstanceUID: '12.2' }, SOP)).toEqual(['12.2.1.1']);
+        expect(await uidsOf('instance', { Modality: 'MR', PatientName: 'z*' }, SOP)).toEqual(['12.2.1.1']);
+      });
+
+      it('scopes series and instance searches to the study and series of the path', async () => {
+        await store(
+          { study: '13.1', series: '13.1.1', sop: '13.1.1.1' },
+          { study: '13.1', series: '13.1.2', sop: '13.1.2.1' },
+          { study: '13.2', series: '13.2.1', sop: '13.2.1.1' },
+        );
+        expect(await uidsOf('series', {}, SERIES, { studyInstanceUid: '13.1' })).toEqual(['13.1.1', '13.1.2']);
+        expect(await uidsOf('instance', {}, SOP, { studyInstanceUid: '13.1' })).toEqual(['13.1.1.1', '13.1.2.1']);
+        expect(await uidsOf('instance', {}, SOP, { studyInstanceUid: '13.1', seriesInstanceUid: '13.1.2' })).toEqual(['13.1.2.1']);
+        expect(await uidsOf('instance', {}, SOP, { studyInstanceUid: '13.2', seriesInstanceUid: '13.1.2' })).toEqual([]);
+      });
+
+      it('matches integer attributes such as SeriesNumber and InstanceNumber', async () => {
+        await store(
+          { study: '14.1', series: '14.1.1', sop: '14.1.1.1', seriesNumber: 1, instanceNumber: 1 },
+          { study: '14.1', series: '14.1.2', sop: '14.1.2.1', seriesNumber: 2, instanceNumber: 1 },
+          { study: '14.1', series: '14.1.2', sop: '14.1.2.2', seriesNumber: 2, instanceNumber: 2 },
+        );
+        expect(await uidsOf('series', { SeriesNumber: '2' }, SERIES)).toEqual(['14.1.2']);
+        expect(await uidsOf('instance', { InstanceNumber: '1' }, SOP)).toEqual(['14.1.1.1', '14.1.2.1']);
+      });
+
+      it('reports matching keys it cannot index as ignored and still answers', async () => {
+        await store({ study: '15.1', series: '15.1.1', sop: '15.1.1.1', extra: { '00101030': { vr: 'DS', Value: [70] } } });
+        const result = await catalog.search(query('study', { PatientWeight: '70', '00091001': 'x', PatientAge: '' }));
+        expect(result.ignoredKeys).toEqual(['PatientWeight', '00091001']);
+        expect(result.matches).toHaveLength(1);
+        expect(result.matches[0]).toHaveProperty('00101030', { vr: 'DS', Value: [70] });
+        expect(result.matches[0]).toHaveProperty('00101010', { vr: 'AS' }); // universal key: returned, not ignored
+      });
+
+      it('returns an empty list when nothing matches', async () => {
+        expect(await search('study')).toEqual([]);
+        await store({ study: '16.1', series: '16.1.1', sop: '16.1.1.1', patientId: 'P1' });
+        expect(await search('study', { PatientID: 'nobody' })).toEqual([]);
+        expect(await search('series', {}, { studyInstanceUid: '9.9.9' })).toEqual([]);
+      });
+    });
+
+    describe('results', () => {
+      const extra: DicomJsonDataset = {
+        '00181030': { vr: 'LO', Value: ['PROTOCOL'] },
+        '00080070': { vr: 'LO', Value: ['ACME'] },
+        '00101010': { vr: 'AS', Value: ['042Y'] },
+        '00200052': { vr: 'UI', Value: ['9.8.7'] },
+        '00280030': { vr: 'DS', Value: [0.5, 0.5] },
+      };
+
+      it('adds includefield attributes given by tag or keyword', async () => {
+        await store({ study: '17.1', series: '17.1.1', sop: '17.1.1.1', extra });
+        const [study] = await search('study', { includefield: ['00101010', 'ProtocolName'] });
+        expect(study).toHaveProperty('00101010', { vr: 'AS', Value: ['042Y'] });
+        expect(study).toHaveProperty('00181030', { vr: 'LO', Value: ['PROTOCOL'] });
+        const [instance] = await search('instance', { includefield: 'PixelSpacing,Manufacturer' });
+        expect(instance).toHaveProperty('00280030', { vr: 'DS', Value: [0.5, 0.5] });
+        expect(instance).toHaveProperty('00080070', { vr: 'LO', Value: ['ACME'] });
+      });
+
+      it('includefield=all returns the level-appropriate stored attributes', async () => {
+        await store({ study: '18.1', series: '18.1.1', sop: '18.1.1.1', extra });
+        const [study] = await search('study', { includefield: 'all' });
+        expect(study).toHaveProperty('00101010'); // PatientAge: Patient Study module
+        expect(study).not.toHaveProperty('00280030'); // PixelSpacing: an image attribute
+        const [series] = await search('series', { includefield: 'all' });
+        expect(series).toHaveProperty('00080070'); // Manufacturer: General Equipment module
+        expect(series).toHaveProperty('00181030'); // ProtocolName: General Series module
+        expect(series).not.toHaveProperty('00280030');
+        const [instance] = await search('instance', { includefield: 'all' });
+        expect(instance).toHaveProperty('00280030');
+        expect(instance).toHaveProperty('00101010');
+      });
+
+      it('pages with limit and offset without skipping or repeating', async () => {
+        const all: string[] = [];
+        for (let i = 1; i <= 7; i++) {
+          all.push(`19.${i}`);
+          await store({ study: `19.${i}`, series: `19.${i}.1`, sop: `19.${i}.1.1` });
+        }
+        const seen: unknown[] = [];
+        for (let offset = 0; offset < 9; offset += 3) {
+          seen.push(...(await uidsOf('study', { limit: '3', offset: String(offset) }, STUDY)));
+        }
+        expect(seen).toEqual(all);
+        expect(await uidsOf('study', { limit: '2', offset: '6' }, STUDY)).toEqual(['19.7']);
+      });
+    });
+
+    describe('ingest', () => {
+      it('storing the same instance twice is idempotent', async () => {
+        const f = { study: '20.1', series: '20.1.1', sop: '20.1.1.1' };
+        await store(f);
+        const again = { ...fakeInstance(f), blobKey: 'other-key' };
+        expect(await catalog.storeInstance(again)).toEqual({ status: 'duplicate', existingBlobKey: 'blobs/20.1.1.1.dcm' });
+        const [study] = await search('study');
+        expect(first(study, '00201208')).toBe(1);
+        expect(await catalog.listInstances({ studyInstanceUid: '20.1' })).toHaveLength(1);
+      });
+
+      it('refuses the same SOP Instance UID under another study or series as a conflict', async () => {
+        await store({ study: '21.1', series: '21.1.1', sop: '21.1.1.1' });
+        const otherSeries = await catalog.storeInstance(fakeInstance({ study: '21.1', series: '21.1.2', sop: '21.1.1.1' }));
+        expect(otherSeries.status).toBe('conflict');
+        const otherStudy = await catalog.storeInstance(fakeInstance({ study: '21.2', series: '21.2.1', sop: '21.1.1.1' }));
+        expect(otherStudy.status).toBe('conflict');
+        const seriesElsewhere = await catalog.storeInstance(fakeInstance({ study: '21.3', series: '21.1.1', sop: '21.3.1.1' }));
+        expect(seriesElsewhere.status).toBe('conflict');
+        expect(await uidsOf('study', {}, STUDY)).toEqual(['21.1']);
+        const [study] = await search('study');
+        expect(first(study, '00201206')).toBe(1);
+        expect(first(study, '00201208')).toBe(1);
+      });
+
+      it('stores 20 instances of one new study concurrently with exact counters', async () => {
+        const instances = Array.from({ length: 20 }, (_, i) =>
+          fakeInstance({ study: '22.1', series: `22.1.${i % 2}`, sop: `22.1.${i % 2}.${i}`, modality: i % 2 ? 'MR' : 'CT', patientId: 'PC' }),
+        );
+        const outcomes = await Promise.all(instances.map((i) => catalog.storeInstance(i)));
+        expect(outcomes.every((o) => o.status === 'stored')).toBe(true);
+        const studies = await search('study');
+        expect(studies).toHaveLength(1);
+        expect(first(studies[0], '00201206')).toBe(2);
+        expect(first(studies[0], '00201208')).toBe(20);
+        expect(value(studies[0], '00080061')).toEqual(['CT', 'MR']);
+        expect(await catalog.listInstances({ studyInstanceUid: '22.1' })).toHaveLength(20);
+      });
+
+      it('concurrent stores of the same instance store it once', async () => {
+        const instance = fakeInstance({ study: '23.1', series: '23.1.1', sop: '23.1.1.1' });
+        const outcomes = await Promise.all(Array.from({ length: 5 }, () => catalog.storeInstance(instance)));
+        expect(outcomes.filter((o) => o.status === 'stored')).toHaveLength(1);
+        expect(outcomes.filter((o) => o.status === 'duplicate')).toHaveLength(4);
+        const [study] = await search('study');
+        expect(first(study, '00201208')).toBe(1);
+      });
+
+      it('returns frame byte spans exactly as stored', async () => {
+        const pixelData: PixelDataLocation = {
+          tag: '7FE00010',
+          valueOffset: 4_294_967_296,
+          valueLength: undefined,
+          encapsulated: true,
+          frames: [[[4_294_967_304, 1234], [4_294_968_546, 99]], [[4_294_968_653, 5_000_000]]],
+          isVideo: false,
+        };
+        await store({ study: '24.1', series: '24.1.1', sop: '24.1.1.1', frames: 2, pixelData });
+        const [stored] = await catalog.listInstances({ studyInstanceUid: '24.1', sopInstanceUid: '24.1.1.1' });
+        expect(stored?.pixelData).toEqual(pixelData);
+        expect(stored).toMatchObject({ numberOfFrames: 2, rows: 4, columns: 4, blobKey: 'blobs/24.1.1.1.dcm', blobSize: 1064, transferSyntaxUid: EXPLICIT_LE });
+      });
+
+      it('lists instances in series then instance order, within the requested scope', async () => {
+        await store(
+          { study: '25.1', series: '25.1.2', sop: '25.1.2.2', seriesNumber: 2, instanceNumber: 2 },
+          { study: '25.1', series: '25.1.2', sop: '25.1.2.1', seriesNumber: 2, instanceNumber: 1 },
+          { study: '25.1', series: '25.1.1', sop: '25.1.1.1', seriesNumber: 1, instanceNumber: 1 },
+        );
+        const all = await catalog.listInstances({ studyInstanceUid: '25.1' });
+        expect(all.map((i) => i.sopInstanceUid)).toEqual(['25.1.1.1', '25.1.2.1', '25.1.2.2']);
+        const series = await catalog.listInstances({ studyInstanceUid: '25.1', seriesInstanceUid: '25.1.2' });
+        expect(series.map((i) => i.sopInstanceUid)).toEqual(['25.1.2.1', '25.1.2.2']);
+        expect(await catalog.listInstances({ studyInstanceUid: '25.9' })).toEqual([]);
+      });
+
+      it('migrate can run again on an up-to-date schema', async () => {
+        await store({ study: '26.1', series: '26.1.1', sop: '26.1.1.1' });
+        await catalog.migrate();
+        expect(await uidsOf('study', {}, STUDY)).toEqual(['26.1']);
+      });
+    });
+  });
+}

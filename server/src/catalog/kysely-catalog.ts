@@ -1,0 +1,127 @@
+/**
+ * The Catalog on top of Kysely, shared by the SQLite and PostgreSQL backends. A backend supplies only
+ * what differs between engines: how a write transaction starts, which errors are worth retrying, and
+ * how the schema is migrated.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { sql, type Kysely } from 'kysely';
+import { AppError, isAppError } from '../errors.js';
+import type { Catalog, InstanceScope, NewInstance, QidoResult, StoreInstanceOutcome, StoredInstance } from './catalog.js';
+import { extractRows } from './extract-attributes.js';
+import type { SqlEngine } from './migrations.js';
+import type { QidoQuery } from './qido-query.js';
+import type { CatalogDatabase } from './schema.js';
+import { runSearch } from './search-query.js';
+import { ConflictSignal, storeInstanceRows } from './store-instance.js';
+
+const MAX_ATTEMPTS = 8;
+
+type Db = Kysely<CatalogDatabase>;
+
+/** Database failures become INDEX_FAILURE (503); the driver error is kept as `cause`, never in the message. */
+function asIndexFailure(error: unknown, action: string): unknown {
+  if (isAppError(error)) return error;
+  return new AppError('INDEX_FAILURE', `Index database error while ${action}`, { cause: error });
+}
+
+export abstract class KyselyCatalog implements Catalog {
+  protected constructor(
+    protected readonly db: Db,
+    protected readonly engine: SqlEngine,
+  ) {}
+
+  abstract migrate(): Promise<void>;
+
+  /** Runs `work` in one write transaction, committed when it resolves and rolled back when it throws. */
+  protected abstract inTransaction<T>(work: (trx: Db) => Promise<T>): Promise<T>;
+
+  /** Unique-constraint races, serialisation failures, deadlocks, lock timeouts. */
+  protected abstract isRetryable(error: unknown): boolean;
+
+  async storeInstance(instance: NewInstance): Promise<StoreInstanceOutcome> {
+    const rows = extractRows(instance.header);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.inTransaction((trx) => storeInstanceRows(trx, instance, rows));
+      } catch (error) {
+        if (error instanceof ConflictSignal) return { status: 'conflict', reason: error.reason };
+        if (attempt >= MAX_ATTEMPTS || !this.isRetryable(error)) throw asIndexFailure(error, 'storing an instance');
+        // Jittered back-off so racing writers do not collide again in lockstep.
+        await sleep(Math.random() * 5 * attempt);
+      }
+    }
+  }
+
+  async listInstances(scope: InstanceScope): Promise<StoredInstance[]> {
+    try {
+      return (await this.instanceRows(scope)).map(toStoredInstance);
+    } catch (error) {
+      throw asIndexFailure(error, 'listing instances');
+    }
+  }
+
+  private instanceRows(scope: InstanceScope) {
+    let query = this.db
+      .selectFrom('instances as i')
+      .innerJoin('series as se', 'se.id', 'i.series_fk')
+      .innerJoin('studies as st', 'st.id', 'se.study_fk')
+      .select([
+        'st.study_uid', 'se.series_uid', 'i.sop_instance_uid', 'i.sop_class_uid', 'i.transfer_syntax_uid',
+        'i.blob_key', 'i.blob_size', 'i.number_of_frames', 'i.pixel_rows', 'i.pixel_columns', 'i.pixel_data',
+      ])
+      .where('st.study_uid', '=', scope.studyInstanceUid);
+    if (scope.seriesInstanceUid !== undefined) query = query.where('se.series_uid', '=', scope.seriesInstanceUid);
+    if (scope.sopInstanceUid !== undefined) query = query.where('i.sop_instance_uid', '=', scope.sopInstanceUid);
+    // Series then instance number; NULL numbers last on both engines, insertion order breaks ties.
+    return query
+      .orderBy(sql`${sql.ref('se.series_number')} is null`)
+      .orderBy('se.series_number')
+      .orderBy('se.id')
+      .orderBy(sql`${sql.ref('i.instance_number')} is null`)
+      .orderBy('i.instance_number')
+      .orderBy('i.id')
+      .execute();
+  }
+
+  async search(query: QidoQuery): Promise<QidoResult> {
+    try {
+      return await runSearch(this.db, this.engine, query);
+    } catch (error) {
+      throw asIndexFailure(error, 'searching');
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.db.destroy();
+  }
+}
+
+interface InstanceRow {
+  study_uid: string;
+  series_uid: string;
+  sop_instance_uid: string;
+  sop_class_uid: string;
+  transfer_syntax_uid: string;
+  blob_key: string;
+  blob_size: number | string;
+  number_of_frames: number;
+  pixel_rows: number | null;
+  pixel_columns: number | null;
+  pixel_data: string | null;
+}
+
+function toStoredInstance(row: InstanceRow): StoredInstance {
+  return {
+    studyInstanceUid: row.study_uid,
+    seriesInstanceUid: row.series_uid,
+    sopInstanceUid: row.sop_instance_uid,
+    sopClassUid: row.sop_class_uid,
+    transferSyntaxUid: row.transfer_syntax_uid,
+    blobKey: row.blob_key,
+    blobSize: Number(row.blob_size),
+    numberOfFrames: row.number_of_frames,
+    rows: row.pixel_rows ?? undefined,
+    columns: row.pixel_columns ?? undefined,
+    pixelData: row.pixel_data === null ? undefined : JSON.parse(row.pixel_data),
+  };
+}

@@ -1,0 +1,145 @@
+/**
+ * Schema migrations, provided in code (no files are read at runtime) so the compiled server and the
+ * tests run the same steps. Only the surrogate key differs between engines; everything else is shared.
+ * Append new migrations; never edit one that has shipped.
+ */
+import { Migrator, sql, type ColumnDefinitionBuilder, type Kysely, type Migration, type MigrationProvider } from 'kysely';
+
+export type SqlEngine = 'sqlite' | 'postgres';
+
+type ColumnBuilder = (col: ColumnDefinitionBuilder) => ColumnDefinitionBuilder;
+
+function idColumn(engine: SqlEngine): ColumnBuilder {
+  return engine === 'postgres'
+    ? (col) => col.primaryKey().generatedAlwaysAsIdentity()
+    : (col) => col.primaryKey().autoIncrement();
+}
+
+/**
+ * Index for columns matched with '=' and with wildcards ('DOE*' → LIKE 'DOE%'). PostgreSQL uses a
+ * plain btree for LIKE prefixes only under the C collation; text_pattern_ops works under any collation
+ * and still serves equality. SQLite (BINARY collation, case_sensitive_like=ON) needs nothing special.
+ */
+async function createMatchIndex(db: Kysely<unknown>, engine: SqlEngine, table: string, column: string): Promise<void> {
+  const index = db.schema.createIndex(`${table}_${column}_idx`).on(table);
+  await (engine === 'postgres' ? index.expression(sql`${sql.ref(column)} text_pattern_ops`) : index.column(column)).execute();
+}
+
+async function createPatients(db: Kysely<unknown>, engine: SqlEngine): Promise<void> {
+  await db.schema
+    .createTable('patients')
+    .addColumn('id', 'integer', idColumn(engine))
+    .addColumn('patient_id', 'text')
+    .addColumn('issuer', 'text', (c) => c.notNull().defaultTo(''))
+    .addColumn('patient_name', 'text')
+    .addColumn('patient_name_search', 'text')
+    .addColumn('birth_date', 'text')
+    .addColumn('sex', 'text')
+    .addUniqueConstraint('patients_patient_id_issuer_key', ['patient_id', 'issuer'])
+    .execute();
+  await createMatchIndex(db, engine, 'patients', 'patient_name_search');
+}
+
+async function createStudies(db: Kysely<unknown>, engine: SqlEngine): Promise<void> {
+  await db.schema
+    .createTable('studies')
+    .addColumn('id', 'integer', idColumn(engine))
+    .addColumn('study_uid', 'text', (c) => c.notNull().unique())
+    .addColumn('patient_fk', 'integer', (c) => c.notNull().references('patients.id').onDelete('cascade'))
+    .addColumn('study_date', 'text')
+    .addColumn('study_time', 'text')
+    .addColumn('accession_number', 'text')
+    .addColumn('referring_physician_name', 'text')
+    .addColumn('referring_physician_name_search', 'text')
+    .addColumn('study_description', 'text')
+    .addColumn('study_id', 'text')
+    .addColumn('modalities', 'text')
+    .addColumn('specific_character_set', 'text')
+    .addColumn('timezone_offset', 'text')
+    .addColumn('num_series', 'integer', (c) => c.notNull().defaultTo(0))
+    .addColumn('num_instances', 'integer', (c) => c.notNull().defaultTo(0))
+    .addColumn('attributes', 'text', (c) => c.notNull())
+    .addColumn('created_at', 'text', (c) => c.notNull())
+    .execute();
+  for (const column of ['patient_fk', 'study_date', 'study_id']) {
+    await db.schema.createIndex(`studies_${column}_idx`).on('studies').column(column).execute();
+  }
+  for (const column of ['accession_number', 'referring_physician_name_search']) {
+    await createMatchIndex(db, engine, 'studies', column);
+  }
+}
+
+async function createSeries(db: Kysely<unknown>, engine: SqlEngine): Promise<void> {
+  await db.schema
+    .createTable('series')
+    .addColumn('id', 'integer', idColumn(engine))
+    .addColumn('series_uid', 'text', (c) => c.notNull().unique())
+    .addColumn('study_fk', 'integer', (c) => c.notNull().references('studies.id').onDelete('cascade'))
+    .addColumn('modality', 'text')
+    .addColumn('series_description', 'text')
+    .addColumn('series_number', 'integer')
+    .addColumn('pps_start_date', 'text')
+    .addColumn('pps_start_time', 'text')
+    .addColumn('specific_character_set', 'text')
+    .addColumn('timezone_offset', 'text')
+    .addColumn('request_attributes', 'text')
+    .addColumn('num_instances', 'integer', (c) => c.notNull().defaultTo(0))
+    .addColumn('attributes', 'text', (c) => c.notNull())
+    .addColumn('created_at', 'text', (c) => c.notNull())
+    .execute();
+  // (study_fk, modality) serves both "series of a study" and the ModalitiesInStudy EXISTS probe.
+  await db.schema.createIndex('series_study_fk_modality_idx').on('series').columns(['study_fk', 'modality']).execute();
+  await db.schema.createIndex('series_modality_idx').on('series').column('modality').execute();
+}
+
+async function createInstances(db: Kysely<unknown>, engine: SqlEngine): Promise<void> {
+  await db.schema
+    .createTable('instances')
+    .addColumn('id', 'integer', idColumn(engine))
+    .addColumn('sop_instance_uid', 'text', (c) => c.notNull().unique())
+    .addColumn('series_fk', 'integer', (c) => c.notNull().references('series.id').onDelete('cascade'))
+    .addColumn('sop_class_uid', 'text', (c) => c.notNull())
+    .addColumn('instance_number', 'integer')
+    .addColumn('pixel_rows', 'integer')
+    .addColumn('pixel_columns', 'integer')
+    .addColumn('bits_allocated', 'integer')
+    .addColumn('number_of_frames', 'integer', (c) => c.notNull())
+    .addColumn('transfer_syntax_uid', 'text', (c) => c.notNull())
+    .addColumn('specific_character_set', 'text')
+    .addColumn('timezone_offset', 'text')
+    .addColumn('blob_key', 'text', (c) => c.notNull())
+    .addColumn('blob_size', 'bigint', (c) => c.notNull())
+    .addColumn('pixel_data', 'text')
+    .addColumn('attributes', 'text', (c) => c.notNull())
+    .addColumn('created_at', 'text', (c) => c.notNull())
+    .execute();
+  await db.schema.createIndex('instances_series_fk_number_idx').on('instances').columns(['series_fk', 'instance_number']).execute();
+  await db.schema.createIndex('instances_sop_class_uid_idx').on('instances').column('sop_class_uid').execute();
+}
+
+function initialSchema(engine: SqlEngine): Migration {
+  return {
+    async up(db) {
+      await createPatients(db, engine);
+      await createStudies(db, engine);
+      await createSeries(db, engine);
+      await createInstances(db, engine);
+    },
+  };
+}
+
+export function catalogMigrations(engine: SqlEngine): MigrationProvider {
+  return { getMigrations: async () => ({ '0001_initial_schema': initialSchema(engine) }) };
+}
+
+/** Applies pending migrations; throws with the failing migration's error. */
+export async function migrateToLatest(db: Kysely<unknown>, engine: SqlEngine, schema?: string): Promise<void> {
+  const migrator = new Migrator({
+    db,
+    provider: catalogMigrations(engine),
+    // Without an explicit schema Kysely would find a migration table in *any* schema of the database.
+    ...(schema === undefined ? {} : { migrationTableSchema: schema }),
+  });
+  const { error } = await migrator.migrateToLatest();
+  if (error) throw error instanceof Error ? error : new Error(String(error));
+}

@@ -1,0 +1,92 @@
+/**
+ * Row types of the catalog tables, shared by the SQLite and PostgreSQL backends.
+ *
+ * Conventions: DA values are 'YYYYMMDD' text, TM values digits without colons, multi-valued CS
+ * values joined with '\' (as in the DICOM encoding), person names in their DICOM string form
+ * ('Alphabetic=Ideographic=Phonetic') plus an upper-cased `*_search` copy of the alphabetic group so
+ * names match case-insensitively on both engines (PS3.4 §C.2.2.2.1 leaves PN case handling to the
+ * SCP). JSON columns hold text. Timestamps are ISO-8601 text.
+ */
+import type { Generated } from 'kysely';
+
+export interface PatientsTable {
+  id: Generated<number>;
+  /** NULL when the instance carries no Patient ID: such patients are never merged. */
+  patient_id: string | null;
+  /** '' when absent, so the (patient_id, issuer) unique key also covers IDs without an issuer. */
+  issuer: string;
+  patient_name: string | null;
+  patient_name_search: string | null;
+  birth_date: string | null;
+  sex: string | null;
+}
+
+export interface StudiesTable {
+  id: Generated<number>;
+  study_uid: string;
+  patient_fk: number;
+  study_date: string | null;
+  study_time: string | null;
+  accession_number: string | null;
+  referring_physician_name: string | null;
+  referring_physician_name_search: string | null;
+  study_description: string | null;
+  study_id: string | null;
+  /** Distinct series modalities, sorted, '\'-joined (ModalitiesInStudy). */
+  modalities: string | null;
+  specific_character_set: string | null;
+  timezone_offset: string | null;
+  num_series: number;
+  num_instances: number;
+  /** Header of the study's first instance, DICOM JSON. */
+  attributes: string;
+  created_at: string;
+}
+
+export interface SeriesTable {
+  id: Generated<number>;
+  series_uid: string;
+  study_fk: number;
+  modality: string | null;
+  series_description: string | null;
+  series_number: number | null;
+  pps_start_date: string | null;
+  pps_start_time: string | null;
+  specific_character_set: string | null;
+  timezone_offset: string | null;
+  /** RequestAttributesSequence element as DICOM JSON, when present. */
+  request_attributes: string | null;
+  num_instances: number;
+  /** Header of the series' first instance, DICOM JSON. */
+  attributes: string;
+  created_at: string;
+}
+
+export interface InstancesTable {
+  id: Generated<number>;
+  sop_instance_uid: string;
+  series_fk: number;
+  sop_class_uid: string;
+  instance_number: number | null;
+  pixel_rows: number | null;
+  pixel_columns: number | null;
+  bits_allocated: number | null;
+  number_of_frames: number;
+  transfer_syntax_uid: string;
+  specific_character_set: string | null;
+  timezone_offset: string | null;
+  blob_key: string;
+  /** bigint in PostgreSQL: node-postgres returns it as a string, so read it through Number(). */
+  blob_size: number | string;
+  /** PixelDataLocation as JSON, NULL when the instance has no pixel data. */
+  pixel_data: string | null;
+  attributes: string;
+  created_at: string;
+}
+
+export interface CatalogDatabase {
+  patients: PatientsTable;
+  studies: StudiesTable;
+  series: SeriesTable;
+  instances: InstancesTable;
+}

@@ -1,0 +1,66 @@
+/**
+ * Catalog in an embedded SQLite file (better-sqlite3). One connection, so Kysely serialises all
+ * statements; write transactions start with BEGIN IMMEDIATE so they take the write lock up front
+ * instead of failing on a read→write upgrade when another process holds the file.
+ */
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { Kysely, SqliteDialect, sql } from 'kysely';
+import { KyselyCatalog } from './kysely-catalog.js';
+import { migrateToLatest } from './migrations.js';
+import type { CatalogDatabase } from './schema.js';
+
+const BUSY_TIMEOUT_MS = 5000;
+
+function openDatabase(file: string): Database.Database {
+  const inMemory = file === ':memory:';
+  if (!inMemory) mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+  const database = new Database(file);
+  if (!inMemory) database.pragma('journal_mode = WAL');
+  database.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+  database.pragma('foreign_keys = ON');
+  // LIKE is case-insensitive in SQLite by default; QIDO matching of non-PN strings is case-sensitive
+  // (PS3.4 §C.2.2.2.1), as it is in PostgreSQL. Person names use an upper-cased column instead.
+  database.pragma('case_sensitive_like = ON');
+  return database;
+}
+
+function sqliteCode(error: unknown): string | undefined {
+  return typeof error === 'object' && error !== null && 'code' in error ? String(error.code) : undefined;
+}
+
+export class SqliteCatalog extends KyselyCatalog {
+  private readonly database: Database.Database;
+
+  /** @param file path of the database file (its folder is created), or ':memory:'. */
+  constructor(file: string) {
+    const database = openDatabase(file);
+    super(new Kysely<CatalogDatabase>({ dialect: new SqliteDialect({ database }) }), 'sqlite');
+    this.database = database;
+  }
+
+  async migrate(): Promise<void> {
+    await migrateToLatest(this.db as Kysely<unknown>, 'sqlite');
+  }
+
+  protected async inTransaction<T>(work: (trx: Kysely<CatalogDatabase>) => Promise<T>): Promise<T> {
+    return this.db.connection().execute(async (connection) => {
+      await sql`begin immediate`.execute(connection);
+      try {
+        const result = await work(connection);
+        await sql`commit`.execute(connection);
+        return result;
+      } catch (error) {
+        // SQLite may already have rolled back on its own (e.g. SQLITE_FULL).
+        if (this.database.inTransaction) await sql`rollback`.execute(connection);
+        throw error;
+      }
+    });
+  }
+
+  protected isRetryable(error: unknown): boolean {
+    const code = sqliteCode(error);
+    return code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED' || code === 'SQLITE_CONSTRAINT_UNIQUE';
+  }
+}

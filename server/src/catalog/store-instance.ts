@@ -1,0 +1,135 @@
+/**
+ * The body of the one-transaction-per-instance ingest, shared by both engines. Order matters for
+ * concurrency: patient → study → series → instance, always the same, so concurrent stores wait on each
+ * other instead of deadlocking. Rows that may be created concurrently are inserted with
+ * `ON CONFLICT DO NOTHING` and read back; the study row is updated before anything below it, which
+ * (in PostgreSQL) locks it for the rest of the transaction and serialises writers of the same study,
+ * so the counters and ModalitiesInStudy stay exact. A unique violation on the instance itself means a
+ * concurrent store of the same SOP Instance UID: the caller retries, and the retry sees it.
+ */
+import type { Kysely } from 'kysely';
+import type { NewInstance, StoreInstanceOutcome } from './catalog.js';
+import type { ExtractedRows, PatientValues } from './extract-attributes.js';
+import type { CatalogDatabase } from './schema.js';
+
+/** Thrown inside the transaction to roll it back and report a conflict. */
+export class ConflictSignal extends Error {
+  constructor(readonly reason: string) {
+    super(reason);
+    this.name = 'ConflictSignal';
+  }
+}
+
+type Db = Kysely<CatalogDatabase>;
+
+async function findExisting(db: Db, sopInstanceUid: string) {
+  return db
+    .selectFrom('instances as i')
+    .innerJoin('series as se', 'se.id', 'i.series_fk')
+    .innerJoin('studies as st', 'st.id', 'se.study_fk')
+    .select(['i.blob_key', 'se.series_uid', 'st.study_uid'])
+    .where('i.sop_instance_uid', '=', sopInstanceUid)
+    .executeTakeFirst();
+}
+
+async function ensurePatient(db: Db, patient: PatientValues): Promise<{ id: number; created: boolean }> {
+  const inserted = await db
+    .insertInto('patients')
+    .values(patient)
+    .onConflict((oc) => oc.columns(['patient_id', 'issuer']).doNothing())
+    .returning('id')
+    .executeTakeFirst();
+  if (inserted) return { id: inserted.id, created: true };
+  const existing = await db
+    .selectFrom('patients')
+    .select('id')
+    .where('patient_id', '=', patient.patient_id ?? '')
+    .where('issuer', '=', patient.issuer)
+    .executeTakeFirstOrThrow();
+  return { id: existing.id, created: false };
+}
+
+async function findStudyId(db: Db, studyUid: string): Promise<number | undefined> {
+  const row = await db.selectFrom('studies').select('id').where('study_uid', '=', studyUid).executeTakeFirst();
+  return row?.id;
+}
+
+async function ensureStudy(db: Db, rows: ExtractedRows): Promise<number> {
+  const found = await findStudyId(db, rows.study.study_uid);
+  if (found !== undefined) return found;
+  const patient = await ensurePatient(db, rows.patient);
+  const inserted = await db
+    .insertInto('studies')
+    .values({ ...rows.study, patient_fk: patient.id, modalities: null, num_series: 0, num_instances: 0 })
+    .onConflict((oc) => oc.column('study_uid').doNothing())
+    .returning('id')
+    .executeTakeFirst();
+  if (inserted) return inserted.id;
+  // Another transaction created the study meanwhile; drop the patient row we made for nothing.
+  if (patient.created) await db.deleteFrom('patients').where('id', '=', patient.id).execute();
+  const winner = await findStudyId(db, rows.study.study_uid);
+  if (winner === undefined) throw new Error('Study row vanished during concurrent insert');
+  return winner;
+}
+
+async function findSeries(db: Db, seriesUid: string) {
+  return db.selectFrom('series').select(['id', 'study_fk']).where('series_uid', '=', seriesUid).executeTakeFirst();
+}
+
+async function ensureSeries(db: Db, rows: ExtractedRows, studyId: number): Promise<{ id: number; created: boolean }> {
+  let series = await findSeries(db, rows.series.series_uid);
+  if (!series) {
+    const inserted = await db
+      .insertInto('series')
+      .values({ ...rows.series, study_fk: studyId, num_instances: 0 })
+      .onConflict((oc) => oc.column('series_uid').doNothing())
+      .returning('id')
+      .executeTakeFirst();
+    if (inserted) return { id: inserted.id, created: true };
+    series = await findSeries(db, rows.series.series_uid);
+    if (!series) throw new Error('Series row vanished during concurrent insert');
+  }
+  if (series.study_fk !== studyId) {
+    throw new ConflictSignal('The Series Instance UID is already stored under another study');
+  }
+  return { id: series.id, created: false };
+}
+
+/** ModalitiesInStudy (0008,0061) as stored: distinct, sorted, '\'-joined. */
+export function mergeModalities(current: string | null, added: string | null): string | null {
+  const set = new Set((current ?? '').split('\\').filter((m) => m !== ''));
+  if (added) set.add(added);
+  return set.size > 0 ? [...set].sort().join('\\') : null;
+}
+
+async function addSeriesToStudy(db: Db, studyId: number, modality: string | null): Promise<void> {
+  const study = await db.selectFrom('studies').select('modalities').where('id', '=', studyId).executeTakeFirstOrThrow();
+  await db
+    .updateTable('studies')
+    .set((eb) => ({ num_series: eb('num_series', '+', 1), modalities: mergeModalities(study.modalities, modality) }))
+    .where('id', '=', studyId)
+    .execute();
+}
+
+/** Runs inside a transaction. Throws ConflictSignal (roll back, report conflict) or a DB error (retry). */
+export async function storeInstanceRows(db: Db, instance: NewInstance, rows: ExtractedRows): Promise<StoreInstanceOutcome> {
+  const { header } = instance;
+  const existing = await findExisting(db, header.sopInstanceUid);
+  if (existing) {
+    if (existing.study_uid === header.studyInstanceUid && existing.series_uid === header.seriesInstanceUid) {
+      return { status: 'duplicate', existingBlobKey: existing.blob_key };
+    }
+    return { status: 'conflict', reason: 'The SOP Instance UID is already stored under another study or series' };
+  }
+  const studyId = await ensureStudy(db, rows);
+  // Updating the study first takes its row lock (PostgreSQL) before any series/instance work.
+  await db.updateTable('studies').set((eb) => ({ num_instances: eb('num_instances', '+', 1) })).where('id', '=', studyId).execute();
+  const series = await ensureSeries(db, rows, studyId);
+  await db.updateTable('series').set((eb) => ({ num_instances: eb('num_instances', '+', 1) })).where('id', '=', series.id).execute();
+  if (series.created) await addSeriesToStudy(db, studyId, rows.series.modality);
+  await db
+    .insertInto('instances')
+    .values({ ...rows.instance, series_fk: series.id, blob_key: instance.blobKey, blob_size: instance.blobSize })
+    .execute();
+  return { status: 'stored' };
+}
