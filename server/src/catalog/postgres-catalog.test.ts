@@ -23,8 +23,17 @@ if (available) {
       },
     };
   });
-} else {
+} else if (process.env.PACS_TEST_SKIP_POSTGRES === '1') {
   describe('PostgreSQL catalog', () => {
-    it.skip(`skipped: no PostgreSQL at ${TEST_POSTGRES_URL.replace(/\/\/[^@]*@/, '//')} (set PACS_TEST_POSTGRES_URL)`, () => {});
+    it.skip('skipped on request (PACS_TEST_SKIP_POSTGRES=1)', () => {});
+  });
+} else {
+  // The production index must really be exercised: a missing server is a failure, not a silent skip.
+  describe('PostgreSQL catalog', () => {
+    it('needs the PostgreSQL test server', () => {
+      throw new Error(
+        `No PostgreSQL at ${TEST_POSTGRES_URL.replace(/\/\/[^@]*@/, '//')}: start it (.ci/run does) or set PACS_TEST_POSTGRES_URL; PACS_TEST_SKIP_POSTGRES=1 skips explicitly`,
+      );
+    });
   });
 }

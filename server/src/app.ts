@@ -1,0 +1,66 @@
+/**
+ * Composition root: the only place concrete storage and index classes are constructed. `buildApp`
+ * wires given dependencies into Fastify (tests pass their own); `createServices` builds them from config.
+ */
+import Fastify, { type FastifyInstance } from 'fastify';
+import pino, { type Logger } from 'pino';
+import { Archive } from './archive/archive.js';
+import type { Catalog } from './catalog/catalog.js';
+import { createCatalog } from './catalog/create-catalog.js';
+import type { Config } from './config.js';
+import { dicomwebPlugin } from './dicomweb/dicomweb.plugin.js';
+import { errorHandler } from './http/error-handler.js';
+import { loggerOptions } from './http/logger.js';
+import type { BlobStore } from './storage/blob-store.js';
+import { createBlobStore } from './storage/create-blob-store.js';
+
+export interface Services {
+  blobStore: BlobStore;
+  catalog: Catalog;
+  logger: Logger;
+}
+
+export async function createServices(config: Readonly<Config>, logger?: Logger): Promise<Services> {
+  const log = logger ?? pino(loggerOptions(config));
+  const blobStore = await createBlobStore(config.blobStore);
+  try {
+    const catalog = await createCatalog(config.index);
+    return { blobStore, catalog, logger: log };
+  } catch (err) {
+    await blobStore.close();
+    throw err;
+  }
+}
+
+export async function buildApp(config: Readonly<Config>, services: Services): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: services.logger,
+    // Gigabyte uploads over thin hospital links take long: no total request deadline, but idle
+    // connections and slow headers are still cut off.
+    requestTimeout: 0,
+    connectionTimeout: 0,
+    keepAliveTimeout: 72_000,
+  }) as unknown as FastifyInstance;
+
+  app.setErrorHandler(errorHandler);
+  app.setNotFoundHandler((request, reply) => {
+    void reply.code(404).send({ error: { code: 'NOT_FOUND', message: `No route for ${request.method} ${request.url.split('?')[0]}` } });
+  });
+
+  const archive = new Archive(services.blobStore, services.catalog, services.logger, {
+    maxHeaderBytes: config.stow.maxHeaderBytes,
+  });
+  await app.register(dicomwebPlugin, { prefix: config.dicomwebPrefix, archive, config });
+
+  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/', async () => ({
+    name: 'filmless-pacs',
+    dicomweb: config.dicomwebPrefix,
+  }));
+
+  app.addHook('onClose', async () => {
+    await services.catalog.close();
+    await services.blobStore.close();
+  });
+  return app;
+}

@@ -1,0 +1,197 @@
+/**
+ * The archive's use cases (Orthanc's ServerContext): store a streamed Part-10 file, list instances,
+ * search. Depends only on the BlobStore and Catalog interfaces; the DICOMweb and DIMSE front ends call
+ * this and never touch storage or the index themselves.
+ *
+ * Ordering rule that makes a crash harmless: the blob is written completely (and atomically) first, the
+ * index row last, in one transaction. A crash in between leaves an unreferenced blob, never an index
+ * row pointing at a missing or half-written file.
+ */
+import { randomUUID } from 'node:crypto';
+import { PassThrough } from 'node:stream';
+import { once } from 'node:events';
+import type { Logger } from 'pino';
+import type { BlobStore } from '../storage/blob-store.js';
+import type { Catalog, InstanceScope, QidoResult, StoredInstance } from '../catalog/catalog.js';
+import type { QidoQuery } from '../catalog/qido-query.js';
+import type { InstanceHeader } from '../dicom/instance-header.js';
+import { scanPart10 } from '../dicom/part10-scanner.js';
+import { AppError, InvalidDicomError } from '../errors.js';
+import { FailureReason, type FailedItem, type StoredItem } from './stow-outcome.js';
+
+export type StoreResult = { ok: true; item: StoredItem } | { ok: false; failure: FailedItem };
+
+export interface ScannedPart {
+  /** Resolves once the blob is durable and the index row written (or the failure is known). */
+  completion: Promise<StoreResult>;
+}
+
+export interface ArchiveOptions {
+  maxHeaderBytes: number;
+}
+
+/** Errors that concern the whole request, not one part: they abort the request. */
+function isRequestLevelError(err: unknown): boolean {
+  return err instanceof AppError && (err.code === 'MALFORMED_MULTIPART' || err.code === 'PAYLOAD_TOO_LARGE');
+}
+
+export class Archive {
+  constructor(
+    private readonly blobs: BlobStore,
+    private readonly catalog: Catalog,
+    private readonly log: Logger,
+    private readonly options: ArchiveOptions,
+  ) {}
+
+  /**
+   * Streams one Part-10 file into blob storage while its header is parsed. Resolves when the source has
+   * been consumed (so the caller can read the next multipart part) with a `completion` that finishes the
+   * blob and the index row. Rejects only for request-level errors (malformed multipart, body too large);
+   * everything else about this one file becomes a failed StoreResult.
+   */
+  async scanAndStore(source: AsyncIterable<Buffer>, expectedStudyUid?: string): Promise<ScannedPart> {
+    const blobKey = newBlobKey();
+    const upload = startUpload(this.blobs, blobKey);
+    let header: InstanceHeader;
+    try {
+      header = await scanPart10(source, upload.write, { maxHeaderBytes: this.options.maxHeaderBytes });
+    } catch (err) {
+      await upload.abort(err);
+      if (isRequestLevelError(err)) throw err;
+      return { completion: Promise.resolve({ ok: false, failure: this.failureOf(err) }) };
+    }
+    if (expectedStudyUid !== undefined && header.studyInstanceUid !== expectedStudyUid) {
+      await upload.abort(new Error('study mismatch'));
+      return {
+        completion: Promise.resolve({
+          ok: false,
+          failure: {
+            sopClassUid: header.sopClassUid,
+            sopInstanceUid: header.sopInstanceUid,
+            failureReason: FailureReason.DataSetMismatch,
+            message: `Study Instance UID ${header.studyInstanceUid} does not match the study in the request path (${expectedStudyUid})`,
+          },
+        }),
+      };
+    }
+    return { completion: this.finishStore(header, blobKey, upload.finish()) };
+  }
+
+  listInstances(scope: InstanceScope): Promise<StoredInstance[]> {
+    return this.catalog.listInstances(scope);
+  }
+
+  search(query: QidoQuery): Promise<QidoResult> {
+    return this.catalog.search(query);
+  }
+
+  private async finishStore(header: InstanceHeader, blobKey: string, put: Promise<number>): Promise<StoreResult> {
+    const item: StoredItem = {
+      sopClassUid: header.sopClassUid,
+      sopInstanceUid: header.sopInstanceUid,
+      studyInstanceUid: header.studyInstanceUid,
+      seriesInstanceUid: header.seriesInstanceUid,
+    };
+    let blobSize: number;
+    try {
+      blobSize = await put;
+    } catch (err) {
+      return { ok: false, failure: { ...itemRef(item), ...this.failureOf(err) } };
+    }
+    try {
+      const outcome = await this.catalog.storeInstance({ header, blobKey, blobSize });
+      if (outcome.status === 'stored') return { ok: true, item };
+      await this.deleteQuietly(blobKey);
+      if (outcome.status === 'duplicate') return { ok: true, item };
+      return {
+        ok: false,
+        failure: { ...itemRef(item), failureReason: FailureReason.DuplicateSopInstance, message: outcome.reason },
+      };
+    } catch (err) {
+      await this.deleteQuietly(blobKey);
+      this.log.error({ err: errorSummary(err) }, 'indexing an instance failed');
+      return {
+        ok: false,
+        failure: { ...itemRef(item), failureReason: FailureReason.OutOfResources, message: 'The index is unavailable' },
+      };
+    }
+  }
+
+  private failureOf(err: unknown): FailedItem {
+    if (err instanceof InvalidDicomError) {
+      return { failureReason: FailureReason.CannotUnderstand, message: err.message };
+    }
+    if (err instanceof AppError && err.code === 'STORAGE_FAILURE') {
+      this.log.error({ err: errorSummary(err) }, 'blob storage failed while storing an instance');
+      return { failureReason: FailureReason.OutOfResources, message: 'Blob storage is unavailable' };
+    }
+    this.log.error({ err: errorSummary(err) }, 'unexpected failure while storing an instance');
+    return { failureReason: FailureReason.ProcessingFailure, message: 'The instance could not be processed' };
+  }
+
+  private async deleteQuietly(blobKey: string): Promise<void> {
+    try {
+      await this.blobs.delete(blobKey);
+    } catch (err) {
+      // An orphan blob is harmless (nothing references it); log and go on.
+      this.log.warn({ err: errorSummary(err), blobKey }, 'could not delete an unreferenced blob');
+    }
+  }
+}
+
+function itemRef(item: StoredItem): Pick<FailedItem, 'sopClassUid' | 'sopInstanceUid'> {
+  return { sopClassUid: item.sopClassUid, sopInstanceUid: item.sopInstanceUid };
+}
+
+/** Only type, code and message: stack traces of parser errors can quote dataset values. */
+function errorSummary(err: unknown): Record<string, unknown> {
+  if (err instanceof Error) return { type: err.name, code: (err as { code?: unknown }).code, message: err.message };
+  return { type: typeof err };
+}
+
+/** Keys are random, sharded two levels deep so no folder holds millions of files (Orthanc does the same). */
+function newBlobKey(): string {
+  const id = randomUUID();
+  return `${id.slice(0, 2)}/${id.slice(2, 4)}/${id}.dcm`;
+}
+
+interface Upload {
+  /** Sink for the scanner: writes one chunk, waiting while the store is slower than the network. */
+  write(chunk: Buffer): Promise<void>;
+  /** Ends the body and resolves with the blob's size once the store has it durably. */
+  finish(): Promise<number>;
+  /** Abandons the upload: nothing is left under the key. */
+  abort(reason: unknown): Promise<void>;
+}
+
+function startUpload(blobs: BlobStore, key: string): Upload {
+  const body = new PassThrough({ highWaterMark: 1024 * 1024 });
+  const put = blobs.put(key, body);
+  let putError: unknown;
+  const putFailed = put.then(
+    () => new Promise<never>(() => {}),
+    (err: unknown) => {
+      putError = err;
+      throw err;
+    },
+  );
+  putFailed.catch(() => {});
+  return {
+    async write(chunk) {
+      if (putError !== undefined) throw putError;
+      if (!body.write(chunk)) await Promise.race([once(body, 'drain'), putFailed]);
+    },
+    async finish() {
+      body.end();
+      return (await put).size;
+    },
+    async abort(reason) {
+      // The store may have stopped listening already; the error must not become an unhandled event.
+      body.on('error', () => {});
+      body.destroy(reason instanceof Error ? reason : new Error('upload aborted'));
+      await put.catch(() => {});
+      // A store that finished anyway (tiny body already flushed) must not keep the blob.
+      await blobs.delete(key).catch(() => {});
+    },
+  };
+}

@@ -1,0 +1,17 @@
+/** The DICOMweb server (PS3.18) under one prefix; dependencies arrive as typed options. */
+import type { FastifyInstance } from 'fastify';
+import type { Archive } from '../archive/archive.js';
+import type { Config } from '../config.js';
+import { qidoRoutes } from './qido.routes.js';
+import { stowRoutes } from './stow.routes.js';
+
+export interface DicomwebPluginOptions {
+  archive: Archive;
+  config: Pick<Config, 'publicBaseUrl' | 'dicomwebPrefix' | 'stow' | 'qido'>;
+}
+
+export async function dicomwebPlugin(app: FastifyInstance, { archive, config }: DicomwebPluginOptions): Promise<void> {
+  const common = { archive, publicBaseUrl: config.publicBaseUrl, dicomwebPath: config.dicomwebPrefix };
+  await app.register(stowRoutes, { ...common, maxBodyBytes: config.stow.maxBodyBytes });
+  await app.register(qidoRoutes, { ...common, defaultLimit: config.qido.defaultLimit, maxLimit: config.qido.maxLimit });
+}

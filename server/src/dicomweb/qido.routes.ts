@@ -1,0 +1,65 @@
+/** QIDO-RS routes (PS3.18 §10.6): search for studies, series and instances. */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Archive } from '../archive/archive.js';
+import type { QidoLevel } from '../catalog/qido-query.js';
+import { parseQidoQuery } from '../catalog/parse-qido-query.js';
+import { AppError } from '../errors.js';
+import { dicomwebBaseUrl } from './base-url.js';
+import { acceptsDicomJson } from './negotiate.js';
+import type { DicomJsonDataset } from '../dicom/dicom-json.js';
+
+export interface QidoRoutesOptions {
+  archive: Archive;
+  publicBaseUrl: string;
+  /** Path of the DICOMweb root, for RetrieveURLs (not `prefix`: Fastify reads that option itself). */
+  dicomwebPath: string;
+  defaultLimit: number;
+  maxLimit: number;
+}
+
+interface ScopeParams {
+  study?: string;
+  series?: string;
+}
+
+export async function qidoRoutes(app: FastifyInstance, options: QidoRoutesOptions): Promise<void> {
+  const search = (level: QidoLevel) => async (request: FastifyRequest<{ Params: ScopeParams }>, reply: FastifyReply) => {
+    if (!acceptsDicomJson(request.headers.accept)) {
+      throw new AppError('NOT_ACCEPTABLE', 'QIDO-RS results are available as application/dicom+json only');
+    }
+    const query = parseQidoQuery(
+      level,
+      { studyInstanceUid: request.params.study, seriesInstanceUid: request.params.series },
+      request.query as Record<string, string | string[] | undefined>,
+      { defaultLimit: options.defaultLimit, maxLimit: options.maxLimit },
+    );
+    const result = await options.archive.search(query);
+    const base = dicomwebBaseUrl(request, options.publicBaseUrl, options.dicomwebPath);
+    if (result.ignoredKeys.length > 0) {
+      // PS3.18 §8.3.4.1: unsupported matching keys are ignored and reported in a Warning header.
+      void reply.header('Warning', `299 ${request.hostname}: "The following attributes are not supported for matching: ${result.ignoredKeys.join(', ')}"`);
+    }
+    return reply.type('application/dicom+json').send(result.matches.map((match) => withRetrieveUrl(match, level, base)));
+  };
+
+  app.get('/studies', search('study'));
+  app.get('/series', search('series'));
+  app.get('/instances', search('instance'));
+  app.get('/studies/:study/series', search('series'));
+  app.get('/studies/:study/instances', search('instance'));
+  app.get('/studies/:study/series/:series/instances', search('instance'));
+}
+
+/** Retrieve URL (0008,1190) of each match, as Tables 10.6.3-3/-4/-5 require. */
+function withRetrieveUrl(match: DicomJsonDataset, level: QidoLevel, base: string): DicomJsonDataset {
+  const study = match['0020000D']?.Value?.[0];
+  const series = match['0020000E']?.Value?.[0];
+  const instance = match['00080018']?.Value?.[0];
+  let url: string | undefined;
+  if (level === 'study' && study) url = `${base}/studies/${study}`;
+  if (level === 'series' && study && series) url = `${base}/studies/${study}/series/${series}`;
+  if (level === 'instance' && study && series && instance) {
+    url = `${base}/studies/${study}/series/${series}/instances/${instance}`;
+  }
+  return url ? { ...match, '00081190': { vr: 'UR', Value: [url] } } : match;
+}

@@ -1,0 +1,23 @@
+/**
+ * Logger options. Patient data must never reach the logs: QIDO query strings carry patient names and
+ * IDs (PatientName=DOE*), so requests are logged by path only, and headers are not logged at all.
+ */
+import type { FastifyRequest } from 'fastify';
+import type { Config } from '../config.js';
+
+export function loggerOptions(config: Pick<Config, 'logLevel'>) {
+  return {
+    level: config.logLevel,
+    serializers: {
+      req(request: FastifyRequest) {
+        return { method: request.method, path: pathOnly(request.url), remoteAddress: request.ip };
+      },
+    },
+  };
+}
+
+/** The URL without its query string. Path segments are UIDs, which identify no person. */
+export function pathOnly(url: string): string {
+  const question = url.indexOf('?');
+  return question === -1 ? url : url.slice(0, question);
+}

@@ -1,0 +1,33 @@
+/** Entry point: config from the environment, services, HTTP server; closes cleanly on SIGINT/SIGTERM. */
+import { buildApp, createServices } from './app.js';
+import { loadConfig } from './config.js';
+import { isAppError } from './errors.js';
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    process.stderr.write(`${isAppError(err) ? err.message : String(err)}\n`);
+    process.exit(2);
+  }
+  const services = await createServices(config);
+  const app = await buildApp(config, services);
+  const shutdown = async (signal: string) => {
+    app.log.info({ signal }, 'shutting down');
+    await app.close();
+    process.exit(0);
+  };
+  process.once('SIGINT', () => void shutdown('SIGINT'));
+  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+  await app.listen({ host: config.host, port: config.port });
+  app.log.info(
+    { dicomweb: `http://${config.host}:${config.port}${config.dicomwebPrefix}`, blobStore: config.blobStore.kind, index: config.index.kind },
+    'filmless-pacs ready',
+  );
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`Startup failed: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

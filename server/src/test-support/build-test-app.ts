@@ -1,0 +1,49 @@
+/**
+ * An app on embedded storage in a fresh temp folder (blob folder + SQLite file), with its log lines
+ * captured so tests can check what the server writes about patients (nothing).
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import pino from 'pino';
+import type { FastifyInstance } from 'fastify';
+import { buildApp, createServices, type Services } from '../app.js';
+import { loadConfig, type Config } from '../config.js';
+import { loggerOptions } from '../http/logger.js';
+
+export interface TestApp {
+  app: FastifyInstance;
+  config: Readonly<Config>;
+  dataDir: string;
+  services: Services;
+  logLines: string[];
+  close(): Promise<void>;
+}
+
+export async function buildTestApp(env: Record<string, string> = {}): Promise<TestApp> {
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'pacs-test-'));
+  const config = loadConfig({ PACS_DATA_DIR: dataDir, PACS_LOG_LEVEL: 'info', ...env });
+  const logLines: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      logLines.push(chunk.toString('utf8'));
+      callback();
+    },
+  });
+  const logger = pino(loggerOptions(config), sink);
+  const services = await createServices(config, logger);
+  const app = await buildApp(config, services);
+  await app.ready();
+  return {
+    app,
+    config,
+    dataDir,
+    services,
+    logLines,
+    async close() {
+      await app.close();
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
