@@ -4,22 +4,7 @@
  * proper VR.
  */
 
-interface DcmjsDictionaryEntry {
-  tag: string; // '(0010,0010)'
-  vr: string;
-  vm: string;
-  name: string;
-}
-
-interface DcmjsModule {
-  data: { DicomMetaDictionary: { nameMap: Record<string, DcmjsDictionaryEntry> } };
-}
-
-// dcmjs ships no type declarations; a non-literal specifier keeps the compiler from demanding them
-// without adding a global `declare module` that could clash with one elsewhere in the project.
-const DCMJS: string = 'dcmjs';
-const loaded = (await import(DCMJS)) as { default?: DcmjsModule } & Partial<DcmjsModule>;
-const dcmjs = (loaded.default ?? loaded) as DcmjsModule;
+import dcmjs from 'dcmjs';
 
 export interface DictionaryEntry {
   /** 8-digit upper-case hex tag. */

@@ -20,7 +20,7 @@
  * stack here nor in dcmjs (which recurses, and took minutes on the 3.6 MB deeply nested test file), and it
  * never buffers a value it does not need.
  */
-import { createRequire } from 'node:module';
+import dcmjs, { type DcmjsDict } from 'dcmjs';
 import { createInflateRaw, type InflateRaw } from 'node:zlib';
 import { InvalidDicomError } from '../errors.js';
 import { ByteReader, isTruncation, truncated, type ChunkSink } from './byte-reader.js';
@@ -93,31 +93,9 @@ function tooLarge(limit: number): InvalidDicomError {
 }
 
 // ---------------------------------------------------------------------------------------------------
-// dcmjs (CommonJS build; it ships no types, so only what is used is typed here)
+// dcmjs (types in server/src/types/vendor.d.ts)
 
-interface DcmjsElement {
-  vr: string;
-  Value?: unknown[];
-}
-type DcmjsDict = Record<string, DcmjsElement>;
-interface DcmjsLogger {
-  getLevel(): number;
-  setLevel(level: number | string, persist?: boolean): void;
-  getLogger(name: string): DcmjsLogger;
-}
-interface Dcmjs {
-  data: {
-    DicomMetaDictionary: { dictionary: Record<string, { vr?: string } | undefined> };
-    DicomMessage: {
-      readFile(buffer: ArrayBuffer, options?: { ignoreErrors?: boolean; untilTag?: string | null }): {
-        meta: DcmjsDict;
-        dict: DcmjsDict;
-      };
-    };
-  };
-  log: DcmjsLogger;
-}
-const dcmjs = createRequire(import.meta.url)('dcmjs') as Dcmjs;
+
 
 // ---------------------------------------------------------------------------------------------------
 // The data-set walker

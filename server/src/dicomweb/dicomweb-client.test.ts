@@ -17,11 +17,11 @@ beforeAll(async () => {
 });
 afterAll(async () => t.close());
 
-const toArrayBuffer = (buffer: Buffer) => buffer.buffer.slice(buffer.byteOffset, buffer.byteOffset + buffer.length);
+const toArrayBuffer = (buffer: Buffer): ArrayBuffer => Uint8Array.from(buffer).buffer;
 
 describe('dicomweb-client against the server', () => {
   it('stores instances and finds them at study, series and instance level', async () => {
-    const client = new api.DICOMwebClient({ url: baseUrl });
+    const client = new api.DICOMwebClient({ url: baseUrl, singlepart: false });
     const studyInstanceUID = newUid();
     const seriesInstanceUID = newUid();
     const datasets = [1, 2, 3].map(() =>

@@ -104,7 +104,7 @@ describe('STOW-RS streaming', () => {
     const first = await fetch(`${server.url}/dicomweb/studies`, {
       method: 'POST',
       headers: { 'content-type': STOW_CONTENT_TYPE() },
-      body: multipartBody([{ body: kept }]),
+      body: new Uint8Array(multipartBody([{ body: kept }])),
     });
     expect(first.status).toBe(200);
 
@@ -131,7 +131,7 @@ describe('STOW-RS streaming', () => {
     const again = await fetch(`${server.url}/dicomweb/studies`, {
       method: 'POST',
       headers: { 'content-type': STOW_CONTENT_TYPE() },
-      body: multipartBody([{ body: kept }]),
+      body: new Uint8Array(multipartBody([{ body: kept }])),
     });
     expect(again.status).toBe(200);
   }, 120_000);
