@@ -1,0 +1,67 @@
+/**
+ * Starts our PACS server from source (node --import tsx server/src/main.ts) as a child process with a
+ * private data dir on loopback, and waits until QIDO answers. Default embedded setup: filesystem blob
+ * store + SQLite index.
+ */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { spawnLogged, type TargetServer } from './target.js';
+import { freePort, waitForHttp200 } from './util.js';
+
+export const OUR_ENTRY = 'server/src/main.ts';
+
+/** `dicomwebPath` is where our DICOMweb root is mounted (default /dicomweb; override with --ours-path). */
+export async function startOurServer(repoRoot: string, workDir: string, dicomwebPath = '/dicomweb'): Promise<TargetServer> {
+  const entry = path.join(repoRoot, OUR_ENTRY);
+  if (!fs.existsSync(entry)) throw new Error(`${OUR_ENTRY} does not exist (yet)`);
+  const port = await freePort();
+  const dataDir = path.join(workDir, 'ours-data');
+  fs.mkdirSync(dataDir, { recursive: true });
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    PACS_HOST: '127.0.0.1',
+    PACS_PORT: String(port),
+    PACS_DATA_DIR: dataDir,
+    PACS_LOG_LEVEL: 'warn',
+    NODE_ENV: 'production',
+  };
+  // Whatever PACS_* the caller has set (e.g. PACS_INDEX=postgres) is kept, except the ones above.
+  const proc = spawnLogged(process.execPath, ['--import', 'tsx', entry], {
+    cwd: repoRoot,
+    env,
+    logFile: path.join(workDir, 'ours.log'),
+  });
+  const pid = proc.child.pid;
+  if (pid === undefined) throw new Error(`could not spawn our server: ${proc.logTail()}`);
+  const base = `http://127.0.0.1:${port}`;
+  try {
+    await waitForHttp200(`${base}${dicomwebPath}/studies?limit=1`, 90_000, proc.alive);
+  } catch (err) {
+    await proc.stop();
+    throw new Error(`our server did not start: ${(err as Error).message}\n${proc.logTail()}`);
+  }
+
+  let revision = 'working tree';
+  try {
+    revision = execFileSync('git', ['describe', '--always', '--dirty'], { cwd: repoRoot, encoding: 'utf8' }).trim();
+  } catch {
+    /* no commits yet */
+  }
+  const pacsEnv = Object.entries(env)
+    .filter(([k]) => k.startsWith('PACS_') && !['PACS_PORT', 'PACS_DATA_DIR'].includes(k))
+    .map(([k, v]) => `${k}=${v}`)
+    .join(' ');
+  return {
+    name: 'ours',
+    dicomwebRoot: `${base}${dicomwebPath}`,
+    pid,
+    describe: [
+      `our server (${OUR_ENTRY} via node ${process.version} --import tsx, git ${revision}); ${pacsEnv}; ` +
+        `other settings: defaults (fs blob store + SQLite index in a temp dir unless PACS_* says otherwise)`,
+    ],
+    alive: proc.alive,
+    logTail: proc.logTail,
+    stop: proc.stop,
+  };
+}
