@@ -18,12 +18,43 @@ function openDatabase(file: string): Database.Database {
   if (!inMemory) mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
   const database = new Database(file);
   if (!inMemory) database.pragma('journal_mode = WAL');
+  // In WAL mode NORMAL never corrupts the database; a power cut can only forget the last commits,
+  // whose blobs then stay unreferenced (harmless). It saves an fsync per ingested instance. Orthanc
+  // runs its SQLite index the same way.
+  database.pragma('synchronous = NORMAL');
   database.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
   database.pragma('foreign_keys = ON');
   // LIKE is case-insensitive in SQLite by default; QIDO matching of non-PN strings is case-sensitive
   // (PS3.4 §C.2.2.2.1), as it is in PostgreSQL. Person names use an upper-cased column instead.
   database.pragma('case_sensitive_like = ON');
   return database;
+}
+
+/**
+ * Kysely's SQLite driver prepares every statement anew; ingest runs the same few statements for each
+ * instance, and preparing them was a fifth of the ingest CPU. better-sqlite3 statements are reusable,
+ * and Kysely runs one statement at a time on this single connection, so a cache keyed by SQL is safe.
+ */
+function withStatementCache(database: Database.Database): Database.Database {
+  const cache = new Map<string, Database.Statement>();
+  const MAX_CACHED = 500;
+  return new Proxy(database, {
+    get(target, property, receiver) {
+      if (property !== 'prepare') {
+        const value = Reflect.get(target, property, receiver);
+        return typeof value === 'function' ? value.bind(target) : value;
+      }
+      return (source: string) => {
+        let statement = cache.get(source);
+        if (!statement) {
+          statement = target.prepare(source);
+          if (cache.size >= MAX_CACHED) cache.clear();
+          cache.set(source, statement);
+        }
+        return statement;
+      };
+    },
+  });
 }
 
 function sqliteCode(error: unknown): string | undefined {
@@ -36,7 +67,7 @@ export class SqliteCatalog extends KyselyCatalog {
   /** @param file path of the database file (its folder is created), or ':memory:'. */
   constructor(file: string) {
     const database = openDatabase(file);
-    super(new Kysely<CatalogDatabase>({ dialect: new SqliteDialect({ database }) }), 'sqlite');
+    super(new Kysely<CatalogDatabase>({ dialect: new SqliteDialect({ database: withStatementCache(database) }) }), 'sqlite');
     this.database = database;
   }
 

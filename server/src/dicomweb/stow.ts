@@ -8,7 +8,7 @@ import { parseContentType, readMultipart } from '../dicom/multipart-related.js';
 import { AppError, MalformedMultipartError, PayloadTooLargeError } from '../errors.js';
 
 /** Parts whose blob and index row are finished in the background while the next part streams in. */
-const MAX_PARTS_IN_FLIGHT = 4;
+const MAX_PARTS_IN_FLIGHT = 16;
 
 export interface StowLimits {
   maxBodyBytes: number;
