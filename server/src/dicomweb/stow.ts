@@ -7,8 +7,9 @@ import { StowOutcome, FailureReason } from '../archive/stow-outcome.js';
 import { parseContentType, readMultipart } from '../dicom/multipart-related.js';
 import { AppError, MalformedMultipartError, PayloadTooLargeError } from '../errors.js';
 
-/** Parts whose blob and index row are finished in the background while the next part streams in. */
-const MAX_PARTS_IN_FLIGHT = 16;
+/** Parts whose blob and index row are finished in the background while the next part streams in.
+ * Bounded because each may still hold an S3 part buffer (PACS_S3_PART_SIZE) until its upload ends. */
+const MAX_PARTS_IN_FLIGHT = 8;
 
 export interface StowLimits {
   maxBodyBytes: number;
