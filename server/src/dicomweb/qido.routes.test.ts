@@ -106,6 +106,13 @@ describe('QIDO-RS over HTTP', () => {
     expect(response.statusCode).toBe(406);
   });
 
+  it('ignores keys it cannot match on and says so in a Warning header (PS3.18 §8.3.4.1)', async () => {
+    const response = await get(`/dicomweb/studies?StudyInstanceUID=${studyA}&SpecificCharacterSet=ISO_IR%20100`);
+    expect(response.statusCode).toBe(200);
+    expect(uids(response.json(), '0020000D')).toEqual([studyA]);
+    expect(String(response.headers['warning'])).toMatch(/^299 .*SpecificCharacterSet/);
+  });
+
   it('accepts fuzzymatching', async () => {
     const response = await get('/dicomweb/studies?PatientName=jane&fuzzymatching=true');
     expect(response.statusCode).toBe(200);
