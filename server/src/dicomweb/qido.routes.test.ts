@@ -101,6 +101,12 @@ describe('QIDO-RS over HTTP', () => {
     }
   });
 
+  it('answers 400 for a path segment that is not a UID', async () => {
+    const response = await get('/dicomweb/studies/not-a-uid/series');
+    expect(response.statusCode).toBe(400);
+    expect(response.json().error.message).toContain('StudyInstanceUID');
+  });
+
   it('answers 406 for an Accept the server cannot meet', async () => {
     const response = await get('/dicomweb/studies', { accept: 'multipart/related; type="application/dicom+xml"' });
     expect(response.statusCode).toBe(406);

@@ -6,6 +6,7 @@ import { parseQidoQuery } from '../catalog/parse-qido-query.js';
 import { AppError } from '../errors.js';
 import { dicomwebBaseUrl } from './base-url.js';
 import { acceptsDicomJson } from './negotiate.js';
+import { checkUidParam } from './uid-param.js';
 import type { DicomJsonDataset } from '../dicom/dicom-json.js';
 
 export interface QidoRoutesOptions {
@@ -27,6 +28,8 @@ export async function qidoRoutes(app: FastifyInstance, options: QidoRoutesOption
     if (!acceptsDicomJson(request.headers.accept)) {
       throw new AppError('NOT_ACCEPTABLE', 'QIDO-RS results are available as application/dicom+json only');
     }
+    checkUidParam(request.params.study, 'StudyInstanceUID');
+    checkUidParam(request.params.series, 'SeriesInstanceUID');
     const query = parseQidoQuery(
       level,
       { studyInstanceUid: request.params.study, seriesInstanceUid: request.params.series },

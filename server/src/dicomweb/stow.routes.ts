@@ -5,6 +5,7 @@ import type { Archive } from '../archive/archive.js';
 import { AppError } from '../errors.js';
 import { dicomwebBaseUrl } from './base-url.js';
 import { acceptsDicomJson } from './negotiate.js';
+import { checkUidParam } from './uid-param.js';
 import { checkDeclaredLength, stowBoundary, storeMultipart } from './stow.js';
 
 export interface StowRoutesOptions {
@@ -25,6 +26,7 @@ export async function stowRoutes(app: FastifyInstance, options: StowRoutesOption
     if (!acceptsDicomJson(request.headers.accept)) {
       throw new AppError('NOT_ACCEPTABLE', 'STOW-RS responses are available as application/dicom+json only');
     }
+    checkUidParam(studyUid, 'StudyInstanceUID');
     const boundary = stowBoundary(request.headers['content-type']);
     checkDeclaredLength(request.headers['content-length'], { maxBodyBytes: options.maxBodyBytes });
     const body = (request.body as Readable | undefined) ?? request.raw;
