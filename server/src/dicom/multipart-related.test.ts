@@ -1,27 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { MalformedMultipartError } from '../errors.js';
 import { parseContentType, readMultipart, type MultipartPart } from './multipart-related.js';
+import { chunked, fixed, rng } from '../test-support/chunking.js';
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-async function* chunked(buf: Buffer, size: () => number): AsyncGenerator<Buffer> {
-  for (let i = 0; i < buf.length; ) {
-    const s = Math.max(1, Math.floor(size()));
-    yield buf.subarray(i, i + s);
-    i += s;
-  }
-}
-
-const fixed = (n: number) => () => n;
 
 interface Collected {
   index: number;

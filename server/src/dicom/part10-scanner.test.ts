@@ -7,6 +7,7 @@ import { InvalidDicomError } from '../errors.js';
 import type { InstanceHeader } from './instance-header.js';
 import { scanPart10 } from './part10-scanner.js';
 import * as TS from './transfer-syntax.js';
+import { chunked, fixed, rng } from '../test-support/chunking.js';
 
 const DATA = '/work/shared/data';
 const CORPUS_DIRS = [
@@ -47,31 +48,6 @@ function listFiles(dir: string): string[] {
   return out;
 }
 
-/** Deterministic PRNG (mulberry32) so failures reproduce. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** Feeds `buf` in chunks whose sizes come from `size()`; yields to the event loop now and then. */
-async function* chunked(buf: Buffer, size: () => number): AsyncGenerator<Buffer> {
-  let i = 0;
-  let n = 0;
-  while (i < buf.length) {
-    const s = Math.max(1, Math.floor(size()));
-    yield buf.subarray(i, i + s);
-    i += s;
-    if (++n % 4096 === 0) await new Promise((r) => setImmediate(r));
-  }
-}
-
-const fixed = (n: number) => () => n;
 const random = (seed: number, max: number) => {
   const r = rng(seed);
   return () => 1 + r() * max;
