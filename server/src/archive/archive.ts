@@ -8,7 +8,7 @@
  * row pointing at a missing or half-written file.
  */
 import { randomUUID } from 'node:crypto';
-import { PassThrough } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 import { once } from 'node:events';
 import type { Logger } from 'pino';
 import type { BlobStore } from '../storage/blob-store.js';
@@ -18,6 +18,7 @@ import type { InstanceHeader } from '../dicom/instance-header.js';
 import { scanPart10 } from '../dicom/part10-scanner.js';
 import { AppError, InvalidDicomError } from '../errors.js';
 import { FailureReason, type FailedItem, type StoredItem } from './stow-outcome.js';
+import { findInstances, readFrames } from './retrieve.js';
 
 export type StoreResult = { ok: true; item: StoredItem } | { ok: false; failure: FailedItem };
 
@@ -83,6 +84,21 @@ export class Archive {
 
   search(query: QidoQuery): Promise<QidoResult> {
     return this.catalog.search(query);
+  }
+
+  /** Instances of a study / series / single instance; none is a NotFoundError naming the level (retrieve.ts). */
+  findInstances(scope: InstanceScope): Promise<StoredInstance[]> {
+    return findInstances(this.catalog, scope);
+  }
+
+  /** The stored Part-10 file, byte for byte, as a stream. */
+  openInstance(instance: StoredInstance): Promise<Readable> {
+    return this.blobs.get(instance.blobKey);
+  }
+
+  /** Bytes of the given 1-based frames in request order, by ranged reads (retrieve.ts). */
+  readFrames(instance: StoredInstance, frameNumbers: readonly number[]): Promise<Buffer[]> {
+    return readFrames(this.blobs, instance, frameNumbers);
   }
 
   private async finishStore(header: InstanceHeader, blobKey: string, put: Promise<number>): Promise<StoreResult> {

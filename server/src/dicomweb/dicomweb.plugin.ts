@@ -4,6 +4,7 @@ import type { Archive } from '../archive/archive.js';
 import type { Config } from '../config.js';
 import { qidoRoutes } from './qido.routes.js';
 import { stowRoutes } from './stow.routes.js';
+import { wadoRoutes } from './wado.routes.js';
 
 export interface DicomwebPluginOptions {
   archive: Archive;
@@ -14,4 +15,5 @@ export async function dicomwebPlugin(app: FastifyInstance, { archive, config }: 
   const common = { archive, publicBaseUrl: config.publicBaseUrl, dicomwebPath: config.dicomwebPrefix };
   await app.register(stowRoutes, { ...common, maxBodyBytes: config.stow.maxBodyBytes });
   await app.register(qidoRoutes, { ...common, defaultLimit: config.qido.defaultLimit, maxLimit: config.qido.maxLimit });
+  await app.register(wadoRoutes, common);
 }

@@ -1,0 +1,100 @@
+/**
+ * Retrieval use cases (WADO-RS, PS3.18 §10.4): find the stored instances of a study, series or
+ * instance, and read the bytes of single frames with ranged reads (never the whole file).
+ * Depends only on the BlobStore and Catalog interfaces; HTTP negotiation lives in `dicomweb/`.
+ */
+import type { BlobStore } from '../storage/blob-store.js';
+import type { Catalog, InstanceScope, StoredInstance } from '../catalog/catalog.js';
+import type { ByteSpan } from '../dicom/instance-header.js';
+import { AppError, NotFoundError } from '../errors.js';
+
+/**
+ * The instances in scope, in catalog order. An empty result is a NotFoundError naming the level asked
+ * for (the catalog cannot tell an unknown study from an unknown series of a known study, and the
+ * client does not need to know either).
+ */
+export async function findInstances(catalog: Catalog, scope: InstanceScope): Promise<StoredInstance[]> {
+  const instances = await catalog.listInstances(scope);
+  if (instances.length === 0) {
+    if (scope.sopInstanceUid !== undefined) throw new NotFoundError('Instance not found');
+    if (scope.seriesInstanceUid !== undefined) throw new NotFoundError('Series not found');
+    throw new NotFoundError('Study not found');
+  }
+  return instances;
+}
+
+/** At most this many frame numbers per request: every frame is held in memory until the reply is sent. */
+export const MAX_FRAMES_PER_REQUEST = 1000;
+
+/**
+ * Parses a WADO-RS frame list (`1`, `1,3,5`): 1-based frame numbers in the order requested,
+ * duplicates kept. Anything else is a 400 saying what is wrong.
+ */
+export function parseFrameList(text: string): number[] {
+  const items = text.split(',');
+  if (items.length > MAX_FRAMES_PER_REQUEST) {
+    throw new AppError('BAD_REQUEST', `Frame list has ${items.length} entries; at most ${MAX_FRAMES_PER_REQUEST} frames per request`);
+  }
+  return items.map((item) => {
+    const trimmed = item.trim();
+    if (!/^[0-9]+$/.test(trimmed)) {
+      throw new AppError('BAD_REQUEST', 'Frame list must be comma-separated frame numbers (1, 2, ...), e.g. "1,3,5"');
+    }
+    const frame = Number(trimmed);
+    if (frame === 0) throw new AppError('BAD_REQUEST', 'Frame numbers start at 1: frame 0 does not exist');
+    if (!Number.isSafeInteger(frame)) throw new AppError('BAD_REQUEST', 'Frame number is too large');
+    return frame;
+  });
+}
+
+/**
+ * Checks that frames can be served as stored bytes and that every requested number exists.
+ * Status choices: no pixel data → 400 (BAD_REQUEST), a number past NumberOfFrames → 404, a layout
+ * that has no per-frame bytes (video bitstream, deflated data set, bit-packed frames) → 406.
+ */
+export function frameSpans(instance: StoredInstance, frameNumbers: readonly number[]): ByteSpan[][] {
+  const pixelData = instance.pixelData;
+  if (pixelData === undefined) throw new AppError('BAD_REQUEST', 'The instance has no pixel data: it has no frames');
+  const count = pixelData.isVideo ? instance.numberOfFrames : pixelData.frames.length || instance.numberOfFrames;
+  for (const frame of frameNumbers) {
+    if (frame < 1) throw new AppError('BAD_REQUEST', 'Frame numbers start at 1: frame 0 does not exist');
+    if (frame > count) throw new NotFoundError(`Frame ${frame} does not exist: the instance has ${count} frame${count === 1 ? '' : 's'}`);
+  }
+  if (pixelData.isVideo) {
+    throw new AppError(
+      'NOT_ACCEPTABLE',
+      `The instance is a video (${instance.transferSyntaxUid}): its frames form one bitstream and cannot be returned one by one; retrieve the instance instead`,
+    );
+  }
+  if (pixelData.frames.length === 0) {
+    throw new AppError(
+      'NOT_ACCEPTABLE',
+      `The frame layout of this instance is unknown (stored as ${instance.transferSyntaxUid}, e.g. a deflated data set): frames cannot be read separately yet; retrieve the instance instead`,
+    );
+  }
+  if (pixelData.bitPacked === true) {
+    throw new AppError(
+      'NOT_ACCEPTABLE',
+      'The frames of this instance are bit-packed (BitsAllocated 1) and may start mid-byte: unpacking single frames is not supported yet; retrieve the instance instead',
+    );
+  }
+  return frameNumbers.map((frame) => pixelData.frames[frame - 1]!);
+}
+
+/**
+ * The bytes of the requested frames, in request order (duplicates read again). Every fragment of
+ * every frame is one ranged read, all issued at once; a frame's fragments are concatenated in order.
+ */
+export async function readFrames(blobs: BlobStore, instance: StoredInstance, frameNumbers: readonly number[]): Promise<Buffer[]> {
+  const spans = frameSpans(instance, frameNumbers);
+  return Promise.all(
+    spans.map(async (frame) => {
+      const fragments = await Promise.all(
+        frame.map(([offset, length]) =>
+          length === 0 ? Promise.resolve(Buffer.alloc(0)) : blobs.getRange(instance.blobKey, { start: offset, end: offset + length - 1 }),
+        ),
+      );
+      return fragments.length === 1 ? fragments[0]! : Buffer.concat(fragments);
+    }),
+  );
+}

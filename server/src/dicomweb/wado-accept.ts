@@ -1,0 +1,117 @@
+/**
+ * Accept negotiation for WADO-RS (PS3.18 §8.7.3) without transcoding: what can be served is the
+ * stored bytes, so negotiation decides whether the client accepts the stored transfer syntax.
+ * Fastify-free; every refusal is an AppError NOT_ACCEPTABLE (406) naming the stored syntax.
+ */
+import type { StoredInstance } from '../catalog/catalog.js';
+import { AppError } from '../errors.js';
+import { EXPLICIT_VR_BIG_ENDIAN, EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN } from '../dicom/transfer-syntax.js';
+import { parseAccept, type MediaRange } from './negotiate.js';
+
+const ANY = '*';
+
+/** The `type` a multipart range asks for, or undefined for `*\/*`, `multipart/*`, `multipart/related` without type. */
+function multipartType(range: MediaRange): string | undefined | null {
+  if (range.type === '*' && range.subtype === '*') return undefined;
+  if (range.type !== 'multipart' || (range.subtype !== 'related' && range.subtype !== '*')) return null;
+  const type = range.params['type'];
+  return type === undefined ? undefined : type.toLowerCase();
+}
+
+function byQuality(ranges: MediaRange[]): MediaRange[] {
+  return ranges.map((range, index) => ({ range, index })).sort((a, b) => b.range.q - a.range.q || a.index - b.index).map(({ range }) => range);
+}
+
+/**
+ * Instance retrieval (`multipart/related; type="application/dicom"`). Accepted: no Accept, `*\/*`,
+ * `multipart/related` with no type or type application/dicom; `transfer-syntax=*` takes any stored
+ * syntax, a UID takes instances stored in it, none means the PS3.18 default Explicit VR Little Endian.
+ * Throws 406 when some instance is stored in a syntax the client did not accept.
+ */
+export function negotiateInstances(acceptHeader: string | undefined, instances: readonly StoredInstance[]): void {
+  const accepted = new Set<string>();
+  for (const range of parseAccept(acceptHeader)) {
+    const type = multipartType(range);
+    if (type === null || (type !== undefined && type !== 'application/dicom')) continue;
+    accepted.add(range.params['transfer-syntax'] ?? EXPLICIT_VR_LITTLE_ENDIAN);
+  }
+  if (accepted.size === 0) {
+    throw new AppError(
+      'NOT_ACCEPTABLE',
+      'Instances are available as multipart/related; type="application/dicom" only (metadata, rendered and bulk data are not supported yet)',
+    );
+  }
+  if (accepted.has(ANY)) return;
+  for (const instance of instances) {
+    if (!accepted.has(instance.transferSyntaxUid)) {
+      throw new AppError(
+        'NOT_ACCEPTABLE',
+        `An instance is stored as ${instance.transferSyntaxUid}, not in the transfer syntax asked for (${[...accepted].join(', ')}); ` +
+          'transcoding is not supported yet: ask with transfer-syntax=* (or the stored syntax) to receive it as stored',
+      );
+    }
+  }
+}
+
+/**
+ * Image media types of PS3.18 Table 8.7.3-5 for frames: the syntaxes each may carry, default first.
+ */
+const IMAGE_TYPES: Record<string, readonly string[]> = {
+  'image/jpeg': ['1.2.840.10008.1.2.4.50', '1.2.840.10008.1.2.4.51', '1.2.840.10008.1.2.4.57', '1.2.840.10008.1.2.4.70'],
+  'image/jls': ['1.2.840.10008.1.2.4.80', '1.2.840.10008.1.2.4.81'],
+  'image/jp2': ['1.2.840.10008.1.2.4.90', '1.2.840.10008.1.2.4.91'],
+  'image/jpx': ['1.2.840.10008.1.2.4.92', '1.2.840.10008.1.2.4.93'],
+  'image/jphc': ['1.2.840.10008.1.2.4.201', '1.2.840.10008.1.2.4.202', '1.2.840.10008.1.2.4.203'],
+  'image/jxl': ['1.2.840.10008.1.2.4.110', '1.2.840.10008.1.2.4.111', '1.2.840.10008.1.2.4.112'],
+  'image/dicom-rle': ['1.2.840.10008.1.2.5'],
+  'image/x-dicom-rle': ['1.2.840.10008.1.2.5'],
+};
+
+export interface FrameRepresentation {
+  /** The `type` of the multipart response and the media type of each part. */
+  mediaType: string;
+  /** Content-Type of each part. */
+  partContentType: string;
+}
+
+/** Native frames in little-endian byte order (Implicit and Explicit VR LE frames are the same bytes). */
+function isLittleEndianNative(uid: string): boolean {
+  return uid === EXPLICIT_VR_LITTLE_ENDIAN || uid === IMPLICIT_VR_LITTLE_ENDIAN;
+}
+
+/**
+ * Frame retrieval. Native little-endian frames: `application/octet-stream` (no transfer syntax or
+ * `*`, the default Explicit VR LE, or the stored UID). Encapsulated (compressed) frames and big-endian
+ * native frames are served as stored only when the client accepts that syntax: `transfer-syntax=*` or
+ * the stored UID on application/octet-stream, or an image type of Table 8.7.3-5 that carries it.
+ * Otherwise 406: decoding is not supported yet.
+ */
+export function negotiateFrames(acceptHeader: string | undefined, instance: StoredInstance): FrameRepresentation {
+  const stored = instance.transferSyntaxUid;
+  const encapsulated = instance.pixelData?.encapsulated === true;
+  for (const range of byQuality(parseAccept(acceptHeader))) {
+    const type = multipartType(range);
+    if (type === null) continue;
+    const asked = range.params['transfer-syntax'];
+    if (type === undefined || type === 'application/octet-stream') {
+      if (!encapsulated && isLittleEndianNative(stored) && (asked === undefined || asked === ANY || asked === EXPLICIT_VR_LITTLE_ENDIAN || asked === stored)) {
+        return { mediaType: 'application/octet-stream', partContentType: 'application/octet-stream' };
+      }
+      if (asked === ANY || asked === stored) {
+        return { mediaType: 'application/octet-stream', partContentType: `application/octet-stream; transfer-syntax=${stored}` };
+      }
+      continue;
+    }
+    const carries = IMAGE_TYPES[type];
+    if (!encapsulated || carries === undefined || !carries.includes(stored)) continue;
+    if (asked === ANY || asked === stored || (asked === undefined && carries[0] === stored)) {
+      return { mediaType: type, partContentType: `${type}; transfer-syntax=${stored}` };
+    }
+  }
+  const kind = encapsulated ? 'compressed' : stored === EXPLICIT_VR_BIG_ENDIAN ? 'big-endian' : 'stored';
+  throw new AppError(
+    'NOT_ACCEPTABLE',
+    `Frames of this instance are ${kind} (${stored}) and decoding or transcoding is not supported yet: ask for ` +
+      `multipart/related; type="application/octet-stream"; transfer-syntax=* (or transfer-syntax=${stored}) to receive them as stored`,
+  );
+}
