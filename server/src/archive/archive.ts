@@ -12,13 +12,14 @@ import { PassThrough, type Readable } from 'node:stream';
 import { once } from 'node:events';
 import type { Logger } from 'pino';
 import type { BlobStore } from '../storage/blob-store.js';
-import type { Catalog, InstanceScope, QidoResult, StoredInstance } from '../catalog/catalog.js';
+import type { Catalog, InstanceScope, InstanceWithAttributes, QidoResult, StoredInstance } from '../catalog/catalog.js';
 import type { QidoQuery } from '../catalog/qido-query.js';
 import type { InstanceHeader } from '../dicom/instance-header.js';
 import { scanPart10 } from '../dicom/part10-scanner.js';
-import { AppError, InvalidDicomError } from '../errors.js';
+import { AppError, InvalidDicomError, NotFoundError } from '../errors.js';
 import { FailureReason, type FailedItem, type StoredItem } from './stow-outcome.js';
 import { findInstances, readFrames } from './retrieve.js';
+import { bulkDataValue, readBulkData, type BulkDataValue } from './bulkdata.js';
 
 export type StoreResult = { ok: true; item: StoredItem } | { ok: false; failure: FailedItem };
 
@@ -99,6 +100,30 @@ export class Archive {
   /** Bytes of the given 1-based frames in request order, by ranged reads (retrieve.ts). */
   readFrames(instance: StoredInstance, frameNumbers: readonly number[]): Promise<Buffer[]> {
     return readFrames(this.blobs, instance, frameNumbers);
+  }
+
+  /**
+   * Instances in scope with their indexed header JSON, for WADO-RS metadata: one index query, no blob
+   * reads. None is a NotFoundError naming the level, as for findInstances.
+   */
+  async findInstancesWithAttributes(scope: InstanceScope): Promise<InstanceWithAttributes[]> {
+    const found = await this.catalog.listInstancesWithAttributes(scope);
+    if (found.length === 0) {
+      if (scope.sopInstanceUid !== undefined) throw new NotFoundError('Instance not found');
+      if (scope.seriesInstanceUid !== undefined) throw new NotFoundError('Series not found');
+      throw new NotFoundError('Study not found');
+    }
+    return found;
+  }
+
+  /** Where the bulk data value of `tag` lies in the stored file (bulkdata.ts: pixel data only). */
+  bulkData(instance: StoredInstance, tag: string): BulkDataValue {
+    return bulkDataValue(instance, tag);
+  }
+
+  /** Bytes `start..end` (inclusive) of a bulk data value, streamed by bounded ranged reads. */
+  readBulkData(instance: StoredInstance, value: BulkDataValue, start: number, end: number): AsyncGenerator<Buffer> {
+    return readBulkData(this.blobs, instance.blobKey, value.spans, start, end);
   }
 
   private async finishStore(header: InstanceHeader, blobKey: string, put: Promise<number>): Promise<StoreResult> {

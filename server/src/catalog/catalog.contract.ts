@@ -500,6 +500,27 @@ export function runCatalogContract(name: string, setup: () => Promise<CatalogUnd
         expect(await catalog.listInstances({ studyInstanceUid: '25.9' })).toEqual([]);
       });
 
+      it('lists instances with their stored attribute JSON in the same scope and order as listInstances', async () => {
+        const extra: DicomJsonDataset = {
+          '00081140': { vr: 'SQ', Value: [{ '00081150': { vr: 'UI', Value: ['1.2.3'] }, '00091001': { vr: 'OB', InlineBinary: 'AAEC' } }] },
+          '00189999': { vr: 'OB' },
+        };
+        await store(
+          { study: '27.1', series: '27.1.2', sop: '27.1.2.2', seriesNumber: 2, instanceNumber: 2, patientName: 'DOE^JANE' },
+          { study: '27.1', series: '27.1.2', sop: '27.1.2.1', seriesNumber: 2, instanceNumber: 1, extra },
+          { study: '27.1', series: '27.1.1', sop: '27.1.1.1', seriesNumber: 1, instanceNumber: 1 },
+        );
+        const all = await catalog.listInstancesWithAttributes({ studyInstanceUid: '27.1' });
+        expect(all.map((e) => e.instance)).toEqual(await catalog.listInstances({ studyInstanceUid: '27.1' }));
+        expect(all.map((e) => first(e.attributes, SOP))).toEqual(['27.1.1.1', '27.1.2.1', '27.1.2.2']);
+        expect(all[2]!.attributes['00100010']).toEqual({ vr: 'PN', Value: [{ Alphabetic: 'DOE^JANE' }] });
+        expect(all[1]!.attributes).toEqual(fakeInstance({ study: '27.1', series: '27.1.2', sop: '27.1.2.1', seriesNumber: 2, instanceNumber: 1, extra }).header.dataset);
+
+        const one = await catalog.listInstancesWithAttributes({ studyInstanceUid: '27.1', seriesInstanceUid: '27.1.2', sopInstanceUid: '27.1.2.2' });
+        expect(one.map((e) => e.instance.sopInstanceUid)).toEqual(['27.1.2.2']);
+        expect(await catalog.listInstancesWithAttributes({ studyInstanceUid: '27.1', seriesInstanceUid: '27.1.9' })).toEqual([]);
+      });
+
       it('migrate can run again on an up-to-date schema', async () => {
         await store({ study: '26.1', series: '26.1.1', sop: '26.1.1.1' });
         await catalog.migrate();

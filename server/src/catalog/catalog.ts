@@ -37,6 +37,13 @@ export interface StoredInstance {
   pixelData: PixelDataLocation | undefined;
 }
 
+/** A stored instance with its header as indexed at ingest (DICOM JSON, see `InstanceHeader.dataset`). */
+export interface InstanceWithAttributes {
+  instance: StoredInstance;
+  /** The data set before Pixel Data, File Meta excluded; binary values over 4 KiB are `{vr}` only. */
+  attributes: DicomJsonDataset;
+}
+
 export interface InstanceScope {
   studyInstanceUid: string;
   seriesInstanceUid?: string;
@@ -60,6 +67,11 @@ export interface Catalog {
   storeInstance(instance: NewInstance): Promise<StoreInstanceOutcome>;
   /** Instances within a study / series / single instance, ordered by series then instance number. */
   listInstances(scope: InstanceScope): Promise<StoredInstance[]>;
+  /**
+   * Like `listInstances` (same scope, same order), each with its stored attribute JSON: one indexed
+   * query, no blob reads (WADO-RS metadata).
+   */
+  listInstancesWithAttributes(scope: InstanceScope): Promise<InstanceWithAttributes[]>;
   search(query: QidoQuery): Promise<QidoResult>;
   close(): Promise<void>;
 }

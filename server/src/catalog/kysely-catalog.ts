@@ -5,8 +5,9 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { sql, type Kysely } from 'kysely';
+import type { DicomJsonDataset } from '../dicom/dicom-json.js';
 import { AppError, isAppError } from '../errors.js';
-import type { Catalog, InstanceScope, NewInstance, QidoResult, StoreInstanceOutcome, StoredInstance } from './catalog.js';
+import type { Catalog, InstanceScope, InstanceWithAttributes, NewInstance, QidoResult, StoreInstanceOutcome, StoredInstance } from './catalog.js';
 import { extractRows } from './extract-attributes.js';
 import type { SqlEngine } from './migrations.js';
 import type { QidoQuery } from './qido-query.js';
@@ -60,7 +61,16 @@ export abstract class KyselyCatalog implements Catalog {
     }
   }
 
-  private instanceRows(scope: InstanceScope) {
+  async listInstancesWithAttributes(scope: InstanceScope): Promise<InstanceWithAttributes[]> {
+    try {
+      const rows = await this.instanceRows(scope, true);
+      return rows.map((row) => ({ instance: toStoredInstance(row), attributes: JSON.parse(row.attributes ?? '{}') as DicomJsonDataset }));
+    } catch (error) {
+      throw asIndexFailure(error, 'listing instance attributes');
+    }
+  }
+
+  private instanceRows(scope: InstanceScope, withAttributes = false) {
     let query = this.db
       .selectFrom('instances as i')
       .innerJoin('series as se', 'se.id', 'i.series_fk')
@@ -69,6 +79,7 @@ export abstract class KyselyCatalog implements Catalog {
         'st.study_uid', 'se.series_uid', 'i.sop_instance_uid', 'i.sop_class_uid', 'i.transfer_syntax_uid',
         'i.blob_key', 'i.blob_size', 'i.number_of_frames', 'i.pixel_rows', 'i.pixel_columns', 'i.pixel_data',
       ])
+      .$if(withAttributes, (qb) => qb.select('i.attributes'))
       .where('st.study_uid', '=', scope.studyInstanceUid);
     if (scope.seriesInstanceUid !== undefined) query = query.where('se.series_uid', '=', scope.seriesInstanceUid);
     if (scope.sopInstanceUid !== undefined) query = query.where('i.sop_instance_uid', '=', scope.sopInstanceUid);

@@ -2,6 +2,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { Archive } from '../archive/archive.js';
 import type { Config } from '../config.js';
+import { bulkDataRoutes } from './bulkdata.routes.js';
+import { metadataRoutes } from './metadata.routes.js';
 import { qidoRoutes } from './qido.routes.js';
 import { stowRoutes } from './stow.routes.js';
 import { wadoRoutes } from './wado.routes.js';
@@ -16,4 +18,6 @@ export async function dicomwebPlugin(app: FastifyInstance, { archive, config }: 
   await app.register(stowRoutes, { ...common, maxBodyBytes: config.stow.maxBodyBytes });
   await app.register(qidoRoutes, { ...common, defaultLimit: config.qido.defaultLimit, maxLimit: config.qido.maxLimit });
   await app.register(wadoRoutes, common);
+  await app.register(metadataRoutes, common);
+  await app.register(bulkDataRoutes, common);
 }

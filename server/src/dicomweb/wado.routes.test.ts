@@ -181,7 +181,7 @@ describe('WADO-RS: retrieve instances as stored', () => {
     }
   });
 
-  it('answers 406 for media types it does not serve yet (metadata, rendered)', async () => {
+  it('answers 406 on the instance route for other media types (metadata has its own route; rendered is not served yet)', async () => {
     for (const accept of ['application/dicom+json', 'image/jpeg', 'multipart/related; type="application/octet-stream"']) {
       expect((await get(instanceUrl(a1), accept)).statusCode, accept).toBe(406);
     }

@@ -1,0 +1,83 @@
+/**
+ * WADO-RS bulk data (PS3.18 §10.4.1.1.5): the value of the pixel data element of a stored instance,
+ * read from the file by ranged reads in bounded chunks (never the whole value in one buffer).
+ * Native pixel data is one span of the file; encapsulated pixel data is its fragments (item values,
+ * without item headers) of every frame, in order, concatenated.
+ */
+import type { BlobStore } from '../storage/blob-store.js';
+import type { StoredInstance } from '../catalog/catalog.js';
+import type { ByteSpan } from '../dicom/instance-header.js';
+import { AppError, NotFoundError } from '../errors.js';
+
+/** Largest single ranged read while streaming a bulk data value. */
+export const BULKDATA_CHUNK_BYTES = 8 * 1024 * 1024;
+
+export interface BulkDataValue {
+  /** File byte spans whose concatenation is the value. */
+  spans: ByteSpan[];
+  /** Total length in bytes. */
+  length: number;
+  encapsulated: boolean;
+}
+
+/** Tag in a bulk data path: 8 hex digits. */
+const TAG = /^[0-9A-Fa-f]{8}$/;
+
+/**
+ * Where the value of `tag` lies in the stored file. Only the pixel data element is served: another
+ * tag, or an instance without pixel data, is a 404 saying so; pixel data inside a deflated data set
+ * (no byte offsets in the file) is a 406.
+ */
+export function bulkDataValue(instance: StoredInstance, tagText: string): BulkDataValue {
+  if (!TAG.test(tagText)) throw new AppError('BAD_REQUEST', 'The bulk data path must end in a tag of 8 hex digits, e.g. 7FE00010');
+  const tag = tagText.toUpperCase();
+  const pixelData = instance.pixelData;
+  if (pixelData === undefined) throw new NotFoundError('The instance has no pixel data: it has no bulk data');
+  if (tag !== pixelData.tag) {
+    throw new NotFoundError(`No bulk data for ${tag}: only the pixel data (${pixelData.tag}) is served as bulk data`);
+  }
+  if (pixelData.valueOffset < 0) {
+    throw new AppError(
+      'NOT_ACCEPTABLE',
+      `The pixel data of this instance lies in a deflated data set (${instance.transferSyntaxUid}) and cannot be read as stored bytes; retrieve the instance instead`,
+    );
+  }
+  if (!pixelData.encapsulated) {
+    const length = pixelData.valueLength ?? 0;
+    return { spans: length > 0 ? [[pixelData.valueOffset, length]] : [], length, encapsulated: false };
+  }
+  const spans = pixelData.frames.flat().filter(([, length]) => length > 0);
+  if (spans.length === 0) {
+    throw new AppError('NOT_ACCEPTABLE', 'The fragment layout of this encapsulated pixel data is unknown; retrieve the instance instead');
+  }
+  return { spans, length: spans.reduce((sum, [, length]) => sum + length, 0), encapsulated: true };
+}
+
+/**
+ * The bytes `start..end` (inclusive, 0-based within the value) of a value made of file spans, as
+ * ranged reads of at most BULKDATA_CHUNK_BYTES each, one at a time (a slow client holds one chunk).
+ */
+export async function* readBulkData(
+  blobs: BlobStore,
+  blobKey: string,
+  spans: readonly ByteSpan[],
+  start: number,
+  end: number,
+  chunkBytes = BULKDATA_CHUNK_BYTES,
+): AsyncGenerator<Buffer> {
+  let spanStart = 0; // position of the current span within the value
+  for (const [offset, length] of spans) {
+    const spanEnd = spanStart + length - 1;
+    if (spanEnd >= start && spanStart <= end) {
+      let from = Math.max(start, spanStart) - spanStart;
+      const to = Math.min(end, spanEnd) - spanStart;
+      while (from <= to) {
+        const last = Math.min(to, from + chunkBytes - 1);
+        yield await blobs.getRange(blobKey, { start: offset + from, end: offset + last });
+        from = last + 1;
+      }
+    }
+    spanStart += length;
+    if (spanStart > end) return;
+  }
+}

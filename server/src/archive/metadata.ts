@@ -1,0 +1,65 @@
+/**
+ * WADO-RS metadata (PS3.18 §10.4.1.1.2, Annex F): the DICOM JSON of each instance in scope, built
+ * from the header JSON indexed at ingest, so no blob is read. Added per instance: Transfer Syntax UID
+ * (0002,0010), as common servers do, and the pixel data element with a BulkDataURI (§F.2.7) when its
+ * bytes can be read from the stored file.
+ *
+ * Binary values larger than 4 KiB other than pixel data were kept as `{vr}` only at ingest; they stay
+ * so (no BulkDataURI yet, at any nesting depth: nothing is added below the top level).
+ */
+import { createHash } from 'node:crypto';
+import type { InstanceWithAttributes, StoredInstance } from '../catalog/catalog.js';
+import { firstNumber, type DicomJsonDataset, type DicomJsonElement } from '../dicom/dicom-json.js';
+import { IMPLICIT_VR_LITTLE_ENDIAN } from '../dicom/transfer-syntax.js';
+
+/** Changes whenever the shape of metadata responses changes, so cached copies become stale. */
+const METADATA_FORMAT_VERSION = 'metadata-v1';
+
+const TRANSFER_SYNTAX_UID = '00020010';
+const BITS_ALLOCATED = '00280100';
+
+/** Builds the bulk data URI of one element of one instance (the HTTP layer knows the base URL). */
+export type BulkDataUriOf = (instance: StoredInstance, tag: string) => string;
+
+/** Whether the stored pixel data value can be read by byte ranges of the file (not in a deflated data set). */
+export function pixelDataReadable(instance: StoredInstance): boolean {
+  return instance.pixelData !== undefined && instance.pixelData.valueOffset >= 0;
+}
+
+/**
+ * VR of the pixel data element in DICOM JSON: OF / OD for float pixel data; OB when encapsulated;
+ * OW in Implicit VR Little Endian (PS3.5 §A.1) and for BitsAllocated above 8; OB otherwise.
+ */
+export function pixelDataVr(instance: StoredInstance, attributes: DicomJsonDataset): string {
+  const pixelData = instance.pixelData;
+  if (pixelData?.tag === '7FE00008') return 'OF';
+  if (pixelData?.tag === '7FE00009') return 'OD';
+  if (pixelData?.encapsulated === true) return 'OB';
+  if (instance.transferSyntaxUid === IMPLICIT_VR_LITTLE_ENDIAN) return 'OW';
+  return (firstNumber(attributes, BITS_ALLOCATED) ?? 8) > 8 ? 'OW' : 'OB';
+}
+
+/** One instance's metadata data set: stored attributes, Transfer Syntax UID first, pixel data last. */
+export function metadataDataset({ instance, attributes }: InstanceWithAttributes, bulkDataUriOf: BulkDataUriOf): DicomJsonDataset {
+  const dataset: DicomJsonDataset = { [TRANSFER_SYNTAX_UID]: { vr: 'UI', Value: [instance.transferSyntaxUid] }, ...attributes };
+  const pixelData = instance.pixelData;
+  if (pixelData !== undefined) {
+    const element: DicomJsonElement = { vr: pixelDataVr(instance, attributes) };
+    if (pixelDataReadable(instance)) element.BulkDataURI = bulkDataUriOf(instance, pixelData.tag);
+    // Delete first so the element comes last, after every stored tag (keys stay in tag order).
+    delete dataset[pixelData.tag];
+    dataset[pixelData.tag] = element;
+  }
+  return dataset;
+}
+
+/**
+ * A strong validator of a metadata response: the stored instances never change under a blob key, so
+ * their SOP Instance UIDs and blob keys (with the base URL, which bulk data URIs contain, and the
+ * format version) determine the body.
+ */
+export function metadataETag(instances: readonly StoredInstance[], base: string): string {
+  const hash = createHash('sha1').update(METADATA_FORMAT_VERSION).update('\0').update(base);
+  for (const instance of instances) hash.update('\0').update(instance.sopInstanceUid).update('\0').update(instance.blobKey);
+  return `"${hash.digest('hex')}"`;
+}

@@ -1,0 +1,261 @@
+/**
+ * WADO-RS bulk data (PS3.18 §10.4.1.1.5, §8.7.3): the pixel data value behind a metadata BulkDataURI,
+ * as multipart or as the bare value with HTTP byte ranges, read from storage in bounded ranged reads.
+ */
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import pino from 'pino';
+import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildApp } from '../app.js';
+import { BULKDATA_CHUNK_BYTES } from '../archive/bulkdata.js';
+import { SqliteCatalog } from '../catalog/sqlite-catalog.js';
+import { loadConfig } from '../config.js';
+import type { BlobStore, ByteRange } from '../storage/blob-store.js';
+import { FsBlobStore } from '../storage/fs-blob-store.js';
+import { buildTestApp, type TestApp } from '../test-support/build-test-app.js';
+import { makeInstance, makeLargeInstanceHeader, multipartBody, newUid, STOW_CONTENT_TYPE } from '../test-support/make-dicom.js';
+import { sharedDataDir } from '../test-support/shared-data.js';
+import { splitMultipart } from '../test-support/split-multipart.js';
+
+interface Dcmjs {
+  data: { DicomMessage: { readFile(b: ArrayBuffer): { dict: Record<string, { Value?: unknown[] }> } } };
+  log: { setLevel(l: string): void };
+}
+const dcmjs = createRequire(import.meta.url)('dcmjs') as Dcmjs;
+dcmjs.log.setLevel('silent');
+
+const JPEG_BASELINE = '1.2.840.10008.1.2.4.50';
+const BIG_ENDIAN = '1.2.840.10008.1.2.2';
+const OCTET = 'application/octet-stream';
+const ANY_TS_MULTIPART = 'multipart/related; type="application/octet-stream"; transfer-syntax=*';
+
+interface SharedInstance {
+  bytes: Buffer;
+  study: string;
+  series: string;
+  sop: string;
+  /** Pixel data as dcmjs reads it: native = the value, encapsulated = one buffer per frame. */
+  pixels: Buffer[];
+}
+
+const bytesOf = (v: unknown): Buffer => {
+  if (v instanceof ArrayBuffer) return Buffer.from(v);
+  if (ArrayBuffer.isView(v)) return Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+  throw new Error(`not binary: ${typeof v}`);
+};
+
+async function loadShared(relative: string): Promise<SharedInstance> {
+  const bytes = await readFile(path.join(sharedDataDir, relative));
+  const { dict } = dcmjs.data.DicomMessage.readFile(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length) as ArrayBuffer);
+  const first = (tag: string) => String(dict[tag]?.Value?.[0]);
+  return { bytes, study: first('0020000D'), series: first('0020000E'), sop: first('00080018'), pixels: (dict['7FE00010']?.Value ?? []).map(bytesOf) };
+}
+
+const stow = (app: FastifyInstance, payload: Buffer) =>
+  app.inject({ method: 'POST', url: '/dicomweb/studies', payload, headers: { 'content-type': STOW_CONTENT_TYPE() } });
+
+const bulkUrl = (i: { study: string; series: string; sop: string }, tag = '7FE00010') =>
+  `/dicomweb/studies/${i.study}/series/${i.series}/instances/${i.sop}/bulkdata/${tag}`;
+
+let t: TestApp;
+const ROWS = 64;
+const COLUMNS = 64;
+const FRAMES = 4;
+const SIZE = ROWS * COLUMNS * FRAMES;
+const native = { study: newUid(), series: newUid(), sop: newUid() };
+/** The generated pixel pattern of make-dicom.ts. */
+const pixels = Buffer.from(Array.from({ length: SIZE }, (_, i) => i % 251));
+let wsi: SharedInstance;
+let bigEndian: SharedInstance;
+let sr: SharedInstance;
+let deflated: SharedInstance;
+
+beforeAll(async () => {
+  t = await buildTestApp();
+  [wsi, bigEndian, sr, deflated] = await Promise.all([
+    loadShared('wsi-cmu1-small-region/tiled-full-gcp-wsi2dcm/level-0-frames-0-30.dcm'),
+    loadShared('dicom-pydicom/pydicom-data/SC_rgb_expb_16bit_2frame.dcm'),
+    loadShared('dicom-dcmjs-tests/sample-sr.dcm'),
+    loadShared('dicom-orthanc-tests/TransferSyntaxes/1.2.840.10008.1.2.1.99.dcm'),
+  ]);
+  const generated = makeInstance({ studyInstanceUid: native.study, seriesInstanceUid: native.series, sopInstanceUid: native.sop, rows: ROWS, columns: COLUMNS, numberOfFrames: FRAMES });
+  const files = [generated, wsi.bytes, bigEndian.bytes, sr.bytes, deflated.bytes];
+  const response = await stow(t.app, multipartBody(files.map((body) => ({ body }))));
+  expect(response.statusCode, response.body).toBe(200);
+});
+afterAll(async () => t.close());
+
+const get = (url: string, headers: Record<string, string> = {}) => t.app.inject({ method: 'GET', url, headers });
+
+describe('WADO-RS bulk data of native pixel data', () => {
+  it('returns the pixel bytes as one multipart/related part by default', async () => {
+    for (const accept of [undefined, '*/*', 'multipart/related', 'multipart/related; type="application/octet-stream"']) {
+      const response = await get(bulkUrl(native), accept === undefined ? {} : { accept });
+      expect(response.statusCode, String(accept)).toBe(200);
+      expect(response.headers['content-type']).toMatch(/^multipart\/related; type="application\/octet-stream"; boundary=/);
+      const parts = splitMultipart(response.rawPayload, response.headers['content-type']);
+      expect(parts).toHaveLength(1);
+      expect(parts[0]!.headers['content-type']).toBe(OCTET);
+      expect(parts[0]!.headers['content-location']).toMatch(new RegExp(`${bulkUrl(native)}$`));
+      expect(parts[0]!.body.equals(pixels)).toBe(true);
+      expect(Number(response.headers['content-length'])).toBe(response.rawPayload.length);
+    }
+  });
+
+  it('returns the bare value for Accept: application/octet-stream, announcing byte ranges', async () => {
+    const response = await get(bulkUrl(native), { accept: OCTET });
+    expect(response.statusCode).toBe(200);
+    expect(response.headers['content-type']).toBe(OCTET);
+    expect(response.headers['accept-ranges']).toBe('bytes');
+    expect(response.headers['content-length']).toBe(String(SIZE));
+    expect(response.rawPayload.equals(pixels)).toBe(true);
+  });
+
+  it('answers a byte range with 206, the right bytes and Content-Range', async () => {
+    for (const [range, start, end] of [
+      ['bytes=100-199', 100, 199],
+      ['bytes=16000-', 16000, SIZE - 1],
+      ['bytes=-10', SIZE - 10, SIZE - 1],
+      ['bytes=0-0', 0, 0],
+      [`bytes=16380-99999999`, 16380, SIZE - 1],
+    ] as const) {
+      const response = await get(bulkUrl(native), { accept: OCTET, range });
+      expect(response.statusCode, range).toBe(206);
+      expect(response.headers['content-range'], range).toBe(`bytes ${start}-${end}/${SIZE}`);
+      expect(response.headers['content-length']).toBe(String(end - start + 1));
+      expect(response.rawPayload.equals(pixels.subarray(start, end + 1)), range).toBe(true);
+    }
+  });
+
+  it('answers 416 for a range past the end, and ignores ranges it does not serve', async () => {
+    for (const range of [`bytes=${SIZE}-`, `bytes=${SIZE + 10}-${SIZE + 20}`, 'bytes=-0']) {
+      const response = await get(bulkUrl(native), { accept: OCTET, range });
+      expect(response.statusCode, range).toBe(416);
+      expect(response.headers['content-range']).toBe(`bytes */${SIZE}`);
+    }
+    // Several ranges, other units, malformed: the whole value (RFC 9110 lets a server ignore Range).
+    for (const range of ['bytes=0-5,10-12', 'items=0-1', 'bytes=5-2']) {
+      const response = await get(bulkUrl(native), { accept: OCTET, range });
+      expect(response.statusCode, range).toBe(200);
+      expect(response.rawPayload.equals(pixels)).toBe(true);
+    }
+    // The multipart form is always whole.
+    const multipart = await get(bulkUrl(native), { range: 'bytes=0-9' });
+    expect(multipart.statusCode).toBe(200);
+    expect(splitMultipart(multipart.rawPayload, multipart.headers['content-type'])[0]!.body.equals(pixels)).toBe(true);
+  });
+
+  it('answers 406 for media types other than octet-stream', async () => {
+    for (const accept of ['image/jpeg', 'application/dicom+json', 'multipart/related; type="image/jpeg"']) {
+      expect((await get(bulkUrl(native), { accept })).statusCode, accept).toBe(406);
+    }
+  });
+});
+
+describe('WADO-RS bulk data stored in other syntaxes', () => {
+  it('returns the JPEG fragments of every frame, concatenated, only to clients that accept the stored syntax', async () => {
+    const refused = await get(bulkUrl(wsi));
+    expect(refused.statusCode).toBe(406);
+    expect(refused.json().error.message).toContain(JPEG_BASELINE);
+    expect((await get(bulkUrl(wsi), { accept: OCTET })).statusCode).toBe(406);
+
+    const all = Buffer.concat(wsi.pixels);
+    for (const accept of [ANY_TS_MULTIPART, `multipart/related; type="application/octet-stream"; transfer-syntax=${JPEG_BASELINE}`]) {
+      const response = await get(bulkUrl(wsi), { accept });
+      expect(response.statusCode, accept).toBe(200);
+      const [part] = splitMultipart(response.rawPayload, response.headers['content-type']);
+      expect(part!.headers['content-type']).toBe(`${OCTET}; transfer-syntax=${JPEG_BASELINE}`);
+      expect(part!.body.equals(all)).toBe(true);
+    }
+
+    // A range across the boundary of the first two fragments.
+    const boundary = wsi.pixels[0]!.length;
+    const range = await get(bulkUrl(wsi), { accept: `${OCTET}; transfer-syntax=*`, range: `bytes=${boundary - 10}-${boundary + 9}` });
+    expect(range.statusCode).toBe(206);
+    expect(range.headers['content-type']).toBe(`${OCTET}; transfer-syntax=${JPEG_BASELINE}`);
+    expect(range.headers['content-range']).toBe(`bytes ${boundary - 10}-${boundary + 9}/${all.length}`);
+    expect(range.rawPayload.equals(all.subarray(boundary - 10, boundary + 10))).toBe(true);
+  });
+
+  it('returns big-endian pixel data only as stored, labelled with its syntax', async () => {
+    expect((await get(bulkUrl(bigEndian))).statusCode).toBe(406);
+    const response = await get(bulkUrl(bigEndian), { accept: `${OCTET}; transfer-syntax=${BIG_ENDIAN}` });
+    expect(response.statusCode).toBe(200);
+    expect(response.headers['content-type']).toBe(`${OCTET}; transfer-syntax=${BIG_ENDIAN}`);
+    expect(response.rawPayload).toHaveLength(2 * 100 * 100 * 3 * 2);
+    expect(bigEndian.bytes.subarray(bigEndian.bytes.length - response.rawPayload.length).equals(response.rawPayload)).toBe(true);
+  });
+
+  it('answers 406 for pixel data inside a deflated data set', async () => {
+    const response = await get(bulkUrl(deflated), { accept: ANY_TS_MULTIPART });
+    expect(response.statusCode).toBe(406);
+    expect(response.json().error.message).toMatch(/deflated/);
+  });
+});
+
+describe('WADO-RS bulk data that is not there', () => {
+  it('answers 404 for other tags, instances without pixel data and unknown instances; 400 for a malformed tag', async () => {
+    const other = await get(bulkUrl(native, '00100010'));
+    expect(other.statusCode).toBe(404);
+    expect(other.json().error.message).toMatch(/only the pixel data \(7FE00010\)/);
+    const none = await get(bulkUrl(sr));
+    expect(none.statusCode).toBe(404);
+    expect(none.json().error.message).toMatch(/no pixel data/);
+    const unknown = await get(bulkUrl({ ...native, sop: newUid() }));
+    expect(unknown.statusCode).toBe(404);
+    expect(unknown.json().error.message).toBe('Instance not found');
+    expect((await get(bulkUrl(native, 'pixel'))).statusCode).toBe(400);
+    expect((await get(bulkUrl(native, '7fe00010'), { accept: OCTET })).rawPayload.equals(pixels)).toBe(true);
+  });
+});
+
+/** A real folder store that counts how it is read. */
+class CountingStore implements BlobStore {
+  gets = 0;
+  ranges: ByteRange[] = [];
+  constructor(private readonly inner: BlobStore) {}
+  put(key: string, body: Readable) { return this.inner.put(key, body); }
+  get(key: string) { this.gets += 1; return this.inner.get(key); }
+  getRange(key: string, range: ByteRange) { this.ranges.push(range); return this.inner.getRange(key, range); }
+  stat(key: string) { return this.inner.stat(key); }
+  delete(key: string) { return this.inner.delete(key); }
+  close() { return this.inner.close(); }
+}
+
+describe('WADO-RS bulk data reads in bounded chunks', () => {
+  it('streams a 20 MiB value by ranged reads of at most 8 MiB, and a range by reads of that range only', async () => {
+    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'pacs-bulkdata-'));
+    const store = new CountingStore(await FsBlobStore.create(path.join(dataDir, 'blobs')));
+    const catalog = new SqliteCatalog(':memory:');
+    await catalog.migrate();
+    const app = await buildApp(loadConfig({ PACS_DATA_DIR: dataDir, PACS_LOG_LEVEL: 'silent' }), { blobStore: store, catalog, logger: pino({ level: 'silent' }) });
+    try {
+      const large = { study: newUid(), series: newUid(), sop: newUid() };
+      const { header, pixelBytes } = makeLargeInstanceHeader({ studyInstanceUid: large.study, seriesInstanceUid: large.series, sopInstanceUid: large.sop, rows: 4096, columns: 5120 });
+      expect(pixelBytes).toBe(20 * 1024 * 1024);
+      const value = Buffer.alloc(pixelBytes);
+      for (let i = 0; i < value.length; i += 4096) value.writeUInt32LE(i, i);
+      expect((await stow(app, multipartBody([{ body: Buffer.concat([header, value]) }]))).statusCode).toBe(200);
+
+      const whole = await app.inject({ method: 'GET', url: bulkUrl(large), headers: { accept: OCTET } });
+      expect(whole.statusCode).toBe(200);
+      expect(whole.rawPayload.equals(value)).toBe(true);
+      expect(store.gets).toBe(0);
+      expect(store.ranges.map((r) => r.end - r.start + 1)).toEqual([BULKDATA_CHUNK_BYTES, BULKDATA_CHUNK_BYTES, 4 * 1024 * 1024]);
+
+      store.ranges = [];
+      const start = 9 * 1024 * 1024 + 5;
+      const part = await app.inject({ method: 'GET', url: bulkUrl(large), headers: { accept: OCTET, range: `bytes=${start}-${start + 999}` } });
+      expect(part.statusCode).toBe(206);
+      expect(part.rawPayload.equals(value.subarray(start, start + 1000))).toBe(true);
+      expect(store.ranges).toEqual([{ start: header.length + start, end: header.length + start + 999 }]);
+    } finally {
+      await app.close();
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+});

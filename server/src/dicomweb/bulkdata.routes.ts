@@ -1,0 +1,82 @@
+/**
+ * WADO-RS bulk data route (PS3.18 §10.4.1.1.5): the pixel data value of an instance, the target of
+ * the BulkDataURIs in metadata responses. Multipart by default (§8.7.3), or the bare value for
+ * `Accept: application/octet-stream`, which also honours a single HTTP byte range (206 / 416).
+ * The value is streamed by bounded ranged blob reads (archive/bulkdata.ts).
+ */
+import { randomUUID } from 'node:crypto';
+import { Readable } from 'node:stream';
+import type { FastifyInstance } from 'fastify';
+import type { Archive } from '../archive/archive.js';
+import type { BulkDataValue } from '../archive/bulkdata.js';
+import type { StoredInstance } from '../catalog/catalog.js';
+import { dicomwebBaseUrl } from './base-url.js';
+import { negotiateBulkData, parseRange } from './bulkdata-accept.js';
+import { bulkDataUri } from './metadata.routes.js';
+import { checkUidParam } from './uid-param.js';
+
+export interface BulkDataRoutesOptions {
+  archive: Archive;
+  publicBaseUrl: string;
+  /** Path of the DICOMweb root, for Content-Location (not `prefix`: Fastify reads that option itself). */
+  dicomwebPath: string;
+}
+
+interface BulkDataParams {
+  study: string;
+  series: string;
+  instance: string;
+  tag: string;
+}
+
+export async function bulkDataRoutes(app: FastifyInstance, options: BulkDataRoutesOptions): Promise<void> {
+  const { archive } = options;
+
+  app.get<{ Params: BulkDataParams }>('/studies/:study/series/:series/instances/:instance/bulkdata/:tag', async (request, reply) => {
+    const { study, series, instance: sop, tag } = request.params;
+    checkUidParam(study, 'StudyInstanceUID');
+    checkUidParam(series, 'SeriesInstanceUID');
+    checkUidParam(sop, 'SOPInstanceUID');
+    const [instance] = await archive.findInstances({ studyInstanceUid: study, seriesInstanceUid: series, sopInstanceUid: sop });
+    const value = archive.bulkData(instance!, tag); // 404 / 406 about the element before negotiation
+    const representation = negotiateBulkData(request.headers.accept, instance!, value.encapsulated);
+    request.log.info({ bytes: value.length, multipart: representation.multipart }, 'WADO-RS bulk data');
+
+    if (representation.multipart) {
+      const boundary = randomUUID();
+      const location = bulkDataUri(dicomwebBaseUrl(request, options.publicBaseUrl, options.dicomwebPath), instance!, instance!.pixelData!.tag);
+      const head = Buffer.from(`--${boundary}\r\nContent-Type: ${representation.contentType}\r\nContent-Location: ${location}\r\n\r\n`, 'latin1');
+      const tail = Buffer.from(`\r\n--${boundary}--\r\n`, 'latin1');
+      return reply
+        .type(`multipart/related; type="application/octet-stream"; boundary=${boundary}`)
+        .header('Content-Length', head.length + value.length + tail.length)
+        .send(Readable.from(framed(head, valueBytes(archive, instance!, value, 0, value.length - 1), tail), { objectMode: false }));
+    }
+
+    void reply.type(representation.contentType).header('Accept-Ranges', 'bytes');
+    const range = parseRange(request.headers.range, value.length);
+    if (range === 'unsatisfiable') {
+      return reply
+        .code(416)
+        .type('application/json')
+        .header('Content-Range', `bytes */${value.length}`)
+        .send({ error: { code: 'RANGE_NOT_SATISFIABLE', message: `The range starts past the end of the value (${value.length} bytes)` } });
+    }
+    const { start, end } = range ?? { start: 0, end: value.length - 1 };
+    if (range !== undefined) void reply.code(206).header('Content-Range', `bytes ${start}-${end}/${value.length}`);
+    return reply
+      .header('Content-Length', end - start + 1)
+      .send(Readable.from(valueBytes(archive, instance!, value, start, end), { objectMode: false }));
+  });
+}
+
+/** The value's bytes start..end; nothing for an empty value. */
+async function* valueBytes(archive: Archive, instance: StoredInstance, value: BulkDataValue, start: number, end: number): AsyncGenerator<Buffer> {
+  if (end >= start) yield* archive.readBulkData(instance, value, start, end);
+}
+
+async function* framed(head: Buffer, body: AsyncIterable<Buffer>, tail: Buffer): AsyncGenerator<Buffer> {
+  yield head;
+  yield* body;
+  yield tail;
+}

@@ -1,0 +1,359 @@
+/**
+ * WADO-RS metadata (PS3.18 §10.4.1.1.2, Annex F): what a viewer sees when it asks for the metadata of
+ * a study, series or instance — DICOM JSON of every instance, with bulk data URIs for pixel data that
+ * lead to exactly the stored pixel bytes — and that it comes from the index alone.
+ */
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { gunzipSync } from 'node:zlib';
+import pino from 'pino';
+import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildApp } from '../app.js';
+import { SqliteCatalog } from '../catalog/sqlite-catalog.js';
+import { loadConfig } from '../config.js';
+import type { DicomJsonDataset } from '../dicom/dicom-json.js';
+import type { BlobStore, ByteRange } from '../storage/blob-store.js';
+import { FsBlobStore } from '../storage/fs-blob-store.js';
+import { buildTestApp, type TestApp } from '../test-support/build-test-app.js';
+import { makeInstance, multipartBody, newUid, STOW_CONTENT_TYPE } from '../test-support/make-dicom.js';
+import { sharedDataDir } from '../test-support/shared-data.js';
+import { splitMultipart } from '../test-support/split-multipart.js';
+
+interface DcmjsElement {
+  vr?: string;
+  Value?: unknown[];
+}
+interface Dcmjs {
+  data: { DicomMessage: { readFile(b: ArrayBuffer): { dict: Record<string, DcmjsElement>; meta: Record<string, DcmjsElement> } } };
+  log: { setLevel(l: string): void };
+}
+const dcmjs = createRequire(import.meta.url)('dcmjs') as Dcmjs;
+dcmjs.log.setLevel('silent');
+
+const EXPLICIT_LE = '1.2.840.10008.1.2.1';
+const JPEG_BASELINE = '1.2.840.10008.1.2.4.50';
+const DICOM_JSON = 'application/dicom+json';
+
+interface SharedInstance {
+  bytes: Buffer;
+  study: string;
+  series: string;
+  sop: string;
+  transferSyntax: string;
+  dict: Record<string, DcmjsElement>;
+  /** The pixel data value(s) as dcmjs reads them: native = one buffer, encapsulated = one per frame. */
+  pixelValues: Buffer[];
+}
+
+const bytesOf = (v: unknown): Buffer => {
+  if (v instanceof ArrayBuffer) return Buffer.from(v);
+  if (ArrayBuffer.isView(v)) return Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+  throw new Error(`not binary: ${typeof v}`);
+};
+
+async function loadShared(relative: string, pixelTag = '7FE00010'): Promise<SharedInstance> {
+  const bytes = await readFile(path.join(sharedDataDir, relative));
+  const parsed = dcmjs.data.DicomMessage.readFile(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length) as ArrayBuffer);
+  const first = (tag: string, from = parsed.dict) => String(from[tag]?.Value?.[0]);
+  return {
+    bytes,
+    study: first('0020000D'),
+    series: first('0020000E'),
+    sop: first('00080018'),
+    transferSyntax: first('00020010', parsed.meta),
+    dict: parsed.dict,
+    pixelValues: (parsed.dict[pixelTag]?.Value ?? []).map(bytesOf),
+  };
+}
+
+const stow = (app: FastifyInstance, files: Buffer[]) =>
+  app.inject({
+    method: 'POST',
+    url: '/dicomweb/studies',
+    payload: multipartBody(files.map((body) => ({ body }))),
+    headers: { 'content-type': STOW_CONTENT_TYPE() },
+  });
+
+const instanceUrl = (i: { study: string; series: string; sop: string }) => `/dicomweb/studies/${i.study}/series/${i.series}/instances/${i.sop}`;
+
+let t: TestApp;
+const study = newUid();
+const seriesA = newUid();
+const seriesB = newUid();
+const a1 = { study, series: seriesA, sop: newUid() };
+const a2 = { study, series: seriesA, sop: newUid() };
+const multi = { study, series: seriesB, sop: newUid() };
+const stored = new Map<string, Buffer>();
+let wsi: SharedInstance;
+let rgb16: SharedInstance;
+let float: SharedInstance;
+let sr: SharedInstance;
+let overlays: SharedInstance;
+let deflated: SharedInstance;
+
+/** The generated pixel pattern of make-dicom.ts. */
+const pattern = (n: number) => Buffer.from(Array.from({ length: n }, (_, i) => i % 251));
+
+beforeAll(async () => {
+  t = await buildTestApp();
+  stored.set(a1.sop, makeInstance({ studyInstanceUid: study, seriesInstanceUid: seriesA, sopInstanceUid: a1.sop, rows: 16, columns: 16, patientName: 'DOE^JANE' }));
+  stored.set(a2.sop, makeInstance({ studyInstanceUid: study, seriesInstanceUid: seriesA, sopInstanceUid: a2.sop }));
+  stored.set(multi.sop, makeInstance({ studyInstanceUid: study, seriesInstanceUid: seriesB, sopInstanceUid: multi.sop, numberOfFrames: 5, rows: 3, columns: 4 }));
+  [wsi, rgb16, float, sr, overlays, deflated] = await Promise.all([
+    loadShared('wsi-cmu1-small-region/tiled-full-gcp-wsi2dcm/level-0-frames-0-30.dcm'),
+    loadShared('dicom-pydicom/pydicom-data/SC_rgb_16bit_2frame.dcm'),
+    loadShared('dicom-pydicom/pydicom-data/parametric_map_float.dcm', '7FE00008'),
+    loadShared('dicom-dcmjs-tests/sample-sr.dcm'),
+    loadShared('dicom-pydicom/pydicom-data/MR-SIEMENS-DICOM-WithOverlays.dcm'),
+    loadShared('dicom-orthanc-tests/TransferSyntaxes/1.2.840.10008.1.2.1.99.dcm'),
+  ]);
+  const shared = [wsi, rgb16, float, sr, overlays, deflated].map((i) => i.bytes);
+  const response = await stow(t.app, [...stored.values(), ...shared]);
+  expect(response.statusCode, response.body).toBe(200);
+});
+afterAll(async () => t.close());
+
+const get = (url: string, headers: Record<string, string> = {}) => t.app.inject({ method: 'GET', url, headers });
+
+async function metadata(url: string, headers: Record<string, string> = {}): Promise<DicomJsonDataset[]> {
+  const response = await get(url, headers);
+  expect(response.statusCode, response.body.slice(0, 300)).toBe(200);
+  expect(response.headers['content-type']).toBe(DICOM_JSON);
+  return response.json() as DicomJsonDataset[];
+}
+
+const value = (ds: DicomJsonDataset | undefined, tag: string) => ds?.[tag]?.Value;
+const sopsOf = (datasets: DicomJsonDataset[]) => datasets.map((ds) => value(ds, '00080018')?.[0]);
+
+/** The path of a BulkDataURI (the test app is reached by inject, not by its host name). */
+const pathOf = (uri: string | undefined) => new URL(uri!).pathname;
+
+describe('WADO-RS metadata of generated instances', () => {
+  it('describes one instance: patient, UIDs, image attributes, transfer syntax and a bulk data URI for its pixel data', async () => {
+    const [ds, ...rest] = await metadata(`${instanceUrl(a1)}/metadata`);
+    expect(rest).toEqual([]);
+    expect(ds!['00100010']).toEqual({ vr: 'PN', Value: [{ Alphabetic: 'DOE^JANE' }] });
+    expect(ds!['00080018']).toEqual({ vr: 'UI', Value: [a1.sop] });
+    expect(ds!['0020000D']).toEqual({ vr: 'UI', Value: [study] });
+    expect(ds!['00280010']).toEqual({ vr: 'US', Value: [16] });
+    expect(ds!['00280011']).toEqual({ vr: 'US', Value: [16] });
+    expect(ds!['00020010']).toEqual({ vr: 'UI', Value: [EXPLICIT_LE] });
+    expect(ds!['7FE00010']).toEqual({
+      vr: 'OB',
+      BulkDataURI: `http://localhost:80/dicomweb/studies/${study}/series/${seriesA}/instances/${a1.sop}/bulkdata/7FE00010`,
+    });
+    // DICOM JSON keys in tag order: transfer syntax first, pixel data last.
+    const keys = Object.keys(ds!);
+    expect(keys).toEqual([...keys].sort());
+  });
+
+  it('leads through the BulkDataURI to exactly the pixel bytes of the stored file', async () => {
+    for (const [sop, size] of [[a1.sop, 16 * 16], [a2.sop, 16], [multi.sop, 3 * 4 * 5]] as const) {
+      const [ds] = await metadata(`${instanceUrl({ study, series: sop === multi.sop ? seriesB : seriesA, sop })}/metadata`);
+      const response = await get(pathOf(ds!['7FE00010']?.BulkDataURI));
+      expect(response.statusCode).toBe(200);
+      const [part, ...others] = splitMultipart(response.rawPayload, response.headers['content-type']);
+      expect(others).toHaveLength(0);
+      expect(part!.body.equals(pattern(size)), sop).toBe(true);
+      const file = stored.get(sop)!;
+      expect(part!.body.equals(file.subarray(file.length - size))).toBe(true);
+    }
+  });
+
+  it('lists every instance of a series and of a study, in the order instances are retrieved', async () => {
+    // Equal series and instance numbers: the order is the (parallel) storing order, as for retrieval.
+    const listed = async (scope: { seriesInstanceUid?: string }) =>
+      (await t.services.catalog.listInstances({ studyInstanceUid: study, ...scope })).map((i) => i.sopInstanceUid);
+    const series = sopsOf(await metadata(`/dicomweb/studies/${study}/series/${seriesA}/metadata`));
+    expect([...series].sort()).toEqual([a1.sop, a2.sop].sort());
+    expect(series).toEqual(await listed({ seriesInstanceUid: seriesA }));
+    const all = await metadata(`/dicomweb/studies/${study}/metadata`);
+    expect([...sopsOf(all)].sort()).toEqual([a1.sop, a2.sop, multi.sop].sort());
+    expect(sopsOf(all)).toEqual(await listed({}));
+    expect(value(all.find((ds) => value(ds, '00080018')?.[0] === multi.sop), '00280008')).toEqual([5]);
+    expect(all.every((ds) => ds['7FE00010']?.BulkDataURI?.endsWith('/bulkdata/7FE00010'))).toBe(true);
+  });
+
+  it('accepts application/dicom+json, application/json and */*, and answers 406 for XML', async () => {
+    for (const accept of [DICOM_JSON, 'application/json', '*/*', 'application/dicom+xml;q=0.5, application/dicom+json']) {
+      expect(sopsOf(await metadata(`${instanceUrl(a2)}/metadata`, { accept })), accept).toEqual([a2.sop]);
+    }
+    for (const accept of ['multipart/related; type="application/dicom+xml"', 'application/dicom+xml', 'multipart/related; type="application/dicom"']) {
+      const response = await get(`${instanceUrl(a2)}/metadata`, { accept });
+      expect(response.statusCode, accept).toBe(406);
+      expect(response.json().error.message).toMatch(/application\/dicom\+json/);
+    }
+  });
+
+  it('answers 404 for an unknown study, series or instance and 400 for a path segment that is not a UID', async () => {
+    for (const [url, message] of [
+      [`/dicomweb/studies/${newUid()}/metadata`, 'Study not found'],
+      [`/dicomweb/studies/${study}/series/${newUid()}/metadata`, 'Series not found'],
+      [`${instanceUrl({ study, series: seriesA, sop: newUid() })}/metadata`, 'Instance not found'],
+    ] as const) {
+      const response = await get(url);
+      expect(response.statusCode, url).toBe(404);
+      expect(response.json().error.message).toBe(message);
+    }
+    const bad = await get(`/dicomweb/studies/${study}/series/1.2.x/metadata`);
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json().error.message).toContain('SeriesInstanceUID');
+  });
+});
+
+describe('WADO-RS metadata of shared files', () => {
+  it('describes a tiled whole-slide image like its file says, and its bulk data is every JPEG fragment as stored', async () => {
+    const [ds] = await metadata(`${instanceUrl(wsi)}/metadata`);
+    expect(value(ds, '00020010')).toEqual([JPEG_BASELINE]);
+    for (const tag of ['00080008', '00080016', '00280010', '00280011', '00480006', '00480007', '00280002', '00280004']) {
+      expect(value(ds, tag), tag).toEqual(wsi.dict[tag]!.Value);
+    }
+    expect(value(ds, '00280008')).toEqual([30]);
+    expect(ds!['7FE00010']).toEqual({ vr: 'OB', BulkDataURI: expect.stringMatching(new RegExp(`/instances/${wsi.sop}/bulkdata/7FE00010$`)) });
+
+    const uri = pathOf(ds!['7FE00010']?.BulkDataURI);
+    const refused = await get(uri);
+    expect(refused.statusCode).toBe(406);
+    expect(refused.json().error.message).toContain(JPEG_BASELINE);
+    const response = await get(uri, { accept: 'multipart/related; type="application/octet-stream"; transfer-syntax=*' });
+    expect(response.statusCode).toBe(200);
+    const [part] = splitMultipart(response.rawPayload, response.headers['content-type']);
+    expect(part!.headers['content-type']).toBe(`application/octet-stream; transfer-syntax=${JPEG_BASELINE}`);
+    expect(wsi.pixelValues).toHaveLength(30);
+    expect(part!.body.equals(Buffer.concat(wsi.pixelValues))).toBe(true);
+  });
+
+  it('gives 16-bit native pixel data as OW and float pixel data as OF under its own tag, each leading to the stored bytes', async () => {
+    const [rgb] = await metadata(`${instanceUrl(rgb16)}/metadata`);
+    expect(rgb!['7FE00010']?.vr).toBe('OW');
+    expect(value(rgb, '00280100')).toEqual([16]);
+    const rgbBytes = await get(pathOf(rgb!['7FE00010']?.BulkDataURI), { accept: 'application/octet-stream' });
+    expect(rgbBytes.statusCode).toBe(200);
+    expect(rgbBytes.rawPayload.equals(Buffer.concat(rgb16.pixelValues))).toBe(true);
+    expect(rgbBytes.rawPayload).toHaveLength(2 * 100 * 100 * 3 * 2);
+
+    const [map] = await metadata(`${instanceUrl(float)}/metadata`);
+    expect(map).not.toHaveProperty('7FE00010');
+    expect(map!['7FE00008']).toEqual({ vr: 'OF', BulkDataURI: expect.stringMatching(/\/bulkdata\/7FE00008$/) });
+    const floatBytes = await get(pathOf(map!['7FE00008']?.BulkDataURI), { accept: 'application/octet-stream' });
+    expect(floatBytes.statusCode).toBe(200);
+    expect(floatBytes.rawPayload.equals(Buffer.concat(float.pixelValues))).toBe(true);
+  });
+
+  it('keeps a large non-pixel binary value (overlay data) as its VR only: no bulk data URI for it yet', async () => {
+    expect(overlays.dict['60003000']?.vr).toBe('OW');
+    const [ds] = await metadata(`${instanceUrl(overlays)}/metadata`);
+    expect(ds!['60003000']).toEqual({ vr: 'OW' });
+    expect(ds!['7FE00010']).toEqual({ vr: 'OW', BulkDataURI: expect.stringMatching(/\/bulkdata\/7FE00010$/) });
+    const other = await get(`${instanceUrl(overlays)}/bulkdata/60003000`);
+    expect(other.statusCode).toBe(404);
+    expect(other.json().error.message).toMatch(/only the pixel data/);
+  });
+
+  it('gives pixel data inside a deflated data set no bulk data URI (its bytes have no place in the file)', async () => {
+    const [ds] = await metadata(`${instanceUrl(deflated)}/metadata`);
+    expect(value(ds, '00020010')).toEqual([deflated.transferSyntax]);
+    expect(ds!['7FE00010']?.vr).toMatch(/^O[BW]$/);
+    expect(ds!['7FE00010']).not.toHaveProperty('BulkDataURI');
+  });
+
+  it('describes an instance without pixel data (SR) with its content and no bulk data', async () => {
+    const [ds] = await metadata(`${instanceUrl(sr)}/metadata`);
+    expect(value(ds, '00080018')).toEqual([sr.sop]);
+    expect(ds!['0040A730']?.vr).toBe('SQ'); // ContentSequence
+    expect(JSON.stringify(ds)).not.toContain('BulkDataURI');
+  });
+});
+
+describe('WADO-RS metadata caching and compression', () => {
+  const url = () => `/dicomweb/studies/${study}/metadata`;
+
+  it('answers 304 without a body when If-None-Match carries the ETag it gave', async () => {
+    const first = await get(url());
+    expect(first.statusCode).toBe(200);
+    const etag = first.headers['etag'] as string;
+    expect(etag).toMatch(/^"[0-9a-f]{40}"$/);
+    expect(first.headers['cache-control']).toBe('private, no-cache');
+    expect((await get(url())).headers['etag']).toBe(etag);
+
+    const revalidated = await get(url(), { 'if-none-match': etag });
+    expect(revalidated.statusCode).toBe(304);
+    expect(revalidated.rawPayload).toHaveLength(0);
+    expect(revalidated.headers['etag']).toBe(etag);
+    expect((await get(url(), { 'if-none-match': `"other", W/${etag}` })).statusCode).toBe(304);
+    expect((await get(url(), { 'if-none-match': '"something-else"' })).statusCode).toBe(200);
+
+    // Another scope is another body, with another validator.
+    const series = await get(`/dicomweb/studies/${study}/series/${seriesA}/metadata`, { 'if-none-match': etag });
+    expect(series.statusCode).toBe(200);
+    expect(series.headers['etag']).not.toBe(etag);
+  });
+
+  it('compresses with gzip when the client accepts it, and the content is the same', async () => {
+    const plain = await get(url());
+    expect(plain.headers['content-encoding']).toBeUndefined();
+    expect(plain.headers['vary']).toBe('Accept-Encoding');
+    expect(plain.rawPayload.length).toBeGreaterThan(1024);
+
+    const zipped = await get(url(), { 'accept-encoding': 'gzip, deflate, br' });
+    expect(zipped.statusCode).toBe(200);
+    expect(zipped.headers['content-encoding']).toBe('gzip');
+    expect(zipped.headers['vary']).toBe('Accept-Encoding');
+    expect(zipped.headers['content-type']).toBe(DICOM_JSON);
+    expect(zipped.rawPayload.length).toBeLessThan(plain.rawPayload.length);
+    expect(JSON.parse(gunzipSync(zipped.rawPayload).toString('utf8'))).toEqual(plain.json());
+    expect(zipped.headers['etag']).not.toBe(plain.headers['etag']);
+    expect((await get(url(), { 'accept-encoding': 'gzip', 'if-none-match': zipped.headers['etag'] as string })).statusCode).toBe(304);
+
+    for (const encoding of ['identity', 'gzip;q=0', 'br']) {
+      expect((await get(url(), { 'accept-encoding': encoding })).headers['content-encoding'], encoding).toBeUndefined();
+    }
+  });
+});
+
+/** A real folder store that counts how it is read. */
+class CountingStore implements BlobStore {
+  gets = 0;
+  ranges: ByteRange[] = [];
+  constructor(private readonly inner: BlobStore) {}
+  put(key: string, body: Readable) { return this.inner.put(key, body); }
+  get(key: string) { this.gets += 1; return this.inner.get(key); }
+  getRange(key: string, range: ByteRange) { this.ranges.push(range); return this.inner.getRange(key, range); }
+  stat(key: string) { this.gets += 1; return this.inner.stat(key); }
+  delete(key: string) { return this.inner.delete(key); }
+  close() { return this.inner.close(); }
+}
+
+describe('WADO-RS metadata comes from the index', () => {
+  it('answers a 200-instance series without reading any stored file', async () => {
+    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'pacs-metadata-'));
+    const store = new CountingStore(await FsBlobStore.create(path.join(dataDir, 'blobs')));
+    const catalog = new SqliteCatalog(':memory:');
+    await catalog.migrate();
+    const app = await buildApp(loadConfig({ PACS_DATA_DIR: dataDir, PACS_LOG_LEVEL: 'silent' }), { blobStore: store, catalog, logger: pino({ level: 'silent' }) });
+    try {
+      const bigStudy = newUid();
+      const bigSeries = newUid();
+      const sops = Array.from({ length: 200 }, () => newUid());
+      const files = sops.map((sop) => makeInstance({ studyInstanceUid: bigStudy, seriesInstanceUid: bigSeries, sopInstanceUid: sop }));
+      expect((await stow(app, files)).statusCode).toBe(200);
+      store.gets = 0;
+      store.ranges = [];
+
+      const response = await app.inject({ method: 'GET', url: `/dicomweb/studies/${bigStudy}/series/${bigSeries}/metadata` });
+      expect(response.statusCode).toBe(200);
+      const datasets = response.json() as DicomJsonDataset[];
+      expect(sopsOf(datasets).sort()).toEqual([...sops].sort()); // same instance number: stored (parallel) order
+      expect(datasets.every((ds) => ds['7FE00010']?.BulkDataURI !== undefined)).toBe(true);
+      expect(store.gets).toBe(0);
+      expect(store.ranges).toHaveLength(0);
+    } finally {
+      await app.close();
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+});

@@ -1,0 +1,109 @@
+/**
+ * WADO-RS metadata routes (PS3.18 §10.4.1.1.2): the DICOM JSON (Annex F) of every instance of a study,
+ * series or instance, answered from the index alone (archive/metadata.ts). Responses carry a strong
+ * ETag (If-None-Match → 304) and are gzip-compressed when the client accepts it.
+ */
+import { promisify } from 'node:util';
+import { gzip as gzipCallback } from 'node:zlib';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Archive } from '../archive/archive.js';
+import { metadataDataset, metadataETag } from '../archive/metadata.js';
+import type { InstanceScope, StoredInstance } from '../catalog/catalog.js';
+import { AppError } from '../errors.js';
+import { dicomwebBaseUrl } from './base-url.js';
+import { acceptsDicomJson } from './negotiate.js';
+import { checkUidParam } from './uid-param.js';
+
+const gzip = promisify(gzipCallback);
+
+/** Bodies smaller than this are sent uncompressed: gzip would barely shrink them. */
+export const METADATA_GZIP_MIN_BYTES = 1024;
+const GZIP_LEVEL = 6;
+
+export interface MetadataRoutesOptions {
+  archive: Archive;
+  publicBaseUrl: string;
+  /** Path of the DICOMweb root, for BulkDataURIs (not `prefix`: Fastify reads that option itself). */
+  dicomwebPath: string;
+}
+
+interface MetadataParams {
+  study: string;
+  series?: string;
+  instance?: string;
+}
+
+/** The bulk data URI of one element of one instance (the route in bulkdata.routes.ts serves it). */
+export function bulkDataUri(base: string, instance: StoredInstance, tag: string): string {
+  return `${base}/studies/${instance.studyInstanceUid}/series/${instance.seriesInstanceUid}/instances/${instance.sopInstanceUid}/bulkdata/${tag}`;
+}
+
+export async function metadataRoutes(app: FastifyInstance, options: MetadataRoutesOptions): Promise<void> {
+  const { archive } = options;
+
+  const metadata = async (request: FastifyRequest<{ Params: MetadataParams }>, reply: FastifyReply) => {
+    const { study, series, instance } = request.params;
+    checkUidParam(study, 'StudyInstanceUID');
+    checkUidParam(series, 'SeriesInstanceUID');
+    checkUidParam(instance, 'SOPInstanceUID');
+    if (!acceptsDicomJson(request.headers.accept)) {
+      throw new AppError('NOT_ACCEPTABLE', 'Metadata is available as application/dicom+json only (application/dicom+xml is not supported)');
+    }
+    const scope: InstanceScope = { studyInstanceUid: study, seriesInstanceUid: series, sopInstanceUid: instance };
+    const found = await archive.findInstancesWithAttributes(scope);
+    const base = dicomwebBaseUrl(request, options.publicBaseUrl, options.dicomwebPath);
+    const etag = metadataETag(found.map((entry) => entry.instance), base);
+    const gzipEtag = `${etag.slice(0, -1)}-gzip"`;
+    void reply.header('Cache-Control', 'private, no-cache').header('Vary', 'Accept-Encoding');
+
+    const matched = matchingETag(request.headers['if-none-match'], [etag, gzipEtag]);
+    if (matched !== undefined) return reply.code(304).header('ETag', matched).send();
+
+    const datasets = found.map((entry) => metadataDataset(entry, (i, tag) => bulkDataUri(base, i, tag)));
+    const body = Buffer.from(JSON.stringify(datasets), 'utf8');
+    request.log.info({ instances: found.length }, 'WADO-RS metadata');
+    void reply.type('application/dicom+json');
+    if (body.length >= METADATA_GZIP_MIN_BYTES && acceptsGzip(request.headers['accept-encoding'])) {
+      return reply.header('Content-Encoding', 'gzip').header('ETag', gzipEtag).send(await gzip(body, { level: GZIP_LEVEL }));
+    }
+    return reply.header('ETag', etag).send(body);
+  };
+
+  app.get('/studies/:study/metadata', metadata);
+  app.get('/studies/:study/series/:series/metadata', metadata);
+  app.get('/studies/:study/series/:series/instances/:instance/metadata', metadata);
+}
+
+/**
+ * If-None-Match (RFC 9110 §13.1.2): `*`, or a list of entity tags compared weakly (a `W/` prefix is
+ * ignored). Either representation's tag matches (both validate the same content); the result is the
+ * tag to send with the 304: the one the client holds (the first given for `*`).
+ */
+export function matchingETag(header: string | undefined, etags: readonly [string, ...string[]]): string | undefined {
+  if (header === undefined) return undefined;
+  for (const item of header.split(',')) {
+    const tag = item.trim().replace(/^W\//, '');
+    if (tag === '*') return etags[0];
+    if (etags.includes(tag)) return tag;
+  }
+  return undefined;
+}
+
+/** Accept-Encoding (RFC 9110 §12.5.3): gzip (or x-gzip) with q > 0, or `*` with q > 0 when gzip is not listed. */
+export function acceptsGzip(header: string | undefined): boolean {
+  if (header === undefined) return false;
+  let gzipQ: number | undefined;
+  let anyQ: number | undefined;
+  for (const item of header.split(',')) {
+    const [name = '', ...params] = item.split(';').map((part) => part.trim());
+    let q = 1;
+    for (const param of params) {
+      const match = /^q=([0-9.]+)$/i.exec(param);
+      if (match) q = Number(match[1]);
+    }
+    const coding = name.toLowerCase();
+    if (coding === 'gzip' || coding === 'x-gzip') gzipQ = Math.max(gzipQ ?? 0, q);
+    else if (coding === '*') anyQ = q;
+  }
+  return (gzipQ ?? anyQ ?? 0) > 0;
+}
