@@ -20,6 +20,9 @@ import { AppError, InvalidDicomError, NotFoundError } from '../errors.js';
 import { FailureReason, type FailedItem, type StoredItem } from './stow-outcome.js';
 import { findInstances, readFrames } from './retrieve.js';
 import { bulkDataValue, readBulkData, type BulkDataValue } from './bulkdata.js';
+import { decodeFrames, readWholeInstance } from './decode-frames.js';
+import { transcodeToExplicitLittleEndian, type PixelAttributes } from './transcode.js';
+import { renderFrame, representativeFrame, representativeInstance, type RenderedImage, type RenderOptions } from './render.js';
 
 export type StoreResult = { ok: true; item: StoredItem } | { ok: false; failure: FailedItem };
 
@@ -103,6 +106,22 @@ export class Archive {
   }
 
   /**
+   * The instance rewritten as Explicit VR Little Endian (transcode.ts): the stored file is read whole
+   * into memory (refused with a 406 over MAX_TRANSCODE_BYTES) and decoded synchronously.
+   */
+  async transcodeInstance(instance: StoredInstance): Promise<Buffer> {
+    return transcodeToExplicitLittleEndian(instance, await readWholeInstance(this.blobs, instance));
+  }
+
+  /**
+   * The given 1-based frames as raw little-endian pixels (decode-frames.ts): each frame's fragments are
+   * read by range as for readFrames, then decoded (compressed) or byte-swapped (big endian).
+   */
+  readDecodedFrames(instance: StoredInstance, attributes: PixelAttributes, frameNumbers: readonly number[]): Promise<Buffer[]> {
+    return decodeFrames(this.blobs, instance, attributes, frameNumbers);
+  }
+
+  /**
    * Instances in scope with their indexed header JSON, for WADO-RS metadata: one index query, no blob
    * reads. None is a NotFoundError naming the level, as for findInstances.
    */
@@ -124,6 +143,29 @@ export class Archive {
   /** Bytes `start..end` (inclusive) of a bulk data value, streamed by bounded ranged reads. */
   readBulkData(instance: StoredInstance, value: BulkDataValue, start: number, end: number): AsyncGenerator<Buffer> {
     return readBulkData(this.blobs, instance.blobKey, value.spans, start, end);
+  }
+
+  /** One frame of an instance as a JPEG/PNG (render.ts): reads the whole stored file, bounded. */
+  renderFrame(instance: StoredInstance, options: RenderOptions): Promise<RenderedImage> {
+    return renderFrame(this.blobs, instance, options, this.log);
+  }
+
+  /**
+   * The instance and frame a study / series thumbnail shows (render.ts: middle instance of the first
+   * series with pixel data, middle frame). Unknown scope is a NotFoundError; no pixel data anywhere is
+   * a 400, as for an instance without pixel data.
+   */
+  async thumbnailSource(scope: InstanceScope): Promise<{ instance: StoredInstance; frame: number }> {
+    const instances = await this.findInstances(scope);
+    const instance = representativeInstance(instances);
+    if (instance === undefined) {
+      if (scope.sopInstanceUid !== undefined) {
+        throw new AppError('BAD_REQUEST', 'The instance has no pixel data (e.g. a structured report): it cannot be rendered');
+      }
+      const level = scope.seriesInstanceUid !== undefined ? 'series' : 'study';
+      throw new AppError('BAD_REQUEST', `No instance of this ${level} has pixel data: there is nothing to render`);
+    }
+    return { instance, frame: representativeFrame(instance) };
   }
 
   private async finishStore(header: InstanceHeader, blobKey: string, put: Promise<number>): Promise<StoreResult> {

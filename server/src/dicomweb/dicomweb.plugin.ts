@@ -5,6 +5,7 @@ import type { Config } from '../config.js';
 import { bulkDataRoutes } from './bulkdata.routes.js';
 import { metadataRoutes } from './metadata.routes.js';
 import { qidoRoutes } from './qido.routes.js';
+import { renderedRoutes } from './rendered.routes.js';
 import { stowRoutes } from './stow.routes.js';
 import { wadoRoutes } from './wado.routes.js';
 
@@ -20,4 +21,5 @@ export async function dicomwebPlugin(app: FastifyInstance, { archive, config }: 
   await app.register(wadoRoutes, common);
   await app.register(metadataRoutes, common);
   await app.register(bulkDataRoutes, common);
+  await app.register(renderedRoutes, common);
 }

@@ -1,9 +1,11 @@
 /**
- * Accept negotiation for WADO-RS (PS3.18 §8.7.3) without transcoding: what can be served is the
- * stored bytes, so negotiation decides whether the client accepts the stored transfer syntax.
+ * Accept negotiation for WADO-RS (PS3.18 §8.7.3): stored bytes when the client accepts the stored
+ * transfer syntax, otherwise decoding to the PS3.18 default (Explicit VR Little Endian instances, raw
+ * little-endian frames) where the archive can decode the stored syntax (archive/transcode.ts).
  * Fastify-free; every refusal is an AppError NOT_ACCEPTABLE (406) naming the stored syntax.
  */
 import type { StoredInstance } from '../catalog/catalog.js';
+import { canDecodeFrames, canTranscodeToExplicitLittleEndian, MAX_TRANSCODE_BYTES } from '../archive/transcode.js';
 import { AppError } from '../errors.js';
 import { EXPLICIT_VR_BIG_ENDIAN, EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN } from '../dicom/transfer-syntax.js';
 import { parseAccept, type MediaRange } from './negotiate.js';
@@ -26,9 +28,11 @@ function byQuality(ranges: MediaRange[]): MediaRange[] {
  * Instance retrieval (`multipart/related; type="application/dicom"`). Accepted: no Accept, `*\/*`,
  * `multipart/related` with no type or type application/dicom; `transfer-syntax=*` takes any stored
  * syntax, a UID takes instances stored in it, none means the PS3.18 default Explicit VR Little Endian.
- * Throws 406 when some instance is stored in a syntax the client did not accept.
+ * An instance stored in another syntax is transcoded to Explicit VR LE when the client accepts that and
+ * the stored syntax can be decoded; returns the SOP Instance UIDs to transcode. Throws 406 when an
+ * instance can be served neither as stored nor transcoded, or is too large to transcode in memory.
  */
-export function negotiateInstances(acceptHeader: string | undefined, instances: readonly StoredInstance[]): void {
+export function negotiateInstances(acceptHeader: string | undefined, instances: readonly StoredInstance[]): Set<string> {
   const accepted = new Set<string>();
   for (const range of parseAccept(acceptHeader)) {
     const type = multipartType(range);
@@ -41,16 +45,35 @@ export function negotiateInstances(acceptHeader: string | undefined, instances: 
       'Instances are available as multipart/related; type="application/dicom" only (metadata and bulk data have their own routes; rendered images are not supported yet)',
     );
   }
-  if (accepted.has(ANY)) return;
+  const transcode = new Set<string>();
+  if (accepted.has(ANY)) return transcode;
   for (const instance of instances) {
-    if (!accepted.has(instance.transferSyntaxUid)) {
+    const stored = instance.transferSyntaxUid;
+    if (accepted.has(stored)) continue;
+    if (!accepted.has(EXPLICIT_VR_LITTLE_ENDIAN)) {
       throw new AppError(
         'NOT_ACCEPTABLE',
-        `An instance is stored as ${instance.transferSyntaxUid}, not in the transfer syntax asked for (${[...accepted].join(', ')}); ` +
-          'transcoding is not supported yet: ask with transfer-syntax=* (or the stored syntax) to receive it as stored',
+        `An instance is stored as ${stored}, not in the transfer syntax asked for (${[...accepted].join(', ')}); ` +
+          `transcoding is only to Explicit VR Little Endian (${EXPLICIT_VR_LITTLE_ENDIAN}): ask for that, or with transfer-syntax=* (or the stored syntax) to receive it as stored`,
       );
     }
+    if (!canTranscodeToExplicitLittleEndian(stored)) {
+      throw new AppError(
+        'NOT_ACCEPTABLE',
+        `An instance is stored as ${stored}, which this server cannot decode for transcoding to Explicit VR Little Endian; ` +
+          'ask with transfer-syntax=* (or the stored syntax) to receive it as stored',
+      );
+    }
+    if (instance.blobSize > MAX_TRANSCODE_BYTES) {
+      throw new AppError(
+        'NOT_ACCEPTABLE',
+        `An instance stored as ${stored} is ${instance.blobSize} bytes, over the ${MAX_TRANSCODE_BYTES}-byte limit for transcoding in memory; ` +
+          'ask with transfer-syntax=* (or the stored syntax) to receive it as stored',
+      );
+    }
+    transcode.add(instance.sopInstanceUid);
   }
+  return transcode;
 }
 
 /**
@@ -72,6 +95,8 @@ export interface FrameRepresentation {
   mediaType: string;
   /** Content-Type of each part. */
   partContentType: string;
+  /** Frames must be decoded (compressed) or byte-swapped (big endian) to raw little-endian pixels. */
+  decode: boolean;
 }
 
 /** Native frames in little-endian byte order (Implicit and Explicit VR LE frames are the same bytes). */
@@ -82,9 +107,10 @@ function isLittleEndianNative(uid: string): boolean {
 /**
  * Frame retrieval. Native little-endian frames: `application/octet-stream` (no transfer syntax or
  * `*`, the default Explicit VR LE, or the stored UID). Encapsulated (compressed) frames and big-endian
- * native frames are served as stored only when the client accepts that syntax: `transfer-syntax=*` or
- * the stored UID on application/octet-stream, or an image type of Table 8.7.3-5 that carries it.
- * Otherwise 406: decoding is not supported yet.
+ * native frames are served as stored when the client accepts that syntax: `transfer-syntax=*` or the
+ * stored UID on application/octet-stream, or an image type of Table 8.7.3-5 that carries it; with no
+ * transfer syntax (or Explicit VR LE) on application/octet-stream they are decoded to raw
+ * little-endian pixels when the stored syntax can be decoded. Otherwise 406.
  */
 export function negotiateFrames(acceptHeader: string | undefined, instance: StoredInstance): FrameRepresentation {
   const stored = instance.transferSyntaxUid;
@@ -95,23 +121,28 @@ export function negotiateFrames(acceptHeader: string | undefined, instance: Stor
     const asked = range.params['transfer-syntax'];
     if (type === undefined || type === 'application/octet-stream') {
       if (!encapsulated && isLittleEndianNative(stored) && (asked === undefined || asked === ANY || asked === EXPLICIT_VR_LITTLE_ENDIAN || asked === stored)) {
-        return { mediaType: 'application/octet-stream', partContentType: 'application/octet-stream' };
+        return { mediaType: 'application/octet-stream', partContentType: 'application/octet-stream', decode: false };
       }
       if (asked === ANY || asked === stored) {
-        return { mediaType: 'application/octet-stream', partContentType: `application/octet-stream; transfer-syntax=${stored}` };
+        return { mediaType: 'application/octet-stream', partContentType: `application/octet-stream; transfer-syntax=${stored}`, decode: false };
+      }
+      if ((asked === undefined || asked === EXPLICIT_VR_LITTLE_ENDIAN) && ((encapsulated && canDecodeFrames(stored)) || (!encapsulated && stored === EXPLICIT_VR_BIG_ENDIAN))) {
+        return { mediaType: 'application/octet-stream', partContentType: 'application/octet-stream', decode: true };
       }
       continue;
     }
     const carries = IMAGE_TYPES[type];
     if (!encapsulated || carries === undefined || !carries.includes(stored)) continue;
     if (asked === ANY || asked === stored || (asked === undefined && carries[0] === stored)) {
-      return { mediaType: type, partContentType: `${type}; transfer-syntax=${stored}` };
+      return { mediaType: type, partContentType: `${type}; transfer-syntax=${stored}`, decode: false };
     }
   }
   const kind = encapsulated ? 'compressed' : stored === EXPLICIT_VR_BIG_ENDIAN ? 'big-endian' : 'stored';
   throw new AppError(
     'NOT_ACCEPTABLE',
-    `Frames of this instance are ${kind} (${stored}) and decoding or transcoding is not supported yet: ask for ` +
+    `Frames of this instance are ${kind} (${stored}) and cannot be served in the form asked for` +
+      (encapsulated && !canDecodeFrames(stored) ? ` (this server cannot decode ${stored})` : ' (decoding is to raw little-endian application/octet-stream only, no transcoding to other compressed syntaxes)') +
+      ': ask for ' +
       `multipart/related; type="application/octet-stream"; transfer-syntax=* (or transfer-syntax=${stored}) to receive them as stored`,
   );
 }

@@ -1,6 +1,6 @@
 /**
- * WADO-RS (PS3.18 §10.4), first slice: instances and frames come back exactly as stored, in
- * multipart/related bodies, and what would need transcoding or decoding is a 406 that says so.
+ * WADO-RS (PS3.18 §10.4): instances and frames come back exactly as stored when the client accepts
+ * the stored syntax, in multipart/related bodies; decoding per syntax is in wado-transcode.test.ts.
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -166,12 +166,17 @@ describe('WADO-RS: retrieve instances as stored', () => {
     }
   });
 
-  it('answers 406 naming the stored syntax for a compressed instance unless the client takes it as stored', async () => {
-    const refused = await get(instanceUrl(jpeg));
+  it('transcodes a compressed instance to Explicit VR LE by default, and serves it as stored when the client takes that', async () => {
+    for (const accept of [undefined, `multipart/related; type="application/dicom"; transfer-syntax=${EXPLICIT_LE}`]) {
+      const [part] = await retrieve(instanceUrl(jpeg), accept);
+      expect(part!.headers['content-type'], String(accept)).toBe(`application/dicom; transfer-syntax=${EXPLICIT_LE}`);
+      expect(part!.body.equals(jpeg.bytes)).toBe(false);
+    }
+    // Transcoding is only to Explicit VR LE: another compressed syntax is a 406 naming the stored one.
+    const refused = await get(instanceUrl(jpeg), 'multipart/related; type="application/dicom"; transfer-syntax=1.2.840.10008.1.2.4.90');
     expect(refused.statusCode).toBe(406);
     expect(refused.json().error.message).toContain(JPEG_BASELINE);
-    expect(refused.json().error.message).toMatch(/transcoding/);
-    expect((await get(instanceUrl(jpeg), `multipart/related; type="application/dicom"; transfer-syntax=${EXPLICIT_LE}`)).statusCode).toBe(406);
+    expect(refused.json().error.message).toMatch(/transcoding is only to Explicit VR Little Endian/);
 
     for (const accept of [ANY_TS, `multipart/related; type="application/dicom"; transfer-syntax=${JPEG_BASELINE}`]) {
       const parts = await retrieve(instanceUrl(jpeg), accept);
@@ -236,12 +241,15 @@ describe('WADO-RS: retrieve frames', () => {
     expect(rleParts.map((p) => p.body)).toEqual([rle.frames[9], rle.frames[3]]);
   });
 
-  it('answers 406 for compressed frames when the client would need them decoded', async () => {
-    for (const accept of [undefined, 'multipart/related; type="application/octet-stream"', 'multipart/related; type="image/jp2"']) {
-      const response = await get(`${instanceUrl(wsi)}/frames/1`, accept);
-      expect(response.statusCode, String(accept)).toBe(406);
-      expect(response.json().error.message).toContain(JPEG_BASELINE);
+  it('decodes compressed frames to raw pixels by default, and answers 406 for an image type that does not carry the stored syntax', async () => {
+    for (const accept of [undefined, 'multipart/related; type="application/octet-stream"']) {
+      const [part] = await retrieve(`${instanceUrl(wsi)}/frames/1`, accept);
+      expect(part!.headers['content-type'], String(accept)).toBe('application/octet-stream');
+      expect(part!.body.length).toBeGreaterThan(wsi.frames[0]!.length);
     }
+    const response = await get(`${instanceUrl(wsi)}/frames/1`, 'multipart/related; type="image/jp2"');
+    expect(response.statusCode).toBe(406);
+    expect(response.json().error.message).toContain(JPEG_BASELINE);
   });
 
   it('answers 406 for frames that have no separate bytes as stored: video, deflated data set, bit-packed', async () => {
@@ -258,12 +266,15 @@ describe('WADO-RS: retrieve frames', () => {
     expect((await retrieve(instanceUrl(video), ANY_TS))[0]!.body.equals(video.bytes)).toBe(true);
   });
 
-  it('serves big-endian native frames only as stored, labelled with their syntax', async () => {
-    expect((await get(`${instanceUrl(bigEndian)}/frames/2`)).statusCode).toBe(406);
+  it('serves big-endian native frames as stored when asked, labelled with their syntax, and byte-swapped by default', async () => {
     const [part] = await retrieve(`${instanceUrl(bigEndian)}/frames/2`, FRAMES_ANY_TS);
     expect(part!.headers['content-type']).toBe('application/octet-stream; transfer-syntax=1.2.840.10008.1.2.2');
     expect(part!.body).toHaveLength(100 * 100 * 3 * 2);
     expect(bigEndian.bytes.subarray(bigEndian.bytes.length - part!.body.length).equals(part!.body)).toBe(true);
+
+    const [swapped] = await retrieve(`${instanceUrl(bigEndian)}/frames/2`);
+    expect(swapped!.headers['content-type']).toBe('application/octet-stream');
+    expect(swapped!.body.equals(Buffer.from(part!.body).swap16())).toBe(true);
   });
 
   it('answers 400 for a malformed frame list or frame 0, and 404 past the last frame', async () => {

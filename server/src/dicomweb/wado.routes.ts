@@ -1,14 +1,18 @@
 /**
- * WADO-RS routes (PS3.18 §10.4), first slice: whole instances of a study / series / instance as
- * stored, and frames of an instance as stored (native, or the compressed bitstream when accepted).
- * No transcoding or decoding yet: what cannot be served as stored is a 406 (see wado-accept.ts).
+ * WADO-RS routes (PS3.18 §10.4): whole instances of a study / series / instance, and frames of an
+ * instance. Stored bytes are streamed as they are whenever the client accepts the stored syntax;
+ * otherwise instances are transcoded to Explicit VR Little Endian and frames decoded to raw
+ * little-endian pixels where the archive can decode the stored syntax (wado-accept.ts decides, 406
+ * when neither works).
  */
 import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Archive } from '../archive/archive.js';
 import { frameSpans, parseFrameList } from '../archive/retrieve.js';
+import { pixelAttributesFromJson } from '../archive/transcode.js';
 import type { InstanceScope, StoredInstance } from '../catalog/catalog.js';
+import { EXPLICIT_VR_LITTLE_ENDIAN } from '../dicom/transfer-syntax.js';
 import { dicomwebBaseUrl } from './base-url.js';
 import { checkUidParam } from './uid-param.js';
 import { negotiateFrames, negotiateInstances } from './wado-accept.js';
@@ -38,13 +42,19 @@ export async function wadoRoutes(app: FastifyInstance, options: WadoRoutesOption
 
   const retrieveInstances = async (request: FastifyRequest<{ Params: RetrieveParams }>, reply: FastifyReply) => {
     const instances = await archive.findInstances(scopeOf(request.params));
-    negotiateInstances(request.headers.accept, instances);
+    const transcode = negotiateInstances(request.headers.accept, instances);
+    // A lone instance to transcode is decoded before the reply starts, so a decoding failure is still a
+    // clean 406; in a series or study each is decoded as its part is reached, one at a time.
+    const prepared = new Map<string, Buffer>();
+    if (instances.length === 1 && transcode.has(instances[0]!.sopInstanceUid)) {
+      prepared.set(instances[0]!.sopInstanceUid, await archive.transcodeInstance(instances[0]!));
+    }
     const base = dicomwebBaseUrl(request, options.publicBaseUrl, options.dicomwebPath);
     const boundary = randomUUID();
-    request.log.info({ instances: instances.length }, 'WADO-RS instances');
+    request.log.info({ instances: instances.length, transcoded: transcode.size }, 'WADO-RS instances');
     return reply
       .type(`multipart/related; type="application/dicom"; boundary=${boundary}`)
-      .send(Readable.from(instanceParts(archive, instances, boundary, base), { objectMode: false }));
+      .send(Readable.from(instanceParts(archive, instances, transcode, prepared, boundary, base), { objectMode: false }));
   };
 
   app.get('/studies/:study', retrieveInstances);
@@ -59,7 +69,13 @@ export async function wadoRoutes(app: FastifyInstance, options: WadoRoutesOption
       const [instance] = await archive.findInstances(scope);
       frameSpans(instance!, frameNumbers); // 400/404/406 about the frames before negotiation
       const representation = negotiateFrames(request.headers.accept, instance!);
-      const frames = await archive.readFrames(instance!, frameNumbers);
+      let frames: Buffer[];
+      if (representation.decode) {
+        const [withAttributes] = await archive.findInstancesWithAttributes(scope);
+        frames = await archive.readDecodedFrames(instance!, pixelAttributesFromJson(withAttributes!.attributes), frameNumbers);
+      } else {
+        frames = await archive.readFrames(instance!, frameNumbers);
+      }
       const boundary = randomUUID();
       const chunks: Buffer[] = [];
       for (const frame of frames) {
@@ -77,17 +93,30 @@ const CRLF = Buffer.from('\r\n', 'latin1');
 
 /**
  * The multipart body: each stored file streamed byte for byte, one after another (only one blob open
- * at a time; a client that goes away ends the generator, which closes the open blob stream).
+ * at a time; a client that goes away ends the generator, which closes the open blob stream). Instances
+ * in `transcode` are read whole and transcoded to Explicit VR Little Endian, one at a time.
  */
-async function* instanceParts(archive: Archive, instances: readonly StoredInstance[], boundary: string, base: string): AsyncGenerator<Buffer> {
+async function* instanceParts(
+  archive: Archive,
+  instances: readonly StoredInstance[],
+  transcode: ReadonlySet<string>,
+  prepared: Map<string, Buffer>,
+  boundary: string,
+  base: string,
+): AsyncGenerator<Buffer> {
   for (const instance of instances) {
     const location = `${base}/studies/${instance.studyInstanceUid}/series/${instance.seriesInstanceUid}/instances/${instance.sopInstanceUid}`;
-    yield Buffer.from(
-      `--${boundary}\r\nContent-Type: application/dicom; transfer-syntax=${instance.transferSyntaxUid}\r\nContent-Location: ${location}\r\n\r\n`,
-      'latin1',
-    );
-    const blob = await archive.openInstance(instance);
-    for await (const chunk of blob) yield chunk as Buffer;
+    const transcoded = transcode.has(instance.sopInstanceUid);
+    const body = transcoded ? (prepared.get(instance.sopInstanceUid) ?? (await archive.transcodeInstance(instance))) : undefined;
+    prepared.delete(instance.sopInstanceUid);
+    const syntax = transcoded ? EXPLICIT_VR_LITTLE_ENDIAN : instance.transferSyntaxUid;
+    yield Buffer.from(`--${boundary}\r\nContent-Type: application/dicom; transfer-syntax=${syntax}\r\nContent-Location: ${location}\r\n\r\n`, 'latin1');
+    if (body !== undefined) {
+      yield body;
+    } else {
+      const blob = await archive.openInstance(instance);
+      for await (const chunk of blob) yield chunk as Buffer;
+    }
     yield CRLF;
   }
   yield Buffer.from(`--${boundary}--\r\n`, 'latin1');

@@ -1,0 +1,226 @@
+/**
+ * Rendering use case (WADO-RS rendered and thumbnail resources, PS3.18 §10.4.1.1.3-4, §9.5): one frame
+ * of a stored instance as a consumer image (JPEG or PNG), with the rendering parameters of PS3.18
+ * §8.3.5 (window, viewport, quality).
+ *
+ * Pixel decoding and the grayscale/colour pipeline (Modality LUT, VOI LUT or window, Presentation
+ * LUT, palette colour, YBR → RGB) are dcmjs-imaging's; encoding and resizing are sharp's.
+ * dcmjs-imaging parses a whole Part-10 data set from one ArrayBuffer, so the stored file is read into
+ * memory whole: files above MAX_RENDER_BYTES are refused instead (406) rather than risk the process.
+ */
+import { createRequire } from 'node:module';
+import imaging from 'dcmjs-imaging';
+import sharp from 'sharp';
+import type { Logger } from 'pino';
+import type { BlobStore } from '../storage/blob-store.js';
+import type { StoredInstance } from '../catalog/catalog.js';
+import { AppError, NotFoundError } from '../errors.js';
+
+const { DicomImage, NativePixelDecoder, WindowLevel } = imaging;
+
+interface Loglevel {
+  getLevel(): number;
+  setLevel(level: number | string, persist?: boolean): void;
+  getLogger(name: string): Loglevel;
+}
+
+/**
+ * dcmjs-imaging parses with its own nested copy of dcmjs, which logs (console) every tolerated defect
+ * of a data set. Its loggers, and dcmjs-imaging's own, are muted around the synchronous parse + render,
+ * so nobody else is affected (as dicom/header-json.ts does for our dcmjs).
+ */
+const quietLoggers: Loglevel[] = (() => {
+  const loggers: Loglevel[] = [imaging.log as unknown as Loglevel];
+  try {
+    const nested = createRequire(createRequire(import.meta.url).resolve('dcmjs-imaging'))('dcmjs') as { log?: Loglevel };
+    if (nested.log !== undefined) loggers.push(nested.log, nested.log.getLogger('validation.dcmjs'));
+  } catch {
+    // No nested dcmjs to mute: only noise is at stake.
+  }
+  return loggers;
+})();
+
+function quietly<T>(work: () => T): T {
+  const levels = quietLoggers.map((l) => l.getLevel());
+  for (const l of quietLoggers) l.setLevel('silent', false);
+  try {
+    return work();
+  } finally {
+    quietLoggers.forEach((l, i) => l.setLevel(levels[i]!, false));
+  }
+}
+
+/** Largest stored file we read whole into memory to render (dcmjs-imaging needs the whole data set). */
+export const MAX_RENDER_BYTES = 256 * 1024 * 1024;
+
+export type VoiLutFunction = 'LINEAR' | 'LINEAR_EXACT' | 'SIGMOID';
+
+export interface RenderWindow {
+  center: number;
+  width: number;
+  /** VOI LUT Function (PS3.3 C.11.2.1.3); the data set's own, else LINEAR, when absent. */
+  function?: VoiLutFunction;
+}
+
+export interface RenderOptions {
+  /** 1-based frame number. */
+  frame: number;
+  format: 'jpeg' | 'png';
+  /** Grayscale only: replaces the data set's VOI LUT / window (ignored for colour images). */
+  window?: RenderWindow;
+  /** Fit inside this box, keeping the aspect ratio, never enlarging. */
+  viewport?: { width: number; height: number };
+  /** JPEG quality 1-100 (default DEFAULT_JPEG_QUALITY); ignored for PNG. */
+  quality?: number;
+}
+
+export interface RenderedImage {
+  body: Buffer;
+  mediaType: 'image/jpeg' | 'image/png';
+  width: number;
+  height: number;
+}
+
+export const DEFAULT_JPEG_QUALITY = 90;
+
+let decoderReady: Promise<void> | undefined;
+
+/**
+ * Registers dcmjs-imaging's WebAssembly decoders (JPEG, JPEG-LS, JPEG 2000, RLE, ...) once per
+ * process; concurrent first callers share the promise. A failed initialisation is retried next time.
+ */
+export function initializeRenderer(): Promise<void> {
+  if (decoderReady === undefined) {
+    decoderReady = NativePixelDecoder.initializeAsync({ logNativeDecodersMessages: false }).catch((err: unknown) => {
+      decoderReady = undefined;
+      throw err;
+    });
+  }
+  return decoderReady;
+}
+
+/** Frames of an instance as far as rendering is concerned; throws the documented 400/404/406. */
+export function checkRenderable(instance: StoredInstance, frame: number): void {
+  const pixelData = instance.pixelData;
+  if (pixelData === undefined) {
+    throw new AppError('BAD_REQUEST', 'The instance has no pixel data (e.g. a structured report): it cannot be rendered');
+  }
+  if (pixelData.isVideo) {
+    throw new AppError(
+      'NOT_ACCEPTABLE',
+      `The instance is a video (${instance.transferSyntaxUid}): rendering video frames is not supported yet; retrieve the instance instead`,
+    );
+  }
+  if (pixelData.tag !== '7FE00010') {
+    throw new AppError('NOT_ACCEPTABLE', 'The instance has float pixel data: rendering it is not supported yet');
+  }
+  const count = Math.max(1, instance.numberOfFrames);
+  if (frame < 1) throw new AppError('BAD_REQUEST', 'Frame numbers start at 1: frame 0 does not exist');
+  if (frame > count) throw new NotFoundError(`Frame ${frame} does not exist: the instance has ${count} frame${count === 1 ? '' : 's'}`);
+  if (instance.blobSize > MAX_RENDER_BYTES) {
+    throw new AppError(
+      'NOT_ACCEPTABLE',
+      `The instance is ${instance.blobSize} bytes; rendering reads the whole file into memory and is limited to ${MAX_RENDER_BYTES} bytes. Retrieve frames instead`,
+    );
+  }
+}
+
+/** Reads the whole stored file (bounded by MAX_RENDER_BYTES, re-checked while reading). */
+async function readWhole(blobs: BlobStore, instance: StoredInstance): Promise<Buffer> {
+  const stream = await blobs.get(instance.blobKey);
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of stream) {
+    total += (chunk as Buffer).length;
+    if (total > MAX_RENDER_BYTES) {
+      stream.destroy();
+      throw new AppError('NOT_ACCEPTABLE', `The instance is larger than the rendering limit of ${MAX_RENDER_BYTES} bytes`);
+    }
+    chunks.push(chunk as Buffer);
+  }
+  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total);
+}
+
+/** Whether dcmjs-imaging renders the instance through its grayscale pipeline (one sample, not palette). */
+function isGrayscale(photometric: unknown): boolean {
+  return typeof photometric === 'string' && photometric.trim().toUpperCase().startsWith('MONOCHROME');
+}
+
+/**
+ * Renders one frame of a stored instance: decode (dcmjs-imaging), VOI/colour pipeline, then encode
+ * (sharp). Failures of the decoder on odd data (unsupported syntax, malformed pixel data) are a 406
+ * that says the instance cannot be rendered, never a 500.
+ */
+export async function renderFrame(blobs: BlobStore, instance: StoredInstance, options: RenderOptions, log?: Logger): Promise<RenderedImage> {
+  checkRenderable(instance, options.frame);
+  const [bytes] = await Promise.all([readWhole(blobs, instance), initializeRenderer()]);
+
+  let rendered: { width: number; height: number; pixels: ArrayBuffer };
+  let grayscale: boolean;
+  try {
+    ({ rendered, grayscale } = quietly(() => {
+      const image = new DicomImage(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length) as ArrayBuffer);
+      const frames = Math.max(1, image.getNumberOfFrames());
+      if (options.frame > frames) {
+        throw new NotFoundError(`Frame ${options.frame} does not exist: the instance has ${frames} frame${frames === 1 ? '' : 's'}`);
+      }
+      const gray = isGrayscale(image.getElement('PhotometricInterpretation'));
+      const window = gray ? options.window : undefined;
+      if (window?.function !== undefined) image.setElement('VOILUTFunction', window.function);
+      const result = image.render({
+        frame: options.frame - 1,
+        renderOverlays: true,
+        ...(window === undefined ? {} : { windowLevel: new WindowLevel(window.width, window.center) }),
+      });
+      return { rendered: result, grayscale: gray };
+    }));
+  } catch (err) {
+    if (err instanceof AppError) throw err;
+    log?.warn({ err: { type: err instanceof Error ? err.name : typeof err, message: err instanceof Error ? err.message : undefined } }, 'rendering an instance failed');
+    throw new AppError(
+      'NOT_ACCEPTABLE',
+      `The pixel data of this instance (stored as ${instance.transferSyntaxUid}) cannot be rendered; retrieve the instance instead`,
+      { cause: err },
+    );
+  }
+
+  // dcmjs-imaging always hands back RGBA; grayscale images become one-channel JPEG/PNG (luminance,
+  // so coloured overlay pixels stay visible).
+  let pipeline = sharp(Buffer.from(rendered.pixels), { raw: { width: rendered.width, height: rendered.height, channels: 4 } }).removeAlpha();
+  if (grayscale) pipeline = pipeline.toColourspace('b-w');
+  let width = rendered.width;
+  let height = rendered.height;
+  if (options.viewport !== undefined) {
+    const scale = Math.min(1, options.viewport.width / width, options.viewport.height / height);
+    if (scale < 1) {
+      width = Math.max(1, Math.round(width * scale));
+      height = Math.max(1, Math.round(height * scale));
+      pipeline = pipeline.resize(width, height, { fit: 'fill' });
+    }
+  }
+  if (options.format === 'png') {
+    return { body: await pipeline.png().toBuffer(), mediaType: 'image/png', width, height };
+  }
+  const quality = options.quality ?? DEFAULT_JPEG_QUALITY;
+  return { body: await pipeline.jpeg({ quality }).toBuffer(), mediaType: 'image/jpeg', width, height };
+}
+
+/**
+ * The instance that stands for a study or series in a thumbnail: among the instances (in retrieval
+ * order: series, then instance number) of the first series that has renderable pixel data, the middle
+ * one. Video instances are used only when nothing else has pixel data. Undefined when none has pixel data.
+ */
+export function representativeInstance(instances: readonly StoredInstance[]): StoredInstance | undefined {
+  const pick = (accept: (i: StoredInstance) => boolean): StoredInstance | undefined => {
+    const first = instances.find(accept);
+    if (first === undefined) return undefined;
+    const inSeries = instances.filter((i) => i.seriesInstanceUid === first.seriesInstanceUid && accept(i));
+    return inSeries[Math.floor((inSeries.length - 1) / 2)];
+  };
+  return pick((i) => i.pixelData !== undefined && !i.pixelData.isVideo) ?? pick((i) => i.pixelData !== undefined);
+}
+
+/** The frame a thumbnail shows: the middle one (frame 1 of a single-frame instance). */
+export function representativeFrame(instance: StoredInstance): number {
+  return Math.ceil(Math.max(1, instance.numberOfFrames) / 2);
+}

@@ -1,0 +1,170 @@
+/**
+ * WADO-RS rendered and thumbnail resources (PS3.18 §10.4.1.1.3, §10.4.1.1.4, §9.5): one frame as a
+ * consumer image, JPEG by default or PNG, with the rendering query parameters of §8.3.5 that we
+ * support (`window`, `viewport`, `quality`). Rendering itself is archive/render.ts.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Archive } from '../archive/archive.js';
+import type { RenderedImage, RenderOptions, RenderWindow, VoiLutFunction } from '../archive/render.js';
+import type { InstanceScope } from '../catalog/catalog.js';
+import { AppError, BadQueryError } from '../errors.js';
+import { parseAccept } from './negotiate.js';
+import { checkUidParam } from './uid-param.js';
+
+export interface RenderedRoutesOptions {
+  archive: Archive;
+}
+
+interface Params {
+  study: string;
+  series?: string;
+  instance?: string;
+  frame?: string;
+}
+
+type Query = Record<string, string | string[] | undefined>;
+
+/** Thumbnails fit inside this box unless `viewport` says otherwise. */
+export const THUMBNAIL_SIZE = 128;
+/** Largest viewport dimension accepted (rendering never enlarges anyway). */
+export const MAX_VIEWPORT = 16384;
+/** Stored instances never change under a UID; `private` because they are patient data. */
+export const RENDERED_CACHE_CONTROL = 'private, max-age=3600';
+
+const WINDOW_FUNCTIONS: Record<string, VoiLutFunction> = { linear: 'LINEAR', 'linear-exact': 'LINEAR_EXACT', sigmoid: 'SIGMOID' };
+
+/**
+ * Chooses the image type from Accept: `image/jpeg` (also for no Accept, `*\/*` and `image/*`) or
+ * `image/png`, by q-value; JPEG wins a tie. Anything else is a 406.
+ */
+export function negotiateRendered(acceptHeader: string | undefined): 'jpeg' | 'png' {
+  let best: { format: 'jpeg' | 'png'; q: number } | undefined;
+  for (const range of parseAccept(acceptHeader)) {
+    const candidates: Array<'jpeg' | 'png'> =
+      range.type === '*' && range.subtype === '*'
+        ? ['jpeg']
+        : range.type === 'image' && range.subtype === '*'
+          ? ['jpeg']
+          : range.type === 'image' && (range.subtype === 'jpeg' || range.subtype === 'png')
+            ? [range.subtype]
+            : [];
+    for (const format of candidates) {
+      if (best === undefined || range.q > best.q || (range.q === best.q && format === 'jpeg' && best.format !== 'jpeg')) {
+        best = { format, q: range.q };
+      }
+    }
+  }
+  if (best === undefined) {
+    throw new AppError('NOT_ACCEPTABLE', 'Rendered resources are served as image/jpeg (default) or image/png only');
+  }
+  return best.format;
+}
+
+/** One value of a query parameter; a repeated parameter is a 400. */
+function single(query: Query, name: string): string | undefined {
+  const value = query[name];
+  if (Array.isArray(value)) throw new BadQueryError(name, 'must be given once');
+  return value;
+}
+
+function parseNumber(text: string, parameter: string, what: string): number {
+  const trimmed = text.trim();
+  const value = Number(trimmed);
+  if (trimmed === '' || !Number.isFinite(value)) throw new BadQueryError(parameter, `${what} must be a number`);
+  return value;
+}
+
+function parseInteger(text: string, parameter: string, what: string, min: number, max: number): number {
+  if (!/^\s*[0-9]+\s*$/.test(text)) throw new BadQueryError(parameter, `${what} must be a whole number from ${min} to ${max}`);
+  const value = Number(text.trim());
+  if (value < min || value > max) throw new BadQueryError(parameter, `${what} must be a whole number from ${min} to ${max}`);
+  return value;
+}
+
+/**
+ * The rendering parameters of PS3.18 §8.3.5 that we support: `window=center,width[,function]`
+ * (function linear | linear-exact | sigmoid), `viewport=width,height` (no cropping), `quality=1..100`.
+ * Every mistake is a 400 naming the parameter; other parameters (annotation, charset, ...) are ignored.
+ */
+export function parseRenderingParams(query: Query): Pick<RenderOptions, 'window' | 'viewport' | 'quality'> {
+  const result: Pick<RenderOptions, 'window' | 'viewport' | 'quality'> = {};
+  const window = single(query, 'window');
+  if (window !== undefined) {
+    const parts = window.split(',');
+    if (parts.length < 2 || parts.length > 3) {
+      throw new BadQueryError('window', 'must be center,width or center,width,function (e.g. window=40,400)');
+    }
+    const center = parseNumber(parts[0]!, 'window', 'the window center');
+    const width = parseNumber(parts[1]!, 'window', 'the window width');
+    if (width < 1) throw new BadQueryError('window', 'the window width must be at least 1');
+    const parsed: RenderWindow = { center, width };
+    if (parts.length === 3) {
+      const fn = WINDOW_FUNCTIONS[parts[2]!.trim().toLowerCase()];
+      if (fn === undefined) throw new BadQueryError('window', 'the function must be linear, linear-exact or sigmoid');
+      parsed.function = fn;
+    }
+    result.window = parsed;
+  }
+  const viewport = single(query, 'viewport');
+  if (viewport !== undefined) {
+    const parts = viewport.split(',');
+    if (parts.length === 6) throw new BadQueryError('viewport', 'source cropping (sx,sy,sw,sh) is not supported: give width,height only');
+    if (parts.length !== 2) throw new BadQueryError('viewport', 'must be width,height (e.g. viewport=256,256)');
+    result.viewport = {
+      width: parseInteger(parts[0]!, 'viewport', 'the width', 1, MAX_VIEWPORT),
+      height: parseInteger(parts[1]!, 'viewport', 'the height', 1, MAX_VIEWPORT),
+    };
+  }
+  const quality = single(query, 'quality');
+  if (quality !== undefined) result.quality = parseInteger(quality, 'quality', 'the quality', 1, 100);
+  return result;
+}
+
+function parseFrameNumber(text: string): number {
+  if (!/^[0-9]+$/.test(text)) {
+    throw new AppError('BAD_REQUEST', 'The rendered frame must be a single frame number (1, 2, ...); render one frame per request');
+  }
+  const frame = Number(text);
+  if (frame === 0) throw new AppError('BAD_REQUEST', 'Frame numbers start at 1: frame 0 does not exist');
+  if (!Number.isSafeInteger(frame)) throw new AppError('BAD_REQUEST', 'Frame number is too large');
+  return frame;
+}
+
+export async function renderedRoutes(app: FastifyInstance, options: RenderedRoutesOptions): Promise<void> {
+  const { archive } = options;
+
+  const scopeOf = (params: Params): InstanceScope => {
+    checkUidParam(params.study, 'StudyInstanceUID');
+    checkUidParam(params.series, 'SeriesInstanceUID');
+    checkUidParam(params.instance, 'SOPInstanceUID');
+    return { studyInstanceUid: params.study, seriesInstanceUid: params.series, sopInstanceUid: params.instance };
+  };
+
+  const send = (reply: FastifyReply, image: RenderedImage) =>
+    reply.header('cache-control', RENDERED_CACHE_CONTROL).header('vary', 'Accept').type(image.mediaType).send(image.body);
+
+  /** Validation order: path UIDs, frame number, query, Accept; then the index, then the file. */
+  const rendered = async (request: FastifyRequest<{ Params: Params; Querystring: Query }>, reply: FastifyReply) => {
+    const scope = scopeOf(request.params);
+    const frame = request.params.frame === undefined ? 1 : parseFrameNumber(request.params.frame);
+    const params = parseRenderingParams(request.query);
+    const format = negotiateRendered(request.headers.accept);
+    const [instance] = await archive.findInstances(scope);
+    return send(reply, await archive.renderFrame(instance!, { ...params, frame, format }));
+  };
+
+  const thumbnail = async (request: FastifyRequest<{ Params: Params; Querystring: Query }>, reply: FastifyReply) => {
+    const scope = scopeOf(request.params);
+    const params = parseRenderingParams(request.query);
+    const format = negotiateRendered(request.headers.accept);
+    const viewport = params.viewport ?? { width: THUMBNAIL_SIZE, height: THUMBNAIL_SIZE };
+    const { instance, frame } = await archive.thumbnailSource(scope);
+    return send(reply, await archive.renderFrame(instance, { ...params, viewport, frame, format }));
+  };
+
+  app.get('/studies/:study/series/:series/instances/:instance/rendered', rendered);
+  app.get('/studies/:study/series/:series/instances/:instance/frames/:frame/rendered', rendered);
+  app.get('/studies/:study/series/:series/instances/:instance/thumbnail', thumbnail);
+  app.get('/studies/:study/series/:series/thumbnail', thumbnail);
+  app.get('/studies/:study/thumbnail', thumbnail);
+}
