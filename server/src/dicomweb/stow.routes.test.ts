@@ -48,10 +48,25 @@ describe('STOW-RS: storing instances', () => {
     const body = response.json();
     expect(body['00081190'].Value[0]).toMatch(new RegExp(`/dicomweb/studies/${studyUid}$`));
     const referenced = body['00081199'].Value as Array<Record<string, { Value: string[] }>>;
-    expect(referenced.map((item) => item['00081155']!.Value[0]).sort()).toEqual([a, b].sort());
+    // In the order of the parts, though parts are finished in parallel.
+    expect(referenced.map((item) => item['00081155']!.Value[0])).toEqual([a, b]);
     expect(referenced[0]!['00081190']!.Value[0]).toContain(`/studies/${studyUid}/series/${seriesUid}/instances/`);
     expect(body['00081198']).toBeUndefined();
     expect((await qidoInstances(studyUid)).length).toBe(2);
+  });
+
+  it('reports parts in request order even when a later, smaller part finishes first', async () => {
+    const uids = [newUid(), newUid(), newUid()];
+    const response = await stow(
+      multipartBody([
+        { body: makeInstance({ sopInstanceUid: uids[0], rows: 1100, columns: 1100 }) },
+        { body: makeInstance({ sopInstanceUid: uids[1] }) },
+        { body: makeInstance({ sopInstanceUid: uids[2] }) },
+      ]),
+    );
+    expect(response.statusCode).toBe(200);
+    const referenced = response.json()['00081199'].Value as Array<Record<string, { Value: string[] }>>;
+    expect(referenced.map((item) => item['00081155']!.Value[0])).toEqual(uids);
   });
 
   it('stores the good part and reports the bad one: 202 with FailedSOPSequence', async () => {

@@ -56,33 +56,40 @@ export async function storeMultipart(
   limits: StowLimits,
   expectedStudyUid?: string,
 ): Promise<StowOutcome> {
-  const outcome = new StowOutcome();
+  // Parts finish out of order (up to MAX_PARTS_IN_FLIGHT at once); results are reported in part order.
+  const results: Array<StoreResult | undefined> = [];
   const inFlight = new Set<Promise<void>>();
-  const record = (result: StoreResult) => {
-    if (result.ok) outcome.stored.push(result.item);
-    else outcome.failed.push(result.failure);
-  };
   try {
     for await (const part of readMultipart(limitedBody(body, limits.maxBodyBytes), boundary, {})) {
+      const slot = results.length;
+      results.push(undefined);
       const mediaType = part.headers['content-type'];
       if (mediaType !== undefined && parseContentType(mediaType).mediaType !== 'application/dicom') {
-        record({
+        results[slot] = {
           ok: false,
           failure: {
             failureReason: FailureReason.CannotUnderstand,
             message: `Part ${part.index + 1} has Content-Type ${parseContentType(mediaType).mediaType}; expected application/dicom`,
           },
-        });
+        };
         continue;
       }
       const scanned: ScannedPart = await archive.scanAndStore(part.body, expectedStudyUid);
-      const done = scanned.completion.then(record);
+      const done = scanned.completion.then((result) => {
+        results[slot] = result;
+      });
       inFlight.add(done);
       void done.finally(() => inFlight.delete(done));
       if (inFlight.size >= MAX_PARTS_IN_FLIGHT) await Promise.race(inFlight);
     }
   } finally {
     await Promise.allSettled(inFlight);
+  }
+  const outcome = new StowOutcome();
+  for (const result of results) {
+    if (result === undefined) continue; // completions never reject; kept for the type
+    if (result.ok) outcome.stored.push(result.item);
+    else outcome.failed.push(result.failure);
   }
   return outcome;
 }
