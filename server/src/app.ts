@@ -2,6 +2,7 @@
  * Composition root: the only place concrete storage and index classes are constructed. `buildApp`
  * wires given dependencies into Fastify (tests pass their own); `createServices` builds them from config.
  */
+import cors from '@fastify/cors';
 import Fastify, { type FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
 import { Archive } from './archive/archive.js';
@@ -13,6 +14,9 @@ import { errorHandler } from './http/error-handler.js';
 import { loggerOptions } from './http/logger.js';
 import type { BlobStore } from './storage/blob-store.js';
 import { createBlobStore } from './storage/create-blob-store.js';
+
+/** Response headers a cross-origin DICOMweb client needs to read (beyond the CORS-safelisted ones). */
+export const CORS_EXPOSED_HEADERS = ['Content-Type', 'Content-Length', 'Content-Range', 'Accept-Ranges', 'ETag', 'Warning', 'Location', 'Content-Location'];
 
 export interface Services {
   blobStore: BlobStore;
@@ -46,6 +50,16 @@ export async function buildApp(config: Readonly<Config>, services: Services): Pr
   app.setNotFoundHandler((request, reply) => {
     void reply.code(404).send({ error: { code: 'NOT_FOUND', message: `No route for ${request.method} ${request.url.split('?')[0]}` } });
   });
+
+  if (config.corsOrigins.length > 0) {
+    // Browser viewers on other origins (OHIF, Slim): only the configured ones, never `*` (patient data).
+    await app.register(cors, {
+      origin: [...config.corsOrigins],
+      methods: ['GET', 'HEAD', 'POST', 'OPTIONS'],
+      exposedHeaders: CORS_EXPOSED_HEADERS,
+      maxAge: 600,
+    });
+  }
 
   const archive = new Archive(services.blobStore, services.catalog, services.logger, {
     maxHeaderBytes: config.stow.maxHeaderBytes,

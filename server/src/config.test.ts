@@ -49,6 +49,28 @@ describe('configuration from the environment', () => {
     }
   });
 
+  it('has CORS off by default and reads a list of origins', () => {
+    expect(loadConfig({}).corsOrigins).toEqual([]);
+    expect(loadConfig({ PACS_CORS_ORIGINS: ' ' }).corsOrigins).toEqual([]);
+    const config = loadConfig({ PACS_CORS_ORIGINS: 'https://Viewer.Example.org/, http://localhost:3000,https://viewer.example.org' });
+    expect(config.corsOrigins).toEqual(['https://viewer.example.org', 'http://localhost:3000']);
+    expect(Object.isFrozen(config.corsOrigins)).toBe(true);
+  });
+
+  it('refuses CORS origins that are not http(s) origins, with the other problems', () => {
+    let message = '';
+    try {
+      loadConfig({ PACS_CORS_ORIGINS: 'https://ok.example.org,*,ftp://files.example.org,https://viewer.example.org/app,viewer.example.org', PACS_PORT: 'x' });
+    } catch (err) {
+      message = (err as AppError).message;
+    }
+    expect(message).toContain('PACS_PORT');
+    for (const bad of ['"*"', '"ftp://files.example.org"', '"https://viewer.example.org/app"', '"viewer.example.org"']) {
+      expect(message).toContain(`PACS_CORS_ORIGINS must list http(s) origins such as https://viewer.example.org (no path, no "*"), got ${bad}`);
+    }
+    expect(message).not.toContain('"https://ok.example.org"');
+  });
+
   it('refuses out-of-range numbers', () => {
     expect(() => loadConfig({ PACS_PORT: '70000' })).toThrow(/PACS_PORT must be between 0 and 65535/);
   });

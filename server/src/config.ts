@@ -45,6 +45,11 @@ export interface Config {
     defaultLimit: number;
     maxLimit: number;
   };
+  /**
+   * Browser origins (`https://viewer.example.org`) allowed to call the API cross-origin (CORS);
+   * empty: CORS is off and browsers only allow same-origin pages.
+   */
+  corsOrigins: readonly string[];
 }
 
 type Env = Record<string, string | undefined>;
@@ -91,6 +96,40 @@ class EnvReader {
     if (/^(0|false|no|off)$/i.test(raw)) return false;
     this.problems.push(`${name} must be true or false, got "${raw}"`);
     return fallback;
+  }
+
+  /**
+   * A comma-separated list of web origins (`scheme://host[:port]`, http or https, no path); a trailing
+   * slash is dropped and the host lower-cased as browsers send it. `*` is refused: patient data.
+   */
+  origins(name: string): string[] {
+    const raw = this.env[name];
+    if (raw === undefined || raw.trim() === '') return [];
+    const origins: string[] = [];
+    for (const item of raw.split(',').map((entry) => entry.trim())) {
+      if (item === '') continue;
+      let url: URL | undefined;
+      try {
+        url = new URL(item);
+      } catch {
+        url = undefined;
+      }
+      const valid =
+        url !== undefined &&
+        (url.protocol === 'http:' || url.protocol === 'https:') &&
+        url.username === '' &&
+        url.password === '' &&
+        url.pathname === '/' &&
+        url.search === '' &&
+        url.hash === '' &&
+        /^[a-z][a-z0-9+.-]*:\/\/[^/?#]+\/?$/i.test(item);
+      if (!valid) {
+        this.problems.push(`${name} must list http(s) origins such as https://viewer.example.org (no path, no "*"), got "${item}"`);
+        continue;
+      }
+      if (!origins.includes(url!.origin)) origins.push(url!.origin);
+    }
+    return origins;
   }
 
   oneOf<T extends string>(name: string, allowed: readonly T[], fallback: T): T {
@@ -154,6 +193,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
       defaultLimit: read.integer('PACS_QIDO_DEFAULT_LIMIT', 1000, 1, 100_000),
       maxLimit: read.integer('PACS_QIDO_MAX_LIMIT', 10_000, 1, 1_000_000),
     },
+    corsOrigins: read.origins('PACS_CORS_ORIGINS'),
   };
 
   if (read.problems.length > 0) {

@@ -2,16 +2,17 @@
  * WADO-RS bulk data route (PS3.18 §10.4.1.1.5): the pixel data value of an instance, the target of
  * the BulkDataURIs in metadata responses. Multipart by default (§8.7.3), or the bare value for
  * `Accept: application/octet-stream`, which also honours a single HTTP byte range (206 / 416).
- * The value is streamed by bounded ranged blob reads (archive/bulkdata.ts).
+ * The value is streamed by bounded ranged blob reads (archive/bulkdata.ts). Immutable, with a strong
+ * ETag (http-cache.ts).
  */
-import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Archive } from '../archive/archive.js';
 import type { BulkDataValue } from '../archive/bulkdata.js';
 import type { StoredInstance } from '../catalog/catalog.js';
 import { dicomwebBaseUrl } from './base-url.js';
 import { negotiateBulkData, parseRange } from './bulkdata-accept.js';
+import { boundaryOf, representationETag, sendIfNotModified, withCacheHeaders, type CachePolicy } from './http-cache.js';
 import { bulkDataUri } from './metadata.routes.js';
 import { checkUidParam } from './uid-param.js';
 
@@ -40,34 +41,58 @@ export async function bulkDataRoutes(app: FastifyInstance, options: BulkDataRout
     const [instance] = await archive.findInstances({ studyInstanceUid: study, seriesInstanceUid: series, sopInstanceUid: sop });
     const value = archive.bulkData(instance!, tag); // 404 / 406 about the element before negotiation
     const representation = negotiateBulkData(request.headers.accept, instance!, value.encapsulated);
+    const base = dicomwebBaseUrl(request, options.publicBaseUrl, options.dicomwebPath);
+    // A 206 carries the ETag of the whole representation (RFC 9110 §14.3), so it does not depend on Range.
+    const policy: CachePolicy = {
+      immutable: true,
+      etag: representationETag(['bulkdata', instance!.blobKey, value.length, String(representation.multipart), representation.contentType, representation.multipart ? base : '']),
+    };
+    if (sendIfNotModified(request, reply, policy)) return reply;
     request.log.info({ bytes: value.length, multipart: representation.multipart }, 'WADO-RS bulk data');
 
     if (representation.multipart) {
-      const boundary = randomUUID();
-      const location = bulkDataUri(dicomwebBaseUrl(request, options.publicBaseUrl, options.dicomwebPath), instance!, instance!.pixelData!.tag);
+      const boundary = boundaryOf(policy);
+      const location = bulkDataUri(base, instance!, instance!.pixelData!.tag);
       const head = Buffer.from(`--${boundary}\r\nContent-Type: ${representation.contentType}\r\nContent-Location: ${location}\r\n\r\n`, 'latin1');
       const tail = Buffer.from(`\r\n--${boundary}--\r\n`, 'latin1');
-      return reply
+      return withCacheHeaders(reply, policy)
         .type(`multipart/related; type="application/octet-stream"; boundary=${boundary}`)
         .header('Content-Length', head.length + value.length + tail.length)
         .send(Readable.from(framed(head, valueBytes(archive, instance!, value, 0, value.length - 1), tail), { objectMode: false }));
     }
 
-    void reply.type(representation.contentType).header('Accept-Ranges', 'bytes');
-    const range = parseRange(request.headers.range, value.length);
-    if (range === 'unsatisfiable') {
-      return reply
-        .code(416)
-        .type('application/json')
-        .header('Content-Range', `bytes */${value.length}`)
-        .send({ error: { code: 'RANGE_NOT_SATISFIABLE', message: `The range starts past the end of the value (${value.length} bytes)` } });
-    }
-    const { start, end } = range ?? { start: 0, end: value.length - 1 };
-    if (range !== undefined) void reply.code(206).header('Content-Range', `bytes ${start}-${end}/${value.length}`);
-    return reply
-      .header('Content-Length', end - start + 1)
-      .send(Readable.from(valueBytes(archive, instance!, value, start, end), { objectMode: false }));
+    return sendValue(request, reply, archive, instance!, value, representation.contentType, policy);
   });
+}
+
+/**
+ * A bulk data value as a single-part body of `contentType`, streamed by bounded ranged reads, with
+ * `Accept-Ranges: bytes` and one HTTP byte range honoured (206 / 416; anything else is the whole
+ * value). Also serves video bitstreams from the rendered route.
+ */
+export function sendValue(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  archive: Archive,
+  instance: StoredInstance,
+  value: BulkDataValue,
+  contentType: string,
+  policy: CachePolicy,
+): FastifyReply {
+  void reply.type(contentType).header('Accept-Ranges', 'bytes');
+  const range = parseRange(request.headers.range, value.length);
+  if (range === 'unsatisfiable') {
+    return reply
+      .code(416)
+      .type('application/json')
+      .header('Content-Range', `bytes */${value.length}`)
+      .send({ error: { code: 'RANGE_NOT_SATISFIABLE', message: `The range starts past the end of the value (${value.length} bytes)` } });
+  }
+  const { start, end } = range ?? { start: 0, end: value.length - 1 };
+  if (range !== undefined) void reply.code(206).header('Content-Range', `bytes ${start}-${end}/${value.length}`);
+  return withCacheHeaders(reply, policy)
+    .header('Content-Length', end - start + 1)
+    .send(Readable.from(valueBytes(archive, instance, value, start, end), { objectMode: false }));
 }
 
 /** The value's bytes start..end; nothing for an empty value. */

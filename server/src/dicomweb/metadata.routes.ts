@@ -11,6 +11,7 @@ import { metadataDataset, metadataETag } from '../archive/metadata.js';
 import type { InstanceScope, StoredInstance } from '../catalog/catalog.js';
 import { AppError } from '../errors.js';
 import { dicomwebBaseUrl } from './base-url.js';
+import { addVary } from './http-cache.js';
 import { acceptsDicomJson } from './negotiate.js';
 import { checkUidParam } from './uid-param.js';
 
@@ -54,7 +55,7 @@ export async function metadataRoutes(app: FastifyInstance, options: MetadataRout
     const base = dicomwebBaseUrl(request, options.publicBaseUrl, options.dicomwebPath);
     const etag = metadataETag(found.map((entry) => entry.instance), base);
     const gzipEtag = `${etag.slice(0, -1)}-gzip"`;
-    void reply.header('Cache-Control', 'private, no-cache').header('Vary', 'Accept-Encoding');
+    void addVary(reply.header('Cache-Control', 'private, no-cache'), 'Accept-Encoding');
 
     const matched = matchingETag(request.headers['if-none-match'], [etag, gzipEtag]);
     if (matched !== undefined) return reply.code(304).header('ETag', matched).send();

@@ -10,7 +10,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTestApp, type TestApp } from '../test-support/build-test-app.js';
 import { makeInstance, multipartBody, newUid, STOW_CONTENT_TYPE } from '../test-support/make-dicom.js';
 import { sharedDataDir, sharedFiles } from '../test-support/shared-data.js';
-import { negotiateRendered, parseRenderingParams, RENDERED_CACHE_CONTROL } from './rendered.routes.js';
+import { IMMUTABLE_CACHE_CONTROL, REVALIDATE_CACHE_CONTROL } from './http-cache.js';
+import { negotiateRendered, parseRenderingParams } from './rendered.routes.js';
 
 interface Uids {
   study: string;
@@ -78,7 +79,10 @@ async function image(url: string, accept?: string, expectedType = 'image/jpeg') 
   const response = await get(url, accept);
   expect(response.statusCode, response.body.slice(0, 300)).toBe(200);
   expect(response.headers['content-type']).toBe(expectedType);
-  expect(response.headers['cache-control']).toBe(RENDERED_CACHE_CONTROL);
+  // Study and series thumbnails may show another instance later: revalidated; an instance's never changes.
+  const instanceLevel = url.includes('/instances/');
+  expect(response.headers['cache-control']).toBe(instanceLevel ? IMMUTABLE_CACHE_CONTROL : REVALIDATE_CACHE_CONTROL);
+  expect(response.headers['etag']).toMatch(/^"[A-Za-z0-9_-]+"$/);
   expect(response.headers['vary']).toBe('Accept');
   const meta = await sharp(response.rawPayload).metadata();
   const stats = await sharp(response.rawPayload).stats();
@@ -176,13 +180,14 @@ describe('rendered instances and frames', () => {
     }
   });
 
-  it('answers 400 for an instance without pixel data (SR), 406 for video, 404 for unknown UIDs, 400 for non-UIDs', async () => {
+  it('answers 400 for an instance without pixel data (SR), 406 for images of a video, 404 for unknown UIDs, 400 for non-UIDs', async () => {
     const srResponse = await get(`${instanceUrl(sr)}/rendered`);
     expect(srResponse.statusCode).toBe(400);
     expect(srResponse.json().error.message).toContain('no pixel data');
     expect((await get(`${instanceUrl(sr)}/thumbnail`)).statusCode).toBe(400);
     expect((await get(`/dicomweb/studies/${sr.study}/thumbnail`)).statusCode).toBe(400);
-    expect((await get(`${instanceUrl(video)}/rendered`)).statusCode).toBe(406);
+    expect((await get(`${instanceUrl(video)}/rendered`, 'image/jpeg')).statusCode).toBe(406);
+    expect((await get(`${instanceUrl(video)}/frames/1/rendered`)).statusCode).toBe(406);
     expect((await get(`${instanceUrl({ ...gen, sop: newUid() })}/rendered`)).statusCode).toBe(404);
     expect((await get(`/dicomweb/studies/${newUid()}/thumbnail`)).statusCode).toBe(404);
     expect((await get(`/dicomweb/studies/${study}/series/${newUid()}/thumbnail`)).statusCode).toBe(404);

@@ -1,13 +1,18 @@
 /**
  * WADO-RS rendered and thumbnail resources (PS3.18 §10.4.1.1.3, §10.4.1.1.4, §9.5): one frame as a
  * consumer image, JPEG by default or PNG, with the rendering query parameters of §8.3.5 that we
- * support (`window`, `viewport`, `quality`). Rendering itself is archive/render.ts.
+ * support (`window`, `viewport`, `quality`). Rendering itself is archive/render.ts. The rendered
+ * resource of a video instance is its stored bitstream (video/mp4 or video/mpeg, byte ranges honoured).
+ * Caching headers and 304s: http-cache.ts.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Archive } from '../archive/archive.js';
 import type { RenderedImage, RenderOptions, RenderWindow, VoiLutFunction } from '../archive/render.js';
-import type { InstanceScope } from '../catalog/catalog.js';
+import type { InstanceScope, StoredInstance } from '../catalog/catalog.js';
+import { isVideo, MPEG2_MPHL, MPEG2_MPHL_FRAGMENTABLE, MPEG2_MPML, MPEG2_MPML_FRAGMENTABLE } from '../dicom/transfer-syntax.js';
 import { AppError, BadQueryError } from '../errors.js';
+import { sendValue } from './bulkdata.routes.js';
+import { representationETag, sendIfNotModified, withCacheHeaders, type CachePolicy } from './http-cache.js';
 import { parseAccept } from './negotiate.js';
 import { checkUidParam } from './uid-param.js';
 
@@ -28,8 +33,6 @@ type Query = Record<string, string | string[] | undefined>;
 export const THUMBNAIL_SIZE = 128;
 /** Largest viewport dimension accepted (rendering never enlarges anyway). */
 export const MAX_VIEWPORT = 16384;
-/** Stored instances never change under a UID; `private` because they are patient data. */
-export const RENDERED_CACHE_CONTROL = 'private, max-age=3600';
 
 const WINDOW_FUNCTIONS: Record<string, VoiLutFunction> = { linear: 'LINEAR', 'linear-exact': 'LINEAR_EXACT', sigmoid: 'SIGMOID' };
 
@@ -58,6 +61,28 @@ export function negotiateRendered(acceptHeader: string | undefined): 'jpeg' | 'p
     throw new AppError('NOT_ACCEPTABLE', 'Rendered resources are served as image/jpeg (default) or image/png only');
   }
   return best.format;
+}
+
+const MPEG2 = new Set([MPEG2_MPML, MPEG2_MPML_FRAGMENTABLE, MPEG2_MPHL, MPEG2_MPHL_FRAGMENTABLE]);
+
+/** The media type of a stored video bitstream: `video/mpeg` for MPEG-2, `video/mp4` for MPEG-4 AVC and HEVC. */
+export function videoMediaType(transferSyntaxUid: string): 'video/mp4' | 'video/mpeg' | undefined {
+  if (!isVideo(transferSyntaxUid)) return undefined;
+  return MPEG2.has(transferSyntaxUid) ? 'video/mpeg' : 'video/mp4';
+}
+
+/**
+ * Whether a rendered video instance is returned as its bitstream: Accept names `mediaType`, `video/*`
+ * or `*\/*` (also no Accept). Otherwise a 406 that says which type to ask for (single video frames
+ * are not rendered as images).
+ */
+export function negotiateRenderedVideo(acceptHeader: string | undefined, mediaType: string): void {
+  const accepted = parseAccept(acceptHeader).some(
+    (range) => (range.type === '*' && range.subtype === '*') || (range.type === 'video' && (range.subtype === '*' || `video/${range.subtype}` === mediaType)),
+  );
+  if (!accepted) {
+    throw new AppError('NOT_ACCEPTABLE', `The instance is a video: it is rendered as ${mediaType} only (frames of a video are not rendered as images)`);
+  }
 }
 
 /** One value of a query parameter; a repeated parameter is a 400. */
@@ -140,17 +165,47 @@ export async function renderedRoutes(app: FastifyInstance, options: RenderedRout
     return { studyInstanceUid: params.study, seriesInstanceUid: params.series, sopInstanceUid: params.instance };
   };
 
-  const send = (reply: FastifyReply, image: RenderedImage) =>
-    reply.header('cache-control', RENDERED_CACHE_CONTROL).header('vary', 'Accept').type(image.mediaType).send(image.body);
+  const send = (reply: FastifyReply, image: RenderedImage, policy: CachePolicy) =>
+    withCacheHeaders(reply, policy).type(image.mediaType).send(image.body);
 
-  /** Validation order: path UIDs, frame number, query, Accept; then the index, then the file. */
+  /**
+   * The stored bitstream of a video instance (its pixel data fragments, concatenated), streamed by
+   * bounded ranged reads with HTTP Range support, as the bulk data route does.
+   */
+  const video = (request: FastifyRequest, reply: FastifyReply, instance: StoredInstance, mediaType: string) => {
+    negotiateRenderedVideo(request.headers.accept, mediaType);
+    const value = archive.bulkData(instance, instance.pixelData!.tag);
+    const policy: CachePolicy = { immutable: true, etag: representationETag(['rendered-video', instance.blobKey, mediaType, value.length]) };
+    if (sendIfNotModified(request, reply, policy)) return reply;
+    request.log.info({ bytes: value.length, range: request.headers.range !== undefined }, 'WADO-RS rendered video');
+    return sendValue(request, reply, archive, instance, value, mediaType, policy);
+  };
+
+  /**
+   * Validation order: path UIDs, frame number, query, Accept; then the index, then the file. For the
+   * instance resource Accept is checked after the index lookup: a video instance answers with its
+   * bitstream (`video/mp4` / `video/mpeg`), any other with an image.
+   */
   const rendered = async (request: FastifyRequest<{ Params: Params; Querystring: Query }>, reply: FastifyReply) => {
     const scope = scopeOf(request.params);
-    const frame = request.params.frame === undefined ? 1 : parseFrameNumber(request.params.frame);
+    const framePath = request.params.frame !== undefined;
+    const frame = framePath ? parseFrameNumber(request.params.frame!) : 1;
     const params = parseRenderingParams(request.query);
-    const format = negotiateRendered(request.headers.accept);
+    if (framePath) negotiateRendered(request.headers.accept);
     const [instance] = await archive.findInstances(scope);
-    return send(reply, await archive.renderFrame(instance!, { ...params, frame, format }));
+    const videoType = !framePath && instance!.pixelData?.isVideo === true ? videoMediaType(instance!.transferSyntaxUid) : undefined;
+    if (videoType !== undefined) return video(request, reply, instance!, videoType);
+    const format = negotiateRendered(request.headers.accept);
+    return renderInstance(request, reply, instance!, { ...params, frame, format }, true);
+  };
+
+  const renderInstance = async (request: FastifyRequest, reply: FastifyReply, instance: StoredInstance, renderOptions: RenderOptions, immutable: boolean) => {
+    const policy: CachePolicy = {
+      immutable,
+      etag: representationETag(['rendered', instance.blobKey, JSON.stringify(renderOptions)]),
+    };
+    if (sendIfNotModified(request, reply, policy)) return reply;
+    return send(reply, await archive.renderFrame(instance, renderOptions), policy);
   };
 
   const thumbnail = async (request: FastifyRequest<{ Params: Params; Querystring: Query }>, reply: FastifyReply) => {
@@ -159,7 +214,8 @@ export async function renderedRoutes(app: FastifyInstance, options: RenderedRout
     const format = negotiateRendered(request.headers.accept);
     const viewport = params.viewport ?? { width: THUMBNAIL_SIZE, height: THUMBNAIL_SIZE };
     const { instance, frame } = await archive.thumbnailSource(scope);
-    return send(reply, await archive.renderFrame(instance, { ...params, viewport, frame, format }));
+    // An instance's thumbnail never changes; a study's or series' may show another instance later.
+    return renderInstance(request, reply, instance, { ...params, viewport, frame, format }, request.params.instance !== undefined);
   };
 
   app.get('/studies/:study/series/:series/instances/:instance/rendered', rendered);

@@ -3,9 +3,9 @@
  * instance. Stored bytes are streamed as they are whenever the client accepts the stored syntax;
  * otherwise instances are transcoded to Explicit VR Little Endian and frames decoded to raw
  * little-endian pixels where the archive can decode the stored syntax (wado-accept.ts decides, 406
- * when neither works).
+ * when neither works). Caching headers and 304s: http-cache.ts (instance and frames immutable,
+ * study / series revalidated).
  */
-import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Archive } from '../archive/archive.js';
@@ -14,6 +14,7 @@ import { pixelAttributesFromJson } from '../archive/transcode.js';
 import type { InstanceScope, StoredInstance } from '../catalog/catalog.js';
 import { EXPLICIT_VR_LITTLE_ENDIAN } from '../dicom/transfer-syntax.js';
 import { dicomwebBaseUrl } from './base-url.js';
+import { boundaryOf, representationETag, sendIfNotModified, withCacheHeaders, type CachePolicy } from './http-cache.js';
 import { checkUidParam } from './uid-param.js';
 import { negotiateFrames, negotiateInstances } from './wado-accept.js';
 
@@ -43,16 +44,26 @@ export async function wadoRoutes(app: FastifyInstance, options: WadoRoutesOption
   const retrieveInstances = async (request: FastifyRequest<{ Params: RetrieveParams }>, reply: FastifyReply) => {
     const instances = await archive.findInstances(scopeOf(request.params));
     const transcode = negotiateInstances(request.headers.accept, instances);
+    const base = dicomwebBaseUrl(request, options.publicBaseUrl, options.dicomwebPath);
+    // One instance never changes; a study or series can gain instances (revalidated every time).
+    const policy: CachePolicy = {
+      immutable: request.params.instance !== undefined,
+      etag: representationETag([
+        'instances',
+        base,
+        ...instances.map((i) => `${i.sopInstanceUid}|${i.blobKey}|${transcode.has(i.sopInstanceUid) ? EXPLICIT_VR_LITTLE_ENDIAN : i.transferSyntaxUid}`),
+      ]),
+    };
+    if (sendIfNotModified(request, reply, policy)) return reply;
     // A lone instance to transcode is decoded before the reply starts, so a decoding failure is still a
     // clean 406; in a series or study each is decoded as its part is reached, one at a time.
     const prepared = new Map<string, Buffer>();
     if (instances.length === 1 && transcode.has(instances[0]!.sopInstanceUid)) {
       prepared.set(instances[0]!.sopInstanceUid, await archive.transcodeInstance(instances[0]!));
     }
-    const base = dicomwebBaseUrl(request, options.publicBaseUrl, options.dicomwebPath);
-    const boundary = randomUUID();
+    const boundary = boundaryOf(policy);
     request.log.info({ instances: instances.length, transcoded: transcode.size }, 'WADO-RS instances');
-    return reply
+    return withCacheHeaders(reply, policy)
       .type(`multipart/related; type="application/dicom"; boundary=${boundary}`)
       .send(Readable.from(instanceParts(archive, instances, transcode, prepared, boundary, base), { objectMode: false }));
   };
@@ -69,6 +80,11 @@ export async function wadoRoutes(app: FastifyInstance, options: WadoRoutesOption
       const [instance] = await archive.findInstances(scope);
       frameSpans(instance!, frameNumbers); // 400/404/406 about the frames before negotiation
       const representation = negotiateFrames(request.headers.accept, instance!);
+      const policy: CachePolicy = {
+        immutable: true,
+        etag: representationETag(['frames', instance!.blobKey, frameNumbers.join(','), representation.mediaType, representation.partContentType, String(representation.decode)]),
+      };
+      if (sendIfNotModified(request, reply, policy)) return reply;
       let frames: Buffer[];
       if (representation.decode) {
         const [withAttributes] = await archive.findInstancesWithAttributes(scope);
@@ -76,13 +92,13 @@ export async function wadoRoutes(app: FastifyInstance, options: WadoRoutesOption
       } else {
         frames = await archive.readFrames(instance!, frameNumbers);
       }
-      const boundary = randomUUID();
+      const boundary = boundaryOf(policy);
       const chunks: Buffer[] = [];
       for (const frame of frames) {
         chunks.push(Buffer.from(`--${boundary}\r\nContent-Type: ${representation.partContentType}\r\n\r\n`, 'latin1'), frame, CRLF);
       }
       chunks.push(Buffer.from(`--${boundary}--\r\n`, 'latin1'));
-      return reply
+      return withCacheHeaders(reply, policy)
         .type(`multipart/related; type="${representation.mediaType}"; boundary=${boundary}`)
         .send(Buffer.concat(chunks));
     },
