@@ -19,7 +19,7 @@ import { scanPart10 } from '../dicom/part10-scanner.js';
 import { AppError, InvalidDicomError, NotFoundError } from '../errors.js';
 import { FailureReason, type FailedItem, type StoredItem } from './stow-outcome.js';
 import { findInstances, readFrames } from './retrieve.js';
-import { bulkDataValue, readBulkData, type BulkDataValue } from './bulkdata.js';
+import { bulkDataValue, decodedBulkData, readBulkData, type BulkDataValue } from './bulkdata.js';
 import { decodeFrames, readWholeInstance } from './decode-frames.js';
 import { transcodeToExplicitLittleEndian, type PixelAttributes } from './transcode.js';
 import { renderFrame, representativeFrame, representativeInstance, type RenderedImage, type RenderOptions } from './render.js';
@@ -143,6 +143,14 @@ export class Archive {
   /** Bytes `start..end` (inclusive) of a bulk data value, streamed by bounded ranged reads. */
   readBulkData(instance: StoredInstance, value: BulkDataValue, start: number, end: number): AsyncGenerator<Buffer> {
     return readBulkData(this.blobs, instance.blobKey, value.spans, start, end);
+  }
+
+  /**
+   * Encapsulated pixel data decoded (bulkdata.ts): every frame's raw little-endian pixels, in frame
+   * order, one buffer per frame; a 406 when the decoded value exceeds MAX_TRANSCODE_BYTES.
+   */
+  readDecodedBulkData(instance: StoredInstance, attributes: PixelAttributes): Promise<Buffer[]> {
+    return decodedBulkData(this.blobs, instance, attributes);
   }
 
   /** One frame of an instance as a JPEG/PNG (render.ts): reads the whole stored file, bounded. */

@@ -2,12 +2,15 @@
  * WADO-RS bulk data (PS3.18 §10.4.1.1.5): the value of the pixel data element of a stored instance,
  * read from the file by ranged reads in bounded chunks (never the whole value in one buffer).
  * Native pixel data is one span of the file; encapsulated pixel data is its fragments (item values,
- * without item headers) of every frame, in order, concatenated.
+ * without item headers) of every frame, in order, concatenated. Encapsulated pixel data can also be
+ * decoded (decodedBulkData): every frame's raw little-endian pixels, in frame order.
  */
 import type { BlobStore } from '../storage/blob-store.js';
 import type { StoredInstance } from '../catalog/catalog.js';
 import type { ByteSpan } from '../dicom/instance-header.js';
 import { AppError, NotFoundError } from '../errors.js';
+import { decodeFrames } from './decode-frames.js';
+import { decodedFrameLength, MAX_TRANSCODE_BYTES, type PixelAttributes } from './transcode.js';
 
 /** Largest single ranged read while streaming a bulk data value. */
 export const BULKDATA_CHUNK_BYTES = 8 * 1024 * 1024;
@@ -79,5 +82,40 @@ export async function* readBulkData(
     }
     spanStart += length;
     if (spanStart > end) return;
+  }
+}
+
+/**
+ * Encapsulated pixel data decoded (PS3.18 §8.7.3: no transfer syntax means Explicit VR Little Endian):
+ * every frame decoded to raw little-endian pixels (decode-frames.ts), in frame order; the value is
+ * their concatenation (kept as one buffer per frame). A 406 before anything is read when the decoded
+ * value would exceed MAX_TRANSCODE_BYTES; the decoder's 406 for undecodable syntaxes or bitstreams.
+ */
+export async function decodedBulkData(blobs: BlobStore, instance: StoredInstance, attributes: PixelAttributes): Promise<Buffer[]> {
+  const frameCount = instance.pixelData?.frames.length ?? 0;
+  if (frameCount === 0) {
+    throw new AppError('NOT_ACCEPTABLE', 'The frames of this encapsulated pixel data cannot be located, so it cannot be decoded; ask with transfer-syntax=* to receive it as stored');
+  }
+  const total = decodedFrameLength(attributes) * frameCount;
+  if (total > MAX_TRANSCODE_BYTES) {
+    throw new AppError(
+      'NOT_ACCEPTABLE',
+      `The pixel data of this instance (${frameCount} frames) decodes to ${total} bytes, over the ${MAX_TRANSCODE_BYTES}-byte limit for decoded bulk data; ` +
+        'ask with transfer-syntax=* to receive it as stored, or retrieve the frames decoded a few at a time',
+    );
+  }
+  return decodeFrames(blobs, instance, attributes, Array.from({ length: frameCount }, (_, index) => index + 1));
+}
+
+/** The bytes `start..end` (inclusive) of a value held as consecutive buffers, without copying. */
+export function* sliceBuffers(buffers: readonly Buffer[], start: number, end: number): Generator<Buffer> {
+  let position = 0;
+  for (const buffer of buffers) {
+    const last = position + buffer.length - 1;
+    if (last >= start && position <= end && buffer.length > 0) {
+      yield buffer.subarray(Math.max(start, position) - position, Math.min(end, last) - position + 1);
+    }
+    position += buffer.length;
+    if (position > end) return;
   }
 }

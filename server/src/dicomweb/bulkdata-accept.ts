@@ -1,8 +1,10 @@
 /**
  * Accept negotiation and HTTP Range parsing for WADO-RS bulk data (PS3.18 §8.7.3, §10.4.1.1.5),
- * Fastify-free. Bulk data is served as stored: native little-endian values under the default
- * transfer syntax; encapsulated or big-endian values only when the client accepts the stored syntax.
+ * Fastify-free. Native little-endian values are served as stored under the default transfer syntax;
+ * encapsulated or big-endian values as stored when the client accepts the stored syntax. Otherwise
+ * encapsulated values in a decodable syntax are decoded (no transfer syntax, or Explicit VR LE).
  */
+import { canDecodeFrames } from '../archive/transcode.js';
 import type { StoredInstance } from '../catalog/catalog.js';
 import { EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN } from '../dicom/transfer-syntax.js';
 import { AppError } from '../errors.js';
@@ -15,6 +17,8 @@ export interface BulkDataRepresentation {
   multipart: boolean;
   /** Content-Type of the value (the part, or the whole response). */
   contentType: string;
+  /** true: the encapsulated value decoded, every frame's raw little-endian pixels in frame order. */
+  decode: boolean;
 }
 
 /** Whether a range asks for the multipart form (true), the single-part form (false), or neither (null). */
@@ -31,11 +35,14 @@ function formOf(range: MediaRange): boolean | null {
 /**
  * Multipart by default (no Accept, `*\/*`, `multipart/related` with no type or type
  * application/octet-stream); the single-part form for `application/octet-stream`. Ranges are tried
- * in quality order. 406 when the value is encapsulated or big-endian and the stored syntax is not accepted.
+ * in quality order. An encapsulated value whose stored syntax is not accepted is decoded when a range
+ * asks for no transfer syntax or Explicit VR LE and the syntax is decodable (not video, etc.). 406 when
+ * the value is big-endian, or encapsulated and not decodable, and the stored syntax is not accepted.
  */
 export function negotiateBulkData(acceptHeader: string | undefined, instance: StoredInstance, encapsulated: boolean): BulkDataRepresentation {
   const stored = instance.transferSyntaxUid;
   const littleEndianNative = !encapsulated && (stored === EXPLICIT_VR_LITTLE_ENDIAN || stored === IMPLICIT_VR_LITTLE_ENDIAN);
+  const decodable = encapsulated && instance.pixelData?.isVideo !== true && canDecodeFrames(stored);
   const ranges = parseAccept(acceptHeader)
     .map((range, index) => ({ range, index }))
     .sort((a, b) => b.range.q - a.range.q || a.index - b.index)
@@ -45,14 +52,20 @@ export function negotiateBulkData(acceptHeader: string | undefined, instance: St
     if (multipart === null) continue;
     const asked = range.params['transfer-syntax'];
     if (littleEndianNative && (asked === undefined || asked === '*' || asked === EXPLICIT_VR_LITTLE_ENDIAN || asked === stored)) {
-      return { multipart, contentType: OCTET_STREAM };
+      return { multipart, contentType: OCTET_STREAM, decode: false };
     }
-    if (asked === '*' || asked === stored) return { multipart, contentType: `${OCTET_STREAM}; transfer-syntax=${stored}` };
+    if (asked === '*' || asked === stored) return { multipart, contentType: `${OCTET_STREAM}; transfer-syntax=${stored}`, decode: false };
+    if (decodable && (asked === undefined || asked === EXPLICIT_VR_LITTLE_ENDIAN)) return { multipart, contentType: OCTET_STREAM, decode: true };
   }
   if (!littleEndianNative && ranges.some((range) => formOf(range) !== null)) {
+    const why = !encapsulated
+      ? 'big-endian, and bulk data is not byte-swapped'
+      : decodable
+        ? 'encapsulated (compressed), and decoding is to Explicit VR Little Endian (no transfer-syntax) only'
+        : 'encapsulated (compressed) in a syntax this server cannot decode';
     throw new AppError(
       'NOT_ACCEPTABLE',
-      `The pixel data of this instance is ${encapsulated ? 'encapsulated (compressed)' : 'big-endian'} (${stored}) and decoding or transcoding is not supported yet: ` +
+      `The pixel data of this instance is ${why} (${stored}): ` +
         `ask for multipart/related; type="application/octet-stream"; transfer-syntax=* (or application/octet-stream; transfer-syntax=*) to receive it as stored`,
     );
   }

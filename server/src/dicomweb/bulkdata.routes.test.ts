@@ -157,11 +157,11 @@ describe('WADO-RS bulk data of native pixel data', () => {
 });
 
 describe('WADO-RS bulk data stored in other syntaxes', () => {
-  it('returns the JPEG fragments of every frame, concatenated, only to clients that accept the stored syntax', async () => {
-    const refused = await get(bulkUrl(wsi));
+  it('returns the JPEG fragments of every frame, concatenated, as stored to clients that accept the stored syntax', async () => {
+    // Another compressed syntax is not transcoded to.
+    const refused = await get(bulkUrl(wsi), { accept: `${OCTET}; transfer-syntax=1.2.840.10008.1.2.4.70` });
     expect(refused.statusCode).toBe(406);
     expect(refused.json().error.message).toContain(JPEG_BASELINE);
-    expect((await get(bulkUrl(wsi), { accept: OCTET })).statusCode).toBe(406);
 
     const all = Buffer.concat(wsi.pixels);
     for (const accept of [ANY_TS_MULTIPART, `multipart/related; type="application/octet-stream"; transfer-syntax=${JPEG_BASELINE}`]) {
@@ -194,6 +194,135 @@ describe('WADO-RS bulk data stored in other syntaxes', () => {
     const response = await get(bulkUrl(deflated), { accept: ANY_TS_MULTIPART });
     expect(response.statusCode).toBe(406);
     expect(response.json().error.message).toMatch(/deflated/);
+  });
+});
+
+/** One shared file in an archive of its own (several shared files have the same UIDs). */
+async function storeAlone(relative: string, edit: (bytes: Buffer) => Buffer = (b) => b): Promise<SharedInstance & { app: TestApp }> {
+  const loaded = await loadShared(relative);
+  const app = await buildTestApp();
+  alone.push(app);
+  const bytes = edit(Buffer.from(loaded.bytes));
+  const response = await stow(app.app, multipartBody([{ body: bytes }]));
+  expect(response.statusCode, response.body).toBe(200);
+  return { ...loaded, bytes, app };
+}
+const alone: TestApp[] = [];
+afterAll(async () => {
+  await Promise.all(alone.map((a) => a.close()));
+});
+
+const getFrom = (s: { app: TestApp }, url: string, headers: Record<string, string> = {}) => s.app.app.inject({ method: 'GET', url, headers });
+const frameUrl = (i: { study: string; series: string; sop: string }, frames: string) =>
+  `/dicomweb/studies/${i.study}/series/${i.series}/instances/${i.sop}/frames/${frames}`;
+/** The single part of a multipart response, checked to be decoded (plain application/octet-stream). */
+function decodedPart(response: { statusCode: number; body: string; rawPayload: Buffer; headers: Record<string, unknown> }): Buffer {
+  expect(response.statusCode, response.body.slice(0, 300)).toBe(200);
+  const parts = splitMultipart(response.rawPayload, String(response.headers['content-type']));
+  expect(parts).toHaveLength(1);
+  expect(parts[0]!.headers['content-type']).toBe(OCTET);
+  return parts[0]!.body;
+}
+const ENDOSCOPY = 'endoscopy-dicom-kvasir/vl-endoscopic-01-cju0s690hkp960855tjuaqvv0-jpeg-baseline.dcm';
+const CLIENT_DEFAULT = 'multipart/related; type="application/octet-stream"';
+
+describe('WADO-RS bulk data of compressed pixel data, decoded (no transfer-syntax = Explicit VR LE)', () => {
+  it('decodes a JPEG baseline still to rows × columns × 3 RGB bytes, the same as the decoded frame', async () => {
+    const endoscopy = await storeAlone(ENDOSCOPY);
+    const { dict } = dcmjs.data.DicomMessage.readFile(Uint8Array.from(endoscopy.bytes).buffer);
+    const rows = Number(dict['00280010']!.Value![0]);
+    const columns = Number(dict['00280011']!.Value![0]);
+    const frame = decodedPart(await getFrom(endoscopy, frameUrl(endoscopy, '1')));
+    expect(frame).toHaveLength(rows * columns * 3);
+
+    for (const accept of [undefined, '*/*', CLIENT_DEFAULT, `${CLIENT_DEFAULT}; transfer-syntax=1.2.840.10008.1.2.1`]) {
+      const response = await getFrom(endoscopy, bulkUrl(endoscopy), accept === undefined ? {} : { accept });
+      const body = decodedPart(response);
+      expect(body.equals(frame), String(accept)).toBe(true);
+      expect(Number(response.headers['content-length'])).toBe(response.rawPayload.length);
+    }
+
+    const bare = await getFrom(endoscopy, bulkUrl(endoscopy), { accept: OCTET });
+    expect(bare.statusCode).toBe(200);
+    expect(bare.headers['content-type']).toBe(OCTET);
+    expect(bare.headers['content-length']).toBe(String(frame.length));
+    expect(bare.rawPayload.equals(frame)).toBe(true);
+
+    // The stored bytes are still there for clients that accept them, under another ETag.
+    const stored = await getFrom(endoscopy, bulkUrl(endoscopy), { accept: `${OCTET}; transfer-syntax=*` });
+    expect(stored.rawPayload.equals(Buffer.concat(endoscopy.pixels))).toBe(true);
+    expect(stored.headers['etag']).not.toBe(bare.headers['etag']);
+    const revalidated = await getFrom(endoscopy, bulkUrl(endoscopy), { accept: OCTET, 'if-none-match': String(bare.headers['etag']) });
+    expect(revalidated.statusCode).toBe(304);
+    expect((await getFrom(endoscopy, bulkUrl(endoscopy), { accept: `${OCTET}; transfer-syntax=*`, 'if-none-match': String(bare.headers['etag']) })).statusCode).toBe(200);
+
+    // Byte ranges apply to the decoded bytes.
+    const range = await getFrom(endoscopy, bulkUrl(endoscopy), { accept: OCTET, range: 'bytes=1000-1999' });
+    expect(range.statusCode).toBe(206);
+    expect(range.headers['content-range']).toBe(`bytes 1000-1999/${frame.length}`);
+    expect(range.headers['etag']).toBe(bare.headers['etag']);
+    expect(range.rawPayload.equals(frame.subarray(1000, 2000))).toBe(true);
+    const past = await getFrom(endoscopy, bulkUrl(endoscopy), { accept: OCTET, range: `bytes=${frame.length}-` });
+    expect(past.statusCode).toBe(416);
+    expect(past.headers['content-range']).toBe(`bytes */${frame.length}`);
+  });
+
+  it('decodes every frame of a multi-frame JPEG instance, concatenated in frame order', async () => {
+    const count = wsi.pixels.length;
+    expect(count).toBeGreaterThan(1);
+    const list = Array.from({ length: count }, (_, i) => i + 1).join(',');
+    const response = await get(frameUrl(wsi, list));
+    expect(response.statusCode).toBe(200);
+    const decodedFrames = splitMultipart(response.rawPayload, response.headers['content-type']!).map((p) => p.body);
+    expect(decodedFrames).toHaveLength(count);
+    const body = decodedPart(await get(bulkUrl(wsi), { accept: CLIENT_DEFAULT }));
+    expect(body.equals(Buffer.concat(decodedFrames))).toBe(true);
+    const tail = await get(bulkUrl(wsi), { accept: OCTET, range: `bytes=-${decodedFrames[count - 1]!.length}` });
+    expect(tail.statusCode).toBe(206);
+    expect(tail.rawPayload.equals(decodedFrames[count - 1]!)).toBe(true);
+  });
+
+  it('decodes lossless JPEG-LS and RLE (orthanc-tests WG04 NM1) to the same pixels as the decoded frame', async () => {
+    const decoded: Buffer[] = [];
+    for (const syntax of ['1.2.840.10008.1.2.4.80', '1.2.840.10008.1.2.5']) {
+      const s = await storeAlone(`dicom-orthanc-tests/TransferSyntaxes/${syntax}.dcm`);
+      const body = decodedPart(await getFrom(s, bulkUrl(s), { accept: CLIENT_DEFAULT }));
+      expect(body, syntax).toHaveLength(1024 * 256 * 2);
+      expect(body.equals(decodedPart(await getFrom(s, frameUrl(s, '1')))), syntax).toBe(true);
+      decoded.push(body);
+    }
+    expect(decoded[1]!.equals(decoded[0]!)).toBe(true);
+  });
+
+  it('decodes a 10-frame RLE instance to the pixels of its uncompressed original (pydicom emri_small)', async () => {
+    const original = await loadShared('dicom-pydicom/pydicom-data/emri_small.dcm');
+    const rle = await storeAlone('dicom-pydicom/pydicom-data/emri_small_RLE.dcm');
+    const body = decodedPart(await getFrom(rle, bulkUrl(rle)));
+    expect(body).toHaveLength(10 * 64 * 64 * 2);
+    expect(body.equals(Buffer.concat(original.pixels))).toBe(true);
+  });
+
+  it('still answers 406 for video (not decodable) and for decoded values over the size limit', async () => {
+    const video = await storeAlone('endoscopy-dicom-kvasir/video-endoscopic-h264-high41-720x576-200frames.dcm');
+    const refused = await getFrom(video, bulkUrl(video), { accept: CLIENT_DEFAULT });
+    expect(refused.statusCode).toBe(406);
+    expect(refused.json().error.message).toMatch(/cannot decode/);
+    expect((await getFrom(video, bulkUrl(video), { accept: ANY_TS_MULTIPART })).statusCode).toBe(200);
+
+    // The JPEG still with Rows and Columns (US, explicit VR LE) raised to 65535: 12.9 GB decoded.
+    const huge = await storeAlone(ENDOSCOPY, (bytes) => {
+      for (const element of [0x0010, 0x0011]) {
+        const tag = Buffer.from([0x28, 0x00, element, 0x00, 0x55, 0x53, 0x02, 0x00]);
+        const at = bytes.indexOf(tag);
+        expect(at).toBeGreaterThan(0);
+        bytes.writeUInt16LE(0xffff, at + 8);
+      }
+      return bytes;
+    });
+    const tooLarge = await getFrom(huge, bulkUrl(huge));
+    expect(tooLarge.statusCode).toBe(406);
+    expect(tooLarge.json().error.message).toMatch(/over the \d+-byte limit for decoded bulk data/);
+    expect((await getFrom(huge, bulkUrl(huge), { accept: ANY_TS_MULTIPART })).statusCode).toBe(200);
   });
 });
 

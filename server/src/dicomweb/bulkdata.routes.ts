@@ -2,13 +2,15 @@
  * WADO-RS bulk data route (PS3.18 §10.4.1.1.5): the pixel data value of an instance, the target of
  * the BulkDataURIs in metadata responses. Multipart by default (§8.7.3), or the bare value for
  * `Accept: application/octet-stream`, which also honours a single HTTP byte range (206 / 416).
- * The value is streamed by bounded ranged blob reads (archive/bulkdata.ts). Immutable, with a strong
- * ETag (http-cache.ts).
+ * The value is streamed by bounded ranged blob reads (archive/bulkdata.ts). Encapsulated pixel data
+ * the client does not accept as stored is decoded in memory (bounded; every frame, in frame order),
+ * with ranges over the decoded bytes. Immutable, with a strong ETag (http-cache.ts).
  */
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Archive } from '../archive/archive.js';
-import type { BulkDataValue } from '../archive/bulkdata.js';
+import { sliceBuffers, type BulkDataValue } from '../archive/bulkdata.js';
+import { pixelAttributesFromJson } from '../archive/transcode.js';
 import type { StoredInstance } from '../catalog/catalog.js';
 import { dicomwebBaseUrl } from './base-url.js';
 import { negotiateBulkData, parseRange } from './bulkdata-accept.js';
@@ -38,17 +40,35 @@ export async function bulkDataRoutes(app: FastifyInstance, options: BulkDataRout
     checkUidParam(study, 'StudyInstanceUID');
     checkUidParam(series, 'SeriesInstanceUID');
     checkUidParam(sop, 'SOPInstanceUID');
-    const [instance] = await archive.findInstances({ studyInstanceUid: study, seriesInstanceUid: series, sopInstanceUid: sop });
+    const scope = { studyInstanceUid: study, seriesInstanceUid: series, sopInstanceUid: sop };
+    const [instance] = await archive.findInstances(scope);
     const value = archive.bulkData(instance!, tag); // 404 / 406 about the element before negotiation
     const representation = negotiateBulkData(request.headers.accept, instance!, value.encapsulated);
     const base = dicomwebBaseUrl(request, options.publicBaseUrl, options.dicomwebPath);
     // A 206 carries the ETag of the whole representation (RFC 9110 §14.3), so it does not depend on Range.
+    // Decoded values have the same content type as native ones: the decode flag tells them apart.
     const policy: CachePolicy = {
       immutable: true,
-      etag: representationETag(['bulkdata', instance!.blobKey, value.length, String(representation.multipart), representation.contentType, representation.multipart ? base : '']),
+      etag: representationETag([
+        'bulkdata',
+        instance!.blobKey,
+        value.length,
+        String(representation.multipart),
+        representation.contentType,
+        representation.decode ? 'decoded' : 'stored',
+        representation.multipart ? base : '',
+      ]),
     };
     if (sendIfNotModified(request, reply, policy)) return reply;
-    request.log.info({ bytes: value.length, multipart: representation.multipart }, 'WADO-RS bulk data');
+
+    // The decoded value (every frame, bounded in memory) or the stored value (ranged reads).
+    let body: BodySource = { length: value.length, read: (start, end) => valueBytes(archive, instance!, value, start, end) };
+    if (representation.decode) {
+      const [withAttributes] = await archive.findInstancesWithAttributes(scope);
+      const frames = await archive.readDecodedBulkData(instance!, pixelAttributesFromJson(withAttributes!.attributes));
+      body = { length: frames.reduce((sum, frame) => sum + frame.length, 0), read: (start, end) => sliceBuffers(frames, start, end) };
+    }
+    request.log.info({ bytes: body.length, multipart: representation.multipart, decoded: representation.decode }, 'WADO-RS bulk data');
 
     if (representation.multipart) {
       const boundary = boundaryOf(policy);
@@ -57,12 +77,18 @@ export async function bulkDataRoutes(app: FastifyInstance, options: BulkDataRout
       const tail = Buffer.from(`\r\n--${boundary}--\r\n`, 'latin1');
       return withCacheHeaders(reply, policy)
         .type(`multipart/related; type="application/octet-stream"; boundary=${boundary}`)
-        .header('Content-Length', head.length + value.length + tail.length)
-        .send(Readable.from(framed(head, valueBytes(archive, instance!, value, 0, value.length - 1), tail), { objectMode: false }));
+        .header('Content-Length', head.length + body.length + tail.length)
+        .send(Readable.from(framed(head, bytesOf(body, 0, body.length - 1), tail), { objectMode: false }));
     }
 
-    return sendValue(request, reply, archive, instance!, value, representation.contentType, policy);
+    return sendBody(request, reply, body, representation.contentType, policy);
   });
+}
+
+/** A value to send: its length and its bytes start..end (inclusive). */
+interface BodySource {
+  length: number;
+  read(start: number, end: number): AsyncIterable<Buffer> | Iterable<Buffer>;
 }
 
 /**
@@ -79,20 +105,30 @@ export function sendValue(
   contentType: string,
   policy: CachePolicy,
 ): FastifyReply {
+  return sendBody(request, reply, { length: value.length, read: (start, end) => valueBytes(archive, instance, value, start, end) }, contentType, policy);
+}
+
+/** sendValue for any body source (stored or decoded bytes). */
+function sendBody(request: FastifyRequest, reply: FastifyReply, body: BodySource, contentType: string, policy: CachePolicy): FastifyReply {
   void reply.type(contentType).header('Accept-Ranges', 'bytes');
-  const range = parseRange(request.headers.range, value.length);
+  const range = parseRange(request.headers.range, body.length);
   if (range === 'unsatisfiable') {
     return reply
       .code(416)
       .type('application/json')
-      .header('Content-Range', `bytes */${value.length}`)
-      .send({ error: { code: 'RANGE_NOT_SATISFIABLE', message: `The range starts past the end of the value (${value.length} bytes)` } });
+      .header('Content-Range', `bytes */${body.length}`)
+      .send({ error: { code: 'RANGE_NOT_SATISFIABLE', message: `The range starts past the end of the value (${body.length} bytes)` } });
   }
-  const { start, end } = range ?? { start: 0, end: value.length - 1 };
-  if (range !== undefined) void reply.code(206).header('Content-Range', `bytes ${start}-${end}/${value.length}`);
+  const { start, end } = range ?? { start: 0, end: body.length - 1 };
+  if (range !== undefined) void reply.code(206).header('Content-Range', `bytes ${start}-${end}/${body.length}`);
   return withCacheHeaders(reply, policy)
     .header('Content-Length', end - start + 1)
-    .send(Readable.from(valueBytes(archive, instance, value, start, end), { objectMode: false }));
+    .send(Readable.from(bytesOf(body, start, end), { objectMode: false }));
+}
+
+/** The body's bytes start..end; nothing for an empty body. */
+async function* bytesOf(body: BodySource, start: number, end: number): AsyncGenerator<Buffer> {
+  if (end >= start) yield* body.read(start, end);
 }
 
 /** The value's bytes start..end; nothing for an empty value. */

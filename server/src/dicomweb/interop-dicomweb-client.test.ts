@@ -267,16 +267,16 @@ describe('dicomweb-client: retrieveBulkData on a BulkDataURI from the metadata',
     expect(parts).toEqual([Buffer.concat(endoscopy.frames)]);
   });
 
-  // KNOWN SERVER GAP (documented in docs/api.md, "no decoding yet" for bulk data): with the client's
-  // default Accept `multipart/related; type="application/octet-stream"` (no transfer-syntax), PS3.18
-  // §8.7.3 means Explicit VR Little Endian, i.e. decoded native pixels, but the server answers
-  // 406 NOT_ACCEPTABLE "The pixel data of this instance is encapsulated (compressed)
-  // (1.2.840.10008.1.2.4.50) and decoding or transcoding is not supported yet ..." for JPEG pixel data.
-  // `it.fails` keeps the suite green while the gap is visible; it turns red once the server decodes.
-  it.fails('gets compressed pixel data decoded to native pixels with the default Accept', async () => {
+  // With the client's default Accept `multipart/related; type="application/octet-stream"` (no
+  // transfer-syntax), PS3.18 §8.7.3 means Explicit VR Little Endian: compressed pixel data comes back
+  // decoded, the same raw RGB pixels as the decoded frame.
+  it('gets compressed pixel data decoded to native pixels with the default Accept', async () => {
     const uri = await bulkDataUri(endoscopy);
     const parts = asBuffers(await client.retrieveBulkData({ BulkDataURI: uri }));
+    expect(acceptSent.get(uri)).toBe('multipart/related; type="application/octet-stream"');
     expect(parts).toHaveLength(1);
     expect(parts[0]!.length).toBe(621 * 530 * 3);
+    const [frame] = asBuffers(await client.retrieveInstanceFrames({ ...ids(endoscopy), frameNumbers: [1] }));
+    expect(parts[0]!.equals(frame!)).toBe(true);
   });
 });
