@@ -16,7 +16,7 @@ import { log, MiB } from './util.js';
 
 // dcmjs ships no types; this is the part of its API used here (loaded with require, so no global
 // `declare module` is needed that could clash with one elsewhere in the project).
-type DicomElement = { vr: string; Value: unknown[] };
+export type DicomElement = { vr: string; Value: unknown[] };
 type DicomDictLike = { meta: Record<string, DicomElement>; dict: Record<string, DicomElement>; write(): ArrayBuffer };
 const dcmjsData = (
   createRequire(import.meta.url)('dcmjs') as {
@@ -95,7 +95,7 @@ export function randomUid(): string {
   return `2.25.${BigInt(`0x${crypto.randomUUID().replace(/-/g, '')}`).toString()}`;
 }
 
-function el(vr: string, ...values: unknown[]): DicomElement {
+export function el(vr: string, ...values: unknown[]): DicomElement {
   return { vr, Value: values };
 }
 
@@ -106,7 +106,7 @@ function findTemplate(): string {
 }
 
 /** Header elements of CT_small without private tags, pixel data and trailing padding. */
-function loadTemplateDict(): Record<string, DicomElement> {
+export function loadTemplateDict(): Record<string, DicomElement> {
   const buf = fs.readFileSync(findTemplate());
   const parsed = dcmjsData.DicomMessage.readFile(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
   const dict: Record<string, DicomElement> = {};
@@ -120,7 +120,7 @@ function loadTemplateDict(): Record<string, DicomElement> {
 }
 
 /** Encodes a dataset (no pixel data) as a Part-10 file prefix, explicit VR LE. */
-function writeHeader(dict: Record<string, DicomElement>, sopClassUid: string, sopInstanceUid: string): Buffer {
+export function writeHeader(dict: Record<string, DicomElement>, sopClassUid: string, sopInstanceUid: string): Buffer {
   const meta: Record<string, DicomElement> = {
     '00020001': { vr: 'OB', Value: [new Uint8Array([0, 1]).buffer] },
     '00020002': el('UI', sopClassUid),
@@ -135,7 +135,7 @@ function writeHeader(dict: Record<string, DicomElement>, sopClassUid: string, so
 }
 
 /** The (7FE0,0010) OW element header for `length` bytes of native pixel data. */
-function pixelDataElementHeader(length: number): Buffer {
+export function pixelDataElementHeader(length: number): Buffer {
   const b = Buffer.alloc(12);
   b.writeUInt16LE(0x7fe0, 0);
   b.writeUInt16LE(0x0010, 2);
@@ -146,7 +146,7 @@ function pixelDataElementHeader(length: number): Buffer {
 }
 
 /** Deterministic pseudo-random 12-bit pixels (xorshift32), so nothing compresses trivially. */
-function pseudoRandomPixels(byteLength: number, seed: number): Buffer {
+export function pseudoRandomPixels(byteLength: number, seed: number): Buffer {
   const out = Buffer.alloc(byteLength);
   let x = seed >>> 0 || 1;
   for (let i = 0; i + 1 < byteLength; i += 2) {

@@ -56,6 +56,15 @@ export function findOrthanc(): OrthancInstall | undefined {
 export interface OrthancOptions {
   /** Orthanc's SyncStorageArea (fsync of every stored file). Default true, as shipped. */
   syncStorageArea: boolean;
+  /** Further plugin libraries to load after the DICOMweb plugin (e.g. GDCM). Default none. */
+  extraPlugins?: string[];
+}
+
+const GDCM_PLUGIN_CANDIDATES = ['/usr/share/orthanc/plugins/libOrthancGdcm.so', '/usr/lib/orthanc/libOrthancGdcm.so'];
+
+/** Path of Debian's orthanc-gdcm plugin (decodes JPEG 2000, JPEG-LS, ... for Orthanc), if installed. */
+export function findGdcmPlugin(): string | undefined {
+  return GDCM_PLUGIN_CANDIDATES.find((p) => fs.existsSync(p));
 }
 
 /** Performance-relevant settings, equal to Debian's shipped orthanc.json / Orthanc 1.10 defaults. */
@@ -99,7 +108,7 @@ export async function startOrthanc(
     DicomServerEnabled: false,
     DicomPort: await freePort(),
     WebDavEnabled: false,
-    Plugins: [install.plugin],
+    Plugins: [install.plugin, ...(options.extraPlugins ?? [])],
     DicomWeb: { Enable: true, Root: '/dicom-web/', EnableWado: false },
     ...perf,
   };
@@ -136,7 +145,8 @@ export async function startOrthanc(
     dicomwebRoot: `${base}/dicom-web`,
     pid,
     describe: [
-      `${install.version}, DICOMweb plugin ${pluginVersion} (${install.plugin})`,
+      `${install.version}, DICOMweb plugin ${pluginVersion} (${install.plugin})` +
+        (options.extraPlugins?.length ? `; also loaded: ${options.extraPlugins.join(', ')}` : ''),
       `Orthanc settings: ${settings}; DicomServerEnabled=false, RemoteAccessAllowed=false, ` +
         `AuthenticationEnabled=false, storage+index (SQLite) in a temp dir; everything else built-in defaults`,
     ],

@@ -82,9 +82,9 @@ export interface LatencySeries {
 }
 
 /** p50/p95 per round, median over rounds; the ratio compares those medians. */
-export function latencyTable(series: LatencySeries[], servers: string[]): string {
+export function latencyTable(series: LatencySeries[], servers: string[], firstColumn = 'QIDO-RS query'): string {
   const both = servers.includes(OURS) && servers.includes(ORTHANC);
-  const header = ['QIDO-RS query'];
+  const header = [firstColumn];
   for (const s of servers) header.push(`${s} p50 ms`, `${s} p95 ms`);
   if (both) header.push('p50 ours vs Orthanc (>1 = ours faster)', 'p95 ours vs Orthanc (>1 = ours faster)');
   header.push('samples/server', `median response bytes (${servers.join(' / ')})`);
