@@ -2,14 +2,13 @@
  * WADO-RS bulk data (PS3.18 §10.4.1.1.5, §8.7.3): the pixel data value behind a metadata BulkDataURI,
  * as multipart or as the bare value with HTTP byte ranges, read from storage in bounded ranged reads.
  */
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { createRequire } from 'node:module';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import pino from 'pino';
-import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import dcmjs from 'dcmjs';
 import { buildApp } from '../app.js';
 import { BULKDATA_CHUNK_BYTES } from '../archive/bulkdata.js';
 import { SqliteCatalog } from '../catalog/sqlite-catalog.js';
@@ -17,46 +16,14 @@ import { loadConfig } from '../config.js';
 import type { BlobStore, ByteRange } from '../storage/blob-store.js';
 import { FsBlobStore } from '../storage/fs-blob-store.js';
 import { buildTestApp, type TestApp } from '../test-support/build-test-app.js';
-import { makeInstance, makeLargeInstanceHeader, multipartBody, newUid, STOW_CONTENT_TYPE } from '../test-support/make-dicom.js';
-import { sharedDataDir } from '../test-support/shared-data.js';
+import { makeInstance, makeLargeInstanceHeader, newUid } from '../test-support/make-dicom.js';
+import { loadShared, stow, type SharedInstance } from '../test-support/shared-instance.js';
 import { splitMultipart } from '../test-support/split-multipart.js';
-
-interface Dcmjs {
-  data: { DicomMessage: { readFile(b: ArrayBuffer): { dict: Record<string, { Value?: unknown[] }> } } };
-  log: { setLevel(l: string): void };
-}
-const dcmjs = createRequire(import.meta.url)('dcmjs') as Dcmjs;
-dcmjs.log.setLevel('silent');
 
 const JPEG_BASELINE = '1.2.840.10008.1.2.4.50';
 const BIG_ENDIAN = '1.2.840.10008.1.2.2';
 const OCTET = 'application/octet-stream';
 const ANY_TS_MULTIPART = 'multipart/related; type="application/octet-stream"; transfer-syntax=*';
-
-interface SharedInstance {
-  bytes: Buffer;
-  study: string;
-  series: string;
-  sop: string;
-  /** Pixel data as dcmjs reads it: native = the value, encapsulated = one buffer per frame. */
-  pixels: Buffer[];
-}
-
-const bytesOf = (v: unknown): Buffer => {
-  if (v instanceof ArrayBuffer) return Buffer.from(v);
-  if (ArrayBuffer.isView(v)) return Buffer.from(v.buffer, v.byteOffset, v.byteLength);
-  throw new Error(`not binary: ${typeof v}`);
-};
-
-async function loadShared(relative: string): Promise<SharedInstance> {
-  const bytes = await readFile(path.join(sharedDataDir, relative));
-  const { dict } = dcmjs.data.DicomMessage.readFile(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length) as ArrayBuffer);
-  const first = (tag: string) => String(dict[tag]?.Value?.[0]);
-  return { bytes, study: first('0020000D'), series: first('0020000E'), sop: first('00080018'), pixels: (dict['7FE00010']?.Value ?? []).map(bytesOf) };
-}
-
-const stow = (app: FastifyInstance, payload: Buffer) =>
-  app.inject({ method: 'POST', url: '/dicomweb/studies', payload, headers: { 'content-type': STOW_CONTENT_TYPE() } });
 
 const bulkUrl = (i: { study: string; series: string; sop: string }, tag = '7FE00010') =>
   `/dicomweb/studies/${i.study}/series/${i.series}/instances/${i.sop}/bulkdata/${tag}`;
@@ -84,7 +51,7 @@ beforeAll(async () => {
   ]);
   const generated = makeInstance({ studyInstanceUid: native.study, seriesInstanceUid: native.series, sopInstanceUid: native.sop, rows: ROWS, columns: COLUMNS, numberOfFrames: FRAMES });
   const files = [generated, wsi.bytes, bigEndian.bytes, sr.bytes, deflated.bytes];
-  const response = await stow(t.app, multipartBody(files.map((body) => ({ body }))));
+  const response = await stow(t.app, files);
   expect(response.statusCode, response.body).toBe(200);
 });
 afterAll(async () => t.close());
@@ -163,7 +130,7 @@ describe('WADO-RS bulk data stored in other syntaxes', () => {
     expect(refused.statusCode).toBe(406);
     expect(refused.json().error.message).toContain(JPEG_BASELINE);
 
-    const all = Buffer.concat(wsi.pixels);
+    const all = Buffer.concat(wsi.frames);
     for (const accept of [ANY_TS_MULTIPART, `multipart/related; type="application/octet-stream"; transfer-syntax=${JPEG_BASELINE}`]) {
       const response = await get(bulkUrl(wsi), { accept });
       expect(response.statusCode, accept).toBe(200);
@@ -173,7 +140,7 @@ describe('WADO-RS bulk data stored in other syntaxes', () => {
     }
 
     // A range across the boundary of the first two fragments.
-    const boundary = wsi.pixels[0]!.length;
+    const boundary = wsi.frames[0]!.length;
     const range = await get(bulkUrl(wsi), { accept: `${OCTET}; transfer-syntax=*`, range: `bytes=${boundary - 10}-${boundary + 9}` });
     expect(range.statusCode).toBe(206);
     expect(range.headers['content-type']).toBe(`${OCTET}; transfer-syntax=${JPEG_BASELINE}`);
@@ -203,7 +170,7 @@ async function storeAlone(relative: string, edit: (bytes: Buffer) => Buffer = (b
   const app = await buildTestApp();
   alone.push(app);
   const bytes = edit(Buffer.from(loaded.bytes));
-  const response = await stow(app.app, multipartBody([{ body: bytes }]));
+  const response = await stow(app.app, [bytes]);
   expect(response.statusCode, response.body).toBe(200);
   return { ...loaded, bytes, app };
 }
@@ -250,7 +217,7 @@ describe('WADO-RS bulk data of compressed pixel data, decoded (no transfer-synta
 
     // The stored bytes are still there for clients that accept them, under another ETag.
     const stored = await getFrom(endoscopy, bulkUrl(endoscopy), { accept: `${OCTET}; transfer-syntax=*` });
-    expect(stored.rawPayload.equals(Buffer.concat(endoscopy.pixels))).toBe(true);
+    expect(stored.rawPayload.equals(Buffer.concat(endoscopy.frames))).toBe(true);
     expect(stored.headers['etag']).not.toBe(bare.headers['etag']);
     const revalidated = await getFrom(endoscopy, bulkUrl(endoscopy), { accept: OCTET, 'if-none-match': String(bare.headers['etag']) });
     expect(revalidated.statusCode).toBe(304);
@@ -268,7 +235,7 @@ describe('WADO-RS bulk data of compressed pixel data, decoded (no transfer-synta
   });
 
   it('decodes every frame of a multi-frame JPEG instance, concatenated in frame order', async () => {
-    const count = wsi.pixels.length;
+    const count = wsi.frames.length;
     expect(count).toBeGreaterThan(1);
     const list = Array.from({ length: count }, (_, i) => i + 1).join(',');
     const response = await get(frameUrl(wsi, list));
@@ -299,7 +266,7 @@ describe('WADO-RS bulk data of compressed pixel data, decoded (no transfer-synta
     const rle = await storeAlone('dicom-pydicom/pydicom-data/emri_small_RLE.dcm');
     const body = decodedPart(await getFrom(rle, bulkUrl(rle)));
     expect(body).toHaveLength(10 * 64 * 64 * 2);
-    expect(body.equals(Buffer.concat(original.pixels))).toBe(true);
+    expect(body.equals(Buffer.concat(original.frames))).toBe(true);
   });
 
   it('still answers 406 for video (not decodable) and for decoded values over the size limit', async () => {
@@ -368,7 +335,7 @@ describe('WADO-RS bulk data reads in bounded chunks', () => {
       expect(pixelBytes).toBe(20 * 1024 * 1024);
       const value = Buffer.alloc(pixelBytes);
       for (let i = 0; i < value.length; i += 4096) value.writeUInt32LE(i, i);
-      expect((await stow(app, multipartBody([{ body: Buffer.concat([header, value]) }]))).statusCode).toBe(200);
+      expect((await stow(app, [Buffer.concat([header, value])])).statusCode).toBe(200);
 
       const whole = await app.inject({ method: 'GET', url: bulkUrl(large), headers: { accept: OCTET } });
       expect(whole.statusCode).toBe(200);

@@ -6,7 +6,6 @@
  * client's defaults shows up here.
  */
 import { readFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import XMLHttpRequest from 'xhr2';
@@ -14,16 +13,7 @@ import { api } from 'dicomweb-client';
 import { buildTestApp, type TestApp } from '../test-support/build-test-app.js';
 import { makeInstance, newUid } from '../test-support/make-dicom.js';
 import { requireSharedData } from '../test-support/shared-data.js';
-
-interface DcmjsElement {
-  Value?: unknown[];
-}
-interface Dcmjs {
-  data: { DicomMessage: { readFile(b: ArrayBuffer): { dict: Record<string, DcmjsElement>; meta: Record<string, DcmjsElement> } } };
-  log: { setLevel(l: string): void };
-}
-const dcmjs = createRequire(import.meta.url)('dcmjs') as Dcmjs;
-dcmjs.log.setLevel('silent');
+import { bytesOf, describeInstance, instanceUrl as instancePath, type SharedInstance as Stored } from '../test-support/shared-instance.js';
 
 type Json = Record<string, { vr?: string; Value?: unknown[]; BulkDataURI?: string; InlineBinary?: string }>;
 type Call = (options: Record<string, unknown>) => Promise<unknown>;
@@ -47,35 +37,7 @@ const JPEG_BASELINE = '1.2.840.10008.1.2.4.50';
 const ENDOSCOPY = 'endoscopy-dicom-kvasir/vl-endoscopic-01-cju0s690hkp960855tjuaqvv0-jpeg-baseline.dcm';
 const WSI = 'wsi-cmu1-small-region/tiled-full-gcp-wsi2dcm/level-1-frames-0-9.dcm';
 
-interface Stored {
-  bytes: Buffer;
-  study: string;
-  series: string;
-  sop: string;
-  transferSyntax: string;
-  /** Pixel data frames as dcmjs reads them (compressed: one bitstream per frame). */
-  frames: Buffer[];
-}
-
-const bytesOf = (v: unknown): Buffer => {
-  if (v instanceof ArrayBuffer) return Buffer.from(v);
-  if (ArrayBuffer.isView(v)) return Buffer.from(v.buffer, v.byteOffset, v.byteLength);
-  throw new Error(`not binary: ${typeof v}`);
-};
 const toArrayBuffer = (buffer: Buffer): ArrayBuffer => Uint8Array.from(buffer).buffer;
-
-function describeFile(bytes: Buffer): Stored {
-  const parsed = dcmjs.data.DicomMessage.readFile(toArrayBuffer(bytes));
-  const first = (tag: string, from = parsed.dict) => String(from[tag]?.Value?.[0]);
-  return {
-    bytes,
-    study: first('0020000D'),
-    series: first('0020000E'),
-    sop: first('00080018'),
-    transferSyntax: first('00020010', parsed.meta),
-    frames: (parsed.dict['7FE00010']?.Value ?? []).map(bytesOf),
-  };
-}
 
 let t: TestApp;
 let baseUrl: string;
@@ -86,16 +48,16 @@ const ids = (s: Stored) => ({ studyInstanceUID: s.study, seriesInstanceUID: s.se
 
 const study = newUid();
 const series = newUid();
-const single = describeFile(makeInstance({ studyInstanceUid: study, seriesInstanceUid: series, patientName: 'Interop^Client', rows: 8, columns: 6 }));
-const multi = describeFile(makeInstance({ studyInstanceUid: study, seriesInstanceUid: series, patientName: 'Interop^Client', rows: 4, columns: 5, numberOfFrames: 3 }));
+const single = describeInstance(makeInstance({ studyInstanceUid: study, seriesInstanceUid: series, patientName: 'Interop^Client', rows: 8, columns: 6 }));
+const multi = describeInstance(makeInstance({ studyInstanceUid: study, seriesInstanceUid: series, patientName: 'Interop^Client', rows: 4, columns: 5, numberOfFrames: 3 }));
 let endoscopy: Stored;
 let wsi: Stored;
 
 beforeAll(async () => {
   (globalThis as { XMLHttpRequest?: unknown }).XMLHttpRequest = XMLHttpRequest;
   const shared = requireSharedData();
-  endoscopy = describeFile(await readFile(path.join(shared, ENDOSCOPY)));
-  wsi = describeFile(await readFile(path.join(shared, WSI)));
+  endoscopy = describeInstance(await readFile(path.join(shared, ENDOSCOPY)));
+  wsi = describeInstance(await readFile(path.join(shared, WSI)));
   t = await buildTestApp();
   await t.app.listen({ host: '127.0.0.1', port: 0 });
   const address = t.app.server.address();
@@ -109,7 +71,7 @@ beforeAll(async () => {
 });
 afterAll(async () => t?.close());
 
-const instanceUrl = (s: Stored) => `${baseUrl}/studies/${s.study}/series/${s.series}/instances/${s.sop}`;
+const instanceUrl = (s: Stored) => instancePath(s, baseUrl);
 const asBuffers = (parts: unknown): Buffer[] => {
   expect(Array.isArray(parts)).toBe(true);
   return (parts as unknown[]).map(bytesOf);
@@ -179,7 +141,7 @@ describe('dicomweb-client: retrieveInstance', () => {
     expect(acceptSent.get(instanceUrl(single))).toBe('multipart/related; type="application/dicom"');
     expect(native.equals(single.bytes)).toBe(true);
 
-    const transcoded = describeFile(bytesOf(await client.retrieveInstance(ids(endoscopy))));
+    const transcoded = describeInstance(bytesOf(await client.retrieveInstance(ids(endoscopy))));
     expect(transcoded.transferSyntax).toBe(EXPLICIT_LE);
     expect(transcoded.sop).toBe(endoscopy.sop);
     expect(transcoded.frames).toHaveLength(1);

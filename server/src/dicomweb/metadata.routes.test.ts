@@ -3,14 +3,12 @@
  * a study, series or instance — DICOM JSON of every instance, with bulk data URIs for pixel data that
  * lead to exactly the stored pixel bytes — and that it comes from the index alone.
  */
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { createRequire } from 'node:module';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { gunzipSync } from 'node:zlib';
 import pino from 'pino';
-import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../app.js';
 import { SqliteCatalog } from '../catalog/sqlite-catalog.js';
@@ -19,66 +17,13 @@ import type { DicomJsonDataset } from '../dicom/dicom-json.js';
 import type { BlobStore, ByteRange } from '../storage/blob-store.js';
 import { FsBlobStore } from '../storage/fs-blob-store.js';
 import { buildTestApp, type TestApp } from '../test-support/build-test-app.js';
-import { makeInstance, multipartBody, newUid, STOW_CONTENT_TYPE } from '../test-support/make-dicom.js';
-import { sharedDataDir } from '../test-support/shared-data.js';
+import { makeInstance, newUid } from '../test-support/make-dicom.js';
+import { instanceUrl, loadShared, stow, type SharedInstance } from '../test-support/shared-instance.js';
 import { splitMultipart } from '../test-support/split-multipart.js';
-
-interface DcmjsElement {
-  vr?: string;
-  Value?: unknown[];
-}
-interface Dcmjs {
-  data: { DicomMessage: { readFile(b: ArrayBuffer): { dict: Record<string, DcmjsElement>; meta: Record<string, DcmjsElement> } } };
-  log: { setLevel(l: string): void };
-}
-const dcmjs = createRequire(import.meta.url)('dcmjs') as Dcmjs;
-dcmjs.log.setLevel('silent');
 
 const EXPLICIT_LE = '1.2.840.10008.1.2.1';
 const JPEG_BASELINE = '1.2.840.10008.1.2.4.50';
 const DICOM_JSON = 'application/dicom+json';
-
-interface SharedInstance {
-  bytes: Buffer;
-  study: string;
-  series: string;
-  sop: string;
-  transferSyntax: string;
-  dict: Record<string, DcmjsElement>;
-  /** The pixel data value(s) as dcmjs reads them: native = one buffer, encapsulated = one per frame. */
-  pixelValues: Buffer[];
-}
-
-const bytesOf = (v: unknown): Buffer => {
-  if (v instanceof ArrayBuffer) return Buffer.from(v);
-  if (ArrayBuffer.isView(v)) return Buffer.from(v.buffer, v.byteOffset, v.byteLength);
-  throw new Error(`not binary: ${typeof v}`);
-};
-
-async function loadShared(relative: string, pixelTag = '7FE00010'): Promise<SharedInstance> {
-  const bytes = await readFile(path.join(sharedDataDir, relative));
-  const parsed = dcmjs.data.DicomMessage.readFile(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length) as ArrayBuffer);
-  const first = (tag: string, from = parsed.dict) => String(from[tag]?.Value?.[0]);
-  return {
-    bytes,
-    study: first('0020000D'),
-    series: first('0020000E'),
-    sop: first('00080018'),
-    transferSyntax: first('00020010', parsed.meta),
-    dict: parsed.dict,
-    pixelValues: (parsed.dict[pixelTag]?.Value ?? []).map(bytesOf),
-  };
-}
-
-const stow = (app: FastifyInstance, files: Buffer[]) =>
-  app.inject({
-    method: 'POST',
-    url: '/dicomweb/studies',
-    payload: multipartBody(files.map((body) => ({ body }))),
-    headers: { 'content-type': STOW_CONTENT_TYPE() },
-  });
-
-const instanceUrl = (i: { study: string; series: string; sop: string }) => `/dicomweb/studies/${i.study}/series/${i.series}/instances/${i.sop}`;
 
 let t: TestApp;
 const study = newUid();
@@ -223,8 +168,8 @@ describe('WADO-RS metadata of shared files', () => {
     expect(response.statusCode).toBe(200);
     const [part] = splitMultipart(response.rawPayload, response.headers['content-type']);
     expect(part!.headers['content-type']).toBe(`application/octet-stream; transfer-syntax=${JPEG_BASELINE}`);
-    expect(wsi.pixelValues).toHaveLength(30);
-    expect(part!.body.equals(Buffer.concat(wsi.pixelValues))).toBe(true);
+    expect(wsi.frames).toHaveLength(30);
+    expect(part!.body.equals(Buffer.concat(wsi.frames))).toBe(true);
   });
 
   it('gives 16-bit native pixel data as OW and float pixel data as OF under its own tag, each leading to the stored bytes', async () => {
@@ -233,7 +178,7 @@ describe('WADO-RS metadata of shared files', () => {
     expect(value(rgb, '00280100')).toEqual([16]);
     const rgbBytes = await get(pathOf(rgb!['7FE00010']?.BulkDataURI), { accept: 'application/octet-stream' });
     expect(rgbBytes.statusCode).toBe(200);
-    expect(rgbBytes.rawPayload.equals(Buffer.concat(rgb16.pixelValues))).toBe(true);
+    expect(rgbBytes.rawPayload.equals(Buffer.concat(rgb16.frames))).toBe(true);
     expect(rgbBytes.rawPayload).toHaveLength(2 * 100 * 100 * 3 * 2);
 
     const [map] = await metadata(`${instanceUrl(float)}/metadata`);
@@ -241,7 +186,7 @@ describe('WADO-RS metadata of shared files', () => {
     expect(map!['7FE00008']).toEqual({ vr: 'OF', BulkDataURI: expect.stringMatching(/\/bulkdata\/7FE00008$/) });
     const floatBytes = await get(pathOf(map!['7FE00008']?.BulkDataURI), { accept: 'application/octet-stream' });
     expect(floatBytes.statusCode).toBe(200);
-    expect(floatBytes.rawPayload.equals(Buffer.concat(float.pixelValues))).toBe(true);
+    expect(floatBytes.rawPayload.equals(Buffer.concat(float.frames))).toBe(true);
   });
 
   it('keeps a large non-pixel binary value (overlay data) as its VR only: no bulk data URI for it yet', async () => {

@@ -8,8 +8,9 @@ import sharp from 'sharp';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTestApp, type TestApp } from '../test-support/build-test-app.js';
-import { makeInstance, multipartBody, newUid, STOW_CONTENT_TYPE } from '../test-support/make-dicom.js';
+import { makeInstance, newUid } from '../test-support/make-dicom.js';
 import { sharedDataDir, sharedFiles } from '../test-support/shared-data.js';
+import { instanceUrl, stow } from '../test-support/shared-instance.js';
 import { IMMUTABLE_CACHE_CONTROL, REVALIDATE_CACHE_CONTROL } from './http-cache.js';
 import { negotiateRendered, parseRenderingParams } from './rendered.routes.js';
 
@@ -18,16 +19,6 @@ interface Uids {
   series: string;
   sop: string;
 }
-
-const stow = (app: FastifyInstance, files: Buffer[]) =>
-  app.inject({
-    method: 'POST',
-    url: '/dicomweb/studies',
-    payload: multipartBody(files.map((body) => ({ body }))),
-    headers: { 'content-type': STOW_CONTENT_TYPE() },
-  });
-
-const instanceUrl = (i: Uids) => `/dicomweb/studies/${i.study}/series/${i.series}/instances/${i.sop}`;
 
 /** UIDs of a stored file, read from its JSON metadata after storing it (QIDO would do as well). */
 async function uidsOf(app: FastifyInstance, bytes: Buffer): Promise<Uids> {

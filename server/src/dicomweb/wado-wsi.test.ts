@@ -6,10 +6,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import dcmjs from 'dcmjs';
 import { buildTestApp, type TestApp } from '../test-support/build-test-app.js';
-import { multipartBody, STOW_CONTENT_TYPE } from '../test-support/make-dicom.js';
 import { sharedDataDir } from '../test-support/shared-data.js';
+import { describeInstance, instanceUrl, stow } from '../test-support/shared-instance.js';
 import { splitMultipart } from '../test-support/split-multipart.js';
 
 const FRAMES_ANY_TS = 'multipart/related; type="application/octet-stream"; transfer-syntax=*';
@@ -28,42 +27,29 @@ interface Level {
 let t: TestApp;
 const levels: Level[] = [];
 
-function asBuffer(value: unknown): Buffer {
-  if (value instanceof ArrayBuffer) return Buffer.from(value);
-  if (ArrayBuffer.isView(value)) return Buffer.from(value.buffer, value.byteOffset, value.byteLength);
-  throw new Error('not binary');
-}
-
 beforeAll(async () => {
   t = await buildTestApp();
   for (const pyramid of PYRAMIDS) {
     const folder = path.join(sharedDataDir, 'wsi-cmu1-small-region', pyramid);
     for (const name of (await readdir(folder)).filter((n) => n.endsWith('.dcm')).sort()) {
       const bytes = await readFile(path.join(folder, name));
-      const { dict } = dcmjs.data.DicomMessage.readFile(Uint8Array.from(bytes).buffer);
-      const first = (tag: string) => dict[tag]?.Value?.[0] as string | undefined;
+      const { study, series, sop, frames, dict } = describeInstance(bytes);
       levels.push({
         file: `${pyramid}/${name}`,
         pyramid,
-        study: first('0020000D')!,
-        series: first('0020000E')!,
-        sop: first('00080018')!,
-        frames: (dict['7FE00010']?.Value ?? []).map(asBuffer),
-        dimensionOrganization: first('00209311'),
+        study,
+        series,
+        sop,
+        frames,
+        dimensionOrganization: dict['00209311']?.Value?.[0] as string | undefined,
       });
-      const response = await t.app.inject({
-        method: 'POST',
-        url: '/dicomweb/studies',
-        payload: multipartBody([{ body: bytes }]),
-        headers: { 'content-type': STOW_CONTENT_TYPE() },
-      });
+      const response = await stow(t.app, [bytes]);
       expect(response.statusCode, name).toBe(200);
     }
   }
 }, 120_000);
 afterAll(async () => t?.close());
 
-const instanceUrl = (level: Level) => `/dicomweb/studies/${level.study}/series/${level.series}/instances/${level.sop}`;
 
 describe('whole-slide pyramids over WADO-RS', () => {
   it('stores both pyramids: TILED_FULL, and sparse tiles placed per frame', () => {

@@ -2,13 +2,11 @@
  * WADO-RS (PS3.18 §10.4): instances and frames come back exactly as stored when the client accepts
  * the stored syntax, in multipart/related bodies; decoding per syntax is in wado-transcode.test.ts.
  */
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { createRequire } from 'node:module';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import pino from 'pino';
-import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../app.js';
 import { SqliteCatalog } from '../catalog/sqlite-catalog.js';
@@ -16,64 +14,14 @@ import { loadConfig } from '../config.js';
 import type { BlobStore, ByteRange } from '../storage/blob-store.js';
 import { FsBlobStore } from '../storage/fs-blob-store.js';
 import { buildTestApp, type TestApp } from '../test-support/build-test-app.js';
-import { makeInstance, multipartBody, newUid, STOW_CONTENT_TYPE } from '../test-support/make-dicom.js';
-import { sharedDataDir } from '../test-support/shared-data.js';
+import { makeInstance, newUid } from '../test-support/make-dicom.js';
+import { instanceUrl, loadShared, stow, type SharedInstance } from '../test-support/shared-instance.js';
 import { splitMultipart, type ResponsePart } from '../test-support/split-multipart.js';
-
-interface DcmjsElement {
-  Value?: unknown[];
-}
-interface Dcmjs {
-  data: { DicomMessage: { readFile(b: ArrayBuffer): { dict: Record<string, DcmjsElement>; meta: Record<string, DcmjsElement> } } };
-  log: { setLevel(l: string): void };
-}
-const dcmjs = createRequire(import.meta.url)('dcmjs') as Dcmjs;
-dcmjs.log.setLevel('silent');
 
 const EXPLICIT_LE = '1.2.840.10008.1.2.1';
 const JPEG_BASELINE = '1.2.840.10008.1.2.4.50';
 const ANY_TS = 'multipart/related; type="application/dicom"; transfer-syntax=*';
 const FRAMES_ANY_TS = 'multipart/related; type="application/octet-stream"; transfer-syntax=*';
-
-/** A stored shared file with its UIDs and, for images, its frames as dcmjs reads them. */
-interface SharedInstance {
-  bytes: Buffer;
-  study: string;
-  series: string;
-  sop: string;
-  transferSyntax: string;
-  frames: Buffer[];
-}
-
-const bytesOf = (v: unknown): Buffer => {
-  if (v instanceof ArrayBuffer) return Buffer.from(v);
-  if (ArrayBuffer.isView(v)) return Buffer.from(v.buffer, v.byteOffset, v.byteLength);
-  throw new Error(`not binary: ${typeof v}`);
-};
-
-async function loadShared(relative: string): Promise<SharedInstance> {
-  const bytes = await readFile(path.join(sharedDataDir, relative));
-  const parsed = dcmjs.data.DicomMessage.readFile(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length) as ArrayBuffer);
-  const first = (tag: string, from = parsed.dict) => String(from[tag]?.Value?.[0]);
-  return {
-    bytes,
-    study: first('0020000D'),
-    series: first('0020000E'),
-    sop: first('00080018'),
-    transferSyntax: first('00020010', parsed.meta),
-    frames: (parsed.dict['7FE00010']?.Value ?? []).map(bytesOf),
-  };
-}
-
-const stow = (app: FastifyInstance, files: Buffer[]) =>
-  app.inject({
-    method: 'POST',
-    url: '/dicomweb/studies',
-    payload: multipartBody(files.map((body) => ({ body }))),
-    headers: { 'content-type': STOW_CONTENT_TYPE() },
-  });
-
-const instanceUrl = (i: { study: string; series: string; sop: string }) => `/dicomweb/studies/${i.study}/series/${i.series}/instances/${i.sop}`;
 
 let t: TestApp;
 const study = newUid();
