@@ -5,7 +5,6 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import dcmjs from 'dcmjs';
@@ -13,12 +12,12 @@ import { buildApp } from '../app.js';
 import { BULKDATA_CHUNK_BYTES } from '../archive/bulkdata.js';
 import { SqliteCatalog } from '../catalog/sqlite-catalog.js';
 import { loadConfig } from '../config.js';
-import type { BlobStore, ByteRange } from '../storage/blob-store.js';
 import { FsBlobStore } from '../storage/fs-blob-store.js';
 import { buildTestApp, type TestApp } from '../test-support/build-test-app.js';
 import { makeInstance, makeLargeInstanceHeader, newUid } from '../test-support/make-dicom.js';
 import { loadShared, stow, type SharedInstance } from '../test-support/shared-instance.js';
 import { splitMultipart } from '../test-support/split-multipart.js';
+import { CountingStore } from '../test-support/counting-store.js';
 
 const JPEG_BASELINE = '1.2.840.10008.1.2.4.50';
 const BIG_ENDIAN = '1.2.840.10008.1.2.2';
@@ -308,19 +307,6 @@ describe('WADO-RS bulk data that is not there', () => {
     expect((await get(bulkUrl(native, '7fe00010'), { accept: OCTET })).rawPayload.equals(pixels)).toBe(true);
   });
 });
-
-/** A real folder store that counts how it is read. */
-class CountingStore implements BlobStore {
-  gets = 0;
-  ranges: ByteRange[] = [];
-  constructor(private readonly inner: BlobStore) {}
-  put(key: string, body: Readable) { return this.inner.put(key, body); }
-  get(key: string) { this.gets += 1; return this.inner.get(key); }
-  getRange(key: string, range: ByteRange) { this.ranges.push(range); return this.inner.getRange(key, range); }
-  stat(key: string) { return this.inner.stat(key); }
-  delete(key: string) { return this.inner.delete(key); }
-  close() { return this.inner.close(); }
-}
 
 describe('WADO-RS bulk data reads in bounded chunks', () => {
   it('streams a 20 MiB value by ranged reads of at most 8 MiB, and a range by reads of that range only', async () => {

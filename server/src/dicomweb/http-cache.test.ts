@@ -5,29 +5,16 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
 import pino from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../app.js';
 import { SqliteCatalog } from '../catalog/sqlite-catalog.js';
 import { loadConfig } from '../config.js';
-import type { BlobStore, ByteRange } from '../storage/blob-store.js';
 import { FsBlobStore } from '../storage/fs-blob-store.js';
 import { makeInstance, multipartBody, newUid, STOW_CONTENT_TYPE } from '../test-support/make-dicom.js';
 import { IMMUTABLE_CACHE_CONTROL, ifNoneMatchMatches, representationETag, REVALIDATE_CACHE_CONTROL } from './http-cache.js';
-
-/** A real folder store that counts every read. */
-class CountingStore implements BlobStore {
-  reads = 0;
-  constructor(private readonly inner: BlobStore) {}
-  put(key: string, body: Readable) { return this.inner.put(key, body); }
-  get(key: string) { this.reads += 1; return this.inner.get(key); }
-  getRange(key: string, range: ByteRange) { this.reads += 1; return this.inner.getRange(key, range); }
-  stat(key: string) { return this.inner.stat(key); }
-  delete(key: string) { return this.inner.delete(key); }
-  close() { return this.inner.close(); }
-}
+import { CountingStore } from '../test-support/counting-store.js';
 
 const FRAMES_ANY_TS = 'multipart/related; type="application/octet-stream"; transfer-syntax=*';
 

@@ -6,7 +6,6 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
 import { gunzipSync } from 'node:zlib';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,12 +13,12 @@ import { buildApp } from '../app.js';
 import { SqliteCatalog } from '../catalog/sqlite-catalog.js';
 import { loadConfig } from '../config.js';
 import type { DicomJsonDataset } from '../dicom/dicom-json.js';
-import type { BlobStore, ByteRange } from '../storage/blob-store.js';
 import { FsBlobStore } from '../storage/fs-blob-store.js';
 import { buildTestApp, type TestApp } from '../test-support/build-test-app.js';
 import { makeInstance, newUid } from '../test-support/make-dicom.js';
 import { instanceUrl, loadShared, stow, type SharedInstance } from '../test-support/shared-instance.js';
 import { splitMultipart } from '../test-support/split-multipart.js';
+import { CountingStore } from '../test-support/counting-store.js';
 
 const EXPLICIT_LE = '1.2.840.10008.1.2.1';
 const JPEG_BASELINE = '1.2.840.10008.1.2.4.50';
@@ -260,19 +259,6 @@ describe('WADO-RS metadata caching and compression', () => {
   });
 });
 
-/** A real folder store that counts how it is read. */
-class CountingStore implements BlobStore {
-  gets = 0;
-  ranges: ByteRange[] = [];
-  constructor(private readonly inner: BlobStore) {}
-  put(key: string, body: Readable) { return this.inner.put(key, body); }
-  get(key: string) { this.gets += 1; return this.inner.get(key); }
-  getRange(key: string, range: ByteRange) { this.ranges.push(range); return this.inner.getRange(key, range); }
-  stat(key: string) { this.gets += 1; return this.inner.stat(key); }
-  delete(key: string) { return this.inner.delete(key); }
-  close() { return this.inner.close(); }
-}
-
 describe('WADO-RS metadata comes from the index', () => {
   it('answers a 200-instance series without reading any stored file', async () => {
     const dataDir = await mkdtemp(path.join(os.tmpdir(), 'pacs-metadata-'));
@@ -286,8 +272,7 @@ describe('WADO-RS metadata comes from the index', () => {
       const sops = Array.from({ length: 200 }, () => newUid());
       const files = sops.map((sop) => makeInstance({ studyInstanceUid: bigStudy, seriesInstanceUid: bigSeries, sopInstanceUid: sop }));
       expect((await stow(app, files)).statusCode).toBe(200);
-      store.gets = 0;
-      store.ranges = [];
+      store.reset();
 
       const response = await app.inject({ method: 'GET', url: `/dicomweb/studies/${bigStudy}/series/${bigSeries}/metadata` });
       expect(response.statusCode).toBe(200);
@@ -295,6 +280,7 @@ describe('WADO-RS metadata comes from the index', () => {
       expect(sopsOf(datasets).sort()).toEqual([...sops].sort()); // same instance number: stored (parallel) order
       expect(datasets.every((ds) => ds['7FE00010']?.BulkDataURI !== undefined)).toBe(true);
       expect(store.gets).toBe(0);
+      expect(store.stats).toBe(0);
       expect(store.ranges).toHaveLength(0);
     } finally {
       await app.close();

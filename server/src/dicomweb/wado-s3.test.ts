@@ -6,7 +6,6 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
 import pino from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,34 +13,12 @@ import { buildApp } from '../app.js';
 import type { StoredInstance } from '../catalog/catalog.js';
 import { SqliteCatalog } from '../catalog/sqlite-catalog.js';
 import { loadConfig } from '../config.js';
-import type { BlobStore, ByteRange } from '../storage/blob-store.js';
 import { S3BlobStore, type S3BlobStoreConfig } from '../storage/s3-blob-store.js';
 import { multipartBody, STOW_CONTENT_TYPE } from '../test-support/make-dicom.js';
 import { startS3TestServer, type S3TestServer } from '../test-support/s3-test-server.js';
 import { sharedDataDir } from '../test-support/shared-data.js';
 import { splitMultipart } from '../test-support/split-multipart.js';
-
-/** The S3 store, counting whole-object reads and ranged reads with the bytes they returned. */
-class CountingStore implements BlobStore {
-  gets = 0;
-  rangeCalls = 0;
-  rangeBytes = 0;
-  ranges: ByteRange[] = [];
-  constructor(private readonly inner: BlobStore) {}
-  put(key: string, body: Readable) { return this.inner.put(key, body); }
-  get(key: string) { this.gets += 1; return this.inner.get(key); }
-  async getRange(key: string, range: ByteRange) {
-    this.rangeCalls += 1;
-    this.ranges.push(range);
-    const bytes = await this.inner.getRange(key, range);
-    this.rangeBytes += bytes.length;
-    return bytes;
-  }
-  stat(key: string) { return this.inner.stat(key); }
-  delete(key: string) { return this.inner.delete(key); }
-  close() { return this.inner.close(); }
-  reset() { this.gets = 0; this.rangeCalls = 0; this.rangeBytes = 0; this.ranges = []; }
-}
+import { CountingStore } from '../test-support/counting-store.js';
 
 const WSI_LEVEL = path.join(sharedDataDir, 'wsi-cmu1-small-region/tiled-full-gcp-wsi2dcm/level-0-frames-0-30.dcm');
 const FRAMES_ANY_TS = 'multipart/related; type="application/octet-stream"; transfer-syntax=*';

@@ -5,18 +5,17 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../app.js';
 import { SqliteCatalog } from '../catalog/sqlite-catalog.js';
 import { loadConfig } from '../config.js';
-import type { BlobStore, ByteRange } from '../storage/blob-store.js';
 import { FsBlobStore } from '../storage/fs-blob-store.js';
 import { buildTestApp, type TestApp } from '../test-support/build-test-app.js';
 import { makeInstance, newUid } from '../test-support/make-dicom.js';
 import { instanceUrl, loadShared, stow, type SharedInstance } from '../test-support/shared-instance.js';
 import { splitMultipart, type ResponsePart } from '../test-support/split-multipart.js';
+import { CountingStore } from '../test-support/counting-store.js';
 
 const EXPLICIT_LE = '1.2.840.10008.1.2.1';
 const JPEG_BASELINE = '1.2.840.10008.1.2.4.50';
@@ -242,19 +241,6 @@ describe('WADO-RS: retrieve frames', () => {
     expect(response.json().error.message).toMatch(/no pixel data/);
   });
 });
-
-/** A real folder store that counts how it is read. */
-class CountingStore implements BlobStore {
-  gets = 0;
-  ranges: ByteRange[] = [];
-  constructor(private readonly inner: BlobStore) {}
-  put(key: string, body: Readable) { return this.inner.put(key, body); }
-  get(key: string) { this.gets += 1; return this.inner.get(key); }
-  getRange(key: string, range: ByteRange) { this.ranges.push(range); return this.inner.getRange(key, range); }
-  stat(key: string) { return this.inner.stat(key); }
-  delete(key: string) { return this.inner.delete(key); }
-  close() { return this.inner.close(); }
-}
 
 describe('WADO-RS frames read only the frames', () => {
   it('issues one ranged read per fragment and never reads the whole file', async () => {
