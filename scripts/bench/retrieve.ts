@@ -196,14 +196,5 @@ export async function runPool<T>(tasks: (() => Promise<T>)[], concurrency: numbe
   return { results, wallMs: performance.now() - started };
 }
 
-/** Small deterministic PRNG (mulberry32) so both servers get the same "random" frame sequence. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Deterministic PRNG (mulberry32) so both servers get the same "random" frame sequence. */
+export { rng as seededRandom } from '../../server/src/test-support/chunking.js';
