@@ -8,7 +8,10 @@ import pino, { type Logger } from 'pino';
 import { Archive } from './archive/archive.js';
 import type { Catalog } from './catalog/catalog.js';
 import { createCatalog } from './catalog/create-catalog.js';
-import type { Config } from './config.js';
+import type { AiConfig, Config } from './config.js';
+import { aiRoutes } from './ai/ai.routes.js';
+import { InferenceEngine } from './inference/inference-engine.js';
+import { loadModelRegistry } from './inference/model-registry.js';
 import { dicomwebPlugin } from './dicomweb/dicomweb.plugin.js';
 import { errorHandler } from './http/error-handler.js';
 import { loggerOptions } from './http/logger.js';
@@ -22,18 +25,29 @@ export interface Services {
   blobStore: BlobStore;
   catalog: Catalog;
   logger: Logger;
+  /** Absent when AI is disabled (PACS_AI_ENABLED=false). */
+  inference?: InferenceEngine;
 }
 
 export async function createServices(config: Readonly<Config>, logger?: Logger): Promise<Services> {
   const log = logger ?? pino(loggerOptions(config));
   const blobStore = await createBlobStore(config.blobStore);
+  let catalog: Catalog | undefined;
   try {
-    const catalog = await createCatalog(config.index);
-    return { blobStore, catalog, logger: log };
+    catalog = await createCatalog(config.index);
+    const inference = config.ai.enabled ? await startInference(config.ai, log) : undefined;
+    return { blobStore, catalog, logger: log, ...(inference === undefined ? {} : { inference }) };
   } catch (err) {
+    await catalog?.close();
     await blobStore.close();
     throw err;
   }
+}
+
+/** Verifies the registry (sha256 of every model) and warms up one session per model. */
+async function startInference(ai: AiConfig, log: Logger): Promise<InferenceEngine> {
+  const models = await loadModelRegistry(ai.modelsDir);
+  return InferenceEngine.start(models, { executionProvider: ai.executionProvider, threads: ai.threads, maxBatch: ai.maxBatch, queueDepth: ai.queueDepth }, log);
 }
 
 export async function buildApp(config: Readonly<Config>, services: Services): Promise<FastifyInstance> {
@@ -68,13 +82,27 @@ export async function buildApp(config: Readonly<Config>, services: Services): Pr
   });
   await app.register(dicomwebPlugin, { prefix: config.dicomwebPrefix, archive, config });
 
+  const inference = services.inference;
+  if (inference !== undefined) {
+    await app.register(aiRoutes, {
+      prefix: '/ai',
+      archive,
+      engine: inference,
+      maxImageBytes: config.ai.maxImageBytes,
+      publicBaseUrl: config.publicBaseUrl,
+      dicomwebPrefix: config.dicomwebPrefix,
+    });
+  }
+
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/', async () => ({
     name: 'filmless-pacs',
     dicomweb: config.dicomwebPrefix,
+    ...(inference === undefined ? {} : { ai: '/ai' }),
   }));
 
   app.addHook('onClose', async () => {
+    await services.inference?.close();
     await services.catalog.close();
     await services.blobStore.close();
   });

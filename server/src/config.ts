@@ -4,6 +4,7 @@
  * whole product embedded (blob folder + SQLite under ./data) on loopback, with no other service.
  */
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { AppError } from './errors.js';
 
 export type BlobStoreConfig =
@@ -50,7 +51,26 @@ export interface Config {
    * empty: CORS is off and browsers only allow same-origin pages.
    */
   corsOrigins: readonly string[];
+  ai: AiConfig;
 }
+
+export interface AiConfig {
+  /** Off: no model is loaded and the /ai routes answer 404. */
+  enabled: boolean;
+  /** Folder holding manifest.json and the .onnx files it pins. */
+  modelsDir: string;
+  executionProvider: 'cpu' | 'cuda' | 'webgpu';
+  /** onnxruntime intra-op threads per session; 0 = all cores. */
+  threads: number;
+  maxBatch: number;
+  /** Requests allowed to wait per model before 503 + Retry-After. */
+  queueDepth: number;
+  /** Largest image body accepted by the detect endpoint, in bytes. */
+  maxImageBytes: number;
+}
+
+/** The models shipped with the product: `models/` at the repository root (from src/ or dist/). */
+export const BUNDLED_MODELS_DIR = fileURLToPath(new URL('../../models/', import.meta.url));
 
 type Env = Record<string, string | undefined>;
 
@@ -194,6 +214,15 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
       maxLimit: read.integer('PACS_QIDO_MAX_LIMIT', 10_000, 1, 1_000_000),
     },
     corsOrigins: read.origins('PACS_CORS_ORIGINS'),
+    ai: {
+      enabled: read.boolean('PACS_AI_ENABLED', true),
+      modelsDir: path.resolve(cwd, read.string('PACS_MODELS_DIR', BUNDLED_MODELS_DIR)),
+      executionProvider: read.oneOf('PACS_AI_EXECUTION_PROVIDER', ['cpu', 'cuda', 'webgpu'] as const, 'cpu'),
+      threads: read.integer('PACS_AI_THREADS', 0, 0, 256),
+      maxBatch: read.integer('PACS_AI_MAX_BATCH', 4, 1, 64),
+      queueDepth: read.integer('PACS_AI_QUEUE_DEPTH', 16, 0, 10_000),
+      maxImageBytes: read.integer('PACS_AI_MAX_IMAGE_BYTES', 32 * MiB, 1024, GiB),
+    },
   };
 
   if (read.problems.length > 0) {

@@ -15,6 +15,7 @@ export type ErrorCode =
   | 'CONFLICT'
   | 'STORAGE_FAILURE'
   | 'INDEX_FAILURE'
+  | 'SERVICE_BUSY'
   | 'CONFIG_INVALID'
   | 'INTERNAL';
 
@@ -30,6 +31,7 @@ const STATUS_BY_CODE: Record<ErrorCode, number> = {
   UNSUPPORTED_MEDIA_TYPE: 415,
   STORAGE_FAILURE: 503,
   INDEX_FAILURE: 503,
+  SERVICE_BUSY: 503,
   CONFIG_INVALID: 500,
   INTERNAL: 500,
 };
@@ -77,6 +79,16 @@ export class NotFoundError extends AppError {
   constructor(message: string) {
     super('NOT_FOUND', message);
     this.name = 'NotFoundError';
+  }
+}
+
+/** A bounded queue is full: the caller should retry after `retryAfterSeconds` (503 + Retry-After). */
+export class ServiceBusyError extends AppError {
+  readonly retryAfterSeconds: number;
+  constructor(message: string, retryAfterSeconds: number) {
+    super('SERVICE_BUSY', message);
+    this.name = 'ServiceBusyError';
+    this.retryAfterSeconds = retryAfterSeconds;
   }
 }
 

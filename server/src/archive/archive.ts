@@ -22,7 +22,7 @@ import { findInstances, readFrames } from './retrieve.js';
 import { bulkDataValue, decodedBulkData, readBulkData, type BulkDataValue } from './bulkdata.js';
 import { decodeFrames, readWholeInstance } from './decode-frames.js';
 import { transcodeToExplicitLittleEndian, type PixelAttributes } from './transcode.js';
-import { renderFrame, representativeFrame, representativeInstance, type RenderedImage, type RenderOptions } from './render.js';
+import { renderFrame, renderFramePixels, representativeFrame, type DisplayPixels, representativeInstance, type RenderedImage, type RenderOptions } from './render.js';
 
 export type StoreResult = { ok: true; item: StoredItem } | { ok: false; failure: FailedItem };
 
@@ -156,6 +156,11 @@ export class Archive {
   /** One frame of an instance as a JPEG/PNG (render.ts): reads the whole stored file, bounded. */
   renderFrame(instance: StoredInstance, options: RenderOptions): Promise<RenderedImage> {
     return renderFrame(this.blobs, instance, options, this.log);
+  }
+
+  /** One frame through the display pipeline as raw RGBA (render.ts), e.g. for a detection model. */
+  renderFramePixels(instance: StoredInstance, frame: number): Promise<DisplayPixels> {
+    return renderFramePixels(this.blobs, instance, frame, this.log);
   }
 
   /**

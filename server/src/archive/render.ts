@@ -146,34 +146,50 @@ function isGrayscale(photometric: unknown): boolean {
   return typeof photometric === 'string' && photometric.trim().toUpperCase().startsWith('MONOCHROME');
 }
 
-/**
- * Renders one frame of a stored instance: decode (dcmjs-imaging), VOI/colour pipeline, then encode
- * (sharp). Failures of the decoder on odd data (unsupported syntax, malformed pixel data) are a 406
- * that says the instance cannot be rendered, never a 500.
- */
-export async function renderFrame(blobs: BlobStore, instance: StoredInstance, options: RenderOptions, log?: Logger): Promise<RenderedImage> {
-  checkRenderable(instance, options.frame);
-  const [bytes] = await Promise.all([readWhole(blobs, instance), initializeRenderer()]);
+/** One frame after the display pipeline: RGBA, 8 bits per sample (dcmjs-imaging's output). */
+export interface DisplayPixels {
+  width: number;
+  height: number;
+  /** width × height × 4 bytes. */
+  pixels: Buffer;
+  grayscale: boolean;
+}
 
-  let rendered: { width: number; height: number; pixels: ArrayBuffer };
-  let grayscale: boolean;
+/**
+ * One frame decoded and taken through the grayscale/colour display pipeline (VOI LUT or window from
+ * the data set, palette, YBR → RGB): what a viewer shows, and what a detection model is given.
+ */
+export async function renderFramePixels(blobs: BlobStore, instance: StoredInstance, frame: number, log?: Logger): Promise<DisplayPixels> {
+  const { rendered, grayscale } = await decodeForDisplay(blobs, instance, frame, undefined, log);
+  return { width: rendered.width, height: rendered.height, pixels: Buffer.from(rendered.pixels), grayscale };
+}
+
+async function decodeForDisplay(
+  blobs: BlobStore,
+  instance: StoredInstance,
+  frame: number,
+  requestedWindow: RenderWindow | undefined,
+  log?: Logger,
+): Promise<{ rendered: { width: number; height: number; pixels: ArrayBuffer }; grayscale: boolean }> {
+  checkRenderable(instance, frame);
+  const [bytes] = await Promise.all([readWhole(blobs, instance), initializeRenderer()]);
   try {
-    ({ rendered, grayscale } = quietly(() => {
+    return quietly(() => {
       const image = new DicomImage(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length) as ArrayBuffer);
       const frames = Math.max(1, image.getNumberOfFrames());
-      if (options.frame > frames) {
-        throw new NotFoundError(`Frame ${options.frame} does not exist: the instance has ${frames} frame${frames === 1 ? '' : 's'}`);
+      if (frame > frames) {
+        throw new NotFoundError(`Frame ${frame} does not exist: the instance has ${frames} frame${frames === 1 ? '' : 's'}`);
       }
       const gray = isGrayscale(image.getElement('PhotometricInterpretation'));
-      const window = gray ? options.window : undefined;
+      const window = gray ? requestedWindow : undefined;
       if (window?.function !== undefined) image.setElement('VOILUTFunction', window.function);
       const result = image.render({
-        frame: options.frame - 1,
+        frame: frame - 1,
         renderOverlays: true,
         ...(window === undefined ? {} : { windowLevel: new WindowLevel(window.width, window.center) }),
       });
       return { rendered: result, grayscale: gray };
-    }));
+    });
   } catch (err) {
     if (err instanceof AppError) throw err;
     log?.warn({ err: { type: err instanceof Error ? err.name : typeof err, message: err instanceof Error ? err.message : undefined } }, 'rendering an instance failed');
@@ -183,6 +199,15 @@ export async function renderFrame(blobs: BlobStore, instance: StoredInstance, op
       { cause: err },
     );
   }
+}
+
+/**
+ * Renders one frame of a stored instance: decode (dcmjs-imaging), VOI/colour pipeline, then encode
+ * (sharp). Failures of the decoder on odd data (unsupported syntax, malformed pixel data) are a 406
+ * that says the instance cannot be rendered, never a 500.
+ */
+export async function renderFrame(blobs: BlobStore, instance: StoredInstance, options: RenderOptions, log?: Logger): Promise<RenderedImage> {
+  const { rendered, grayscale } = await decodeForDisplay(blobs, instance, options.frame, options.window, log);
 
   // dcmjs-imaging always hands back RGBA; grayscale images become one-channel JPEG/PNG (luminance,
   // so coloured overlay pixels stay visible).

@@ -4,7 +4,7 @@
  * is a 500 whose details stay in the log, never in the response.
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import { httpStatusOf, isAppError } from '../errors.js';
+import { httpStatusOf, isAppError, ServiceBusyError } from '../errors.js';
 
 export interface ErrorBody {
   error: { code: string; message: string };
@@ -26,13 +26,14 @@ export function errorHandler(err: FastifyError | Error, request: FastifyRequest,
   // A request refused before its body was read to the end (413, malformed multipart): close the
   // connection after answering, or a client still sending would wait on a socket nobody reads.
   if (!request.raw.complete) void reply.header('connection', 'close');
+  if (err instanceof ServiceBusyError) void reply.header('retry-after', String(err.retryAfterSeconds));
   void reply.code(status).type('application/json').send(body);
 }
 
 export function toResponse(err: unknown): { status: number; body: ErrorBody } {
   if (isAppError(err)) {
     const status = httpStatusOf(err.code);
-    const message = status >= 500 && err.code !== 'STORAGE_FAILURE' && err.code !== 'INDEX_FAILURE' ? 'Internal server error' : err.message;
+    const message = status >= 500 && err.code !== 'STORAGE_FAILURE' && err.code !== 'INDEX_FAILURE' && err.code !== 'SERVICE_BUSY' ? 'Internal server error' : err.message;
     return { status, body: { error: { code: err.code, message } } };
   }
   const fastifyError = err as Partial<FastifyError>;

@@ -5,6 +5,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import type { FastifyInstance } from 'fastify';
@@ -21,9 +22,15 @@ export interface TestApp {
   close(): Promise<void>;
 }
 
+/**
+ * The hand-wired test model (test-fixtures/models, scripts/make-test-model.py): tests get exact,
+ * deterministic boxes; those about the trained polyp model set PACS_MODELS_DIR to models/.
+ */
+export const TEST_MODELS_DIR = fileURLToPath(new URL('../../../test-fixtures/models/', import.meta.url));
+
 export async function buildTestApp(env: Record<string, string> = {}): Promise<TestApp> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'pacs-test-'));
-  const config = loadConfig({ PACS_DATA_DIR: dataDir, PACS_LOG_LEVEL: 'info', ...env });
+  const config = loadConfig({ PACS_DATA_DIR: dataDir, PACS_LOG_LEVEL: 'info', PACS_MODELS_DIR: TEST_MODELS_DIR, ...env });
   const logLines: string[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _encoding, callback) {

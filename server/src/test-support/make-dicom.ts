@@ -21,6 +21,10 @@ export interface TestInstanceOptions {
   rows?: number;
   columns?: number;
   numberOfFrames?: number;
+  /** Pixel values to store instead of the default ramp (rows × columns × samples × frames bytes). */
+  pixels?: Uint8Array;
+  /** 3 with `pixels`: an RGB image (PhotometricInterpretation RGB, interleaved). */
+  samplesPerPixel?: 1 | 3;
 }
 
 export function newUid(): string {
@@ -44,8 +48,9 @@ function naturalDataset(options: TestInstanceOptions, withPixels: boolean): Reco
     Modality: options.modality ?? 'OT',
     SeriesNumber: '1',
     InstanceNumber: '1',
-    SamplesPerPixel: 1,
-    PhotometricInterpretation: 'MONOCHROME2',
+    SamplesPerPixel: options.samplesPerPixel ?? 1,
+    PhotometricInterpretation: options.samplesPerPixel === 3 ? 'RGB' : 'MONOCHROME2',
+    ...(options.samplesPerPixel === 3 ? { PlanarConfiguration: 0 } : {}),
     Rows: rows,
     Columns: columns,
     BitsAllocated: 8,
@@ -55,8 +60,11 @@ function naturalDataset(options: TestInstanceOptions, withPixels: boolean): Reco
   };
   if (frames > 1) dataset['NumberOfFrames'] = String(frames);
   if (withPixels) {
-    const pixels = new Uint8Array(rows * columns * frames);
-    for (let i = 0; i < pixels.length; i += 1) pixels[i] = i % 251;
+    let pixels = options.pixels;
+    if (pixels === undefined) {
+      pixels = new Uint8Array(rows * columns * frames);
+      for (let i = 0; i < pixels.length; i += 1) pixels[i] = i % 251;
+    }
     dataset['PixelData'] = pixels.buffer;
     dataset['_vrMap'] = { PixelData: 'OB' };
   }

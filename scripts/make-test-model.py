@@ -1,0 +1,72 @@
+#!/usr/bin/env python3
+"""Builds test-fixtures/models/bright-spot-1.0.0.onnx: a tiny, hand-wired "detector" whose output
+follows the same contract as the polyp model (uint8 NHWC input, `prob` mask [N,1,h,w]) and marks
+bright pixels: prob = sigmoid((mean(R,G,B) - 128) / 10). Tests use it to check the engine, the HTTP
+API and the SR writer with boxes that are known exactly, without depending on the trained model.
+
+Run with Debian's python3-onnx:  /usr/bin/python3 scripts/make-test-model.py
+"""
+import hashlib
+import json
+import os
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+SIZE = 64
+HERE = os.path.dirname(os.path.abspath(__file__))
+OUT_DIR = os.path.join(HERE, '..', 'test-fixtures', 'models')
+FILE = 'bright-spot-1.0.0.onnx'
+
+image = helper.make_tensor_value_info('image', TensorProto.UINT8, ['N', SIZE, SIZE, 3])
+prob = helper.make_tensor_value_info('prob', TensorProto.FLOAT, ['N', 1, SIZE, SIZE])
+inits = [
+    numpy_helper.from_array(np.array([128.0], dtype=np.float32), 'offset'),
+    numpy_helper.from_array(np.array([0.1], dtype=np.float32), 'gain'),
+]
+nodes = [
+    helper.make_node('Cast', ['image'], ['image_f'], to=TensorProto.FLOAT),
+    helper.make_node('ReduceMean', ['image_f'], ['luma'], axes=[3], keepdims=1),
+    helper.make_node('Transpose', ['luma'], ['luma_nchw'], perm=[0, 3, 1, 2]),
+    helper.make_node('Sub', ['luma_nchw', 'offset'], ['centred']),
+    helper.make_node('Mul', ['centred', 'gain'], ['logits']),
+    helper.make_node('Sigmoid', ['logits'], ['prob']),
+]
+graph = helper.make_graph(nodes, 'bright-spot', [image], [prob], inits)
+model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', 13)], producer_name='filmless-pacs tests')
+model.ir_version = 7
+onnx.checker.check_model(model)
+os.makedirs(OUT_DIR, exist_ok=True)
+path = os.path.join(OUT_DIR, FILE)
+onnx.save(model, path)
+digest = hashlib.sha256(open(path, 'rb').read()).hexdigest()
+
+manifest = {
+    'models': [
+        {
+            'id': 'bright-spot',
+            'version': '1.0.0',
+            'task': 'detection',
+            'description': 'Test fixture: marks bright regions (mean RGB above 128). Not a medical model.',
+            'labels': ['polyp'],
+            'file': FILE,
+            'sha256': digest,
+            'licence': 'Same as this repository',
+            'trainingData': 'None: weights are set by hand in scripts/make-test-model.py',
+            'card': 'README.md',
+            'input': {
+                'name': 'image', 'layout': 'NHWC', 'dtype': 'uint8', 'width': SIZE, 'height': SIZE,
+                'colorSpace': 'RGB', 'resize': 'letterbox-top-left', 'padValue': 0,
+                'normalisation': 'inside the graph: mean over R, G, B',
+            },
+            'output': {'name': 'prob', 'format': 'mask-components', 'stride': 1, 'maskThreshold': 0.5, 'minAreaFraction': 0.002},
+            'operatingThreshold': 0.5,
+            'metrics': {'split': 'none (test fixture)'},
+        }
+    ]
+}
+with open(os.path.join(OUT_DIR, 'manifest.json'), 'w') as f:
+    json.dump(manifest, f, indent=2)
+    f.write('\n')
+print(path, digest)

@@ -1,0 +1,314 @@
+/**
+ * Detections on one frame as a DICOM Comprehensive 3D SR (PS3.3 A.35.13) following TID 1500
+ * "Measurement Report" (PS3.16): observer context is the algorithm as a device (TID 1002/1004), the
+ * image library lists the source image and frame, and each detection is a TID 1410 "Planar ROI
+ * Measurements" group: a tracking identifier and UID, the finding, the algorithm (TID 4019), the box as
+ * a closed SCOORD POLYLINE SELECTED FROM the source image and frame (PS3.3 C.18.6: image pixel
+ * coordinates, 0\0 = top-left corner of the top-left pixel), and the score as a NUM.
+ *
+ * UIDs are derived from (model, version, source instance, frame), so asking again for the same
+ * detections finds the stored report instead of writing a duplicate.
+ */
+import { createHash } from 'node:crypto';
+import dcmjs from 'dcmjs';
+import type { DicomJsonDataset } from '../dicom/dicom-json.js';
+import type { Detection } from './inference-engine.js';
+import type { ModelSpec } from './model-manifest.js';
+
+const { DicomDict, DicomMetaDictionary, DicomMessage } = dcmjs.data;
+
+export const COMPREHENSIVE_3D_SR = '1.2.840.10008.5.1.4.1.1.88.34';
+const EXPLICIT_VR_LE = '1.2.840.10008.1.2.1';
+const IMPLEMENTATION_CLASS_UID = '1.2.826.0.1.3680043.10.1511.1';
+/** Private coding scheme (PS3.16 §8.2: designators starting "99") for concepts DICOM has no code for. */
+const LOCAL_SCHEME = '99FLMPACS';
+
+interface Code {
+  CodeValue: string;
+  CodingSchemeDesignator: string;
+  CodeMeaning: string;
+}
+const code = (value: string, scheme: string, meaning: string): Code => ({ CodeValue: value, CodingSchemeDesignator: scheme, CodeMeaning: meaning });
+
+const CODES = {
+  report: code('126000', 'DCM', 'Imaging Measurement Report'),
+  language: code('121049', 'DCM', 'Language of Content Item and Descendants'),
+  english: code('en-US', 'RFC5646', 'English (United States)'),
+  observerType: code('121005', 'DCM', 'Observer Type'),
+  device: code('121007', 'DCM', 'Device'),
+  deviceUid: code('121012', 'DCM', 'Device Observer UID'),
+  deviceName: code('121013', 'DCM', 'Device Observer Name'),
+  deviceManufacturer: code('121014', 'DCM', 'Device Observer Manufacturer'),
+  deviceModel: code('121015', 'DCM', 'Device Observer Model Name'),
+  procedureReported: code('121058', 'DCM', 'Procedure reported'),
+  colonoscopy: code('73761001', 'SCT', 'Colonoscopy'),
+  imageLibrary: code('111028', 'DCM', 'Image Library'),
+  imageLibraryGroup: code('126200', 'DCM', 'Image Library Group'),
+  imagingMeasurements: code('126010', 'DCM', 'Imaging Measurements'),
+  measurementGroup: code('125007', 'DCM', 'Measurement Group'),
+  trackingId: code('112039', 'DCM', 'Tracking Identifier'),
+  trackingUid: code('112040', 'DCM', 'Tracking Unique Identifier'),
+  finding: code('121071', 'DCM', 'Finding'),
+  algorithmName: code('111001', 'DCM', 'Algorithm Name'),
+  algorithmVersion: code('111003', 'DCM', 'Algorithm Version'),
+  algorithmParameters: code('111002', 'DCM', 'Algorithm Parameters'),
+  imageRegion: code('111030', 'DCM', 'Image Region'),
+  score: code('DETSCORE', LOCAL_SCHEME, 'Detection score'),
+  noUnits: code('1', 'UCUM', 'no units'),
+} as const;
+
+/** Findings per model label; labels without a standard code get a local one. */
+const FINDING_BY_LABEL: Record<string, Code> = {
+  polyp: code('68496003', 'SCT', 'Polyp of colon'),
+};
+const findingOf = (label: string): Code => FINDING_BY_LABEL[label] ?? code(label.toUpperCase().slice(0, 16), LOCAL_SCHEME, label);
+const labelOf = (finding: Code): string =>
+  Object.entries(FINDING_BY_LABEL).find(([, c]) => c.CodeValue === finding.CodeValue && c.CodingSchemeDesignator === finding.CodingSchemeDesignator)?.[0] ??
+  finding.CodeMeaning;
+
+/** A UID under 2.25 (PS3.5 B.2) from a SHA-256 of the name: UUID version 8 ("custom") layout. */
+export function derivedUid(...parts: string[]): string {
+  const bytes = createHash('sha256').update(parts.join('\u0000')).digest().subarray(0, 16);
+  bytes[6] = (bytes[6]! & 0x0f) | 0x80;
+  bytes[8] = (bytes[8]! & 0x3f) | 0x80;
+  return `2.25.${BigInt(`0x${bytes.toString('hex')}`).toString(10)}`;
+}
+
+export interface SourceFrame {
+  studyInstanceUid: string;
+  seriesInstanceUid: string;
+  sopInstanceUid: string;
+  sopClassUid: string;
+  frame: number;
+}
+
+export interface ReportUids {
+  seriesInstanceUid: string;
+  sopInstanceUid: string;
+}
+
+/** Where the report of `model` on `source` lives: one AI series per study and model. */
+export function reportUids(model: Pick<ModelSpec, 'id' | 'version'>, source: SourceFrame): ReportUids {
+  return {
+    seriesInstanceUid: derivedUid('ai-series', source.studyInstanceUid, model.id),
+    sopInstanceUid: derivedUid('ai-report', model.id, model.version, source.sopInstanceUid, String(source.frame)),
+  };
+}
+
+/** Patient and study attributes copied from the source image (PS3.3 C.7.1.1, C.7.2.1). */
+const COPIED_KEYWORDS = [
+  'PatientName', 'PatientID', 'IssuerOfPatientID', 'PatientBirthDate', 'PatientSex',
+  'StudyInstanceUID', 'StudyDate', 'StudyTime', 'ReferringPhysicianName', 'StudyID', 'AccessionNumber', 'StudyDescription',
+] as const;
+const TYPE2_KEYWORDS = ['PatientName', 'PatientID', 'PatientBirthDate', 'PatientSex', 'StudyDate', 'StudyTime', 'ReferringPhysicianName', 'StudyID', 'AccessionNumber'];
+
+type Item = Record<string, unknown>;
+
+const text = (rel: string, concept: Code, value: string): Item => ({ RelationshipType: rel, ValueType: 'TEXT', ConceptNameCodeSequence: [concept], TextValue: value });
+const codeItem = (rel: string, concept: Code, value: Code): Item => ({ RelationshipType: rel, ValueType: 'CODE', ConceptNameCodeSequence: [concept], ConceptCodeSequence: [value] });
+const uidref = (rel: string, concept: Code, value: string): Item => ({ RelationshipType: rel, ValueType: 'UIDREF', ConceptNameCodeSequence: [concept], UID: value });
+const container = (rel: string, concept: Code, children: Item[], template?: string): Item => ({
+  RelationshipType: rel,
+  ValueType: 'CONTAINER',
+  ConceptNameCodeSequence: [concept],
+  ContinuityOfContent: 'SEPARATE',
+  ...(template === undefined ? {} : { ContentTemplateSequence: [{ MappingResource: 'DCMR', TemplateIdentifier: template }] }),
+  ContentSequence: children,
+});
+const imageRef = (source: SourceFrame): Item => ({
+  ReferencedSOPClassUID: source.sopClassUid,
+  ReferencedSOPInstanceUID: source.sopInstanceUid,
+  ReferencedFrameNumber: String(source.frame),
+});
+
+export interface ReportInput {
+  model: Pick<ModelSpec, 'id' | 'version' | 'sha256'>;
+  source: SourceFrame;
+  /** The source instance's indexed attributes (DICOM JSON), for patient and study modules. */
+  sourceAttributes: DicomJsonDataset;
+  detections: Detection[];
+  minScore: number;
+  now?: Date;
+}
+
+function measurementGroup(detection: Detection, index: number, input: ReportInput, uids: ReportUids): Item {
+  const { x, y, width, height } = detection.box;
+  const polygon = [x, y, x + width, y, x + width, y + height, x, y + height, x, y];
+  return container(
+    'CONTAINS',
+    CODES.measurementGroup,
+    [
+      text('HAS OBS CONTEXT', CODES.trackingId, `${detection.label} ${index + 1}`),
+      uidref('HAS OBS CONTEXT', CODES.trackingUid, derivedUid('ai-finding', uids.sopInstanceUid, String(index))),
+      codeItem('CONTAINS', CODES.finding, findingOf(detection.label)),
+      text('HAS CONCEPT MOD', CODES.algorithmName, input.model.id),
+      text('HAS CONCEPT MOD', CODES.algorithmVersion, input.model.version),
+      text('HAS CONCEPT MOD', CODES.algorithmParameters, `minScore=${input.minScore}; sha256=${input.model.sha256}`),
+      {
+        RelationshipType: 'CONTAINS',
+        ValueType: 'SCOORD',
+        ConceptNameCodeSequence: [CODES.imageRegion],
+        GraphicType: 'POLYLINE',
+        GraphicData: polygon,
+        ContentSequence: [{ RelationshipType: 'SELECTED FROM', ValueType: 'IMAGE', ReferencedSOPSequence: [imageRef(input.source)] }],
+      },
+      {
+        RelationshipType: 'CONTAINS',
+        ValueType: 'NUM',
+        ConceptNameCodeSequence: [CODES.score],
+        MeasuredValueSequence: [{ NumericValue: String(detection.score), MeasurementUnitsCodeSequence: [CODES.noUnits] }],
+      },
+    ],
+    '1410',
+  );
+}
+
+const pad = (n: number, width = 2) => String(n).padStart(width, '0');
+
+/** The report as a Part-10 file (Explicit VR Little Endian). */
+export function buildDetectionReport(input: ReportInput): { part10: Buffer; uids: ReportUids } {
+  const uids = reportUids(input.model, input.source);
+  const now = input.now ?? new Date();
+  const date = `${now.getUTCFullYear()}${pad(now.getUTCMonth() + 1)}${pad(now.getUTCDate())}`;
+  const time = `${pad(now.getUTCHours())}${pad(now.getUTCMinutes())}${pad(now.getUTCSeconds())}`;
+  const natural = DicomMetaDictionary.naturalizeDataset(structuredClone(input.sourceAttributes) as never) as Record<string, unknown>;
+  const dataset: Record<string, unknown> = {};
+  for (const keyword of COPIED_KEYWORDS) if (natural[keyword] !== undefined) dataset[keyword] = natural[keyword];
+  for (const keyword of TYPE2_KEYWORDS) if (dataset[keyword] === undefined) dataset[keyword] = '';
+  const deviceUid = derivedUid('ai-device', input.model.id, input.model.version);
+
+  Object.assign(dataset, {
+    SOPClassUID: COMPREHENSIVE_3D_SR,
+    SOPInstanceUID: uids.sopInstanceUid,
+    SpecificCharacterSet: 'ISO_IR 192',
+    Modality: 'SR',
+    SeriesInstanceUID: uids.seriesInstanceUid,
+    SeriesNumber: '9001',
+    SeriesDescription: `AI ${input.model.id}`.slice(0, 64),
+    ReferencedPerformedProcedureStepSequence: [],
+    Manufacturer: 'filmless-pacs',
+    InstanceNumber: String(input.source.frame),
+    CompletionFlag: 'COMPLETE',
+    VerificationFlag: 'UNVERIFIED',
+    ContentDate: date,
+    ContentTime: time,
+    InstanceCreationDate: date,
+    InstanceCreationTime: time,
+    PerformedProcedureCodeSequence: [],
+    CurrentRequestedProcedureEvidenceSequence: [
+      {
+        StudyInstanceUID: input.source.studyInstanceUid,
+        ReferencedSeriesSequence: [
+          {
+            SeriesInstanceUID: input.source.seriesInstanceUid,
+            ReferencedSOPSequence: [{ ReferencedSOPClassUID: input.source.sopClassUid, ReferencedSOPInstanceUID: input.source.sopInstanceUid }],
+          },
+        ],
+      },
+    ],
+    ValueType: 'CONTAINER',
+    ConceptNameCodeSequence: [CODES.report],
+    ContinuityOfContent: 'SEPARATE',
+    ContentTemplateSequence: [{ MappingResource: 'DCMR', TemplateIdentifier: '1500' }],
+    ContentSequence: [
+      codeItem('HAS CONCEPT MOD', CODES.language, CODES.english),
+      codeItem('HAS OBS CONTEXT', CODES.observerType, CODES.device),
+      uidref('HAS OBS CONTEXT', CODES.deviceUid, deviceUid),
+      text('HAS OBS CONTEXT', CODES.deviceName, input.model.id),
+      text('HAS OBS CONTEXT', CODES.deviceManufacturer, 'filmless-pacs'),
+      text('HAS OBS CONTEXT', CODES.deviceModel, `${input.model.id} ${input.model.version}`),
+      codeItem('HAS CONCEPT MOD', CODES.procedureReported, CODES.colonoscopy),
+      container('CONTAINS', CODES.imageLibrary, [
+        container('CONTAINS', CODES.imageLibraryGroup, [{ RelationshipType: 'CONTAINS', ValueType: 'IMAGE', ReferencedSOPSequence: [imageRef(input.source)] }]),
+      ]),
+      container(
+        'CONTAINS',
+        CODES.imagingMeasurements,
+        input.detections.map((d, i) => measurementGroup(d, i, input, uids)),
+      ),
+    ],
+  });
+  const meta = {
+    FileMetaInformationVersion: new Uint8Array([0, 1]).buffer,
+    MediaStorageSOPClassUID: COMPREHENSIVE_3D_SR,
+    MediaStorageSOPInstanceUID: uids.sopInstanceUid,
+    TransferSyntaxUID: EXPLICIT_VR_LE,
+    ImplementationClassUID: IMPLEMENTATION_CLASS_UID,
+  };
+  const dict = new DicomDict(DicomMetaDictionary.denaturalizeDataset(meta));
+  dict.dict = DicomMetaDictionary.denaturalizeDataset(dataset);
+  return { part10: Buffer.from(dict.write()), uids };
+}
+
+export interface StoredDetectionReport {
+  model: { id: string; version: string };
+  source: SourceFrame;
+  report: { studyInstanceUid: string; seriesInstanceUid: string; sopInstanceUid: string; contentDate: string; contentTime: string };
+  detections: Detection[];
+}
+
+const asList = (value: unknown): Item[] => (Array.isArray(value) ? (value as Item[]) : value === undefined ? [] : [value as Item]);
+const conceptOf = (item: Item): Code | undefined => asList(item['ConceptNameCodeSequence'])[0] as Code | undefined;
+const isConcept = (item: Item, c: Code) => {
+  const concept = conceptOf(item);
+  return concept?.CodeValue === c.CodeValue && concept.CodingSchemeDesignator === c.CodingSchemeDesignator;
+};
+const child = (item: Item, c: Code) => asList(item['ContentSequence']).find((i) => isConcept(i, c));
+
+/**
+ * Reads a report written by `buildDetectionReport` back into JSON (the boxes from the SCOORD
+ * polygons, the scores from the NUMs). Throws if the file is not such a report.
+ */
+export function readDetectionReport(part10: Buffer): StoredDetectionReport {
+  const file = DicomMessage.readFile(part10.buffer.slice(part10.byteOffset, part10.byteOffset + part10.length) as ArrayBuffer);
+  const ds = DicomMetaDictionary.naturalizeDataset(file.dict) as Item;
+  if (ds['SOPClassUID'] !== COMPREHENSIVE_3D_SR || !isConcept(ds, CODES.report)) throw new Error('not a TID 1500 measurement report');
+  const library = child(ds, CODES.imageLibrary);
+  const group = library === undefined ? undefined : child(library, CODES.imageLibraryGroup);
+  const image = group === undefined ? undefined : asList(group['ContentSequence']).find((i) => i['ValueType'] === 'IMAGE');
+  const ref = image === undefined ? undefined : asList(image['ReferencedSOPSequence'])[0];
+  if (ref === undefined) throw new Error('the report has no image library entry');
+  const evidence = asList(ds['CurrentRequestedProcedureEvidenceSequence'])[0];
+  const evidenceSeries = evidence === undefined ? undefined : asList(evidence['ReferencedSeriesSequence'])[0];
+  const detections: Detection[] = [];
+  let modelId = '';
+  let modelVersion = '';
+  const measurements = child(ds, CODES.imagingMeasurements);
+  for (const g of asList(measurements?.['ContentSequence']).filter((i) => isConcept(i, CODES.measurementGroup))) {
+    const finding = child(g, CODES.finding);
+    const region = child(g, CODES.imageRegion);
+    const score = child(g, CODES.score);
+    modelId = String(child(g, CODES.algorithmName)?.['TextValue'] ?? modelId);
+    modelVersion = String(child(g, CODES.algorithmVersion)?.['TextValue'] ?? modelVersion);
+    const points = (region?.['GraphicData'] as number[] | undefined) ?? [];
+    const xs = points.filter((_, i) => i % 2 === 0);
+    const ys = points.filter((_, i) => i % 2 === 1);
+    const measured = asList(score?.['MeasuredValueSequence'])[0];
+    const round = (v: number) => Math.round(v * 100) / 100;
+    detections.push({
+      label: labelOf(asList(finding?.['ConceptCodeSequence'])[0] as unknown as Code),
+      score: Number(measured?.['NumericValue']),
+      box: { x: round(Math.min(...xs)), y: round(Math.min(...ys)), width: round(Math.max(...xs) - Math.min(...xs)), height: round(Math.max(...ys) - Math.min(...ys)) },
+    });
+  }
+  const deviceModel = String(child(ds, CODES.deviceModel)?.['TextValue'] ?? '');
+  if (modelId === '') [modelId = '', modelVersion = ''] = deviceModel.split(' ');
+  return {
+    model: { id: modelId, version: modelVersion },
+    source: {
+      studyInstanceUid: String(evidence?.['StudyInstanceUID'] ?? ds['StudyInstanceUID']),
+      seriesInstanceUid: String(evidenceSeries?.['SeriesInstanceUID'] ?? ''),
+      sopInstanceUid: String(ref['ReferencedSOPInstanceUID']),
+      sopClassUid: String(ref['ReferencedSOPClassUID']),
+      frame: Number(ref['ReferencedFrameNumber'] ?? 1),
+    },
+    report: {
+      studyInstanceUid: String(ds['StudyInstanceUID']),
+      seriesInstanceUid: String(ds['SeriesInstanceUID']),
+      sopInstanceUid: String(ds['SOPInstanceUID']),
+      contentDate: String(ds['ContentDate'] ?? ''),
+      contentTime: String(ds['ContentTime'] ?? ''),
+    },
+    detections,
+  };
+}

@@ -1,0 +1,179 @@
+/**
+ * The model registry's file format: `manifest.json` in the models folder lists every model the server
+ * may run, with what a caller and an auditor need to know (task, labels, input contract, training data,
+ * licence, card) and the sha256 that pins the exact weights. `parseManifest` checks every field and
+ * reports all problems at once, each naming the model, so a broken deployment is fixed in one pass.
+ */
+import { AppError } from '../errors.js';
+
+export interface ModelInputSpec {
+  name: string;
+  layout: 'NHWC';
+  dtype: 'uint8';
+  width: number;
+  height: number;
+  colorSpace: 'RGB';
+  /** Scaled to fit, aspect kept, placed at the top-left of a canvas of `padValue`. */
+  resize: 'letterbox-top-left';
+  padValue: number;
+  /** Human-readable: normalisation happens inside the graph. */
+  normalisation: string;
+}
+
+/** A probability mask turned into boxes by connected components (mask-components.ts). */
+export interface MaskComponentsOutput {
+  name: string;
+  format: 'mask-components';
+  /** Input pixels per mask cell. */
+  stride: number;
+  maskThreshold: number;
+  /** Components smaller than this fraction of the mask are dropped. */
+  minAreaFraction: number;
+}
+
+export interface ModelSpec {
+  id: string;
+  version: string;
+  task: 'detection';
+  description: string;
+  labels: string[];
+  file: string;
+  sha256: string;
+  licence: string;
+  trainingData: string;
+  card: string;
+  input: ModelInputSpec;
+  output: MaskComponentsOutput;
+  /** Default minimum score of a reported detection. */
+  operatingThreshold: number;
+  metrics: Record<string, unknown>;
+}
+
+const ID_PATTERN = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+
+type Json = Record<string, unknown>;
+
+class FieldChecker {
+  constructor(
+    private readonly problems: string[],
+    private readonly where: string,
+    private readonly object: Json,
+  ) {}
+
+  string(field: string, pattern?: RegExp): string {
+    const value = this.object[field];
+    if (typeof value !== 'string' || value.trim() === '') {
+      this.problems.push(`${this.where}: "${field}" must be a non-empty string`);
+      return '';
+    }
+    if (pattern !== undefined && !pattern.test(value)) this.problems.push(`${this.where}: "${field}" has an invalid value "${value}"`);
+    return value;
+  }
+
+  literal<T extends string>(field: string, allowed: readonly T[]): T {
+    const value = this.object[field];
+    if (!(allowed as readonly unknown[]).includes(value)) {
+      this.problems.push(`${this.where}: "${field}" must be ${allowed.map((a) => `"${a}"`).join(' or ')}`);
+      return allowed[0]!;
+    }
+    return value as T;
+  }
+
+  number(field: string, min: number, max: number, integer = false): number {
+    const value = this.object[field];
+    if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max || (integer && !Number.isInteger(value))) {
+      this.problems.push(`${this.where}: "${field}" must be a${integer ? 'n integer' : ' number'} between ${min} and ${max}`);
+      return min;
+    }
+    return value;
+  }
+
+  object_(field: string): Json {
+    const value = this.object[field];
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+      this.problems.push(`${this.where}: "${field}" must be an object`);
+      return {};
+    }
+    return value as Json;
+  }
+
+  labels(field: string): string[] {
+    const value = this.object[field];
+    if (!Array.isArray(value) || value.length === 0 || !value.every((l) => typeof l === 'string' && l !== '')) {
+      this.problems.push(`${this.where}: "${field}" must be a non-empty list of label names`);
+      return [];
+    }
+    return value as string[];
+  }
+}
+
+function parseModel(raw: unknown, index: number, problems: string[]): ModelSpec | undefined {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    problems.push(`models[${index}] must be an object`);
+    return undefined;
+  }
+  const object = raw as Json;
+  const label = typeof object['id'] === 'string' ? `model "${object['id']}"` : `models[${index}]`;
+  const check = new FieldChecker(problems, label, object);
+  const inputCheck = new FieldChecker(problems, `${label} input`, check.object_('input'));
+  const outputCheck = new FieldChecker(problems, `${label} output`, check.object_('output'));
+  const spec: ModelSpec = {
+    id: check.string('id', ID_PATTERN),
+    version: check.string('version', /^[0-9A-Za-z.+-]{1,32}$/),
+    task: check.literal('task', ['detection'] as const),
+    description: check.string('description'),
+    labels: check.labels('labels'),
+    // A bare file name: the manifest may not point outside the models folder.
+    file: check.string('file', /^[A-Za-z0-9][A-Za-z0-9._-]*\.onnx$/),
+    sha256: check.string('sha256', /^[0-9a-f]{64}$/),
+    licence: check.string('licence'),
+    trainingData: check.string('trainingData'),
+    card: check.string('card', /^[A-Za-z0-9][A-Za-z0-9._-]*$/),
+    input: {
+      name: inputCheck.string('name'),
+      layout: inputCheck.literal('layout', ['NHWC'] as const),
+      dtype: inputCheck.literal('dtype', ['uint8'] as const),
+      width: inputCheck.number('width', 8, 4096, true),
+      height: inputCheck.number('height', 8, 4096, true),
+      colorSpace: inputCheck.literal('colorSpace', ['RGB'] as const),
+      resize: inputCheck.literal('resize', ['letterbox-top-left'] as const),
+      padValue: inputCheck.number('padValue', 0, 255, true),
+      normalisation: inputCheck.string('normalisation'),
+    },
+    output: {
+      name: outputCheck.string('name'),
+      format: outputCheck.literal('format', ['mask-components'] as const),
+      stride: outputCheck.number('stride', 1, 64, true),
+      maskThreshold: outputCheck.number('maskThreshold', 0, 1),
+      minAreaFraction: outputCheck.number('minAreaFraction', 0, 1),
+    },
+    operatingThreshold: check.number('operatingThreshold', 0, 1),
+    metrics: check.object_('metrics'),
+  };
+  if (spec.input.width !== spec.input.height) problems.push(`${label} input: width and height must be equal (square letterbox)`);
+  if (spec.input.width % spec.output.stride !== 0) problems.push(`${label} output: stride must divide the input size`);
+  return spec;
+}
+
+/** Parses and validates manifest text; throws CONFIG_INVALID listing every problem. */
+export function parseManifest(text: string, source: string): ModelSpec[] {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new AppError('CONFIG_INVALID', `Model manifest ${source} is not valid JSON: ${(err as Error).message}`);
+  }
+  const models = (json as Json | null)?.['models'];
+  if (!Array.isArray(models)) throw new AppError('CONFIG_INVALID', `Model manifest ${source} must have a "models" list`);
+  const problems: string[] = [];
+  const specs = models.map((raw, index) => parseModel(raw, index, problems)).filter((s): s is ModelSpec => s !== undefined);
+  const seen = new Set<string>();
+  for (const spec of specs) {
+    if (seen.has(spec.id)) problems.push(`model "${spec.id}" is listed twice`);
+    seen.add(spec.id);
+  }
+  if (problems.length > 0) {
+    throw new AppError('CONFIG_INVALID', `Model manifest ${source} is invalid:\n  - ${problems.join('\n  - ')}`);
+  }
+  return specs;
+}

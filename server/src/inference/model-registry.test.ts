@@ -1,0 +1,92 @@
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import pino from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createServices } from '../app.js';
+import { loadConfig } from '../config.js';
+import { TEST_MODELS_DIR } from '../test-support/build-test-app.js';
+import { loadModelRegistry } from './model-registry.js';
+
+const dirs: string[] = [];
+async function modelsCopy(edit?: (manifest: any) => void): Promise<string> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'models-'));
+  dirs.push(dir);
+  await cp(TEST_MODELS_DIR, dir, { recursive: true });
+  if (edit !== undefined) {
+    const manifest = JSON.parse(await readFile(path.join(dir, 'manifest.json'), 'utf8'));
+    edit(manifest);
+    await writeFile(path.join(dir, 'manifest.json'), JSON.stringify(manifest));
+  }
+  return dir;
+}
+afterEach(async () => {
+  await Promise.all(dirs.splice(0).map((d) => rm(d, { recursive: true, force: true })));
+});
+
+describe('the model registry loaded at start', () => {
+  it('lists the models of a valid manifest with their verified files', async () => {
+    const models = await loadModelRegistry(TEST_MODELS_DIR);
+    expect(models.map((m) => [m.spec.id, m.spec.version])).toEqual([['bright-spot', '1.0.0']]);
+    expect(models[0]!.path).toBe(path.join(TEST_MODELS_DIR, 'bright-spot-1.0.0.onnx'));
+  });
+
+  it('refuses a model whose file does not match the pinned sha256, naming the model', async () => {
+    const dir = await modelsCopy();
+    const file = path.join(dir, 'bright-spot-1.0.0.onnx');
+    const bytes = await readFile(file);
+    bytes[bytes.length - 1] ^= 0xff;
+    await writeFile(file, bytes);
+    await expect(loadModelRegistry(dir)).rejects.toThrow(/model "bright-spot": bright-spot-1\.0\.0\.onnx has sha256 [0-9a-f]{64}, the manifest pins/);
+  });
+
+  it('refuses a manifest whose model file is missing, naming the model and the file', async () => {
+    const dir = await modelsCopy((m) => (m.models[0].file = 'gone.onnx'));
+    await expect(loadModelRegistry(dir)).rejects.toThrow(/model "bright-spot": file .*gone\.onnx cannot be read \(ENOENT\)/);
+  });
+
+  it('reports every problem of a bad manifest at once', async () => {
+    const dir = await modelsCopy((m) => {
+      delete m.models[0].sha256;
+      m.models[0].input.layout = 'NCHW';
+      m.models[0].output.stride = 0;
+      m.models.push({ ...m.models[0] });
+    });
+    const error = await loadModelRegistry(dir).catch((e: Error) => e);
+    expect(error).toBeInstanceOf(Error);
+    const message = (error as Error).message;
+    expect(message).toMatch(/"sha256" must be a non-empty string/);
+    expect(message).toMatch(/model "bright-spot" input: "layout" must be "NHWC"/);
+    expect(message).toMatch(/model "bright-spot" output: "stride" must be an integer between 1 and 64/);
+    expect(message).toMatch(/model "bright-spot" is listed twice/);
+  });
+
+  it('refuses a manifest that is not JSON, and a missing manifest, saying where it looked', async () => {
+    const dir = await modelsCopy();
+    await writeFile(path.join(dir, 'manifest.json'), '{ not json');
+    await expect(loadModelRegistry(dir)).rejects.toThrow(/manifest\.json is not valid JSON/);
+    await expect(loadModelRegistry(path.join(dir, 'nowhere'))).rejects.toThrow(/nowhere\/manifest\.json cannot be read \(ENOENT\).*PACS_MODELS_DIR/);
+  });
+
+  it('refuses a model file pointing outside the models folder', async () => {
+    const dir = await modelsCopy((m) => (m.models[0].file = '../etc/passwd.onnx'));
+    await expect(loadModelRegistry(dir)).rejects.toThrow(/"file" has an invalid value/);
+  });
+
+  it('stops the server from starting when a model is broken (startup error names it)', async () => {
+    const dir = await modelsCopy((m) => (m.models[0].sha256 = '0'.repeat(64)));
+    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'pacs-'));
+    dirs.push(dataDir);
+    const config = loadConfig({ PACS_DATA_DIR: dataDir, PACS_MODELS_DIR: dir });
+    await expect(createServices(config, pino({ level: 'silent' }))).rejects.toThrow(/model "bright-spot"/);
+  });
+
+  it('starts without models when AI is disabled', async () => {
+    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'pacs-'));
+    dirs.push(dataDir);
+    const services = await createServices(loadConfig({ PACS_DATA_DIR: dataDir, PACS_AI_ENABLED: 'false', PACS_MODELS_DIR: '/nonexistent' }), pino({ level: 'silent' }));
+    expect(services.inference).toBeUndefined();
+    await services.catalog.close();
+    await services.blobStore.close();
+  });
+});
