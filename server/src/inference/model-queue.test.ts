@@ -42,7 +42,7 @@ describe('the bounded queue in front of a model', () => {
     const refused = queue.submit(4);
     await expect(refused).rejects.toBeInstanceOf(ServiceBusyError);
     await expect(refused).rejects.toMatchObject({ code: 'SERVICE_BUSY' });
-    expect((await refused.catch((e: ServiceBusyError) => e)).retryAfterSeconds).toBeGreaterThanOrEqual(1);
+    expect(((await refused.catch((e: unknown) => e)) as ServiceBusyError).retryAfterSeconds).toBeGreaterThanOrEqual(1);
     expect(queue.stats()).toMatchObject({ waiting: 2, refused: 1 });
     for (let i = 0; i < 3; i += 1) {
       runner.releaseOne();

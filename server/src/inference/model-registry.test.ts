@@ -35,7 +35,7 @@ describe('the model registry loaded at start', () => {
     const dir = await modelsCopy();
     const file = path.join(dir, 'bright-spot-1.0.0.onnx');
     const bytes = await readFile(file);
-    bytes[bytes.length - 1] ^= 0xff;
+    bytes[bytes.length - 1] = bytes[bytes.length - 1]! ^ 0xff;
     await writeFile(file, bytes);
     await expect(loadModelRegistry(dir)).rejects.toThrow(/model "bright-spot": bright-spot-1\.0\.0\.onnx has sha256 [0-9a-f]{64}, the manifest pins/);
   });

@@ -1,0 +1,60 @@
+/**
+ * Reproduces the polyp model card's metrics from the committed .onnx through the HTTP API:
+ *
+ *   npm run eval:polyp                      # starts the server in-process on embedded temp storage
+ *   npm run eval:polyp -- --url http://127.0.0.1:8080   # against a running server
+ *   options: --model polyp-detector  --split test|train  --models-dir models
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import pino from 'pino';
+import { buildApp, createServices } from '../server/src/app.js';
+import { BUNDLED_MODELS_DIR, loadConfig } from '../server/src/config.js';
+import { evaluateOverHttp } from './eval/evaluate-over-http.js';
+
+const argv = process.argv.slice(2);
+const option = (name: string, fallback: string) => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1]! : fallback;
+};
+
+async function main(): Promise<void> {
+  const modelId = option('model', 'polyp-detector');
+  const split = option('split', 'test') as 'test' | 'train';
+  let baseUrl = option('url', '');
+  let close = async () => {};
+  if (baseUrl === '') {
+    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'pacs-eval-'));
+    const config = loadConfig({ PACS_DATA_DIR: dataDir, PACS_LOG_LEVEL: 'warn', PACS_MODELS_DIR: option('models-dir', BUNDLED_MODELS_DIR), PACS_PORT: '0' });
+    const app = await buildApp(config, await createServices(config, pino({ level: 'warn' })));
+    baseUrl = (await app.listen({ host: '127.0.0.1', port: 0 })).replace('[::1]', '127.0.0.1');
+    close = async () => {
+      await app.close();
+      await rm(dataDir, { recursive: true, force: true });
+    };
+  }
+  try {
+    const started = performance.now();
+    const e = await evaluateOverHttp(baseUrl, modelId, split);
+    const seconds = (performance.now() - started) / 1000;
+    const f = (v: number) => v.toFixed(4);
+    process.stdout.write(
+      [
+        `| model | split | images | boxes | AP50 | AP50:95 | threshold | precision | recall | TP | FP | FN |`,
+        `|---|---|---|---|---|---|---|---|---|---|---|---|`,
+        `| ${e.model.id} ${e.model.version} | kvasir-seg ${split} | ${e.images} | ${e.boxes} | ${f(e.ap50)} | ${f(e.ap50_95)} | ${e.operatingThreshold} | ${f(e.atThreshold.precision)} | ${f(e.atThreshold.recall)} | ${e.atThreshold.tp} | ${e.atThreshold.fp} | ${e.atThreshold.fn} |`,
+        '',
+        `(${e.images} HTTP detect calls in ${seconds.toFixed(1)} s)`,
+        '',
+      ].join('\n'),
+    );
+  } finally {
+    await close();
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

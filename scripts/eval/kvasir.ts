@@ -1,0 +1,37 @@
+/** The Kvasir-SEG split as evaluation reads it: image files and ground-truth boxes (../shared/data/kvasir-seg). */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Box } from './average-precision.js';
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const kvasirDir = path.join(process.env['PACS_SHARED_DATA'] ?? path.resolve(repoRoot, '../shared/data'), 'kvasir-seg');
+
+export interface KvasirImage {
+  id: string;
+  file: string;
+  width: number;
+  height: number;
+  /** bboxes.json holds inclusive pixel indices: xmax - xmin + 1 pixels wide. */
+  truth: Box[];
+}
+
+interface BboxEntry {
+  width: number;
+  height: number;
+  bbox: Array<{ xmin: number; ymin: number; xmax: number; ymax: number }>;
+}
+
+export async function kvasirSplit(split: 'train' | 'test'): Promise<KvasirImage[]> {
+  const dir = path.join(kvasirDir, split);
+  const boxes = JSON.parse(await readFile(path.join(dir, 'bboxes.json'), 'utf8')) as Record<string, BboxEntry>;
+  return Object.entries(boxes)
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([id, entry]) => ({
+      id,
+      file: path.join(dir, 'images', `${id}.jpg`),
+      width: entry.width,
+      height: entry.height,
+      truth: entry.bbox.map((b) => ({ x: b.xmin, y: b.ymin, width: b.xmax - b.xmin + 1, height: b.ymax - b.ymin + 1 })),
+    }));
+}
