@@ -9,8 +9,7 @@ import { dicomwebBaseUrl } from '../dicomweb/base-url.js';
 import { checkUidParam } from '../dicomweb/uid-param.js';
 import { AppError, BadQueryError } from '../errors.js';
 import type { InferenceEngine } from '../inference/inference-engine.js';
-import { FrameDetections, type FrameRef } from '../inference/frame-detections.js';
-import type { StoredDetectionReport } from '../inference/detection-report.js';
+import { FrameDetections, type FrameRef, type FrameReport } from '../inference/frame-detections.js';
 import type { ModelSpec } from '../inference/model-manifest.js';
 
 export interface AiRoutesOptions {
@@ -72,9 +71,9 @@ function modelParam(query: unknown): string {
 export async function aiRoutes(app: FastifyInstance, options: AiRoutesOptions): Promise<void> {
   const { engine } = options;
   const frameDetections = new FrameDetections(options.archive, engine);
-  const reportUrl = (request: FastifyRequest, report: StoredDetectionReport) =>
+  const reportUrl = (request: FastifyRequest, report: FrameReport) =>
     `${dicomwebBaseUrl(request, options.publicBaseUrl, options.dicomwebPrefix)}/studies/${report.report.studyInstanceUid}/series/${report.report.seriesInstanceUid}/instances/${report.report.sopInstanceUid}`;
-  const withUrl = (request: FastifyRequest, report: StoredDetectionReport) => ({ ...report, report: { ...report.report, url: reportUrl(request, report) } });
+  const withUrl = (request: FastifyRequest, report: FrameReport) => ({ ...report, report: { ...report.report, url: reportUrl(request, report) } });
 
   // Image bodies arrive whole (a frame is a few MB at most) and are bounded by maxImageBytes (413).
   app.addContentTypeParser(['image/jpeg', 'image/png'], { parseAs: 'buffer', bodyLimit: options.maxImageBytes }, (_request, body, done) => {

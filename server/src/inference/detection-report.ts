@@ -55,6 +55,8 @@ const CODES = {
   imageRegion: code('111030', 'DCM', 'Image Region'),
   score: code('DETSCORE', LOCAL_SCHEME, 'Detection score'),
   noUnits: code('1', 'UCUM', 'no units'),
+  timeOffset: code('TIMEOFFS', LOCAL_SCHEME, 'Time offset from first frame'),
+  milliseconds: code('ms', 'UCUM', 'millisecond'),
 } as const;
 
 /** Findings per model label; labels without a standard code get a local one. */
@@ -87,7 +89,7 @@ export interface ReportUids {
   sopInstanceUid: string;
 }
 
-/** Where the report of `model` on `source` lives: one AI series per study and model. */
+/** Where the report of `model` on one frame lives: one AI series per study and model. */
 export function reportUids(model: Pick<ModelSpec, 'id' | 'version'>, source: SourceFrame): ReportUids {
   return {
     seriesInstanceUid: derivedUid('ai-series', source.studyInstanceUid, model.id),
@@ -115,23 +117,38 @@ const container = (rel: string, concept: Code, children: Item[], template?: stri
   ...(template === undefined ? {} : { ContentTemplateSequence: [{ MappingResource: 'DCMR', TemplateIdentifier: template }] }),
   ContentSequence: children,
 });
-const imageRef = (source: SourceFrame): Item => ({
+const imageRef = (source: SourceImage, frame: number | undefined): Item => ({
   ReferencedSOPClassUID: source.sopClassUid,
   ReferencedSOPInstanceUID: source.sopInstanceUid,
-  ReferencedFrameNumber: String(source.frame),
+  ...(frame === undefined ? {} : { ReferencedFrameNumber: String(frame) }),
 });
+
+/** The image the report is about (a single-frame image, or a multi-frame / video instance). */
+export type SourceImage = Omit<SourceFrame, 'frame'>;
+
+export interface ReportFrame {
+  /** 1-based frame number in the source instance. */
+  frame: number;
+  /** Milliseconds since the first frame (recorded streams). */
+  timeOffsetMs?: number;
+  detections: Detection[];
+}
 
 export interface ReportInput {
   model: Pick<ModelSpec, 'id' | 'version' | 'sha256'>;
-  source: SourceFrame;
+  source: SourceImage;
+  /** The frames analysed, each with its detections. */
+  frames: ReportFrame[];
   /** The source instance's indexed attributes (DICOM JSON), for patient and study modules. */
   sourceAttributes: DicomJsonDataset;
-  detections: Detection[];
   minScore: number;
+  /** Default: derived from model, version, source and (single) frame, which makes the report idempotent. */
+  uids?: ReportUids;
+  seriesDescription?: string;
   now?: Date;
 }
 
-function measurementGroup(detection: Detection, index: number, input: ReportInput, uids: ReportUids): Item {
+function measurementGroup(detection: Detection, index: number, frame: ReportFrame, input: ReportInput, uids: ReportUids): Item {
   const { x, y, width, height } = detection.box;
   const polygon = [x, y, x + width, y, x + width, y + height, x, y + height, x, y];
   return container(
@@ -150,7 +167,7 @@ function measurementGroup(detection: Detection, index: number, input: ReportInpu
         ConceptNameCodeSequence: [CODES.imageRegion],
         GraphicType: 'POLYLINE',
         GraphicData: polygon,
-        ContentSequence: [{ RelationshipType: 'SELECTED FROM', ValueType: 'IMAGE', ReferencedSOPSequence: [imageRef(input.source)] }],
+        ContentSequence: [{ RelationshipType: 'SELECTED FROM', ValueType: 'IMAGE', ReferencedSOPSequence: [imageRef(input.source, frame.frame)] }],
       },
       {
         RelationshipType: 'CONTAINS',
@@ -158,6 +175,16 @@ function measurementGroup(detection: Detection, index: number, input: ReportInpu
         ConceptNameCodeSequence: [CODES.score],
         MeasuredValueSequence: [{ NumericValue: String(detection.score), MeasurementUnitsCodeSequence: [CODES.noUnits] }],
       },
+      ...(frame.timeOffsetMs === undefined
+        ? []
+        : [
+            {
+              RelationshipType: 'HAS OBS CONTEXT',
+              ValueType: 'NUM',
+              ConceptNameCodeSequence: [CODES.timeOffset],
+              MeasuredValueSequence: [{ NumericValue: String(Math.round(frame.timeOffsetMs)), MeasurementUnitsCodeSequence: [CODES.milliseconds] }],
+            },
+          ]),
     ],
     '1410',
   );
@@ -167,7 +194,8 @@ const pad = (n: number, width = 2) => String(n).padStart(width, '0');
 
 /** The report as a Part-10 file (Explicit VR Little Endian). */
 export function buildDetectionReport(input: ReportInput): { part10: Buffer; uids: ReportUids } {
-  const uids = reportUids(input.model, input.source);
+  const single = input.frames.length === 1 ? input.frames[0]! : undefined;
+  const uids = input.uids ?? reportUids(input.model, { ...input.source, frame: single?.frame ?? 1 });
   const now = input.now ?? new Date();
   const date = `${now.getUTCFullYear()}${pad(now.getUTCMonth() + 1)}${pad(now.getUTCDate())}`;
   const time = `${pad(now.getUTCHours())}${pad(now.getUTCMinutes())}${pad(now.getUTCSeconds())}`;
@@ -184,10 +212,10 @@ export function buildDetectionReport(input: ReportInput): { part10: Buffer; uids
     Modality: 'SR',
     SeriesInstanceUID: uids.seriesInstanceUid,
     SeriesNumber: '9001',
-    SeriesDescription: `AI ${input.model.id}`.slice(0, 64),
+    SeriesDescription: (input.seriesDescription ?? `AI ${input.model.id}`).slice(0, 64),
     ReferencedPerformedProcedureStepSequence: [],
     Manufacturer: 'filmless-pacs',
-    InstanceNumber: String(input.source.frame),
+    InstanceNumber: String(single?.frame ?? 1),
     CompletionFlag: 'COMPLETE',
     VerificationFlag: 'UNVERIFIED',
     ContentDate: date,
@@ -219,12 +247,12 @@ export function buildDetectionReport(input: ReportInput): { part10: Buffer; uids
       text('HAS OBS CONTEXT', CODES.deviceModel, `${input.model.id} ${input.model.version}`),
       codeItem('HAS CONCEPT MOD', CODES.procedureReported, CODES.colonoscopy),
       container('CONTAINS', CODES.imageLibrary, [
-        container('CONTAINS', CODES.imageLibraryGroup, [{ RelationshipType: 'CONTAINS', ValueType: 'IMAGE', ReferencedSOPSequence: [imageRef(input.source)] }]),
+        container('CONTAINS', CODES.imageLibraryGroup, [{ RelationshipType: 'CONTAINS', ValueType: 'IMAGE', ReferencedSOPSequence: [imageRef(input.source, single?.frame)] }]),
       ]),
       container(
         'CONTAINS',
         CODES.imagingMeasurements,
-        input.detections.map((d, i) => measurementGroup(d, i, input, uids)),
+        input.frames.flatMap((frame) => frame.detections.map((d) => ({ d, frame }))).map(({ d, frame }, i) => measurementGroup(d, i, frame, input, uids)),
       ),
     ],
   });
@@ -242,9 +270,10 @@ export function buildDetectionReport(input: ReportInput): { part10: Buffer; uids
 
 export interface StoredDetectionReport {
   model: { id: string; version: string };
-  source: SourceFrame;
+  source: SourceImage;
   report: { studyInstanceUid: string; seriesInstanceUid: string; sopInstanceUid: string; contentDate: string; contentTime: string };
-  detections: Detection[];
+  /** Frames with detections, in frame order (a single-frame report lists its frame even when empty). */
+  frames: ReportFrame[];
 }
 
 const asList = (value: unknown): Item[] => (Array.isArray(value) ? (value as Item[]) : value === undefined ? [] : [value as Item]);
@@ -270,7 +299,9 @@ export function readDetectionReport(part10: Buffer): StoredDetectionReport {
   if (ref === undefined) throw new Error('the report has no image library entry');
   const evidence = asList(ds['CurrentRequestedProcedureEvidenceSequence'])[0];
   const evidenceSeries = evidence === undefined ? undefined : asList(evidence['ReferencedSeriesSequence'])[0];
-  const detections: Detection[] = [];
+  const frames = new Map<number, ReportFrame>();
+  const libraryFrame = ref['ReferencedFrameNumber'];
+  if (libraryFrame !== undefined) frames.set(Number(libraryFrame), { frame: Number(libraryFrame), detections: [] });
   let modelId = '';
   let modelVersion = '';
   const measurements = child(ds, CODES.imagingMeasurements);
@@ -278,14 +309,21 @@ export function readDetectionReport(part10: Buffer): StoredDetectionReport {
     const finding = child(g, CODES.finding);
     const region = child(g, CODES.imageRegion);
     const score = child(g, CODES.score);
+    const time = child(g, CODES.timeOffset);
     modelId = String(child(g, CODES.algorithmName)?.['TextValue'] ?? modelId);
     modelVersion = String(child(g, CODES.algorithmVersion)?.['TextValue'] ?? modelVersion);
     const points = (region?.['GraphicData'] as number[] | undefined) ?? [];
     const xs = points.filter((_, i) => i % 2 === 0);
     const ys = points.filter((_, i) => i % 2 === 1);
     const measured = asList(score?.['MeasuredValueSequence'])[0];
+    const selectedFrom = asList(asList(region?.['ContentSequence'])[0]?.['ReferencedSOPSequence'])[0];
+    const frameNumber = Number(selectedFrom?.['ReferencedFrameNumber'] ?? 1);
+    const frame = frames.get(frameNumber) ?? { frame: frameNumber, detections: [] };
+    frames.set(frameNumber, frame);
+    const timeValue = asList(time?.['MeasuredValueSequence'])[0]?.['NumericValue'];
+    if (timeValue !== undefined) frame.timeOffsetMs = Number(timeValue);
     const round = (v: number) => Math.round(v * 100) / 100;
-    detections.push({
+    frame.detections.push({
       label: labelOf(asList(finding?.['ConceptCodeSequence'])[0] as unknown as Code),
       score: Number(measured?.['NumericValue']),
       box: { x: round(Math.min(...xs)), y: round(Math.min(...ys)), width: round(Math.max(...xs) - Math.min(...xs)), height: round(Math.max(...ys) - Math.min(...ys)) },
@@ -300,7 +338,6 @@ export function readDetectionReport(part10: Buffer): StoredDetectionReport {
       seriesInstanceUid: String(evidenceSeries?.['SeriesInstanceUID'] ?? ''),
       sopInstanceUid: String(ref['ReferencedSOPInstanceUID']),
       sopClassUid: String(ref['ReferencedSOPClassUID']),
-      frame: Number(ref['ReferencedFrameNumber'] ?? 1),
     },
     report: {
       studyInstanceUid: String(ds['StudyInstanceUID']),
@@ -309,6 +346,6 @@ export function readDetectionReport(part10: Buffer): StoredDetectionReport {
       contentDate: String(ds['ContentDate'] ?? ''),
       contentTime: String(ds['ContentTime'] ?? ''),
     },
-    detections,
+    frames: [...frames.values()].sort((a, b) => a.frame - b.frame),
   };
 }

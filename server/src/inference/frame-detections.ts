@@ -9,7 +9,7 @@ import { checkRenderable } from '../archive/render.js';
 import type { StoredInstance } from '../catalog/catalog.js';
 import { AppError, isAppError } from '../errors.js';
 import { buildDetectionReport, readDetectionReport, reportUids, type SourceFrame, type StoredDetectionReport } from './detection-report.js';
-import type { DetectionResult, InferenceEngine } from './inference-engine.js';
+import type { Detection, DetectionResult, InferenceEngine } from './inference-engine.js';
 
 export interface FrameRef {
   studyInstanceUid: string;
@@ -18,10 +18,22 @@ export interface FrameRef {
   frame: number;
 }
 
+/** A stored report as the per-frame API shows it: the frame and its detections. */
+export interface FrameReport {
+  model: StoredDetectionReport['model'];
+  source: SourceFrame;
+  report: StoredDetectionReport['report'];
+  detections: Detection[];
+}
+
+function frameReport(stored: StoredDetectionReport, frame: number): FrameReport {
+  return { model: stored.model, source: { ...stored.source, frame }, report: stored.report, detections: stored.frames.find((f) => f.frame === frame)?.detections ?? [] };
+}
+
 export interface FrameDetectionOutcome {
   /** False when an earlier identical request had already stored the report. */
   created: boolean;
-  report: StoredDetectionReport;
+  report: FrameReport;
   /** Present when the model ran in this request. */
   run?: DetectionResult;
 }
@@ -53,15 +65,16 @@ export class FrameDetections {
 
     const pixels = await this.archive.renderFramePixels(instance, ref.frame);
     const run = await this.engine.detect(modelId, { pixels: pixels.pixels, width: pixels.width, height: pixels.height, channels: 4 });
-    const { part10 } = buildDetectionReport({ model: spec, source, sourceAttributes: attributes, detections: run.detections, minScore: spec.operatingThreshold });
+    const { frame, ...image } = source;
+    const { part10 } = buildDetectionReport({ model: spec, source: image, frames: [{ frame, detections: run.detections }], sourceAttributes: attributes, minScore: spec.operatingThreshold });
     const scanned = await this.archive.scanAndStore(oneChunk(part10));
     const stored = await scanned.completion;
     if (!stored.ok) throw new AppError('CONFLICT', `The detection report could not be stored: ${stored.failure.message}`);
-    return { created: true, report: readDetectionReport(part10), run };
+    return { created: true, report: frameReport(readDetectionReport(part10), ref.frame), run };
   }
 
   /** Reports stored for this frame by the registered models. */
-  async list(ref: FrameRef): Promise<StoredDetectionReport[]> {
+  async list(ref: FrameRef): Promise<FrameReport[]> {
     const [found] = await this.archive.findInstancesWithAttributes({
       studyInstanceUid: ref.studyInstanceUid,
       seriesInstanceUid: ref.seriesInstanceUid,
@@ -69,7 +82,7 @@ export class FrameDetections {
     });
     this.checkFrame(found!.instance, ref.frame);
     const source = sourceOf(found!.instance, ref.frame);
-    const reports: StoredDetectionReport[] = [];
+    const reports: FrameReport[] = [];
     for (const spec of this.engine.list()) {
       const report = await this.storedReport(spec, source);
       if (report !== undefined) reports.push(report);
@@ -84,7 +97,7 @@ export class FrameDetections {
     checkRenderable(instance, frame);
   }
 
-  private async storedReport(spec: { id: string; version: string }, source: SourceFrame): Promise<StoredDetectionReport | undefined> {
+  private async storedReport(spec: { id: string; version: string }, source: SourceFrame): Promise<FrameReport | undefined> {
     const uids = reportUids(spec, source);
     let instances: StoredInstance[];
     try {
@@ -95,7 +108,7 @@ export class FrameDetections {
     }
     const stored = instances[0];
     if (stored === undefined) return undefined;
-    return readDetectionReport(await readAll(await this.archive.openInstance(stored)));
+    return frameReport(readDetectionReport(await readAll(await this.archive.openInstance(stored))), source.frame);
   }
 }
 
