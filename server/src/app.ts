@@ -2,6 +2,7 @@
  * Composition root: the only place concrete storage and index classes are constructed. `buildApp`
  * wires given dependencies into Fastify (tests pass their own); `createServices` builds them from config.
  */
+import path from 'node:path';
 import cors from '@fastify/cors';
 import Fastify, { type FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
@@ -10,6 +11,7 @@ import type { Catalog } from './catalog/catalog.js';
 import { createCatalog } from './catalog/create-catalog.js';
 import type { AiConfig, Config } from './config.js';
 import { aiRoutes } from './ai/ai.routes.js';
+import { liveRoutes, LiveSessionRegistry } from './live/live.routes.js';
 import { InferenceEngine } from './inference/inference-engine.js';
 import { loadModelRegistry } from './inference/model-registry.js';
 import { dicomwebPlugin } from './dicomweb/dicomweb.plugin.js';
@@ -83,7 +85,16 @@ export async function buildApp(config: Readonly<Config>, services: Services): Pr
   await app.register(dicomwebPlugin, { prefix: config.dicomwebPrefix, archive, config });
 
   const inference = services.inference;
+  const liveSessions = new LiveSessionRegistry();
   if (inference !== undefined) {
+    await app.register(liveRoutes, {
+      engine: inference,
+      archive,
+      log: services.logger,
+      tmpDir: path.join(config.dataDir, 'live-tmp'),
+      maxFrameBytes: config.live.maxFrameBytes,
+      sessions: liveSessions,
+    });
     await app.register(aiRoutes, {
       prefix: '/ai',
       archive,
@@ -102,6 +113,7 @@ export async function buildApp(config: Readonly<Config>, services: Services): Pr
   }));
 
   app.addHook('onClose', async () => {
+    await liveSessions.drain();
     await services.inference?.close();
     await services.catalog.close();
     await services.blobStore.close();

@@ -52,6 +52,10 @@ export interface Config {
    */
   corsOrigins: readonly string[];
   ai: AiConfig;
+  live: {
+    /** Largest frame accepted on the live stream, in bytes (larger ones are refused with an error message). */
+    maxFrameBytes: number;
+  };
 }
 
 export interface AiConfig {
@@ -222,6 +226,9 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
       maxBatch: read.integer('PACS_AI_MAX_BATCH', 4, 1, 64),
       queueDepth: read.integer('PACS_AI_QUEUE_DEPTH', 16, 0, 10_000),
       maxImageBytes: read.integer('PACS_AI_MAX_IMAGE_BYTES', 32 * MiB, 1024, GiB),
+    },
+    live: {
+      maxFrameBytes: read.integer('PACS_LIVE_MAX_FRAME_BYTES', 8 * MiB, 1024, 256 * MiB),
     },
   };
 

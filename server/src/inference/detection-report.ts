@@ -106,6 +106,15 @@ const TYPE2_KEYWORDS = ['PatientName', 'PatientID', 'PatientBirthDate', 'Patient
 
 type Item = Record<string, unknown>;
 
+/** The patient and study attributes of an indexed instance (DICOM JSON), dcmjs-naturalized. */
+export function patientStudyAttributes(json: DicomJsonDataset): Record<string, unknown> {
+  const natural = DicomMetaDictionary.naturalizeDataset(JSON.parse(JSON.stringify(json)) as never) as Record<string, unknown>;
+  const attributes: Record<string, unknown> = {};
+  for (const keyword of COPIED_KEYWORDS) if (natural[keyword] !== undefined) attributes[keyword] = natural[keyword];
+  for (const keyword of TYPE2_KEYWORDS) if (attributes[keyword] === undefined) attributes[keyword] = '';
+  return attributes;
+}
+
 const text = (rel: string, concept: Code, value: string): Item => ({ RelationshipType: rel, ValueType: 'TEXT', ConceptNameCodeSequence: [concept], TextValue: value });
 const codeItem = (rel: string, concept: Code, value: Code): Item => ({ RelationshipType: rel, ValueType: 'CODE', ConceptNameCodeSequence: [concept], ConceptCodeSequence: [value] });
 const uidref = (rel: string, concept: Code, value: string): Item => ({ RelationshipType: rel, ValueType: 'UIDREF', ConceptNameCodeSequence: [concept], UID: value });
@@ -139,8 +148,8 @@ export interface ReportInput {
   source: SourceImage;
   /** The frames analysed, each with its detections. */
   frames: ReportFrame[];
-  /** The source instance's indexed attributes (DICOM JSON), for patient and study modules. */
-  sourceAttributes: DicomJsonDataset;
+  /** Patient and study attributes (dcmjs-naturalized; `patientStudyAttributes` of the source instance). */
+  patientStudy: Record<string, unknown>;
   minScore: number;
   /** Default: derived from model, version, source and (single) frame, which makes the report idempotent. */
   uids?: ReportUids;
@@ -199,10 +208,7 @@ export function buildDetectionReport(input: ReportInput): { part10: Buffer; uids
   const now = input.now ?? new Date();
   const date = `${now.getUTCFullYear()}${pad(now.getUTCMonth() + 1)}${pad(now.getUTCDate())}`;
   const time = `${pad(now.getUTCHours())}${pad(now.getUTCMinutes())}${pad(now.getUTCSeconds())}`;
-  const natural = DicomMetaDictionary.naturalizeDataset(structuredClone(input.sourceAttributes) as never) as Record<string, unknown>;
-  const dataset: Record<string, unknown> = {};
-  for (const keyword of COPIED_KEYWORDS) if (natural[keyword] !== undefined) dataset[keyword] = natural[keyword];
-  for (const keyword of TYPE2_KEYWORDS) if (dataset[keyword] === undefined) dataset[keyword] = '';
+  const dataset: Record<string, unknown> = { ...input.patientStudy };
   const deviceUid = derivedUid('ai-device', input.model.id, input.model.version);
 
   Object.assign(dataset, {

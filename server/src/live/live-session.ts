@@ -1,0 +1,327 @@
+/**
+ * One endoscopy room's stream on one WebSocket: frames in, detections out, recording kept.
+ *
+ * - Intake (sequential, cheap): parse, check size, append to the recording (every received frame is
+ *   recorded, in order), then offer the frame to the latest-frame slot.
+ * - Analysis: the slot runs at most one frame at a time through the shared inference engine (whose FIFO
+ *   queue, with one frame per stream, serves several rooms in turn: fair by construction) and keeps at
+ *   most one waiting, newest wins. Each analysed frame is answered with its detections and timings.
+ * - Stop or disconnect: the slot is drained, then the recording (Video Endoscopic Image) and one TID 1500
+ *   SR with every detection (frame number + time offset) are stored through the archive.
+ *
+ * Memory per session is bounded: two frames in the slot, a few in intake (the socket is paused beyond
+ * that, so a fast sender is held back by TCP), frame offsets of the recording (24 bytes per frame).
+ */
+import sharp from 'sharp';
+import dcmjs from 'dcmjs';
+import type { Logger } from 'pino';
+import type { Archive } from '../archive/archive.js';
+import { isAppError } from '../errors.js';
+import { buildDetectionReport, derivedUid, patientStudyAttributes, type ReportFrame } from '../inference/detection-report.js';
+import type { InferenceEngine } from '../inference/inference-engine.js';
+import type { RawImage } from '../inference/letterbox.js';
+import { LatestFrameSlot } from './latest-frame-slot.js';
+import { parseControl, parseFrame, ProtocolError, type FrameMessage, type NewStudy, type StartMessage } from './live-protocol.js';
+import { Recording, VIDEO_ENDOSCOPIC } from './recording.js';
+
+const { DicomMetaDictionary } = dcmjs.data;
+
+export interface LiveDeps {
+  engine: InferenceEngine;
+  archive: Archive;
+  log: Logger;
+  tmpDir: string;
+  maxFrameBytes: number;
+}
+
+/** What the session needs from the socket (a `ws` WebSocket satisfies it). */
+export interface LiveSocket {
+  send(text: string): void;
+  pause(): void;
+  resume(): void;
+  readonly readyState: number;
+}
+
+interface PendingFrame {
+  seq: number;
+  capturedAt: number;
+  receivedAt: number;
+  frameNumber: number | undefined;
+  image: Buffer | RawImage;
+}
+
+interface Active {
+  start: StartMessage;
+  model: { id: string; version: string; sha256: string; operatingThreshold: number };
+  studyInstanceUid: string;
+  studyAttributes: Record<string, unknown>;
+  recording: Recording | undefined;
+  slot: LatestFrameSlot<PendingFrame>;
+  detections: ReportFrame[];
+  dimensions: { width: number; height: number } | undefined;
+  intakeDropped: number;
+}
+
+const OPEN = 1;
+/** Frames parsed but not yet recorded/offered before the socket is paused. */
+const MAX_INTAKE = 4;
+
+export class LiveSession {
+  private active: Active | undefined;
+  private intake: Promise<void> = Promise.resolve();
+  private intakeDepth = 0;
+  private paused = false;
+  private finishing: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly deps: LiveDeps,
+    private readonly socket: LiveSocket,
+  ) {}
+
+  /** One WebSocket message. Never throws: problems are answered as `error` messages. */
+  onMessage(data: Buffer, isBinary: boolean): void {
+    if (!isBinary) {
+      this.intake = this.intake.then(() => this.onControl(data.toString('utf8')));
+      return;
+    }
+    let frame: FrameMessage;
+    try {
+      if (this.active === undefined) throw new ProtocolError('NOT_STARTED', 'Send {"type":"start",…} before frames');
+      frame = parseFrame(data, this.deps.maxFrameBytes);
+    } catch (err) {
+      this.sendError(err, undefined);
+      return;
+    }
+    const receivedAt = Date.now();
+    this.intakeDepth += 1;
+    if (this.intakeDepth >= MAX_INTAKE && !this.paused) {
+      this.paused = true;
+      this.socket.pause();
+    }
+    this.intake = this.intake.then(async () => {
+      try {
+        await this.onFrame(frame, receivedAt);
+      } catch (err) {
+        this.sendError(err, frame.seq);
+      } finally {
+        this.intakeDepth -= 1;
+        if (this.paused && this.intakeDepth < MAX_INTAKE / 2) {
+          this.paused = false;
+          this.socket.resume();
+        }
+      }
+    });
+  }
+
+  /** The connection closed: keep what was received. */
+  async onClose(): Promise<void> {
+    await this.intake;
+    await this.stop('disconnected');
+  }
+
+  private async onControl(raw: string): Promise<void> {
+    try {
+      const message = parseControl(raw);
+      if (message.type === 'stop') {
+        if (this.active === undefined) throw new ProtocolError('NOT_STARTED', 'No session to stop');
+        await this.stop('stopped');
+        return;
+      }
+      if (this.active !== undefined) throw new ProtocolError('ALREADY_STARTED', 'A session is already running on this connection; send {"type":"stop"} first');
+      await this.begin(message);
+    } catch (err) {
+      this.sendError(err, undefined);
+    }
+  }
+
+  private async begin(start: StartMessage): Promise<void> {
+    let spec;
+    try {
+      spec = this.deps.engine.spec(start.model);
+    } catch (err) {
+      throw new ProtocolError('BAD_START', isAppError(err) ? err.message : 'Unknown model');
+    }
+    const { studyInstanceUid, studyAttributes } = await this.resolveStudy(start.study);
+    const recording = start.record
+      ? await Recording.open(this.deps.tmpDir, { studyInstanceUid, seriesInstanceUid: DicomMetaDictionary.uid(), sopInstanceUid: DicomMetaDictionary.uid() }, studyAttributes, start.fps)
+      : undefined;
+    const active: Active = {
+      start,
+      model: { id: spec.id, version: spec.version, sha256: spec.sha256, operatingThreshold: spec.operatingThreshold },
+      studyInstanceUid,
+      studyAttributes,
+      recording,
+      slot: new LatestFrameSlot<PendingFrame>((frame) => this.analyse(active, frame)),
+      detections: [],
+      dimensions: undefined,
+      intakeDropped: 0,
+    };
+    this.active = active;
+    this.deps.log.info({ model: spec.id, record: start.record }, 'live session started');
+    this.send({
+      type: 'started',
+      studyInstanceUid,
+      model: { id: spec.id, version: spec.version },
+      recording: recording === undefined ? null : { seriesInstanceUid: recording.identity.seriesInstanceUid, sopInstanceUid: recording.identity.sopInstanceUid },
+      maxFrameBytes: this.deps.maxFrameBytes,
+    });
+  }
+
+  private async resolveStudy(study: StartMessage['study']): Promise<{ studyInstanceUid: string; studyAttributes: Record<string, unknown> }> {
+    if ('studyInstanceUid' in study) {
+      let found;
+      try {
+        found = await this.deps.archive.findInstancesWithAttributes({ studyInstanceUid: study.studyInstanceUid });
+      } catch (err) {
+        if (isAppError(err) && err.code === 'NOT_FOUND') throw new ProtocolError('BAD_START', 'Unknown study: no instance of this StudyInstanceUID is stored');
+        throw err;
+      }
+      return { studyInstanceUid: study.studyInstanceUid, studyAttributes: patientStudyAttributes(found[0]!.attributes) };
+    }
+    const now = new Date();
+    const date = now.toISOString().slice(0, 10).replaceAll('-', '');
+    const time = now.toISOString().slice(11, 19).replaceAll(':', '');
+    const s: NewStudy = study;
+    const studyInstanceUid = DicomMetaDictionary.uid();
+    return {
+      studyInstanceUid,
+      studyAttributes: {
+        PatientName: s.patientName,
+        PatientID: s.patientId,
+        PatientBirthDate: s.patientBirthDate ?? '',
+        PatientSex: s.patientSex ?? '',
+        StudyInstanceUID: studyInstanceUid,
+        StudyDate: date,
+        StudyTime: time,
+        ReferringPhysicianName: '',
+        StudyID: '',
+        AccessionNumber: s.accessionNumber ?? '',
+        ...(s.studyDescription === undefined ? {} : { StudyDescription: s.studyDescription }),
+      },
+    };
+  }
+
+  private async onFrame(frame: FrameMessage, receivedAt: number): Promise<void> {
+    const active = this.active;
+    if (active === undefined) throw new ProtocolError('NOT_STARTED', 'Send {"type":"start",…} before frames');
+    let width: number;
+    let height: number;
+    let image: Buffer | RawImage;
+    let jpeg: Buffer | undefined;
+    if (frame.format === 'jpeg') {
+      const meta = await sharp(frame.payload).metadata().catch(() => undefined);
+      if (meta?.format !== 'jpeg' || meta.width === undefined || meta.height === undefined) throw new ProtocolError('UNDECODABLE_FRAME', 'The frame is not a decodable JPEG image');
+      width = meta.width;
+      height = meta.height;
+      image = frame.payload;
+      jpeg = frame.payload;
+    } else {
+      width = frame.width!;
+      height = frame.height!;
+      image = { pixels: frame.payload, width, height, channels: frame.format === 'rgb' ? 3 : 4 };
+    }
+    if (active.dimensions === undefined) active.dimensions = { width, height };
+    else if (active.dimensions.width !== width || active.dimensions.height !== height) {
+      throw new ProtocolError('FRAME_SIZE_CHANGED', `Frames of a session keep one size: ${active.dimensions.width}×${active.dimensions.height} expected, got ${width}×${height}`);
+    }
+    let frameNumber: number | undefined;
+    if (active.recording !== undefined) {
+      if (jpeg === undefined) {
+        const raw = image as RawImage;
+        jpeg = await sharp(raw.pixels, { raw: { width, height, channels: raw.channels } }).removeAlpha().jpeg({ quality: 90 }).toBuffer();
+      }
+      frameNumber = await active.recording.add(jpeg, width, height, frame.capturedAt);
+    }
+    active.slot.offer({ seq: frame.seq, capturedAt: frame.capturedAt, receivedAt, frameNumber, image });
+  }
+
+  private async analyse(active: Active, frame: PendingFrame): Promise<void> {
+    const startedAt = Date.now();
+    try {
+      const result = await this.deps.engine.detect(active.model.id, frame.image);
+      if (frame.frameNumber !== undefined && result.detections.length > 0) {
+        active.detections.push({ frame: frame.frameNumber, timeOffsetMs: active.recording!.timeOffsetMs(frame.frameNumber), detections: result.detections });
+      }
+      const stats = active.slot.stats();
+      this.send({
+        type: 'detections',
+        seq: frame.seq,
+        capturedAt: frame.capturedAt,
+        frame: frame.frameNumber ?? null,
+        model: result.model,
+        width: result.width,
+        height: result.height,
+        detections: result.detections,
+        timings: { ...result.timings, receivedAt: frame.receivedAt, waitMs: startedAt - frame.receivedAt, serverMs: Date.now() - frame.receivedAt },
+        stats: { received: stats.received + active.intakeDropped, processed: stats.processed + 1, dropped: stats.dropped + active.intakeDropped },
+      });
+    } catch (err) {
+      // A busy model (503 over HTTP) or an undecodable frame costs this frame only.
+      if (isAppError(err) && err.code === 'SERVICE_BUSY') active.intakeDropped += 1;
+      this.sendError(err, frame.seq);
+    }
+  }
+
+  private stop(reason: 'stopped' | 'disconnected'): Promise<void> {
+    const active = this.active;
+    if (active === undefined) return this.finishing;
+    this.active = undefined;
+    this.finishing = this.finishing.then(() => this.finish(active, reason));
+    return this.finishing;
+  }
+
+  private async finish(active: Active, reason: 'stopped' | 'disconnected'): Promise<void> {
+    await active.slot.close();
+    const stats = active.slot.stats();
+    const summary: Record<string, unknown> = {
+      type: 'stopped',
+      reason,
+      stats: { received: stats.received + active.intakeDropped, processed: stats.processed, dropped: stats.dropped + active.intakeDropped },
+      recording: null,
+    };
+    const recording = active.recording;
+    try {
+      if (recording !== undefined && recording.frameCount > 0) summary['recording'] = await this.store(active, recording);
+    } catch (err) {
+      this.deps.log.error({ err: { message: (err as Error).message } }, 'storing a live recording failed');
+      summary['error'] = { code: 'RECORDING_NOT_STORED', message: `The recording could not be stored: ${(err as Error).message}` };
+    } finally {
+      await recording?.discard();
+    }
+    this.deps.log.info({ reason, frames: recording?.frameCount ?? 0, ...(summary['stats'] as object) }, 'live session ended');
+    this.send(summary);
+  }
+
+  private async store(active: Active, recording: Recording): Promise<Record<string, unknown>> {
+    const video = await (await this.deps.archive.scanAndStore(recording.part10())).completion;
+    if (!video.ok) throw new Error(video.failure.message);
+    const identity = recording.identity;
+    const { part10, uids } = buildDetectionReport({
+      model: active.model,
+      source: { studyInstanceUid: identity.studyInstanceUid, seriesInstanceUid: identity.seriesInstanceUid, sopInstanceUid: identity.sopInstanceUid, sopClassUid: VIDEO_ENDOSCOPIC },
+      frames: active.detections,
+      patientStudy: active.studyAttributes,
+      minScore: active.model.operatingThreshold,
+      uids: { seriesInstanceUid: derivedUid('ai-series', identity.studyInstanceUid, active.model.id), sopInstanceUid: DicomMetaDictionary.uid() },
+      seriesDescription: `AI ${active.model.id}`,
+    });
+    const report = await (await this.deps.archive.scanAndStore((async function* () { yield part10; })())).completion;
+    if (!report.ok) throw new Error(report.failure.message);
+    return {
+      studyInstanceUid: identity.studyInstanceUid,
+      video: { seriesInstanceUid: identity.seriesInstanceUid, sopInstanceUid: identity.sopInstanceUid, frames: recording.frameCount },
+      report: { seriesInstanceUid: uids.seriesInstanceUid, sopInstanceUid: uids.sopInstanceUid, framesWithDetections: active.detections.length, detections: active.detections.reduce((n, f) => n + f.detections.length, 0) },
+    };
+  }
+
+  private send(message: Record<string, unknown>): void {
+    if (this.socket.readyState === OPEN) this.socket.send(JSON.stringify(message));
+  }
+
+  private sendError(err: unknown, seq: number | undefined): void {
+    const code = err instanceof ProtocolError ? err.code : isAppError(err) ? err.code : 'INTERNAL';
+    const message = err instanceof ProtocolError || isAppError(err) ? err.message : 'The frame could not be processed';
+    if (!(err instanceof ProtocolError) && !isAppError(err)) this.deps.log.error({ err: { message: (err as Error)?.message } }, 'live frame failed');
+    this.send({ type: 'error', code, message, ...(seq === undefined ? {} : { seq }) });
+  }
+}

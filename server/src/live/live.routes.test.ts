@@ -1,0 +1,221 @@
+/**
+ * The live endpoint end to end over a real WebSocket, with the hand-wired bright-spot test model
+ * (marks bright regions): frames are black JPEGs with a white square whose position is known.
+ */
+import sharp from 'sharp';
+import dcmjs from 'dcmjs';
+import WebSocket from 'ws';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildTestApp, type TestApp } from '../test-support/build-test-app.js';
+import { makeInstance, newUid, multipartBody, STOW_CONTENT_TYPE } from '../test-support/make-dicom.js';
+import type { BatchRunner } from '../inference/model-queue.js';
+import type { MaskOutput } from '../inference/inference-engine.js';
+import { readDetectionReport } from '../inference/detection-report.js';
+import { encodeFrame } from './live-protocol.js';
+
+dcmjs.log.setLevel('silent');
+
+/** 160×120 black frame with a white 40×40 square at (x, 40). */
+async function squareJpeg(x: number): Promise<Buffer> {
+  const pixels = Buffer.alloc(160 * 120 * 3);
+  for (let y = 40; y < 80; y += 1) for (let c = x; c < x + 40; c += 1) pixels.fill(255, (y * 160 + c) * 3, (y * 160 + c) * 3 + 3);
+  return sharp(pixels, { raw: { width: 160, height: 120, channels: 3 } }).jpeg({ quality: 90 }).toBuffer();
+}
+
+type Message = Record<string, any>;
+
+class Client {
+  readonly messages: Message[] = [];
+  private waiters: Array<() => void> = [];
+  private constructor(readonly ws: WebSocket) {
+    ws.on('message', (data, isBinary) => {
+      if (!isBinary) this.messages.push(JSON.parse(data.toString()));
+      this.waiters.splice(0).forEach((w) => w());
+    });
+  }
+  static async connect(url: string): Promise<Client> {
+    const ws = new WebSocket(url);
+    await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
+    return new Client(ws);
+  }
+  sendJson(message: unknown): void {
+    this.ws.send(JSON.stringify(message));
+  }
+  sendFrame(seq: number, jpeg: Buffer, capturedAt = seq * 40): void {
+    this.ws.send(encodeFrame({ seq, capturedAt, format: 'jpeg' }, jpeg));
+  }
+  async next(predicate: (m: Message) => boolean, timeoutMs = 20_000): Promise<Message> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const found = this.messages.find(predicate);
+      if (found !== undefined) {
+        this.messages.splice(this.messages.indexOf(found), 1);
+        return found;
+      }
+      if (Date.now() > deadline) throw new Error(`no matching message; got ${JSON.stringify(this.messages).slice(0, 500)}`);
+      await new Promise<void>((resolve) => {
+        this.waiters.push(resolve);
+        setTimeout(resolve, 200);
+      });
+    }
+  }
+}
+
+let t: TestApp;
+let url: string;
+beforeAll(async () => {
+  t = await buildTestApp({ PACS_LIVE_MAX_FRAME_BYTES: '100000' });
+  const address = await t.app.listen({ host: '127.0.0.1', port: 0 });
+  url = `${address.replace('http', 'ws')}/live`;
+});
+afterAll(async () => t.close());
+
+const newPatient = { patientName: 'ROOM^ONE', patientId: 'LIVE-1' };
+
+async function readStored(study: string, series: string): Promise<Buffer> {
+  const [instance] = await t.services.catalog.listInstances({ studyInstanceUid: study, seriesInstanceUid: series });
+  const chunks: Buffer[] = [];
+  for await (const c of await t.services.blobStore.get(instance!.blobKey)) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+describe('live endoscopy stream', () => {
+  it('answers each frame with its detections, records the session as DICOM and an SR that replays the same boxes', async () => {
+    const client = await Client.connect(url);
+    client.sendJson({ type: 'start', model: 'bright-spot', fps: 25, study: newPatient });
+    const started = await client.next((m) => m.type === 'started');
+    expect(started.model).toEqual({ id: 'bright-spot', version: '1.0.0' });
+    const frames = await Promise.all([10, 30, 50, 70, 90, 110].map(squareJpeg));
+    const live: Message[] = [];
+    for (let seq = 0; seq < frames.length; seq += 1) {
+      client.sendFrame(seq, frames[seq]!);
+      live.push(await client.next((m) => m.type === 'detections' && m.seq === seq)); // one at a time: none dropped
+    }
+    live.forEach((m, i) => {
+      expect(m.frame).toBe(i + 1);
+      expect(m.capturedAt).toBe(i * 40);
+      expect(m.detections).toHaveLength(1);
+      const box = m.detections[0].box;
+      expect(Math.abs(box.x - (10 + 20 * i))).toBeLessThanOrEqual(3);
+      expect(Math.abs(box.y - 40)).toBeLessThanOrEqual(3);
+      expect(m.timings.serverMs).toBeGreaterThanOrEqual(0);
+      expect(m.stats).toEqual({ received: i + 1, processed: i + 1, dropped: 0 });
+    });
+
+    client.sendJson({ type: 'stop' });
+    const stopped = await client.next((m) => m.type === 'stopped');
+    expect(stopped.stats).toEqual({ received: 6, processed: 6, dropped: 0 });
+    const { studyInstanceUid, video, report } = stopped.recording;
+    expect(studyInstanceUid).toBe(started.studyInstanceUid);
+    expect(video.frames).toBe(6);
+    expect(report.detections).toBe(6);
+
+    // The recording: a Video Endoscopic Image whose frames are the JPEGs exactly as sent.
+    for (const frame of [1, 4, 6]) {
+      const res = await t.app.inject({
+        url: `/dicomweb/studies/${studyInstanceUid}/series/${video.seriesInstanceUid}/instances/${video.sopInstanceUid}/frames/${frame}`,
+        headers: { accept: 'multipart/related; type="application/octet-stream"; transfer-syntax=*' },
+      });
+      expect(res.statusCode).toBe(200);
+      expect(res.rawPayload.includes(frames[frame - 1]!)).toBe(true);
+    }
+    const videoBytes = await readStored(studyInstanceUid, video.seriesInstanceUid);
+    const ds = dcmjs.data.DicomMetaDictionary.naturalizeDataset(dcmjs.data.DicomMessage.readFile(videoBytes.buffer.slice(videoBytes.byteOffset, videoBytes.byteOffset + videoBytes.length) as ArrayBuffer).dict);
+    expect(ds).toMatchObject({ SOPClassUID: '1.2.840.10008.5.1.4.1.1.77.1.1.1', Modality: 'ES', NumberOfFrames: 6, Rows: 120, Columns: 160, PatientID: 'LIVE-1' });
+    expect(ds.FrameTimeVector).toEqual([0, 40, 40, 40, 40, 40]);
+
+    // The SR: every detection sent live, on the frame it was sent for.
+    const sr = readDetectionReport(await readStored(studyInstanceUid, report.seriesInstanceUid));
+    expect(sr.source.sopInstanceUid).toBe(video.sopInstanceUid);
+    expect(sr.frames.map((f) => f.frame)).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(sr.frames.map((f) => f.timeOffsetMs)).toEqual([0, 40, 80, 120, 160, 200]);
+    sr.frames.forEach((f, i) => expect(f.detections).toEqual(live[i]!.detections));
+    client.ws.close();
+  });
+
+  it('answers malformed, early, oversized and resized frames with an error and keeps the connection', async () => {
+    const client = await Client.connect(url);
+    client.sendFrame(0, await squareJpeg(10));
+    expect(await client.next((m) => m.type === 'error')).toMatchObject({ code: 'NOT_STARTED' });
+    client.ws.send('not json');
+    expect(await client.next((m) => m.type === 'error')).toMatchObject({ code: 'MALFORMED_MESSAGE' });
+    client.sendJson({ type: 'start', model: 'nope', study: newPatient });
+    expect(await client.next((m) => m.type === 'error')).toMatchObject({ code: 'BAD_START', message: expect.stringMatching(/Unknown model/) });
+    client.sendJson({ type: 'start', model: 'bright-spot', study: { studyInstanceUid: newUid() } });
+    expect(await client.next((m) => m.type === 'error')).toMatchObject({ code: 'BAD_START', message: expect.stringMatching(/Unknown study/) });
+    client.sendJson({ type: 'start', model: 'bright-spot', record: false, study: newPatient });
+    await client.next((m) => m.type === 'started');
+    client.ws.send(Buffer.from([0, 0]));
+    expect(await client.next((m) => m.type === 'error')).toMatchObject({ code: 'MALFORMED_MESSAGE' });
+    client.sendFrame(1, Buffer.alloc(150_000, 1));
+    expect(await client.next((m) => m.type === 'error')).toMatchObject({ code: 'FRAME_TOO_LARGE' });
+    client.sendFrame(2, Buffer.from('not a jpeg at all'));
+    expect(await client.next((m) => m.type === 'error')).toMatchObject({ code: 'UNDECODABLE_FRAME', seq: 2 });
+    client.sendFrame(3, await squareJpeg(10));
+    expect(await client.next((m) => m.type === 'detections')).toMatchObject({ seq: 3, frame: null });
+    const small = await sharp({ create: { width: 80, height: 60, channels: 3, background: '#000' } }).jpeg().toBuffer();
+    client.sendFrame(4, small);
+    expect(await client.next((m) => m.type === 'error')).toMatchObject({ code: 'FRAME_SIZE_CHANGED', seq: 4 });
+    client.sendJson({ type: 'start', model: 'bright-spot', study: newPatient });
+    expect(await client.next((m) => m.type === 'error')).toMatchObject({ code: 'ALREADY_STARTED' });
+    client.sendJson({ type: 'stop' });
+    expect(await client.next((m) => m.type === 'stopped')).toMatchObject({ recording: null });
+    expect(client.ws.readyState).toBe(WebSocket.OPEN);
+    client.ws.close();
+  });
+
+  it('drops frames, never queues them, when a client sends faster than the model: the newest frame is analysed', async () => {
+    const engine = t.services.inference!;
+    engine.wrapRunner('bright-spot', (runner): BatchRunner<Buffer, MaskOutput> => ({ run: async (inputs) => { await new Promise((r) => setTimeout(r, 60)); return runner.run(inputs); } }), { maxBatch: 4, queueDepth: 16 });
+    try {
+      const client = await Client.connect(url);
+      client.sendJson({ type: 'start', model: 'bright-spot', record: false, study: newPatient });
+      await client.next((m) => m.type === 'started');
+      const jpeg = await squareJpeg(60);
+      const rssBefore = process.memoryUsage().rss;
+      for (let seq = 0; seq < 200; seq += 1) client.sendFrame(seq, jpeg, seq);
+      const last = await client.next((m) => m.type === 'detections' && m.seq === 199);
+      expect(last.stats.received).toBe(200);
+      expect(last.stats.processed).toBeLessThan(60);
+      expect(last.stats.dropped).toBe(200 - last.stats.processed);
+      // Latency stays about two model runs (one in flight + one waiting), not 200 queued frames.
+      expect(last.timings.waitMs).toBeLessThan(1000);
+      expect(process.memoryUsage().rss - rssBefore).toBeLessThan(100 * 1024 * 1024);
+      client.sendJson({ type: 'stop' });
+      expect((await client.next((m) => m.type === 'stopped')).stats).toMatchObject({ received: 200 });
+      client.ws.close();
+    } finally {
+      engine.wrapRunner('bright-spot', (runner) => runner, { maxBatch: 4, queueDepth: 16 });
+    }
+  });
+
+  it('stores what was received when the client disconnects mid-session, in an existing study with its patient', async () => {
+    const study = newUid();
+    const stow = await t.app.inject({
+      method: 'POST',
+      url: '/dicomweb/studies',
+      headers: { 'content-type': STOW_CONTENT_TYPE() },
+      payload: multipartBody([{ body: makeInstance({ studyInstanceUid: study, patientName: 'KEPT^PATIENT', patientId: 'KEEP-9', modality: 'ES' }) }]),
+    });
+    expect(stow.statusCode).toBe(200);
+    const client = await Client.connect(url);
+    client.sendJson({ type: 'start', model: 'bright-spot', study: { studyInstanceUid: study } });
+    expect((await client.next((m) => m.type === 'started')).studyInstanceUid).toBe(study);
+    const jpeg = await squareJpeg(20);
+    for (let seq = 0; seq < 5; seq += 1) client.sendFrame(seq, jpeg);
+    await client.next((m) => m.type === 'detections' && m.seq === 4);
+    client.ws.terminate();
+    // The recording arrives in the study shortly after the connection drops.
+    let series: Array<Record<string, any>> = [];
+    for (let i = 0; i < 100 && series.length < 3; i += 1) {
+      await new Promise((r) => setTimeout(r, 100));
+      series = (await t.app.inject({ url: `/dicomweb/studies/${study}/series` })).json();
+    }
+    expect(series.map((s) => s['00080060'].Value[0]).sort()).toEqual(['ES', 'ES', 'SR']);
+    const instances = (await t.app.inject({ url: `/dicomweb/studies/${study}/instances?SOPClassUID=1.2.840.10008.5.1.4.1.1.77.1.1.1&includefield=NumberOfFrames&includefield=PatientID` })).json();
+    expect(instances).toHaveLength(1);
+    expect(instances[0]['00280008'].Value[0]).toBe(5);
+    expect(instances[0]['00100020'].Value[0]).toBe('KEEP-9');
+    expect(t.logLines.join('')).not.toMatch(/KEEP-9|KEPT|LIVE-1|ROOM\^ONE/);
+  });
+});

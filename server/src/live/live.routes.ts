@@ -1,0 +1,43 @@
+/**
+ * `GET /live` (WebSocket): the live endoscopy stream (live-session.ts; protocol in live-protocol.ts and
+ * docs/api.md). When the server closes, @fastify/websocket closes the sockets (preClose); the app then
+ * waits for the sessions' recordings to be stored (LiveSessionRegistry) before closing storage.
+ */
+import websocket from '@fastify/websocket';
+import type { FastifyInstance } from 'fastify';
+import { LiveSession, type LiveDeps } from './live-session.js';
+
+/** Sessions finishing (storing their recording); the app waits for them before closing storage. */
+export class LiveSessionRegistry {
+  private readonly finishing = new Set<Promise<void>>();
+  track(done: Promise<void>): void {
+    this.finishing.add(done);
+    void done.finally(() => this.finishing.delete(done));
+  }
+  async drain(): Promise<void> {
+    while (this.finishing.size > 0) await Promise.all(this.finishing);
+  }
+}
+
+export interface LiveRoutesOptions extends LiveDeps {
+  sessions: LiveSessionRegistry;
+}
+
+export async function liveRoutes(app: FastifyInstance, options: LiveRoutesOptions): Promise<void> {
+  const { sessions, ...deps } = options;
+  // A message above the frame limit is refused with an error (connection kept); far above it, ws
+  // closes the connection (1009) before buffering it.
+  await app.register(websocket, { options: { maxPayload: deps.maxFrameBytes * 2 + 8192 } });
+  app.get('/live', { websocket: true }, (socket) => {
+    const session = new LiveSession(deps, socket);
+    socket.on('message', (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean) => {
+      const bytes = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
+      session.onMessage(bytes, isBinary);
+    });
+    socket.on('error', () => {});
+    socket.once('close', () => {
+      const done = session.onClose().catch((err: unknown) => deps.log.error({ err: { message: (err as Error).message } }, 'closing a live session failed'));
+      sessions.track(done);
+    });
+  });
+}
