@@ -18,7 +18,9 @@ const FASTIFY_MESSAGES: Record<string, string> = {
 
 export function errorHandler(err: FastifyError | Error, request: FastifyRequest, reply: FastifyReply): void {
   const { status, body } = toResponse(err);
-  if (status >= 500) {
+  if (err instanceof ServiceBusyError) {
+    request.log.warn({ code: body.error.code, status }, 'request refused: busy');
+  } else if (status >= 500) {
     request.log.error({ err: { type: err.name, code: (err as FastifyError).code, message: err.message, stack: err.stack } }, 'request failed');
   } else {
     request.log.info({ code: body.error.code, status }, 'request refused');

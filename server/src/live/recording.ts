@@ -39,6 +39,8 @@ export class Recording {
   private width = 0;
   private height = 0;
   private appending: Promise<void> = Promise.resolve();
+  /** Set when a frame could not be written: the recording would have a hole, so it is not stored. */
+  private writeError: Error | undefined;
   readonly startedAt = new Date();
 
   private constructor(
@@ -76,7 +78,12 @@ export class Recording {
     this.frames.push(frame);
     this.size += jpeg.length;
     const write = this.appending.then(async () => {
-      await this.handle.write(jpeg, 0, jpeg.length, frame.offset);
+      try {
+        await this.handle.write(jpeg, 0, jpeg.length, frame.offset);
+      } catch (err) {
+        this.writeError ??= err as Error;
+        throw err;
+      }
     });
     this.appending = write.catch(() => {});
     return write.then(() => frameNumber);
@@ -96,6 +103,7 @@ export class Recording {
    */
   async *part10(): AsyncGenerator<Buffer> {
     await this.appending;
+    if (this.writeError !== undefined) throw new Error(`a frame could not be written to the temporary file (${this.writeError.message})`);
     yield this.header();
     const itemLengths = this.frames.map((f) => f.length + (f.length % 2));
     const total = itemLengths.reduce((a, b) => a + b + 8, 0);
