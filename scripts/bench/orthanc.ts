@@ -58,6 +58,8 @@ export interface OrthancOptions {
   syncStorageArea: boolean;
   /** Further plugin libraries to load after the DICOMweb plugin (e.g. GDCM). Default none. */
   extraPlugins?: string[];
+  /** Enables Orthanc's DICOM (DIMSE) server on this loopback port (AE title ORTHANC). Default off. */
+  dicomPort?: number;
 }
 
 const GDCM_PLUGIN_CANDIDATES = ['/usr/share/orthanc/plugins/libOrthancGdcm.so', '/usr/lib/orthanc/libOrthancGdcm.so'];
@@ -105,8 +107,10 @@ export async function startOrthanc(
     HttpPort: port,
     RemoteAccessAllowed: false, // loopback only
     AuthenticationEnabled: false,
-    DicomServerEnabled: false,
-    DicomPort: await freePort(),
+    DicomServerEnabled: options.dicomPort !== undefined,
+    DicomPort: options.dicomPort ?? (await freePort()),
+    DicomAet: 'ORTHANC',
+    DicomCheckCalledAet: false,
     WebDavEnabled: false,
     Plugins: [install.plugin, ...(options.extraPlugins ?? [])],
     DicomWeb: { Enable: true, Root: '/dicom-web/', EnableWado: false },
@@ -147,7 +151,7 @@ export async function startOrthanc(
     describe: [
       `${install.version}, DICOMweb plugin ${pluginVersion} (${install.plugin})` +
         (options.extraPlugins?.length ? `; also loaded: ${options.extraPlugins.join(', ')}` : ''),
-      `Orthanc settings: ${settings}; DicomServerEnabled=false, RemoteAccessAllowed=false, ` +
+      `Orthanc settings: ${settings}; DicomServerEnabled=${options.dicomPort !== undefined}, RemoteAccessAllowed=false, ` +
         `AuthenticationEnabled=false, storage+index (SQLite) in a temp dir; everything else built-in defaults`,
     ],
     alive: proc.alive,

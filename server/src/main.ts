@@ -1,6 +1,8 @@
-/** Entry point: config from the environment, services, HTTP server; closes cleanly on SIGINT/SIGTERM. */
+/** Entry point: config from the environment, services, HTTP server (+ DIMSE when enabled); closes cleanly on SIGINT/SIGTERM. */
 import { buildApp, createServices } from './app.js';
 import { loadConfig } from './config.js';
+import type { DimseServer } from './dimse/dimse-server.js';
+import { startDimseIfEnabled } from './dimse/start-from-config.js';
 import { isAppError } from './errors.js';
 
 async function main(): Promise<void> {
@@ -13,14 +15,17 @@ async function main(): Promise<void> {
   }
   const services = await createServices(config);
   const app = await buildApp(config, services);
+  let dimse: DimseServer | undefined;
   const shutdown = async (signal: string) => {
     app.log.info({ signal }, 'shutting down');
+    await dimse?.close();
     await app.close();
     process.exit(0);
   };
   process.once('SIGINT', () => void shutdown('SIGINT'));
   process.once('SIGTERM', () => void shutdown('SIGTERM'));
   await app.listen({ host: config.host, port: config.port });
+  dimse = await startDimseIfEnabled(config, services);
   app.log.info(
     { dicomweb: `http://${config.host}:${config.port}${config.dicomwebPrefix}`, blobStore: config.blobStore.kind, index: config.index.kind },
     'filmless-pacs ready',

@@ -31,6 +31,26 @@ export interface ScannedPart {
   completion: Promise<StoreResult>;
 }
 
+/**
+ * What the caller already knows about the instance (STOW-RS: the study in the path; DIMSE C-STORE: the
+ * SOP class and instance of the command). A data set that disagrees is refused before it is indexed.
+ */
+export interface StoreExpectations {
+  studyInstanceUid?: string;
+  sopClassUid?: string;
+  sopInstanceUid?: string;
+}
+
+function sopMismatch(header: InstanceHeader, expected: StoreExpectations): string | undefined {
+  if (expected.sopClassUid !== undefined && header.sopClassUid !== expected.sopClassUid) {
+    return 'SOP Class UID of the data set differs from the request';
+  }
+  if (expected.sopInstanceUid !== undefined && header.sopInstanceUid !== expected.sopInstanceUid) {
+    return 'SOP Instance UID of the data set differs from the request';
+  }
+  return undefined;
+}
+
 export interface ArchiveOptions {
   maxHeaderBytes: number;
 }
@@ -54,7 +74,9 @@ export class Archive {
    * blob and the index row. Rejects only for request-level errors (malformed multipart, body too large);
    * everything else about this one file becomes a failed StoreResult.
    */
-  async scanAndStore(source: AsyncIterable<Buffer>, expectedStudyUid?: string): Promise<ScannedPart> {
+  async scanAndStore(source: AsyncIterable<Buffer>, expected?: string | StoreExpectations): Promise<ScannedPart> {
+    const expectation: StoreExpectations = typeof expected === 'string' ? { studyInstanceUid: expected } : (expected ?? {});
+    const expectedStudyUid = expectation.studyInstanceUid;
     const blobKey = newBlobKey();
     const upload = startUpload(this.blobs, blobKey);
     let header: InstanceHeader;
@@ -76,6 +98,16 @@ export class Archive {
             failureReason: FailureReason.DataSetMismatch,
             message: `Study Instance UID ${header.studyInstanceUid} does not match the study in the request path (${expectedStudyUid})`,
           },
+        }),
+      };
+    }
+    const mismatch = sopMismatch(header, expectation);
+    if (mismatch !== undefined) {
+      await upload.abort(new Error('SOP mismatch'));
+      return {
+        completion: Promise.resolve({
+          ok: false,
+          failure: { sopClassUid: header.sopClassUid, sopInstanceUid: header.sopInstanceUid, failureReason: FailureReason.DataSetMismatch, message: mismatch },
         }),
       };
     }

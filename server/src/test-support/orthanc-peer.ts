@@ -20,6 +20,9 @@ export interface OrthancPeer {
   url: string;
   version: string;
   pluginVersion: string;
+  /** Its DICOM (DIMSE) port and AE title: only listening when started with `dimse`. */
+  dicomPort: number;
+  dicomAeTitle: string;
   log(): string;
   /** Stops the process and removes its temp folder. */
   stop(): Promise<void>;
@@ -42,11 +45,26 @@ export function findOrthanc(): { binary: string; plugin: string } {
   return { binary, plugin };
 }
 
-/** `peers`: name → DICOMweb root URL (with a trailing slash), for `DicomWeb.Servers`. */
-export async function startOrthancPeer(peers: Record<string, string>): Promise<OrthancPeer> {
+/** Orthanc's DICOM port on loopback, for DIMSE interoperability tests and benchmarks. */
+export interface OrthancDimseOptions {
+  /** Orthanc's own AE title (default ORTHANC). */
+  aeTitle?: string;
+  /** Its DICOM port (default: a free one), for peers that must know it before Orthanc starts. */
+  port?: number;
+  /** `DicomModalities`: name → AE title, host, port of the peers it may send to (C-STORE, C-MOVE). */
+  modalities?: Record<string, { aeTitle: string; host: string; port: number }>;
+}
+
+/**
+ * `peers`: name → DICOMweb root URL (with a trailing slash), for `DicomWeb.Servers`. With `dimse`, its
+ * DICOM server listens on a loopback port too (any calling AE accepted) and knows the given modalities.
+ */
+export async function startOrthancPeer(peers: Record<string, string>, dimse?: OrthancDimseOptions): Promise<OrthancPeer> {
   const { binary, plugin } = findOrthanc();
   const workDir = await mkdtemp(path.join(os.tmpdir(), 'pacs-orthanc-peer-'));
   const port = await freePort();
+  const dicomPort = dimse?.port ?? (await freePort());
+  const dicomAeTitle = dimse?.aeTitle ?? 'ORTHANC';
   const config = {
     Name: 'interop-orthanc',
     StorageDirectory: path.join(workDir, 'storage'),
@@ -55,8 +73,15 @@ export async function startOrthancPeer(peers: Record<string, string>): Promise<O
     HttpPort: port,
     RemoteAccessAllowed: false,
     AuthenticationEnabled: false,
-    DicomServerEnabled: false,
-    DicomPort: await freePort(),
+    DicomServerEnabled: dimse !== undefined,
+    DicomPort: dicomPort,
+    DicomAet: dicomAeTitle,
+    DicomCheckCalledAet: false,
+    DicomAlwaysAllowEcho: true,
+    DicomAlwaysAllowStore: true,
+    DicomModalities: Object.fromEntries(
+      Object.entries(dimse?.modalities ?? {}).map(([name, m]) => [name, { AET: m.aeTitle, Host: m.host, Port: m.port }]),
+    ),
     WebDavEnabled: false,
     Plugins: [plugin],
     DicomWeb: {
@@ -107,6 +132,8 @@ export async function startOrthancPeer(peers: Record<string, string>): Promise<O
     url,
     version: String(system.Version),
     pluginVersion: String(pluginInfo.Version),
+    dicomPort,
+    dicomAeTitle,
     log: () => output,
     stop,
   };

@@ -1,0 +1,236 @@
+/**
+ * DIMSE benchmark: C-STORE throughput of our DICOM network service vs Debian's Orthanc C-STORE SCP, same
+ * files, same client (dcmtk storescu), same run.
+ *
+ *   npm run bench:dimse                  # full run (~3-4 min on 2 cores; +20 s the first time, to generate data)
+ *   npm run bench:dimse -- --quick       # smoke run, fewer instances, one round
+ *   npm run bench:dimse -- --servers ours       # only one side (ours | orthanc | ours,orthanc)
+ *   options: --rounds N  --instances N (per measurement, multiple of 50)  --keep (keep temp storage)
+ *
+ * Measures instances/s stored by one storescu association and by four concurrent storescu associations
+ * (the files split four ways), wall clock from the first process start to the last exit, counting only
+ * instances answered with Success. Every measurement stores instances the server has not seen (fresh
+ * studies), and rounds alternate which server goes first. Servers run with default settings (ours:
+ * fs blob store + SQLite; Orthanc: SyncStorageArea as shipped), on loopback. DCMTK (storescu, and the
+ * DCMTK inside Orthanc) leaves Nagle's algorithm on unless the environment has TCP_NODELAY=1: with it
+ * on, every store waits ~40 ms for a delayed ACK whatever the server (storescu → dcmtk storescp: 10
+ * instances/s), so the benchmark sets TCP_NODELAY=1 for every process it starts (our server sets
+ * no-delay on its sockets itself).
+ * Output: markdown on stdout and in .bench/dimse-results.md; progress on stderr.
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { corpusFile, ensureSmallCorpus, INSTANCES_PER_SERIES, SERIES_PER_STUDY, type StudyPlan } from './bench/generate.js';
+import { findOrthanc, INSTALL_HINT, startOrthanc } from './bench/orthanc.js';
+import { startOurServer } from './bench/our-server.js';
+import { machineInfo, medianTable, metric, ORTHANC, OURS, record, type Metric } from './bench/report.js';
+import type { TargetServer } from './bench/target.js';
+import { formatBytes, freePort, log } from './bench/util.js';
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const benchDir = path.join(repoRoot, '.bench');
+const INSTANCES_PER_STUDY = SERIES_PER_STUDY * INSTANCES_PER_SERIES;
+const CONCURRENCIES = [1, 4] as const;
+
+interface Options {
+  quick: boolean;
+  servers: string[];
+  rounds: number;
+  instances: number;
+  keep: boolean;
+}
+
+function parseOptions(argv: string[]): Options {
+  const flag = (name: string): boolean => argv.includes(`--${name}`);
+  const value = (name: string): string | undefined => {
+    const i = argv.findIndex((a) => a === `--${name}` || a.startsWith(`--${name}=`));
+    if (i < 0) return undefined;
+    const a = argv[i]!;
+    return a.includes('=') ? a.slice(a.indexOf('=') + 1) : argv[i + 1];
+  };
+  if (flag('help') || flag('h')) {
+    process.stdout.write(fs.readFileSync(fileURLToPath(import.meta.url), 'utf8').split('*/')[0]!.replace(/^\/\*\*?|^ \* ?/gm, '') + '\n');
+    process.exit(0);
+  }
+  const quick = flag('quick');
+  const servers = (value('servers') ?? `${OURS},${ORTHANC}`).split(',').map((s) => s.trim()).filter(Boolean);
+  for (const s of servers) if (![OURS, ORTHANC].includes(s)) throw new Error(`--servers: unknown server "${s}"`);
+  const rounds = Number(value('rounds') ?? (quick ? 1 : 3));
+  if (!Number.isInteger(rounds) || rounds < 1) throw new Error('--rounds must be a positive integer');
+  const instances = Number(value('instances') ?? (quick ? 100 : 300));
+  if (!Number.isInteger(instances) || instances < INSTANCES_PER_STUDY || instances % INSTANCES_PER_STUDY !== 0) {
+    throw new Error(`--instances must be a positive multiple of ${INSTANCES_PER_STUDY}`);
+  }
+  return { quick, servers, rounds, instances, keep: flag('keep') };
+}
+
+interface DimseTarget {
+  server: TargetServer;
+  port: number;
+  aeTitle: string;
+}
+
+const running: TargetServer[] = [];
+let workDir: string | undefined;
+
+async function cleanup(keep: boolean): Promise<void> {
+  for (const s of running.splice(0)) {
+    try {
+      await s.stop();
+    } catch (err) {
+      log(`stopping ${s.name}: ${(err as Error).message}`);
+    }
+  }
+  if (workDir && !keep) fs.rmSync(workDir, { recursive: true, force: true });
+  else if (workDir) log(`kept server storage and logs in ${workDir}`);
+  workDir = undefined;
+}
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    log(`${signal}: stopping servers`);
+    void cleanup(false).finally(() => process.exit(130));
+  });
+}
+
+/** One storescu process; resolves with how many stores were answered Success. */
+function storescu(target: DimseTarget, files: string[]): Promise<{ ok: number; failed: number; tail: string }> {
+  return new Promise((resolve) => {
+    const child = spawn('storescu', ['-v', '--no-halt', '-aet', 'BENCHSCU', '-aec', target.aeTitle, '127.0.0.1', String(target.port), ...files], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout.on('data', (c: Buffer) => (output += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (output += c.toString()));
+    child.on('close', () => {
+      const ok = output.match(/Received Store Response \(Success\)/g)?.length ?? 0;
+      resolve({ ok, failed: files.length - ok, tail: output.slice(-1500) });
+    });
+  });
+}
+
+async function storeRun(target: DimseTarget, files: string[], associations: number): Promise<number> {
+  const chunks: string[][] = Array.from({ length: associations }, () => []);
+  files.forEach((f, i) => chunks[i % associations]!.push(f));
+  const started = performance.now();
+  const results = await Promise.all(chunks.map((chunk) => storescu(target, chunk)));
+  const seconds = (performance.now() - started) / 1000;
+  const ok = results.reduce((n, r) => n + r.ok, 0);
+  const failed = results.reduce((n, r) => n + r.failed, 0);
+  if (failed > 0) {
+    log(`${target.server.name}: ${failed} of ${files.length} stores failed; last output:\n${results.find((r) => r.failed > 0)?.tail}`);
+    return Number.NaN;
+  }
+  return ok / seconds;
+}
+
+async function waitForPort(port: number): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const socket = net.connect({ host: '127.0.0.1', port });
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`no DICOM server on port ${port}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+function filesOf(cacheDir: string, studies: StudyPlan[]): string[] {
+  return studies.flatMap((s) => s.series.flatMap((se) => se.instances.map((i) => corpusFile(cacheDir, i.file))));
+}
+
+async function main(): Promise<void> {
+  const options = parseOptions(process.argv.slice(2));
+  process.env['TCP_NODELAY'] ??= '1';
+  for (const tool of ['storescu']) {
+    try {
+      fs.accessSync(`/usr/bin/${tool}`);
+    } catch {
+      throw new Error(`dcmtk's ${tool} is required: apt-get install -y --no-install-recommends dcmtk`);
+    }
+  }
+  const install = options.servers.includes(ORTHANC) ? findOrthanc() : undefined;
+  if (options.servers.includes(ORTHANC) && !install) throw new Error(INSTALL_HINT);
+
+  fs.mkdirSync(benchDir, { recursive: true });
+  const studiesPerMeasurement = options.instances / INSTANCES_PER_STUDY;
+  const measurements = options.rounds * CONCURRENCIES.length;
+  const plans = ensureSmallCorpus(benchDir, studiesPerMeasurement * measurements);
+  const batches: string[][] = [];
+  for (let m = 0; m < measurements; m++) batches.push(filesOf(benchDir, plans.slice(m * studiesPerMeasurement, (m + 1) * studiesPerMeasurement)));
+  const batchBytes = batches[0]!.reduce((n, f) => n + fs.statSync(f).size, 0);
+
+  workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-dimse-'));
+  const targets: DimseTarget[] = [];
+  if (options.servers.includes(OURS)) {
+    const port = await freePort();
+    process.env['PACS_DIMSE_ENABLED'] = 'true';
+    process.env['PACS_DIMSE_PORT'] = String(port);
+    process.env['PACS_DIMSE_AE_TITLE'] = 'FILMLESS';
+    process.env['PACS_AI_ENABLED'] ??= 'false';
+    fs.mkdirSync(path.join(workDir, 'ours'), { recursive: true });
+    const server = await startOurServer(repoRoot, path.join(workDir, 'ours'));
+    running.push(server);
+    targets.push({ server, port, aeTitle: 'FILMLESS' });
+  }
+  if (install) {
+    const port = await freePort();
+    fs.mkdirSync(path.join(workDir, 'orthanc'), { recursive: true });
+    const server = await startOrthanc(install, path.join(workDir, 'orthanc'), { syncStorageArea: true, dicomPort: port });
+    running.push(server);
+    targets.push({ server, port, aeTitle: 'ORTHANC' });
+  }
+
+  for (const target of targets) await waitForPort(target.port);
+  const metrics = new Map<number, Metric>(
+    CONCURRENCIES.map((c) => [c, metric(`C-STORE, ${c} concurrent storescu association${c > 1 ? 's' : ''}`, 'instances/s', true, 1)]),
+  );
+  let batch = 0;
+  for (let round = 0; round < options.rounds; round++) {
+    for (const concurrency of CONCURRENCIES) {
+      const files = batches[batch++]!;
+      const order = round % 2 === 0 ? targets : [...targets].reverse();
+      for (const target of order) {
+        const rate = await storeRun(target, files, concurrency);
+        record(metrics.get(concurrency)!, target.server.name, rate);
+        log(`round ${round + 1}/${options.rounds}, ${concurrency} association(s), ${target.server.name}: ${rate.toFixed(1)} instances/s`);
+      }
+    }
+  }
+
+  const servers = targets.map((t) => t.server.name);
+  const report = [
+    `## DIMSE C-STORE (${new Date().toISOString().slice(0, 10)})`,
+    '',
+    `Each measurement stores ${options.instances} new instances (${studiesPerMeasurement} studies × ${SERIES_PER_STUDY} series × ${INSTANCES_PER_SERIES}, ` +
+      `16-bit CT/MR, Explicit VR LE, ${formatBytes(batchBytes)} in all) with dcmtk storescu over loopback; ` +
+      `${options.rounds} round(s), alternating which server goes first; instances/s = stored instances / wall time of all associations ` +
+      `(storescu processes included: start-up, file checks, association set-up). TCP_NODELAY=${process.env['TCP_NODELAY']} for dcmtk (storescu and Orthanc).`,
+    '',
+    medianTable([...metrics.values()], servers),
+    '',
+    ...targets.flatMap((t) => t.server.describe.map((line) => `- ${t.server.name}: ${line}`)),
+    ...machineInfo().map((line) => `- ${line}`),
+    '',
+  ].join('\n');
+  process.stdout.write(`${report}\n`);
+  fs.writeFileSync(path.join(benchDir, 'dimse-results.md'), report);
+  await cleanup(options.keep);
+}
+
+main().catch(async (err: unknown) => {
+  process.stderr.write(`bench-dimse failed: ${err instanceof Error ? err.message : String(err)}\n`);
+  await cleanup(false);
+  process.exit(1);
+});

@@ -1,0 +1,316 @@
+/**
+ * The DICOM network service (DIMSE SCP): C-ECHO, C-STORE, C-FIND, C-MOVE and C-GET on dcmjs-dimse's
+ * protocol machine (PDUs, association state, P-DATA fragmentation), behind a `net.Server` of our own so
+ * it listens on the configured address only (dcmjs-dimse's `Server.listen(port)` binds every interface).
+ *
+ * Every handler answers: an exception inside a dcmjs-dimse handler would abort the association with no
+ * response, so each one catches and replies with a failure status. A malformed PDU, an A-ABORT, a closed
+ * socket or a peer that stops reading (PDU timeout) ends that association only; an unfinished C-STORE
+ * data set is dropped (nothing indexed). Logs name AE titles, addresses and counts, never patient data.
+ */
+import net from 'node:net';
+import type { Logger } from 'pino';
+import type { Archive } from '../archive/archive.js';
+import type { DimseConfig } from '../config.js';
+import { IdentifierError, findMatches, parseIdentifier } from './c-find.js';
+import { RetrieveIdentifierError, instancesToRetrieve, runSubOperations, withStoreAssociation, type SubOperationCounts } from './c-move-get.js';
+import { startIncomingStore, storeStatus, type IncomingStore } from './c-store.js';
+import { negotiate, type AssociationPolicy } from './association-policy.js';
+import {
+  Dataset,
+  Scp,
+  Status,
+  responses,
+  type Association,
+  type CEchoRequest,
+  type CFindRequest,
+  type CGetRequest,
+  type CMoveRequest,
+  type CStoreRequest,
+  type PresentationContext,
+  type Request,
+} from './dimse-lib.js';
+
+export interface DimseServerOptions {
+  config: Pick<DimseConfig, 'host' | 'port' | 'aeTitle' | 'allowedCallingAeTitles' | 'destinations'>;
+  archive: Archive;
+  logger: Logger;
+  /** Rows per catalog query while answering C-FIND / resolving C-MOVE (the QIDO maximum page). */
+  pageSize: number;
+  /** Seconds of silence before an association is aborted (dcmjs-dimse PDU / association timeouts). */
+  timeoutSeconds?: number;
+}
+
+export interface DimseServer {
+  /** Where it listens (the port is the real one when 0 was asked for). */
+  readonly host: string;
+  readonly port: number;
+  /** Associations open now. */
+  connections(): number;
+  /** Stops listening and ends every open association. */
+  close(): Promise<void>;
+}
+
+type ResponseLike = InstanceType<typeof responses.Response>;
+
+export async function startDimseServer(options: DimseServerOptions): Promise<DimseServer> {
+  const { archive, config } = options;
+  const log = options.logger.child({ component: 'dimse' });
+  const policy: AssociationPolicy = { allowedCallingAeTitles: config.allowedCallingAeTitles };
+  const timeoutMs = (options.timeoutSeconds ?? 60) * 1000;
+  const sockets = new Set<net.Socket>();
+
+  class PacsScp extends Scp {
+    private readonly stores = new WeakMap<object, IncomingStore>();
+    private current: IncomingStore | undefined;
+    private readonly cancelled = new Set<number>();
+    private callingAeTitle = '';
+    private resolveEnded!: () => void;
+    readonly ended = new Promise<void>((resolve) => (this.resolveEnded = resolve));
+    private readonly ownSocket: net.Socket;
+
+    constructor(socket: net.Socket) {
+      super(socket, { connectTimeout: timeoutMs, associationTimeout: timeoutMs, pduTimeout: timeoutMs });
+      this.ownSocket = socket;
+      this.on('networkError', (err: Error) => {
+        log.warn({ callingAeTitle: this.callingAeTitle, message: err.message.replace(/^.*-> /, '') }, 'DIMSE association ended by a network error');
+        this.endAssociation(new Error('network error'));
+        socket.destroy();
+      });
+      this.on('close', () => this.endAssociation(new Error('connection closed')));
+    }
+
+    private endAssociation(reason: Error): void {
+      this.current?.queue.fail(reason);
+      this.current = undefined;
+      this.resolveEnded();
+    }
+
+    override associationRequested(association: Association): void {
+      try {
+        this.callingAeTitle = association.getCallingAeTitle().trim();
+        const decision = negotiate(association, policy);
+        if (!decision.accept) {
+          log.warn({ callingAeTitle: this.callingAeTitle, remote: this.ownSocket.remoteAddress }, `DIMSE association rejected: ${decision.why}`);
+          this.sendAssociationReject(decision.result, decision.source, decision.reason);
+          return;
+        }
+        log.info(
+          { callingAeTitle: this.callingAeTitle, calledAeTitle: association.getCalledAeTitle().trim(), accepted: decision.accepted, refused: decision.refused },
+          'DIMSE association accepted',
+        );
+        this.sendAssociationAccept();
+      } catch (err) {
+        log.error({ message: (err as Error).message }, 'DIMSE association negotiation failed');
+        this.sendAssociationReject(2, 2, 1);
+      }
+    }
+
+    override associationReleaseRequested(): void {
+      this.sendAssociationReleaseResponse();
+      // The peer closes the connection after A-RELEASE-RP; close our side too (after the flush).
+      this.ownSocket.end();
+    }
+
+    override abort(): void {
+      log.info({ callingAeTitle: this.callingAeTitle }, 'DIMSE association aborted by the peer');
+      this.endAssociation(new Error('association aborted'));
+      this.ownSocket.destroy();
+    }
+
+    override cEchoRequest(request: CEchoRequest, callback: (response: InstanceType<typeof responses.CEchoResponse>) => void): void {
+      const response = responses.CEchoResponse.fromRequest(request);
+      response.setStatus(Status.Success);
+      callback(response);
+    }
+
+    override createStoreWritableStream(context: PresentationContext, request: CStoreRequest) {
+      const store = startIncomingStore({
+        archive,
+        socket: this.ownSocket,
+        sopClassUid: request.getAffectedSopClassUid(),
+        sopInstanceUid: request.getAffectedSopInstanceUid(),
+        transferSyntaxUid: context.getAcceptedTransferSyntaxUid() ?? '',
+        callingAeTitle: this.callingAeTitle,
+      });
+      this.stores.set(request, store);
+      this.current = store;
+      return store.writable;
+    }
+
+    override createDatasetFromStoreWritableStream(_writable: unknown, context: PresentationContext, callback: (dataset: InstanceType<typeof Dataset>) => void): void {
+      // The bytes went to the archive as they arrived; the library only needs a placeholder.
+      callback(new Dataset({}, context.getAcceptedTransferSyntaxUid()));
+    }
+
+    override cStoreRequest(request: CStoreRequest, callback: (response: InstanceType<typeof responses.CStoreResponse>) => void): void {
+      const store = this.stores.get(request);
+      this.stores.delete(request);
+      if (this.current === store) this.current = undefined;
+      void (async () => {
+        const response = responses.CStoreResponse.fromRequest(request);
+        try {
+          if (store === undefined) {
+            response.setStatus(Status.CannotUnderstand);
+            response.setErrorComment('No data set received');
+          } else {
+            const outcome = storeStatus(await store.result);
+            response.setStatus(outcome.status);
+            if (outcome.errorComment) response.setErrorComment(outcome.errorComment);
+            if (outcome.status !== Status.Success) log.warn({ callingAeTitle: this.callingAeTitle, status: outcome.status }, 'C-STORE refused');
+          }
+        } catch {
+          response.setStatus(Status.ProcessingFailure);
+        }
+        callback(response);
+      })();
+    }
+
+    override cCancelRequest(request: Request): void {
+      this.cancelled.add(request.getCommandDataset().getElement('MessageIDBeingRespondedTo') as unknown as number);
+    }
+
+    private isCancelled(request: Request): boolean {
+      return this.cancelled.has(request.getMessageId());
+    }
+
+    override cFindRequest(request: CFindRequest, callback: (answers: Array<InstanceType<typeof responses.CFindResponse>>) => void): void {
+      const respond = (status: number, elements?: Record<string, unknown>, comment?: string) => {
+        const response = responses.CFindResponse.fromRequest(request);
+        response.setAffectedSopClassUid(request.getAffectedSopClassUid());
+        response.setStatus(status);
+        if (elements) response.setDataset(new Dataset(elements));
+        if (comment) response.setErrorComment(comment.slice(0, 64));
+        return response;
+      };
+      void (async () => {
+        let matches = 0;
+        try {
+          const identifier = parseIdentifier(request.getDataset()?.getElements() ?? {});
+          for await (const page of findMatches(archive, identifier, options.pageSize, config.aeTitle)) {
+            if (this.isCancelled(request)) {
+              callback([respond(Status.Cancel)]);
+              return;
+            }
+            matches += page.length;
+            // dcmjs-dimse's callback may be called once: pending answers go out directly, the final one through it.
+            for (const elements of page) this.sendResponse(request, respond(Status.Pending, elements));
+          }
+          log.info({ callingAeTitle: this.callingAeTitle, level: identifier.level, matches }, 'C-FIND');
+          callback([respond(Status.Success)]);
+        } catch (err) {
+          if (err instanceof IdentifierError) callback([respond(Status.IdentifierDoesNotMatchSopClass, undefined, err.message)]);
+          else {
+            log.error({ message: (err as Error).message }, 'C-FIND failed');
+            callback([respond(Status.UnableToProcess, undefined, 'The query could not be processed')]);
+          }
+        }
+      })();
+    }
+
+    override cMoveRequest(request: CMoveRequest, callback: (answers: Array<InstanceType<typeof responses.CMoveResponse>>) => void): void {
+      const destinationAe = String(request.getCommandDataset().getElement('MoveDestination') ?? '').trim();
+      void this.retrieve(request, 'C-MOVE', () => responses.CMoveResponse.fromRequest(request), (r) => callback([r as InstanceType<typeof responses.CMoveResponse>]), async (instances, progress) => {
+        const destination = config.destinations[destinationAe];
+        if (destination === undefined) return 'unknown-destination';
+        return withStoreAssociation({ aeTitle: destinationAe, ...destination }, config.aeTitle, instances, (network, association, ended) =>
+          runSubOperations(archive, network, association, instances, Promise.race([ended, this.ended]), () => this.isCancelled(request), progress, log),
+        );
+      });
+    }
+
+    override cGetRequest(request: CGetRequest, callback: (answers: Array<InstanceType<typeof responses.CGetResponse>>) => void): void {
+      void this.retrieve(request, 'C-GET', () => responses.CGetResponse.fromRequest(request), (r) => callback([r as InstanceType<typeof responses.CGetResponse>]), (instances, progress) =>
+        runSubOperations(archive, this, (this as unknown as { association: Association }).association, instances, this.ended, () => this.isCancelled(request), progress, log),
+      );
+    }
+
+    /** Shared C-MOVE / C-GET flow: resolve the identifier, run the sub-operations, answer with counts. */
+    private async retrieve(
+      request: CMoveRequest | CGetRequest,
+      kind: 'C-MOVE' | 'C-GET',
+      create: () => ResponseLike & { setRemaining(n: number): void; setCompleted(n: number): void; setFailures(n: number): void; setWarnings(n: number): void },
+      send: (response: ResponseLike) => void,
+      run: (instances: Awaited<ReturnType<typeof instancesToRetrieve>>, progress: (counts: SubOperationCounts) => void) => Promise<SubOperationCounts | 'unknown-destination'>,
+    ): Promise<void> {
+      const respond = (status: number, counts?: SubOperationCounts, final = false, comment?: string, pending = false) => {
+        const response = create();
+        response.setAffectedSopClassUid(request.getAffectedSopClassUid());
+        response.setStatus(status);
+        if (counts) {
+          if (!final) response.setRemaining(counts.remaining);
+          response.setCompleted(counts.completed);
+          response.setFailures(counts.failed);
+          response.setWarnings(counts.warning);
+          if (final && counts.failedSopInstanceUids.length > 0) {
+            response.setDataset(new Dataset({ FailedSOPInstanceUIDList: counts.failedSopInstanceUids.join('\\') }));
+          }
+        }
+        if (comment) response.setErrorComment(comment.slice(0, 64));
+        // dcmjs-dimse's callback may be called once: pending answers go out directly, the final one through it.
+        if (pending) this.sendResponse(request, response);
+        else send(response);
+      };
+      try {
+        const instances = await instancesToRetrieve(archive, request.getDataset()?.getElements() ?? {}, options.pageSize);
+        const counts = await run(instances, (c) => respond(Status.Pending, c, false, undefined, true));
+        if (counts === 'unknown-destination') {
+          log.warn({ callingAeTitle: this.callingAeTitle }, 'C-MOVE to an unknown destination refused');
+          respond(Status.MoveDestinationUnknown, undefined, true, 'Move destination unknown');
+          return;
+        }
+        const status = this.isCancelled(request)
+          ? Status.Cancel
+          : counts.failed + counts.warning === 0
+            ? Status.Success
+            : counts.completed === 0 && counts.warning === 0
+              ? Status.OutOfResourcesSubOperations
+              : Status.SubOperationsWarning;
+        log.info({ callingAeTitle: this.callingAeTitle, instances: instances.length, completed: counts.completed, failed: counts.failed }, kind);
+        respond(status, counts, true);
+      } catch (err) {
+        if (err instanceof RetrieveIdentifierError) {
+          respond(Status.IdentifierDoesNotMatchSopClass, undefined, true, err.message);
+          return;
+        }
+        log.error({ message: (err as Error).message }, `${kind} failed`);
+        respond(Status.OutOfResourcesSubOperations, undefined, true, 'Sub-operations could not be performed');
+      }
+    }
+  }
+
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    // One small response PDU per C-STORE: without this, Nagle + delayed ACK add ~40 ms to each.
+    socket.setNoDelay(true);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => {});
+    try {
+      const scp = new PacsScp(socket);
+      (scp as unknown as { connected: boolean }).connected = true;
+    } catch (err) {
+      log.error({ message: (err as Error).message }, 'DIMSE connection setup failed');
+      socket.destroy();
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host: config.host, port: config.port }, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  server.on('error', (err) => log.error({ message: err.message }, 'DIMSE server error'));
+  const address = server.address() as net.AddressInfo;
+  log.info({ host: address.address, port: address.port, aeTitle: config.aeTitle }, 'DIMSE service listening');
+  return {
+    host: address.address,
+    port: address.port,
+    connections: () => sockets.size,
+    async close() {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const socket of sockets) socket.destroy();
+      await closed;
+    },
+  };
+}
