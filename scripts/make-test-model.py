@@ -4,6 +4,11 @@ follows the same contract as the polyp model (uint8 NHWC input, `prob` mask [N,1
 bright pixels: prob = sigmoid((mean(R,G,B) - 128) / 10). Tests use it to check the engine, the HTTP
 API and the SR writer with boxes that are known exactly, without depending on the trained model.
 
+It also builds dark-spot-1.0.0.onnx for the whole-slide analysis jobs (server/src/pathology): a 256x256
+input, prob = sigmoid((128 - mean(R,G,B)) / 10) averaged over 4x4 cells (mask 64x64, stride 4), i.e. it
+marks dark (haematoxylin-stained, nuclei-ish) regions of an H&E slide. Its manifest entry declares the
+training resolution `input.pixelSpacingMm` = 0.0005 (0.5 um/px, about 20x). Not a medical model.
+
 Run with Debian's python3-onnx:  /usr/bin/python3 scripts/make-test-model.py
 """
 import hashlib
@@ -42,6 +47,33 @@ path = os.path.join(OUT_DIR, FILE)
 onnx.save(model, path)
 digest = hashlib.sha256(open(path, 'rb').read()).hexdigest()
 
+# dark-spot: prob = sigmoid((128 - mean(R,G,B)) / 10), averaged over 4x4 cells.
+DARK_SIZE = 256
+DARK_STRIDE = 4
+DARK_FILE = 'dark-spot-1.0.0.onnx'
+dark_image = helper.make_tensor_value_info('image', TensorProto.UINT8, ['N', DARK_SIZE, DARK_SIZE, 3])
+dark_prob = helper.make_tensor_value_info('prob', TensorProto.FLOAT, ['N', 1, DARK_SIZE // DARK_STRIDE, DARK_SIZE // DARK_STRIDE])
+dark_inits = [
+    numpy_helper.from_array(np.array([128.0], dtype=np.float32), 'offset'),
+    numpy_helper.from_array(np.array([-0.1], dtype=np.float32), 'gain'),
+]
+dark_nodes = [
+    helper.make_node('Cast', ['image'], ['image_f'], to=TensorProto.FLOAT),
+    helper.make_node('ReduceMean', ['image_f'], ['luma'], axes=[3], keepdims=1),
+    helper.make_node('Transpose', ['luma'], ['luma_nchw'], perm=[0, 3, 1, 2]),
+    helper.make_node('AveragePool', ['luma_nchw'], ['pooled'], kernel_shape=[DARK_STRIDE, DARK_STRIDE], strides=[DARK_STRIDE, DARK_STRIDE]),
+    helper.make_node('Sub', ['pooled', 'offset'], ['centred']),
+    helper.make_node('Mul', ['centred', 'gain'], ['logits']),
+    helper.make_node('Sigmoid', ['logits'], ['prob']),
+]
+dark_graph = helper.make_graph(dark_nodes, 'dark-spot', [dark_image], [dark_prob], dark_inits)
+dark_model = helper.make_model(dark_graph, opset_imports=[helper.make_opsetid('', 13)], producer_name='filmless-pacs tests')
+dark_model.ir_version = 7
+onnx.checker.check_model(dark_model)
+dark_path = os.path.join(OUT_DIR, DARK_FILE)
+onnx.save(dark_model, dark_path)
+dark_digest = hashlib.sha256(open(dark_path, 'rb').read()).hexdigest()
+
 manifest = {
     'models': [
         {
@@ -63,10 +95,32 @@ manifest = {
             'output': {'name': 'prob', 'format': 'mask-components', 'stride': 1, 'maskThreshold': 0.5, 'minAreaFraction': 0.002},
             'operatingThreshold': 0.5,
             'metrics': {'split': 'none (test fixture)'},
-        }
+        },
+        {
+            'id': 'dark-spot',
+            'version': '1.0.0',
+            'task': 'detection',
+            'description': 'Test fixture for slide analysis: marks dark regions (mean RGB below 128, e.g. haematoxylin-stained nuclei). Not a medical model.',
+            'labels': ['nucleus'],
+            'file': DARK_FILE,
+            'sha256': dark_digest,
+            'licence': 'Same as this repository',
+            'trainingData': 'None: weights are set by hand in scripts/make-test-model.py',
+            'card': 'README.md',
+            'input': {
+                'name': 'image', 'layout': 'NHWC', 'dtype': 'uint8', 'width': DARK_SIZE, 'height': DARK_SIZE,
+                'colorSpace': 'RGB', 'resize': 'letterbox-top-left', 'padValue': 255,
+                'normalisation': 'inside the graph: mean over R, G, B, averaged over 4x4 pixels',
+                'pixelSpacingMm': 0.0005,
+            },
+            'output': {'name': 'prob', 'format': 'mask-components', 'stride': DARK_STRIDE, 'maskThreshold': 0.5, 'minAreaFraction': 0.001},
+            'operatingThreshold': 0.5,
+            'metrics': {'split': 'none (test fixture)'},
+        },
     ]
 }
 with open(os.path.join(OUT_DIR, 'manifest.json'), 'w') as f:
     json.dump(manifest, f, indent=2)
     f.write('\n')
 print(path, digest)
+print(dark_path, dark_digest)

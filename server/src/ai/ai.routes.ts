@@ -34,7 +34,7 @@ function publicModel(spec: ModelSpec) {
     task: spec.task,
     description: spec.description,
     labels: spec.labels,
-    input: { width: spec.input.width, height: spec.input.height, layout: spec.input.layout, colorSpace: spec.input.colorSpace, resize: spec.input.resize },
+    input: { width: spec.input.width, height: spec.input.height, layout: spec.input.layout, colorSpace: spec.input.colorSpace, resize: spec.input.resize, ...(spec.input.pixelSpacingMm === undefined ? {} : { pixelSpacingMm: spec.input.pixelSpacingMm }) },
     output: spec.output,
     operatingThreshold: spec.operatingThreshold,
     sha256: spec.sha256,

@@ -18,6 +18,12 @@ export interface ModelInputSpec {
   padValue: number;
   /** Human-readable: normalisation happens inside the graph. */
   normalisation: string;
+  /**
+   * Optional: the resolution the model was trained at, in mm per input pixel (0.0005 = 0.5 µm/px, about
+   * 20×). Whole-slide analysis (server/src/pathology) needs it to pick the pyramid level; absent, a
+   * model cannot run on slides.
+   */
+  pixelSpacingMm?: number;
 }
 
 /** A probability mask turned into boxes by connected components (mask-components.ts). */
@@ -59,6 +65,10 @@ class FieldChecker {
     private readonly where: string,
     private readonly object: Json,
   ) {}
+
+  has(field: string): boolean {
+    return this.object[field] !== undefined;
+  }
 
   string(field: string, pattern?: RegExp): string {
     const value = this.object[field];
@@ -139,6 +149,7 @@ function parseModel(raw: unknown, index: number, problems: string[]): ModelSpec 
       resize: inputCheck.literal('resize', ['letterbox-top-left'] as const),
       padValue: inputCheck.number('padValue', 0, 255, true),
       normalisation: inputCheck.string('normalisation'),
+      ...(inputCheck.has('pixelSpacingMm') ? { pixelSpacingMm: inputCheck.number('pixelSpacingMm', 1e-6, 1) } : {}),
     },
     output: {
       name: outputCheck.string('name'),

@@ -27,7 +27,8 @@ afterEach(async () => {
 describe('the model registry loaded at start', () => {
   it('lists the models of a valid manifest with their verified files', async () => {
     const models = await loadModelRegistry(TEST_MODELS_DIR);
-    expect(models.map((m) => [m.spec.id, m.spec.version])).toEqual([['bright-spot', '1.0.0']]);
+    expect(models.map((m) => [m.spec.id, m.spec.version])).toEqual([['bright-spot', '1.0.0'], ['dark-spot', '1.0.0']]);
+    expect(models[1]!.spec.input.pixelSpacingMm).toBe(0.0005);
     expect(models[0]!.path).toBe(path.join(TEST_MODELS_DIR, 'bright-spot-1.0.0.onnx'));
   });
 
@@ -66,6 +67,12 @@ describe('the model registry loaded at start', () => {
     await writeFile(path.join(dir, 'manifest.json'), '{ not json');
     await expect(loadModelRegistry(dir)).rejects.toThrow(/manifest\.json is not valid JSON/);
     await expect(loadModelRegistry(path.join(dir, 'nowhere'))).rejects.toThrow(/nowhere\/manifest\.json cannot be read \(ENOENT\).*PACS_MODELS_DIR/);
+  });
+
+  it('reads the optional training resolution (input.pixelSpacingMm) and refuses one that is not a positive number', async () => {
+    expect((await loadModelRegistry(TEST_MODELS_DIR))[0]!.spec.input.pixelSpacingMm).toBeUndefined();
+    const dir = await modelsCopy((m) => (m.models[0].input.pixelSpacingMm = 0));
+    await expect(loadModelRegistry(dir)).rejects.toThrow(/model "bright-spot" input: "pixelSpacingMm" must be a number between/);
   });
 
   it('refuses a model file pointing outside the models folder', async () => {

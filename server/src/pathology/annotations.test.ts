@@ -1,0 +1,86 @@
+/** The annotation records and the Microscopy Bulk Simple Annotations writer at slide scale. */
+import { describe, expect, it } from 'vitest';
+import { AnnotationBuffer, ANNOTATION_FLOATS, buildAnnotationInstance, geoJsonChunks, groupByLabel, MICROSCOPY_BULK_SIMPLE_ANNOTATIONS, readAnnotationInstance, recordsOf } from './annotations.js';
+import type { Slide } from './slide.js';
+
+const slide = {
+  studyInstanceUid: '1.2.3',
+  seriesInstanceUid: '1.2.3.4',
+  levels: [],
+  baseInstance: { sopClassUid: '1.2.840.10008.5.1.4.1.1.77.1.6', sopInstanceUid: '1.2.3.4.5' },
+  baseAttributes: {},
+  frameOfReferenceUid: '1.2.3.9',
+  allInstances: [
+    { sopClassUid: '1.2.840.10008.5.1.4.1.1.77.1.6', sopInstanceUid: '1.2.3.4.5' },
+    { sopClassUid: '1.2.840.10008.5.1.4.1.1.77.1.6', sopInstanceUid: '1.2.3.4.6' },
+  ],
+} as unknown as Slide;
+const model = { id: 'dark-spot', version: '1.0.0', sha256: 'a'.repeat(64), operatingThreshold: 0.5 };
+
+async function* units(...list: Float32Array[]): AsyncGenerator<Float32Array> {
+  yield* list;
+}
+
+describe('slide annotations', () => {
+  it('packs annotations as float32 records that survive a database round trip at any byte offset', () => {
+    const buffer = new AnnotationBuffer();
+    for (let i = 0; i < 1000; i += 1) buffer.push(i + 0.5, 2 * i, i, 2 * i - 1, i + 1, 2 * i + 1, 0.75, i % 2);
+    const bytes = buffer.toBuffer();
+    expect(bytes.length).toBe(1000 * ANNOTATION_FLOATS * 4);
+    const shifted = Buffer.concat([Buffer.alloc(1), bytes]).subarray(1);
+    const records = recordsOf(shifted);
+    expect(records[ANNOTATION_FLOATS * 999]).toBe(999.5);
+    expect(records[ANNOTATION_FLOATS * 999 + 7]).toBe(1);
+  });
+
+  it('writes 60,000 points in one instance as float32 data, one group per label, and reads them back', async () => {
+    const a = new AnnotationBuffer();
+    const b = new AnnotationBuffer();
+    for (let i = 0; i < 30_000; i += 1) {
+      a.push(i % 2000, Math.floor(i / 2000), 0, 0, 1, 1, 0.6, 0);
+      b.push(i % 1000, 100 + Math.floor(i / 1000), 0, 0, 1, 1, 0.9, i % 10 === 0 ? 1 : 0);
+    }
+    const groups = await groupByLabel(['nucleus', 'mitosis'], units(recordsOf(a.toBuffer()), recordsOf(b.toBuffer())));
+    expect(groups.map((g) => g.scores.length)).toEqual([57_000, 3_000]);
+    const started = performance.now();
+    const { part10, sopInstanceUid } = buildAnnotationInstance({ jobId: 'job-1', slide, model, groups, patientStudy: { StudyInstanceUID: '1.2.3', PatientName: '' } });
+    expect(performance.now() - started).toBeLessThan(5000);
+    // Points (2 × 4 bytes) and scores (4 bytes) dominate: no per-point text.
+    expect(part10.length).toBeLessThan(60_000 * 12 + 20_000);
+    const read = readAnnotationInstance(part10);
+    expect(read).toMatchObject({ sopClassUid: MICROSCOPY_BULK_SIMPLE_ANNOTATIONS, sopInstanceUid, coordinateType: '2D', frameOfReferenceUid: '1.2.3.9' });
+    expect(read.referencedImage).toEqual({ sopClassUid: '1.2.840.10008.5.1.4.1.1.77.1.6', sopInstanceUid: '1.2.3.4.5' });
+    expect(read.referencedSeries).toEqual([{ seriesInstanceUid: '1.2.3.4', instances: ['1.2.3.4.5', '1.2.3.4.6'] }]);
+    expect(read.groups.map((g) => [g.number, g.label, g.count, g.points.length, g.scores.length])).toEqual([
+      [1, 'nucleus', 57_000, 114_000, 57_000],
+      [2, 'mitosis', 3_000, 6_000, 3_000],
+    ]);
+    expect(read.groups[1]!.points[1]).toBe(100);
+    expect(read.groups[1]!.scores[0]).toBeCloseTo(0.9, 5);
+  });
+
+  it('gives the same UIDs for the same job (storing twice is idempotent) and new ones for another job', async () => {
+    const groups = await groupByLabel(['nucleus'], units());
+    const first = buildAnnotationInstance({ jobId: 'job-1', slide, model, groups, patientStudy: {} });
+    const again = buildAnnotationInstance({ jobId: 'job-1', slide, model, groups, patientStudy: {} });
+    const other = buildAnnotationInstance({ jobId: 'job-2', slide, model, groups, patientStudy: {} });
+    expect(again.sopInstanceUid).toBe(first.sopInstanceUid);
+    expect(other.sopInstanceUid).not.toBe(first.sopInstanceUid);
+    expect(other.seriesInstanceUid).not.toBe(first.seriesInstanceUid);
+    expect(readAnnotationInstance(first.part10).groups[0]!.count).toBe(0);
+  });
+
+  it('streams GeoJSON features unit by unit', async () => {
+    const a = new AnnotationBuffer();
+    a.push(10, 20, 5, 15, 15, 25, 0.8, 0);
+    let text = '';
+    for await (const chunk of geoJsonChunks(['nucleus'], { properties: { job: 'x' } }, units(new Float32Array(0), recordsOf(a.toBuffer()), recordsOf(a.toBuffer())))) text += chunk;
+    const geo = JSON.parse(text);
+    expect(geo.properties.job).toBe('x');
+    expect(geo.features).toHaveLength(2);
+    expect(geo.features[0]).toEqual({ type: 'Feature', geometry: { type: 'Point', coordinates: [10, 20] }, properties: { label: 'nucleus', score: 0.8, box: [5, 15, 15, 25] } });
+    let empty = '';
+    for await (const chunk of geoJsonChunks(['nucleus'], {}, units())) empty += chunk;
+    expect(JSON.parse(empty)).toEqual({ type: 'FeatureCollection', features: [] });
+  });
+});
