@@ -1,0 +1,109 @@
+/**
+ * The live endoscopy room in Debian's headless Chromium with Chromium's fake camera fed from a file
+ * (an MJPEG of a bright square moving over black): the page streams it to the server, the bright-spot
+ * test model finds the square, and the page draws the box on the analysed frame while the latency and
+ * frame counters move; Stop stores the recording, Replay plays it back with the stored SR's boxes.
+ * Screenshots: .artifacts/viewer/live-*.png.
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildViewer, CHROMIUM, shoot, startServer, watchErrors, type RunningServer } from './harness.js';
+
+let server: RunningServer;
+let browser: Browser;
+let page: Page;
+let errors: string[];
+let tmp: string;
+
+/** 60 frames of 320×240: black, a white 60×60 square sliding right. */
+async function fakeCameraFile(dir: string): Promise<string> {
+  const frames: Buffer[] = [];
+  for (let i = 0; i < 60; i += 1) {
+    const x = 40 + i * 3;
+    frames.push(
+      await sharp({ create: { width: 320, height: 240, channels: 3, background: '#000000' } })
+        .composite([{ input: { create: { width: 60, height: 60, channels: 3, background: '#ffffff' } }, left: x, top: 90 }])
+        .jpeg({ quality: 90 })
+        .toBuffer(),
+    );
+  }
+  const file = path.join(dir, 'fake-camera.mjpeg');
+  await writeFile(file, Buffer.concat(frames));
+  return file;
+}
+
+const yellowPixels = (p: Awaited<ReturnType<typeof shoot>>) => {
+  let n = 0;
+  for (let y = 0; y < p.height; y += 1) for (let x = 0; x < p.width; x += 1) {
+    const [r, g, b] = p.at(x, y);
+    if (r > 200 && g > 200 && b < 80) n += 1;
+  }
+  return n;
+};
+
+beforeAll(async () => {
+  tmp = await mkdtemp(path.join(os.tmpdir(), 'live-e2e-'));
+  const camera = await fakeCameraFile(tmp);
+  buildViewer();
+  server = await startServer();
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--disable-gpu', '--disable-quic', '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream', `--use-file-for-fake-video-capture=${camera}`],
+  });
+  const context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
+  await context.grantPermissions(['camera'], { origin: server.url });
+  page = await context.newPage();
+  errors = watchErrors(page);
+}, 180_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await server?.t.close();
+  await rm(tmp, { recursive: true, force: true });
+});
+
+describe('live endoscopy room', () => {
+  it('streams the camera, draws the boxes on the analysed frames, counts latency and frames', async () => {
+    await page.goto(`${server.url}/#/live`);
+    await page.locator('#live-model option').first().waitFor({ state: 'attached' });
+    await page.fill('#live-patient-name', 'LIVE^BROWSER');
+    await page.fill('#live-patient-id', 'LB-1');
+    await page.click('#live-start');
+    await page.waitForFunction(() => Number(document.querySelector<HTMLOutputElement>('#live-analysed')?.value ?? 0) >= 10, undefined, { timeout: 30_000 });
+    const boxes = JSON.parse((await page.getAttribute('#live-canvas', 'data-boxes')) ?? '[]') as Array<{ x: number; y: number; width: number; height: number }>;
+    expect(boxes.length).toBeGreaterThanOrEqual(1);
+    // The square is 60 px (of 320) wide on the camera frame.
+    expect(boxes[0]!.width).toBeGreaterThan(40);
+    expect(boxes[0]!.width).toBeLessThan(90);
+    const shot = await shoot(page.locator('#live-canvas'), 'live-1-streaming');
+    expect(yellowPixels(shot)).toBeGreaterThan(100);
+    const latency = Number(await page.locator('#live-latency').textContent());
+    expect(latency).toBeGreaterThan(0);
+    expect(latency).toBeLessThan(2000);
+    const analysedBefore = Number(await page.locator('#live-analysed').textContent());
+    await page.waitForTimeout(1000);
+    expect(Number(await page.locator('#live-analysed').textContent())).toBeGreaterThan(analysedBefore);
+    expect(Number(await page.locator('#live-dropped').textContent())).toBeGreaterThanOrEqual(0);
+
+    await page.click('#live-stop');
+    await page.locator('#live-status', { hasText: 'Stored:' }).waitFor({ timeout: 30_000 });
+    await shoot(page, 'live-2-stored');
+    expect(errors).toEqual([]);
+  }, 120_000);
+
+  it('replays the stored recording with the boxes of its SR', async () => {
+    await page.click('#live-replay');
+    await page.locator('#live-status', { hasText: 'Replay finished' }).waitFor({ timeout: 60_000 });
+    const frame = Number(await page.getAttribute('#live-canvas', 'data-replay-frame'));
+    expect(frame).toBeGreaterThan(10);
+    const boxes = JSON.parse((await page.getAttribute('#live-canvas', 'data-boxes')) ?? '[]') as unknown[];
+    expect(boxes.length).toBeGreaterThanOrEqual(1);
+    expect(yellowPixels(await shoot(page.locator('#live-canvas'), 'live-3-replay'))).toBeGreaterThan(100);
+    expect(errors).toEqual([]);
+  }, 120_000);
+});

@@ -1,0 +1,61 @@
+/**
+ * The server side of the viewer: `/` serves the built viewer (index.html revalidated, hashed assets
+ * immutable), `/api` the service description, and a missing build still lets the server start.
+ */
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { buildTestApp, type TestApp } from '../../server/src/test-support/build-test-app.js';
+
+const apps: TestApp[] = [];
+const dirs: string[] = [];
+afterAll(async () => {
+  for (const a of apps) await a.close();
+  for (const d of dirs) await rm(d, { recursive: true, force: true });
+});
+
+async function appWithViewerDir(dir: string): Promise<TestApp> {
+  const before = process.env['PACS_VIEWER_DIR'];
+  process.env['PACS_VIEWER_DIR'] = dir;
+  try {
+    const t = await buildTestApp({ PACS_AI_ENABLED: 'false' });
+    apps.push(t);
+    return t;
+  } finally {
+    if (before === undefined) delete process.env['PACS_VIEWER_DIR'];
+    else process.env['PACS_VIEWER_DIR'] = before;
+  }
+}
+
+describe('viewer static files', () => {
+  it('serves index.html at / and hashed assets as immutable', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'viewer-dist-'));
+    dirs.push(dir);
+    await mkdir(path.join(dir, 'assets'));
+    await writeFile(path.join(dir, 'index.html'), '<!doctype html><title>viewer</title>');
+    await writeFile(path.join(dir, 'assets', 'index-abc123.js'), 'console.log(1)');
+    const t = await appWithViewerDir(dir);
+    const index = await t.app.inject({ url: '/' });
+    expect(index.statusCode).toBe(200);
+    expect(index.headers['content-type']).toMatch(/^text\/html/);
+    expect(index.headers['cache-control']).toBe('no-cache');
+    const asset = await t.app.inject({ url: '/assets/index-abc123.js' });
+    expect(asset.statusCode).toBe(200);
+    expect(asset.headers['cache-control']).toBe('public, max-age=31536000, immutable');
+    // Unknown paths stay the JSON 404 of the API; DICOMweb and /api are untouched.
+    const missing = await t.app.inject({ url: '/assets/nope.js' });
+    expect(missing.statusCode).toBe(404);
+    expect(missing.json().error.code).toBe('NOT_FOUND');
+    expect((await t.app.inject({ url: '/api' })).json()).toEqual({ name: 'filmless-pacs', dicomweb: '/dicomweb', viewer: '/' });
+    expect((await t.app.inject({ url: '/dicomweb/studies' })).statusCode).toBe(200);
+  });
+
+  it('starts without a viewer build and says how to build it at /', async () => {
+    const t = await appWithViewerDir(path.join(os.tmpdir(), 'no-such-viewer-build'));
+    const res = await t.app.inject({ url: '/' });
+    expect(res.statusCode).toBe(503);
+    expect(res.body).toContain('npm run build');
+    expect((await t.app.inject({ url: '/healthz' })).statusCode).toBe(200);
+  });
+});

@@ -1,0 +1,116 @@
+/**
+ * The viewer's only way to the archive: DICOMweb (QIDO-RS, WADO-RS) under a configurable root, so it
+ * works against any conformant archive. Patient attributes only ever travel in QIDO-RS query strings
+ * (which our server logs without query strings); every other URL carries UIDs only.
+ */
+import type { DicomJson } from './dicom-json.js';
+import { parseMultipart, type Part } from './multipart.js';
+
+const meta = (name: string) => document.querySelector<HTMLMetaElement>(`meta[name="${name}"]`)?.content;
+/** DICOMweb root (e.g. `/dicomweb` or another archive's URL), from `<meta name="dicomweb-root">`. */
+export const DICOMWEB_ROOT = (meta('dicomweb-root') ?? '/dicomweb').replace(/\/$/, '');
+/** AI API root, from `<meta name="ai-root">`. */
+export const AI_ROOT = (meta('ai-root') ?? '/ai').replace(/\/$/, '');
+
+/** A failure with a message fit for the page (never patient data: only statuses and server codes). */
+export class ViewerError extends Error {
+  constructor(message: string, readonly status?: number) {
+    super(message);
+    this.name = 'ViewerError';
+  }
+}
+
+async function describeFailure(res: Response, what: string): Promise<ViewerError> {
+  let detail = res.statusText;
+  try {
+    const text = await res.text();
+    try {
+      const body = JSON.parse(text) as { error?: { message?: string } };
+      detail = body.error?.message ?? detail;
+    } catch {
+      if (text.length > 0 && text.length < 300) detail = text;
+    }
+  } catch {
+    /* body unreadable: keep the status text */
+  }
+  return new ViewerError(`${what} failed: HTTP ${res.status}${detail ? ` (${detail})` : ''}`, res.status);
+}
+
+export async function request(url: string, init: RequestInit & { what: string }): Promise<Response> {
+  let res: Response;
+  try {
+    res = await fetch(url, init);
+  } catch (err) {
+    if ((err as Error).name === 'AbortError') throw err;
+    throw new ViewerError(`${init.what} failed: the server cannot be reached (is it running?)`);
+  }
+  if (!res.ok) throw await describeFailure(res, init.what);
+  return res;
+}
+
+async function json<T>(url: string, what: string, signal?: AbortSignal): Promise<T> {
+  const res = await request(url, { what, headers: { Accept: 'application/dicom+json' }, ...(signal ? { signal } : {}) });
+  if (res.status === 204) return [] as T;
+  const text = await res.text();
+  return (text.length === 0 ? [] : JSON.parse(text)) as T;
+}
+
+export const studyPath = (study: string) => `${DICOMWEB_ROOT}/studies/${study}`;
+export const seriesPath = (study: string, series: string) => `${studyPath(study)}/series/${series}`;
+export const instancePath = (study: string, series: string, sop: string) => `${seriesPath(study, series)}/instances/${sop}`;
+
+export interface StudyQuery {
+  PatientName?: string;
+  PatientID?: string;
+  StudyDate?: string;
+  ModalitiesInStudy?: string;
+  AccessionNumber?: string;
+}
+
+/** QIDO-RS study search, one page. */
+export function searchStudies(query: StudyQuery, limit: number, offset: number, signal?: AbortSignal): Promise<DicomJson[]> {
+  const params = new URLSearchParams();
+  for (const [k, v] of Object.entries(query)) if (typeof v === 'string' && v.trim() !== '') params.set(k, v.trim());
+  params.set('limit', String(limit));
+  params.set('offset', String(offset));
+  params.append('includefield', '00081030');
+  return json(`${DICOMWEB_ROOT}/studies?${params}`, 'Study search', signal);
+}
+
+export function searchSeries(study: string, signal?: AbortSignal): Promise<DicomJson[]> {
+  return json(`${studyPath(study)}/series?includefield=0008103E`, 'Series search', signal);
+}
+
+/** One study's attributes (QIDO-RS with a UID: no patient data in the URL). */
+export async function studyAttributes(study: string): Promise<DicomJson | undefined> {
+  return (await json<DicomJson[]>(`${DICOMWEB_ROOT}/studies?StudyInstanceUID=${study}&includefield=00081030`, 'Study lookup'))[0];
+}
+
+export function seriesMetadata(study: string, series: string, signal?: AbortSignal): Promise<DicomJson[]> {
+  return json(`${seriesPath(study, series)}/metadata`, 'Series metadata', signal);
+}
+
+export const seriesThumbnailUrl = (study: string, series: string) => `${seriesPath(study, series)}/thumbnail?viewport=96,96`;
+export const renderedUrl = (study: string, series: string, sop: string) => `${instancePath(study, series, sop)}/rendered`;
+
+/** WADO-RS frames in their stored syntax (`transfer-syntax=*` on the given media type): the parts. */
+export async function retrieveFrames(study: string, series: string, sop: string, frames: number[], mediaType: string, signal?: AbortSignal): Promise<Part[]> {
+  const res = await request(`${instancePath(study, series, sop)}/frames/${frames.join(',')}`, {
+    what: 'Frame retrieval',
+    headers: { Accept: `multipart/related; type="${mediaType}"; transfer-syntax=*` },
+    ...(signal ? { signal } : {}),
+  });
+  return parseMultipart(new Uint8Array(await res.arrayBuffer()), res.headers.get('content-type') ?? '');
+}
+
+/** WADO-RS instance as stored (Part-10 bytes). */
+export async function retrieveInstance(study: string, series: string, sop: string, signal?: AbortSignal): Promise<Uint8Array> {
+  const res = await request(instancePath(study, series, sop), {
+    what: 'Instance retrieval',
+    headers: { Accept: 'multipart/related; type="application/dicom"; transfer-syntax=*' },
+    ...(signal ? { signal } : {}),
+  });
+  const [part] = parseMultipart(new Uint8Array(await res.arrayBuffer()), res.headers.get('content-type') ?? '');
+  if (part === undefined) throw new ViewerError('Instance retrieval returned no part');
+  return part.body;
+}

@@ -1,0 +1,192 @@
+/**
+ * One study: the series list (thumbnails from WADO-RS `/thumbnail`), the AI results of the study
+ * (TID 1500 SRs, toggled one by one) and the display of the chosen series, chosen by what it holds:
+ * a whole-slide pyramid, a video, images (a Cornerstone stack) or a non-image document.
+ */
+import { searchSeries, seriesMetadata, seriesThumbnailUrl, studyAttributes } from '../dicomweb/client.js';
+import { formatDate, isVideoTransferSyntax, num, personName, SOP_CLASS, str, TAG, type DicomJson } from '../dicomweb/dicom-json.js';
+import { parseSrDetections, type SrResult } from '../overlays/sr-detections.js';
+import { errorBox, h, messageOf } from '../ui/dom.js';
+
+export interface Display {
+  destroy(): void;
+}
+
+/** What every display can use of the study: its AI results and how to find them again. */
+export class StudyContext {
+  results: SrResult[] = [];
+  readonly hidden = new Set<string>();
+  private listeners = new Set<() => void>();
+  constructor(readonly study: string) {}
+
+  visibleResults(): SrResult[] {
+    return this.results.filter((r) => !this.hidden.has(r.sop));
+  }
+  onChange(l: () => void): () => void {
+    this.listeners.add(l);
+    return () => this.listeners.delete(l);
+  }
+  changed(): void {
+    for (const l of this.listeners) l();
+  }
+}
+
+const NON_IMAGE_MODALITIES = ['SR', 'ANN', 'KO', 'PR', 'SEG', 'RTSTRUCT', 'DOC'];
+
+const byNumber = (tag: string) => (a: DicomJson, b: DicomJson) => (num(a, tag) ?? 0) - (num(b, tag) ?? 0);
+
+export type SeriesKind = 'wsi' | 'video' | 'image' | 'annotation' | 'document';
+
+export function kindOf(instances: DicomJson[]): SeriesKind {
+  const first = instances[0];
+  const sopClass = str(first, TAG.SOPClassUID);
+  if (sopClass === SOP_CLASS.wsi) return 'wsi';
+  if (sopClass === SOP_CLASS.bulkAnnotations) return 'annotation';
+  const ts = str(first, TAG.TransferSyntaxUID) ?? str(first, TAG.AvailableTransferSyntaxUID);
+  if (isVideoTransferSyntax(ts) || sopClass === SOP_CLASS.videoEndoscopic || sopClass === SOP_CLASS.videoMicroscopic || sopClass === SOP_CLASS.videoPhotographic) return 'video';
+  if (instances.some((i) => num(i, TAG.Rows) !== undefined && i['7FE00010'] !== undefined) || instances.some((i) => num(i, TAG.Rows) !== undefined)) return 'image';
+  return 'document';
+}
+
+export async function renderStudyView(root: HTMLElement, study: string, series: string | undefined, navigate: (series: string) => void): Promise<() => void> {
+  const seriesNav = h('nav', { class: 'series-list', 'aria-label': 'Series' });
+  const aiPanel = h('section', { class: 'ai-results', 'aria-label': 'AI results' });
+  const header = h('div', { class: 'study-header' }, h('a', { href: '#/', text: '← Studies' }));
+  const display = h('section', { class: 'display', 'aria-label': 'Image display' });
+  root.replaceChildren(h('div', { class: 'study-view' }, h('aside', {}, header, seriesNav, aiPanel), display));
+
+  const context = new StudyContext(study);
+  let current: Display | undefined;
+  let destroyed = false;
+
+  let seriesList: DicomJson[];
+  try {
+    const [attrs, list] = await Promise.all([studyAttributes(study), searchSeries(study)]);
+    if (attrs === undefined) throw new Error('Study not found in the archive');
+    header.append(
+      h('div', { class: 'patient' }, h('strong', { text: personName(attrs, TAG.PatientName) || '(no name)' }), ` ${str(attrs, TAG.PatientID) ?? ''}`),
+      h('div', { class: 'muted', text: `${formatDate(str(attrs, TAG.StudyDate))} ${str(attrs, TAG.StudyDescription) ?? ''}` }),
+    );
+    seriesList = list.sort(byNumber(TAG.SeriesNumber));
+  } catch (err) {
+    display.replaceChildren(errorBox(messageOf(err), () => void renderStudyView(root, study, series, navigate)));
+    return () => undefined;
+  }
+
+  const loadResults = async () => {
+    const srSeries = seriesList.filter((s) => str(s, TAG.Modality) === 'SR');
+    const results: SrResult[] = [];
+    for (const s of srSeries) {
+      const uid = str(s, TAG.SeriesInstanceUID);
+      if (uid === undefined) continue;
+      for (const instance of await seriesMetadata(study, uid)) {
+        const parsed = parseSrDetections(instance);
+        if (parsed !== undefined && parsed.detections.length >= 0) results.push(parsed);
+      }
+    }
+    context.results = results;
+    renderAiPanel();
+    context.changed();
+  };
+
+  const renderAiPanel = () => {
+    if (context.results.length === 0) {
+      aiPanel.replaceChildren(h('h3', { text: 'AI results' }), h('p', { class: 'muted', text: 'None stored for this study.' }));
+      return;
+    }
+    const items = context.results.map((r) => {
+      const box = h('input', { type: 'checkbox', checked: !context.hidden.has(r.sop), 'data-result': r.sop });
+      box.addEventListener('change', () => {
+        if (box.checked) context.hidden.delete(r.sop);
+        else context.hidden.add(r.sop);
+        context.changed();
+      });
+      const n = r.detections.length;
+      return h('li', {}, h('label', {}, box, ` ${r.title}: ${n === 0 ? 'no findings' : `${n} finding${n === 1 ? '' : 's'}`}`));
+    });
+    aiPanel.replaceChildren(h('h3', { text: 'AI results' }), h('ul', {}, ...items));
+  };
+
+  const renderSeriesNav = (selected: string | undefined) => {
+    seriesNav.replaceChildren(
+      ...seriesList.map((s) => {
+        const uid = str(s, TAG.SeriesInstanceUID) ?? '';
+        const modality = str(s, TAG.Modality) ?? '';
+        // Documents (SR, annotations, key objects, presentation states) have no pixels to thumbnail.
+        const placeholder = () => h('span', { class: 'thumb-placeholder', text: modality || '?' });
+        let img: HTMLElement;
+        if (NON_IMAGE_MODALITIES.includes(modality)) img = placeholder();
+        else {
+          img = h('img', { src: seriesThumbnailUrl(study, uid), alt: '', width: 64, height: 64, loading: 'lazy' });
+          img.addEventListener('error', () => img.replaceWith(placeholder()));
+        }
+        const button = h(
+          'button',
+          { type: 'button', class: 'series-item', 'data-series': uid, 'aria-current': uid === selected ? 'true' : undefined },
+          img,
+          h('span', {}, h('strong', { text: `${modality} ${num(s, TAG.SeriesNumber) ?? ''}` }), h('br'), str(s, TAG.SeriesDescription) ?? '', h('br'), h('small', { text: `${num(s, TAG.NumberOfSeriesRelatedInstances) ?? '?'} inst.` })),
+        );
+        button.addEventListener('click', () => navigate(uid));
+        return button;
+      }),
+    );
+  };
+
+  const refresh = async () => {
+    seriesList = (await searchSeries(study)).sort(byNumber(TAG.SeriesNumber));
+    renderSeriesNav(selectedSeries);
+    await loadResults();
+  };
+
+  // Default: the first series with images (not SR / annotations).
+  const selectedSeries = series ?? str(seriesList.find((s) => !NON_IMAGE_MODALITIES.includes(str(s, TAG.Modality) ?? '')) ?? seriesList[0], TAG.SeriesInstanceUID);
+  renderSeriesNav(selectedSeries);
+  void loadResults().catch((err) => aiPanel.replaceChildren(errorBox(`AI results could not be loaded: ${messageOf(err)}`)));
+
+  if (selectedSeries === undefined) {
+    display.replaceChildren(h('p', { class: 'muted', text: 'This study has no series.' }));
+  } else {
+    display.replaceChildren(h('p', { class: 'muted loading', text: 'Loading series…' }));
+    // Likely images (not a slide): load and start the imaging code while the metadata is on its way.
+    const modality = str(seriesList.find((s) => str(s, TAG.SeriesInstanceUID) === selectedSeries), TAG.Modality);
+    if (modality !== 'SM') void import('./stack-display.js').then((m) => m.prepareImaging()).catch(() => undefined);
+    try {
+      const instances = (await seriesMetadata(study, selectedSeries)).sort(byNumber(TAG.InstanceNumber));
+      if (destroyed) return () => undefined;
+      const seriesInfo = seriesList.find((s) => str(s, TAG.SeriesInstanceUID) === selectedSeries);
+      const kind = kindOf(instances);
+      if (kind === 'wsi') {
+        const { WsiDisplay } = await import('../wsi/wsi-display.js');
+        current = await WsiDisplay.create(display, { study, series: selectedSeries, instances, seriesList });
+      } else if (kind === 'video') {
+        const { VideoDisplay } = await import('./video-display.js');
+        current = VideoDisplay.create(display, study, selectedSeries, instances);
+      } else if (kind === 'image') {
+        const { StackDisplay } = await import('./stack-display.js');
+        current = await StackDisplay.create(display, { study, series: selectedSeries, seriesInfo, instances, context, refresh });
+      } else {
+        current = showDocument(display, kind, instances, context);
+      }
+    } catch (err) {
+      display.replaceChildren(errorBox(messageOf(err), () => navigate(selectedSeries)));
+    }
+  }
+  return () => {
+    destroyed = true;
+    current?.destroy();
+  };
+}
+
+function showDocument(root: HTMLElement, kind: SeriesKind, instances: DicomJson[], context: StudyContext): Display {
+  const items = instances.map((i) => {
+    const sop = str(i, TAG.SOPInstanceUID);
+    const result = context.results.find((r) => r.sop === sop);
+    const text = result === undefined ? `${str(i, TAG.Modality) ?? ''} document` : `${result.title}: ${result.detections.map((d) => `${d.label}${d.score === undefined ? '' : ` ${(d.score * 100).toFixed(0)}%`}`).join(', ') || 'no findings'}`;
+    return h('li', { text });
+  });
+  root.replaceChildren(
+    h('p', { class: 'muted', text: kind === 'annotation' ? 'Annotations: open the slide series they belong to, where they are drawn.' : 'Not an image series. Findings of reports are drawn on the images they reference.' }),
+    h('ul', {}, ...items),
+  );
+  return { destroy: () => undefined };
+}

@@ -1,0 +1,43 @@
+/**
+ * Video instances (MPEG-2 / MPEG-4 AVC / HEVC, e.g. Video Endoscopic): a <video> over the WADO-RS
+ * rendered resource, which serves the stored bitstream as video/mp4 with byte ranges (seeking).
+ */
+import { renderedUrl } from '../dicomweb/client.js';
+import { str, TAG, type DicomJson } from '../dicomweb/dicom-json.js';
+import { errorBox, h } from '../ui/dom.js';
+import type { Display } from './study-view.js';
+
+export const VideoDisplay = {
+  create(root: HTMLElement, study: string, series: string, instances: DicomJson[]): Display {
+    let index = 0;
+    const video = h('video', { controls: true, autoplay: true, muted: true, playsinline: true, preload: 'auto', 'data-testid': 'video' });
+    const status = h('div', { class: 'display-status', role: 'status' });
+    const picker = h('select', { 'aria-label': 'Video instance' });
+    instances.forEach((inst, i) => picker.append(h('option', { value: i, text: `Video ${i + 1}` })));
+    const show = () => {
+      const sop = str(instances[index], TAG.SOPInstanceUID);
+      if (sop === undefined) return;
+      status.replaceChildren();
+      video.src = renderedUrl(study, series, sop);
+    };
+    video.addEventListener('error', () => {
+      const code = video.error?.code;
+      status.replaceChildren(
+        errorBox(code === 4 ? 'This video cannot be played: the browser does not support its format or codec, or the server refused it.' : `This video could not be loaded (media error ${code ?? '?'}).`),
+      );
+    });
+    picker.addEventListener('change', () => {
+      index = Number(picker.value);
+      show();
+    });
+    root.replaceChildren(h('div', { class: 'toolbar' }, instances.length > 1 ? picker : h('span', { text: 'Video' })), h('div', { class: 'video-box' }, video), status);
+    show();
+    return {
+      destroy() {
+        video.pause();
+        video.removeAttribute('src');
+        video.load();
+      },
+    };
+  },
+};

@@ -1,0 +1,27 @@
+import { defineConfig } from 'vite';
+
+// Built at install/start time (`npm run build` → viewer/dist) and served by the server at `/`.
+// Dev server: `npx vite viewer` with the server on 8080 (proxy below); see browser-tests notes for why
+// the Cornerstone codecs are pre-bundled and workers are ES modules.
+export default defineConfig({
+  root: import.meta.dirname,
+  base: '/',
+  build: { outDir: 'dist', emptyOutDir: true, chunkSizeWarningLimit: 8000, sourcemap: false },
+  optimizeDeps: {
+    include: [
+      '@cornerstonejs/codec-libjpeg-turbo-8bit/decodewasmjs',
+      '@cornerstonejs/codec-charls/decodewasmjs',
+      '@cornerstonejs/codec-openjpeg/decodewasmjs',
+      '@cornerstonejs/codec-openjph/wasmjs',
+    ],
+  },
+  worker: { format: 'es' },
+  server: {
+    proxy: {
+      '/dicomweb': 'http://127.0.0.1:8080',
+      '/ai': 'http://127.0.0.1:8080',
+      '/api': 'http://127.0.0.1:8080',
+      '/live': { target: 'ws://127.0.0.1:8080', ws: true },
+    },
+  },
+});
