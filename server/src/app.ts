@@ -11,12 +11,14 @@ import type { Catalog } from './catalog/catalog.js';
 import { createCatalog } from './catalog/create-catalog.js';
 import type { AiConfig, Config } from './config.js';
 import { aiRoutes } from './ai/ai.routes.js';
+import { analysesRoutes } from './ai/analyses.routes.js';
 import { liveRoutes, LiveSessionRegistry } from './live/live.routes.js';
 import { InferenceEngine } from './inference/inference-engine.js';
 import { loadModelRegistry } from './inference/model-registry.js';
 import { dicomwebPlugin } from './dicomweb/dicomweb.plugin.js';
 import { errorHandler } from './http/error-handler.js';
 import { loggerOptions } from './http/logger.js';
+import { registerViewer } from './http/viewer-static.js';
 import type { BlobStore } from './storage/blob-store.js';
 import { createBlobStore } from './storage/create-blob-store.js';
 
@@ -73,7 +75,8 @@ export async function buildApp(config: Readonly<Config>, services: Services): Pr
     // Browser viewers on other origins (OHIF, Slim): only the configured ones, never `*` (patient data).
     await app.register(cors, {
       origin: [...config.corsOrigins],
-      methods: ['GET', 'HEAD', 'POST', 'OPTIONS'],
+      // DELETE: cancelling a slide analysis job (ai/analyses.routes.ts).
+      methods: ['GET', 'HEAD', 'POST', 'DELETE', 'OPTIONS'],
       exposedHeaders: CORS_EXPOSED_HEADERS,
       maxAge: 600,
     });
@@ -103,14 +106,19 @@ export async function buildApp(config: Readonly<Config>, services: Services): Pr
       publicBaseUrl: config.publicBaseUrl,
       dicomwebPrefix: config.dicomwebPrefix,
     });
+    // Whole-slide analysis jobs (pathology/): job store, queue, in-process workers, recovery.
+    await app.register(analysesRoutes, { prefix: '/ai', archive, engine: inference, config, log: services.logger });
   }
 
   app.get('/healthz', async () => ({ status: 'ok' }));
-  app.get('/', async () => ({
+  app.get('/api', async () => ({
     name: 'filmless-pacs',
     dicomweb: config.dicomwebPrefix,
     ...(inference === undefined ? {} : { ai: '/ai' }),
+    viewer: '/',
   }));
+  // The web viewer (static files of viewer/dist) at `/`.
+  await registerViewer(app);
 
   app.addHook('onClose', async () => {
     await liveSessions.drain();

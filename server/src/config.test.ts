@@ -75,3 +75,66 @@ describe('configuration from the environment', () => {
     expect(() => loadConfig({ PACS_PORT: '70000' })).toThrow(/PACS_PORT must be between 0 and 65535/);
   });
 });
+
+describe('DIMSE configuration from the environment', () => {
+  it('is off by default and, when on, listens on loopback port 11112 as FILMLESS for any calling AE', () => {
+    const config = loadConfig({});
+    expect(config.dimse).toEqual({
+      enabled: false,
+      host: '127.0.0.1',
+      port: 11112,
+      aeTitle: 'FILMLESS',
+      allowedCallingAeTitles: [],
+      destinations: {},
+    });
+    expect(Object.isFrozen(config.dimse.destinations)).toBe(true);
+  });
+
+  it('reads address, AE title, allow-list and C-MOVE destinations', () => {
+    const config = loadConfig({
+      PACS_DIMSE_ENABLED: 'true',
+      PACS_DIMSE_HOST: '0.0.0.0',
+      PACS_DIMSE_PORT: '104',
+      PACS_DIMSE_AE_TITLE: ' PACS1 ',
+      PACS_DIMSE_ALLOWED_CALLING_AES: 'CT1, MR_2 ,CT1',
+      PACS_DIMSE_DESTINATIONS: 'ORTHANC=127.0.0.1:4242, WS1=10.0.0.5:104,V6=[::1]:11112',
+    });
+    expect(config.dimse).toEqual({
+      enabled: true,
+      host: '0.0.0.0',
+      port: 104,
+      aeTitle: 'PACS1',
+      allowedCallingAeTitles: ['CT1', 'MR_2'],
+      destinations: {
+        ORTHANC: { host: '127.0.0.1', port: 4242 },
+        WS1: { host: '10.0.0.5', port: 104 },
+        V6: { host: '::1', port: 11112 },
+      },
+    });
+  });
+
+  it('refuses invalid AE titles and destinations, with the other problems', () => {
+    let message = '';
+    try {
+      loadConfig({
+        PACS_DIMSE_ENABLED: 'maybe',
+        PACS_DIMSE_PORT: '99999',
+        PACS_DIMSE_AE_TITLE: 'A_TITLE_LONGER_THAN_16',
+        PACS_DIMSE_ALLOWED_CALLING_AES: 'OK,BAD\\AE,CTRL\u0007',
+        PACS_DIMSE_DESTINATIONS: 'GOOD=h:1,NOPORT=host,BADPORT=h:70000,=h:1,GOOD=h:2',
+      });
+    } catch (err) {
+      message = (err as AppError).message;
+    }
+    expect(message).toContain('PACS_DIMSE_ENABLED must be true or false');
+    expect(message).toContain('PACS_DIMSE_PORT must be between 0 and 65535');
+    expect(message).toContain('PACS_DIMSE_AE_TITLE must be an AE title of 1 to 16 characters');
+    expect(message).toContain('PACS_DIMSE_ALLOWED_CALLING_AES must list AE titles of 1 to 16 characters without backslash or control characters, got "BAD\\AE"');
+    expect(message).toContain('got "CTRL\u0007"');
+    for (const bad of ['NOPORT=host', 'BADPORT=h:70000', '=h:1']) {
+      expect(message).toContain(`PACS_DIMSE_DESTINATIONS must list AE=host:port entries such as ORTHANC=127.0.0.1:4242 (AE title of 1 to 16 characters, port 1-65535), got "${bad}"`);
+    }
+    expect(message).toContain('PACS_DIMSE_DESTINATIONS lists the AE title "GOOD" twice');
+    expect(message).not.toContain('"OK"');
+  });
+});

@@ -56,6 +56,22 @@ export interface Config {
     /** Largest frame accepted on the live stream, in bytes (larger ones are refused with an error message). */
     maxFrameBytes: number;
   };
+  dimse: DimseConfig;
+  jobs: JobsConfig;
+}
+
+/** DICOM network service (DIMSE, PS3.7/PS3.8): off by default; when on, loopback unless told otherwise. */
+export interface DimseConfig {
+  enabled: boolean;
+  /** Address the SCP listens on (only that one). */
+  host: string;
+  port: number;
+  /** Our AE title (Called AE title peers use; Calling AE title of our C-MOVE sub-associations). */
+  aeTitle: string;
+  /** Calling AE titles allowed to associate; empty: any. */
+  allowedCallingAeTitles: readonly string[];
+  /** C-MOVE destinations: AE title → where its Storage SCP listens. */
+  destinations: Readonly<Record<string, { host: string; port: number }>>;
 }
 
 export interface AiConfig {
@@ -156,6 +172,57 @@ class EnvReader {
     return origins;
   }
 
+  /** An AE title (PS3.5 AE: 1–16 characters, no backslash, no control characters; blanks trimmed). */
+  aeTitle(name: string, fallback: string): string {
+    const raw = this.env[name];
+    if (raw === undefined || raw.trim() === '') return fallback;
+    const value = raw.trim();
+    if (!isValidAeTitle(value)) {
+      this.problems.push(`${name} must be an AE title of 1 to 16 characters without backslash or control characters, got "${raw}"`);
+      return fallback;
+    }
+    return value;
+  }
+
+  /** A comma-separated list of AE titles; empty: none. */
+  aeTitles(name: string): string[] {
+    const raw = this.env[name];
+    if (raw === undefined || raw.trim() === '') return [];
+    const titles: string[] = [];
+    for (const item of raw.split(',').map((entry) => entry.trim())) {
+      if (item === '') continue;
+      if (!isValidAeTitle(item)) {
+        this.problems.push(`${name} must list AE titles of 1 to 16 characters without backslash or control characters, got "${item}"`);
+        continue;
+      }
+      if (!titles.includes(item)) titles.push(item);
+    }
+    return titles;
+  }
+
+  /** `AE=host:port,AE2=host:port`: C-MOVE destinations by AE title. */
+  destinations(name: string): Record<string, { host: string; port: number }> {
+    const raw = this.env[name];
+    const destinations: Record<string, { host: string; port: number }> = {};
+    if (raw === undefined || raw.trim() === '') return destinations;
+    for (const item of raw.split(',').map((entry) => entry.trim())) {
+      if (item === '') continue;
+      const match = /^([^=]+)=(\[[0-9a-fA-F:.]+\]|[^:\s]+):(\d{1,5})$/.exec(item);
+      const ae = match?.[1]?.trim() ?? '';
+      const port = match ? Number(match[3]) : NaN;
+      if (!match || !isValidAeTitle(ae) || !(port >= 1 && port <= 65535)) {
+        this.problems.push(`${name} must list AE=host:port entries such as ORTHANC=127.0.0.1:4242 (AE title of 1 to 16 characters, port 1-65535), got "${item}"`);
+        continue;
+      }
+      if (Object.hasOwn(destinations, ae)) {
+        this.problems.push(`${name} lists the AE title "${ae}" twice`);
+        continue;
+      }
+      destinations[ae] = { host: match[2]!.replace(/^\[|\]$/g, ''), port };
+    }
+    return destinations;
+  }
+
   oneOf<T extends string>(name: string, allowed: readonly T[], fallback: T): T {
     const raw = this.env[name];
     if (raw === undefined || raw === '') return fallback;
@@ -163,6 +230,40 @@ class EnvReader {
     this.problems.push(`${name} must be one of ${allowed.join(', ')}, got "${raw}"`);
     return fallback;
   }
+}
+
+/** Slide analysis jobs (server/src/pathology): where their steps queue and who runs them. */
+export interface JobsConfig {
+  /** `inprocess` (embedded: a queue in memory, resumed from the job store at start) or `bullmq` (Redis). */
+  queue: 'inprocess' | 'bullmq';
+  redisUrl: string;
+  /** Redis key prefix of the BullMQ queue. */
+  redisPrefix: string;
+  /** Run steps in the server process too; false when separate worker processes (server/src/worker.ts) do. */
+  workersInProcess: boolean;
+  /** Steps one process runs at once. */
+  concurrency: number;
+  /** Model windows per queued unit (the unit of progress, retry and exactly-once recording). */
+  windowsPerUnit: number;
+  /** BullMQ: seconds without a lock renewal before another worker takes a step of a dead worker. */
+  stalledSeconds: number;
+}
+
+function readJobsConfig(read: EnvReader): JobsConfig {
+  return {
+    queue: read.oneOf('PACS_JOBS_QUEUE', ['inprocess', 'bullmq'] as const, 'inprocess'),
+    redisUrl: read.string('PACS_REDIS_URL', 'redis://127.0.0.1:6379'),
+    redisPrefix: read.string('PACS_REDIS_PREFIX', 'filmless'),
+    workersInProcess: read.boolean('PACS_JOBS_WORKERS_IN_PROCESS', true),
+    concurrency: read.integer('PACS_JOBS_CONCURRENCY', 1, 1, 64),
+    windowsPerUnit: read.integer('PACS_JOBS_WINDOWS_PER_UNIT', 16, 1, 4096),
+    stalledSeconds: read.integer('PACS_JOBS_STALLED_SECONDS', 30, 1, 3600),
+  };
+}
+
+/** PS3.5 Table 6.2-1, AE: at most 16 characters of the default repertoire, no backslash, no control characters. */
+export function isValidAeTitle(value: string): boolean {
+  return value.length >= 1 && value.length <= 16 && /^[\x20-\x7E]+$/.test(value) && !value.includes('\\') && value.trim() !== '';
 }
 
 const GiB = 1024 ** 3;
@@ -230,6 +331,15 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     live: {
       maxFrameBytes: read.integer('PACS_LIVE_MAX_FRAME_BYTES', 8 * MiB, 1024, 256 * MiB),
     },
+    dimse: {
+      enabled: read.boolean('PACS_DIMSE_ENABLED', false),
+      host: read.string('PACS_DIMSE_HOST', '127.0.0.1'),
+      port: read.integer('PACS_DIMSE_PORT', 11112, 0, 65535),
+      aeTitle: read.aeTitle('PACS_DIMSE_AE_TITLE', 'FILMLESS'),
+      allowedCallingAeTitles: read.aeTitles('PACS_DIMSE_ALLOWED_CALLING_AES'),
+      destinations: read.destinations('PACS_DIMSE_DESTINATIONS'),
+    },
+    jobs: readJobsConfig(read),
   };
 
   if (read.problems.length > 0) {
