@@ -6,6 +6,7 @@ COPY package.json package-lock.json .npmrc ./
 RUN npm ci
 COPY tsconfig.json ./
 COPY server ./server
+COPY viewer ./viewer
 RUN npm run build && npm prune --omit=dev
 
 FROM node:24-bookworm-slim
@@ -13,6 +14,9 @@ WORKDIR /app
 ENV NODE_ENV=production
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/server/dist ./server/dist
+COPY --from=build /app/viewer/dist ./viewer/dist
+# The model registry (manifest + .onnx pinned by sha256) ships with the image.
+COPY models ./models
 COPY package.json ./
 USER node
 EXPOSE 8080
