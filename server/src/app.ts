@@ -63,7 +63,7 @@ export async function buildApp(config: Readonly<Config>, services: Services): Pr
     connectionTimeout: 0,
     keepAliveTimeout: 72_000,
     // Fastify's default (100 characters) answers 414 to a WADO-RS frame list of a few dozen tiles.
-    maxParamLength: 16_384,
+    routerOptions: { maxParamLength: 16_384 },
   }) as unknown as FastifyInstance;
 
   app.setErrorHandler(errorHandler);
