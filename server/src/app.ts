@@ -96,6 +96,7 @@ export async function buildApp(config: Readonly<Config>, services: Services): Pr
       log: services.logger,
       tmpDir: path.join(config.dataDir, 'live-tmp'),
       maxFrameBytes: config.live.maxFrameBytes,
+      maxWaitMs: config.live.maxWaitMs,
       sessions: liveSessions,
     });
     await app.register(aiRoutes, {

@@ -55,6 +55,8 @@ export interface Config {
   live: {
     /** Largest frame accepted on the live stream, in bytes (larger ones are refused with an error message). */
     maxFrameBytes: number;
+    /** Latency bound: a frame that waited longer than this for the model is dropped instead of analysed. */
+    maxWaitMs: number;
   };
   dimse: DimseConfig;
   jobs: JobsConfig;
@@ -330,6 +332,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     },
     live: {
       maxFrameBytes: read.integer('PACS_LIVE_MAX_FRAME_BYTES', 8 * MiB, 1024, 256 * MiB),
+      maxWaitMs: read.integer('PACS_LIVE_MAX_WAIT_MS', 50, 1, 60_000),
     },
     dimse: {
       enabled: read.boolean('PACS_DIMSE_ENABLED', false),

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ServiceBusyError } from '../errors.js';
-import { ModelQueue, type BatchRunner } from './model-queue.js';
+import { DeadlineExpiredError, ModelQueue, type BatchRunner } from './model-queue.js';
 
 /** A runner whose batches finish only when the test says so. */
 class HeldRunner implements BatchRunner<number, number> {
@@ -61,5 +61,22 @@ describe('the bounded queue in front of a model', () => {
     const queue = new ModelQueue<number, number>('m', { run: async (inputs) => { calls += 1; if (calls === 1) throw new Error('boom'); return inputs; } }, 2, 10);
     await expect(queue.submit(1)).rejects.toThrow('boom');
     expect(await queue.submit(7)).toBe(7);
+  });
+
+  it('does not run requests whose deadline passed while they waited', async () => {
+    const runner = new HeldRunner();
+    const queue = new ModelQueue('m', runner, 4, 10);
+    const running = queue.submit(1);
+    await tick();
+    const stale = queue.submit(2, performance.now() + 5);
+    const fresh = queue.submit(3, performance.now() + 60_000);
+    await new Promise((r) => setTimeout(r, 20));
+    runner.releaseOne();
+    await expect(stale).rejects.toBeInstanceOf(DeadlineExpiredError);
+    await tick();
+    runner.releaseOne();
+    expect(await running).toBe(10);
+    expect(await fresh).toBe(30);
+    expect(runner.batches).toEqual([[1], [3]]);
   });
 });

@@ -19,8 +19,18 @@ export interface QueueStats {
   refused: number;
 }
 
+/** A request whose deadline passed while it waited: it was not run (live frames: counted as dropped). */
+export class DeadlineExpiredError extends Error {
+  constructor() {
+    super('The request waited past its deadline and was not run');
+    this.name = 'DeadlineExpiredError';
+  }
+}
+
 interface Pending<In, Out> {
   input: In;
+  /** performance.now() after which the request is not worth running. */
+  deadline: number;
   resolve(output: Out): void;
   reject(err: unknown): void;
 }
@@ -40,7 +50,7 @@ export class ModelQueue<In, Out> {
     private readonly maxWaiting: number,
   ) {}
 
-  submit(input: In): Promise<Out> {
+  submit(input: In, deadline = Number.POSITIVE_INFINITY): Promise<Out> {
     if (this.waiting.length >= this.maxWaiting) {
       this.refused += 1;
       const backlogBatches = Math.ceil((this.waiting.length + 1) / this.maxBatch) + this.running;
@@ -50,7 +60,7 @@ export class ModelQueue<In, Out> {
       );
     }
     return new Promise<Out>((resolve, reject) => {
-      this.waiting.push({ input, resolve, reject });
+      this.waiting.push({ input, deadline, resolve, reject });
       this.pump();
     });
   }
@@ -60,7 +70,16 @@ export class ModelQueue<In, Out> {
   }
 
   private pump(): void {
-    if (this.running > 0 || this.waiting.length === 0) return;
+    if (this.running > 0) return;
+    const now = performance.now();
+    for (let i = this.waiting.length - 1; i >= 0; i -= 1) {
+      const pending = this.waiting[i]!;
+      if (pending.deadline < now) {
+        this.waiting.splice(i, 1);
+        pending.reject(new DeadlineExpiredError());
+      }
+    }
+    if (this.waiting.length === 0) return;
     const batch = this.waiting.splice(0, this.maxBatch);
     this.running = batch.length;
     const started = performance.now();

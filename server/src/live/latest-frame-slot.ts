@@ -1,7 +1,9 @@
 /**
  * Latency beats completeness: per stream at most one frame is being analysed and one waits. A newer
  * frame replaces the waiting one (which is counted as dropped), so a slow model makes the stream skip
- * frames, never fall behind, and memory per stream is two frames whatever the client sends.
+ * frames, never fall behind, and memory per stream is two frames whatever the client sends. A waiting
+ * frame older than `maxWaitMs` when its turn comes is dropped too: its answer would arrive too late to
+ * be useful, and the next frame is only a frame period away.
  */
 export interface SlotStats {
   received: number;
@@ -11,7 +13,7 @@ export interface SlotStats {
 
 export class LatestFrameSlot<T> {
   private running = false;
-  private waiting: T | undefined;
+  private waiting: { item: T; offeredAt: number } | undefined;
   private closed = false;
   private readonly stats_: SlotStats = { received: 0, processed: 0, dropped: 0 };
   private idleWaiters: Array<() => void> = [];
@@ -19,6 +21,8 @@ export class LatestFrameSlot<T> {
   constructor(
     private readonly process: (item: T) => Promise<void>,
     private readonly onDrop: (item: T) => void = () => {},
+    private readonly maxWaitMs = Number.POSITIVE_INFINITY,
+    private readonly now: () => number = () => performance.now(),
   ) {}
 
   offer(item: T): void {
@@ -28,11 +32,8 @@ export class LatestFrameSlot<T> {
       this.run(item);
       return;
     }
-    if (this.waiting !== undefined) {
-      this.stats_.dropped += 1;
-      this.onDrop(this.waiting);
-    }
-    this.waiting = item;
+    if (this.waiting !== undefined) this.drop(this.waiting.item);
+    this.waiting = { item, offeredAt: this.now() };
   }
 
   stats(): SlotStats {
@@ -43,11 +44,15 @@ export class LatestFrameSlot<T> {
   async close(): Promise<void> {
     this.closed = true;
     if (this.waiting !== undefined) {
-      this.stats_.dropped += 1;
-      this.onDrop(this.waiting);
+      this.drop(this.waiting.item);
       this.waiting = undefined;
     }
     if (this.running) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private drop(item: T): void {
+    this.stats_.dropped += 1;
+    this.onDrop(item);
   }
 
   private run(item: T): void {
@@ -59,8 +64,11 @@ export class LatestFrameSlot<T> {
         const next = this.waiting;
         this.waiting = undefined;
         if (next !== undefined && !this.closed) {
-          this.run(next);
-          return;
+          if (this.now() - next.offeredAt <= this.maxWaitMs) {
+            this.run(next.item);
+            return;
+          }
+          this.drop(next.item);
         }
         this.running = false;
         this.idleWaiters.splice(0).forEach((resolve) => resolve());

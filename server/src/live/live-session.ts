@@ -20,6 +20,7 @@ import { isAppError } from '../errors.js';
 import { buildDetectionReport, derivedUid, patientStudyAttributes, type ReportFrame } from '../inference/detection-report.js';
 import type { InferenceEngine } from '../inference/inference-engine.js';
 import type { RawImage } from '../inference/letterbox.js';
+import { DeadlineExpiredError } from '../inference/model-queue.js';
 import { LatestFrameSlot } from './latest-frame-slot.js';
 import { parseControl, parseFrame, ProtocolError, type FrameMessage, type NewStudy, type StartMessage } from './live-protocol.js';
 import { Recording, VIDEO_ENDOSCOPIC } from './recording.js';
@@ -32,6 +33,8 @@ export interface LiveDeps {
   log: Logger;
   tmpDir: string;
   maxFrameBytes: number;
+  /** A waiting frame older than this when its turn comes is dropped (latency bound). */
+  maxWaitMs: number;
 }
 
 /** What the session needs from the socket (a `ws` WebSocket satisfies it). */
@@ -46,6 +49,8 @@ interface PendingFrame {
   seq: number;
   capturedAt: number;
   receivedAt: number;
+  /** performance.now() at receipt: the model must start within maxWaitMs of it. */
+  receivedAtPerf: number;
   frameNumber: number | undefined;
   image: Buffer | RawImage;
 }
@@ -59,7 +64,8 @@ interface Active {
   slot: LatestFrameSlot<PendingFrame>;
   detections: ReportFrame[];
   dimensions: { width: number; height: number } | undefined;
-  intakeDropped: number;
+  /** Frames that reached the model's queue but were not analysed (deadline passed, model busy). */
+  notAnalysed: number;
 }
 
 const OPEN = 1;
@@ -93,6 +99,7 @@ export class LiveSession {
       return;
     }
     const receivedAt = Date.now();
+    const receivedAtPerf = performance.now();
     this.intakeDepth += 1;
     if (this.intakeDepth >= MAX_INTAKE && !this.paused) {
       this.paused = true;
@@ -100,7 +107,7 @@ export class LiveSession {
     }
     this.intake = this.intake.then(async () => {
       try {
-        await this.onFrame(frame, receivedAt);
+        await this.onFrame(frame, receivedAt, receivedAtPerf);
       } catch (err) {
         this.sendError(err, frame.seq);
       } finally {
@@ -151,10 +158,10 @@ export class LiveSession {
       studyInstanceUid,
       studyAttributes,
       recording,
-      slot: new LatestFrameSlot<PendingFrame>((frame) => this.analyse(active, frame)),
+      slot: new LatestFrameSlot<PendingFrame>((frame) => this.analyse(active, frame), undefined, this.deps.maxWaitMs),
       detections: [],
       dimensions: undefined,
-      intakeDropped: 0,
+      notAnalysed: 0,
     };
     this.active = active;
     this.deps.log.info({ model: spec.id, record: start.record }, 'live session started');
@@ -201,7 +208,7 @@ export class LiveSession {
     };
   }
 
-  private async onFrame(frame: FrameMessage, receivedAt: number): Promise<void> {
+  private async onFrame(frame: FrameMessage, receivedAt: number, receivedAtPerf: number): Promise<void> {
     const active = this.active;
     if (active === undefined) throw new ProtocolError('NOT_STARTED', 'Send {"type":"start",…} before frames');
     let width: number;
@@ -232,13 +239,13 @@ export class LiveSession {
       }
       frameNumber = await active.recording.add(jpeg, width, height, frame.capturedAt);
     }
-    active.slot.offer({ seq: frame.seq, capturedAt: frame.capturedAt, receivedAt, frameNumber, image });
+    active.slot.offer({ seq: frame.seq, capturedAt: frame.capturedAt, receivedAt, receivedAtPerf, frameNumber, image });
   }
 
   private async analyse(active: Active, frame: PendingFrame): Promise<void> {
     const startedAt = Date.now();
     try {
-      const result = await this.deps.engine.detect(active.model.id, frame.image);
+      const result = await this.deps.engine.detect(active.model.id, frame.image, undefined, frame.receivedAtPerf + this.deps.maxWaitMs);
       if (frame.frameNumber !== undefined && result.detections.length > 0) {
         active.detections.push({ frame: frame.frameNumber, timeOffsetMs: active.recording!.timeOffsetMs(frame.frameNumber), detections: result.detections });
       }
@@ -253,11 +260,17 @@ export class LiveSession {
         height: result.height,
         detections: result.detections,
         timings: { ...result.timings, receivedAt: frame.receivedAt, waitMs: startedAt - frame.receivedAt, serverMs: Date.now() - frame.receivedAt },
-        stats: { received: stats.received + active.intakeDropped, processed: stats.processed + 1, dropped: stats.dropped + active.intakeDropped },
+        // The slot counts this frame as processed only once this function returns: +1.
+        stats: { received: stats.received, processed: stats.processed + 1 - active.notAnalysed, dropped: stats.dropped + active.notAnalysed },
       });
     } catch (err) {
+      // Too late for the model (other rooms went first): dropped, like a replaced frame.
+      if (err instanceof DeadlineExpiredError) {
+        active.notAnalysed += 1;
+        return;
+      }
       // A busy model (503 over HTTP) or an undecodable frame costs this frame only.
-      if (isAppError(err) && err.code === 'SERVICE_BUSY') active.intakeDropped += 1;
+      if (isAppError(err) && err.code === 'SERVICE_BUSY') active.notAnalysed += 1;
       this.sendError(err, frame.seq);
     }
   }
@@ -276,7 +289,7 @@ export class LiveSession {
     const summary: Record<string, unknown> = {
       type: 'stopped',
       reason,
-      stats: { received: stats.received + active.intakeDropped, processed: stats.processed, dropped: stats.dropped + active.intakeDropped },
+      stats: { received: stats.received, processed: stats.processed - active.notAnalysed, dropped: stats.dropped + active.notAnalysed },
       recording: null,
     };
     const recording = active.recording;

@@ -64,7 +64,9 @@ class Client {
 let t: TestApp;
 let url: string;
 beforeAll(async () => {
-  t = await buildTestApp({ PACS_LIVE_MAX_FRAME_BYTES: '100000' });
+  // No latency budget here: these tests check the slot and the protocol, not the drop-by-age policy
+  // (latest-frame-slot.test.ts, model-queue.test.ts).
+  t = await buildTestApp({ PACS_LIVE_MAX_FRAME_BYTES: '100000', PACS_LIVE_MAX_WAIT_MS: '60000' });
   const address = await t.app.listen({ host: '127.0.0.1', port: 0 });
   url = `${address.replace('http', 'ws')}/live`;
 });

@@ -1,0 +1,139 @@
+"""Evaluate the polyp detector with the exact post-processing of the contract.
+
+Test set (final numbers; never used for selection):
+  /usr/bin/python3 scripts/polyp/evaluate.py --onnx models/polyp-detector-1.0.0.onnx --split test \
+      --threshold 0.6 --json /tmp/polyp/test_metrics.json
+Validation (the 80 held-out train images of a run; used for threshold / post-processing choice):
+  /usr/bin/python3 scripts/polyp/evaluate.py --onnx ... --split val --run-dir /tmp/polyp/run1 --tune
+
+Backends: 'ort-node' runs the .onnx with onnxruntime-node (the runtime the server uses; Python
+onnxruntime is not installed in /usr/bin/python3); 'torch' runs the checkpoint through the same
+ExportWrapper that is exported (needs --ckpt). 'auto' = ort-node if node + onnxruntime-node work.
+"""
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
+sys.path.insert(0, HERE)
+import common  # noqa: E402
+
+p = argparse.ArgumentParser()
+p.add_argument("--onnx", default=os.path.join(REPO, "models", "polyp-detector-1.0.0.onnx"))
+p.add_argument("--ckpt", default=None)
+p.add_argument("--flip-tta", action="store_true", help="torch backend only")
+p.add_argument("--size", type=int, default=0, help="input S (default: read from the .onnx)")
+p.add_argument("--stride", type=int, default=4)
+p.add_argument("--split", choices=["test", "val"], default="test")
+p.add_argument("--run-dir", default="/tmp/polyp/run1", help="for --split val: where split.json is")
+p.add_argument("--backend", choices=["auto", "ort-node", "torch"], default="auto")
+p.add_argument("--mask-threshold", type=float, default=0.5)
+p.add_argument("--min-area", type=float, default=0.002, help="minAreaFraction")
+p.add_argument("--threshold", type=float, default=None, help="operating minScore for P/R (default: best F1)")
+p.add_argument("--tune", action="store_true", help="grid-search maskThreshold/minAreaFraction (val only)")
+p.add_argument("--latency-runs", type=int, default=30)
+p.add_argument("--json", default=None)
+p.add_argument("--tmp", default="/tmp/polyp/eval")
+args = p.parse_args()
+if args.tune and args.split == "test":
+    sys.exit("refusing to tune on the test split")
+
+S = args.size
+if not S:
+    import onnx
+    m = onnx.load(args.onnx)
+    S = m.graph.input[0].type.tensor_type.shape.dim[1].dim_value
+split_name = "test" if args.split == "test" else "train"
+data = common.build_cache(split_name, S)
+if args.split == "val":
+    with open(os.path.join(args.run_dir, "split.json")) as f:
+        val_ids = set(json.load(f)["val"])
+    idx = np.array([i for i, k in enumerate(data["ids"]) if k in val_ids])
+else:
+    idx = np.arange(len(data["ids"]))
+imgs = np.ascontiguousarray(data["images"][idx])
+N = len(idx)
+
+backend = args.backend
+if backend == "auto":
+    ok = shutil.which("node") and os.path.isdir(os.path.join(REPO, "node_modules", "onnxruntime-node"))
+    backend = "ort-node" if ok else "torch"
+info = {"backend": backend, "S": S, "n_images": int(N)}
+if backend == "ort-node":
+    os.makedirs(args.tmp, exist_ok=True)
+    fin = os.path.join(args.tmp, f"in_{args.split}.u8")
+    fout = os.path.join(args.tmp, f"out_{args.split}.f32")
+    imgs.tofile(fin)
+    r = subprocess.run(["node", os.path.join(HERE, "run_onnx.mjs"), os.path.abspath(args.onnx), fin, str(N), str(S),
+                        fout, "2", str(args.latency_runs)], cwd=REPO, capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.exit("onnxruntime-node failed:\n" + r.stderr)
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    info["ort"] = res
+    h = w = S // args.stride
+    probs = np.fromfile(fout, dtype=np.float32).reshape(N, 1, h, w)[:, 0]
+else:
+    import torch
+    from model import ExportWrapper, PolypNet
+    torch.set_num_threads(2)
+    ck = torch.load(args.ckpt, map_location="cpu")
+    a = ck.get("args", {})
+    net = PolypNet(tuple(int(v) for v in a.get("width", "32,32,64,96,160").split(",")),
+                   tuple(int(v) for v in a.get("dec", "48,32").split(",")))
+    net.load_state_dict(ck["model"])
+    wrap = ExportWrapper(net, flip_tta=args.flip_tta).eval()
+    out = []
+    with torch.no_grad():
+        for s in range(0, N, 8):
+            out.append(wrap(torch.from_numpy(imgs[s:s + 8])).numpy()[:, 0])
+        x1 = torch.from_numpy(imgs[:1])
+        for _ in range(3):
+            wrap(x1)
+        ts = []
+        for _ in range(args.latency_runs):
+            t0 = time.perf_counter()
+            wrap(x1)
+            ts.append((time.perf_counter() - t0) * 1000)
+    probs = np.concatenate(out)
+    info["torch_latency_batch1_median_ms"] = float(np.median(ts))
+
+
+def run(mt, ma):
+    return common.evaluate_probs(probs, data, args.stride, idx, mt, ma)
+
+
+if args.tune:
+    rows = []
+    for mt in [0.3, 0.4, 0.5, 0.6]:
+        for ma in [0.002, 0.005, 0.01, 0.02]:
+            r = run(mt, ma)
+            bf = common.best_f1_threshold(r["dets"], r["gts"])
+            rows.append(dict(maskThreshold=mt, minAreaFraction=ma, ap50=r["ap50"], ap50_95=r["ap50_95"],
+                             best_f1=bf))
+            print(f"mt {mt} ma {ma}: ap50 {r['ap50']:.4f} ap50_95 {r['ap50_95']:.4f} "
+                  f"bestF1 {bf['f1']:.4f} @ {bf['threshold']}", flush=True)
+    info["tune"] = rows
+
+r = run(args.mask_threshold, args.min_area)
+thr = args.threshold
+bf = common.best_f1_threshold(r["dets"], r["gts"])
+if thr is None:
+    thr = bf["threshold"]
+op = common.pr_at_threshold(r["dets"], r["gts"], thr)
+ts = np.arange(0.5, 0.951, 0.05)
+info.update(dict(split=args.split, maskThreshold=args.mask_threshold, minAreaFraction=args.min_area,
+                 ap50=r["ap50"], ap50_95=r["ap50_95"],
+                 ap_per_iou={f"{t:.2f}": common.average_precision(r["dets"], r["gts"], t) for t in ts},
+                 n_gt=int(sum(len(g) for g in r["gts"])), n_dets=int(sum(len(d) for d in r["dets"])),
+                 at_threshold=op, best_f1=bf))
+print(json.dumps({k: v for k, v in info.items() if k != "tune"}, indent=1))
+if args.json:
+    with open(args.json, "w") as f:
+        json.dump(info, f, indent=1)
