@@ -2,6 +2,10 @@
  * The live endpoint end to end over a real WebSocket, with the hand-wired bright-spot test model
  * (marks bright regions): frames are black JPEGs with a white square whose position is known.
  */
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import sharp from 'sharp';
 import dcmjs from 'dcmjs';
 import WebSocket from 'ws';
@@ -125,6 +129,17 @@ describe('live endoscopy stream', () => {
     const ds = dcmjs.data.DicomMetaDictionary.naturalizeDataset(dcmjs.data.DicomMessage.readFile(videoBytes.buffer.slice(videoBytes.byteOffset, videoBytes.byteOffset + videoBytes.length) as ArrayBuffer).dict);
     expect(ds).toMatchObject({ SOPClassUID: '1.2.840.10008.5.1.4.1.1.77.1.1.1', Modality: 'ES', NumberOfFrames: 6, Rows: 120, Columns: 160, PatientID: 'LIVE-1' });
     expect(ds.FrameTimeVector).toEqual([0, 40, 40, 40, 40, 40]);
+    expect(ds.FrameIncrementPointer).toBe(0x00181065);
+    // A third-party toolkit (dcmtk) reads the recording and decompresses every frame.
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'live-rec-'));
+    try {
+      await writeFile(path.join(dir, 'video.dcm'), videoBytes);
+      expect(execFileSync('dcmdump', [path.join(dir, 'video.dcm')], { encoding: 'utf8' })).toMatch(/\(0028,0009\) AT \(0018,1065\)/);
+      execFileSync('dcmdjpeg', [path.join(dir, 'video.dcm'), path.join(dir, 'raw.dcm')]);
+      expect(execFileSync('dcmdump', [path.join(dir, 'raw.dcm')], { encoding: 'utf8' })).toMatch(/\(7fe0,0010\) O[BW] .*# 345600,/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
 
     // The SR: every detection sent live, on the frame it was sent for.
     const sr = readDetectionReport(await readStored(studyInstanceUid, report.seriesInstanceUid));

@@ -185,7 +185,8 @@ export class Recording {
       HighBit: 7,
       PixelRepresentation: 0,
       NumberOfFrames: String(this.frames.length),
-      FrameIncrementPointer: '00181065',
+      // AT: the tag as a number (dcmjs would read a string as a decimal integer).
+      FrameIncrementPointer: 0x00181065,
       FrameTimeVector: times,
       CineRate: String(Math.round(this.fps)),
       AcquisitionContextSequence: [],
