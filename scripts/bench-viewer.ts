@@ -21,8 +21,9 @@ import type { Browser } from 'playwright-core';
 import { buildViewer, launchChromium, removeViewerBuild, startServer, stowAll } from '../viewer/e2e/harness.js';
 import { makePolygonAnnotations } from '../viewer/e2e/make-annotations.js';
 import { sharedDataDir, repoRoot } from '../server/src/test-support/shared-data.js';
+import { writePart10 } from '../server/src/dicom/write-part10.js';
 
-const { DicomDict, DicomMetaDictionary } = dcmjs.data;
+const { DicomMetaDictionary } = dcmjs.data;
 dcmjs.log.setLevel('silent');
 
 const args = process.argv.slice(2);
@@ -77,16 +78,7 @@ function ctSlice(study: string, series: string, index: number): Buffer {
     PixelData: pixels.buffer,
     _vrMap: { PixelData: 'OW' },
   };
-  const meta = {
-    FileMetaInformationVersion: new Uint8Array([0, 1]).buffer,
-    MediaStorageSOPClassUID: dataset['SOPClassUID'],
-    MediaStorageSOPInstanceUID: sop,
-    TransferSyntaxUID: '1.2.840.10008.1.2.1',
-    ImplementationClassUID: '1.2.826.0.1.3680043.10.1511.1',
-  };
-  const dict = new DicomDict(DicomMetaDictionary.denaturalizeDataset(meta));
-  dict.dict = DicomMetaDictionary.denaturalizeDataset(dataset);
-  return Buffer.from(dict.write() as ArrayBuffer);
+  return writePart10(dataset);
 }
 
 interface Round {

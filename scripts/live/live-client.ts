@@ -5,6 +5,7 @@ import { encodeFrame } from '../../server/src/live/live-protocol.js';
 export type LiveMessage = Record<string, any>;
 
 export class LiveClient {
+  /** Every message not yet taken by `next` (detections included). */
   readonly messages: LiveMessage[] = [];
   /** Every `detections` message with the local time it arrived (performance.now()). */
   readonly detections: Array<{ message: LiveMessage; arrivedAt: number }> = [];
@@ -15,7 +16,7 @@ export class LiveClient {
       if (isBinary) return;
       const message = JSON.parse(data.toString()) as LiveMessage;
       if (message['type'] === 'detections') this.detections.push({ message, arrivedAt: performance.now() });
-      else this.messages.push(message);
+      this.messages.push(message);
       this.waiters.splice(0).forEach((w) => w());
     });
   }
@@ -30,7 +31,7 @@ export class LiveClient {
     this.ws.send(JSON.stringify(message));
   }
 
-  sendJpeg(seq: number, jpeg: Buffer, capturedAt: number): void {
+  sendJpeg(seq: number, jpeg: Buffer, capturedAt = seq * 40): void {
     this.ws.send(encodeFrame({ seq, capturedAt, format: 'jpeg' }, jpeg));
   }
 

@@ -6,6 +6,7 @@
  * the viewer's, read it the same).
  */
 import dcmjs from 'dcmjs';
+import { IMPLEMENTATION_CLASS_UID } from '../../server/src/dicom/write-part10.js';
 
 const { DicomDict, DicomMetaDictionary } = dcmjs.data;
 const ANN_CLASS = '1.2.840.10008.5.1.4.1.1.91.1';
@@ -67,7 +68,7 @@ export function makePolygonAnnotations(opts: { study: string; slideSeries: strin
     '00020002': el('UI', ANN_CLASS),
     '00020003': el('UI', sop),
     '00020010': el('UI', '1.2.840.10008.1.2.1'),
-    '00020012': el('UI', '1.2.826.0.1.3680043.10.1511.1'),
+    '00020012': el('UI', IMPLEMENTATION_CLASS_UID),
   };
   const file = new DicomDict(meta as never);
   file.dict = dict as never;

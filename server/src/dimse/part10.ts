@@ -6,9 +6,9 @@
  */
 import { InvalidDicomError } from '../errors.js';
 
-/** Our Implementation Class UID (a UUID-derived UID, PS3.5 §B.2) and version name, in every File Meta we write. */
-export const IMPLEMENTATION_CLASS_UID = '2.25.36920107774742470692394419266027969879';
-export const IMPLEMENTATION_VERSION_NAME = 'FILMLESS_0_1';
+import { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME } from '../dicom/write-part10.js';
+
+export { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME };
 
 export interface FileMetaFields {
   sopClassUid: string;

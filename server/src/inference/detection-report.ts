@@ -12,14 +12,13 @@
 import { createHash } from 'node:crypto';
 import dcmjs from 'dcmjs';
 import type { DicomJsonDataset } from '../dicom/dicom-json.js';
+import { writePart10 } from '../dicom/write-part10.js';
 import type { Detection } from './inference-engine.js';
 import type { ModelSpec } from './model-manifest.js';
 
-const { DicomDict, DicomMetaDictionary, DicomMessage } = dcmjs.data;
+const { DicomMetaDictionary, DicomMessage } = dcmjs.data;
 
 export const COMPREHENSIVE_3D_SR = '1.2.840.10008.5.1.4.1.1.88.34';
-const EXPLICIT_VR_LE = '1.2.840.10008.1.2.1';
-const IMPLEMENTATION_CLASS_UID = '1.2.826.0.1.3680043.10.1511.1';
 /** Private coding scheme (PS3.16 §8.2: designators starting "99") for concepts DICOM has no code for. */
 const LOCAL_SCHEME = '99FLMPACS';
 
@@ -262,16 +261,7 @@ export function buildDetectionReport(input: ReportInput): { part10: Buffer; uids
       ),
     ],
   });
-  const meta = {
-    FileMetaInformationVersion: new Uint8Array([0, 1]).buffer,
-    MediaStorageSOPClassUID: COMPREHENSIVE_3D_SR,
-    MediaStorageSOPInstanceUID: uids.sopInstanceUid,
-    TransferSyntaxUID: EXPLICIT_VR_LE,
-    ImplementationClassUID: IMPLEMENTATION_CLASS_UID,
-  };
-  const dict = new DicomDict(DicomMetaDictionary.denaturalizeDataset(meta));
-  dict.dict = DicomMetaDictionary.denaturalizeDataset(dataset);
-  return { part10: Buffer.from(dict.write()), uids };
+  return { part10: writePart10(dataset), uids };
 }
 
 export interface StoredDetectionReport {

@@ -140,16 +140,16 @@ export class InferenceEngine {
 
   /**
    * Detections in one image (JPEG/PNG bytes or raw decoded pixels), in source-image pixels; those
-   * scoring below `minScore` (default: the model's operating threshold) are left out. A request still
-   * waiting for the model at `deadline` (performance.now() clock) fails with DeadlineExpiredError.
+   * scoring below `minScore` (default: the model's operating threshold) are left out. A request for
+   * which `isStale()` is true when its batch is formed fails with DeadlineExpiredError, unrun.
    */
-  async detect(id: string, source: Buffer | RawImage, minScore?: number, deadline?: number): Promise<DetectionResult> {
+  async detect(id: string, source: Buffer | RawImage, minScore?: number, isStale?: () => boolean): Promise<DetectionResult> {
     const model = this.loaded(id);
     const { spec } = model;
     const t0 = performance.now();
     const input = await letterbox(source, spec.input.width, spec.input.padValue);
     const queuedAt = performance.now();
-    const mask = await model.queue.submit(input.pixels, deadline);
+    const mask = await model.queue.submit(input.pixels, isStale);
     const t2 = performance.now();
     const threshold = minScore ?? spec.operatingThreshold;
     const detections = maskComponents(mask.prob, mask.width, mask.height, spec.output)

@@ -19,18 +19,18 @@ export interface QueueStats {
   refused: number;
 }
 
-/** A request whose deadline passed while it waited: it was not run (live frames: counted as dropped). */
+/** A request that became stale while it waited: it was not run (live frames: counted as dropped). */
 export class DeadlineExpiredError extends Error {
   constructor() {
-    super('The request waited past its deadline and was not run');
+    super('The request became stale while it waited and was not run');
     this.name = 'DeadlineExpiredError';
   }
 }
 
 interface Pending<In, Out> {
   input: In;
-  /** performance.now() after which the request is not worth running. */
-  deadline: number;
+  /** True once the request is no longer worth running (checked when a batch is formed). */
+  isStale: () => boolean;
   resolve(output: Out): void;
   reject(err: unknown): void;
 }
@@ -50,7 +50,7 @@ export class ModelQueue<In, Out> {
     private readonly maxWaiting: number,
   ) {}
 
-  submit(input: In, deadline = Number.POSITIVE_INFINITY): Promise<Out> {
+  submit(input: In, isStale: () => boolean = () => false): Promise<Out> {
     if (this.waiting.length >= this.maxWaiting) {
       this.refused += 1;
       const backlogBatches = Math.ceil((this.waiting.length + 1) / this.maxBatch) + this.running;
@@ -60,7 +60,7 @@ export class ModelQueue<In, Out> {
       );
     }
     return new Promise<Out>((resolve, reject) => {
-      this.waiting.push({ input, deadline, resolve, reject });
+      this.waiting.push({ input, isStale, resolve, reject });
       this.pump();
     });
   }
@@ -71,10 +71,9 @@ export class ModelQueue<In, Out> {
 
   private pump(): void {
     if (this.running > 0) return;
-    const now = performance.now();
     for (let i = this.waiting.length - 1; i >= 0; i -= 1) {
       const pending = this.waiting[i]!;
-      if (pending.deadline < now) {
+      if (pending.isStale()) {
         this.waiting.splice(i, 1);
         pending.reject(new DeadlineExpiredError());
       }

@@ -1,9 +1,8 @@
 /**
  * Latency beats completeness: per stream at most one frame is being analysed and one waits. A newer
  * frame replaces the waiting one (which is counted as dropped), so a slow model makes the stream skip
- * frames, never fall behind, and memory per stream is two frames whatever the client sends. A waiting
- * frame older than `maxWaitMs` when its turn comes is dropped too: its answer would arrive too late to
- * be useful, and the next frame is only a frame period away.
+ * frames, never fall behind, and memory per stream is two frames whatever the client sends. (The
+ * session also drops a frame that waits too long at the shared model while a newer one waits here.)
  */
 export interface SlotStats {
   received: number;
@@ -13,7 +12,7 @@ export interface SlotStats {
 
 export class LatestFrameSlot<T> {
   private running = false;
-  private waiting: { item: T; offeredAt: number } | undefined;
+  private waiting: T | undefined;
   private closed = false;
   private readonly stats_: SlotStats = { received: 0, processed: 0, dropped: 0 };
   private idleWaiters: Array<() => void> = [];
@@ -21,8 +20,6 @@ export class LatestFrameSlot<T> {
   constructor(
     private readonly process: (item: T) => Promise<void>,
     private readonly onDrop: (item: T) => void = () => {},
-    private readonly maxWaitMs = Number.POSITIVE_INFINITY,
-    private readonly now: () => number = () => performance.now(),
   ) {}
 
   offer(item: T): void {
@@ -32,8 +29,13 @@ export class LatestFrameSlot<T> {
       this.run(item);
       return;
     }
-    if (this.waiting !== undefined) this.drop(this.waiting.item);
-    this.waiting = { item, offeredAt: this.now() };
+    if (this.waiting !== undefined) this.drop(this.waiting);
+    this.waiting = item;
+  }
+
+  /** Whether a newer frame is waiting for the one being analysed. */
+  hasWaiting(): boolean {
+    return this.waiting !== undefined;
   }
 
   stats(): SlotStats {
@@ -44,7 +46,7 @@ export class LatestFrameSlot<T> {
   async close(): Promise<void> {
     this.closed = true;
     if (this.waiting !== undefined) {
-      this.drop(this.waiting.item);
+      this.drop(this.waiting);
       this.waiting = undefined;
     }
     if (this.running) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
@@ -64,11 +66,8 @@ export class LatestFrameSlot<T> {
         const next = this.waiting;
         this.waiting = undefined;
         if (next !== undefined && !this.closed) {
-          if (this.now() - next.offeredAt <= this.maxWaitMs) {
-            this.run(next.item);
-            return;
-          }
-          this.drop(next.item);
+          this.run(next);
+          return;
         }
         this.running = false;
         this.idleWaiters.splice(0).forEach((resolve) => resolve());

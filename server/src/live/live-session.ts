@@ -33,7 +33,7 @@ export interface LiveDeps {
   log: Logger;
   tmpDir: string;
   maxFrameBytes: number;
-  /** A waiting frame older than this when its turn comes is dropped (latency bound). */
+  /** Latency bound: a frame older than this when its turn comes is dropped if a newer frame waits. */
   maxWaitMs: number;
 }
 
@@ -49,7 +49,7 @@ interface PendingFrame {
   seq: number;
   capturedAt: number;
   receivedAt: number;
-  /** performance.now() at receipt: the model must start within maxWaitMs of it. */
+  /** performance.now() at receipt: a frame not at the model within maxWaitMs is dropped if a newer one waits. */
   receivedAtPerf: number;
   frameNumber: number | undefined;
   image: Buffer | RawImage;
@@ -158,7 +158,7 @@ export class LiveSession {
       studyInstanceUid,
       studyAttributes,
       recording,
-      slot: new LatestFrameSlot<PendingFrame>((frame) => this.analyse(active, frame), undefined, this.deps.maxWaitMs),
+      slot: new LatestFrameSlot<PendingFrame>((frame) => this.analyse(active, frame)),
       detections: [],
       dimensions: undefined,
       notAnalysed: 0,
@@ -245,7 +245,9 @@ export class LiveSession {
   private async analyse(active: Active, frame: PendingFrame): Promise<void> {
     const startedAt = Date.now();
     try {
-      const result = await this.deps.engine.detect(active.model.id, frame.image, undefined, frame.receivedAtPerf + this.deps.maxWaitMs);
+      // Stale: past the wait budget while a newer frame of this stream is already waiting to replace it.
+      const isStale = () => performance.now() - frame.receivedAtPerf > this.deps.maxWaitMs && active.slot.hasWaiting();
+      const result = await this.deps.engine.detect(active.model.id, frame.image, undefined, isStale);
       if (frame.frameNumber !== undefined && result.detections.length > 0) {
         active.detections.push({ frame: frame.frameNumber, timeOffsetMs: active.recording!.timeOffsetMs(frame.frameNumber), detections: result.detections });
       }

@@ -9,13 +9,13 @@ import path from 'node:path';
 import sharp from 'sharp';
 import dcmjs from 'dcmjs';
 import WebSocket from 'ws';
+import { LiveClient, type LiveMessage } from '../../../scripts/live/live-client.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTestApp, type TestApp } from '../test-support/build-test-app.js';
 import { makeInstance, newUid, multipartBody, STOW_CONTENT_TYPE } from '../test-support/make-dicom.js';
 import type { BatchRunner } from '../inference/model-queue.js';
 import type { MaskOutput } from '../inference/inference-engine.js';
 import { readDetectionReport } from '../inference/detection-report.js';
-import { encodeFrame } from './live-protocol.js';
 
 dcmjs.log.setLevel('silent');
 
@@ -26,44 +26,7 @@ async function squareJpeg(x: number): Promise<Buffer> {
   return sharp(pixels, { raw: { width: 160, height: 120, channels: 3 } }).jpeg({ quality: 90 }).toBuffer();
 }
 
-type Message = Record<string, any>;
-
-class Client {
-  readonly messages: Message[] = [];
-  private waiters: Array<() => void> = [];
-  private constructor(readonly ws: WebSocket) {
-    ws.on('message', (data, isBinary) => {
-      if (!isBinary) this.messages.push(JSON.parse(data.toString()));
-      this.waiters.splice(0).forEach((w) => w());
-    });
-  }
-  static async connect(url: string): Promise<Client> {
-    const ws = new WebSocket(url);
-    await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
-    return new Client(ws);
-  }
-  sendJson(message: unknown): void {
-    this.ws.send(JSON.stringify(message));
-  }
-  sendFrame(seq: number, jpeg: Buffer, capturedAt = seq * 40): void {
-    this.ws.send(encodeFrame({ seq, capturedAt, format: 'jpeg' }, jpeg));
-  }
-  async next(predicate: (m: Message) => boolean, timeoutMs = 20_000): Promise<Message> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const found = this.messages.find(predicate);
-      if (found !== undefined) {
-        this.messages.splice(this.messages.indexOf(found), 1);
-        return found;
-      }
-      if (Date.now() > deadline) throw new Error(`no matching message; got ${JSON.stringify(this.messages).slice(0, 500)}`);
-      await new Promise<void>((resolve) => {
-        this.waiters.push(resolve);
-        setTimeout(resolve, 200);
-      });
-    }
-  }
-}
+type Message = LiveMessage;
 
 let t: TestApp;
 let url: string;
@@ -87,14 +50,14 @@ async function readStored(study: string, series: string): Promise<Buffer> {
 
 describe('live endoscopy stream', () => {
   it('answers each frame with its detections, records the session as DICOM and an SR that replays the same boxes', async () => {
-    const client = await Client.connect(url);
+    const client = await LiveClient.connect(url);
     client.sendJson({ type: 'start', model: 'bright-spot', fps: 25, study: newPatient });
     const started = await client.next((m) => m.type === 'started');
     expect(started.model).toEqual({ id: 'bright-spot', version: '1.0.0' });
     const frames = await Promise.all([10, 30, 50, 70, 90, 110].map(squareJpeg));
     const live: Message[] = [];
     for (let seq = 0; seq < frames.length; seq += 1) {
-      client.sendFrame(seq, frames[seq]!);
+      client.sendJpeg(seq, frames[seq]!);
       live.push(await client.next((m) => m.type === 'detections' && m.seq === seq)); // one at a time: none dropped
     }
     live.forEach((m, i) => {
@@ -151,8 +114,8 @@ describe('live endoscopy stream', () => {
   });
 
   it('answers malformed, early, oversized and resized frames with an error and keeps the connection', async () => {
-    const client = await Client.connect(url);
-    client.sendFrame(0, await squareJpeg(10));
+    const client = await LiveClient.connect(url);
+    client.sendJpeg(0, await squareJpeg(10));
     expect(await client.next((m) => m.type === 'error')).toMatchObject({ code: 'NOT_STARTED' });
     client.ws.send('not json');
     expect(await client.next((m) => m.type === 'error')).toMatchObject({ code: 'MALFORMED_MESSAGE' });
@@ -164,14 +127,14 @@ describe('live endoscopy stream', () => {
     await client.next((m) => m.type === 'started');
     client.ws.send(Buffer.from([0, 0]));
     expect(await client.next((m) => m.type === 'error')).toMatchObject({ code: 'MALFORMED_MESSAGE' });
-    client.sendFrame(1, Buffer.alloc(150_000, 1));
+    client.sendJpeg(1, Buffer.alloc(150_000, 1));
     expect(await client.next((m) => m.type === 'error')).toMatchObject({ code: 'FRAME_TOO_LARGE' });
-    client.sendFrame(2, Buffer.from('not a jpeg at all'));
+    client.sendJpeg(2, Buffer.from('not a jpeg at all'));
     expect(await client.next((m) => m.type === 'error')).toMatchObject({ code: 'UNDECODABLE_FRAME', seq: 2 });
-    client.sendFrame(3, await squareJpeg(10));
+    client.sendJpeg(3, await squareJpeg(10));
     expect(await client.next((m) => m.type === 'detections')).toMatchObject({ seq: 3, frame: null });
     const small = await sharp({ create: { width: 80, height: 60, channels: 3, background: '#000' } }).jpeg().toBuffer();
-    client.sendFrame(4, small);
+    client.sendJpeg(4, small);
     expect(await client.next((m) => m.type === 'error')).toMatchObject({ code: 'FRAME_SIZE_CHANGED', seq: 4 });
     client.sendJson({ type: 'start', model: 'bright-spot', study: newPatient });
     expect(await client.next((m) => m.type === 'error')).toMatchObject({ code: 'ALREADY_STARTED' });
@@ -185,12 +148,12 @@ describe('live endoscopy stream', () => {
     const engine = t.services.inference!;
     engine.wrapRunner('bright-spot', (runner): BatchRunner<Buffer, MaskOutput> => ({ run: async (inputs) => { await new Promise((r) => setTimeout(r, 60)); return runner.run(inputs); } }), { maxBatch: 4, queueDepth: 16 });
     try {
-      const client = await Client.connect(url);
+      const client = await LiveClient.connect(url);
       client.sendJson({ type: 'start', model: 'bright-spot', record: false, study: newPatient });
       await client.next((m) => m.type === 'started');
       const jpeg = await squareJpeg(60);
       const rssBefore = process.memoryUsage().rss;
-      for (let seq = 0; seq < 200; seq += 1) client.sendFrame(seq, jpeg, seq);
+      for (let seq = 0; seq < 200; seq += 1) client.sendJpeg(seq, jpeg, seq);
       const last = await client.next((m) => m.type === 'detections' && m.seq === 199);
       expect(last.stats.received).toBe(200);
       expect(last.stats.processed).toBeLessThan(60);
@@ -215,11 +178,11 @@ describe('live endoscopy stream', () => {
       payload: multipartBody([{ body: makeInstance({ studyInstanceUid: study, patientName: 'KEPT^PATIENT', patientId: 'KEEP-9', modality: 'ES' }) }]),
     });
     expect(stow.statusCode).toBe(200);
-    const client = await Client.connect(url);
+    const client = await LiveClient.connect(url);
     client.sendJson({ type: 'start', model: 'bright-spot', study: { studyInstanceUid: study } });
     expect((await client.next((m) => m.type === 'started')).studyInstanceUid).toBe(study);
     const jpeg = await squareJpeg(20);
-    for (let seq = 0; seq < 5; seq += 1) client.sendFrame(seq, jpeg);
+    for (let seq = 0; seq < 5; seq += 1) client.sendJpeg(seq, jpeg);
     await client.next((m) => m.type === 'detections' && m.seq === 4);
     client.ws.terminate();
     // The recording arrives in the study shortly after the connection drops.

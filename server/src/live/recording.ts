@@ -11,13 +11,10 @@
 import { randomUUID } from 'node:crypto';
 import { mkdir, open, rm, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import dcmjs from 'dcmjs';
-
-const { DicomDict, DicomMetaDictionary } = dcmjs.data;
+import { writePart10 } from '../dicom/write-part10.js';
 
 export const VIDEO_ENDOSCOPIC = '1.2.840.10008.5.1.4.1.1.77.1.1.1';
 const JPEG_BASELINE = '1.2.840.10008.1.2.4.50';
-const IMPLEMENTATION_CLASS_UID = '1.2.826.0.1.3680043.10.1511.1';
 
 interface RecordedFrame {
   offset: number;
@@ -191,16 +188,7 @@ export class Recording {
       CineRate: String(Math.round(this.fps)),
       AcquisitionContextSequence: [],
     };
-    const meta = {
-      FileMetaInformationVersion: new Uint8Array([0, 1]).buffer,
-      MediaStorageSOPClassUID: VIDEO_ENDOSCOPIC,
-      MediaStorageSOPInstanceUID: this.identity.sopInstanceUid,
-      TransferSyntaxUID: JPEG_BASELINE,
-      ImplementationClassUID: IMPLEMENTATION_CLASS_UID,
-    };
-    const dict = new DicomDict(DicomMetaDictionary.denaturalizeDataset(meta));
-    dict.dict = DicomMetaDictionary.denaturalizeDataset(dataset);
-    const withoutPixels = Buffer.from(dict.write());
+    const withoutPixels = writePart10(dataset, JPEG_BASELINE);
     // Pixel Data (7FE0,0010) OB, undefined length: the encapsulated items follow.
     const element = Buffer.alloc(12);
     element.writeUInt16LE(0x7fe0, 0);

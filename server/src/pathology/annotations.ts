@@ -8,14 +8,13 @@
  */
 import { createHash } from 'node:crypto';
 import dcmjs from 'dcmjs';
+import { writePart10 } from '../dicom/write-part10.js';
 import type { ModelSpec } from '../inference/model-manifest.js';
 import type { Slide } from './slide.js';
 
-const { DicomDict, DicomMetaDictionary, DicomMessage } = dcmjs.data;
+const { DicomMetaDictionary, DicomMessage } = dcmjs.data;
 
 export const MICROSCOPY_BULK_SIMPLE_ANNOTATIONS = '1.2.840.10008.5.1.4.1.1.91.1';
-const EXPLICIT_VR_LE = '1.2.840.10008.1.2.1';
-const IMPLEMENTATION_CLASS_UID = '1.2.826.0.1.3680043.10.1511.1';
 const LOCAL_SCHEME = '99FLMPACS';
 
 /** One annotation: centre x, y; box x0, y0, x1, y1 (base pixels); score; label index. */
@@ -210,16 +209,7 @@ export function buildAnnotationInstance(input: AnnotationInput): { part10: Buffe
       };
     }),
   };
-  const meta = {
-    FileMetaInformationVersion: new Uint8Array([0, 1]).buffer,
-    MediaStorageSOPClassUID: MICROSCOPY_BULK_SIMPLE_ANNOTATIONS,
-    MediaStorageSOPInstanceUID: uids.sopInstanceUid,
-    TransferSyntaxUID: EXPLICIT_VR_LE,
-    ImplementationClassUID: IMPLEMENTATION_CLASS_UID,
-  };
-  const dict = new DicomDict(DicomMetaDictionary.denaturalizeDataset(meta));
-  dict.dict = DicomMetaDictionary.denaturalizeDataset(dataset);
-  return { part10: Buffer.from(dict.write()), ...uids };
+  return { part10: writePart10(dataset), ...uids };
 }
 
 export interface ReadAnnotationGroup {

@@ -3,8 +3,9 @@
  * the header of arbitrarily large ones whose pixel data the caller streams, so tests need no big fixtures.
  */
 import dcmjs from 'dcmjs';
+import { writePart10 } from '../dicom/write-part10.js';
 
-const { DicomDict, DicomMetaDictionary } = dcmjs.data;
+const { DicomMetaDictionary } = dcmjs.data;
 const EXPLICIT_VR_LE = '1.2.840.10008.1.2.1';
 const SECONDARY_CAPTURE = '1.2.840.10008.5.1.4.1.1.7';
 
@@ -71,18 +72,7 @@ function naturalDataset(options: TestInstanceOptions, withPixels: boolean): Reco
   return dataset;
 }
 
-function toPart10(dataset: Record<string, unknown>): Buffer {
-  const meta = {
-    FileMetaInformationVersion: new Uint8Array([0, 1]).buffer,
-    MediaStorageSOPClassUID: dataset['SOPClassUID'],
-    MediaStorageSOPInstanceUID: dataset['SOPInstanceUID'],
-    TransferSyntaxUID: EXPLICIT_VR_LE,
-    ImplementationClassUID: '1.2.826.0.1.3680043.10.1511.1',
-  };
-  const dict = new DicomDict(DicomMetaDictionary.denaturalizeDataset(meta));
-  dict.dict = DicomMetaDictionary.denaturalizeDataset(dataset);
-  return Buffer.from(dict.write() as ArrayBuffer);
-}
+const toPart10 = (dataset: Record<string, unknown>): Buffer => writePart10(dataset, EXPLICIT_VR_LE);
 
 /** A complete small instance with native 8-bit pixel data. */
 export function makeInstance(options: TestInstanceOptions = {}): Buffer {
