@@ -3,7 +3,7 @@
  * (marks bright regions): frames are black JPEGs with a white square whose position is known.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
@@ -197,5 +197,38 @@ describe('live endoscopy stream', () => {
     expect(instances[0]['00280008'].Value[0]).toBe(5);
     expect(instances[0]['00100020'].Value[0]).toBe('KEEP-9');
     expect(t.logLines.join('')).not.toMatch(/KEEP-9|KEPT|LIVE-1|ROOM\^ONE/);
+    // Nothing of the session is left behind: its temporary frame file is gone.
+    expect(await readdir(path.join(t.dataDir, 'live-tmp'))).toEqual([]);
+  });
+
+  it('serves several rooms in turn: two streams flooding a slow model get about the same share', async () => {
+    const engine = t.services.inference!;
+    engine.wrapRunner('bright-spot', (runner): BatchRunner<Buffer, MaskOutput> => ({ run: async (inputs) => { await new Promise((r) => setTimeout(r, 20)); return runner.run(inputs); } }), { maxBatch: 1, queueDepth: 16 });
+    try {
+      const rooms = await Promise.all([LiveClient.connect(url), LiveClient.connect(url)]);
+      for (const room of rooms) {
+        room.sendJson({ type: 'start', model: 'bright-spot', record: false, study: newPatient });
+        await room.next((m) => m.type === 'started');
+      }
+      const jpeg = await squareJpeg(30);
+      // Both rooms send 40 frames each at 100 fps, faster than the model's 20 ms per frame can serve both.
+      for (let seq = 0; seq < 40; seq += 1) {
+        for (const room of rooms) room.sendJpeg(seq, jpeg, seq * 10);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      const stopped = [];
+      for (const room of rooms) {
+        await room.drained(39);
+        room.sendJson({ type: 'stop' });
+        stopped.push((await room.next((m) => m.type === 'stopped')).stats);
+        room.close();
+      }
+      const [a, b] = stopped.map((s) => s.processed as number);
+      expect(a).toBeGreaterThan(2);
+      expect(b).toBeGreaterThan(2);
+      expect(Math.abs(a! - b!)).toBeLessThanOrEqual(Math.max(3, Math.ceil(0.5 * Math.max(a!, b!))));
+    } finally {
+      engine.wrapRunner('bright-spot', (runner) => runner, { maxBatch: 4, queueDepth: 16 });
+    }
   });
 });
