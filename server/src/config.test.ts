@@ -94,6 +94,7 @@ describe('DIMSE configuration from the environment', () => {
     const config = loadConfig({
       PACS_DIMSE_ENABLED: 'true',
       PACS_DIMSE_HOST: '0.0.0.0',
+      PACS_ALLOW_UNAUTHENTICATED_NETWORK: 'true',
       PACS_DIMSE_PORT: '104',
       PACS_DIMSE_AE_TITLE: ' PACS1 ',
       PACS_DIMSE_ALLOWED_CALLING_AES: 'CT1, MR_2 ,CT1',
@@ -136,5 +137,22 @@ describe('DIMSE configuration from the environment', () => {
     }
     expect(message).toContain('PACS_DIMSE_DESTINATIONS lists the AE title "GOOD" twice');
     expect(message).not.toContain('"OK"');
+  });
+});
+
+describe('listening beyond loopback without authentication', () => {
+  it('listens on loopback by default', () => {
+    const config = loadConfig({});
+    expect(config.host).toBe('127.0.0.1');
+    expect(config.exposedWithoutAuthentication).toBe(false);
+  });
+
+  it('refuses a non-loopback HTTP or DIMSE address unless the risk is accepted explicitly', () => {
+    expect(() => loadConfig({ PACS_HOST: '0.0.0.0' })).toThrow(/PACS_HOST=0\.0\.0\.0 would serve patient data beyond this machine without authentication/);
+    expect(() => loadConfig({ PACS_DIMSE_ENABLED: 'true', PACS_DIMSE_HOST: '10.0.0.5' })).toThrow(/PACS_DIMSE_HOST=10\.0\.0\.5/);
+    expect(loadConfig({ PACS_HOST: '127.0.0.2' }).exposedWithoutAuthentication).toBe(false);
+    expect(loadConfig({ PACS_HOST: '::1' }).exposedWithoutAuthentication).toBe(false);
+    const accepted = loadConfig({ PACS_HOST: '0.0.0.0', PACS_ALLOW_UNAUTHENTICATED_NETWORK: 'true' });
+    expect(accepted.exposedWithoutAuthentication).toBe(true);
   });
 });

@@ -60,6 +60,14 @@ export interface Config {
   };
   dimse: DimseConfig;
   jobs: JobsConfig;
+  /** True when HTTP or DIMSE listens beyond loopback with no authentication (allowed by override only). */
+  exposedWithoutAuthentication: boolean;
+}
+
+/** Loopback addresses: 127.0.0.0/8, ::1, localhost. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.trim().toLowerCase().replace(/^\[|\]$/g, '');
+  return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h) || h === '::ffff:127.0.0.1';
 }
 
 /** DICOM network service (DIMSE, PS3.7/PS3.8): off by default; when on, loopback unless told otherwise. */
@@ -343,7 +351,23 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
       destinations: read.destinations('PACS_DIMSE_DESTINATIONS'),
     },
     jobs: readJobsConfig(read),
+    exposedWithoutAuthentication: false,
   };
+
+  // No sign-in exists yet (issue "Security and reliability"): anything that listens beyond loopback
+  // would serve patient data to the network unauthenticated. Refuse it unless explicitly accepted
+  // (e.g. behind an authenticating reverse proxy or in a closed network); main.ts then warns loudly.
+  const exposed = [
+    ...(isLoopbackHost(config.host) ? [] : [`PACS_HOST=${config.host}`]),
+    ...(config.dimse.enabled && !isLoopbackHost(config.dimse.host) ? [`PACS_DIMSE_HOST=${config.dimse.host}`] : []),
+  ];
+  config.exposedWithoutAuthentication = exposed.length > 0;
+  if (exposed.length > 0 && !read.boolean('PACS_ALLOW_UNAUTHENTICATED_NETWORK', false)) {
+    read.problems.push(
+      `${exposed.join(' and ')} would serve patient data beyond this machine without authentication (not implemented yet); ` +
+        'listen on loopback behind an authenticating reverse proxy, or set PACS_ALLOW_UNAUTHENTICATED_NETWORK=true to accept that risk',
+    );
+  }
 
   if (read.problems.length > 0) {
     throw new AppError('CONFIG_INVALID', `Invalid configuration:\n  - ${read.problems.join('\n  - ')}`);

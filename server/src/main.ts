@@ -14,6 +14,12 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const services = await createServices(config);
+  if (config.exposedWithoutAuthentication) {
+    services.logger.warn(
+      { host: config.host, dimseHost: config.dimse.enabled ? config.dimse.host : undefined },
+      'LISTENING BEYOND LOOPBACK WITHOUT AUTHENTICATION (PACS_ALLOW_UNAUTHENTICATED_NETWORK=true): anyone who can reach this address can read and store patient data',
+    );
+  }
   const app = await buildApp(config, services);
   let dimse: DimseServer | undefined;
   const shutdown = async (signal: string) => {
