@@ -1,0 +1,171 @@
+"""Train the nuclei segmentation net (seeded, CPU). Usage:
+  /usr/bin/python3 scripts/nuclei/train.py --time-budget 1000 --out /tmp/patho/run1
+Target: nucleus pixels with no OTHER nucleus within 2 px (common.separated_target), so touching nuclei are
+split by a gap and connected components of the mask ~ instances; band pixels get extra loss weight.
+Holds out --val tiles of the train split (seeded) for checkpoint / threshold choice; never reads the test split.
+"""
+import argparse
+import json
+import math
+import os
+import random
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+from model import NucleiNet  # noqa: E402
+
+p = argparse.ArgumentParser()
+p.add_argument("--crop", type=int, default=160, help="training window (multiple of 16)")
+p.add_argument("--time-budget", type=float, default=1000, help="seconds; cosine LR on elapsed wall time")
+p.add_argument("--width", default="24,32,64,96,128")
+p.add_argument("--dec", default="48,32")
+p.add_argument("--bs", type=int, default=8)
+p.add_argument("--lr", type=float, default=3e-3)
+p.add_argument("--wd", type=float, default=1e-4)
+p.add_argument("--band-weight", type=float, default=3.0)
+p.add_argument("--val", type=int, default=12)
+p.add_argument("--seed", type=int, default=0)
+p.add_argument("--eval-every", type=int, default=60, help="steps")
+p.add_argument("--threads", type=int, default=2)
+p.add_argument("--out", default="/tmp/patho/run1")
+args = p.parse_args()
+
+torch.set_num_threads(args.threads)
+random.seed(args.seed)
+np.random.seed(args.seed)
+torch.manual_seed(args.seed)
+os.makedirs(args.out, exist_ok=True)
+data = common.load_split("train")
+n = len(data["ids"])
+perm = np.random.RandomState(args.seed).permutation(n)
+val_idx = np.sort(perm[: args.val])
+tr_idx = np.sort(perm[args.val:])
+with open(os.path.join(args.out, "split.json"), "w") as f:
+    json.dump({"val": [data["ids"][i] for i in val_idx], "train": [data["ids"][i] for i in tr_idx]}, f)
+print(f"train {len(tr_idx)} val {len(val_idx)}", flush=True)
+
+net = NucleiNet(tuple(int(v) for v in args.width.split(",")), tuple(int(v) for v in args.dec.split(",")))
+print("params", sum(q.numel() for q in net.parameters()), flush=True)
+opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=args.wd)
+mean = torch.tensor(common.MEAN).view(1, 3, 1, 1) * 255.0
+std = torch.tensor(common.STD).view(1, 3, 1, 1) * 255.0
+S = net.stride
+imgs = torch.from_numpy(data["images"]).permute(0, 3, 1, 2).float()  # [N,3,320,320] letterboxed canvas
+tgt = torch.from_numpy(data["target"]).float()[:, None]
+bnd = torch.from_numpy(data["band"]).float()[:, None]
+
+
+def batch():
+    C = args.crop
+    xs, ts, bs = [], [], []
+    for _ in range(args.bs):
+        i = int(np.random.choice(tr_idx))
+        w, h = data["sizes"][i]
+        # mostly inside the tile, sometimes touching the zero pad (the letterbox canvas the model sees)
+        x0 = np.random.randint(0, max(1, min(320, w + 16) - C + 1))
+        y0 = np.random.randint(0, max(1, min(320, h + 16) - C + 1))
+        x = imgs[i, :, y0:y0 + C, x0:x0 + C]
+        t = tgt[i, :, y0:y0 + C, x0:x0 + C]
+        b = bnd[i, :, y0:y0 + C, x0:x0 + C]
+        k = np.random.randint(4)
+        x, t, b = (torch.rot90(v, k, (1, 2)) for v in (x, t, b))
+        if np.random.rand() < 0.5:
+            x, t, b = (torch.flip(v, (2,)) for v in (x, t, b))
+        valid = (x.sum(0, keepdim=True) > 0).float()
+        # colour: per-channel gain/offset, global contrast, gamma (stain / scanner variation)
+        g = torch.empty(3, 1, 1).uniform_(0.85, 1.15)
+        o = torch.empty(3, 1, 1).uniform_(-20, 20)
+        c = float(np.random.uniform(0.75, 1.3))
+        m = x.mean()
+        x = ((x - m) * c + m) * g + o
+        gam = float(np.random.uniform(0.8, 1.25))
+        x = 255.0 * (x.clamp(0, 255) / 255.0) ** gam
+        if np.random.rand() < 0.2:  # grey-ish / washed-out stain
+            x = 0.6 * x + 0.4 * x.mean(0, keepdim=True)
+        xs.append(x * valid)
+        ts.append(t)
+        bs.append(b)
+    x, t, b = torch.stack(xs), torch.stack(ts), torch.stack(bs)
+    if np.random.rand() < 0.5:  # scale jitter (unknown mpp on slides)
+        s = float(np.random.uniform(0.8, 1.25))
+        C2 = max(64, int(round(C * s / 16)) * 16)
+        x = F.interpolate(x, size=(C2, C2), mode="bilinear", align_corners=False)
+        t = F.interpolate(t, size=(C2, C2), mode="nearest")
+        b = F.interpolate(b, size=(C2, C2), mode="nearest")
+    x = x + torch.randn_like(x) * float(np.random.uniform(0, 6))
+    x = (x.clamp(0, 255) - mean) / std
+    return x, F.avg_pool2d(t, S), F.avg_pool2d(b, S)
+
+
+def predict(idx):
+    net.eval()
+    out = []
+    with torch.no_grad():
+        for i in idx:
+            x = (imgs[i:i + 1] - mean) / std
+            out.append(torch.sigmoid(net(x))[0, 0].numpy())
+    net.train()
+    return np.stack(out)
+
+
+def val_metrics():
+    probs = predict(val_idx)
+    dets = common.postprocess_all(probs, data, val_idx, S)
+    gts = [data["gts"][i] for i in val_idx]
+    cents = [data["cents"][i] for i in val_idx]
+    ap50 = common.pc.average_precision(dets, gts, 0.5)
+    best = common.best_centroid_threshold(dets, cents, 6.0)
+    return dict(ap50=ap50, f1=best["f1"], p=best["precision"], r=best["recall"], thr=best["threshold"])
+
+
+t0 = time.time()
+step, best_score, hist = 0, -1.0, []
+warm = 40
+while True:
+    el = time.time() - t0
+    if el > args.time_budget:
+        break
+    frac = min(1.0, el / args.time_budget)
+    lr = args.lr * min(1.0, (step + 1) / warm) * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * frac)))
+    for gq in opt.param_groups:
+        gq["lr"] = lr
+    x, t, b = batch()
+    logit = net(x)
+    w = 1.0 + args.band_weight * b
+    bce = F.binary_cross_entropy_with_logits(logit, t, weight=w)
+    pr = torch.sigmoid(logit)
+    dice = 1 - (2 * (pr * t).sum() + 1) / (pr.sum() + t.sum() + 1)
+    loss = bce + dice
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    step += 1
+    if step % 20 == 0:
+        print(f"step {step} t {el:.0f}s lr {lr:.2e} loss {loss.item():.4f} bce {bce.item():.4f} dice {dice.item():.4f}",
+              flush=True)
+    if step % args.eval_every == 0:
+        m = val_metrics()
+        score = m["ap50"] + m["f1"]
+        hist.append(dict(step=step, t=time.time() - t0, **m))
+        print("VAL", json.dumps(hist[-1]), flush=True)
+        ck = dict(model=net.state_dict(), step=step, val=m, args=vars(args))
+        torch.save(ck, os.path.join(args.out, "last.pt"))
+        if score > best_score:
+            best_score = score
+            torch.save(ck, os.path.join(args.out, "best.pt"))
+m = val_metrics()
+hist.append(dict(step=step, t=time.time() - t0, **m))
+print("VAL final", json.dumps(hist[-1]), flush=True)
+ck = dict(model=net.state_dict(), step=step, val=m, args=vars(args))
+torch.save(ck, os.path.join(args.out, "last.pt"))
+if m["ap50"] + m["f1"] > best_score:
+    torch.save(ck, os.path.join(args.out, "best.pt"))
+with open(os.path.join(args.out, "history.json"), "w") as f:
+    json.dump(dict(history=hist, steps=step, seconds=time.time() - t0, args=vars(args)), f, indent=1)
+print("done", step, "steps", f"{time.time() - t0:.0f}s", flush=True)
