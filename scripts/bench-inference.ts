@@ -22,19 +22,12 @@ import { InferenceEngine, type ExecutionProvider } from '../server/src/inference
 import { letterbox } from '../server/src/inference/letterbox.js';
 import { loadModelRegistry } from '../server/src/inference/model-registry.js';
 import { kvasirSplit } from './eval/kvasir.js';
+import { option } from './bench/cli.js';
+import { percentile } from './bench/util.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const argv = process.argv.slice(2);
-const option = (name: string, fallback: string) => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1]! : fallback;
-};
 const log = (line: string) => process.stderr.write(`${line}\n`);
 
-const quantile = (values: number[], q: number) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
-};
 const ms = (v: number) => v.toFixed(1);
 
 async function main(): Promise<void> {
@@ -101,8 +94,8 @@ async function main(): Promise<void> {
   }
   await session.release();
 
-  const p50 = (v: number[]) => quantile(v, 0.5);
-  const p99 = (v: number[]) => quantile(v, 0.99);
+  const p50 = (v: number[]) => percentile(v, 50);
+  const p99 = (v: number[]) => percentile(v, 99);
   const withoutDecode = pipeline.total.map((t, i) => t - pipeline.pre[i]!);
   const best = throughput.reduce((a, b) => (b.pipelineFps > a.pipelineFps ? b : a));
   const lines = [

@@ -17,13 +17,10 @@ import { spawnServer } from '../server/src/test-support/spawn-server.js';
 import { videoGroundTruth } from './live/ground-truth.js';
 import { LiveClient } from './live/live-client.js';
 import { videoToJpegFrames } from './live/video-frames.js';
+import { option } from './bench/cli.js';
+import { percentile } from './bench/util.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const argv = process.argv.slice(2);
-const option = (name: string, fallback: string) => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1]! : fallback;
-};
 const log = (line: string) => process.stderr.write(`${line}\n`);
 
 interface StreamResult {
@@ -55,7 +52,6 @@ async function runStream(url: string, model: string, frames: Buffer[], fps: numb
   };
 }
 
-const quantile = (sorted: number[], q: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] ?? NaN;
 
 async function main(): Promise<void> {
   const model = option('model', 'polyp-detector');
@@ -82,7 +78,7 @@ async function main(): Promise<void> {
         const received = results.reduce((n, r) => n + r.received, 0);
         const dropped = results.reduce((n, r) => n + r.dropped, 0);
         const period = 1000 / fps;
-        const row = `| ${fps} | ${streams} | ${received} | ${(100 * dropped / received).toFixed(1)} % | ${quantile(latencies, 0.5).toFixed(1)} | ${quantile(latencies, 0.95).toFixed(1)} | ${quantile(latencies, 0.99).toFixed(1)} | ${period.toFixed(1)} |`;
+        const row = `| ${fps} | ${streams} | ${received} | ${(100 * dropped / received).toFixed(1)} % | ${percentile(latencies, 50).toFixed(1)} | ${percentile(latencies, 95).toFixed(1)} | ${percentile(latencies, 99).toFixed(1)} | ${period.toFixed(1)} |`;
         log(row);
         rows.push(row);
       }

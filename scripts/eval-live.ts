@@ -20,12 +20,8 @@ import { videoGroundTruth } from './live/ground-truth.js';
 import { LiveClient } from './live/live-client.js';
 import { videoMetrics, type FrameResult, type VideoMetrics } from './live/video-metrics.js';
 import { videoToJpegFrames } from './live/video-frames.js';
+import { option } from './bench/cli.js';
 
-const argv = process.argv.slice(2);
-const option = (name: string, fallback: string) => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1]! : fallback;
-};
 
 const boxesOf = (message: Record<string, any>) => (message['detections'] as Array<{ box: FrameResult['boxes'][number] }>).map((d) => d.box);
 

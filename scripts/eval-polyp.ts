@@ -12,12 +12,8 @@ import pino from 'pino';
 import { buildApp, createServices } from '../server/src/app.js';
 import { BUNDLED_MODELS_DIR, loadConfig } from '../server/src/config.js';
 import { evaluateOverHttp } from './eval/evaluate-over-http.js';
+import { option } from './bench/cli.js';
 
-const argv = process.argv.slice(2);
-const option = (name: string, fallback: string) => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1]! : fallback;
-};
 
 async function main(): Promise<void> {
   const modelId = option('model', 'polyp-detector');
