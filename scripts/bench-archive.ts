@@ -26,6 +26,7 @@ import { indexSummary, queryTypes, runQido, verifyStudy, type QidoQueryType } fr
 import { latencyTable, machineInfo, medianTable, metric, ORTHANC, OURS, record, type LatencySeries, type Metric } from './bench/report.js';
 import { memoryUpload, stowBuffer, stowStreamed, studyBody } from './bench/stow.js';
 import type { TargetServer } from './bench/target.js';
+import { BenchRun, ordered, parseCommonOptions } from './bench/run.js';
 import { cpuSeconds, directoryBytes, formatBytes, log, MB, MiB } from './bench/util.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -51,22 +52,7 @@ interface Options {
 }
 
 function parseOptions(argv: string[]): Options {
-  const flag = (name: string): boolean => argv.includes(`--${name}`);
-  const value = (name: string): string | undefined => {
-    const i = argv.findIndex((a) => a === `--${name}` || a.startsWith(`--${name}=`));
-    if (i < 0) return undefined;
-    const a = argv[i]!;
-    return a.includes('=') ? a.slice(a.indexOf('=') + 1) : argv[i + 1];
-  };
-  if (flag('help') || flag('h')) {
-    process.stdout.write(fs.readFileSync(fileURLToPath(import.meta.url), 'utf8').split('*/')[0]!.replace(/^\/\*\*?|^ \* ?/gm, '') + '\n');
-    process.exit(0);
-  }
-  const quick = flag('quick');
-  const servers = (value('servers') ?? `${OURS},${ORTHANC}`).split(',').map((s) => s.trim()).filter(Boolean);
-  for (const s of servers) if (![OURS, ORTHANC].includes(s)) throw new Error(`--servers: unknown server "${s}"`);
-  const rounds = Number(value('rounds') ?? (quick ? 3 : 5));
-  if (!Number.isInteger(rounds) || rounds < 1) throw new Error('--rounds must be a positive integer');
+  const { quick, servers, rounds, keep, flag, value } = parseCommonOptions(argv, import.meta.url, (quick) => (quick ? 3 : 5));
   const concurrency = Number(value('concurrency') ?? 4);
   if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 32) throw new Error('--concurrency must be 1..32');
   return {
@@ -79,7 +65,7 @@ function parseOptions(argv: string[]): Options {
     memoryBytes: quick ? 256 * MB : 1200 * MB,
     memoryParts: quick ? 2 : 4,
     memoryRounds: quick ? 1 : 3,
-    keep: flag('keep'),
+    keep,
     orthancSync: !flag('orthanc-no-sync'),
     concurrency,
     oursPath: (value('ours-path') ?? '/dicomweb').replace(/\/+$/, ''),
@@ -89,37 +75,8 @@ function parseOptions(argv: string[]): Options {
 // ---------------------------------------------------------------------------------------------------
 // Lifecycle: everything started is stopped, on success, error or Ctrl-C.
 
-const running: TargetServer[] = [];
-let interrupted = false;
-let workDir: string | undefined;
-let keepWorkDir = false;
+const run = new BenchRun();
 
-async function cleanup(removeWorkDir = true): Promise<void> {
-  for (const s of running.splice(0)) {
-    try {
-      await s.stop();
-    } catch (err) {
-      log(`stopping ${s.name}: ${(err as Error).message}`);
-    }
-  }
-  if (!removeWorkDir || !workDir) return;
-  if (keepWorkDir) log(`kept server storage and logs in ${workDir}`);
-  else fs.rmSync(workDir, { recursive: true, force: true });
-  workDir = undefined;
-}
-
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    interrupted = true;
-    log(`${signal}: stopping servers`);
-    void cleanup().finally(() => process.exit(130));
-  });
-}
-
-/** Round r runs the servers in alternating order so neither always goes first (warm caches, noise). */
-function ordered(servers: TargetServer[], round: number): TargetServer[] {
-  return round % 2 === 0 ? servers : [...servers].reverse();
-}
 
 function chunk<T>(items: T[], parts: number): T[][] {
   const out: T[][] = [];
@@ -132,11 +89,11 @@ function chunk<T>(items: T[], parts: number): T[][] {
 
 async function main(): Promise<number> {
   const opts = parseOptions(process.argv.slice(2));
-  keepWorkDir = opts.keep;
+  run.keep = opts.keep;
   const started = Date.now();
   const problems: string[] = [];
   const problem = (server: string, text: string): void => {
-    if (interrupted) return;
+    if (run.interrupted) return;
     if (problems.filter((p) => p.startsWith(`[${server}]`)).length < 25) problems.push(`[${server}] ${text}`);
     log(`PROBLEM [${server}] ${text}`);
   };
@@ -160,7 +117,7 @@ async function main(): Promise<number> {
   const corpusBytes = allSizes.reduce((a, b) => a + b, 0);
 
   // (1) Servers.
-  workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pacs-bench-'));
+  const workDir = run.makeWorkDir('pacs-bench-');
   const servers: TargetServer[] = [];
   for (const name of opts.servers) {
     const dir = path.join(workDir, name);
@@ -171,7 +128,7 @@ async function main(): Promise<number> {
         name === ORTHANC
           ? await startOrthanc(orthancInstall!, dir, { syncStorageArea: opts.orthancSync })
           : await startOurServer(repoRoot, dir, opts.oursPath);
-      running.push(server);
+      run.running.push(server);
       servers.push(server);
       log(`${name} ready (pid ${server.pid}) at ${server.dicomwebRoot}`);
     } catch (err) {
@@ -338,21 +295,21 @@ async function main(): Promise<number> {
     if (!server.alive()) problem(server.name, `process died during the run; last output:\n${server.logTail()}`);
   }
   const describe = servers.flatMap((s) => s.describe);
-  await cleanup(false); // stop the servers, keep their storage a moment longer
+  await run.cleanup(false); // stop the servers, keep their storage a moment longer
   for (const server of servers) {
     // Keep each server's own output next to the report (useful when something failed).
     for (const logName of ['ours.log', 'orthanc.log']) {
-      const file = path.join(workDir!, server.name, logName);
+      const file = path.join(run.workDir!, server.name, logName);
       if (fs.existsSync(file)) fs.copyFileSync(file, path.join(benchDir, `archive-${logName}`));
     }
-    const onDisk = directoryBytes(path.join(workDir!, server.name));
+    const onDisk = directoryBytes(path.join(run.workDir!, server.name));
     const acked = storedBytes.get(server.name) ?? 0;
     verification.push(
       `${server.name}: acknowledged ${(acked / MB).toFixed(0)} MB of DICOM, ${(onDisk / MB).toFixed(0)} MB on disk (files + index) at the end`,
     );
     if (onDisk < acked * 0.98) problem(server.name, `wrote less to disk (${onDisk} bytes) than it acknowledged storing (${acked} bytes)`);
   }
-  await cleanup();
+  await run.cleanup();
 
   // Report.
   const minKB = Math.min(...allSizes) / 1000;
@@ -402,7 +359,7 @@ async function main(): Promise<number> {
     '',
   ].join('\n');
 
-  if (interrupted) return 130;
+  if (run.interrupted) return 130;
   process.stdout.write(`${md}\n`);
   const reportFile = path.join(benchDir, 'archive-results.md');
   fs.writeFileSync(reportFile, md);
@@ -418,4 +375,4 @@ main()
     process.stderr.write(`\nbenchmark failed: ${(err as Error).stack ?? String(err)}\n`);
     process.exitCode = 1;
   })
-  .finally(() => cleanup());
+  .finally(() => run.cleanup());

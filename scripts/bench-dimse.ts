@@ -21,7 +21,6 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -30,6 +29,7 @@ import { findOrthanc, INSTALL_HINT, startOrthanc } from './bench/orthanc.js';
 import { startOurServer } from './bench/our-server.js';
 import { machineInfo, medianTable, metric, ORTHANC, OURS, record, type Metric } from './bench/report.js';
 import type { TargetServer } from './bench/target.js';
+import { BenchRun, parseCommonOptions } from './bench/run.js';
 import { formatBytes, freePort, log } from './bench/util.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -46,27 +46,12 @@ interface Options {
 }
 
 function parseOptions(argv: string[]): Options {
-  const flag = (name: string): boolean => argv.includes(`--${name}`);
-  const value = (name: string): string | undefined => {
-    const i = argv.findIndex((a) => a === `--${name}` || a.startsWith(`--${name}=`));
-    if (i < 0) return undefined;
-    const a = argv[i]!;
-    return a.includes('=') ? a.slice(a.indexOf('=') + 1) : argv[i + 1];
-  };
-  if (flag('help') || flag('h')) {
-    process.stdout.write(fs.readFileSync(fileURLToPath(import.meta.url), 'utf8').split('*/')[0]!.replace(/^\/\*\*?|^ \* ?/gm, '') + '\n');
-    process.exit(0);
-  }
-  const quick = flag('quick');
-  const servers = (value('servers') ?? `${OURS},${ORTHANC}`).split(',').map((s) => s.trim()).filter(Boolean);
-  for (const s of servers) if (![OURS, ORTHANC].includes(s)) throw new Error(`--servers: unknown server "${s}"`);
-  const rounds = Number(value('rounds') ?? (quick ? 1 : 3));
-  if (!Number.isInteger(rounds) || rounds < 1) throw new Error('--rounds must be a positive integer');
+  const { quick, servers, rounds, keep, value } = parseCommonOptions(argv, import.meta.url, (quick) => (quick ? 1 : 3));
   const instances = Number(value('instances') ?? (quick ? 100 : 300));
   if (!Number.isInteger(instances) || instances < INSTANCES_PER_STUDY || instances % INSTANCES_PER_STUDY !== 0) {
     throw new Error(`--instances must be a positive multiple of ${INSTANCES_PER_STUDY}`);
   }
-  return { quick, servers, rounds, instances, keep: flag('keep') };
+  return { quick, servers, rounds, instances, keep };
 }
 
 interface DimseTarget {
@@ -75,28 +60,7 @@ interface DimseTarget {
   aeTitle: string;
 }
 
-const running: TargetServer[] = [];
-let workDir: string | undefined;
-
-async function cleanup(keep: boolean): Promise<void> {
-  for (const s of running.splice(0)) {
-    try {
-      await s.stop();
-    } catch (err) {
-      log(`stopping ${s.name}: ${(err as Error).message}`);
-    }
-  }
-  if (workDir && !keep) fs.rmSync(workDir, { recursive: true, force: true });
-  else if (workDir) log(`kept server storage and logs in ${workDir}`);
-  workDir = undefined;
-}
-
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    log(`${signal}: stopping servers`);
-    void cleanup(false).finally(() => process.exit(130));
-  });
-}
+const run = new BenchRun();
 
 /** One storescu process; resolves with how many stores were answered Success. */
 function storescu(target: DimseTarget, files: string[]): Promise<{ ok: number; failed: number; tail: string }> {
@@ -152,6 +116,7 @@ function filesOf(cacheDir: string, studies: StudyPlan[]): string[] {
 
 async function main(): Promise<void> {
   const options = parseOptions(process.argv.slice(2));
+  run.keep = options.keep;
   process.env['TCP_NODELAY'] ??= '1';
   for (const tool of ['storescu']) {
     try {
@@ -171,7 +136,7 @@ async function main(): Promise<void> {
   for (let m = 0; m < measurements; m++) batches.push(filesOf(benchDir, plans.slice(m * studiesPerMeasurement, (m + 1) * studiesPerMeasurement)));
   const batchBytes = batches[0]!.reduce((n, f) => n + fs.statSync(f).size, 0);
 
-  workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-dimse-'));
+  const workDir = run.makeWorkDir('bench-dimse-');
   const targets: DimseTarget[] = [];
   if (options.servers.includes(OURS)) {
     const port = await freePort();
@@ -181,14 +146,14 @@ async function main(): Promise<void> {
     process.env['PACS_AI_ENABLED'] ??= 'false';
     fs.mkdirSync(path.join(workDir, 'ours'), { recursive: true });
     const server = await startOurServer(repoRoot, path.join(workDir, 'ours'));
-    running.push(server);
+    run.running.push(server);
     targets.push({ server, port, aeTitle: 'FILMLESS' });
   }
   if (install) {
     const port = await freePort();
     fs.mkdirSync(path.join(workDir, 'orthanc'), { recursive: true });
     const server = await startOrthanc(install, path.join(workDir, 'orthanc'), { syncStorageArea: true, dicomPort: port });
-    running.push(server);
+    run.running.push(server);
     targets.push({ server, port, aeTitle: 'ORTHANC' });
   }
 
@@ -226,11 +191,11 @@ async function main(): Promise<void> {
   ].join('\n');
   process.stdout.write(`${report}\n`);
   fs.writeFileSync(path.join(benchDir, 'dimse-results.md'), report);
-  await cleanup(options.keep);
+  await run.cleanup();
 }
 
 main().catch(async (err: unknown) => {
   process.stderr.write(`bench-dimse failed: ${err instanceof Error ? err.message : String(err)}\n`);
-  await cleanup(false);
+  await run.cleanup();
   process.exit(1);
 });

@@ -18,7 +18,6 @@
  * .bench/retrieve-results.md; progress on stderr.
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { largeMultiframeInstance } from './bench/generate.js';
@@ -28,6 +27,7 @@ import { latencyTable, machineInfo, medianTable, metric, ORTHANC, OURS, record, 
 import { readUids, runPool, seededRandom, seriesCorpus, timedGet, type GetSample } from './bench/retrieve.js';
 import { buildMultipart, stowBuffer, stowStreamed } from './bench/stow.js';
 import type { TargetServer } from './bench/target.js';
+import { BenchRun, ordered, parseCommonOptions } from './bench/run.js';
 import { formatBytes, log, MB, MiB, readProcMemory, resetPeakRss, sampleRss } from './bench/util.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -56,22 +56,7 @@ interface Options {
 type RequestKey = 'frame1' | 'frame16' | 'list8' | 'wsi' | 'rendered' | 'metadata' | 'series';
 
 function parseOptions(argv: string[]): Options {
-  const flag = (name: string): boolean => argv.includes(`--${name}`);
-  const value = (name: string): string | undefined => {
-    const i = argv.findIndex((a) => a === `--${name}` || a.startsWith(`--${name}=`));
-    if (i < 0) return undefined;
-    const a = argv[i]!;
-    return a.includes('=') ? a.slice(a.indexOf('=') + 1) : argv[i + 1];
-  };
-  if (flag('help') || flag('h')) {
-    process.stdout.write(fs.readFileSync(fileURLToPath(import.meta.url), 'utf8').split('*/')[0]!.replace(/^\/\*\*?|^ \* ?/gm, '') + '\n');
-    process.exit(0);
-  }
-  const quick = flag('quick');
-  const servers = (value('servers') ?? `${OURS},${ORTHANC}`).split(',').map((s) => s.trim()).filter(Boolean);
-  for (const s of servers) if (![OURS, ORTHANC].includes(s)) throw new Error(`--servers: unknown server "${s}"`);
-  const rounds = Number(value('rounds') ?? (quick ? 3 : 5));
-  if (!Number.isInteger(rounds) || rounds < 1) throw new Error('--rounds must be a positive integer');
+  const { quick, servers, rounds, keep, flag, value } = parseCommonOptions(argv, import.meta.url, (quick) => (quick ? 3 : 5));
   const multiframeMb = Number(value('multiframe-mb') ?? 26);
   if (!(multiframeMb > 0)) throw new Error('--multiframe-mb must be positive');
   const seriesInstances = Number(value('series-instances') ?? 500);
@@ -80,7 +65,7 @@ function parseOptions(argv: string[]): Options {
     quick,
     servers,
     rounds,
-    keep: flag('keep'),
+    keep,
     oursPath: (value('ours-path') ?? '/dicomweb').replace(/\/+$/, ''),
     multiframeBytes: multiframeMb * MB,
     seriesInstances,
@@ -94,36 +79,8 @@ function parseOptions(argv: string[]): Options {
 // ---------------------------------------------------------------------------------------------------
 // Lifecycle: everything started is stopped, on success, error or Ctrl-C.
 
-const running: TargetServer[] = [];
-let interrupted = false;
-let workDir: string | undefined;
-let keepWorkDir = false;
+const run = new BenchRun();
 
-async function cleanup(removeWorkDir = true): Promise<void> {
-  for (const s of running.splice(0)) {
-    try {
-      await s.stop();
-    } catch (err) {
-      log(`stopping ${s.name}: ${(err as Error).message}`);
-    }
-  }
-  if (!removeWorkDir || !workDir) return;
-  if (keepWorkDir) log(`kept server storage and logs in ${workDir}`);
-  else fs.rmSync(workDir, { recursive: true, force: true });
-  workDir = undefined;
-}
-
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    interrupted = true;
-    log(`${signal}: stopping servers`);
-    void cleanup().finally(() => process.exit(130));
-  });
-}
-
-function ordered(servers: TargetServer[], round: number): TargetServer[] {
-  return round % 2 === 0 ? servers : [...servers].reverse();
-}
 
 // ---------------------------------------------------------------------------------------------------
 // Request types
@@ -157,11 +114,11 @@ function randomFrames(seed: number, count: number, frames: number, perRequest: n
 
 async function main(): Promise<number> {
   const opts = parseOptions(process.argv.slice(2));
-  keepWorkDir = opts.keep;
+  run.keep = opts.keep;
   const started = Date.now();
   const problems: string[] = [];
   const problem = (server: string, text: string): void => {
-    if (interrupted) return;
+    if (run.interrupted) return;
     if (problems.filter((p) => p.startsWith(`[${server}]`)).length < 25) problems.push(`[${server}] ${text}`);
     log(`PROBLEM [${server}] ${text}`);
   };
@@ -199,7 +156,7 @@ async function main(): Promise<number> {
   log(`WSI: ${wsiFiles.length} levels, largest ${path.basename(wsi.file)} (${wsi.frames} tiles of ${wsi.columns}x${wsi.rows})`);
 
   // (1) Servers.
-  workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pacs-bench-retrieve-'));
+  const workDir = run.makeWorkDir('pacs-bench-retrieve-');
   const servers: TargetServer[] = [];
   for (const name of opts.servers) {
     const dir = path.join(workDir, name);
@@ -210,7 +167,7 @@ async function main(): Promise<number> {
         name === ORTHANC
           ? await startOrthanc(orthancInstall!, dir, { syncStorageArea: true, extraPlugins: gdcm ? [gdcm] : [] })
           : await startOurServer(repoRoot, dir, opts.oursPath);
-      running.push(server);
+      run.running.push(server);
       servers.push(server);
       log(`${name} ready (pid ${server.pid}) at ${server.dicomwebRoot}`);
     } catch (err) {
@@ -447,14 +404,14 @@ async function main(): Promise<number> {
     if (!server.alive()) problem(server.name, `process died during the run; last output:\n${server.logTail()}`);
   }
   const describe = servers.flatMap((s) => s.describe);
-  await cleanup(false);
+  await run.cleanup(false);
   for (const server of servers) {
     for (const logName of ['ours.log', 'orthanc.log']) {
-      const file = path.join(workDir!, server.name, logName);
+      const file = path.join(run.workDir!, server.name, logName);
       if (fs.existsSync(file)) fs.copyFileSync(file, path.join(benchDir, `retrieve-${logName}`));
     }
   }
-  await cleanup();
+  await run.cleanup();
 
   const wsiLargest = wsiInfo.reduce((a, b) => (b.frames > a.frames ? b : a));
   const md = [
@@ -495,7 +452,7 @@ async function main(): Promise<number> {
     '',
   ].join('\n');
 
-  if (interrupted) return 130;
+  if (run.interrupted) return 130;
   process.stdout.write(`${md}\n`);
   const reportFile = path.join(benchDir, 'retrieve-results.md');
   fs.writeFileSync(reportFile, md);
@@ -511,4 +468,4 @@ main()
     process.stderr.write(`\nbenchmark failed: ${(err as Error).stack ?? String(err)}\n`);
     process.exitCode = 1;
   })
-  .finally(() => cleanup());
+  .finally(() => run.cleanup());
