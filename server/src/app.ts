@@ -2,6 +2,7 @@
  * Composition root: the only place concrete storage and index classes are constructed. `buildApp`
  * wires given dependencies into Fastify (tests pass their own); `createServices` builds them from config.
  */
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import cors from '@fastify/cors';
 import Fastify, { type FastifyInstance } from 'fastify';
@@ -11,6 +12,9 @@ import type { Catalog } from './catalog/catalog.js';
 import { createCatalog } from './catalog/create-catalog.js';
 import type { AiConfig, Config } from './config.js';
 import { aiRoutes } from './ai/ai.routes.js';
+import { installAccessControl } from './auth/access-control.js';
+import { requires } from './auth/principal.js';
+import { TokenVerifier } from './auth/token-verifier.js';
 import { analysesRoutes } from './ai/analyses.routes.js';
 import { liveRoutes, LiveSessionRegistry } from './live/live.routes.js';
 import { InferenceEngine } from './inference/inference-engine.js';
@@ -64,7 +68,12 @@ export async function buildApp(config: Readonly<Config>, services: Services): Pr
     keepAliveTimeout: 72_000,
     // Fastify's default (100 characters) answers 414 to a WADO-RS frame list of a few dozen tiles.
     routerOptions: { maxParamLength: 16_384 },
+    // Optional HTTPS (PACS_TLS_CERT_FILE / PACS_TLS_KEY_FILE); usually a reverse proxy terminates TLS.
+    ...(config.tls === null ? {} : { https: { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) } }),
   }) as unknown as FastifyInstance;
+
+  // Before any route: every route registered later is checked for its declared permission.
+  installAccessControl(app, config.auth.enabled ? new TokenVerifier(config.auth) : undefined);
 
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler((request, reply) => {
@@ -111,15 +120,24 @@ export async function buildApp(config: Readonly<Config>, services: Services): Pr
     await app.register(analysesRoutes, { prefix: '/ai', archive, engine: inference, config, log: services.logger });
   }
 
-  app.get('/healthz', async () => ({ status: 'ok' }));
-  app.get('/api', async () => ({
+  app.get('/healthz', requires('public'), async () => ({ status: 'ok' }));
+  // Public: the viewer reads here whether and where to sign in before it has a token.
+  app.get('/api', requires('public'), async () => ({
     name: 'filmless-pacs',
     dicomweb: config.dicomwebPrefix,
     ...(inference === undefined ? {} : { ai: '/ai' }),
     viewer: '/',
+    auth: config.auth.enabled
+      ? { enabled: true, issuer: config.auth.issuer, clientId: config.auth.viewer.clientId, scope: config.auth.viewer.scope }
+      : { enabled: false },
   }));
-  // The web viewer (static files of viewer/dist) at `/`.
-  await registerViewer(app);
+  // The web viewer (static files of viewer/dist) at `/`: public, it holds no patient data.
+  await app.register(async (scope) => {
+    scope.addHook('onRoute', (route) => {
+      route.config = { permission: 'public', ...route.config };
+    });
+    await registerViewer(scope);
+  });
 
   app.addHook('onClose', async () => {
     await liveSessions.drain();

@@ -85,6 +85,7 @@ describe('DIMSE configuration from the environment', () => {
       port: 11112,
       aeTitle: 'FILMLESS',
       allowedCallingAeTitles: [],
+      aePermissions: {},
       destinations: {},
     });
     expect(Object.isFrozen(config.dimse.destinations)).toBe(true);
@@ -106,6 +107,7 @@ describe('DIMSE configuration from the environment', () => {
       port: 104,
       aeTitle: 'PACS1',
       allowedCallingAeTitles: ['CT1', 'MR_2'],
+      aePermissions: {},
       destinations: {
         ORTHANC: { host: '127.0.0.1', port: 4242 },
         WS1: { host: '10.0.0.5', port: 104 },
@@ -154,5 +156,56 @@ describe('listening beyond loopback without authentication', () => {
     expect(loadConfig({ PACS_HOST: '::1' }).exposedWithoutAuthentication).toBe(false);
     const accepted = loadConfig({ PACS_HOST: '0.0.0.0', PACS_ALLOW_UNAUTHENTICATED_NETWORK: 'true' });
     expect(accepted.exposedWithoutAuthentication).toBe(true);
+  });
+});
+
+describe('sign-in configuration', () => {
+  it('is off by default, with the default roles ready for when it is turned on', () => {
+    const config = loadConfig({});
+    expect(config.auth.enabled).toBe(false);
+    expect(config.auth.rolePermissions).toEqual({ reader: ['read'], uploader: ['store'], 'ai-user': ['read', 'ai'], admin: ['read', 'store', 'ai', 'admin'] });
+    expect(config.tls).toBeNull();
+  });
+
+  it('needs an issuer and an audience when on, and then may listen beyond loopback', () => {
+    expect(() => loadConfig({ PACS_AUTH_ENABLED: 'true' })).toThrow(/PACS_AUTH_ISSUER is required when PACS_AUTH_ENABLED=true[\s\S]*PACS_AUTH_AUDIENCE is required/);
+    const config = loadConfig({
+      PACS_HOST: '0.0.0.0',
+      PACS_AUTH_ENABLED: 'true',
+      PACS_AUTH_ISSUER: 'https://login.hospital.example/realms/pacs/',
+      PACS_AUTH_AUDIENCE: 'filmless-pacs',
+      PACS_AUTH_ROLES_CLAIM: 'realm_access.roles',
+      PACS_AUTH_ROLE_PERMISSIONS: 'pathologist=read,ai; technologist=read,store',
+      PACS_AUTH_VIEWER_CLIENT_ID: 'pacs-viewer',
+    });
+    expect(config.exposedWithoutAuthentication).toBe(false);
+    expect(config.auth).toMatchObject({
+      issuer: 'https://login.hospital.example/realms/pacs',
+      audience: 'filmless-pacs',
+      rolesClaim: 'realm_access.roles',
+      rolePermissions: { pathologist: ['read', 'ai'], technologist: ['read', 'store'] },
+      algorithms: ['RS256', 'PS256', 'ES256'],
+      viewer: { clientId: 'pacs-viewer', scope: 'openid profile' },
+    });
+  });
+
+  it('refuses unknown permissions, HMAC or "none" algorithms and half a TLS setup', () => {
+    let message = '';
+    try {
+      loadConfig({ PACS_AUTH_ROLE_PERMISSIONS: 'nurse=read,delete', PACS_AUTH_ALGORITHMS: 'RS256,HS256,none', PACS_TLS_CERT_FILE: 'cert.pem' });
+    } catch (err) {
+      message = (err as AppError).message;
+    }
+    expect(message).toContain('PACS_AUTH_ROLE_PERMISSIONS must list name=permission,permission entries separated by ";" (permissions: read, store, ai, admin), got "nurse=read,delete"');
+    expect(message).toContain('got "HS256"');
+    expect(message).toContain('got "none"');
+    expect(message).toContain('PACS_TLS_CERT_FILE and PACS_TLS_KEY_FILE must be set together');
+  });
+
+  it('gives each DIMSE calling AE its own permissions, and then allows DIMSE beyond loopback', () => {
+    const config = loadConfig({ PACS_DIMSE_ENABLED: 'true', PACS_DIMSE_HOST: '0.0.0.0', PACS_DIMSE_AE_PERMISSIONS: 'ENDO1=store; WS1=read ;PEER=read,store' });
+    expect(config.dimse.aePermissions).toEqual({ ENDO1: ['store'], WS1: ['read'], PEER: ['read', 'store'] });
+    expect(config.exposedWithoutAuthentication).toBe(false);
+    expect(() => loadConfig({ PACS_DIMSE_AE_PERMISSIONS: 'ENDO1=ai' })).toThrow(/DIMSE knows only read and store/);
   });
 });

@@ -5,6 +5,7 @@
  */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { PERMISSIONS, type Permission } from './auth/principal.js';
 import { AppError } from './errors.js';
 
 export type BlobStoreConfig =
@@ -60,6 +61,9 @@ export interface Config {
   };
   dimse: DimseConfig;
   jobs: JobsConfig;
+  auth: AuthConfig;
+  /** HTTPS with these PEM files; null: plain HTTP (loopback, or behind a TLS-terminating reverse proxy). */
+  tls: { certFile: string; keyFile: string } | null;
   /** True when HTTP or DIMSE listens beyond loopback with no authentication (allowed by override only). */
   exposedWithoutAuthentication: boolean;
 }
@@ -80,6 +84,11 @@ export interface DimseConfig {
   aeTitle: string;
   /** Calling AE titles allowed to associate; empty: any. */
   allowedCallingAeTitles: readonly string[];
+  /**
+   * What each calling AE may do (`store` for C-STORE, `read` for C-FIND/C-MOVE/C-GET); empty: every
+   * allowed AE may do everything. An AE missing here is refused at association when this is set.
+   */
+  aePermissions: Readonly<Record<string, readonly Permission[]>>;
   /** C-MOVE destinations: AE title → where its Storage SCP listens. */
   destinations: Readonly<Record<string, { host: string; port: number }>>;
 }
@@ -233,6 +242,36 @@ class EnvReader {
     return destinations;
   }
 
+  /** A comma-separated list of plain words; empty or unset: the fallback. */
+  list(name: string, fallback: readonly string[]): string[] {
+    const raw = this.env[name];
+    if (raw === undefined || raw.trim() === '') return [...fallback];
+    return [...new Set(raw.split(',').map((item) => item.trim()).filter((item) => item !== ''))];
+  }
+
+  /**
+   * `name=perm,perm;name2=perm`: what each role (or, for DIMSE, each AE title) may do. Permissions are
+   * read, store, ai, admin.
+   */
+  rolePermissions(name: string, fallback: Readonly<Record<string, readonly Permission[]>>): Record<string, Permission[]> {
+    const raw = this.env[name];
+    if (raw === undefined || raw.trim() === '') return Object.fromEntries(Object.entries(fallback).map(([key, value]) => [key, [...value]]));
+    const table: Record<string, Permission[]> = {};
+    for (const entry of raw.split(';').map((item) => item.trim())) {
+      if (entry === '') continue;
+      const match = /^([^=]+)=(.*)$/.exec(entry);
+      const key = match?.[1]?.trim() ?? '';
+      const permissions = (match?.[2] ?? '').split(',').map((item) => item.trim()).filter((item) => item !== '');
+      const unknown = permissions.filter((item) => !(PERMISSIONS as readonly string[]).includes(item));
+      if (!match || key === '' || permissions.length === 0 || unknown.length > 0) {
+        this.problems.push(`${name} must list name=permission,permission entries separated by ";" (permissions: ${PERMISSIONS.join(', ')}), got "${entry}"`);
+        continue;
+      }
+      table[key] = [...new Set(permissions as Permission[])];
+    }
+    return table;
+  }
+
   oneOf<T extends string>(name: string, allowed: readonly T[], fallback: T): T {
     const raw = this.env[name];
     if (raw === undefined || raw === '') return fallback;
@@ -240,6 +279,82 @@ class EnvReader {
     this.problems.push(`${name} must be one of ${allowed.join(', ')}, got "${raw}"`);
     return fallback;
   }
+}
+
+/**
+ * Sign-in (issue "Security and reliability"): OpenID Connect bearer tokens (JWT) verified against the
+ * issuer's JWKS. Off by default: the embedded product listens on loopback only.
+ */
+export interface AuthConfig {
+  enabled: boolean;
+  /** The OpenID provider's issuer URL; tokens must carry exactly this `iss`. */
+  issuer: string;
+  /** The `aud` tokens must carry (the API's client id or resource name). */
+  audience: string;
+  /** Where the signing keys are; empty: from the issuer's /.well-known/openid-configuration. */
+  jwksUri: string;
+  /** Signature algorithms accepted (never `none`, never HMAC with a public key). */
+  algorithms: readonly string[];
+  /** Claim holding the user's roles, dotted for nested claims (Keycloak: `realm_access.roles`). */
+  rolesClaim: string;
+  /** Role name → the permissions it grants. */
+  rolePermissions: Readonly<Record<string, readonly Permission[]>>;
+  /** Seconds of clock skew tolerated on exp/nbf/iat. */
+  clockToleranceSeconds: number;
+  /** What the web viewer needs to sign users in (authorization code + PKCE, a public client). */
+  viewer: { clientId: string; scope: string };
+}
+
+/** Default role names: a hospital maps its directory groups onto these, or sets its own. */
+export const DEFAULT_ROLE_PERMISSIONS: Readonly<Record<string, readonly Permission[]>> = {
+  reader: ['read'],
+  uploader: ['store'],
+  'ai-user': ['read', 'ai'],
+  admin: ['read', 'store', 'ai', 'admin'],
+};
+
+const SIGNATURE_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const;
+
+function readAuthConfig(read: EnvReader): AuthConfig {
+  const enabled = read.boolean('PACS_AUTH_ENABLED', false);
+  const need = (name: string) => (enabled ? read.required(name, 'PACS_AUTH_ENABLED=true') : read.string(name, ''));
+  const issuer = need('PACS_AUTH_ISSUER').replace(/\/+$/, '');
+  const audience = need('PACS_AUTH_AUDIENCE');
+  const jwksUri = read.string('PACS_AUTH_JWKS_URI', '');
+  for (const [name, value] of [['PACS_AUTH_ISSUER', issuer], ['PACS_AUTH_JWKS_URI', jwksUri]] as const) {
+    if (value !== '' && !/^https?:\/\/[^/]/i.test(value)) read.problems.push(`${name} must be an http(s) URL, got "${value}"`);
+  }
+  const algorithms = read.list('PACS_AUTH_ALGORITHMS', ['RS256', 'PS256', 'ES256']);
+  for (const algorithm of algorithms) {
+    if (!(SIGNATURE_ALGORITHMS as readonly string[]).includes(algorithm)) {
+      read.problems.push(`PACS_AUTH_ALGORITHMS may list ${SIGNATURE_ALGORITHMS.join(', ')}, got "${algorithm}"`);
+    }
+  }
+  return {
+    enabled,
+    issuer,
+    audience,
+    jwksUri,
+    algorithms,
+    rolesClaim: read.string('PACS_AUTH_ROLES_CLAIM', 'roles'),
+    rolePermissions: read.rolePermissions('PACS_AUTH_ROLE_PERMISSIONS', DEFAULT_ROLE_PERMISSIONS),
+    clockToleranceSeconds: read.integer('PACS_AUTH_CLOCK_TOLERANCE_SECONDS', 30, 0, 600),
+    viewer: {
+      clientId: read.string('PACS_AUTH_VIEWER_CLIENT_ID', ''),
+      scope: read.string('PACS_AUTH_VIEWER_SCOPE', 'openid profile'),
+    },
+  };
+}
+
+function readTlsConfig(read: EnvReader, cwd: string): Config['tls'] {
+  const certFile = read.string('PACS_TLS_CERT_FILE', '');
+  const keyFile = read.string('PACS_TLS_KEY_FILE', '');
+  if (certFile === '' && keyFile === '') return null;
+  if (certFile === '' || keyFile === '') {
+    read.problems.push('PACS_TLS_CERT_FILE and PACS_TLS_KEY_FILE must be set together (PEM certificate chain and its private key)');
+    return null;
+  }
+  return { certFile: path.resolve(cwd, certFile), keyFile: path.resolve(cwd, keyFile) };
 }
 
 /** Slide analysis jobs (server/src/pathology): where their steps queue and who runs them. */
@@ -272,6 +387,17 @@ function readJobsConfig(read: EnvReader): JobsConfig {
 }
 
 /** PS3.5 Table 6.2-1, AE: at most 16 characters of the default repertoire, no backslash, no control characters. */
+/** PACS_DIMSE_AE_PERMISSIONS: `MODALITY1=store;WORKSTATION=read;PEERPACS=read,store`. */
+function readAePermissions(read: EnvReader): Record<string, Permission[]> {
+  const table = read.rolePermissions('PACS_DIMSE_AE_PERMISSIONS', {});
+  for (const ae of Object.keys(table)) {
+    if (!isValidAeTitle(ae)) read.problems.push(`PACS_DIMSE_AE_PERMISSIONS must name AE titles of 1 to 16 characters, got "${ae}"`);
+    const unsupported = table[ae]!.filter((permission) => permission !== 'read' && permission !== 'store');
+    if (unsupported.length > 0) read.problems.push(`PACS_DIMSE_AE_PERMISSIONS: DIMSE knows only read and store, got "${unsupported.join(',')}" for ${ae}`);
+  }
+  return table;
+}
+
 export function isValidAeTitle(value: string): boolean {
   return value.length >= 1 && value.length <= 16 && /^[\x20-\x7E]+$/.test(value) && !value.includes('\\') && value.trim() !== '';
 }
@@ -348,24 +474,30 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
       port: read.integer('PACS_DIMSE_PORT', 11112, 0, 65535),
       aeTitle: read.aeTitle('PACS_DIMSE_AE_TITLE', 'FILMLESS'),
       allowedCallingAeTitles: read.aeTitles('PACS_DIMSE_ALLOWED_CALLING_AES'),
+      aePermissions: readAePermissions(read),
       destinations: read.destinations('PACS_DIMSE_DESTINATIONS'),
     },
     jobs: readJobsConfig(read),
+    auth: readAuthConfig(read),
+    tls: readTlsConfig(read, cwd),
     exposedWithoutAuthentication: false,
   };
 
-  // No sign-in exists yet (issue "Security and reliability"): anything that listens beyond loopback
-  // would serve patient data to the network unauthenticated. Refuse it unless explicitly accepted
-  // (e.g. behind an authenticating reverse proxy or in a closed network); main.ts then warns loudly.
+  // Without sign-in, anything that listens beyond loopback would serve patient data to the network.
+  // Refuse it unless explicitly accepted (e.g. behind an authenticating reverse proxy or in a closed
+  // network); main.ts then warns loudly. DIMSE has no tokens: beyond loopback it needs an AE allow-list.
+  const dimseOpen = config.dimse.allowedCallingAeTitles.length === 0 && Object.keys(config.dimse.aePermissions).length === 0;
   const exposed = [
-    ...(isLoopbackHost(config.host) ? [] : [`PACS_HOST=${config.host}`]),
-    ...(config.dimse.enabled && !isLoopbackHost(config.dimse.host) ? [`PACS_DIMSE_HOST=${config.dimse.host}`] : []),
+    ...(isLoopbackHost(config.host) || config.auth.enabled ? [] : [`PACS_HOST=${config.host}`]),
+    ...(config.dimse.enabled && !isLoopbackHost(config.dimse.host) && dimseOpen ? [`PACS_DIMSE_HOST=${config.dimse.host}`] : []),
   ];
   config.exposedWithoutAuthentication = exposed.length > 0;
   if (exposed.length > 0 && !read.boolean('PACS_ALLOW_UNAUTHENTICATED_NETWORK', false)) {
     read.problems.push(
-      `${exposed.join(' and ')} would serve patient data beyond this machine without authentication (not implemented yet); ` +
-        'listen on loopback behind an authenticating reverse proxy, or set PACS_ALLOW_UNAUTHENTICATED_NETWORK=true to accept that risk',
+      `${exposed.join(' and ')} would serve patient data beyond this machine without authentication; ` +
+        'enable sign-in (PACS_AUTH_ENABLED=true with PACS_AUTH_ISSUER and PACS_AUTH_AUDIENCE) and, for DIMSE, a calling-AE list ' +
+        '(PACS_DIMSE_AE_PERMISSIONS or PACS_DIMSE_ALLOWED_CALLING_AES), or listen on loopback behind an authenticating reverse proxy, ' +
+        'or set PACS_ALLOW_UNAUTHENTICATED_NETWORK=true to accept that risk',
     );
   }
 

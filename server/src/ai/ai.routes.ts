@@ -11,6 +11,7 @@ import { AppError, BadQueryError } from '../errors.js';
 import type { InferenceEngine } from '../inference/inference-engine.js';
 import { FrameDetections, type FrameRef, type FrameReport } from '../inference/frame-detections.js';
 import type { ModelSpec } from '../inference/model-manifest.js';
+import { requires } from '../auth/principal.js';
 
 export interface AiRoutesOptions {
   archive: Archive;
@@ -80,11 +81,11 @@ export async function aiRoutes(app: FastifyInstance, options: AiRoutesOptions): 
     done(null, body);
   });
 
-  app.get('/models', async () => ({ models: engine.list().map(publicModel) }));
+  app.get('/models', requires('ai'), async () => ({ models: engine.list().map(publicModel) }));
 
-  app.get<{ Params: { id: string } }>('/models/:id', async (request) => publicModel(engine.spec(request.params.id)));
+  app.get<{ Params: { id: string } }>('/models/:id', requires('ai'), async (request) => publicModel(engine.spec(request.params.id)));
 
-  app.post<{ Params: { id: string }; Querystring: Record<string, unknown> }>('/models/:id/detect', async (request) => {
+  app.post<{ Params: { id: string }; Querystring: Record<string, unknown> }>('/models/:id/detect', requires('ai'), async (request) => {
     const spec = engine.spec(request.params.id);
     const minScore = parseMinScore(request.query['minScore']);
     const mediaType = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
@@ -96,7 +97,7 @@ export async function aiRoutes(app: FastifyInstance, options: AiRoutesOptions): 
     return engine.detect(spec.id, body, minScore);
   });
 
-  app.post<{ Params: FrameParams; Querystring: Record<string, unknown> }>('/studies/:study/series/:series/instances/:instance/frames/:frame/detections', async (request, reply) => {
+  app.post<{ Params: FrameParams; Querystring: Record<string, unknown> }>('/studies/:study/series/:series/instances/:instance/frames/:frame/detections', requires('ai'), async (request, reply) => {
     const ref = parseFrameRef(request.params);
     const outcome = await frameDetections.detectAndStore(ref, modelParam(request.query));
     const body = { created: outcome.created, ...withUrl(request, outcome.report), ...(outcome.run === undefined ? {} : { timings: outcome.run.timings }) };
@@ -105,7 +106,7 @@ export async function aiRoutes(app: FastifyInstance, options: AiRoutesOptions): 
     return body;
   });
 
-  app.get<{ Params: FrameParams }>('/studies/:study/series/:series/instances/:instance/frames/:frame/detections', async (request) => {
+  app.get<{ Params: FrameParams }>('/studies/:study/series/:series/instances/:instance/frames/:frame/detections', requires('read'), async (request) => {
     const ref = parseFrameRef(request.params);
     return { results: (await frameDetections.list(ref)).map((r) => withUrl(request, r)) };
   });

@@ -16,6 +16,7 @@ import { AnalysisService, type JobView, type Region } from '../pathology/analysi
 import { BullmqQueue } from '../pathology/bullmq-queue.js';
 import { InProcessQueue, type JobQueue } from '../pathology/job-queue.js';
 import { JobStore } from '../pathology/job-store.js';
+import { requires } from '../auth/principal.js';
 
 export interface AnalysesRoutesOptions {
   archive: Archive;
@@ -84,7 +85,7 @@ export async function analysesRoutes(app: FastifyInstance, options: AnalysesRout
     };
   };
 
-  app.post<{ Params: { study: string; series: string }; Querystring: Record<string, unknown>; Body: unknown }>('/studies/:study/series/:series/analyses', async (request, reply) => {
+  app.post<{ Params: { study: string; series: string }; Querystring: Record<string, unknown>; Body: unknown }>('/studies/:study/series/:series/analyses', requires('ai'), async (request, reply) => {
     checkUidParam(request.params.study, 'StudyInstanceUID');
     checkUidParam(request.params.series, 'SeriesInstanceUID');
     const body = (request.body ?? {}) as Record<string, unknown>;
@@ -101,16 +102,16 @@ export async function analysesRoutes(app: FastifyInstance, options: AnalysesRout
     return { created, ...view };
   });
 
-  app.get<{ Params: { study: string; series: string } }>('/studies/:study/series/:series/analyses', async (request) => {
+  app.get<{ Params: { study: string; series: string } }>('/studies/:study/series/:series/analyses', requires('read'), async (request) => {
     checkUidParam(request.params.study, 'StudyInstanceUID');
     checkUidParam(request.params.series, 'SeriesInstanceUID');
     const jobs = (await store.listForSeries(request.params.series)).filter((j) => j.studyInstanceUid === request.params.study);
     return { analyses: await Promise.all(jobs.map(async (j) => links(request, await service.view(j)))) };
   });
 
-  app.get<{ Params: { id: string } }>('/analyses/:id', async (request) => links(request, await service.view(await service.get(request.params.id))));
+  app.get<{ Params: { id: string } }>('/analyses/:id', requires('read'), async (request) => links(request, await service.view(await service.get(request.params.id))));
 
-  app.delete<{ Params: { id: string } }>('/analyses/:id', async (request, reply) => {
+  app.delete<{ Params: { id: string } }>('/analyses/:id', requires('ai'), async (request, reply) => {
     const before = await service.get(request.params.id);
     if (TERMINAL.has(before.state)) throw new AppError('CONFLICT', `Analysis job ${before.id} has ended already (${before.state}): nothing to cancel`);
     const job = await service.cancel(request.params.id);
@@ -118,7 +119,7 @@ export async function analysesRoutes(app: FastifyInstance, options: AnalysesRout
     return links(request, await service.view(job));
   });
 
-  app.get<{ Params: { id: string } }>('/analyses/:id/result', async (request, reply) => {
+  app.get<{ Params: { id: string } }>('/analyses/:id/result', requires('read'), async (request, reply) => {
     const chunks = await service.geoJson(request.params.id);
     void reply.header('content-type', 'application/geo+json');
     return reply.send(Readable.from(chunks));
@@ -127,7 +128,7 @@ export async function analysesRoutes(app: FastifyInstance, options: AnalysesRout
   // Server-Sent Events: `progress` whenever the counters move, then one of `completed`, `failed`,
   // `cancelled` with the final state, and the stream ends. Polls the job store, so progress made by
   // worker processes (BullMQ) shows as well.
-  app.get<{ Params: { id: string } }>('/analyses/:id/events', async (request, reply) => {
+  app.get<{ Params: { id: string } }>('/analyses/:id/events', requires('read', { tokenInQuery: true }), async (request, reply) => {
     const first = await service.get(request.params.id);
     reply.hijack();
     const raw = reply.raw;

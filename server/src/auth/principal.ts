@@ -37,9 +37,19 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** Every route declares what it needs; the server refuses to start if one does not. */
     permission?: RoutePermission;
+    /**
+     * The token may come as `?access_token=` (RFC 6750 §2.3) because browsers cannot set headers on
+     * this route's transport (WebSocket, EventSource). Never on routes a header can reach.
+     */
+    tokenInQuery?: boolean;
   }
 }
 
 export function principalOf(request: FastifyRequest): Principal {
   return request.principal ?? ANONYMOUS;
+}
+
+/** Route options declaring a route's permission: `app.get(url, requires('read'), handler)`. */
+export function requires(permission: RoutePermission, options: { tokenInQuery?: boolean } = {}): { config: { permission: RoutePermission; tokenInQuery?: boolean } } {
+  return { config: { permission, ...options } };
 }

@@ -17,6 +17,7 @@ import { negotiateBulkData, parseRange } from './bulkdata-accept.js';
 import { boundaryOf, representationETag, sendIfNotModified, withCacheHeaders, type CachePolicy } from './http-cache.js';
 import { bulkDataUri } from './metadata.routes.js';
 import { checkUidParam } from './uid-param.js';
+import { requires } from '../auth/principal.js';
 
 export interface BulkDataRoutesOptions {
   archive: Archive;
@@ -35,7 +36,7 @@ interface BulkDataParams {
 export async function bulkDataRoutes(app: FastifyInstance, options: BulkDataRoutesOptions): Promise<void> {
   const { archive } = options;
 
-  app.get<{ Params: BulkDataParams }>('/studies/:study/series/:series/instances/:instance/bulkdata/:tag', async (request, reply) => {
+  app.get<{ Params: BulkDataParams }>('/studies/:study/series/:series/instances/:instance/bulkdata/:tag', requires('read'), async (request, reply) => {
     const { study, series, instance: sop, tag } = request.params;
     checkUidParam(study, 'StudyInstanceUID');
     checkUidParam(series, 'SeriesInstanceUID');

@@ -14,6 +14,7 @@ import { dicomwebBaseUrl } from './base-url.js';
 import { addVary } from './http-cache.js';
 import { acceptsDicomJson } from './negotiate.js';
 import { checkUidParam } from './uid-param.js';
+import { requires } from '../auth/principal.js';
 
 const gzip = promisify(gzipCallback);
 
@@ -70,9 +71,9 @@ export async function metadataRoutes(app: FastifyInstance, options: MetadataRout
     return reply.header('ETag', etag).send(body);
   };
 
-  app.get('/studies/:study/metadata', metadata);
-  app.get('/studies/:study/series/:series/metadata', metadata);
-  app.get('/studies/:study/series/:series/instances/:instance/metadata', metadata);
+  app.get('/studies/:study/metadata', requires('read'), metadata);
+  app.get('/studies/:study/series/:series/metadata', requires('read'), metadata);
+  app.get('/studies/:study/series/:series/instances/:instance/metadata', requires('read'), metadata);
 }
 
 /**

@@ -8,6 +8,7 @@ import { dicomwebBaseUrl } from './base-url.js';
 import { acceptsDicomJson } from './negotiate.js';
 import { checkUidParam } from './uid-param.js';
 import type { DicomJsonDataset } from '../dicom/dicom-json.js';
+import { requires } from '../auth/principal.js';
 
 export interface QidoRoutesOptions {
   archive: Archive;
@@ -45,12 +46,12 @@ export async function qidoRoutes(app: FastifyInstance, options: QidoRoutesOption
     return reply.type('application/dicom+json').send(result.matches.map((match) => withRetrieveUrl(match, level, base)));
   };
 
-  app.get('/studies', search('study'));
-  app.get('/series', search('series'));
-  app.get('/instances', search('instance'));
-  app.get('/studies/:study/series', search('series'));
-  app.get('/studies/:study/instances', search('instance'));
-  app.get('/studies/:study/series/:series/instances', search('instance'));
+  app.get('/studies', requires('read'), search('study'));
+  app.get('/series', requires('read'), search('series'));
+  app.get('/instances', requires('read'), search('instance'));
+  app.get('/studies/:study/series', requires('read'), search('series'));
+  app.get('/studies/:study/instances', requires('read'), search('instance'));
+  app.get('/studies/:study/series/:series/instances', requires('read'), search('instance'));
 }
 
 /** Retrieve URL (0008,1190) of each match, as Tables 10.6.3-3/-4/-5 require. */

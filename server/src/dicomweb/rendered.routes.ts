@@ -15,6 +15,7 @@ import { sendValue } from './bulkdata.routes.js';
 import { representationETag, sendIfNotModified, withCacheHeaders, type CachePolicy } from './http-cache.js';
 import { parseAccept } from './negotiate.js';
 import { checkUidParam } from './uid-param.js';
+import { requires } from '../auth/principal.js';
 
 export interface RenderedRoutesOptions {
   archive: Archive;
@@ -218,9 +219,9 @@ export async function renderedRoutes(app: FastifyInstance, options: RenderedRout
     return renderInstance(request, reply, instance, { ...params, viewport, frame, format }, request.params.instance !== undefined);
   };
 
-  app.get('/studies/:study/series/:series/instances/:instance/rendered', rendered);
-  app.get('/studies/:study/series/:series/instances/:instance/frames/:frame/rendered', rendered);
-  app.get('/studies/:study/series/:series/instances/:instance/thumbnail', thumbnail);
-  app.get('/studies/:study/series/:series/thumbnail', thumbnail);
-  app.get('/studies/:study/thumbnail', thumbnail);
+  app.get('/studies/:study/series/:series/instances/:instance/rendered', requires('read'), rendered);
+  app.get('/studies/:study/series/:series/instances/:instance/frames/:frame/rendered', requires('read'), rendered);
+  app.get('/studies/:study/series/:series/instances/:instance/thumbnail', requires('read'), thumbnail);
+  app.get('/studies/:study/series/:series/thumbnail', requires('read'), thumbnail);
+  app.get('/studies/:study/thumbnail', requires('read'), thumbnail);
 }

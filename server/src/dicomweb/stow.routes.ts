@@ -7,6 +7,7 @@ import { dicomwebBaseUrl } from './base-url.js';
 import { acceptsDicomJson } from './negotiate.js';
 import { checkUidParam } from './uid-param.js';
 import { checkDeclaredLength, stowBoundary, storeMultipart } from './stow.js';
+import { requires } from '../auth/principal.js';
 
 export interface StowRoutesOptions {
   archive: Archive;
@@ -39,8 +40,8 @@ export async function stowRoutes(app: FastifyInstance, options: StowRoutesOption
       .send(outcome.toDicomJson(base, studyUid));
   };
 
-  app.post('/studies', (request, reply) => handle(request, reply));
-  app.post<{ Params: { study: string } }>('/studies/:study', (request, reply) =>
+  app.post('/studies', requires('store'), (request, reply) => handle(request, reply));
+  app.post<{ Params: { study: string } }>('/studies/:study', requires('store'), (request, reply) =>
     handle(request, reply, request.params.study),
   );
 }

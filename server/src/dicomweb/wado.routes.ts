@@ -17,6 +17,7 @@ import { dicomwebBaseUrl } from './base-url.js';
 import { boundaryOf, representationETag, sendIfNotModified, withCacheHeaders, type CachePolicy } from './http-cache.js';
 import { checkUidParam } from './uid-param.js';
 import { negotiateFrames, negotiateInstances } from './wado-accept.js';
+import { requires } from '../auth/principal.js';
 
 export interface WadoRoutesOptions {
   archive: Archive;
@@ -68,12 +69,13 @@ export async function wadoRoutes(app: FastifyInstance, options: WadoRoutesOption
       .send(Readable.from(instanceParts(archive, instances, transcode, prepared, boundary, base), { objectMode: false }));
   };
 
-  app.get('/studies/:study', retrieveInstances);
-  app.get('/studies/:study/series/:series', retrieveInstances);
-  app.get('/studies/:study/series/:series/instances/:instance', retrieveInstances);
+  app.get('/studies/:study', requires('read'), retrieveInstances);
+  app.get('/studies/:study/series/:series', requires('read'), retrieveInstances);
+  app.get('/studies/:study/series/:series/instances/:instance', requires('read'), retrieveInstances);
 
   app.get<{ Params: RetrieveParams & { frames: string } }>(
     '/studies/:study/series/:series/instances/:instance/frames/:frames',
+    requires('read'),
     async (request, reply) => {
       const scope = scopeOf(request.params);
       const frameNumbers = parseFrameList(request.params.frames);

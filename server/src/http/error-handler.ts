@@ -29,13 +29,15 @@ export function errorHandler(err: FastifyError | Error, request: FastifyRequest,
   // connection after answering, or a client still sending would wait on a socket nobody reads.
   if (!request.raw.complete) void reply.header('connection', 'close');
   if (err instanceof ServiceBusyError) void reply.header('retry-after', String(err.retryAfterSeconds));
+  const challenge = bearerChallenge(body.error.code, body.error.message, request);
+  if (challenge !== undefined) void reply.header('www-authenticate', challenge);
   void reply.code(status).type('application/json').send(body);
 }
 
 export function toResponse(err: unknown): { status: number; body: ErrorBody } {
   if (isAppError(err)) {
     const status = httpStatusOf(err.code);
-    const message = status >= 500 && err.code !== 'STORAGE_FAILURE' && err.code !== 'INDEX_FAILURE' && err.code !== 'SERVICE_BUSY' ? 'Internal server error' : err.message;
+    const message = status >= 500 && err.code !== 'STORAGE_FAILURE' && err.code !== 'INDEX_FAILURE' && err.code !== 'SERVICE_BUSY' && err.code !== 'AUTH_UNAVAILABLE' ? 'Internal server error' : err.message;
     return { status, body: { error: { code: err.code, message } } };
   }
   const fastifyError = err as Partial<FastifyError>;
@@ -46,4 +48,18 @@ export function toResponse(err: unknown): { status: number; body: ErrorBody } {
     return { status, body: { error: { code, message } } };
   }
   return { status: 500, body: { error: { code: 'INTERNAL', message: 'Internal server error' } } };
+}
+
+/**
+ * RFC 6750 §3: a 401 names the Bearer scheme; with a token that was refused, error="invalid_token";
+ * a 403 for missing rights, error="insufficient_scope".
+ */
+function bearerChallenge(code: string, message: string, request: FastifyRequest): string | undefined {
+  const description = message.replace(/["\\]/g, "'");
+  if (code === 'UNAUTHENTICATED') {
+    const sentToken = request.headers.authorization !== undefined || Object.hasOwn((request.query ?? {}) as object, 'access_token');
+    return sentToken ? `Bearer realm="filmless-pacs", error="invalid_token", error_description="${description}"` : 'Bearer realm="filmless-pacs"';
+  }
+  if (code === 'FORBIDDEN') return `Bearer realm="filmless-pacs", error="insufficient_scope", error_description="${description}"`;
+  return undefined;
 }

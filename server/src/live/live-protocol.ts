@@ -12,7 +12,7 @@
 
 export class ProtocolError extends Error {
   constructor(
-    readonly code: 'MALFORMED_MESSAGE' | 'FRAME_TOO_LARGE' | 'NOT_STARTED' | 'ALREADY_STARTED' | 'BAD_START' | 'FRAME_SIZE_CHANGED' | 'UNDECODABLE_FRAME',
+    readonly code: 'MALFORMED_MESSAGE' | 'FRAME_TOO_LARGE' | 'NOT_STARTED' | 'ALREADY_STARTED' | 'BAD_START' | 'FRAME_SIZE_CHANGED' | 'UNDECODABLE_FRAME' | 'FORBIDDEN',
     message: string,
   ) {
     super(message);

@@ -24,6 +24,7 @@ import { DeadlineExpiredError } from '../inference/model-queue.js';
 import { LatestFrameSlot } from './latest-frame-slot.js';
 import { parseControl, parseFrame, ProtocolError, type FrameMessage, type NewStudy, type StartMessage } from './live-protocol.js';
 import { Recording, VIDEO_ENDOSCOPIC } from './recording.js';
+import { ANONYMOUS, type Principal } from '../auth/principal.js';
 
 const { DicomMetaDictionary } = dcmjs.data;
 
@@ -82,6 +83,8 @@ export class LiveSession {
   constructor(
     private readonly deps: LiveDeps,
     private readonly socket: LiveSocket,
+    /** Who opened the socket (checked at the upgrade for the `ai` permission). */
+    private readonly principal: Principal = ANONYMOUS,
   ) {}
 
   /** One WebSocket message. Never throws: problems are answered as `error` messages. */
@@ -142,6 +145,10 @@ export class LiveSession {
   }
 
   private async begin(start: StartMessage): Promise<void> {
+    // A recording is stored in the archive: that is the `store` permission on top of `ai`.
+    if (start.record && !this.principal.permissions.has('store')) {
+      throw new ProtocolError('FORBIDDEN', 'Recording needs the "store" permission, which your roles do not grant; start with "record": false');
+    }
     let spec;
     try {
       spec = this.deps.engine.spec(start.model);

@@ -6,6 +6,7 @@
 import websocket from '@fastify/websocket';
 import type { FastifyInstance } from 'fastify';
 import { LiveSession, type LiveDeps } from './live-session.js';
+import { principalOf, requires } from '../auth/principal.js';
 
 /** Sessions finishing (storing their recording); the app waits for them before closing storage. */
 export class LiveSessionRegistry {
@@ -28,8 +29,8 @@ export async function liveRoutes(app: FastifyInstance, options: LiveRoutesOption
   // A message above the frame limit is refused with an error (connection kept); far above it, ws
   // closes the connection (1009) before buffering it.
   await app.register(websocket, { options: { maxPayload: deps.maxFrameBytes * 2 + 8192 } });
-  app.get('/live', { websocket: true }, (socket) => {
-    const session = new LiveSession(deps, socket);
+  app.get('/live', { websocket: true, ...requires('ai', { tokenInQuery: true }) }, (socket, request) => {
+    const session = new LiveSession(deps, socket, principalOf(request));
     socket.on('message', (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean) => {
       const bytes = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
       session.onMessage(bytes, isBinary);

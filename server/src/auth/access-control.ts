@@ -1,0 +1,89 @@
+/**
+ * Authentication and authorization, enforced in one place for every HTTP route and the WebSocket:
+ * each route declares the permission it needs (`requires(...)` in its options); the server refuses to
+ * start if one does not. With auth off (embedded default, loopback only) every caller is ANONYMOUS
+ * and may do everything; with auth on, a bearer token (RFC 6750) is verified and its roles checked.
+ */
+import type { FastifyInstance, FastifyRequest, RouteOptions } from 'fastify';
+import { AppError } from '../errors.js';
+import { ANONYMOUS, PERMISSIONS, type Principal, type RoutePermission } from './principal.js';
+import type { TokenVerifier } from './token-verifier.js';
+
+const ROUTE_PERMISSIONS: readonly string[] = [...PERMISSIONS, 'public'];
+
+export interface DeclaredRoute {
+  method: string;
+  url: string;
+  permission: RoutePermission;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Every route with the permission it declared (for the route-table test and administrators). */
+    declaredRoutes(): DeclaredRoute[];
+  }
+}
+
+/**
+ * Installs the hooks on the root instance, before any route is registered. `verifier` undefined: auth
+ * is off (every request is ANONYMOUS, allowed everything).
+ */
+export function installAccessControl(app: FastifyInstance, verifier: TokenVerifier | undefined): void {
+  const routes: RouteOptions[] = [];
+  app.addHook('onRoute', (route) => {
+    // CORS preflight carries no credentials (Fetch standard, CORS protocol): always public.
+    const methods = Array.isArray(route.method) ? route.method : [route.method];
+    if (route.config?.permission === undefined && methods.every((method) => method === 'OPTIONS')) {
+      route.config = { ...route.config, permission: 'public' };
+    }
+    routes.push(route);
+  });
+  app.addHook('onReady', async () => {
+    const undeclared = routes.filter((route) => !ROUTE_PERMISSIONS.includes(route.config?.permission as string));
+    if (undeclared.length > 0) {
+      throw new AppError('CONFIG_INVALID', `Routes without a declared permission: ${undeclared.map((route) => `${String(route.method)} ${route.url}`).join(', ')}`);
+    }
+  });
+  app.addHook('onRequest', async (request) => {
+    request.principal = await authorize(request, verifier);
+  });
+  app.addHook('onResponse', async (request) => {
+    // A refused WebSocket upgrade (401/403 before @fastify/websocket's own hooks ran): the raw socket
+    // was neither upgraded nor handed back to the HTTP server, so nothing else would ever close it.
+    if (request.principal === undefined && request.headers.upgrade?.toLowerCase() === 'websocket') request.raw.socket?.end();
+  });
+  app.decorate('declaredRoutes', () =>
+    routes.flatMap((route) =>
+      (Array.isArray(route.method) ? route.method : [route.method]).map((method) => ({ method, url: route.url, permission: route.config!.permission! })),
+    ),
+  );
+}
+
+async function authorize(request: FastifyRequest, verifier: TokenVerifier | undefined): Promise<Principal> {
+  // Unknown URLs (404) have no declared permission: they still need a signed-in caller, so that
+  // probing the URL space tells an anonymous client nothing.
+  const permission = request.routeOptions.config.permission;
+  if (verifier === undefined || permission === 'public') return ANONYMOUS;
+  const token = bearerToken(request);
+  if (token === undefined) throw new AppError('UNAUTHENTICATED', 'Sign-in required: send an access token as "Authorization: Bearer <token>"');
+  const principal = await verifier.verify(token);
+  if (permission !== undefined && !principal.permissions.has(permission)) {
+    const roles = principal.roles.length > 0 ? `roles ${principal.roles.join(', ')}` : 'no roles';
+    throw new AppError('FORBIDDEN', `This request needs the "${permission}" permission, which the token's ${roles} do not grant`);
+  }
+  return principal;
+}
+
+function bearerToken(request: FastifyRequest): string | undefined {
+  const header = request.headers.authorization;
+  if (header !== undefined) {
+    const match = /^Bearer[ ]+([A-Za-z0-9\-._~+/]+=*)\s*$/i.exec(header);
+    if (match === null) throw new AppError('UNAUTHENTICATED', 'The Authorization header must be "Bearer <token>"');
+    return match[1];
+  }
+  if (request.routeOptions.config.tokenInQuery === true) {
+    const value = (request.query as Record<string, unknown> | undefined)?.['access_token'];
+    if (typeof value === 'string' && value !== '') return value;
+  }
+  return undefined;
+}
