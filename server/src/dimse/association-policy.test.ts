@@ -24,7 +24,7 @@ describe('association negotiation', () => {
       ['1.2.840.10008.3.1.2.3.3', '1.2.840.10008.1.2'], // Modality Performed Procedure Step: not offered
       ['1.2.840.10008.5.1.4.1.1.2', '1.2.840.10008.1.2.4.94'], // JPIP referenced: pixel data elsewhere
     ]);
-    const decision = negotiate(association, { allowedCallingAeTitles: [] });
+    const decision = negotiate(association, { allowedCallingAeTitles: [], aePermissions: {} });
     expect(decision).toEqual({ accept: true, accepted: 4, refused: 3 });
     const result = (id: number) => {
       const context = association.getPresentationContext(id);
@@ -41,8 +41,8 @@ describe('association negotiation', () => {
 
   it('rejects a calling AE title missing from a configured allow-list (permanent, calling AE not recognized)', () => {
     const { association } = proposal('INTRUDER', [['1.2.840.10008.1.1', '1.2.840.10008.1.2']]);
-    expect(negotiate(association, { allowedCallingAeTitles: ['CT1', 'MR1'] })).toMatchObject({ accept: false, result: 1, source: 1, reason: 3 });
+    expect(negotiate(association, { allowedCallingAeTitles: ['CT1', 'MR1'], aePermissions: {} })).toMatchObject({ accept: false, result: 1, source: 1, reason: 3 });
     const { association: allowed } = proposal('MR1', [['1.2.840.10008.1.1', '1.2.840.10008.1.2']]);
-    expect(negotiate(allowed, { allowedCallingAeTitles: ['CT1', 'MR1'] })).toMatchObject({ accept: true });
+    expect(negotiate(allowed, { allowedCallingAeTitles: ['CT1', 'MR1'], aePermissions: {} })).toMatchObject({ accept: true });
   });
 });

@@ -85,6 +85,17 @@ export const UNCOMPRESSED_TRANSFER_SYNTAXES: readonly string[] = [ts.EXPLICIT_VR
 export interface AssociationPolicy {
   /** Calling AE titles allowed; empty: any. */
   allowedCallingAeTitles: readonly string[];
+  /** What each calling AE may do; empty: every allowed AE may do everything, else an AE not listed is refused. */
+  aePermissions: Readonly<Record<string, readonly string[]>>;
+}
+
+/** DIMSE has no tokens: the calling AE title is the identity (PS3.8 does not authenticate it: use it with network segmentation). */
+export type DimsePermission = 'read' | 'store';
+
+/** `store` for C-STORE, `read` for C-FIND / C-MOVE / C-GET. */
+export function aeMay(policy: AssociationPolicy, callingAeTitle: string, permission: DimsePermission): boolean {
+  if (Object.keys(policy.aePermissions).length === 0) return true;
+  return policy.aePermissions[callingAeTitle]?.includes(permission) ?? false;
 }
 
 export type AssociationDecision =
@@ -103,6 +114,9 @@ export function negotiate(association: Association, policy: AssociationPolicy): 
   const calling = association.getCallingAeTitle().trim();
   if (policy.allowedCallingAeTitles.length > 0 && !policy.allowedCallingAeTitles.includes(calling)) {
     return { accept: false, result: 1, source: 1, reason: 3, why: 'calling AE title not allowed' };
+  }
+  if (Object.keys(policy.aePermissions).length > 0 && !Object.hasOwn(policy.aePermissions, calling)) {
+    return { accept: false, result: 1, source: 1, reason: 3, why: 'calling AE title has no permissions (PACS_DIMSE_AE_PERMISSIONS)' };
   }
   let accepted = 0;
   let refused = 0;

@@ -46,4 +46,6 @@ export const Status = {
   IdentifierDoesNotMatchSopClass: 0xa900,
   CannotUnderstand: 0xc000,
   UnableToProcess: 0xc001,
+  /** PS3.7 C.5.x general status "Refused: Not Authorized" (0124H). */
+  NotAuthorized: 0x0124,
 } as const;

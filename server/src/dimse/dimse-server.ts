@@ -9,13 +9,14 @@
  * data set is dropped (nothing indexed). Logs name AE titles, addresses and counts, never patient data.
  */
 import net from 'node:net';
+import { Writable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Archive } from '../archive/archive.js';
 import type { DimseConfig } from '../config.js';
 import { IdentifierError, findMatches, parseIdentifier } from './c-find.js';
 import { RetrieveIdentifierError, instancesToRetrieve, runSubOperations, withStoreAssociation, type SubOperationCounts } from './c-move-get.js';
 import { startIncomingStore, storeStatus, type IncomingStore } from './c-store.js';
-import { negotiate, type AssociationPolicy } from './association-policy.js';
+import { aeMay, negotiate, type AssociationPolicy } from './association-policy.js';
 import {
   Dataset,
   Scp,
@@ -32,7 +33,7 @@ import {
 } from './dimse-lib.js';
 
 export interface DimseServerOptions {
-  config: Pick<DimseConfig, 'host' | 'port' | 'aeTitle' | 'allowedCallingAeTitles' | 'destinations'>;
+  config: Pick<DimseConfig, 'host' | 'port' | 'aeTitle' | 'allowedCallingAeTitles' | 'destinations'> & Partial<Pick<DimseConfig, 'aePermissions'>>;
   archive: Archive;
   logger: Logger;
   /** Rows per catalog query while answering C-FIND / resolving C-MOVE (the QIDO maximum page). */
@@ -56,7 +57,7 @@ type ResponseLike = InstanceType<typeof responses.Response>;
 export async function startDimseServer(options: DimseServerOptions): Promise<DimseServer> {
   const { archive, config } = options;
   const log = options.logger.child({ component: 'dimse' });
-  const policy: AssociationPolicy = { allowedCallingAeTitles: config.allowedCallingAeTitles };
+  const policy: AssociationPolicy = { allowedCallingAeTitles: config.allowedCallingAeTitles, aePermissions: config.aePermissions ?? {} };
   const timeoutMs = (options.timeoutSeconds ?? 60) * 1000;
   const sockets = new Set<net.Socket>();
 
@@ -64,6 +65,7 @@ export async function startDimseServer(options: DimseServerOptions): Promise<Dim
     private readonly stores = new WeakMap<object, IncomingStore>();
     private current: IncomingStore | undefined;
     private readonly cancelled = new Set<number>();
+    private readonly unauthorized = new WeakSet<object>();
     private callingAeTitle = '';
     private resolveEnded!: () => void;
     readonly ended = new Promise<void>((resolve) => (this.resolveEnded = resolve));
@@ -125,6 +127,11 @@ export async function startDimseServer(options: DimseServerOptions): Promise<Dim
     }
 
     override createStoreWritableStream(context: PresentationContext, request: CStoreRequest) {
+      if (!aeMay(policy, this.callingAeTitle, 'store')) {
+        // Refused before a byte reaches the archive; the data set is read and dropped, then 0124H.
+        this.unauthorized.add(request);
+        return new Writable({ write: (_chunk, _encoding, done) => done() });
+      }
       const store = startIncomingStore({
         archive,
         socket: this.ownSocket,
@@ -150,7 +157,11 @@ export async function startDimseServer(options: DimseServerOptions): Promise<Dim
       void (async () => {
         const response = responses.CStoreResponse.fromRequest(request);
         try {
-          if (store === undefined) {
+          if (this.unauthorized.has(request)) {
+            log.warn({ callingAeTitle: this.callingAeTitle }, 'C-STORE refused: this calling AE may not store');
+            response.setStatus(Status.NotAuthorized);
+            response.setErrorComment('This calling AE title may not store');
+          } else if (store === undefined) {
             response.setStatus(Status.CannotUnderstand);
             response.setErrorComment('No data set received');
           } else {
@@ -183,6 +194,11 @@ export async function startDimseServer(options: DimseServerOptions): Promise<Dim
         if (comment) response.setErrorComment(comment.slice(0, 64));
         return response;
       };
+      if (!aeMay(policy, this.callingAeTitle, 'read')) {
+        log.warn({ callingAeTitle: this.callingAeTitle }, 'C-FIND refused: this calling AE may not query');
+        callback([respond(Status.NotAuthorized, undefined, 'This calling AE title may not query')]);
+        return;
+      }
       void (async () => {
         let matches = 0;
         try {
@@ -251,6 +267,11 @@ export async function startDimseServer(options: DimseServerOptions): Promise<Dim
         if (pending) this.sendResponse(request, response);
         else send(response);
       };
+      if (!aeMay(policy, this.callingAeTitle, 'read')) {
+        log.warn({ callingAeTitle: this.callingAeTitle }, `${kind} refused: this calling AE may not retrieve`);
+        respond(Status.NotAuthorized, undefined, true, 'This calling AE title may not retrieve');
+        return;
+      }
       try {
         const instances = await instancesToRetrieve(archive, request.getDataset()?.getElements() ?? {}, options.pageSize);
         const counts = await run(instances, (c) => respond(Status.Pending, c, false, undefined, true));

@@ -35,6 +35,7 @@ export interface TestDimseOptions {
   host?: string;
   aeTitle?: string;
   allowedCallingAeTitles?: string[];
+  aePermissions?: Record<string, Array<'read' | 'store'>>;
   destinations?: Record<string, { host: string; port: number }>;
   timeoutSeconds?: number;
 }
@@ -50,6 +51,7 @@ export async function startTestDimse(options: TestDimseOptions = {}, testApp?: T
       port: 0,
       aeTitle,
       allowedCallingAeTitles: options.allowedCallingAeTitles ?? [],
+      aePermissions: options.aePermissions ?? {},
       destinations: options.destinations ?? {},
     },
     archive,
