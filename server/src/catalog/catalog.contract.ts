@@ -521,6 +521,63 @@ export function runCatalogContract(name: string, setup: () => Promise<CatalogUnd
         expect(await catalog.listInstancesWithAttributes({ studyInstanceUid: '27.1', seriesInstanceUid: '27.1.9' })).toEqual([]);
       });
 
+      it('keeps the checksum recorded at ingest and walks every blob reference page by page', async () => {
+        const sha = (n: number) => n.toString(16).padStart(64, '0');
+        const stored = Array.from({ length: 7 }, (_, i) => ({ ...fakeInstance({ study: '28.1', series: `28.1.${i % 2}`, sop: `28.1.${i % 2}.${i}` }), checksum: sha(i) }));
+        for (const instance of stored) expect(await catalog.storeInstance(instance)).toEqual({ status: 'stored' });
+        // Rows indexed before checksums were recorded have none.
+        await store({ study: '28.2', series: '28.2.1', sop: '28.2.1.1' });
+        const seen: Awaited<ReturnType<Catalog['listIndexedBlobs']>> = [];
+        let after: number | undefined;
+        for (;;) {
+          const page = await catalog.listIndexedBlobs(after, 3);
+          expect(page.length).toBeLessThanOrEqual(3);
+          if (page.length === 0) break;
+          seen.push(...page);
+          after = page[page.length - 1]!.cursor;
+        }
+        expect(seen.map((b) => b.sopInstanceUid)).toEqual([...stored.map((i) => i.header.sopInstanceUid), '28.2.1.1']);
+        expect(seen[2]).toEqual({ cursor: seen[2]!.cursor, studyInstanceUid: '28.1', seriesInstanceUid: '28.1.0', sopInstanceUid: '28.1.0.2', blobKey: 'blobs/28.1.0.2.dcm', blobSize: 1032, checksum: sha(2) });
+        expect(seen[7]!.checksum).toBeUndefined();
+      });
+
+      it('tells which blob keys an instance references', async () => {
+        await store({ study: '29.1', series: '29.1.1', sop: '29.1.1.1' }, { study: '29.1', series: '29.1.1', sop: '29.1.1.2' });
+        expect(await catalog.referencedBlobKeys(['blobs/29.1.1.1.dcm', 'blobs/nothing.dcm', 'blobs/29.1.1.2.dcm'])).toEqual(new Set(['blobs/29.1.1.1.dcm', 'blobs/29.1.1.2.dcm']));
+        expect(await catalog.referencedBlobKeys([])).toEqual(new Set());
+      });
+
+      it('removing an instance keeps counters and ModalitiesInStudy exact and drops emptied series, studies and patients', async () => {
+        await store(
+          { study: '30.1', series: '30.1.1', sop: '30.1.1.1', modality: 'CT', patientId: 'P30' },
+          { study: '30.1', series: '30.1.1', sop: '30.1.1.2', modality: 'CT', patientId: 'P30' },
+          { study: '30.1', series: '30.1.2', sop: '30.1.2.1', modality: 'MR', patientId: 'P30' },
+          { study: '30.2', series: '30.2.1', sop: '30.2.1.1', modality: 'US', patientId: 'P31' },
+        );
+        // Only while the row still references the given blob.
+        expect(await catalog.removeInstance('30.1.1.1', 'blobs/other.dcm')).toBe(false);
+        expect(await catalog.removeInstance('30.1.1.1', 'blobs/30.1.1.1.dcm')).toBe(true);
+        expect(await catalog.removeInstance('30.1.1.1', 'blobs/30.1.1.1.dcm')).toBe(false);
+        let [study] = await search('study', { StudyInstanceUID: '30.1' });
+        expect(first(study, '00201206')).toBe(2);
+        expect(first(study, '00201208')).toBe(2);
+        expect(value(study, '00080061')).toEqual(['CT', 'MR']);
+
+        expect(await catalog.removeInstance('30.1.2.1', 'blobs/30.1.2.1.dcm')).toBe(true);
+        [study] = await search('study', { StudyInstanceUID: '30.1' });
+        expect(first(study, '00201206')).toBe(1);
+        expect(first(study, '00201208')).toBe(1);
+        expect(value(study, '00080061')).toEqual(['CT']);
+        expect(await uidsOf('series', {}, SERIES, { studyInstanceUid: '30.1' })).toEqual(['30.1.1']);
+
+        expect(await catalog.removeInstance('30.2.1.1', 'blobs/30.2.1.1.dcm')).toBe(true);
+        expect(await uidsOf('study', {}, STUDY)).toEqual(['30.1']);
+        expect(await search('study', { PatientID: 'P31' })).toEqual([]);
+        // The same instance can be stored again afterwards.
+        await store({ study: '30.2', series: '30.2.1', sop: '30.2.1.1', modality: 'US', patientId: 'P31' });
+        expect(await uidsOf('study', {}, STUDY)).toEqual(['30.1', '30.2']);
+      });
+
       it('migrate can run again on an up-to-date schema', async () => {
         await store({ study: '26.1', series: '26.1.1', sop: '26.1.1.1' });
         await catalog.migrate();

@@ -13,6 +13,21 @@ export interface NewInstance {
   header: InstanceHeader;
   blobKey: string;
   blobSize: number;
+  /** sha256 of the blob's bytes, lower-case hex, computed while they streamed into the store (fsck). */
+  checksum?: string;
+}
+
+/** One instance row's blob reference, as fsck walks them. */
+export interface IndexedBlob {
+  /** Position for paging: pass the last one seen as `after` to get the next page. */
+  cursor: number;
+  studyInstanceUid: string;
+  seriesInstanceUid: string;
+  sopInstanceUid: string;
+  blobKey: string;
+  blobSize: number;
+  /** sha256 hex recorded at ingest; undefined for rows indexed before checksums were recorded. */
+  checksum: string | undefined;
 }
 
 export type StoreInstanceOutcome =
@@ -73,5 +88,15 @@ export interface Catalog {
    */
   listInstancesWithAttributes(scope: InstanceScope): Promise<InstanceWithAttributes[]>;
   search(query: QidoQuery): Promise<QidoResult>;
+  /** Every instance's blob reference in a stable order, at most `limit` after `after` (fsck). */
+  listIndexedBlobs(after: number | undefined, limit: number): Promise<IndexedBlob[]>;
+  /** The subset of `blobKeys` some instance row references (fsck: a blob outside it is an orphan). */
+  referencedBlobKeys(blobKeys: readonly string[]): Promise<Set<string>>;
+  /**
+   * Removes the instance row if it still references `blobKey`, in one transaction that keeps the
+   * study and series counters and ModalitiesInStudy exact and removes a series, study or patient left
+   * empty. True when a row was removed. Used by fsck --repair for rows whose blob is lost or corrupt.
+   */
+  removeInstance(sopInstanceUid: string, blobKey: string): Promise<boolean>;
   close(): Promise<void>;
 }

@@ -13,7 +13,7 @@ type Row<T> = { [K in keyof T as K extends 'id' ? never : K]: T[K] };
 export type PatientValues = Row<PatientsTable>;
 export type StudyValues = Omit<Row<StudiesTable>, 'patient_fk' | 'num_series' | 'num_instances' | 'modalities'>;
 export type SeriesValues = Omit<Row<SeriesTable>, 'study_fk' | 'num_instances'>;
-export type InstanceValues = Omit<Row<InstancesTable>, 'series_fk' | 'blob_key' | 'blob_size'>;
+export type InstanceValues = Omit<Row<InstancesTable>, 'series_fk' | 'blob_key' | 'blob_size' | 'checksum'>;
 
 export interface ExtractedRows {
   patient: PatientValues;

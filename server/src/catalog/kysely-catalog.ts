@@ -7,12 +7,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { sql, type Kysely } from 'kysely';
 import type { DicomJsonDataset } from '../dicom/dicom-json.js';
 import { AppError, isAppError } from '../errors.js';
-import type { Catalog, InstanceScope, InstanceWithAttributes, NewInstance, QidoResult, StoreInstanceOutcome, StoredInstance } from './catalog.js';
+import type { Catalog, IndexedBlob, InstanceScope, InstanceWithAttributes, NewInstance, QidoResult, StoreInstanceOutcome, StoredInstance } from './catalog.js';
 import { extractRows } from './extract-attributes.js';
 import type { SqlEngine } from './migrations.js';
 import type { QidoQuery } from './qido-query.js';
 import type { CatalogDatabase } from './schema.js';
 import { runSearch } from './search-query.js';
+import { removeInstanceRows } from './remove-instance.js';
 import { ConflictSignal, storeInstanceRows } from './store-instance.js';
 
 const MAX_ATTEMPTS = 8;
@@ -99,6 +100,52 @@ export abstract class KyselyCatalog implements Catalog {
       return await runSearch(this.db, this.engine, query);
     } catch (error) {
       throw asIndexFailure(error, 'searching');
+    }
+  }
+
+  async listIndexedBlobs(after: number | undefined, limit: number): Promise<IndexedBlob[]> {
+    try {
+      const rows = await this.db
+        .selectFrom('instances as i')
+        .innerJoin('series as se', 'se.id', 'i.series_fk')
+        .innerJoin('studies as st', 'st.id', 'se.study_fk')
+        .select(['i.id', 'st.study_uid', 'se.series_uid', 'i.sop_instance_uid', 'i.blob_key', 'i.blob_size', 'i.checksum'])
+        .$if(after !== undefined, (qb) => qb.where('i.id', '>', after!))
+        .orderBy('i.id')
+        .limit(limit)
+        .execute();
+      return rows.map((row) => ({
+        cursor: row.id,
+        studyInstanceUid: row.study_uid,
+        seriesInstanceUid: row.series_uid,
+        sopInstanceUid: row.sop_instance_uid,
+        blobKey: row.blob_key,
+        blobSize: Number(row.blob_size),
+        checksum: row.checksum ?? undefined,
+      }));
+    } catch (error) {
+      throw asIndexFailure(error, 'listing indexed blobs');
+    }
+  }
+
+  async referencedBlobKeys(blobKeys: readonly string[]): Promise<Set<string>> {
+    if (blobKeys.length === 0) return new Set();
+    try {
+      const rows = await this.db.selectFrom('instances').select('blob_key').where('blob_key', 'in', [...blobKeys]).execute();
+      return new Set(rows.map((row) => row.blob_key));
+    } catch (error) {
+      throw asIndexFailure(error, 'looking up blob keys');
+    }
+  }
+
+  async removeInstance(sopInstanceUid: string, blobKey: string): Promise<boolean> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.inTransaction((trx) => removeInstanceRows(trx, sopInstanceUid, blobKey));
+      } catch (error) {
+        if (attempt >= MAX_ATTEMPTS || !this.isRetryable(error)) throw asIndexFailure(error, 'removing an instance');
+        await sleep(Math.random() * 5 * attempt);
+      }
     }
   }
 

@@ -128,8 +128,27 @@ function initialSchema(engine: SqlEngine): Migration {
   };
 }
 
+/**
+ * The sha256 of each stored blob, recorded at ingest so fsck can prove a blob is still the one that
+ * was indexed (NULL for rows stored before this migration: fsck then checks existence and size only),
+ * and an index on blob_key so fsck can ask "is this blob referenced?" without a table scan.
+ */
+function blobChecksum(): Migration {
+  return {
+    async up(db) {
+      await db.schema.alterTable('instances').addColumn('checksum', 'text').execute();
+      await db.schema.createIndex('instances_blob_key_idx').on('instances').column('blob_key').execute();
+    },
+  };
+}
+
 export function catalogMigrations(engine: SqlEngine): MigrationProvider {
-  return { getMigrations: async () => ({ '0001_initial_schema': initialSchema(engine) }) };
+  return {
+    getMigrations: async () => ({
+      '0001_initial_schema': initialSchema(engine),
+      '0002_blob_checksum': blobChecksum(),
+    }),
+  };
 }
 
 /** Applies pending migrations; throws with the failing migration's error. */

@@ -78,6 +78,8 @@ export interface InstancesTable {
   blob_key: string;
   /** bigint in PostgreSQL: node-postgres returns it as a string, so read it through Number(). */
   blob_size: number | string;
+  /** sha256 (lower-case hex) of the blob's bytes, computed while it streamed in; NULL for older rows. */
+  checksum: string | null;
   /** PixelDataLocation as JSON, NULL when the instance has no pixel data. */
   pixel_data: string | null;
   attributes: string;

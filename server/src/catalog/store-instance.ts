@@ -129,7 +129,7 @@ export async function storeInstanceRows(db: Db, instance: NewInstance, rows: Ext
   if (series.created) await addSeriesToStudy(db, studyId, rows.series.modality);
   await db
     .insertInto('instances')
-    .values({ ...rows.instance, series_fk: series.id, blob_key: instance.blobKey, blob_size: instance.blobSize })
+    .values({ ...rows.instance, series_fk: series.id, blob_key: instance.blobKey, blob_size: instance.blobSize, checksum: instance.checksum ?? null })
     .execute();
   return { status: 'stored' };
 }

@@ -265,6 +265,49 @@ export function runBlobStoreContract(name: string, setup: () => Promise<BlobStor
       expect(await store().stat(b)).toEqual({ key: b, size: 6 });
     });
 
+    it('lists every stored blob with its size and write time, and forgets deleted ones', async () => {
+      const folder = freshKey('listed');
+      const before = Date.now() - 5_000;
+      const kept = { [`${folder}/a.dcm`]: randomBytes(10), [`${folder}/b/c.dcm`]: randomBytes(70_000), [`${folder}/empty.dcm`]: Buffer.alloc(0) };
+      for (const [key, data] of Object.entries(kept)) await store().put(key, streamOf(data));
+      await store().put(`${folder}/gone.dcm`, streamOf(Buffer.from('x')));
+      await store().delete(`${folder}/gone.dcm`);
+      const listed = new Map<string, { size: number; modifiedAt: Date }>();
+      for await (const blob of store().list()) if (blob.key.startsWith(`${folder}/`)) listed.set(blob.key, blob);
+      expect([...listed.keys()].sort()).toEqual(Object.keys(kept).sort());
+      for (const [key, data] of Object.entries(kept)) {
+        expect(listed.get(key)!.size).toBe(data.length);
+        expect(listed.get(key)!.modifiedAt.getTime()).toBeGreaterThan(before);
+        expect(listed.get(key)!.modifiedAt.getTime()).toBeLessThan(Date.now() + 5_000);
+      }
+    });
+
+    it('never lists a blob whose put has not finished, nor one whose put failed', async () => {
+      const broken = freshKey('list-broken');
+      await rejectionOf(store().put(broken, failingStream(randomBytes(100_000), new Error('gone'))));
+      // A body held open until the listing is done: the put is surely unfinished while we list.
+      const slow = freshKey('list-slow');
+      const body = new Readable({ read() {} });
+      body.push(randomBytes(100_000));
+      const putting = store().put(slow, body);
+      await delay(50);
+      const seen: string[] = [];
+      for await (const blob of store().list()) seen.push(blob.key);
+      body.push(null);
+      await putting;
+      expect(seen).not.toContain(broken);
+      expect(seen).not.toContain(slow);
+    });
+
+    it('removing leftovers of interrupted puts never touches complete blobs', async () => {
+      const key = freshKey('survivor');
+      const data = randomBytes(1000);
+      await store().put(key, streamOf(data));
+      const removed = await store().removePartials(new Date(Date.now() + 60_000));
+      expect(removed).toBeGreaterThanOrEqual(0);
+      expect((await readBack(key)).equals(data)).toBe(true);
+    });
+
     it('refuses malformed keys with BAD_REQUEST', async () => {
       const bad = ['', '/abs', 'a/../b', '..', 'a//b', 'a/', './a', '.tmp/x', 'sp ace', 'caf\u00e9', 'a\\b', 'x'.repeat(1025)];
       for (const key of bad) {

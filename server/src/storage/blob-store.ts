@@ -18,6 +18,15 @@ export interface BlobInfo {
   size: number;
 }
 
+/** A blob as listed by `list`. */
+export interface ListedBlob extends BlobInfo {
+  /**
+   * When the blob was written: the file's mtime; S3's LastModified, which for a multipart upload is
+   * when the upload *started*. Orphan sweeps compare it with an age threshold (archive/fsck.ts).
+   */
+  modifiedAt: Date;
+}
+
 export interface BlobStore {
   /**
    * Streams `body` into the blob `key`. Atomic: until the returned promise resolves no reader can see
@@ -33,6 +42,18 @@ export interface BlobStore {
   stat(key: string): Promise<BlobInfo | undefined>;
   /** Removes the blob; removing a missing blob is not an error. */
   delete(key: string): Promise<void>;
+  /**
+   * Every complete blob, streamed page by page in no particular order (never all keys in memory).
+   * Unfinished puts are not blobs and are not listed. Used by fsck to find blobs nothing indexes.
+   */
+  list(): AsyncIterable<ListedBlob>;
+  /**
+   * Removes what interrupted puts left behind (a killed process's temp files, unfinished multipart
+   * uploads) last written before `olderThan`, and returns how many it removed. Such leftovers are
+   * never visible as blobs; this only reclaims their space. The cutoff keeps puts of other live
+   * processes sharing the store out of harm's way.
+   */
+  removePartials(olderThan: Date): Promise<number>;
   /** Releases connections or handles. */
   close(): Promise<void>;
 }

@@ -81,6 +81,28 @@ describe('FsBlobStore', () => {
     expect(await tempFiles()).toEqual(['recent.part']);
   });
 
+  it('removes leftovers of interrupted puts older than the cutoff on request, and only those', async () => {
+    const old = path.join(root, '.tmp', 'killed-writer.part');
+    const live = path.join(root, '.tmp', 'live-writer.part');
+    await writeFile(old, 'half a file');
+    await writeFile(live, 'still arriving');
+    const tenMinutesAgo = new Date(Date.now() - 10 * 60 * 1000);
+    await utimes(old, tenMinutesAgo, tenMinutesAgo);
+    await store.put('kept/blob.dcm', streamOf(Buffer.from('complete')));
+    expect(await store.removePartials(new Date(Date.now() - 60 * 1000))).toBe(1);
+    expect(await tempFiles()).toEqual(['live-writer.part']);
+    expect(await readFile(path.join(root, 'kept', 'blob.dcm'), 'utf8')).toBe('complete');
+  });
+
+  it('does not list temp files or files whose names cannot be keys', async () => {
+    await writeFile(path.join(root, '.tmp', 'x.part'), 'partial');
+    await writeFile(path.join(root, 'not a key'), 'stray');
+    await store.put('a/b.dcm', streamOf(Buffer.from('blob')));
+    const keys: string[] = [];
+    for await (const blob of store.list()) keys.push(blob.key);
+    expect(keys).toEqual(['a/b.dcm']);
+  });
+
   it('treats a folder of blobs as no blob', async () => {
     await store.put('folder/inside', streamOf(Buffer.from('x')));
     expect(await store.stat('folder')).toBeUndefined();

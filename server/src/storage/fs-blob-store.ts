@@ -9,11 +9,11 @@
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import { promisify } from 'node:util';
-import { mkdir, open, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, opendir, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { AppError, NotFoundError } from '../errors.js';
-import type { BlobInfo, BlobStore, ByteRange } from './blob-store.js';
+import type { BlobInfo, BlobStore, ByteRange, ListedBlob } from './blob-store.js';
 import { bodyChunks, unwrapBodyFailure } from './body-stream.js';
 import { assertValidKey, assertValidRange, rangeLength, rangeOutsideBlob } from './validation.js';
 
@@ -105,6 +105,43 @@ export class FsBlobStore implements BlobStore {
     }
   }
 
+  /**
+   * Walks the folders depth first, one directory handle at a time (opendir streams entries, so a
+   * shard folder of many files is never read whole). `.tmp` holds unfinished puts: not blobs.
+   * Files whose relative path is not a valid key cannot have been written by `put` and are skipped.
+   */
+  async *list(): AsyncGenerator<ListedBlob> {
+    const pending: string[] = [this.root];
+    while (pending.length > 0) {
+      const folder = pending.pop()!;
+      let dir;
+      try {
+        dir = await opendir(folder);
+      } catch (err) {
+        if (isMissing(err)) continue;
+        throw storageFailure('list', err);
+      }
+      for await (const entry of dir) {
+        const file = path.join(folder, entry.name);
+        if (entry.isDirectory()) {
+          if (file !== this.tmpDir) pending.push(file);
+          continue;
+        }
+        if (!entry.isFile()) continue;
+        const key = path.relative(this.root, file).split(path.sep).join('/');
+        if (!isValidKeyQuietly(key)) continue;
+        const info = await stat(file).catch(() => undefined);
+        // Deleted between the listing and the stat: no longer a blob.
+        if (info === undefined) continue;
+        yield { key, size: info.size, modifiedAt: info.mtime };
+      }
+    }
+  }
+
+  async removePartials(olderThan: Date): Promise<number> {
+    return this.removeTempFilesBefore(olderThan.getTime());
+  }
+
   async close(): Promise<void> {
     // Nothing held between calls: every operation opens and closes its own handle.
   }
@@ -138,13 +175,25 @@ export class FsBlobStore implements BlobStore {
 
   /** Best effort: a leftover temp file wastes space but is never visible as a blob. */
   private async removeStaleTempFiles(): Promise<void> {
+    await this.removeTempFilesBefore(Date.now() - STALE_TEMP_MS);
+  }
+
+  /**
+   * Temp files not written to since `cutoffMs`. A live put writes its temp file continuously (its
+   * mtime moves with every batch), so an old mtime means its writer is gone or stalled that long.
+   */
+  private async removeTempFilesBefore(cutoffMs: number): Promise<number> {
     const names = await readdir(this.tmpDir).catch(() => [] as string[]);
-    const cutoff = Date.now() - STALE_TEMP_MS;
+    let removed = 0;
     for (const name of names) {
       const file = path.join(this.tmpDir, name);
       const info = await stat(file).catch(() => undefined);
-      if (info && info.mtimeMs < cutoff) await rm(file, { force: true }).catch(() => undefined);
+      if (info && info.isFile() && info.mtimeMs < cutoffMs) {
+        const gone = await rm(file).then(() => true, () => false);
+        if (gone) removed += 1;
+      }
     }
+    return removed;
   }
 }
 
@@ -225,6 +274,15 @@ const fdClose = promisify(fs.close);
 const fdSync = promisify(fs.fsync);
 const fdWritev = promisify(fs.writev);
 const fdWrite = promisify(fs.write);
+
+function isValidKeyQuietly(key: string): boolean {
+  try {
+    assertValidKey(key);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 function errorCode(err: unknown): unknown {
   return (err as { code?: unknown } | null)?.code;

@@ -18,7 +18,7 @@ import type { Readable } from 'node:stream';
 import { Client } from 'minio';
 import type { BlobStoreConfig } from '../config.js';
 import { AppError, NotFoundError } from '../errors.js';
-import type { BlobInfo, BlobStore, ByteRange } from './blob-store.js';
+import type { BlobInfo, BlobStore, ByteRange, ListedBlob } from './blob-store.js';
 import { bodyBlocks, unwrapBodyFailure } from './body-stream.js';
 import { assertValidKey, assertValidRange, rangeLength, rangeOutsideBlob } from './validation.js';
 
@@ -129,6 +129,51 @@ export class S3BlobStore implements BlobStore {
       // S3 answers 204 for a missing key already; some compatible servers say NoSuchKey.
       if (isCode(err, 'NotFound', 'NoSuchKey')) return;
       throw s3Failure('delete', err);
+    }
+  }
+
+  /** ListObjectsV2 under the prefix, page by page (the client follows continuation tokens). */
+  async *list(): AsyncGenerator<ListedBlob> {
+    const stream = this.client.listObjectsV2(this.bucket, this.prefix, true);
+    try {
+      for await (const item of stream as AsyncIterable<{ name?: string; size?: number; lastModified?: Date }>) {
+        if (item.name === undefined || !item.name.startsWith(this.prefix)) continue;
+        const key = item.name.slice(this.prefix.length);
+        yield { key, size: item.size ?? 0, modifiedAt: item.lastModified ?? new Date(0) };
+      }
+    } catch (err) {
+      throw s3Failure('list', err);
+    }
+  }
+
+  /**
+   * Aborts multipart uploads under the prefix started before `olderThan` (a killed process never
+   * completes or aborts its own). Servers that cannot list uploads (NotImplemented, e.g. s3rver)
+   * answer 0: their leftovers are invisible anyway, and a bucket lifecycle rule
+   * (AbortIncompleteMultipartUpload) is the durable answer on AWS and MinIO.
+   */
+  async removePartials(olderThan: Date): Promise<number> {
+    let removed = 0;
+    let keyMarker = '';
+    let uploadIdMarker = '';
+    for (;;) {
+      let page;
+      try {
+        page = await this.client.listIncompleteUploadsQuery(this.bucket, this.prefix, keyMarker, uploadIdMarker, '');
+      } catch (err) {
+        if (isCode(err, 'NotImplemented')) return removed;
+        throw s3Failure('list unfinished uploads', err);
+      }
+      for (const upload of page.uploads) {
+        if (!(upload.initiated instanceof Date) || upload.initiated >= olderThan) continue;
+        await this.client.abortMultipartUpload(this.bucket, upload.key, upload.uploadId).then(
+          () => (removed += 1),
+          () => undefined,
+        );
+      }
+      if (!page.isTruncated) return removed;
+      keyMarker = page.nextKeyMarker;
+      uploadIdMarker = page.nextUploadIdMarker;
     }
   }
 

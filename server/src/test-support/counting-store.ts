@@ -46,6 +46,12 @@ export class CountingStore implements BlobStore {
   delete(key: string) {
     return this.inner.delete(key);
   }
+  list() {
+    return this.inner.list();
+  }
+  removePartials(olderThan: Date) {
+    return this.inner.removePartials(olderThan);
+  }
   close() {
     return this.inner.close();
   }
