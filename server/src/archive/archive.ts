@@ -7,7 +7,7 @@
  * index row last, in one transaction. A crash in between leaves an unreferenced blob, never an index
  * row pointing at a missing or half-written file.
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { PassThrough, type Readable } from 'node:stream';
 import { once } from 'node:events';
 import type { Logger } from 'pino';
@@ -21,8 +21,8 @@ import { FailureReason, type FailedItem, type StoredItem } from './stow-outcome.
 import { findInstances, readFrames } from './retrieve.js';
 import { bulkDataValue, decodedBulkData, readBulkData, type BulkDataValue } from './bulkdata.js';
 import { decodeFrames, readWholeInstance } from './decode-frames.js';
-import { transcodeToExplicitLittleEndian, type PixelAttributes } from './transcode.js';
-import { renderFrame, renderFramePixels, representativeFrame, type DisplayPixels, representativeInstance, type RenderedImage, type RenderOptions } from './render.js';
+import { MAX_TRANSCODE_BYTES, transcodeToExplicitLittleEndian, type PixelAttributes } from './transcode.js';
+import { DEFAULT_RENDER_MAX_PIXELS, renderFrame, renderFramePixels, representativeFrame, type DisplayPixels, representativeInstance, type RenderedImage, type RenderOptions } from './render.js';
 
 export type StoreResult = { ok: true; item: StoredItem } | { ok: false; failure: FailedItem };
 
@@ -53,6 +53,12 @@ function sopMismatch(header: InstanceHeader, expected: StoreExpectations): strin
 
 export interface ArchiveOptions {
   maxHeaderBytes: number;
+  /** Deepest sequence nesting accepted at ingest (PACS_DICOM_MAX_NESTING; default DEFAULT_MAX_NESTING). */
+  maxNesting?: number;
+  /** Decoded pixel bytes one request may hold (PACS_DECODE_MAX_BYTES; default MAX_TRANSCODE_BYTES). */
+  decodeMaxBytes?: number;
+  /** Largest frame rendered, Rows × Columns (PACS_RENDER_MAX_PIXELS; default DEFAULT_RENDER_MAX_PIXELS). */
+  renderMaxPixels?: number;
 }
 
 /** Errors that concern the whole request, not one part: they abort the request. */
@@ -81,7 +87,7 @@ export class Archive {
     const upload = startUpload(this.blobs, blobKey);
     let header: InstanceHeader;
     try {
-      header = await scanPart10(source, upload.write, { maxHeaderBytes: this.options.maxHeaderBytes });
+      header = await scanPart10(source, upload.write, { maxHeaderBytes: this.options.maxHeaderBytes, maxNesting: this.options.maxNesting });
     } catch (err) {
       await upload.abort(err);
       if (isRequestLevelError(err)) throw err;
@@ -114,6 +120,11 @@ export class Archive {
     return { completion: this.finishStore(header, blobKey, upload.finish()) };
   }
 
+  /** Decoded pixel bytes one request may hold in memory (transcoding, decoded frames and bulk data): 406 beyond. */
+  get decodeMaxBytes(): number {
+    return this.options.decodeMaxBytes ?? MAX_TRANSCODE_BYTES;
+  }
+
   listInstances(scope: InstanceScope): Promise<StoredInstance[]> {
     return this.catalog.listInstances(scope);
   }
@@ -142,7 +153,8 @@ export class Archive {
    * into memory (refused with a 406 over MAX_TRANSCODE_BYTES) and decoded synchronously.
    */
   async transcodeInstance(instance: StoredInstance): Promise<Buffer> {
-    return transcodeToExplicitLittleEndian(instance, await readWholeInstance(this.blobs, instance));
+    const maxBytes = this.decodeMaxBytes;
+    return transcodeToExplicitLittleEndian(instance, await readWholeInstance(this.blobs, instance, maxBytes), maxBytes);
   }
 
   /**
@@ -150,7 +162,7 @@ export class Archive {
    * read by range as for readFrames, then decoded (compressed) or byte-swapped (big endian).
    */
   readDecodedFrames(instance: StoredInstance, attributes: PixelAttributes, frameNumbers: readonly number[]): Promise<Buffer[]> {
-    return decodeFrames(this.blobs, instance, attributes, frameNumbers);
+    return decodeFrames(this.blobs, instance, attributes, frameNumbers, this.decodeMaxBytes);
   }
 
   /**
@@ -182,17 +194,17 @@ export class Archive {
    * order, one buffer per frame; a 406 when the decoded value exceeds MAX_TRANSCODE_BYTES.
    */
   readDecodedBulkData(instance: StoredInstance, attributes: PixelAttributes): Promise<Buffer[]> {
-    return decodedBulkData(this.blobs, instance, attributes);
+    return decodedBulkData(this.blobs, instance, attributes, this.decodeMaxBytes);
   }
 
   /** One frame of an instance as a JPEG/PNG (render.ts): reads the whole stored file, bounded. */
   renderFrame(instance: StoredInstance, options: RenderOptions): Promise<RenderedImage> {
-    return renderFrame(this.blobs, instance, options, this.log);
+    return renderFrame(this.blobs, instance, options, this.log, this.options.renderMaxPixels ?? DEFAULT_RENDER_MAX_PIXELS);
   }
 
   /** One frame through the display pipeline as raw RGBA (render.ts), e.g. for a detection model. */
   renderFramePixels(instance: StoredInstance, frame: number): Promise<DisplayPixels> {
-    return renderFramePixels(this.blobs, instance, frame, this.log);
+    return renderFramePixels(this.blobs, instance, frame, this.log, this.options.renderMaxPixels ?? DEFAULT_RENDER_MAX_PIXELS);
   }
 
   /**
@@ -213,21 +225,21 @@ export class Archive {
     return { instance, frame: representativeFrame(instance) };
   }
 
-  private async finishStore(header: InstanceHeader, blobKey: string, put: Promise<number>): Promise<StoreResult> {
+  private async finishStore(header: InstanceHeader, blobKey: string, put: Promise<WrittenBlob>): Promise<StoreResult> {
     const item: StoredItem = {
       sopClassUid: header.sopClassUid,
       sopInstanceUid: header.sopInstanceUid,
       studyInstanceUid: header.studyInstanceUid,
       seriesInstanceUid: header.seriesInstanceUid,
     };
-    let blobSize: number;
+    let blob: WrittenBlob;
     try {
-      blobSize = await put;
+      blob = await put;
     } catch (err) {
       return { ok: false, failure: { ...itemRef(item), ...this.failureOf(err) } };
     }
     try {
-      const outcome = await this.catalog.storeInstance({ header, blobKey, blobSize });
+      const outcome = await this.catalog.storeInstance({ header, blobKey, blobSize: blob.size, checksum: blob.checksum });
       if (outcome.status === 'stored') return { ok: true, item };
       await this.deleteQuietly(blobKey);
       if (outcome.status === 'duplicate') return { ok: true, item };
@@ -283,11 +295,17 @@ function newBlobKey(): string {
   return `${id.slice(0, 2)}/${id.slice(2, 4)}/${id}.dcm`;
 }
 
+/** A blob the store holds durably, with the sha256 of the bytes we sent it (recorded for fsck). */
+interface WrittenBlob {
+  size: number;
+  checksum: string;
+}
+
 interface Upload {
   /** Sink for the scanner: writes one chunk, waiting while the store is slower than the network. */
   write(chunk: Buffer): Promise<void>;
-  /** Ends the body and resolves with the blob's size once the store has it durably. */
-  finish(): Promise<number>;
+  /** Ends the body and resolves with the blob's size and checksum once the store has it durably. */
+  finish(): Promise<WrittenBlob>;
   /** Abandons the upload: nothing is left under the key. */
   abort(reason: unknown): Promise<void>;
 }
@@ -295,6 +313,9 @@ interface Upload {
 function startUpload(blobs: BlobStore, key: string): Upload {
   const body = new PassThrough({ highWaterMark: 1024 * 1024 });
   const put = blobs.put(key, body);
+  // Hashed as the bytes pass, so the checksum costs no second read of a multi-gigabyte file.
+  const hash = createHash('sha256');
+  let hashed = 0;
   let putError: unknown;
   const putFailed = put.then(
     () => new Promise<never>(() => {}),
@@ -307,11 +328,19 @@ function startUpload(blobs: BlobStore, key: string): Upload {
   return {
     async write(chunk) {
       if (putError !== undefined) throw putError;
+      hash.update(chunk);
+      hashed += chunk.length;
       if (!body.write(chunk)) await Promise.race([once(body, 'drain'), putFailed]);
     },
     async finish() {
       body.end();
-      return (await put).size;
+      const { size } = await put;
+      // The store must hold exactly what was hashed; anything else would record a wrong checksum.
+      if (size !== hashed) {
+        await blobs.delete(key).catch(() => {});
+        throw new AppError('STORAGE_FAILURE', 'Blob store reported a size other than the bytes written');
+      }
+      return { size, checksum: hash.digest('hex') };
     },
     async abort(reason) {
       // The store may have stopped listening already; the error must not become an unhandled event.

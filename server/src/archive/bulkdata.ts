@@ -91,20 +91,25 @@ export async function* readBulkData(
  * their concatenation (kept as one buffer per frame). A 406 before anything is read when the decoded
  * value would exceed MAX_TRANSCODE_BYTES; the decoder's 406 for undecodable syntaxes or bitstreams.
  */
-export async function decodedBulkData(blobs: BlobStore, instance: StoredInstance, attributes: PixelAttributes): Promise<Buffer[]> {
+export async function decodedBulkData(
+  blobs: BlobStore,
+  instance: StoredInstance,
+  attributes: PixelAttributes,
+  maxBytes: number = MAX_TRANSCODE_BYTES,
+): Promise<Buffer[]> {
   const frameCount = instance.pixelData?.frames.length ?? 0;
   if (frameCount === 0) {
     throw new AppError('NOT_ACCEPTABLE', 'The frames of this encapsulated pixel data cannot be located, so it cannot be decoded; ask with transfer-syntax=* to receive it as stored');
   }
   const total = decodedFrameLength(attributes) * frameCount;
-  if (total > MAX_TRANSCODE_BYTES) {
+  if (total > maxBytes) {
     throw new AppError(
       'NOT_ACCEPTABLE',
-      `The pixel data of this instance (${frameCount} frames) decodes to ${total} bytes, over the ${MAX_TRANSCODE_BYTES}-byte limit for decoded bulk data; ` +
+      `The pixel data of this instance (${frameCount} frames) decodes to ${total} bytes, over the ${maxBytes}-byte limit for decoded bulk data (PACS_DECODE_MAX_BYTES); ` +
         'ask with transfer-syntax=* to receive it as stored, or retrieve the frames decoded a few at a time',
     );
   }
-  return decodeFrames(blobs, instance, attributes, Array.from({ length: frameCount }, (_, index) => index + 1));
+  return decodeFrames(blobs, instance, attributes, Array.from({ length: frameCount }, (_, index) => index + 1), maxBytes);
 }
 
 /** The bytes `start..end` (inclusive) of a value held as consecutive buffers, without copying. */

@@ -10,15 +10,15 @@ import { readFrames } from './retrieve.js';
 import { decodedFrameLength, decodeFrame, initializeCodecs, MAX_TRANSCODE_BYTES, swapToLittleEndian, type PixelAttributes } from './transcode.js';
 
 /** The stored file in one buffer; a 406 for files over MAX_TRANSCODE_BYTES (checked before and while reading). */
-export async function readWholeInstance(blobs: BlobStore, instance: StoredInstance): Promise<Buffer> {
-  if (instance.blobSize > MAX_TRANSCODE_BYTES) throw tooLargeFile(instance.blobSize);
+export async function readWholeInstance(blobs: BlobStore, instance: StoredInstance, maxBytes: number = MAX_TRANSCODE_BYTES): Promise<Buffer> {
+  if (instance.blobSize > maxBytes) throw tooLargeFile(instance.blobSize, maxBytes);
   const stream = await blobs.get(instance.blobKey);
   const chunks: Buffer[] = [];
   let size = 0;
   try {
     for await (const chunk of stream) {
       size += (chunk as Buffer).length;
-      if (size > MAX_TRANSCODE_BYTES) throw tooLargeFile(size);
+      if (size > maxBytes) throw tooLargeFile(size, maxBytes);
       chunks.push(chunk as Buffer);
     }
   } finally {
@@ -27,10 +27,10 @@ export async function readWholeInstance(blobs: BlobStore, instance: StoredInstan
   return Buffer.concat(chunks, size);
 }
 
-function tooLargeFile(bytes: number): AppError {
+function tooLargeFile(bytes: number, maxBytes: number): AppError {
   return new AppError(
     'NOT_ACCEPTABLE',
-    `The instance is ${bytes} bytes, over the ${MAX_TRANSCODE_BYTES}-byte limit for transcoding in memory; ask with transfer-syntax=* to receive it as stored`,
+    `The instance is ${bytes} bytes, over the ${maxBytes}-byte limit for transcoding in memory; ask with transfer-syntax=* to receive it as stored`,
   );
 }
 
@@ -39,12 +39,18 @@ function tooLargeFile(bytes: number): AppError {
  * after another (synchronous WebAssembly); big-endian native frames have their 16-bit words swapped.
  * The decoded total is bounded by MAX_TRANSCODE_BYTES (a 406 before anything is read).
  */
-export async function decodeFrames(blobs: BlobStore, instance: StoredInstance, attributes: PixelAttributes, frameNumbers: readonly number[]): Promise<Buffer[]> {
+export async function decodeFrames(
+  blobs: BlobStore,
+  instance: StoredInstance,
+  attributes: PixelAttributes,
+  frameNumbers: readonly number[],
+  maxBytes: number = MAX_TRANSCODE_BYTES,
+): Promise<Buffer[]> {
   const total = decodedFrameLength(attributes) * frameNumbers.length;
-  if (total > MAX_TRANSCODE_BYTES) {
+  if (total > maxBytes) {
     throw new AppError(
       'NOT_ACCEPTABLE',
-      `The ${frameNumbers.length} frames asked for decode to ${total} bytes, over the ${MAX_TRANSCODE_BYTES}-byte limit per request; ask for fewer frames`,
+      `The ${frameNumbers.length} frames asked for decode to ${total} bytes, over the ${maxBytes}-byte limit per request (PACS_DECODE_MAX_BYTES); ask for fewer frames`,
     );
   }
   const stored = await readFrames(blobs, instance, frameNumbers);

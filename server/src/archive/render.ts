@@ -53,6 +53,13 @@ function quietly<T>(work: () => T): T {
 /** Largest stored file we read whole into memory to render (dcmjs-imaging needs the whole data set). */
 export const MAX_RENDER_BYTES = 256 * 1024 * 1024;
 
+/**
+ * Default largest frame rendered (Rows × Columns; PACS_RENDER_MAX_PIXELS): 8192 × 8192. dcmjs-imaging
+ * decodes the frame and renders it to RGBA (4 bytes a pixel) before sharp encodes it, so memory and time
+ * follow the declared matrix, not the file size: a 1 KB file claiming 65535 × 65535 would need 16 GiB.
+ */
+export const DEFAULT_RENDER_MAX_PIXELS = 8192 * 8192;
+
 export type VoiLutFunction = 'LINEAR' | 'LINEAR_EXACT' | 'SIGMOID';
 
 export interface RenderWindow {
@@ -99,8 +106,12 @@ export function initializeRenderer(): Promise<void> {
   return decoderReady;
 }
 
-/** Frames of an instance as far as rendering is concerned; throws the documented 400/404/406. */
-export function checkRenderable(instance: StoredInstance, frame: number): void {
+/**
+ * Frames of an instance as far as rendering is concerned; throws the documented 400/404/406. With
+ * `maxPixels`, a frame whose declared matrix (Rows × Columns, as indexed) is larger is a 406 before any
+ * byte is read or decoded.
+ */
+export function checkRenderable(instance: StoredInstance, frame: number, maxPixels?: number): void {
   const pixelData = instance.pixelData;
   if (pixelData === undefined) {
     throw new AppError('BAD_REQUEST', 'The instance has no pixel data (e.g. a structured report): it cannot be rendered');
@@ -122,6 +133,18 @@ export function checkRenderable(instance: StoredInstance, frame: number): void {
       'NOT_ACCEPTABLE',
       `The instance is ${instance.blobSize} bytes; rendering reads the whole file into memory and is limited to ${MAX_RENDER_BYTES} bytes. Retrieve frames instead`,
     );
+  }
+  if (maxPixels !== undefined) {
+    const { rows, columns } = instance;
+    if (rows === undefined || columns === undefined) {
+      throw new AppError('NOT_ACCEPTABLE', 'The instance has no Rows / Columns in its image pixel module: it cannot be rendered; retrieve the instance instead');
+    }
+    if (rows * columns > maxPixels) {
+      throw new AppError(
+        'NOT_ACCEPTABLE',
+        `The instance declares frames of ${rows} x ${columns} pixels, over the rendering limit of ${maxPixels} pixels (PACS_RENDER_MAX_PIXELS); retrieve its frames or the instance instead`,
+      );
+    }
   }
 }
 
@@ -159,8 +182,14 @@ export interface DisplayPixels {
  * One frame decoded and taken through the grayscale/colour display pipeline (VOI LUT or window from
  * the data set, palette, YBR → RGB): what a viewer shows, and what a detection model is given.
  */
-export async function renderFramePixels(blobs: BlobStore, instance: StoredInstance, frame: number, log?: Logger): Promise<DisplayPixels> {
-  const { rendered, grayscale } = await decodeForDisplay(blobs, instance, frame, undefined, log);
+export async function renderFramePixels(
+  blobs: BlobStore,
+  instance: StoredInstance,
+  frame: number,
+  log?: Logger,
+  maxPixels: number = DEFAULT_RENDER_MAX_PIXELS,
+): Promise<DisplayPixels> {
+  const { rendered, grayscale } = await decodeForDisplay(blobs, instance, frame, undefined, maxPixels, log);
   return { width: rendered.width, height: rendered.height, pixels: Buffer.from(rendered.pixels), grayscale };
 }
 
@@ -169,9 +198,10 @@ async function decodeForDisplay(
   instance: StoredInstance,
   frame: number,
   requestedWindow: RenderWindow | undefined,
+  maxPixels: number,
   log?: Logger,
 ): Promise<{ rendered: { width: number; height: number; pixels: ArrayBuffer }; grayscale: boolean }> {
-  checkRenderable(instance, frame);
+  checkRenderable(instance, frame, maxPixels);
   const [bytes] = await Promise.all([readWhole(blobs, instance), initializeRenderer()]);
   try {
     return quietly(() => {
@@ -179,6 +209,10 @@ async function decodeForDisplay(
       const frames = Math.max(1, image.getNumberOfFrames());
       if (frame > frames) {
         throw new NotFoundError(`Frame ${frame} does not exist: the instance has ${frames} frame${frames === 1 ? '' : 's'}`);
+      }
+      // The parsed file is what dcmjs-imaging allocates for; it must agree with the index checked above.
+      if (image.getWidth() * image.getHeight() > maxPixels) {
+        throw new AppError('NOT_ACCEPTABLE', `The instance declares frames over the rendering limit of ${maxPixels} pixels (PACS_RENDER_MAX_PIXELS); retrieve its frames or the instance instead`);
       }
       const gray = isGrayscale(image.getElement('PhotometricInterpretation'));
       const window = gray ? requestedWindow : undefined;
@@ -206,8 +240,14 @@ async function decodeForDisplay(
  * (sharp). Failures of the decoder on odd data (unsupported syntax, malformed pixel data) are a 406
  * that says the instance cannot be rendered, never a 500.
  */
-export async function renderFrame(blobs: BlobStore, instance: StoredInstance, options: RenderOptions, log?: Logger): Promise<RenderedImage> {
-  const { rendered, grayscale } = await decodeForDisplay(blobs, instance, options.frame, options.window, log);
+export async function renderFrame(
+  blobs: BlobStore,
+  instance: StoredInstance,
+  options: RenderOptions,
+  log?: Logger,
+  maxPixels: number = DEFAULT_RENDER_MAX_PIXELS,
+): Promise<RenderedImage> {
+  const { rendered, grayscale } = await decodeForDisplay(blobs, instance, options.frame, options.window, maxPixels, log);
 
   // dcmjs-imaging always hands back RGBA; grayscale images become one-channel JPEG/PNG (luminance,
   // so coloured overlay pixels stay visible).

@@ -23,17 +23,20 @@ export async function findInstances(catalog: Catalog, scope: InstanceScope): Pro
   return instances;
 }
 
-/** At most this many frame numbers per request: every frame is held in memory until the reply is sent. */
+/**
+ * Default most frame numbers per request (PACS_WADO_MAX_FRAMES): every frame is held in memory until the
+ * reply is sent. PS3.18 §8.3.3.1 sets no bound on a frame list; a server may refuse what it cannot serve.
+ */
 export const MAX_FRAMES_PER_REQUEST = 1000;
 
 /**
  * Parses a WADO-RS frame list (`1`, `1,3,5`): 1-based frame numbers in the order requested,
  * duplicates kept. Anything else is a 400 saying what is wrong.
  */
-export function parseFrameList(text: string): number[] {
+export function parseFrameList(text: string, maxFrames: number = MAX_FRAMES_PER_REQUEST): number[] {
   const items = text.split(',');
-  if (items.length > MAX_FRAMES_PER_REQUEST) {
-    throw new AppError('BAD_REQUEST', `Frame list has ${items.length} entries; at most ${MAX_FRAMES_PER_REQUEST} frames per request`);
+  if (items.length > maxFrames) {
+    throw new AppError('BAD_REQUEST', `Frame list has ${items.length} entries; at most ${maxFrames} frames per request`);
   }
   return items.map((item) => {
     const trimmed = item.trim();

@@ -243,7 +243,7 @@ export function swapToLittleEndian(pixels: Buffer, bitsAllocated: number): Buffe
  * PlanarConfiguration follow the decoder, and a lossy source gets LossyImageCompression "01".
  * Throws a 406 when the syntax is not decodable or the decoded pixel data would exceed the limit.
  */
-export async function transcodeToExplicitLittleEndian(instance: StoredInstance, file: Buffer): Promise<Buffer> {
+export async function transcodeToExplicitLittleEndian(instance: StoredInstance, file: Buffer, maxBytes: number = MAX_TRANSCODE_BYTES): Promise<Buffer> {
   const syntax = instance.transferSyntaxUid;
   if (!canTranscodeToExplicitLittleEndian(syntax)) {
     throw new AppError('NOT_ACCEPTABLE', `An instance is stored as ${syntax}, which this server cannot decode to Explicit VR Little Endian; ask with transfer-syntax=* to receive it as stored`);
@@ -260,7 +260,7 @@ export async function transcodeToExplicitLittleEndian(instance: StoredInstance, 
     }
     const attributes = pixelAttributesFromDict(dict);
     const total = decodedFrameLength(attributes) * pixelData.frames.length;
-    if (total > MAX_TRANSCODE_BYTES) throw tooLarge(total);
+    if (total > maxBytes) throw tooLarge(total, maxBytes);
     const decoded: Buffer[] = [];
     let last: DecodedFrame | undefined;
     pixelData.frames.forEach((spans, index) => {
@@ -297,10 +297,10 @@ export async function transcodeToExplicitLittleEndian(instance: StoredInstance, 
   return Buffer.from(withSilentDcmjs(() => out.write({ allowInvalidVRLength: true })));
 }
 
-function tooLarge(bytes: number): AppError {
+function tooLarge(bytes: number, maxBytes: number): AppError {
   return new AppError(
     'NOT_ACCEPTABLE',
-    `Transcoding this instance would need ${bytes} bytes in memory, over the limit of ${MAX_TRANSCODE_BYTES}; ask with transfer-syntax=* to receive it as stored`,
+    `Transcoding this instance would need ${bytes} bytes in memory, over the limit of ${maxBytes} (PACS_DECODE_MAX_BYTES); ask with transfer-syntax=* to receive it as stored`,
   );
 }
 

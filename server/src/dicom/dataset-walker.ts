@@ -59,8 +59,12 @@ export interface WalkResult {
   regions: UnRegion[];
 }
 
-/** Deepest nesting of undefined-length sequences + items walked (each level is one stack entry). */
-const MAX_STACK_DEPTH = 128;
+/**
+ * Deepest sequence nesting accepted by default (PACS_DICOM_MAX_NESTING). Each level is two stack entries
+ * (the sequence and its item). Real objects nest a handful of levels (SR content trees a dozen or so);
+ * the deeply nested attack file of the Orthanc tests nests thousands.
+ */
+export const DEFAULT_MAX_NESTING = 64;
 
 const enum Kind {
   /** Sequence: expects items (and, if undefined-length, a sequence delimiter). */
@@ -95,8 +99,15 @@ interface Container {
  * length) is walked item by item, and every element is checked to fit inside its item and sequence, so
  * dcmjs is never handed a length that runs past its container (it would allocate that much).
  */
-export async function walkDataset(r: ByteReader, implicit: boolean, little: boolean, limit: number, limitForMessage: number): Promise<WalkResult> {
-  const w = new DatasetWalker(r, implicit, little, limit, limitForMessage);
+export async function walkDataset(
+  r: ByteReader,
+  implicit: boolean,
+  little: boolean,
+  limit: number,
+  limitForMessage: number,
+  maxNesting: number = DEFAULT_MAX_NESTING,
+): Promise<WalkResult> {
+  const w = new DatasetWalker(r, implicit, little, limit, limitForMessage, maxNesting);
   for (;;) {
     w.closeEndedContainers();
     if (r.buf.length - r.pos < 8 && !(await r.ensure(8))) return w.endOfInput();
@@ -188,6 +199,7 @@ class DatasetWalker {
     private readonly datasetLittle: boolean,
     private readonly limit: number,
     private readonly limitForMessage: number,
+    private readonly maxNesting: number,
   ) {
     this.implicit = datasetImplicit;
     this.little = datasetLittle;
@@ -402,8 +414,8 @@ class DatasetWalker {
   }
 
   private push(kind: Kind, implicit: boolean, little: boolean, end: number, tag: string, index: number, region?: UnRegion): void {
-    if (this.stack.length >= MAX_STACK_DEPTH) {
-      throw invalid(`DICOM sequences nested deeper than ${MAX_STACK_DEPTH / 2} levels`);
+    if (this.stack.length >= 2 * this.maxNesting) {
+      throw invalid(`DICOM sequences nested deeper than ${this.maxNesting} levels`);
     }
     if (end >= 0 && end < this.bound) this.bound = end;
     this.stack.push({ kind, implicit, little, end, bound: this.bound, tag, items: 0, index, region });

@@ -27,6 +27,7 @@ export async function readDeflatedHeader(
   little: boolean,
   maxHeaderBytes: number,
   cleanups: Array<() => void>,
+  maxNesting?: number,
 ): Promise<DeflatedHeader> {
   const metaEnd = r.position;
   r.stopKeeping();
@@ -40,7 +41,7 @@ export async function readDeflatedHeader(
   const pump = pumpInto(r, inflater, () => stopped);
   pump.catch((err: unknown) => inflater.destroy(err as Error));
   const inner = new ByteReader(inflater[Symbol.asyncIterator]());
-  const walk = await walkDataset(inner, implicit, little, maxHeaderBytes - metaEnd, maxHeaderBytes);
+  const walk = await walkDataset(inner, implicit, little, maxHeaderBytes - metaEnd, maxHeaderBytes, maxNesting);
   const headerEnd = walk.pixel ? walk.pixel.tagPos : inner.position;
   const bytes = inner.extract(0, headerEnd);
   inner.stopKeeping();

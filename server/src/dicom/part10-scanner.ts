@@ -34,6 +34,8 @@ export interface ScanPart10Options {
    * none), File Meta included; for a deflated data set, the inflated size. Larger → InvalidDicomError.
    */
   maxHeaderBytes: number;
+  /** Deepest sequence nesting accepted (default DEFAULT_MAX_NESTING); deeper → InvalidDicomError. */
+  maxNesting?: number;
 }
 
 /**
@@ -56,7 +58,7 @@ export async function scanPart10(
   const reader = new ByteReader(source[Symbol.asyncIterator](), sink);
   const cleanups: Array<() => void> = [];
   try {
-    return await scan(reader, options.maxHeaderBytes, cleanups);
+    return await scan(reader, options.maxHeaderBytes, options.maxNesting, cleanups);
   } catch (err) {
     reader.abort();
     for (const c of cleanups) c();
@@ -82,14 +84,14 @@ interface Header {
 
 type InstanceUids = Pick<InstanceHeader, 'sopClassUid' | 'sopInstanceUid' | 'studyInstanceUid' | 'seriesInstanceUid'>;
 
-async function scan(r: ByteReader, maxHeaderBytes: number, cleanups: Array<() => void>): Promise<InstanceHeader> {
+async function scan(r: ByteReader, maxHeaderBytes: number, maxNesting: number | undefined, cleanups: Array<() => void>): Promise<InstanceHeader> {
   if (!(maxHeaderBytes > 0)) throw new RangeError('maxHeaderBytes must be positive');
   await readPreamble(r);
   const meta = await readFileMeta(r, maxHeaderBytes);
   const encoding = await detectDatasetEncoding(r, meta.transferSyntaxUid);
   const header = encoding.deflated
-    ? await readDeflatedHeader(r, encoding.implicit, encoding.little, maxHeaderBytes, cleanups)
-    : await readHeader(r, encoding, maxHeaderBytes);
+    ? await readDeflatedHeader(r, encoding.implicit, encoding.little, maxHeaderBytes, cleanups, maxNesting)
+    : await readHeader(r, encoding, maxHeaderBytes, maxNesting);
 
   // Parse the header now, before streaming the pixel data: a bad header fails fast.
   const dataset = parseHeader(header, encoding);
@@ -122,9 +124,9 @@ async function scan(r: ByteReader, maxHeaderBytes: number, cleanups: Array<() =>
 }
 
 /** Walks the (not deflated) data set up to Pixel Data, and keeps its bytes from just after File Meta. */
-async function readHeader(r: ByteReader, encoding: DatasetEncoding, maxHeaderBytes: number): Promise<Header> {
+async function readHeader(r: ByteReader, encoding: DatasetEncoding, maxHeaderBytes: number, maxNesting: number | undefined): Promise<Header> {
   const start = r.position;
-  const walk = await walkDataset(r, encoding.implicit, encoding.little, maxHeaderBytes, maxHeaderBytes);
+  const walk = await walkDataset(r, encoding.implicit, encoding.little, maxHeaderBytes, maxHeaderBytes, maxNesting);
   const headerEnd = walk.pixel ? walk.pixel.tagPos : r.position;
   const bytes = r.extract(start, headerEnd);
   r.stopKeeping();

@@ -11,14 +11,14 @@ import { wadoRoutes } from './wado.routes.js';
 
 export interface DicomwebPluginOptions {
   archive: Archive;
-  config: Pick<Config, 'publicBaseUrl' | 'dicomwebPrefix' | 'stow' | 'qido'>;
+  config: Pick<Config, 'publicBaseUrl' | 'dicomwebPrefix' | 'stow' | 'qido'> & Partial<Pick<Config, 'limits'>>;
 }
 
 export async function dicomwebPlugin(app: FastifyInstance, { archive, config }: DicomwebPluginOptions): Promise<void> {
   const common = { archive, publicBaseUrl: config.publicBaseUrl, dicomwebPath: config.dicomwebPrefix };
-  await app.register(stowRoutes, { ...common, maxBodyBytes: config.stow.maxBodyBytes });
+  await app.register(stowRoutes, { ...common, maxBodyBytes: config.stow.maxBodyBytes, maxParts: config.limits?.stowMaxParts });
   await app.register(qidoRoutes, { ...common, defaultLimit: config.qido.defaultLimit, maxLimit: config.qido.maxLimit });
-  await app.register(wadoRoutes, common);
+  await app.register(wadoRoutes, { ...common, maxFrames: config.limits?.wadoMaxFrames });
   await app.register(metadataRoutes, common);
   await app.register(bulkDataRoutes, common);
   await app.register(renderedRoutes, common);

@@ -39,10 +39,17 @@ export async function qidoRoutes(app: FastifyInstance, options: QidoRoutesOption
     );
     const result = await options.archive.search(query);
     const base = dicomwebBaseUrl(request, options.publicBaseUrl, options.dicomwebPath);
+    const warnings: string[] = [];
     if (result.ignoredKeys.length > 0) {
       // PS3.18 §8.3.4.1: unsupported matching keys are ignored and reported in a Warning header.
-      void reply.header('Warning', `299 ${request.hostname}: "The following attributes are not supported for matching: ${result.ignoredKeys.join(', ')}"`);
+      warnings.push(`299 ${request.hostname}: "The following attributes are not supported for matching: ${result.ignoredKeys.join(', ')}"`);
     }
+    if (pageCappedByServer(request.query, query.limit, result.matches.length)) {
+      // PS3.18 §8.3.4.4: a `limit` above what the server supports (or none, when more match than the
+      // default page) is not an error: the server returns its maximum and says so in a Warning header.
+      warnings.push(`299 ${request.hostname}: "The number of results exceeded the maximum supported by the server. Additional results can be requested."`);
+    }
+    if (warnings.length > 0) void reply.header('Warning', warnings.length === 1 ? warnings[0] : warnings);
     return reply.type('application/dicom+json').send(result.matches.map((match) => withRetrieveUrl(match, level, base)));
   };
 
@@ -52,6 +59,18 @@ export async function qidoRoutes(app: FastifyInstance, options: QidoRoutesOption
   app.get('/studies/:study/series', requires('read'), search('series'));
   app.get('/studies/:study/instances', requires('read'), search('instance'));
   app.get('/studies/:study/series/:series/instances', requires('read'), search('instance'));
+}
+
+/**
+ * The page is full and its size was set by the server, not the client: no `limit` was given (the default
+ * page), or the one given was above the server's maximum and was lowered to it.
+ */
+function pageCappedByServer(params: unknown, effectiveLimit: number, returned: number): boolean {
+  if (returned < effectiveLimit) return false;
+  const entries = Object.entries(params as Record<string, string | string[] | undefined>);
+  const raw = entries.find(([name]) => name.toLowerCase() === 'limit')?.[1];
+  const asked = Array.isArray(raw) ? raw[raw.length - 1] : raw;
+  return asked === undefined || Number(asked) > effectiveLimit;
 }
 
 /** Retrieve URL (0008,1190) of each match, as Tables 10.6.3-3/-4/-5 require. */

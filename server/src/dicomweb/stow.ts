@@ -11,8 +11,13 @@ import { AppError, MalformedMultipartError, PayloadTooLargeError } from '../erro
  * Bounded because each may still hold an S3 part buffer (PACS_S3_PART_SIZE) until its upload ends. */
 const MAX_PARTS_IN_FLIGHT = 8;
 
+/** Default most parts in one STOW-RS request (PACS_STOW_MAX_PARTS). */
+export const DEFAULT_STOW_MAX_PARTS = 10_000;
+
 export interface StowLimits {
   maxBodyBytes: number;
+  /** Most parts in one request (default DEFAULT_STOW_MAX_PARTS); the request is refused with 413 beyond. */
+  maxParts?: number | undefined;
 }
 
 /** Validates the request's Content-Type and returns the multipart boundary (PS3.18 §10.5.1.1). */
@@ -59,8 +64,16 @@ export async function storeMultipart(
   // Parts finish out of order (up to MAX_PARTS_IN_FLIGHT at once); results are reported in part order.
   const results: Array<StoreResult | undefined> = [];
   const inFlight = new Set<Promise<void>>();
+  const maxParts = limits.maxParts ?? DEFAULT_STOW_MAX_PARTS;
   try {
     for await (const part of readMultipart(limitedBody(body, limits.maxBodyBytes), boundary, {})) {
+      if (part.index >= maxParts) {
+        // A request-level limit, unlike a bad part (which fails alone): the parts after the limit are
+        // never read, so the PS3.18 §10.5.3 response could not describe them. 413 (RFC 9110 §15.5.14) as
+        // for an oversized body; the parts before it are stored whole instances and stay (sending the
+        // request again in smaller batches is safe: storing an instance twice is a success).
+        throw new PayloadTooLargeError(`The request has more than ${maxParts} parts; send at most ${maxParts} instances per STOW-RS request`);
+      }
       const slot = results.length;
       results.push(undefined);
       const mediaType = part.headers['content-type'];

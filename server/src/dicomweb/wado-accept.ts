@@ -32,7 +32,7 @@ function byQuality(ranges: MediaRange[]): MediaRange[] {
  * the stored syntax can be decoded; returns the SOP Instance UIDs to transcode. Throws 406 when an
  * instance can be served neither as stored nor transcoded, or is too large to transcode in memory.
  */
-export function negotiateInstances(acceptHeader: string | undefined, instances: readonly StoredInstance[]): Set<string> {
+export function negotiateInstances(acceptHeader: string | undefined, instances: readonly StoredInstance[], maxTranscodeBytes: number = MAX_TRANSCODE_BYTES): Set<string> {
   const accepted = new Set<string>();
   for (const range of parseAccept(acceptHeader)) {
     const type = multipartType(range);
@@ -64,10 +64,10 @@ export function negotiateInstances(acceptHeader: string | undefined, instances: 
           'ask with transfer-syntax=* (or the stored syntax) to receive it as stored',
       );
     }
-    if (instance.blobSize > MAX_TRANSCODE_BYTES) {
+    if (instance.blobSize > maxTranscodeBytes) {
       throw new AppError(
         'NOT_ACCEPTABLE',
-        `An instance stored as ${stored} is ${instance.blobSize} bytes, over the ${MAX_TRANSCODE_BYTES}-byte limit for transcoding in memory; ` +
+        `An instance stored as ${stored} is ${instance.blobSize} bytes, over the ${maxTranscodeBytes}-byte limit for transcoding in memory; ` +
           'ask with transfer-syntax=* (or the stored syntax) to receive it as stored',
       );
     }

@@ -24,6 +24,8 @@ export interface WadoRoutesOptions {
   publicBaseUrl: string;
   /** Path of the DICOMweb root, for Content-Location (not `prefix`: Fastify reads that option itself). */
   dicomwebPath: string;
+  /** Most frame numbers in one frame list (PACS_WADO_MAX_FRAMES; default MAX_FRAMES_PER_REQUEST). */
+  maxFrames?: number | undefined;
 }
 
 interface RetrieveParams {
@@ -44,7 +46,7 @@ export async function wadoRoutes(app: FastifyInstance, options: WadoRoutesOption
 
   const retrieveInstances = async (request: FastifyRequest<{ Params: RetrieveParams }>, reply: FastifyReply) => {
     const instances = await archive.findInstances(scopeOf(request.params));
-    const transcode = negotiateInstances(request.headers.accept, instances);
+    const transcode = negotiateInstances(request.headers.accept, instances, archive.decodeMaxBytes);
     const base = dicomwebBaseUrl(request, options.publicBaseUrl, options.dicomwebPath);
     // One instance never changes; a study or series can gain instances (revalidated every time).
     const policy: CachePolicy = {
@@ -78,7 +80,7 @@ export async function wadoRoutes(app: FastifyInstance, options: WadoRoutesOption
     requires('read'),
     async (request, reply) => {
       const scope = scopeOf(request.params);
-      const frameNumbers = parseFrameList(request.params.frames);
+      const frameNumbers = parseFrameList(request.params.frames, options.maxFrames);
       const [instance] = await archive.findInstances(scope);
       frameSpans(instance!, frameNumbers); // 400/404/406 about the frames before negotiation
       const representation = negotiateFrames(request.headers.accept, instance!);
