@@ -100,6 +100,9 @@ export async function aiRoutes(app: FastifyInstance, options: AiRoutesOptions): 
   app.post<{ Params: FrameParams; Querystring: Record<string, unknown> }>('/studies/:study/series/:series/instances/:instance/frames/:frame/detections', requires('ai'), async (request, reply) => {
     const ref = parseFrameRef(request.params);
     const outcome = await frameDetections.detectAndStore(ref, modelParam(request.query));
+    // Audit: the frame analysed (from the URL) and the report stored.
+    request.auditObjects = [{ study: outcome.report.report.studyInstanceUid, series: outcome.report.report.seriesInstanceUid, instance: outcome.report.report.sopInstanceUid }];
+    request.auditDetail = { model: modelParam(request.query), created: outcome.created };
     const body = { created: outcome.created, ...withUrl(request, outcome.report), ...(outcome.run === undefined ? {} : { timings: outcome.run.timings }) };
     void reply.code(outcome.created ? 201 : 200);
     if (outcome.created) void reply.header('location', body.report.url);

@@ -8,10 +8,13 @@ import { acceptsDicomJson } from './negotiate.js';
 import { checkUidParam } from './uid-param.js';
 import { checkDeclaredLength, stowBoundary, storeMultipart } from './stow.js';
 import { requires } from '../auth/principal.js';
+import { storedObjects } from '../audit/audit-record.js';
 
 export interface StowRoutesOptions {
   archive: Archive;
   maxBodyBytes: number;
+  /** Most parts in one request (PACS_STOW_MAX_PARTS); default DEFAULT_STOW_MAX_PARTS. */
+  maxParts?: number | undefined;
   publicBaseUrl: string;
   /** Path of the DICOMweb root, for RetrieveURLs (not `prefix`: Fastify reads that option itself). */
   dicomwebPath: string;
@@ -32,6 +35,8 @@ export async function stowRoutes(app: FastifyInstance, options: StowRoutesOption
     checkDeclaredLength(request.headers['content-length'], { maxBodyBytes: options.maxBodyBytes });
     const body = (request.body as Readable | undefined) ?? request.raw;
     const outcome = await storeMultipart(options.archive, body, boundary, options, studyUid);
+    request.auditObjects = storedObjects(outcome.stored); // the audit record names each stored instance
+    if (outcome.failed.length > 0) request.auditDetail = { failed: outcome.failed.length };
     const base = dicomwebBaseUrl(request, options.publicBaseUrl, options.dicomwebPath);
     request.log.info({ stored: outcome.stored.length, failed: outcome.failed.length }, 'STOW-RS finished');
     return reply

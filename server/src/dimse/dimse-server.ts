@@ -13,7 +13,10 @@ import { Writable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Archive } from '../archive/archive.js';
 import type { DimseConfig } from '../config.js';
-import { IdentifierError, findMatches, parseIdentifier } from './c-find.js';
+import { IdentifierError, findMatches, matchText, parseIdentifier } from './c-find.js';
+import { recordDimse } from '../audit/audit-dimse.js';
+import { storedObjects, type AuditObject } from '../audit/audit-record.js';
+import type { AuditTrail } from '../audit/audit-trail.js';
 import { RetrieveIdentifierError, instancesToRetrieve, runSubOperations, withStoreAssociation, type SubOperationCounts } from './c-move-get.js';
 import { startIncomingStore, storeStatus, type IncomingStore } from './c-store.js';
 import { aeMay, negotiate, type AssociationPolicy } from './association-policy.js';
@@ -40,6 +43,8 @@ export interface DimseServerOptions {
   pageSize: number;
   /** Seconds of silence before an association is aborted (dcmjs-dimse PDU / association timeouts). */
   timeoutSeconds?: number;
+  /** Audit trail: one record per C-STORE, C-FIND, C-MOVE and C-GET with its final status. */
+  audit?: AuditTrail | undefined;
 }
 
 export interface DimseServer {
@@ -80,6 +85,10 @@ export async function startDimseServer(options: DimseServerOptions): Promise<Dim
         socket.destroy();
       });
       this.on('close', () => this.endAssociation(new Error('connection closed')));
+    }
+
+    private audited(service: 'C-STORE' | 'C-FIND' | 'C-MOVE' | 'C-GET', status: number, objects: AuditObject[], extra: { query?: { level: string; keys: Record<string, string> }; detail?: Record<string, string | number> } = {}): void {
+      recordDimse(options.audit, { service, callingAeTitle: this.callingAeTitle, clientAddress: this.ownSocket.remoteAddress, status, objects, ...extra });
     }
 
     private endAssociation(reason: Error): void {
@@ -156,6 +165,7 @@ export async function startDimseServer(options: DimseServerOptions): Promise<Dim
       if (this.current === store) this.current = undefined;
       void (async () => {
         const response = responses.CStoreResponse.fromRequest(request);
+        let stored: AuditObject[] = [{ instance: request.getAffectedSopInstanceUid(), sopClass: request.getAffectedSopClassUid() }];
         try {
           if (this.unauthorized.has(request)) {
             log.warn({ callingAeTitle: this.callingAeTitle }, 'C-STORE refused: this calling AE may not store');
@@ -165,7 +175,9 @@ export async function startDimseServer(options: DimseServerOptions): Promise<Dim
             response.setStatus(Status.CannotUnderstand);
             response.setErrorComment('No data set received');
           } else {
-            const outcome = storeStatus(await store.result);
+            const result = await store.result;
+            if (result.ok) stored = storedObjects([result.item]);
+            const outcome = storeStatus(result);
             response.setStatus(outcome.status);
             if (outcome.errorComment) response.setErrorComment(outcome.errorComment);
             if (outcome.status !== Status.Success) log.warn({ callingAeTitle: this.callingAeTitle, status: outcome.status }, 'C-STORE refused');
@@ -173,6 +185,7 @@ export async function startDimseServer(options: DimseServerOptions): Promise<Dim
         } catch {
           response.setStatus(Status.ProcessingFailure);
         }
+        this.audited('C-STORE', response.getStatus(), stored);
         callback(response);
       })();
     }
@@ -185,7 +198,20 @@ export async function startDimseServer(options: DimseServerOptions): Promise<Dim
       return this.cancelled.has(request.getMessageId());
     }
 
-    override cFindRequest(request: CFindRequest, callback: (answers: Array<InstanceType<typeof responses.CFindResponse>>) => void): void {
+    override cFindRequest(request: CFindRequest, answer: (answers: Array<InstanceType<typeof responses.CFindResponse>>) => void): void {
+      // Audit: the final answer's status, with the identifier's level and keys (the query as sent).
+      const callback = (answers: Array<InstanceType<typeof responses.CFindResponse>>) => {
+        try {
+          const elements = (request.getDataset()?.getElements() ?? {}) as Record<string, unknown>;
+          const keys = Object.fromEntries(Object.entries(elements).filter(([keyword]) => !keyword.startsWith('_')).map(([keyword, value]) => [keyword, matchText(value)]));
+          this.audited('C-FIND', answers.at(-1)?.getStatus() ?? Status.ProcessingFailure, [], {
+            query: { level: matchText(elements['QueryRetrieveLevel']), keys },
+            detail: { sopClass: request.getAffectedSopClassUid() },
+          });
+        } finally {
+          answer(answers);
+        }
+      };
       const respond = (status: number, elements?: Record<string, unknown>, comment?: string) => {
         const response = responses.CFindResponse.fromRequest(request);
         response.setAffectedSopClassUid(request.getAffectedSopClassUid());
@@ -249,7 +275,13 @@ export async function startDimseServer(options: DimseServerOptions): Promise<Dim
       send: (response: ResponseLike) => void,
       run: (instances: Awaited<ReturnType<typeof instancesToRetrieve>>, progress: (counts: SubOperationCounts) => void) => Promise<SubOperationCounts | 'unknown-destination'>,
     ): Promise<void> {
+      let resolved: AuditObject[] = [];
       const respond = (status: number, counts?: SubOperationCounts, final = false, comment?: string, pending = false) => {
+        if (!pending) {
+          const detail: Record<string, string | number> = counts === undefined ? {} : { completed: counts.completed, failed: counts.failed, warning: counts.warning };
+          if (kind === 'C-MOVE') detail['destination'] = String(request.getCommandDataset().getElement('MoveDestination') ?? '').trim();
+          this.audited(kind, status, resolved, { detail });
+        }
         const response = create();
         response.setAffectedSopClassUid(request.getAffectedSopClassUid());
         response.setStatus(status);
@@ -274,6 +306,7 @@ export async function startDimseServer(options: DimseServerOptions): Promise<Dim
       }
       try {
         const instances = await instancesToRetrieve(archive, request.getDataset()?.getElements() ?? {}, options.pageSize);
+        resolved = storedObjects(instances);
         const counts = await run(instances, (c) => respond(Status.Pending, c, false, undefined, true));
         if (counts === 'unknown-destination') {
           log.warn({ callingAeTitle: this.callingAeTitle }, 'C-MOVE to an unknown destination refused');

@@ -25,6 +25,7 @@ import { LatestFrameSlot } from './latest-frame-slot.js';
 import { parseControl, parseFrame, ProtocolError, type FrameMessage, type NewStudy, type StartMessage } from './live-protocol.js';
 import { Recording, VIDEO_ENDOSCOPIC } from './recording.js';
 import { ANONYMOUS, type Principal } from '../auth/principal.js';
+import type { LiveAuditEvent } from '../audit/audit-http.js';
 
 const { DicomMetaDictionary } = dcmjs.data;
 
@@ -85,6 +86,8 @@ export class LiveSession {
     private readonly socket: LiveSocket,
     /** Who opened the socket (checked at the upgrade for the `ai` permission). */
     private readonly principal: Principal = ANONYMOUS,
+    /** Audit trail: one event when a session starts (or its start is refused), one when it ends. */
+    private readonly audit?: (event: LiveAuditEvent) => void,
   ) {}
 
   /** One WebSocket message. Never throws: problems are answered as `error` messages. */
@@ -138,7 +141,12 @@ export class LiveSession {
         return;
       }
       if (this.active !== undefined) throw new ProtocolError('ALREADY_STARTED', 'A session is already running on this connection; send {"type":"stop"} first');
-      await this.begin(message);
+      await this.begin(message).catch((err: unknown) => {
+        const study = 'studyInstanceUid' in message.study ? [{ study: message.study.studyInstanceUid }] : [];
+        const code = err instanceof ProtocolError || isAppError(err) ? err.code : 'INTERNAL';
+        this.audit?.({ phase: 'start', outcome: 4, status: code === 'FORBIDDEN' ? 403 : 400, objects: study, detail: { code } });
+        throw err;
+      });
     } catch (err) {
       this.sendError(err, undefined);
     }
@@ -172,6 +180,7 @@ export class LiveSession {
     };
     this.active = active;
     this.deps.log.info({ model: spec.id, record: start.record }, 'live session started');
+    this.audit?.({ phase: 'start', outcome: 0, status: 101, objects: [{ study: studyInstanceUid }], detail: { model: spec.id, record: start.record } });
     this.send({
       type: 'started',
       studyInstanceUid,
@@ -311,6 +320,19 @@ export class LiveSession {
       await recording?.discard();
     }
     this.deps.log.info({ reason, frames: recording?.frameCount ?? 0, ...(summary['stats'] as object) }, 'live session ended');
+    const stored = summary['recording'] as { video: { seriesInstanceUid: string; sopInstanceUid: string }; report: { seriesInstanceUid: string; sopInstanceUid: string } } | null;
+    this.audit?.({
+      phase: 'end',
+      outcome: summary['error'] === undefined ? 0 : 8,
+      status: summary['error'] === undefined ? 200 : 500,
+      objects: stored === null
+        ? [{ study: active.studyInstanceUid }]
+        : [
+            { study: active.studyInstanceUid, series: stored.video.seriesInstanceUid, instance: stored.video.sopInstanceUid, sopClass: VIDEO_ENDOSCOPIC },
+            { study: active.studyInstanceUid, series: stored.report.seriesInstanceUid, instance: stored.report.sopInstanceUid },
+          ],
+      detail: { reason, model: active.model.id, frames: recording?.frameCount ?? 0 },
+    });
     this.send(summary);
   }
 

@@ -7,6 +7,8 @@ import websocket from '@fastify/websocket';
 import type { FastifyInstance } from 'fastify';
 import { LiveSession, type LiveDeps } from './live-session.js';
 import { principalOf, requires } from '../auth/principal.js';
+import { liveAuditRecorder } from '../audit/audit-http.js';
+import type { AuditTrail } from '../audit/audit-trail.js';
 
 /** Sessions finishing (storing their recording); the app waits for them before closing storage. */
 export class LiveSessionRegistry {
@@ -22,15 +24,17 @@ export class LiveSessionRegistry {
 
 export interface LiveRoutesOptions extends LiveDeps {
   sessions: LiveSessionRegistry;
+  /** Records each session's start and end (an upgraded WebSocket has no HTTP response to audit). */
+  audit?: AuditTrail | undefined;
 }
 
 export async function liveRoutes(app: FastifyInstance, options: LiveRoutesOptions): Promise<void> {
-  const { sessions, ...deps } = options;
+  const { sessions, audit, ...deps } = options;
   // A message above the frame limit is refused with an error (connection kept); far above it, ws
   // closes the connection (1009) before buffering it.
   await app.register(websocket, { options: { maxPayload: deps.maxFrameBytes * 2 + 8192 } });
   app.get('/live', { websocket: true, ...requires('ai', { tokenInQuery: true }) }, (socket, request) => {
-    const session = new LiveSession(deps, socket, principalOf(request));
+    const session = new LiveSession(deps, socket, principalOf(request), liveAuditRecorder(audit, request, principalOf(request)));
     socket.on('message', (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean) => {
       const bytes = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
       session.onMessage(bytes, isBinary);

@@ -22,12 +22,18 @@ export async function runWorker(config: Readonly<Config>, options: { workerId?: 
   const services = await createServices(config);
   const engine = services.inference;
   if (engine === undefined) {
+    await services.audit?.close();
     await services.catalog.close();
     await services.blobStore.close();
     throw new Error('A worker needs the models: PACS_AI_ENABLED must not be false');
   }
   options.prepare?.(engine);
-  const archive = new Archive(services.blobStore, services.catalog, services.logger, { maxHeaderBytes: config.stow.maxHeaderBytes });
+  const archive = new Archive(services.blobStore, services.catalog, services.logger, {
+    maxHeaderBytes: config.stow.maxHeaderBytes,
+    maxNesting: config.limits.dicomMaxNesting,
+    decodeMaxBytes: config.limits.decodeMaxBytes,
+    renderMaxPixels: config.limits.renderMaxPixels,
+  });
   const store = await JobStore.open(config.index);
   const queue = new BullmqQueue({ redisUrl: config.jobs.redisUrl, prefix: config.jobs.redisPrefix, stalledSeconds: config.jobs.stalledSeconds });
   const service = new AnalysisService(archive, engine, store, queue, services.logger, {
@@ -42,6 +48,7 @@ export async function runWorker(config: Readonly<Config>, options: { workerId?: 
       await service.close();
       await store.close();
       await engine.close();
+      await services.audit?.close();
       await services.catalog.close();
       await services.blobStore.close();
     },

@@ -1,0 +1,117 @@
+/**
+ * One audit record: who did what to which patient data, with what outcome, when and from where
+ * (issue "Audit trail"). The vocabulary maps onto DICOM PS3.15 A.5 / IHE ATNA (atna-xml.ts):
+ *
+ * | action               | what                                                          | ATNA EventID (DCM)                        | EventActionCode |
+ * |----------------------|---------------------------------------------------------------|-------------------------------------------|-----------------|
+ * | `query`              | QIDO-RS search, DIMSE C-FIND                                  | 110112 Query                              | E               |
+ * | `retrieve`           | WADO-RS (instances, frames, metadata, rendered, bulk data), stored AI results read, DIMSE C-MOVE / C-GET | 110104 DICOM Instances Transferred | R |
+ * | `store`              | STOW-RS, DIMSE C-STORE                                        | 110104 DICOM Instances Transferred        | C               |
+ * | `ai-run`             | a model run (detect, detections on a stored frame, slide analysis job) | 110103 DICOM Instances Accessed  | E               |
+ * | `ai-read`            | AI API reads (models, job status and progress)               | 110103 DICOM Instances Accessed           | R               |
+ * | `ai-cancel`          | cancelling a slide analysis job                               | 110103 DICOM Instances Accessed           | E               |
+ * | `live-session-start` | live endoscopy session started (or its WebSocket refused)     | 110102 Begin Transferring DICOM Instances | E               |
+ * | `live-session-end`   | live endoscopy session ended (recording stored or not)        | 110104 DICOM Instances Transferred        | C               |
+ * | `audit-read`         | the administrators' audit API                                 | 110101 Audit Log Used                     | R               |
+ *
+ * Records may hold patient data (a QIDO query for a patient name): they live in the protected index
+ * database and go to the configured ATNA repository, never into application logs.
+ */
+import type { Principal } from '../auth/principal.js';
+
+export const AUDIT_ACTIONS = ['query', 'retrieve', 'store', 'ai-run', 'ai-read', 'ai-cancel', 'live-session-start', 'live-session-end', 'audit-read'] as const;
+export type AuditAction = (typeof AUDIT_ACTIONS)[number];
+
+/** ATNA EventOutcomeIndicator: 0 success, 4 minor failure, 8 serious failure, 12 major failure. */
+export type AuditOutcome = 0 | 4 | 8 | 12;
+
+export type AuditInterface = 'dicomweb' | 'ai' | 'live' | 'dimse' | 'admin';
+
+/** A study, series or instance the action touched (as far as known: a refused C-STORE has no study). */
+export interface AuditObject {
+  study?: string;
+  series?: string;
+  instance?: string;
+  sopClass?: string;
+}
+
+export interface AuditWho {
+  /** Token `sub`, `anonymous` (auth off), `unauthenticated` (401), or `AE:<calling AE title>` (DIMSE). */
+  subject: string;
+  name?: string;
+  kind: Principal['kind'] | 'unauthenticated';
+  roles?: string[];
+}
+
+export interface AuditRecord {
+  /** Assigned by the store, increasing; absent until written. */
+  id?: number;
+  /** When the action ended, UTC milliseconds. */
+  time: number;
+  action: AuditAction;
+  outcome: AuditOutcome;
+  /** HTTP status, or DIMSE status of the final response. */
+  status: number;
+  who: AuditWho;
+  /** Client IP address (HTTP: the socket's peer; DIMSE: the association's peer). */
+  clientAddress: string;
+  interface: AuditInterface;
+  /** `GET /dicomweb/studies/:study` (route pattern, no values) or the DIMSE service (`C-FIND`). */
+  route: string;
+  objects: AuditObject[];
+  /** Searches: the level and the matching keys as sent (may name a patient). */
+  query?: { level: string; keys: Record<string, string | string[]> };
+  /** Small facts about the action: model id, C-MOVE destination, failure counts. No patient data. */
+  detail?: Record<string, string | number | boolean>;
+}
+
+/** ATNA EventID and EventActionCode of each action (PS3.15 A.5.3, codes from PS3.16 CID 400). */
+export const ATNA_EVENTS: Record<AuditAction, { code: string; meaning: string; actionCode: 'C' | 'R' | 'U' | 'D' | 'E' }> = {
+  query: { code: '110112', meaning: 'Query', actionCode: 'E' },
+  retrieve: { code: '110104', meaning: 'DICOM Instances Transferred', actionCode: 'R' },
+  store: { code: '110104', meaning: 'DICOM Instances Transferred', actionCode: 'C' },
+  'ai-run': { code: '110103', meaning: 'DICOM Instances Accessed', actionCode: 'E' },
+  'ai-read': { code: '110103', meaning: 'DICOM Instances Accessed', actionCode: 'R' },
+  'ai-cancel': { code: '110103', meaning: 'DICOM Instances Accessed', actionCode: 'E' },
+  'live-session-start': { code: '110102', meaning: 'Begin Transferring DICOM Instances', actionCode: 'E' },
+  'live-session-end': { code: '110104', meaning: 'DICOM Instances Transferred', actionCode: 'C' },
+  'audit-read': { code: '110101', meaning: 'Audit Log Used', actionCode: 'R' },
+};
+
+/** HTTP status → outcome: 2xx/3xx success (202, a partly stored STOW-RS, is a minor failure), 4xx minor, 5xx serious. */
+export function outcomeOfHttpStatus(status: number): AuditOutcome {
+  if (status === 202) return 4;
+  if (status < 400) return 0;
+  if (status < 500) return 4;
+  return 8;
+}
+
+/**
+ * DIMSE status → outcome (PS3.7 Annex C): success 0; warning (0001, 0107, 0116, Bxxx) and cancel (FE00)
+ * minor; refused / failed (0124, A7xx, A9xx, Cxxx, 01xx) serious.
+ */
+export function outcomeOfDimseStatus(status: number): AuditOutcome {
+  if (status === 0x0000) return 0;
+  if (status === 0x0001 || status === 0x0107 || status === 0x0116 || (status & 0xf000) === 0xb000 || status === 0xfe00) return 4;
+  return 8;
+}
+
+/** The audit subject of a principal. */
+export function whoOf(principal: Principal): AuditWho {
+  return {
+    subject: principal.subject,
+    ...(principal.name === undefined ? {} : { name: principal.name }),
+    kind: principal.kind,
+    ...(principal.roles.length === 0 ? {} : { roles: [...principal.roles] }),
+  };
+}
+
+/** The audit objects of stored or found instances (STOW-RS outcome, C-STORE result, C-MOVE/C-GET matches). */
+export function storedObjects(items: ReadonlyArray<{ studyInstanceUid: string; seriesInstanceUid: string; sopInstanceUid: string; sopClassUid: string }>): AuditObject[] {
+  return items.map((item) => ({ study: item.studyInstanceUid, series: item.seriesInstanceUid, instance: item.sopInstanceUid, sopClass: item.sopClassUid }));
+}
+
+/** The studies a record names, each once, in order. */
+export function studiesOf(record: Pick<AuditRecord, 'objects'>): string[] {
+  return [...new Set(record.objects.map((object) => object.study).filter((study): study is string => study !== undefined && study !== ''))];
+}
