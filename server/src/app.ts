@@ -12,6 +12,10 @@ import type { Catalog } from './catalog/catalog.js';
 import { createCatalog } from './catalog/create-catalog.js';
 import type { AiConfig, Config } from './config.js';
 import { aiRoutes } from './ai/ai.routes.js';
+import { installAuditHook } from './audit/audit-http.js';
+import type { AuditTrail } from './audit/audit-trail.js';
+import { auditRoutes } from './audit/audit.routes.js';
+import { auditSourceOf, createAuditTrail } from './audit/create-audit-trail.js';
 import { installAccessControl } from './auth/access-control.js';
 import { requires } from './auth/principal.js';
 import { TokenVerifier } from './auth/token-verifier.js';
@@ -21,6 +25,7 @@ import { InferenceEngine } from './inference/inference-engine.js';
 import { loadModelRegistry } from './inference/model-registry.js';
 import { dicomwebPlugin } from './dicomweb/dicomweb.plugin.js';
 import { errorHandler } from './http/error-handler.js';
+import { nodeServerOptions, registerRateLimit } from './http/hardening.js';
 import { loggerOptions } from './http/logger.js';
 import { registerViewer } from './http/viewer-static.js';
 import type { BlobStore } from './storage/blob-store.js';
@@ -35,17 +40,22 @@ export interface Services {
   logger: Logger;
   /** Absent when AI is disabled (PACS_AI_ENABLED=false). */
   inference?: InferenceEngine;
+  /** The audit trail (audit/): always from createServices; absent only in hand-wired tests. */
+  audit?: AuditTrail;
 }
 
 export async function createServices(config: Readonly<Config>, logger?: Logger): Promise<Services> {
   const log = logger ?? pino(loggerOptions(config));
   const blobStore = await createBlobStore(config.blobStore);
   let catalog: Catalog | undefined;
+  let audit: AuditTrail | undefined;
   try {
     catalog = await createCatalog(config.index);
+    audit = await createAuditTrail(config, log);
     const inference = config.ai.enabled ? await startInference(config.ai, log) : undefined;
-    return { blobStore, catalog, logger: log, ...(inference === undefined ? {} : { inference }) };
+    return { blobStore, catalog, logger: log, audit, ...(inference === undefined ? {} : { inference }) };
   } catch (err) {
+    await audit?.close();
     await catalog?.close();
     await blobStore.close();
     throw err;
@@ -62,23 +72,29 @@ export async function buildApp(config: Readonly<Config>, services: Services): Pr
   const app = Fastify({
     loggerInstance: services.logger,
     // Gigabyte uploads over thin hospital links take long: no total request deadline, but idle
-    // connections and slow headers are still cut off.
+    // connections (nothing moving, PACS_HTTP_IDLE_TIMEOUT_MS) and slow headers are cut off (http/hardening.ts).
     requestTimeout: 0,
-    connectionTimeout: 0,
+    connectionTimeout: config.limits.http.idleTimeoutMs,
+    http: nodeServerOptions(config.limits.http),
     keepAliveTimeout: 72_000,
     // Fastify's default (100 characters) answers 414 to a WADO-RS frame list of a few dozen tiles.
     routerOptions: { maxParamLength: 16_384 },
     // Optional HTTPS (PACS_TLS_CERT_FILE / PACS_TLS_KEY_FILE); usually a reverse proxy terminates TLS.
-    ...(config.tls === null ? {} : { https: { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) } }),
+    ...(config.tls === null ? {} : { https: { ...nodeServerOptions(config.limits.http), cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) } }),
   }) as unknown as FastifyInstance;
 
   // Before any route: every route registered later is checked for its declared permission.
-  installAccessControl(app, config.auth.enabled ? new TokenVerifier(config.auth) : undefined);
+  const verifier = config.auth.enabled ? new TokenVerifier(config.auth) : undefined;
+  installAccessControl(app, verifier);
+  // Right after it: every request to a non-public route is audited once, refused ones included.
+  if (services.audit !== undefined) installAuditHook(app, services.audit, verifier);
 
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler((request, reply) => {
     void reply.code(404).send({ error: { code: 'NOT_FOUND', message: `No route for ${request.method} ${request.url.split('?')[0]}` } });
   });
+  // Per-client rate limiting (PACS_RATE_LIMIT_*): counts every route registered below.
+  await registerRateLimit(app, config.limits.rateLimit);
 
   if (config.corsOrigins.length > 0) {
     // Browser viewers on other origins (OHIF, Slim): only the configured ones, never `*` (patient data).
@@ -93,6 +109,9 @@ export async function buildApp(config: Readonly<Config>, services: Services): Pr
 
   const archive = new Archive(services.blobStore, services.catalog, services.logger, {
     maxHeaderBytes: config.stow.maxHeaderBytes,
+    maxNesting: config.limits.dicomMaxNesting,
+    decodeMaxBytes: config.limits.decodeMaxBytes,
+    renderMaxPixels: config.limits.renderMaxPixels,
   });
   await app.register(dicomwebPlugin, { prefix: config.dicomwebPrefix, archive, config });
 
@@ -107,6 +126,7 @@ export async function buildApp(config: Readonly<Config>, services: Services): Pr
       maxFrameBytes: config.live.maxFrameBytes,
       maxWaitMs: config.live.maxWaitMs,
       sessions: liveSessions,
+      audit: services.audit,
     });
     await app.register(aiRoutes, {
       prefix: '/ai',
@@ -119,6 +139,8 @@ export async function buildApp(config: Readonly<Config>, services: Services): Pr
     // Whole-slide analysis jobs (pathology/): job store, queue, in-process workers, recovery.
     await app.register(analysesRoutes, { prefix: '/ai', archive, engine: inference, config, log: services.logger });
   }
+
+  if (services.audit !== undefined) await app.register(auditRoutes, { prefix: '/admin', trail: services.audit, source: auditSourceOf(config) });
 
   app.get('/healthz', requires('public'), async () => ({ status: 'ok' }));
   // Public: the viewer reads here whether and where to sign in before it has a token.
@@ -141,6 +163,7 @@ export async function buildApp(config: Readonly<Config>, services: Services): Pr
 
   app.addHook('onClose', async () => {
     await liveSessions.drain();
+    await services.audit?.close();
     await services.inference?.close();
     await services.catalog.close();
     await services.blobStore.close();

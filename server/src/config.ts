@@ -43,6 +43,12 @@ export interface Config {
     /** Largest DICOM header (everything before Pixel Data) kept in memory while a part streams in. */
     maxHeaderBytes: number;
   };
+  /**
+   * Crash recovery (archive/fsck.ts): blobs nothing indexes and leftovers of interrupted uploads are
+   * removed at startup and by `npm run fsck -- --repair` only once older than this, so an upload still
+   * running in another process sharing the store is never touched.
+   */
+  orphanMinAgeSeconds: number;
   qido: {
     defaultLimit: number;
     maxLimit: number;
@@ -61,9 +67,18 @@ export interface Config {
   };
   dimse: DimseConfig;
   jobs: JobsConfig;
+  /** Bounds against hostile or broken clients and files (docs/architecture.md, "Hostile input limits"). */
+  limits: LimitsConfig;
   auth: AuthConfig;
   /** HTTPS with these PEM files; null: plain HTTP (loopback, or behind a TLS-terminating reverse proxy). */
   tls: { certFile: string; keyFile: string } | null;
+  /** Audit trail (server/src/audit): where records are also sent, and whether requests wait for it. */
+  audit: {
+    /** PACS_AUDIT_SYSLOG: the ATNA audit repository (RFC 5424 syslog over UDP or TCP); null: off. */
+    syslog: { protocol: 'udp' | 'tcp'; host: string; port: number } | null;
+    /** PACS_AUDIT_FAIL_CLOSED: refuse protected requests (503) while audit records cannot be written. */
+    failClosed: boolean;
+  };
   /** True when HTTP or DIMSE listens beyond loopback with no authentication (allowed by override only). */
   exposedWithoutAuthentication: boolean;
 }
@@ -357,6 +372,71 @@ function readTlsConfig(read: EnvReader, cwd: string): Config['tls'] {
   return { certFile: path.resolve(cwd, certFile), keyFile: path.resolve(cwd, keyFile) };
 }
 
+/** PACS_AUDIT_SYSLOG: `udp://host:514` or `tcp://host:6514`; empty: no syslog export. */
+function readAuditSyslog(read: EnvReader): Config['audit']['syslog'] {
+  const raw = read.string('PACS_AUDIT_SYSLOG', '').trim();
+  if (raw === '') return null;
+  const match = /^(udp|tcp):\/\/(\[[0-9a-fA-F:.]+\]|[^:/\s]+):(\d{1,5})\/?$/.exec(raw);
+  const port = match ? Number(match[3]) : NaN;
+  if (!match || !(port >= 1 && port <= 65535)) {
+    read.problems.push(`PACS_AUDIT_SYSLOG must be udp://host:port or tcp://host:port (e.g. udp://audit.example.org:514), got "${raw}"`);
+    return null;
+  }
+  return { protocol: match[1] as 'udp' | 'tcp', host: match[2]!.replace(/^\[|\]$/g, ''), port };
+}
+
+/** Bounds against hostile or broken clients and files; each has a default that real traffic never meets. */
+export interface LimitsConfig {
+  http: {
+    /** Largest request line + headers (Node's maxHeaderSize); beyond: 431. */
+    maxHeaderBytes: number;
+    /** Total time a client may take to send the request line and headers (slow-loris); 0: none. */
+    headersTimeoutMs: number;
+    /**
+     * A connection on which no byte moves either way for this long is closed (an idle timeout, reset by
+     * every chunk, so a long upload that keeps sending is never cut; there is no total request deadline).
+     */
+    idleTimeoutMs: number;
+  };
+  rateLimit: {
+    /** Requests per client address per window; 0: rate limiting off. Beyond: 429 + Retry-After. */
+    max: number;
+    windowSeconds: number;
+    /** Loopback clients (the embedded viewer, local tools, a reverse proxy on the same host) are not limited. */
+    exemptLoopback: boolean;
+  };
+  /** Parts of one STOW-RS request (the whole request is refused beyond: 413). */
+  stowMaxParts: number;
+  /** Frame numbers in one WADO-RS frame list (400 beyond). */
+  wadoMaxFrames: number;
+  /** Sequences nested deeper than this in a DICOM data set are refused at ingest. */
+  dicomMaxNesting: number;
+  /** Decoded pixel bytes one request may hold in memory (decoded frames, transcoding, decoded bulk data): 406 beyond. */
+  decodeMaxBytes: number;
+  /** Largest frame (Rows × Columns) rendered to JPEG/PNG, thumbnails and AI detections on stored frames: 406 beyond. */
+  renderMaxPixels: number;
+}
+
+function readLimitsConfig(read: EnvReader): LimitsConfig {
+  return {
+    http: {
+      maxHeaderBytes: read.integer('PACS_HTTP_MAX_HEADER_BYTES', 16 * 1024, 1024, MiB),
+      headersTimeoutMs: read.integer('PACS_HTTP_HEADERS_TIMEOUT_MS', 20_000, 0, 600_000),
+      idleTimeoutMs: read.integer('PACS_HTTP_IDLE_TIMEOUT_MS', 120_000, 0, 3_600_000),
+    },
+    rateLimit: {
+      max: read.integer('PACS_RATE_LIMIT_MAX', 6000, 0, 10_000_000),
+      windowSeconds: read.integer('PACS_RATE_LIMIT_WINDOW_SECONDS', 60, 1, 86_400),
+      exemptLoopback: read.boolean('PACS_RATE_LIMIT_EXEMPT_LOOPBACK', true),
+    },
+    stowMaxParts: read.integer('PACS_STOW_MAX_PARTS', 10_000, 1, 10_000_000),
+    wadoMaxFrames: read.integer('PACS_WADO_MAX_FRAMES', 1000, 1, 100_000),
+    dicomMaxNesting: read.integer('PACS_DICOM_MAX_NESTING', 64, 1, 1000),
+    decodeMaxBytes: read.integer('PACS_DECODE_MAX_BYTES', 512 * MiB, MiB, 8 * GiB),
+    renderMaxPixels: read.integer('PACS_RENDER_MAX_PIXELS', 8192 * 8192, 1024, 1024 * 1024 * 1024),
+  };
+}
+
 /** Slide analysis jobs (server/src/pathology): where their steps queue and who runs them. */
 export interface JobsConfig {
   /** `inprocess` (embedded: a queue in memory, resumed from the job store at start) or `bullmq` (Redis). */
@@ -450,6 +530,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
       maxBodyBytes: read.integer('PACS_STOW_MAX_BODY_BYTES', 16 * GiB, 1024, Number.MAX_SAFE_INTEGER),
       maxHeaderBytes: read.integer('PACS_STOW_MAX_HEADER_BYTES', 64 * MiB, 4096, GiB),
     },
+    orphanMinAgeSeconds: read.integer('PACS_ORPHAN_MIN_AGE_SECONDS', 24 * 60 * 60, 0, 365 * 24 * 60 * 60),
     qido: {
       defaultLimit: read.integer('PACS_QIDO_DEFAULT_LIMIT', 1000, 1, 100_000),
       maxLimit: read.integer('PACS_QIDO_MAX_LIMIT', 10_000, 1, 1_000_000),
@@ -478,8 +559,10 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
       destinations: read.destinations('PACS_DIMSE_DESTINATIONS'),
     },
     jobs: readJobsConfig(read),
+    limits: readLimitsConfig(read),
     auth: readAuthConfig(read),
     tls: readTlsConfig(read, cwd),
+    audit: { syslog: readAuditSyslog(read), failClosed: read.boolean('PACS_AUDIT_FAIL_CLOSED', true) },
     exposedWithoutAuthentication: false,
   };
 

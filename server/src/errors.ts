@@ -20,6 +20,7 @@ export type ErrorCode =
   | 'INDEX_FAILURE'
   | 'SERVICE_BUSY'
   | 'AUTH_UNAVAILABLE'
+  | 'AUDIT_UNAVAILABLE'
   | 'CONFIG_INVALID'
   | 'INTERNAL';
 
@@ -40,6 +41,8 @@ const STATUS_BY_CODE: Record<ErrorCode, number> = {
   INDEX_FAILURE: 503,
   SERVICE_BUSY: 503,
   AUTH_UNAVAILABLE: 503,
+  /** The audit trail cannot be written and PACS_AUDIT_FAIL_CLOSED is on (audit/audit-trail.ts). */
+  AUDIT_UNAVAILABLE: 503,
   CONFIG_INVALID: 500,
   INTERNAL: 500,
 };

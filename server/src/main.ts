@@ -1,5 +1,6 @@
 /** Entry point: config from the environment, services, HTTP server (+ DIMSE when enabled); closes cleanly on SIGINT/SIGTERM. */
 import { buildApp, createServices } from './app.js';
+import { startStorageRecovery } from './archive/fsck.js';
 import { loadConfig } from './config.js';
 import type { DimseServer } from './dimse/dimse-server.js';
 import { startDimseIfEnabled } from './dimse/start-from-config.js';
@@ -31,9 +32,16 @@ async function main(): Promise<void> {
   process.once('SIGINT', () => void shutdown('SIGINT'));
   process.once('SIGTERM', () => void shutdown('SIGTERM'));
   await app.listen({ host: config.host, port: config.port });
+  // After a crash: orphan blobs and upload leftovers older than PACS_ORPHAN_MIN_AGE_SECONDS (fsck.ts).
+  void startStorageRecovery(services.blobStore, services.catalog, config.orphanMinAgeSeconds * 1000, services.logger);
   dimse = await startDimseIfEnabled(config, services);
   app.log.info(
-    { dicomweb: `http://${config.host}:${config.port}${config.dicomwebPrefix}`, blobStore: config.blobStore.kind, index: config.index.kind },
+    {
+      dicomweb: `${config.tls === null ? 'http' : 'https'}://${config.host}:${config.port}${config.dicomwebPrefix}`,
+      blobStore: config.blobStore.kind,
+      index: config.index.kind,
+      signIn: config.auth.enabled ? config.auth.issuer : 'off',
+    },
     'filmless-pacs ready',
   );
 }

@@ -113,8 +113,8 @@ describe('the route table, walked: no token → 401, wrong role → 403, right r
       if (anonymous.statusCode !== 401 || anonymous.headers['www-authenticate'] !== 'Bearer realm="filmless-pacs"') failures.push(`${label}: no token gave ${anonymous.statusCode}`);
       if (forbidden.statusCode !== 403 || !String(forbidden.headers['www-authenticate']).includes('insufficient_scope')) failures.push(`${label}: role ${wrongRole} gave ${forbidden.statusCode}`);
       // Served: the handler ran and succeeded. Two exceptions where the handler itself answers about
-      // the sample data: no job with the sample id (404), and the sample series is not a slide (400).
-      const handlerNotFound = allowed.statusCode === 404 && route.url.includes('/analyses/:id') && allowed.json().error.code === 'NOT_FOUND';
+      // the sample data: no job or audit record with the sample id (404), and the sample series is not a slide (400).
+      const handlerNotFound = allowed.statusCode === 404 && (route.url.includes('/analyses/:id') || route.url === '/admin/audit/:id') && allowed.json().error.code === 'NOT_FOUND';
       const notASlide = allowed.statusCode === 400 && route.url.endsWith('/analyses') && /no VL Whole Slide Microscopy/.test(allowed.json().error.message);
       if (!(allowed.statusCode < 300 || handlerNotFound || notASlide)) failures.push(`${label}: role ${ROLE_FOR[permission]} gave ${allowed.statusCode} ${allowed.body.slice(0, 200)}`);
     }

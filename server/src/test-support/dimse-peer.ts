@@ -57,6 +57,7 @@ export async function startTestDimse(options: TestDimseOptions = {}, testApp?: T
     archive,
     logger: services.logger,
     pageSize: config.qido.maxLimit,
+    audit: services.audit,
     ...(options.timeoutSeconds !== undefined && { timeoutSeconds: options.timeoutSeconds }),
   });
   return {
