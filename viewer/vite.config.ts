@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { defineConfig } from 'vite';
 
 // Built at install/start time (`npm run build` → viewer/dist) and served by the server at `/`.
@@ -6,7 +7,14 @@ import { defineConfig } from 'vite';
 export default defineConfig({
   root: import.meta.dirname,
   base: '/',
-  build: { outDir: 'dist', emptyOutDir: true, chunkSizeWarningLimit: 8000, sourcemap: false },
+  build: {
+    outDir: 'dist',
+    emptyOutDir: true,
+    chunkSizeWarningLimit: 8000,
+    sourcemap: false,
+    // Two pages: the viewer, and the small silent sign-in renewal page (src/auth/silent-renew.ts).
+    rolldownOptions: { input: { main: path.join(import.meta.dirname, 'index.html'), 'silent-renew': path.join(import.meta.dirname, 'silent-renew.html') } },
+  },
   optimizeDeps: {
     include: [
       '@cornerstonejs/codec-libjpeg-turbo-8bit/decodewasmjs',

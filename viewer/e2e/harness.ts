@@ -50,13 +50,13 @@ export async function startServer(env: Record<string, string> = {}): Promise<Run
   return { t, url };
 }
 
-/** STOW-RS over HTTP, in batches (multipart bodies of at most ~32 MB). */
-export async function stowAll(url: string, files: Buffer[]): Promise<void> {
+/** STOW-RS over HTTP, in batches (multipart bodies of at most ~32 MB); `headers` e.g. an Authorization. */
+export async function stowAll(url: string, files: Buffer[], headers: Record<string, string> = {}): Promise<void> {
   let batch: Buffer[] = [];
   let bytes = 0;
   const flush = async () => {
     if (batch.length === 0) return;
-    const res = await fetch(`${url}/dicomweb/studies`, { method: 'POST', headers: { 'content-type': STOW_CONTENT_TYPE(), accept: 'application/dicom+json' }, body: new Uint8Array(multipartBody(batch.map((body) => ({ body })))) });
+    const res = await fetch(`${url}/dicomweb/studies`, { method: 'POST', headers: { ...headers, 'content-type': STOW_CONTENT_TYPE(), accept: 'application/dicom+json' }, body: new Uint8Array(multipartBody(batch.map((body) => ({ body })))) });
     if (res.status !== 200) throw new Error(`STOW-RS answered ${res.status}: ${await res.text()}`);
     batch = [];
     bytes = 0;

@@ -98,12 +98,18 @@ describe('live endoscopy room', () => {
 
   it('replays the stored recording with the boxes of its SR', async () => {
     await page.click('#live-replay');
+    // Boxes of the SR drawn on a replayed frame. Not necessarily the last one: on a loaded machine the
+    // session drops frames the model could not reach in time (by design), the final ones included.
+    await page.waitForFunction(() => {
+      const canvas = document.querySelector<HTMLCanvasElement>('#live-canvas');
+      return canvas?.dataset['replayFrame'] !== undefined && (JSON.parse(canvas.dataset['boxes'] ?? '[]') as unknown[]).length > 0;
+    }, undefined, { timeout: 60_000, polling: 'raf' });
+    expect(yellowPixels(await shoot(page.locator('#live-canvas'), 'live-3-replay'))).toBeGreaterThan(100);
     await page.locator('#live-status', { hasText: 'Replay finished' }).waitFor({ timeout: 60_000 });
     const frame = Number(await page.getAttribute('#live-canvas', 'data-replay-frame'));
     expect(frame).toBeGreaterThan(10);
-    const boxes = JSON.parse((await page.getAttribute('#live-canvas', 'data-boxes')) ?? '[]') as unknown[];
-    expect(boxes.length).toBeGreaterThanOrEqual(1);
-    expect(yellowPixels(await shoot(page.locator('#live-canvas'), 'live-3-replay'))).toBeGreaterThan(100);
+    const detections = Number(/(\d+) detections/.exec((await page.locator('#live-status').textContent()) ?? '')?.[1]);
+    expect(detections).toBeGreaterThanOrEqual(1);
     expect(errors).toEqual([]);
   }, 120_000);
 });

@@ -47,7 +47,8 @@ describe('viewer static files', () => {
     const missing = await t.app.inject({ url: '/assets/nope.js' });
     expect(missing.statusCode).toBe(404);
     expect(missing.json().error.code).toBe('NOT_FOUND');
-    expect((await t.app.inject({ url: '/api' })).json()).toEqual({ name: 'filmless-pacs', dicomweb: '/dicomweb', viewer: '/' });
+    // `auth` tells the viewer whether and where to sign in (sign-in is off here).
+    expect((await t.app.inject({ url: '/api' })).json()).toEqual({ name: 'filmless-pacs', dicomweb: '/dicomweb', viewer: '/', auth: { enabled: false } });
     expect((await t.app.inject({ url: '/dicomweb/studies' })).statusCode).toBe(200);
   });
 

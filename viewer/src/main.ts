@@ -5,7 +5,8 @@
 import { renderStudyBrowser } from './browser/study-browser.js';
 import { renderStudyView } from './viewer/study-view.js';
 import { renderLiveRoom } from './live/live-room.js';
-import { errorBox, messageOf, showBanner } from './ui/dom.js';
+import { authEnabled, onSessionChange, signedInName, signIn, signOut, startAuth } from './auth/session.js';
+import { errorBox, h, messageOf, showBanner } from './ui/dom.js';
 
 const app = document.getElementById('app') as HTMLElement;
 const UID = /^[0-9.]{1,64}$/;
@@ -37,11 +38,63 @@ async function route(): Promise<void> {
   }
 }
 
-window.addEventListener('hashchange', () => void route());
+/** "Signed in as …" and Sign out in the page header (only with sign-in on). */
+function renderAuthStatus(): void {
+  const status = document.getElementById('auth-status');
+  if (status === null) return;
+  const name = signedInName();
+  if (!authEnabled() || name === undefined) {
+    status.hidden = true;
+    return;
+  }
+  const button = h('button', { id: 'sign-out', type: 'button', text: 'Sign out' });
+  button.addEventListener('click', async () => {
+    button.disabled = true;
+    teardown?.();
+    teardown = undefined;
+    try {
+      // Normally the provider ends its session and sends the browser back here, then to its login.
+      if ((await signOut()) === 'local') showSignedOut();
+    } catch (err) {
+      button.disabled = false;
+      showBanner(`Sign-out failed: ${messageOf(err)}`);
+    }
+  });
+  status.replaceChildren('Signed in as ', h('strong', { id: 'auth-user', text: name }), ' ', button);
+  status.hidden = false;
+}
+
+/** After a local sign-out (a provider without end_session_endpoint): nothing is shown until sign-in. */
+function showSignedOut(): void {
+  generation += 1;
+  const again = h('button', { id: 'sign-in', type: 'button', text: 'Sign in' });
+  again.addEventListener('click', () => void signIn());
+  app.replaceChildren(h('div', { class: 'signed-out', role: 'status' }, h('p', { text: 'You are signed out.' }), again));
+}
+
 window.addEventListener('error', (e) => showBanner(`Unexpected error: ${e.message}`));
 window.addEventListener('unhandledrejection', (e) => {
   // Cornerstone's decoders can reject outside any promise we await: still say what happened.
   e.preventDefault();
   showBanner(e.reason instanceof Event ? `This image ${messageOf(e.reason).replace(/^an image /, '')}` : `Unexpected error: ${messageOf(e.reason)}`);
 });
-void route();
+
+async function start(): Promise<void> {
+  let ready: boolean;
+  try {
+    // Sign-in first when the server requires it (src/auth); with it off this only reads /api.
+    ready = await startAuth();
+  } catch (err) {
+    app.replaceChildren(errorBox(messageOf(err), () => location.reload()));
+    return;
+  }
+  if (!ready) {
+    app.replaceChildren(h('p', { class: 'muted', role: 'status', text: 'Signing in…' }));
+    return;
+  }
+  onSessionChange(renderAuthStatus);
+  renderAuthStatus();
+  window.addEventListener('hashchange', () => void route());
+  void route();
+}
+void start();

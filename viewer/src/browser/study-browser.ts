@@ -7,6 +7,7 @@
  */
 import { searchSeries, searchStudies, seriesThumbnailUrl, type StudyQuery } from '../dicomweb/client.js';
 import { formatDate, num, personName, str, TAG, values, type DicomJson } from '../dicomweb/dicom-json.js';
+import { setAuthorizedSource } from '../auth/http.js';
 import { errorBox, h, messageOf } from '../ui/dom.js';
 
 const PAGE_SIZE = 25;
@@ -69,8 +70,9 @@ export function renderStudyBrowser(root: HTMLElement, open: (study: string, seri
               const modality = str(s, TAG.Modality) ?? '';
               const thumb = ['SR', 'ANN', 'KO', 'PR', 'SEG'].includes(modality)
                 ? h('span', { class: 'thumb-placeholder', text: modality })
-                : h('img', { src: seriesThumbnailUrl(study, uid), alt: '', width: 64, height: 64, loading: 'lazy' });
+                : h('img', { alt: '', width: 64, height: 64, loading: 'lazy' });
               thumb.addEventListener('error', () => thumb.replaceWith(h('span', { class: 'thumb-placeholder', text: modality })));
+              if (thumb instanceof HTMLImageElement) setAuthorizedSource(thumb, seriesThumbnailUrl(study, uid));
               const b = h('button', { type: 'button', class: 'series-item', 'data-series': uid }, thumb, h('span', { text: `${modality} ${str(s, TAG.SeriesDescription) ?? ''}` }));
               b.addEventListener('click', () => open(study, uid));
               return b;

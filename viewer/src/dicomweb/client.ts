@@ -3,6 +3,8 @@
  * works against any conformant archive. Patient attributes only ever travel in QIDO-RS query strings
  * (which our server logs without query strings); every other URL carries UIDs only.
  */
+import { authorizedFetch } from '../auth/http.js';
+import { authEnabled } from '../auth/session.js';
 import type { DicomJson } from './dicom-json.js';
 import { parseMultipart, type Part } from './multipart.js';
 
@@ -33,13 +35,19 @@ async function describeFailure(res: Response, what: string): Promise<ViewerError
   } catch {
     /* body unreadable: keep the status text */
   }
+  if (res.status === 403) {
+    // Signed in, but the user's roles do not allow this: say so plainly (the server says which permission).
+    return new ViewerError(`You are not allowed to do this (${what}): ${detail || 'your roles do not allow it'}. Ask your administrator for access.`, 403);
+  }
+  if (res.status === 401 && authEnabled()) return new ViewerError(`${what}: your sign-in has ended; taking you to sign in again…`, 401);
   return new ViewerError(`${what} failed: HTTP ${res.status}${detail ? ` (${detail})` : ''}`, res.status);
 }
 
 export async function request(url: string, init: RequestInit & { what: string }): Promise<Response> {
   let res: Response;
   try {
-    res = await fetch(url, init);
+    // With the access token when signed in (auth/http.ts); exactly a plain fetch when sign-in is off.
+    res = await authorizedFetch(url, init);
   } catch (err) {
     if ((err as Error).name === 'AbortError') throw err;
     throw new ViewerError(`${init.what} failed: the server cannot be reached (is it running?)`);

@@ -9,6 +9,7 @@
 import { Enums, RenderingEngine, eventTarget, init as coreInit, metaData, utilities, type Types } from '@cornerstonejs/core';
 import { init as loaderInit, wadors } from '@cornerstonejs/dicom-image-loader';
 import * as tools from '@cornerstonejs/tools';
+import { authHeaders } from '../auth/http.js';
 import { DICOMWEB_ROOT } from '../dicomweb/client.js';
 import { num, str, TAG, type DicomJson } from '../dicomweb/dicom-json.js';
 
@@ -17,7 +18,12 @@ let initialised: Promise<void> | undefined;
 export function initImaging(): Promise<void> {
   initialised ??= (async () => {
     await coreInit();
-    loaderInit({ maxWebWorkers: Math.max(1, Math.min(4, Math.floor((navigator.hardwareConcurrency || 2) / 2))) });
+    loaderInit({
+      maxWebWorkers: Math.max(1, Math.min(4, Math.floor((navigator.hardwareConcurrency || 2) / 2))),
+      // The loader fetches WADO-RS frames itself (XHR): the current access token on each request, so a
+      // renewed token is used from the next frame on (nothing when sign-in is off).
+      beforeSend: () => authHeaders(),
+    });
     tools.init();
     for (const Tool of [tools.WindowLevelTool, tools.PanTool, tools.ZoomTool, tools.StackScrollTool]) tools.addTool(Tool);
   })();

@@ -2,6 +2,8 @@
  * The browser side of the live endoscopy WebSocket (docs/api.md "Live endoscopy"): JSON control
  * messages, one binary message per frame (4-byte big-endian header length, JSON header, JPEG bytes).
  */
+import { withTokenInQuery } from '../auth/http.js';
+
 export interface LiveDetection {
   label: string;
   score: number;
@@ -47,11 +49,15 @@ export interface StartOptions {
 
 const meta = (name: string) => document.querySelector<HTMLMetaElement>(`meta[name="${name}"]`)?.content;
 
-/** ws(s)://host/live by default; `<meta name="live-url">` points elsewhere. */
+/**
+ * ws(s)://host/live by default; `<meta name="live-url">` points elsewhere. Signed in: with
+ * `?access_token=` (a browser WebSocket cannot send an Authorization header; the server checks the
+ * token at the upgrade and accepts it in the query on this route only).
+ */
 export function liveUrl(): string {
   const url = new URL(meta('live-url') ?? '/live', location.href);
   url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
-  return url.toString();
+  return withTokenInQuery(url.toString());
 }
 
 type Pending = { resolve(m: any): void; reject(e: Error): void; type: string };
@@ -90,7 +96,8 @@ export class LiveConnection {
     return new Promise((resolve, reject) => {
       const ws = new WebSocket(url);
       ws.addEventListener('open', () => resolve(new LiveConnection(ws)), { once: true });
-      ws.addEventListener('error', () => reject(new Error(`Cannot reach the live service at ${url}`)), { once: true });
+      // Never the URL itself in the message: it may carry the access token.
+      ws.addEventListener('error', () => reject(new Error(`Cannot reach the live service at ${url.split('?')[0]}`)), { once: true });
     });
   }
 

@@ -3,6 +3,7 @@
  * (TID 1500 SRs, toggled one by one) and the display of the chosen series, chosen by what it holds:
  * a whole-slide pyramid, a video, images (a Cornerstone stack) or a non-image document.
  */
+import { setAuthorizedSource } from '../auth/http.js';
 import { searchSeries, seriesMetadata, seriesThumbnailUrl, studyAttributes } from '../dicomweb/client.js';
 import { formatDate, isVideoTransferSyntax, num, personName, SOP_CLASS, str, TAG, type DicomJson } from '../dicomweb/dicom-json.js';
 import { parseSrDetections, type SrResult } from '../overlays/sr-detections.js';
@@ -117,8 +118,10 @@ export async function renderStudyView(root: HTMLElement, study: string, series: 
         let img: HTMLElement;
         if (NON_IMAGE_MODALITIES.includes(modality)) img = placeholder();
         else {
-          img = h('img', { src: seriesThumbnailUrl(study, uid), alt: '', width: 64, height: 64, loading: 'lazy' });
-          img.addEventListener('error', () => img.replaceWith(placeholder()));
+          const thumb = h('img', { alt: '', width: 64, height: 64, loading: 'lazy' });
+          img = thumb;
+          thumb.addEventListener('error', () => thumb.replaceWith(placeholder()));
+          setAuthorizedSource(thumb, seriesThumbnailUrl(study, uid));
         }
         const button = h(
           'button',

@@ -2,6 +2,7 @@
  * Video instances (MPEG-2 / MPEG-4 AVC / HEVC, e.g. Video Endoscopic): a <video> over the WADO-RS
  * rendered resource, which serves the stored bitstream as video/mp4 with byte ranges (seeking).
  */
+import { releaseSource, setAuthorizedSource } from '../auth/http.js';
 import { renderedUrl } from '../dicomweb/client.js';
 import { str, TAG, type DicomJson } from '../dicomweb/dicom-json.js';
 import { errorBox, h } from '../ui/dom.js';
@@ -18,7 +19,7 @@ export const VideoDisplay = {
       const sop = str(instances[index], TAG.SOPInstanceUID);
       if (sop === undefined) return;
       status.replaceChildren();
-      video.src = renderedUrl(study, series, sop);
+      setAuthorizedSource(video, renderedUrl(study, series, sop));
     };
     video.addEventListener('error', () => {
       const code = video.error?.code;
@@ -37,6 +38,7 @@ export const VideoDisplay = {
         video.pause();
         video.removeAttribute('src');
         video.load();
+        releaseSource(video);
       },
     };
   },
