@@ -8,5 +8,7 @@ export default defineConfig({
     hookTimeout: 60_000,
     // Two cores: run files in parallel but not more than the machine has.
     maxWorkers: 2,
+    // Collects every server log line of the run and fails it if one names a patient of the test corpus.
+    globalSetup: ['server/src/test-support/log-phi-global.ts'],
   },
 });

@@ -7,7 +7,6 @@ import { mkdtemp, readdir, readFile, rm, cp, writeFile } from 'node:fs/promises'
 import os from 'node:os';
 import path from 'node:path';
 import dcmjs from 'dcmjs';
-import pino from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp, createServices } from '../app.js';
@@ -21,6 +20,7 @@ import { newUid } from '../test-support/make-dicom.js';
 import { sharedDataDir } from '../test-support/shared-data.js';
 import { describeInstance, stow } from '../test-support/shared-instance.js';
 import { splitMultipart } from '../test-support/split-multipart.js';
+import { testLogger } from '../test-support/log-capture.js';
 
 dcmjs.log.setLevel('silent');
 
@@ -399,7 +399,7 @@ describe('cancelling and restarting', () => {
 /** An app on a given data folder (kept when the app closes), so a test can restart it. */
 async function appOn(dataDir: string, modelsDir: string, env: Record<string, string> = {}) {
   const config = loadConfig({ PACS_DATA_DIR: dataDir, PACS_LOG_LEVEL: 'silent', PACS_MODELS_DIR: modelsDir, PACS_JOBS_WINDOWS_PER_UNIT: '4', ...env });
-  const services = await createServices(config, pino({ level: 'silent' }));
+  const services = await createServices(config, testLogger());
   const app = await buildApp(config, services);
   await app.ready();
   return { app, engine: services.inference!, config };

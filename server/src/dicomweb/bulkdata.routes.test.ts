@@ -5,7 +5,6 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import dcmjs from 'dcmjs';
 import { buildApp } from '../app.js';
@@ -18,6 +17,7 @@ import { makeInstance, makeLargeInstanceHeader, newUid } from '../test-support/m
 import { loadShared, stow, type SharedInstance } from '../test-support/shared-instance.js';
 import { splitMultipart } from '../test-support/split-multipart.js';
 import { CountingStore } from '../test-support/counting-store.js';
+import { testLogger } from '../test-support/log-capture.js';
 
 const JPEG_BASELINE = '1.2.840.10008.1.2.4.50';
 const BIG_ENDIAN = '1.2.840.10008.1.2.2';
@@ -314,7 +314,7 @@ describe('WADO-RS bulk data reads in bounded chunks', () => {
     const store = new CountingStore(await FsBlobStore.create(path.join(dataDir, 'blobs')));
     const catalog = new SqliteCatalog(':memory:');
     await catalog.migrate();
-    const app = await buildApp(loadConfig({ PACS_DATA_DIR: dataDir, PACS_LOG_LEVEL: 'silent' }), { blobStore: store, catalog, logger: pino({ level: 'silent' }) });
+    const app = await buildApp(loadConfig({ PACS_DATA_DIR: dataDir, PACS_LOG_LEVEL: 'silent' }), { blobStore: store, catalog, logger: testLogger() });
     try {
       const large = { study: newUid(), series: newUid(), sop: newUid() };
       const { header, pixelBytes } = makeLargeInstanceHeader({ studyInstanceUid: large.study, seriesInstanceUid: large.series, sopInstanceUid: large.sop, rows: 4096, columns: 5120 });

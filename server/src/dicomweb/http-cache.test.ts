@@ -5,7 +5,6 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import pino from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../app.js';
@@ -15,6 +14,7 @@ import { FsBlobStore } from '../storage/fs-blob-store.js';
 import { makeInstance, multipartBody, newUid, STOW_CONTENT_TYPE } from '../test-support/make-dicom.js';
 import { IMMUTABLE_CACHE_CONTROL, ifNoneMatchMatches, representationETag, REVALIDATE_CACHE_CONTROL } from './http-cache.js';
 import { CountingStore } from '../test-support/counting-store.js';
+import { testLogger } from '../test-support/log-capture.js';
 
 const FRAMES_ANY_TS = 'multipart/related; type="application/octet-stream"; transfer-syntax=*';
 
@@ -33,7 +33,7 @@ beforeAll(async () => {
   store = new CountingStore(await FsBlobStore.create(path.join(dataDir, 'blobs')));
   const catalog = new SqliteCatalog(':memory:');
   await catalog.migrate();
-  app = await buildApp(loadConfig({ PACS_DATA_DIR: dataDir, PACS_LOG_LEVEL: 'silent' }), { blobStore: store, catalog, logger: pino({ level: 'silent' }) });
+  app = await buildApp(loadConfig({ PACS_DATA_DIR: dataDir, PACS_LOG_LEVEL: 'silent' }), { blobStore: store, catalog, logger: testLogger() });
   const stored = await app.inject({
     method: 'POST',
     url: '/dicomweb/studies',

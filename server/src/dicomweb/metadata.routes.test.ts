@@ -7,7 +7,6 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../app.js';
 import { SqliteCatalog } from '../catalog/sqlite-catalog.js';
@@ -19,6 +18,7 @@ import { makeInstance, newUid } from '../test-support/make-dicom.js';
 import { instanceUrl, loadShared, stow, type SharedInstance } from '../test-support/shared-instance.js';
 import { splitMultipart } from '../test-support/split-multipart.js';
 import { CountingStore } from '../test-support/counting-store.js';
+import { testLogger } from '../test-support/log-capture.js';
 
 const EXPLICIT_LE = '1.2.840.10008.1.2.1';
 const JPEG_BASELINE = '1.2.840.10008.1.2.4.50';
@@ -265,7 +265,7 @@ describe('WADO-RS metadata comes from the index', () => {
     const store = new CountingStore(await FsBlobStore.create(path.join(dataDir, 'blobs')));
     const catalog = new SqliteCatalog(':memory:');
     await catalog.migrate();
-    const app = await buildApp(loadConfig({ PACS_DATA_DIR: dataDir, PACS_LOG_LEVEL: 'silent' }), { blobStore: store, catalog, logger: pino({ level: 'silent' }) });
+    const app = await buildApp(loadConfig({ PACS_DATA_DIR: dataDir, PACS_LOG_LEVEL: 'silent' }), { blobStore: store, catalog, logger: testLogger() });
     try {
       const bigStudy = newUid();
       const bigSeries = newUid();

@@ -7,7 +7,6 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import pino from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../app.js';
 import { SqliteCatalog } from '../catalog/sqlite-catalog.js';
@@ -16,6 +15,7 @@ import { AppError } from '../errors.js';
 import type { BlobStore } from '../storage/blob-store.js';
 import { FsBlobStore } from '../storage/fs-blob-store.js';
 import { makeInstance, multipartBody, newUid, STOW_CONTENT_TYPE } from '../test-support/make-dicom.js';
+import { testLogger } from '../test-support/log-capture.js';
 
 /** A real folder store that can be switched to fail its writes after some bytes, like a full disk. */
 class FlakyStore implements BlobStore {
@@ -34,6 +34,8 @@ class FlakyStore implements BlobStore {
   getRange(key: string, range: { start: number; end: number }) { return this.inner.getRange(key, range); }
   stat(key: string) { return this.inner.stat(key); }
   delete(key: string) { return this.inner.delete(key); }
+  list() { return this.inner.list(); }
+  removePartials(olderThan: Date) { return this.inner.removePartials(olderThan); }
   close() { return this.inner.close(); }
 }
 
@@ -47,7 +49,7 @@ beforeAll(async () => {
   store = new FlakyStore(await FsBlobStore.create(path.join(dataDir, 'blobs')));
   const catalog = new SqliteCatalog(':memory:');
   await catalog.migrate();
-  app = await buildApp(config, { blobStore: store, catalog, logger: pino({ level: 'silent' }) });
+  app = await buildApp(config, { blobStore: store, catalog, logger: testLogger() });
 });
 afterAll(async () => {
   await app.close();

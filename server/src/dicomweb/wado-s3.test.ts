@@ -6,7 +6,6 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import pino from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../app.js';
@@ -19,6 +18,7 @@ import { startS3TestServer, type S3TestServer } from '../test-support/s3-test-se
 import { sharedDataDir } from '../test-support/shared-data.js';
 import { splitMultipart } from '../test-support/split-multipart.js';
 import { CountingStore } from '../test-support/counting-store.js';
+import { testLogger } from '../test-support/log-capture.js';
 
 const WSI_LEVEL = path.join(sharedDataDir, 'wsi-cmu1-small-region/tiled-full-gcp-wsi2dcm/level-0-frames-0-30.dcm');
 const FRAMES_ANY_TS = 'multipart/related; type="application/octet-stream"; transfer-syntax=*';
@@ -45,7 +45,7 @@ beforeAll(async () => {
   store = new CountingStore(await S3BlobStore.create(config.blobStore as S3BlobStoreConfig));
   catalog = new SqliteCatalog(':memory:');
   await catalog.migrate();
-  app = await buildApp(config, { blobStore: store, catalog, logger: pino({ level: 'silent' }) });
+  app = await buildApp(config, { blobStore: store, catalog, logger: testLogger() });
 });
 afterAll(async () => {
   await app?.close();

@@ -5,7 +5,6 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../app.js';
 import { SqliteCatalog } from '../catalog/sqlite-catalog.js';
@@ -16,6 +15,7 @@ import { makeInstance, newUid } from '../test-support/make-dicom.js';
 import { instanceUrl, loadShared, stow, type SharedInstance } from '../test-support/shared-instance.js';
 import { splitMultipart, type ResponsePart } from '../test-support/split-multipart.js';
 import { CountingStore } from '../test-support/counting-store.js';
+import { testLogger } from '../test-support/log-capture.js';
 
 const EXPLICIT_LE = '1.2.840.10008.1.2.1';
 const JPEG_BASELINE = '1.2.840.10008.1.2.4.50';
@@ -248,7 +248,7 @@ describe('WADO-RS frames read only the frames', () => {
     const store = new CountingStore(await FsBlobStore.create(path.join(dataDir, 'blobs')));
     const catalog = new SqliteCatalog(':memory:');
     await catalog.migrate();
-    const app = await buildApp(loadConfig({ PACS_DATA_DIR: dataDir, PACS_LOG_LEVEL: 'silent' }), { blobStore: store, catalog, logger: pino({ level: 'silent' }) });
+    const app = await buildApp(loadConfig({ PACS_DATA_DIR: dataDir, PACS_LOG_LEVEL: 'silent' }), { blobStore: store, catalog, logger: testLogger() });
     try {
       expect((await stow(app, [wsi.bytes])).statusCode).toBe(200);
       const response = await app.inject({ method: 'GET', url: `${instanceUrl(wsi)}/frames/3,4`, headers: { accept: FRAMES_ANY_TS } });

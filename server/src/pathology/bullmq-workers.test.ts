@@ -11,7 +11,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { Queue, QueueEvents } from 'bullmq';
 import { Redis } from 'ioredis';
-import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { buildApp, createServices } from '../app.js';
@@ -22,6 +21,7 @@ import { describeInstance, stow } from '../test-support/shared-instance.js';
 import { splitMultipart } from '../test-support/split-multipart.js';
 import { readAnnotationInstance } from './annotations.js';
 import { JobStore } from './job-store.js';
+import { appendCapturedLog, testLogger } from '../test-support/log-capture.js';
 
 const REDIS_URL = process.env['PACS_TEST_REDIS_URL'] ?? 'redis://127.0.0.1:6379';
 
@@ -63,7 +63,12 @@ function startWorker(id: string): Promise<Worker> {
   let output = '';
   child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const exited = new Promise<void>((resolve) =>
+    child.once('exit', () => {
+      appendCapturedLog('worker-process', output);
+      resolve();
+    }),
+  );
   const worker = { id, child, output: () => output, exited };
   workers.push(worker);
   return new Promise((resolve, reject) => {
@@ -92,7 +97,7 @@ beforeAll(async () => {
   };
   // The API server only queues: PACS_JOBS_WORKERS_IN_PROCESS=false.
   const config = loadConfig({ ...env, PACS_LOG_LEVEL: 'silent', PACS_JOBS_WORKERS_IN_PROCESS: 'false' });
-  const services = await createServices(config, pino({ level: 'silent' }));
+  const services = await createServices(config, testLogger());
   app = await buildApp(config, services);
   await app.ready();
 }, 60_000);
@@ -204,7 +209,7 @@ describe('the BullMQ queue without Redis', () => {
   it('still starts the server, and a new job is answered 503 and recorded as failed with the reason', async () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'pacs-noredis-'));
     const config = loadConfig({ PACS_DATA_DIR: dir, PACS_LOG_LEVEL: 'silent', PACS_MODELS_DIR: TEST_MODELS_DIR, PACS_JOBS_QUEUE: 'bullmq', PACS_REDIS_URL: 'redis://127.0.0.1:1' });
-    const services = await createServices(config, pino({ level: 'silent' }));
+    const services = await createServices(config, testLogger());
     const down = await buildApp(config, services);
     try {
       await down.ready();

@@ -12,6 +12,7 @@ import type { FastifyInstance } from 'fastify';
 import { buildApp, createServices, type Services } from '../app.js';
 import { loadConfig, type Config } from '../config.js';
 import { loggerOptions } from '../http/logger.js';
+import { testLogDestination } from './log-capture.js';
 
 export interface TestApp {
   app: FastifyInstance;
@@ -38,7 +39,9 @@ export async function buildTestApp(env: Record<string, string> = {}): Promise<Te
       callback();
     },
   });
-  const logger = pino(loggerOptions(config), sink);
+  // Lines go to the test (logLines) and to the run's capture checked for patient data at the end.
+  const capture = testLogDestination();
+  const logger = pino(loggerOptions(config), capture === undefined ? sink : pino.multistream([{ stream: sink }, { stream: capture }]));
   const services = await createServices(config, logger);
   const app = await buildApp(config, services);
   await app.ready();

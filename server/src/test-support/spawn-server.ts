@@ -7,6 +7,7 @@ import { readFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { repoRoot } from './shared-data.js';
+import { appendCapturedLog } from './log-capture.js';
 
 export interface SpawnedServer {
   url: string;
@@ -40,13 +41,18 @@ export async function spawnServer(env: Record<string, string>): Promise<SpawnedS
   const port = await freePort();
   const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'server/src/main.ts')], {
     cwd: repoRoot,
-    env: { ...process.env, PACS_HOST: '127.0.0.1', PACS_PORT: String(port), PACS_LOG_LEVEL: 'warn', ...env },
+    env: { ...process.env, PACS_HOST: '127.0.0.1', PACS_PORT: String(port), PACS_LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
   child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const exited = new Promise<void>((resolve) =>
+    child.once('exit', () => {
+      appendCapturedLog('server', output);
+      resolve();
+    }),
+  );
   const url = `http://127.0.0.1:${port}`;
   await waitUntilReady(url, child, () => output);
   const pid = child.pid!;
