@@ -11,11 +11,8 @@
  * UPDATE and DELETE (and TRUNCATE on PostgreSQL) on both tables, whoever sends them. A database owner
  * can still drop the triggers: the syslog export (syslog-sink.ts) is the copy outside this database.
  */
-import { mkdirSync } from 'node:fs';
-import path from 'node:path';
-import Database from 'better-sqlite3';
-import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely';
-import pg from 'pg';
+import { sql, type Kysely } from 'kysely';
+import { openSideDatabase } from '../catalog/open-side-database.js';
 import type { IndexConfig } from '../config.js';
 import { studiesOf, type AuditAction, type AuditRecord } from './audit-record.js';
 
@@ -72,19 +69,8 @@ export class KyselyAuditStore implements AuditStore {
   ) {}
 
   static async open(index: IndexConfig): Promise<KyselyAuditStore> {
-    let store: KyselyAuditStore;
-    if (index.kind === 'sqlite') {
-      if (index.file !== ':memory:') mkdirSync(path.dirname(path.resolve(index.file)), { recursive: true });
-      const database = new Database(index.file);
-      if (index.file !== ':memory:') database.pragma('journal_mode = WAL');
-      database.pragma('synchronous = NORMAL');
-      database.pragma('busy_timeout = 10000');
-      store = new KyselyAuditStore(new Kysely<AuditDatabase>({ dialect: new SqliteDialect({ database }) }), 'sqlite');
-    } else {
-      const pool = new pg.Pool({ connectionString: index.connectionString, max: 2, options: `-c search_path=${index.schema}` });
-      pool.on('error', () => undefined);
-      store = new KyselyAuditStore(new Kysely<AuditDatabase>({ dialect: new PostgresDialect({ pool }) }), 'postgres');
-    }
+    const { db, dialect } = openSideDatabase<AuditDatabase>(index, 2);
+    const store = new KyselyAuditStore(db, dialect);
     try {
       await store.migrate();
     } catch (err) {

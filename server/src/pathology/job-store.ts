@@ -12,11 +12,8 @@
  * Every write is one statement (no multi-statement transactions), so SQLite's busy timeout is all the
  * coordination processes need. Progress counters are aggregated from the unit rows when read.
  */
-import { mkdirSync } from 'node:fs';
-import path from 'node:path';
-import Database from 'better-sqlite3';
-import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely';
-import pg from 'pg';
+import { sql, type Kysely } from 'kysely';
+import { openSideDatabase } from '../catalog/open-side-database.js';
 import type { IndexConfig } from '../config.js';
 
 export type JobState = 'queued' | 'running' | 'finalizing' | 'completed' | 'failed' | 'cancelled';
@@ -154,19 +151,8 @@ export class JobStore {
   private constructor(private readonly db: Kysely<JobDatabase>, private readonly dialect: 'sqlite' | 'postgres') {}
 
   static async open(index: IndexConfig): Promise<JobStore> {
-    let store: JobStore;
-    if (index.kind === 'sqlite') {
-      if (index.file !== ':memory:') mkdirSync(path.dirname(path.resolve(index.file)), { recursive: true });
-      const database = new Database(index.file);
-      if (index.file !== ':memory:') database.pragma('journal_mode = WAL');
-      database.pragma('synchronous = NORMAL');
-      database.pragma('busy_timeout = 10000');
-      store = new JobStore(new Kysely<JobDatabase>({ dialect: new SqliteDialect({ database }) }), 'sqlite');
-    } else {
-      const pool = new pg.Pool({ connectionString: index.connectionString, max: 4, options: `-c search_path=${index.schema}` });
-      pool.on('error', () => undefined);
-      store = new JobStore(new Kysely<JobDatabase>({ dialect: new PostgresDialect({ pool }) }), 'postgres');
-    }
+    const { db, dialect } = openSideDatabase<JobDatabase>(index, 4);
+    const store = new JobStore(db, dialect);
     try {
       await store.migrate();
     } catch (err) {
