@@ -9,6 +9,12 @@ input, prob = sigmoid((128 - mean(R,G,B)) / 10) averaged over 4x4 cells (mask 64
 marks dark (haematoxylin-stained, nuclei-ish) regions of an H&E slide. Its manifest entry declares the
 training resolution `input.pixelSpacingMm` = 0.0005 (0.5 um/px, about 20x). Not a medical model.
 
+And dark-tissue-1.0.0.onnx, a hand-wired tile *classifier* (task "classification", output
+"class-probabilities") for slide jobs that produce POLYGON regions: a 32x32 input, output `prob` [N,2] =
+softmax([0, (170 - mean(R,G,B over the tile)) / 10]) over the labels [normal, lesion], i.e. P(lesion) =
+sigmoid((170 - mean) / 10): tiles darker than mean RGB 170 (densely stained tissue) are "lesion". Trained
+"at" 2 um/px (`input.pixelSpacingMm` = 0.002). Not a medical model.
+
 Run with Debian's python3-onnx:  /usr/bin/python3 scripts/make-test-model.py
 """
 import hashlib
@@ -74,6 +80,35 @@ dark_path = os.path.join(OUT_DIR, DARK_FILE)
 onnx.save(dark_model, dark_path)
 dark_digest = hashlib.sha256(open(dark_path, 'rb').read()).hexdigest()
 
+# dark-tissue: P(lesion) = softmax([0, (170 - mean(R,G,B)) / 10])[1], a [N,2] output.
+TISSUE_SIZE = 32
+TISSUE_FILE = 'dark-tissue-1.0.0.onnx'
+tissue_image = helper.make_tensor_value_info('image', TensorProto.UINT8, ['N', TISSUE_SIZE, TISSUE_SIZE, 3])
+tissue_prob = helper.make_tensor_value_info('prob', TensorProto.FLOAT, ['N', 2])
+tissue_inits = [
+    numpy_helper.from_array(np.array([170.0], dtype=np.float32), 'offset'),
+    numpy_helper.from_array(np.array([0.1], dtype=np.float32), 'gain'),
+    numpy_helper.from_array(np.array([0.0], dtype=np.float32), 'zero'),
+    numpy_helper.from_array(np.array([-1, 1], dtype=np.int64), 'column'),
+]
+tissue_nodes = [
+    helper.make_node('Cast', ['image'], ['image_f'], to=TensorProto.FLOAT),
+    helper.make_node('ReduceMean', ['image_f'], ['mean4'], axes=[1, 2, 3], keepdims=1),
+    helper.make_node('Reshape', ['mean4', 'column'], ['mean']),
+    helper.make_node('Sub', ['offset', 'mean'], ['centred']),
+    helper.make_node('Mul', ['centred', 'gain'], ['lesion_logit']),
+    helper.make_node('Mul', ['lesion_logit', 'zero'], ['normal_logit']),
+    helper.make_node('Concat', ['normal_logit', 'lesion_logit'], ['logits'], axis=1),
+    helper.make_node('Softmax', ['logits'], ['prob'], axis=1),
+]
+tissue_graph = helper.make_graph(tissue_nodes, 'dark-tissue', [tissue_image], [tissue_prob], tissue_inits)
+tissue_model = helper.make_model(tissue_graph, opset_imports=[helper.make_opsetid('', 13)], producer_name='filmless-pacs tests')
+tissue_model.ir_version = 7
+onnx.checker.check_model(tissue_model)
+tissue_path = os.path.join(OUT_DIR, TISSUE_FILE)
+onnx.save(tissue_model, tissue_path)
+tissue_digest = hashlib.sha256(open(tissue_path, 'rb').read()).hexdigest()
+
 manifest = {
     'models': [
         {
@@ -117,6 +152,27 @@ manifest = {
             'operatingThreshold': 0.5,
             'metrics': {'split': 'none (test fixture)'},
         },
+        {
+            'id': 'dark-tissue',
+            'version': '1.0.0',
+            'task': 'classification',
+            'description': 'Test fixture for slide tile classification: calls a tile "lesion" when its mean RGB is below 170 (densely stained tissue). Not a medical model.',
+            'labels': ['normal', 'lesion'],
+            'file': TISSUE_FILE,
+            'sha256': tissue_digest,
+            'licence': 'Same as this repository',
+            'trainingData': 'None: weights are set by hand in scripts/make-test-model.py',
+            'card': 'README.md',
+            'input': {
+                'name': 'image', 'layout': 'NHWC', 'dtype': 'uint8', 'width': TISSUE_SIZE, 'height': TISSUE_SIZE,
+                'colorSpace': 'RGB', 'resize': 'letterbox-top-left', 'padValue': 255,
+                'normalisation': 'inside the graph: mean over all pixels and R, G, B',
+                'pixelSpacingMm': 0.002,
+            },
+            'output': {'name': 'prob', 'format': 'class-probabilities', 'positiveLabels': ['lesion']},
+            'operatingThreshold': 0.5,
+            'metrics': {'split': 'none (test fixture)'},
+        },
     ]
 }
 with open(os.path.join(OUT_DIR, 'manifest.json'), 'w') as f:
@@ -124,3 +180,4 @@ with open(os.path.join(OUT_DIR, 'manifest.json'), 'w') as f:
     f.write('\n')
 print(path, digest)
 print(dark_path, dark_digest)
+print(tissue_path, tissue_digest)

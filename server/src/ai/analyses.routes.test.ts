@@ -10,11 +10,14 @@ import dcmjs from 'dcmjs';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp, createServices } from '../app.js';
+import { Archive } from '../archive/archive.js';
 import { loadConfig } from '../config.js';
 import type { BatchRunner } from '../inference/model-queue.js';
 import type { InferenceEngine, MaskOutput } from '../inference/inference-engine.js';
 import { MICROSCOPY_BULK_SIMPLE_ANNOTATIONS, readAnnotationInstance } from '../pathology/annotations.js';
 import { JobStore } from '../pathology/job-store.js';
+import { RegionReader } from '../pathology/region-reader.js';
+import { loadSlide } from '../pathology/slide.js';
 import { buildTestApp, TEST_MODELS_DIR, type TestApp } from '../test-support/build-test-app.js';
 import { newUid } from '../test-support/make-dicom.js';
 import { sharedDataDir } from '../test-support/shared-data.js';
@@ -234,6 +237,121 @@ describe.each(PYRAMIDS)('a dark-spot job on the %s pyramid', (name) => {
     expect(recomputed.result.seriesInstanceUid).not.toBe(job.result.seriesInstanceUid);
     const list = (await t.app.inject({ url })).json().analyses;
     expect(list.map((a: any) => a.id)).toEqual(expect.arrayContaining([job.id, fresh.json().id]));
+  });
+});
+
+/** Ray casting: is (x, y) inside the ring (flat x, y pairs, not closed)? */
+function inRing(ring: ArrayLike<number>, x: number, y: number): boolean {
+  let inside = false;
+  const n = ring.length / 2;
+  for (let i = 0, j = n - 1; i < n; j = i, i += 1) {
+    const [xi, yi, xj, yj] = [ring[2 * i]!, ring[2 * i + 1]!, ring[2 * j]!, ring[2 * j + 1]!];
+    if (yi > y !== yj > y && x < ((xj - xi) * (y - yi)) / (yj - yi) + xi) inside = !inside;
+  }
+  return inside;
+}
+
+describe.each(PYRAMIDS)('a tile-classifier (dark-tissue) job on the %s pyramid', (name) => {
+  let job: any;
+
+  it('completes: windows without overlap at the model\'s 2 µm/px, positive tiles counted', async () => {
+    const slide = slides[name]!;
+    const created = await t.app.inject({ method: 'POST', url: `/ai/studies/${slide.study}/series/${slide.series}/analyses`, payload: { model: 'dark-tissue' } });
+    expect(created.statusCode, created.body).toBe(202);
+    job = await waitForState(t.app, created.json().id, ['completed', 'failed']);
+    expect(job.state, job.reason).toBe('completed');
+    // Level 2 (about 2 µm/px) of the pyramid, 32-pixel windows side by side.
+    expect(job.level).toMatchObject({ index: 2, windowSize: 32, overlap: 0 });
+    expect(job.progress.tilesTotal + job.progress.tilesSkippedAsBackground).toBe(Math.ceil(555 / 32) * Math.ceil((name === PYRAMIDS[0] ? 741 : 742) / 32));
+    expect(job.progress.annotations).toBeGreaterThan(20); // positive tiles
+  });
+
+  it('stores POLYGON annotations, found by QIDO-RS, that lie inside the slide and cover exactly the dark tiles', async () => {
+    const slide = slides[name]!;
+    const qido = await t.app.inject({ url: `/dicomweb/studies/${slide.study}/series?Modality=ANN` });
+    expect((qido.json() as Array<Record<string, { Value?: unknown[] }>>).map((s) => s['0020000E']?.Value?.[0])).toContain(job.result.seriesInstanceUid);
+    const wado = await t.app.inject({
+      url: job.links.annotations.replace(/^https?:\/\/[^/]+/, ''),
+      headers: { accept: 'multipart/related; type="application/dicom"; transfer-syntax=*' },
+    });
+    expect(wado.statusCode).toBe(200);
+    const [part] = splitMultipart(wado.rawPayload, wado.headers['content-type']);
+    const ann = readAnnotationInstance(part!.body);
+    expect(ann.sopClassUid).toBe(MICROSCOPY_BULK_SIMPLE_ANNOTATIONS);
+    expect(ann.referencedImage?.sopInstanceUid).toBe(slide.baseSop);
+    expect(ann.groups).toHaveLength(1);
+    const group = ann.groups[0]!;
+    expect(group).toMatchObject({ number: 1, label: 'lesion', graphicType: 'POLYGON', generationType: 'AUTOMATIC', algorithmName: 'dark-tissue', algorithmVersion: '1.0.0' });
+    expect(group.count).toBeGreaterThan(0);
+    expect(group.pointIndex).toHaveLength(group.count);
+    expect(group.pointIndex![0]).toBe(1);
+    const polygons: Float32Array[] = [];
+    for (let i = 0; i < group.count; i += 1) {
+      const end = i + 1 < group.count ? group.pointIndex![i + 1]! - 1 : group.points.length;
+      const ring = group.points.subarray(group.pointIndex![i]! - 1, end);
+      expect(ring.length % 2).toBe(0);
+      expect(ring.length).toBeGreaterThanOrEqual(8); // at least a rectangle
+      expect([ring[0], ring[1]]).not.toEqual([ring[ring.length - 2], ring[ring.length - 1]]); // first point not repeated
+      for (let k = 0; k < ring.length; k += 2) expect(ring[k]! >= 0 && ring[k]! <= slide.width && ring[k + 1]! >= 0 && ring[k + 1]! <= slide.height, `${ring[k]},${ring[k + 1]}`).toBe(true);
+      polygons.push(ring);
+    }
+    expect(group.scores).toHaveLength(group.count);
+    for (const score of group.scores) expect(score).toBeGreaterThanOrEqual(0.5);
+    const tiles = group.measurements['Number of tiles']!;
+    expect([...tiles].reduce((a, b) => a + b, 0)).toBe(job.progress.annotations);
+
+    // Independently of the model: a window is "lesion" when its mean RGB is below 170. Every such
+    // window's centre lies inside a polygon; every other window's centre lies in none, unless it is
+    // enclosed (a hole: the DICOM POLYGON is the outline; GeoJSON below has the holes).
+    const archive = new Archive(t.services.blobStore, t.services.catalog, t.services.logger, { maxHeaderBytes: 1 << 20 });
+    const level = (await loadSlide(archive, slide.study, slide.series)).levels[job.level.index]!;
+    const reader = new RegionReader(archive, level, 64);
+    const size = job.level.windowSize as number;
+    let dark = 0;
+    const light: Array<[number, number]> = [];
+    for (let y = 0; y < level.height; y += size) {
+      for (let x = 0; x < level.width; x += size) {
+        const rgb = await reader.read(x, y, size, size);
+        const mean = rgb.reduce((a, b) => a + b, 0) / rgb.length;
+        if (Math.abs(mean - 170) < 0.5) continue; // too close to call in float32
+        const cx = (x + Math.min(size, level.width - x) / 2) * level.scaleX;
+        const cy = (y + Math.min(size, level.height - y) / 2) * level.scaleY;
+        const hits = polygons.filter((p) => inRing(p, cx, cy)).length;
+        if (mean < 170) {
+          dark += 1;
+          expect(hits, `dark window ${x},${y} (mean ${mean.toFixed(1)})`).toBe(1);
+        } else if (hits > 0) light.push([cx, cy]);
+      }
+    }
+    expect(dark).toBeGreaterThan(20);
+    (globalThis as any)[`enclosed-${name}`] = light;
+
+    const metadata = await t.app.inject({ url: `/dicomweb/studies/${slide.study}/series/${job.result.seriesInstanceUid}/metadata` });
+    expect(metadata.statusCode).toBe(200);
+    expect(metadata.json()[0]['006A0002'].Value[0]['00700023'].Value).toEqual(['POLYGON']);
+  });
+
+  it('serves GeoJSON Polygon features whose holes leave out every light window', async () => {
+    const res = await t.app.inject({ url: `/ai/analyses/${job.id}/result` });
+    expect(res.statusCode).toBe(200);
+    const geo = res.json();
+    expect(geo.features.length).toBeGreaterThan(0);
+    let tiles = 0;
+    for (const f of geo.features) {
+      expect(f.geometry.type).toBe('Polygon');
+      expect(f.properties).toMatchObject({ label: 'lesion' });
+      expect(f.properties.score).toBeGreaterThanOrEqual(0.5);
+      const outer = f.geometry.coordinates[0] as number[][];
+      expect(outer[0]).toEqual(outer[outer.length - 1]); // GeoJSON rings are closed
+      tiles += f.properties.tiles;
+    }
+    expect(tiles).toBe(job.progress.annotations);
+    const inside = (x: number, y: number) =>
+      geo.features.some((f: any) => {
+        const [outer, ...holes] = (f.geometry.coordinates as number[][][]).map((ring) => ring.slice(0, -1).flat());
+        return inRing(outer!, x, y) && !holes.some((h) => inRing(h, x, y));
+      });
+    for (const [x, y] of (globalThis as any)[`enclosed-${name}`] as Array<[number, number]>) expect(inside(x, y), `light window at ${x},${y}`).toBe(false);
   });
 });
 

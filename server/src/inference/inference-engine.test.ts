@@ -47,4 +47,42 @@ describe('choosing where models run', () => {
       await engine.close();
     }
   });
+
+  it('classifies images with a tile classifier in batches: class probabilities per image, in label order', async () => {
+    const { log } = capturingLogger();
+    const engine = await InferenceEngine.start(await loadModelRegistry(TEST_MODELS_DIR), { executionProvider: 'cpu', threads: 1, maxBatch: 4, queueDepth: 16 }, log);
+    try {
+      // dark-tissue: P(lesion) = sigmoid((170 - mean RGB) / 10).
+      const grey = (value: number) => ({ pixels: Buffer.alloc(32 * 32 * 3, value), width: 32, height: 32, channels: 3 as const });
+      const values = [250, 180, 170, 160, 100, 0];
+      const results = await Promise.all(values.map((v) => engine.classify('dark-tissue', grey(v))));
+      results.forEach((r, i) => {
+        const lesion = 1 / (1 + Math.exp(-(170 - values[i]!) / 10));
+        expect(r.model).toEqual({ id: 'dark-tissue', version: '1.0.0' });
+        expect(r.probabilities).toHaveLength(2);
+        expect(r.probabilities[1]!).toBeCloseTo(lesion, 4);
+        expect(r.probabilities[0]! + r.probabilities[1]!).toBeCloseTo(1, 5);
+        expect(r.positiveScore).toBeCloseTo(lesion, 4);
+        expect(r.label).toBe(values[i]! < 170 ? 'lesion' : values[i]! > 170 ? 'normal' : r.label);
+      });
+      expect(engine.queueStats('dark-tissue').batches).toBeLessThan(6);
+      // A larger image is letterboxed like a detector's input.
+      const big = await engine.classify('dark-tissue', { pixels: Buffer.alloc(64 * 64 * 3, 100), width: 64, height: 64, channels: 3 });
+      expect(big).toMatchObject({ width: 64, height: 64, label: 'lesion' });
+    } finally {
+      await engine.close();
+    }
+  });
+
+  it('refuses to detect boxes with a classifier, or to classify with a detector, saying what the model does', async () => {
+    const { log } = capturingLogger();
+    const engine = await InferenceEngine.start(await loadModelRegistry(TEST_MODELS_DIR), { executionProvider: 'cpu', threads: 1, maxBatch: 2, queueDepth: 4 }, log);
+    try {
+      const raw = { pixels: Buffer.alloc(32 * 32 * 3, 255), width: 32, height: 32, channels: 3 as const };
+      await expect(engine.detect('dark-tissue', raw)).rejects.toMatchObject({ code: 'BAD_REQUEST', message: expect.stringMatching(/"dark-tissue" is a tile classifier/) });
+      await expect(engine.classify('bright-spot', raw)).rejects.toMatchObject({ code: 'BAD_REQUEST', message: expect.stringMatching(/"bright-spot" is a detector/) });
+    } finally {
+      await engine.close();
+    }
+  });
 });

@@ -3,13 +3,15 @@
  * start, each behind a bounded batching queue (model-queue.ts). `detect` is the whole pipeline for one
  * image: letterbox (sharp) → queue → model → mask components → boxes in source pixels, with the time
  * spent in each stage, so the HTTP API, the stored-frame use case and the live stream share one path.
+ * `classify` is the same path for tile classifiers (task "classification"): letterbox → queue → model →
+ * the image's class probabilities and its positive score.
  */
 import * as ort from 'onnxruntime-node';
 import type { Logger } from 'pino';
-import { NotFoundError } from '../errors.js';
+import { AppError, NotFoundError } from '../errors.js';
 import { letterbox, type RawImage } from './letterbox.js';
 import { componentBox, maskComponents, type Box } from './mask-components.js';
-import type { ModelSpec } from './model-manifest.js';
+import type { ClassificationModelSpec, DetectionModelSpec, ModelSpec } from './model-manifest.js';
 import { ModelQueue, type BatchRunner, type QueueStats } from './model-queue.js';
 import type { RegisteredModel } from './model-registry.js';
 
@@ -45,7 +47,23 @@ export interface DetectionResult {
   timings: DetectionTimings;
 }
 
-/** One mask per input, with the time the batch spent in the model. */
+export interface ClassificationResult {
+  model: { id: string; version: string };
+  width: number;
+  height: number;
+  /** One probability per label, in the manifest's label order. */
+  probabilities: number[];
+  /** Sum of the probabilities of the model's `output.positiveLabels`. */
+  positiveScore: number;
+  /** The most probable label overall. */
+  label: string;
+  timings: DetectionTimings;
+}
+
+/**
+ * One output per input, with the time the batch spent in the model: a mask (detection, [N,1,h,w]) or
+ * the class probabilities (classification, [N,C]: `width` = C, `height` = 1).
+ */
 export interface MaskOutput {
   prob: Float32Array;
   width: number;
@@ -71,8 +89,9 @@ export class OnnxBatchRunner implements BatchRunner<Buffer, MaskOutput> {
     const output = results[this.spec.output.name];
     if (output === undefined) throw new Error(`model ${this.spec.id} has no output "${this.spec.output.name}"`);
     const dims = output.dims;
-    const height = dims[2]!;
-    const width = dims[3]!;
+    const classes = dims.length === 2;
+    const height = classes ? 1 : dims[2]!;
+    const width = classes ? dims[1]! : dims[3]!;
     const all = output.data as Float32Array;
     const cells = width * height;
     return inputs.map((_, i) => ({ prob: all.subarray(i * cells, (i + 1) * cells), width, height, modelMs, startedAt }));
@@ -113,7 +132,13 @@ export class InferenceEngine {
         session = await ort.InferenceSession.create(path, sessionOptions('cpu'));
       }
       const runner = new OnnxBatchRunner(session, spec);
-      await runner.run([Buffer.alloc(spec.input.width * spec.input.height * 3, spec.input.padValue)]);
+      const [warm] = await runner.run([Buffer.alloc(spec.input.width * spec.input.height * 3, spec.input.padValue)]);
+      if (spec.task === 'classification' && (warm!.height !== 1 || warm!.width !== spec.labels.length)) {
+        throw new AppError(
+          'CONFIG_INVALID',
+          `model "${spec.id}": output "${spec.output.name}" gives ${warm!.width * warm!.height} values per image, the manifest lists ${spec.labels.length} labels (a classification model must output [N, labels])`,
+        );
+      }
       models.set(spec.id, { spec, session, queue: new ModelQueue(spec.id, runner, options.maxBatch, options.queueDepth) });
     }
     log.info({ models: [...models.keys()], executionProvider: provider }, 'inference models ready');
@@ -145,7 +170,7 @@ export class InferenceEngine {
    */
   async detect(id: string, source: Buffer | RawImage, minScore?: number, isStale?: () => boolean): Promise<DetectionResult> {
     const model = this.loaded(id);
-    const { spec } = model;
+    const spec = this.ofTask(model.spec, 'detection');
     const t0 = performance.now();
     const input = await letterbox(source, spec.input.width, spec.input.padValue);
     const queuedAt = performance.now();
@@ -168,6 +193,51 @@ export class InferenceEngine {
         postprocessMs: round(t3 - t2),
       },
     };
+  }
+
+  /**
+   * The class probabilities of one image (JPEG/PNG bytes or raw decoded pixels) from a classification
+   * model, through the same letterbox and bounded batching queue as `detect`.
+   */
+  async classify(id: string, source: Buffer | RawImage, isStale?: () => boolean): Promise<ClassificationResult> {
+    const model = this.loaded(id);
+    const spec = this.ofTask(model.spec, 'classification');
+    const t0 = performance.now();
+    const input = await letterbox(source, spec.input.width, spec.input.padValue);
+    const queuedAt = performance.now();
+    const out = await model.queue.submit(input.pixels, isStale);
+    const t2 = performance.now();
+    const probabilities = Array.from(out.prob, (p) => Math.round(p * 1_000_000) / 1_000_000);
+    let positiveScore = 0;
+    for (const positive of spec.output.positiveLabels) positiveScore += out.prob[spec.labels.indexOf(positive)] ?? 0;
+    let best = 0;
+    for (let c = 1; c < out.prob.length; c += 1) if (out.prob[c]! > out.prob[best]!) best = c;
+    const t3 = performance.now();
+    return {
+      model: { id: spec.id, version: spec.version },
+      width: input.placement.sourceWidth,
+      height: input.placement.sourceHeight,
+      probabilities,
+      positiveScore: Math.min(1, Math.round(positiveScore * 1_000_000) / 1_000_000),
+      label: spec.labels[best]!,
+      timings: {
+        preprocessMs: round(queuedAt - t0),
+        queueMs: round(Math.max(0, out.startedAt - queuedAt)),
+        modelMs: round(out.modelMs),
+        postprocessMs: round(t3 - t2),
+      },
+    };
+  }
+
+  /** The spec when the model does `task`; otherwise a 400 naming what the model does. */
+  private ofTask(spec: ModelSpec, task: 'detection'): DetectionModelSpec;
+  private ofTask(spec: ModelSpec, task: 'classification'): ClassificationModelSpec;
+  private ofTask(spec: ModelSpec, task: ModelSpec['task']): ModelSpec {
+    if (spec.task !== task) {
+      const what = spec.task === 'classification' ? 'a tile classifier (task "classification"): it gives class probabilities, not boxes; run it on a slide (POST …/analyses)' : 'a detector (task "detection"), not a classifier';
+      throw new AppError('BAD_REQUEST', `Model "${spec.id}" is ${what}`);
+    }
+    return spec;
   }
 
   async close(): Promise<void> {

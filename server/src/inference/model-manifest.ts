@@ -37,10 +37,26 @@ export interface MaskComponentsOutput {
   minAreaFraction: number;
 }
 
-export interface ModelSpec {
+/**
+ * Per-input class probabilities: an output tensor [N, C] (C = the manifest's labels, in order), each row
+ * already a probability distribution (softmax inside the graph). A tile is *positive* when the sum of the
+ * probabilities of `positiveLabels` reaches the model's operating threshold.
+ */
+export interface ClassProbabilitiesOutput {
+  name: string;
+  format: 'class-probabilities';
+  /** Labels (a non-empty subset of `labels`) whose summed probability is the tile's positive score. */
+  positiveLabels: string[];
+  /**
+   * Optional: one annotation group of this name for every positive region (e.g. "neoplastic"). Absent,
+   * each positive tile takes its most probable positive label and regions are grouped per label.
+   */
+  regionLabel?: string;
+}
+
+interface ModelSpecBase {
   id: string;
   version: string;
-  task: 'detection';
   description: string;
   labels: string[];
   file: string;
@@ -49,11 +65,24 @@ export interface ModelSpec {
   trainingData: string;
   card: string;
   input: ModelInputSpec;
-  output: MaskComponentsOutput;
-  /** Default minimum score of a reported detection. */
+  /** Default minimum score of a reported detection; for classification, of a positive tile. */
   operatingThreshold: number;
   metrics: Record<string, unknown>;
 }
+
+/** A detector: a probability mask turned into boxes. */
+export interface DetectionModelSpec extends ModelSpecBase {
+  task: 'detection';
+  output: MaskComponentsOutput;
+}
+
+/** A tile classifier: class probabilities per input image (slide jobs turn positive tiles into regions). */
+export interface ClassificationModelSpec extends ModelSpecBase {
+  task: 'classification';
+  output: ClassProbabilitiesOutput;
+}
+
+export type ModelSpec = DetectionModelSpec | ClassificationModelSpec;
 
 const ID_PATTERN = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 
@@ -127,10 +156,10 @@ function parseModel(raw: unknown, index: number, problems: string[]): ModelSpec 
   const check = new FieldChecker(problems, label, object);
   const inputCheck = new FieldChecker(problems, `${label} input`, check.object_('input'));
   const outputCheck = new FieldChecker(problems, `${label} output`, check.object_('output'));
-  const spec: ModelSpec = {
+  const task = check.literal('task', ['detection', 'classification'] as const);
+  const base: ModelSpecBase = {
     id: check.string('id', ID_PATTERN),
     version: check.string('version', /^[0-9A-Za-z.+-]{1,32}$/),
-    task: check.literal('task', ['detection'] as const),
     description: check.string('description'),
     labels: check.labels('labels'),
     // A bare file name: the manifest may not point outside the models folder.
@@ -151,19 +180,34 @@ function parseModel(raw: unknown, index: number, problems: string[]): ModelSpec 
       normalisation: inputCheck.string('normalisation'),
       ...(inputCheck.has('pixelSpacingMm') ? { pixelSpacingMm: inputCheck.number('pixelSpacingMm', 1e-6, 1) } : {}),
     },
-    output: {
-      name: outputCheck.string('name'),
-      format: outputCheck.literal('format', ['mask-components'] as const),
-      stride: outputCheck.number('stride', 1, 64, true),
-      maskThreshold: outputCheck.number('maskThreshold', 0, 1),
-      minAreaFraction: outputCheck.number('minAreaFraction', 0, 1),
-    },
     operatingThreshold: check.number('operatingThreshold', 0, 1),
     metrics: check.object_('metrics'),
   };
-  if (spec.input.width !== spec.input.height) problems.push(`${label} input: width and height must be equal (square letterbox)`);
-  if (spec.input.width % spec.output.stride !== 0) problems.push(`${label} output: stride must divide the input size`);
-  return spec;
+  if (base.input.width !== base.input.height) problems.push(`${label} input: width and height must be equal (square letterbox)`);
+  if (task === 'classification') {
+    const output: ClassProbabilitiesOutput = {
+      name: outputCheck.string('name'),
+      format: outputCheck.literal('format', ['class-probabilities'] as const),
+      positiveLabels: outputCheck.labels('positiveLabels'),
+      ...(outputCheck.has('regionLabel') ? { regionLabel: outputCheck.string('regionLabel') } : {}),
+    };
+    if (base.labels.length < 2) problems.push(`${label}: a classification model needs at least 2 labels (one per output column)`);
+    if (new Set(base.labels).size !== base.labels.length) problems.push(`${label}: "labels" must not repeat a label`);
+    const unknown = output.positiveLabels.filter((l) => !base.labels.includes(l));
+    if (unknown.length > 0) problems.push(`${label} output: "positiveLabels" names ${unknown.map((l) => `"${l}"`).join(', ')}, not in "labels"`);
+    if (new Set(output.positiveLabels).size !== output.positiveLabels.length) problems.push(`${label} output: "positiveLabels" must not repeat a label`);
+    if (output.positiveLabels.length > 0 && output.positiveLabels.length === base.labels.length) problems.push(`${label} output: "positiveLabels" must leave at least one label negative`);
+    return { ...base, task, output };
+  }
+  const output: MaskComponentsOutput = {
+    name: outputCheck.string('name'),
+    format: outputCheck.literal('format', ['mask-components'] as const),
+    stride: outputCheck.number('stride', 1, 64, true),
+    maskThreshold: outputCheck.number('maskThreshold', 0, 1),
+    minAreaFraction: outputCheck.number('minAreaFraction', 0, 1),
+  };
+  if (base.input.width % output.stride !== 0) problems.push(`${label} output: stride must divide the input size`);
+  return { ...base, task, output };
 }
 
 /** Parses and validates manifest text; throws CONFIG_INVALID listing every problem. */

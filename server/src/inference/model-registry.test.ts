@@ -27,7 +27,11 @@ afterEach(async () => {
 describe('the model registry loaded at start', () => {
   it('lists the models of a valid manifest with their verified files', async () => {
     const models = await loadModelRegistry(TEST_MODELS_DIR);
-    expect(models.map((m) => [m.spec.id, m.spec.version])).toEqual([['bright-spot', '1.0.0'], ['dark-spot', '1.0.0']]);
+    expect(models.map((m) => [m.spec.id, m.spec.version, m.spec.task])).toEqual([
+      ['bright-spot', '1.0.0', 'detection'],
+      ['dark-spot', '1.0.0', 'detection'],
+      ['dark-tissue', '1.0.0', 'classification'],
+    ]);
     expect(models[1]!.spec.input.pixelSpacingMm).toBe(0.0005);
     expect(models[0]!.path).toBe(path.join(TEST_MODELS_DIR, 'bright-spot-1.0.0.onnx'));
   });
@@ -73,6 +77,41 @@ describe('the model registry loaded at start', () => {
     expect((await loadModelRegistry(TEST_MODELS_DIR))[0]!.spec.input.pixelSpacingMm).toBeUndefined();
     const dir = await modelsCopy((m) => (m.models[0].input.pixelSpacingMm = 0));
     await expect(loadModelRegistry(dir)).rejects.toThrow(/model "bright-spot" input: "pixelSpacingMm" must be a number between/);
+  });
+
+  it('reads a classification model: labels, positive labels, training resolution', async () => {
+    const tissue = (await loadModelRegistry(TEST_MODELS_DIR)).find((m) => m.spec.id === 'dark-tissue')!.spec;
+    expect(tissue).toMatchObject({ task: 'classification', labels: ['normal', 'lesion'], output: { name: 'prob', format: 'class-probabilities', positiveLabels: ['lesion'] }, operatingThreshold: 0.5 });
+    expect(tissue.input.pixelSpacingMm).toBe(0.002);
+  });
+
+  it('refuses a classification model whose output does not fit its task, naming every problem', async () => {
+    const dir = await modelsCopy((m) => {
+      const tissue = m.models.find((x: any) => x.id === 'dark-tissue');
+      tissue.output.positiveLabels = ['lesion', 'tumour'];
+      tissue.output.regionLabel = '';
+      const spot = m.models.find((x: any) => x.id === 'dark-spot');
+      spot.output.format = 'class-probabilities';
+      m.models.push({ ...tissue, id: 'one-label', labels: ['lesion'], output: { name: 'prob', format: 'mask-components', positiveLabels: ['lesion'] } });
+      m.models.push({ ...tissue, id: 'all-positive', output: { name: 'prob', format: 'class-probabilities', positiveLabels: ['normal', 'lesion'] } });
+      m.models.push({ ...tissue, id: 'segmenter', task: 'segmentation' });
+    });
+    const message = ((await loadModelRegistry(dir).catch((e: Error) => e)) as Error).message;
+    expect(message).toMatch(/model "dark-tissue" output: "positiveLabels" names "tumour", not in "labels"/);
+    expect(message).toMatch(/model "dark-tissue" output: "regionLabel" must be a non-empty string/);
+    expect(message).toMatch(/model "dark-spot" output: "format" must be "mask-components"/);
+    expect(message).toMatch(/model "one-label": a classification model needs at least 2 labels/);
+    expect(message).toMatch(/model "one-label" output: "format" must be "class-probabilities"/);
+    expect(message).toMatch(/model "all-positive" output: "positiveLabels" must leave at least one label negative/);
+    expect(message).toMatch(/model "segmenter": "task" must be "detection" or "classification"/);
+  });
+
+  it('stops the server from starting when a classification model outputs another number of classes than it has labels', async () => {
+    const dir = await modelsCopy((m) => (m.models.find((x: any) => x.id === 'dark-tissue').labels = ['normal', 'lesion', 'other']));
+    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'pacs-'));
+    dirs.push(dataDir);
+    const config = loadConfig({ PACS_DATA_DIR: dataDir, PACS_MODELS_DIR: dir });
+    await expect(createServices(config, pino({ level: 'silent' }))).rejects.toThrow(/model "dark-tissue": output "prob" gives 2 values per image, the manifest lists 3 labels/);
   });
 
   it('refuses a model file pointing outside the models folder', async () => {

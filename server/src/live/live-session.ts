@@ -163,6 +163,8 @@ export class LiveSession {
     } catch (err) {
       throw new ProtocolError('BAD_START', isAppError(err) ? err.message : 'Unknown model');
     }
+    // Live boxes need a detector; a tile classifier (slide analysis) would fail on every frame.
+    if (spec.task !== 'detection') throw new ProtocolError('BAD_START', `Model "${spec.id}" is a ${spec.task} model; live sessions need a detection model (GET /ai/models)`);
     const { studyInstanceUid, studyAttributes } = await this.resolveStudy(start.study);
     const recording = start.record
       ? await Recording.open(this.deps.tmpDir, { studyInstanceUid, seriesInstanceUid: DicomMetaDictionary.uid(), sopInstanceUid: DicomMetaDictionary.uid() }, studyAttributes, start.fps)

@@ -121,6 +121,8 @@ describe('live endoscopy stream', () => {
     expect(await client.next((m) => m.type === 'error')).toMatchObject({ code: 'MALFORMED_MESSAGE' });
     client.sendJson({ type: 'start', model: 'nope', study: newPatient });
     expect(await client.next((m) => m.type === 'error')).toMatchObject({ code: 'BAD_START', message: expect.stringMatching(/Unknown model/) });
+    client.sendJson({ type: 'start', model: 'dark-tissue', study: newPatient });
+    expect(await client.next((m) => m.type === 'error')).toMatchObject({ code: 'BAD_START', message: expect.stringMatching(/classification model; live sessions need a detection model/) });
     client.sendJson({ type: 'start', model: 'bright-spot', study: { studyInstanceUid: newUid() } });
     expect(await client.next((m) => m.type === 'error')).toMatchObject({ code: 'BAD_START', message: expect.stringMatching(/Unknown study/) });
     client.sendJson({ type: 'start', model: 'bright-spot', record: false, study: newPatient });

@@ -7,6 +7,10 @@
  *   ranged reads, batch windows through the model queue, keep detections whose centre is in the window's
  *   core) → the last unit moves the job to `finalizing` → finalize (one ANN instance stored through the
  *   archive's ingest) → `completed`. Failures end the job as `failed` with the reason; DELETE `cancelled`.
+ *
+ * A classification model (task "classification") runs the same steps on windows that do not overlap:
+ * units record their positive windows (positive score ≥ the operating threshold); finalize merges them
+ * into connected regions (tile-regions.ts), one POLYGON annotation per region.
  */
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
@@ -16,12 +20,13 @@ import { AppError, isAppError, ServiceBusyError } from '../errors.js';
 import { patientStudyAttributes } from '../inference/detection-report.js';
 import type { InferenceEngine } from '../inference/inference-engine.js';
 import type { ModelSpec } from '../inference/model-manifest.js';
-import { AnnotationBuffer, buildAnnotationInstance, geoJsonChunks, groupByLabel, recordsOf } from './annotations.js';
+import { AnnotationBuffer, buildAnnotationInstance, geoJsonChunks, geoJsonRegionChunks, groupByLabel, polygonGroups, recordsOf, type LabelGroup } from './annotations.js';
 import type { JobQueue, QueueMessage } from './job-queue.js';
 import { ACTIVE_STATES, type JobParams, type JobRecord, type JobStore } from './job-store.js';
 import { inCore, planSlide, tissueLevel, tissueMask, type PlannedWindow, type Rect } from './plan.js';
 import { RegionReader } from './region-reader.js';
 import { chooseLevel, loadSlide, type Slide } from './slide.js';
+import { tileRegions } from './tile-regions.js';
 
 export interface AnalysisOptions {
   windowsPerUnit: number;
@@ -75,6 +80,12 @@ const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOStrin
 /** How long a unit waits for room in a busy model queue before the job fails (PACS_AI_QUEUE_DEPTH too small). */
 const BUSY_WAIT_LIMIT_MS = 10 * 60_000;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** The annotation groups of a classification model: its `regionLabel`, or one per positive label. */
+export function regionGroupLabels(spec: ModelSpec): string[] {
+  if (spec.task !== 'classification') return spec.labels;
+  return spec.output.regionLabel !== undefined ? [spec.output.regionLabel] : spec.output.positiveLabels;
+}
 
 function errorMessage(err: unknown): string {
   if (err instanceof Error) return err.message.split('\n')[0]!.slice(0, 500);
@@ -270,7 +281,9 @@ export class AnalysisService {
     // it (scanners report 0.499 µm/px for "0.5"), windows are read at the model's size, not resampled.
     const ratio = spec.input.pixelSpacingMm / levelSpacing;
     const windowSize = Math.abs(ratio - 1) < 0.02 ? spec.input.width : Math.max(8, Math.round(spec.input.width * ratio));
-    const overlap = 2 * Math.round(windowSize / 16);
+    // Detectors: overlapping windows (objects cut by a border are whole in a neighbour). Tile
+    // classifiers: a grid of windows without overlap, each classified once.
+    const overlap = spec.task === 'classification' ? 0 : 2 * Math.round(windowSize / 16);
     const region = regionOf(job.region);
     const levelRegion: Rect =
       region === null
@@ -325,10 +338,40 @@ export class AnalysisService {
     const windows = JSON.parse(unit.windows) as PlannedWindow[];
     const out = new AnnotationBuffer();
     const inFlight = Math.max(1, this.options.windowsInFlight);
+    const classification = spec.task === 'classification' ? spec : undefined;
+    const groupLabels = regionGroupLabels(spec);
     for (let i = 0; i < windows.length; i += inFlight) {
       const chunk = windows.slice(i, i + inFlight);
       const images: Buffer[] = [];
       for (const w of chunk) images.push(await reader.read(w.x, w.y, w.size, w.size));
+      if (classification !== undefined) {
+        const { region } = job.params;
+        const results = await Promise.all(chunk.map((w, k) => this.busyRetry(() => this.engine.classify(spec.id, { pixels: images[k]!, width: w.size, height: w.size, channels: 3 }))));
+        chunk.forEach((w, k) => {
+          const result = results[k]!;
+          if (result.positiveScore < spec.operatingThreshold) return;
+          // The group: the region label, or the most probable positive label of this window.
+          let group = 0;
+          if (classification.output.regionLabel === undefined) {
+            let best = -1;
+            classification.output.positiveLabels.forEach((label, g) => {
+              const p = result.probabilities[spec.labels.indexOf(label)] ?? 0;
+              if (p > best) [best, group] = [p, g];
+            });
+          }
+          out.push(
+            Math.round((w.x - region.x0) / w.size),
+            Math.round((w.y - region.y0) / w.size),
+            w.core.x0 * level.scaleX,
+            w.core.y0 * level.scaleY,
+            w.core.x1 * level.scaleX,
+            w.core.y1 * level.scaleY,
+            result.positiveScore,
+            Math.min(group, groupLabels.length - 1),
+          );
+        });
+        continue;
+      }
       const results = await Promise.all(chunk.map((w, k) => this.detect(spec.id, images[k]!, w.size)));
       chunk.forEach((w, k) => {
         for (const d of results[k]!) {
@@ -355,10 +398,14 @@ export class AnalysisService {
 
   /** One window through the shared model queue; a full queue (503 for HTTP callers) is waited out. */
   private async detect(modelId: string, rgb: Buffer, size: number) {
+    return (await this.busyRetry(() => this.engine.detect(modelId, { pixels: rgb, width: size, height: size, channels: 3 }))).detections;
+  }
+
+  private async busyRetry<T>(run: () => Promise<T>): Promise<T> {
     const giveUpAt = Date.now() + BUSY_WAIT_LIMIT_MS;
     for (;;) {
       try {
-        return (await this.engine.detect(modelId, { pixels: rgb, width: size, height: size, channels: 3 })).detections;
+        return await run();
       } catch (err) {
         if (isAppError(err) && err.code === 'SERVICE_BUSY' && !this.closing && Date.now() < giveUpAt) {
           await sleep(50 + Math.random() * 100);
@@ -387,7 +434,10 @@ export class AnalysisService {
     if (job === undefined || job.state !== 'finalizing') return;
     const spec = this.engine.spec(job.modelId);
     const slide = await this.slide(job);
-    const groups = await groupByLabel(spec.labels, this.unitRecords(jobId));
+    const groups: LabelGroup[] =
+      spec.task === 'classification'
+        ? polygonGroups(regionGroupLabels(spec), await tileRegions(this.unitRecords(jobId)))
+        : await groupByLabel(spec.labels, this.unitRecords(jobId));
     const { part10, seriesInstanceUid, sopInstanceUid } = buildAnnotationInstance({
       jobId,
       slide,
@@ -422,6 +472,7 @@ export class AnalysisService {
         annotationInstance: { seriesInstanceUid: job.resultSeriesUid, sopInstanceUid: job.resultSopUid },
       },
     };
+    if (spec.task === 'classification') return geoJsonRegionChunks(regionGroupLabels(spec), header, await tileRegions(this.unitRecords(job.id)));
     return geoJsonChunks(spec.labels, header, this.unitRecords(job.id));
   }
 

@@ -1,6 +1,7 @@
 /** The annotation records and the Microscopy Bulk Simple Annotations writer at slide scale. */
 import { describe, expect, it } from 'vitest';
-import { AnnotationBuffer, ANNOTATION_FLOATS, buildAnnotationInstance, geoJsonChunks, groupByLabel, MICROSCOPY_BULK_SIMPLE_ANNOTATIONS, readAnnotationInstance, recordsOf } from './annotations.js';
+import dcmjs from 'dcmjs';
+import { AnnotationBuffer, ANNOTATION_FLOATS, buildAnnotationInstance, geoJsonChunks, geoJsonRegionChunks, groupByLabel, MICROSCOPY_BULK_SIMPLE_ANNOTATIONS, polygonGroups, readAnnotationInstance, recordsOf } from './annotations.js';
 import type { Slide } from './slide.js';
 
 const slide = {
@@ -82,5 +83,54 @@ describe('slide annotations', () => {
     let empty = '';
     for await (const chunk of geoJsonChunks(['nucleus'], {}, units())) empty += chunk;
     expect(JSON.parse(empty)).toEqual({ type: 'FeatureCollection', features: [] });
+  });
+
+  it('writes tile regions as POLYGON groups: coordinates of all outlines, the 1-based index of each first value, mean/max probability and tiles', async () => {
+    const regions = [
+      { group: 0, outer: [0, 0, 20, 0, 20, 10, 0, 10], holes: [], windows: 2, meanScore: 0.7, maxScore: 0.9 },
+      { group: 0, outer: [40, 40, 50, 40, 50, 60, 30, 60, 30, 50, 40, 50], holes: [], windows: 3, meanScore: 0.6, maxScore: 0.65 },
+      { group: 1, outer: [100, 100, 110, 100, 110, 110], holes: [], windows: 1, meanScore: 0.55, maxScore: 0.55 },
+    ];
+    const groups = polygonGroups(['lesion', 'neoplastic', 'empty'], regions);
+    const { part10 } = buildAnnotationInstance({ jobId: 'job-poly', slide, model, groups, patientStudy: {} });
+    const read = readAnnotationInstance(part10);
+    expect(read.groups.map((g) => [g.label, g.graphicType, g.count])).toEqual([
+      ['lesion', 'POLYGON', 2],
+      ['neoplastic', 'POLYGON', 1],
+      ['empty', 'POLYGON', 0],
+    ]);
+    const [lesion] = read.groups;
+    expect([...lesion!.points]).toEqual([...regions[0]!.outer, ...regions[1]!.outer]);
+    // Index of the first value (not pair) of each polygon, counted from 1 (PS3.3 C.37.1.2; as highdicom).
+    expect([...lesion!.pointIndex!]).toEqual([1, 9]);
+    expect(lesion!.scores[0]).toBeCloseTo(0.7, 5);
+    expect(lesion!.measurements['Maximum positive tile probability']![1]).toBeCloseTo(0.65, 5);
+    expect([...lesion!.measurements['Number of tiles']!]).toEqual([2, 3]);
+    // The raw data set: OL index list, OF coordinates, the Neoplasm property type for "neoplastic".
+    const file = dcmjs.data.DicomMessage.readFile(part10.buffer.slice(part10.byteOffset, part10.byteOffset + part10.length) as ArrayBuffer);
+    const items = file.dict['006A0002']!.Value as Array<Record<string, { vr: string; Value: any[] }>>;
+    expect(items[0]!['00660016']!.vr).toBe('OF');
+    // (0066,0040) is encoded with VR OL (explicit VR: tag, "OL", 2 reserved bytes, 32-bit length), once per group.
+    const ol = Buffer.from([0x66, 0x00, 0x40, 0x00, 0x4f, 0x4c, 0x00, 0x00]);
+    const found: number[] = [];
+    for (let at = part10.indexOf(ol); at >= 0; at = part10.indexOf(ol, at + 1)) found.push(part10.readUInt32LE(at + 8));
+    expect(found).toEqual([8, 4, 0]);
+    const natural = dcmjs.data.DicomMetaDictionary.naturalizeDataset(file.dict) as any;
+    const neoplastic = [natural.AnnotationGroupSequence].flat()[1];
+    expect([neoplastic.AnnotationPropertyTypeCodeSequence].flat()[0]).toMatchObject({ CodeValue: '108369006', CodingSchemeDesignator: 'SCT', CodeMeaning: 'Neoplasm' });
+  });
+
+  it('streams tile regions as GeoJSON Polygon features with closed rings and holes', async () => {
+    const regions = [{ group: 0, outer: [0, 0, 30, 0, 30, 30, 0, 30], holes: [[10, 10, 10, 20, 20, 20, 20, 10]], windows: 8, meanScore: 0.75, maxScore: 0.8 }];
+    let text = '';
+    for await (const chunk of geoJsonRegionChunks(['lesion'], { properties: { job: 'x' } }, regions)) text += chunk;
+    const geo = JSON.parse(text);
+    expect(geo.features).toEqual([
+      {
+        type: 'Feature',
+        geometry: { type: 'Polygon', coordinates: [[[0, 0], [30, 0], [30, 30], [0, 30], [0, 0]], [[10, 10], [10, 20], [20, 20], [20, 10], [10, 10]]] },
+        properties: { label: 'lesion', score: 0.75, maxScore: 0.8, tiles: 8 },
+      },
+    ]);
   });
 });

@@ -2,7 +2,8 @@
  * Results of a slide analysis. Per unit, annotations are kept as packed float32 records (never one JS
  * object per point), then written as one Microscopy Bulk Simple Annotations instance (PS3.3 A.87,
  * C.37.1; SOP Class 1.2.840.10008.5.1.4.1.1.91.1) with one annotation group per label, POINT graphics
- * (each detection's centre) in the 2D coordinates of the base level's total pixel matrix
+ * (each detection's centre) or, for tile classifiers, POLYGON graphics (each positive region's outline,
+ * tile-regions.ts) in the 2D coordinates of the base level's total pixel matrix
  * (PixelOriginInterpretation VOLUME, 0\0 = top-left corner of the top-left pixel), and the score per
  * annotation as a measurement (FloatingPointValues). Also a GeoJSON view in the same coordinates.
  */
@@ -17,7 +18,11 @@ const { DicomMetaDictionary, DicomMessage } = dcmjs.data;
 export const MICROSCOPY_BULK_SIMPLE_ANNOTATIONS = '1.2.840.10008.5.1.4.1.1.91.1';
 const LOCAL_SCHEME = '99FLMPACS';
 
-/** One annotation: centre x, y; box x0, y0, x1, y1 (base pixels); score; label index. */
+/**
+ * One annotation: centre x, y; box x0, y0, x1, y1 (base pixels); score; label index. For a tile
+ * classifier, one positive window: column, row on the window grid; its core x0, y0, x1, y1 (base
+ * pixels); positive score; group index.
+ */
 export const ANNOTATION_FLOATS = 8;
 
 /** A growable float32 record list (amortised doubling; no per-annotation objects). */
@@ -63,6 +68,8 @@ const code = (value: string, scheme: string, meaning: string): Code => ({ CodeVa
 const PROPERTY_BY_LABEL: Record<string, { category: Code; type: Code }> = {
   nucleus: { category: code('91723000', 'SCT', 'Anatomical structure'), type: code('84640000', 'SCT', 'Nucleus') },
   cell: { category: code('91723000', 'SCT', 'Anatomical structure'), type: code('4421005', 'SCT', 'Cell') },
+  lesion: { category: code('49755003', 'SCT', 'Morphologically abnormal structure'), type: code('52988006', 'SCT', 'Lesion') },
+  neoplastic: { category: code('49755003', 'SCT', 'Morphologically abnormal structure'), type: code('108369006', 'SCT', 'Neoplasm') },
 };
 const propertyOf = (label: string) =>
   PROPERTY_BY_LABEL[label] ?? { category: code('49755003', 'SCT', 'Morphologically abnormal structure'), type: code(label.toUpperCase().slice(0, 16), LOCAL_SCHEME, label) };
@@ -70,6 +77,9 @@ const propertyOf = (label: string) =>
 const CODES = {
   artificialIntelligence: code('123109', 'DCM', 'Artificial Intelligence'),
   score: code('DETSCORE', LOCAL_SCHEME, 'Detection score'),
+  meanTileScore: code('TILEMEAN', LOCAL_SCHEME, 'Mean positive tile probability'),
+  maxTileScore: code('TILEMAX', LOCAL_SCHEME, 'Maximum positive tile probability'),
+  tiles: code('TILES', LOCAL_SCHEME, 'Number of tiles'),
   noUnits: code('1', 'UCUM', 'no units'),
 };
 
@@ -88,9 +98,44 @@ export function resultUids(jobId: string): { seriesInstanceUid: string; sopInsta
 
 export interface LabelGroup {
   label: string;
+  /** POINT (default): one x, y pair per annotation. POLYGON: each annotation's outline, `pointIndex` says where each starts. */
+  graphicType?: 'POINT' | 'POLYGON';
   /** x, y pairs in base pixels. */
   points: Float32Array;
+  /**
+   * POLYGON: per annotation, the 1-based index into `points` (counted in values, not pairs) of its
+   * first coordinate, as LongPrimitivePointIndexList (PS3.3 C.37.1.2; highdicom writes it so).
+   */
+  pointIndex?: Int32Array;
+  /** POINT: detection score. POLYGON: mean positive probability of the region's tiles. */
   scores: Float32Array;
+  /** POLYGON: the highest tile probability and the number of tiles of each region. */
+  maxScores?: Float32Array;
+  tiles?: Float32Array;
+}
+
+/** One POLYGON group per label from merged tile regions (tile-regions.ts), regions in the order given. */
+export function polygonGroups(labels: readonly string[], regions: ReadonlyArray<{ group: number; outer: number[]; windows: number; meanScore: number; maxScore: number }>): LabelGroup[] {
+  return labels.map((label, index) => {
+    const mine = regions.filter((r) => r.group === index);
+    const points = new Float32Array(mine.reduce((n, r) => n + r.outer.length, 0));
+    const pointIndex = new Int32Array(mine.length);
+    let offset = 0;
+    mine.forEach((r, i) => {
+      pointIndex[i] = offset + 1;
+      points.set(r.outer, offset);
+      offset += r.outer.length;
+    });
+    return {
+      label,
+      graphicType: 'POLYGON' as const,
+      points,
+      pointIndex,
+      scores: Float32Array.from(mine, (r) => r.meanScore),
+      maxScores: Float32Array.from(mine, (r) => r.maxScore),
+      tiles: Float32Array.from(mine, (r) => r.windows),
+    };
+  });
 }
 
 /** Splits packed records (from every unit, in order) into one group per label. */
@@ -124,7 +169,12 @@ class GrowableFloats {
 }
 
 const pad = (n: number, width = 2) => String(n).padStart(width, '0');
-const arrayBufferOf = (a: Float32Array): ArrayBuffer => a.buffer.slice(a.byteOffset, a.byteOffset + a.byteLength) as ArrayBuffer;
+const arrayBufferOf = (a: Float32Array | Int32Array): ArrayBuffer => a.buffer.slice(a.byteOffset, a.byteOffset + a.byteLength) as ArrayBuffer;
+const measurement = (concept: Code, values: Float32Array) => ({
+  ConceptNameCodeSequence: [concept],
+  MeasurementUnitsCodeSequence: [CODES.noUnits],
+  MeasurementValuesSequence: [{ FloatingPointValues: arrayBufferOf(values) }],
+});
 
 export interface AnnotationInput {
   jobId: string;
@@ -178,11 +228,15 @@ export function buildAnnotationInstance(input: AnnotationInput): { part10: Buffe
     AnnotationGroupSequence: input.groups.map((group, index) => {
       const property = propertyOf(group.label);
       const count = group.scores.length;
+      const polygon = group.graphicType === 'POLYGON';
       return {
         AnnotationGroupNumber: index + 1,
         AnnotationGroupUID: derivedUid('slide-analysis-group', input.jobId, group.label),
         AnnotationGroupLabel: group.label.slice(0, 64),
-        AnnotationGroupDescription: `${group.label} found by ${model.id} ${model.version} (score >= ${model.operatingThreshold})`.slice(0, 64),
+        AnnotationGroupDescription: (polygon
+          ? `${group.label} regions by ${model.id} ${model.version} (tile p >= ${model.operatingThreshold})`
+          : `${group.label} found by ${model.id} ${model.version} (score >= ${model.operatingThreshold})`
+        ).slice(0, 64),
         AnnotationGroupGenerationType: 'AUTOMATIC',
         AnnotationGroupAlgorithmIdentificationSequence: [
           {
@@ -197,19 +251,45 @@ export function buildAnnotationInstance(input: AnnotationInput): { part10: Buffe
         NumberOfAnnotations: count,
         AnnotationAppliesToAllOpticalPaths: 'YES',
         AnnotationAppliesToAllZPlanes: 'YES',
-        GraphicType: 'POINT',
+        GraphicType: polygon ? 'POLYGON' : 'POINT',
         PointCoordinatesData: arrayBufferOf(group.points),
-        MeasurementsSequence: [
-          {
-            ConceptNameCodeSequence: [CODES.score],
-            MeasurementUnitsCodeSequence: [CODES.noUnits],
-            MeasurementValuesSequence: [{ FloatingPointValues: arrayBufferOf(group.scores) }],
-          },
-        ],
+        // OL. dcmjs 0.51 has no OL writer (it would write UL, with a 16-bit length): written as OB,
+        // which has the same explicit-VR layout, then relabelled OL by `relabelIndexLists`.
+        ...(polygon ? { LongPrimitivePointIndexList: arrayBufferOf(group.pointIndex ?? new Int32Array(0)), _vrMap: { LongPrimitivePointIndexList: 'OB' } } : {}),
+        MeasurementsSequence: polygon
+          ? [
+              measurement(CODES.meanTileScore, group.scores),
+              measurement(CODES.maxTileScore, group.maxScores ?? group.scores),
+              measurement(CODES.tiles, group.tiles ?? new Float32Array(count)),
+            ]
+          : [measurement(CODES.score, group.scores)],
       };
     }),
   };
-  return { part10: writePart10(dataset), ...uids };
+  const part10 = writePart10(dataset);
+  relabelIndexLists(part10, input.groups.filter((g) => g.graphicType === 'POLYGON').map((g) => (g.pointIndex?.length ?? 0) * 4));
+  return { part10, ...uids };
+}
+
+/**
+ * Turns the VR of each (0066,0040) Long Primitive Point Index List written as OB into OL, in place: the
+ * element is found as its tag, "OB", 2 reserved bytes and the expected value length, in group order.
+ */
+function relabelIndexLists(part10: Buffer, lengths: number[]): void {
+  const header = Buffer.from([0x66, 0x00, 0x40, 0x00, 0x4f, 0x42, 0x00, 0x00]);
+  let from = 0;
+  for (const length of lengths) {
+    for (;;) {
+      const at = part10.indexOf(header, from);
+      if (at < 0) throw new Error('annotation writer: Long Primitive Point Index List not found in the encoded instance');
+      from = at + header.length;
+      if (part10.readUInt32LE(at + 8) === length) {
+        part10.write('OL', at + 4, 'latin1');
+        from = at + 12 + length;
+        break;
+      }
+    }
+  }
 }
 
 export interface ReadAnnotationGroup {
@@ -219,7 +299,12 @@ export interface ReadAnnotationGroup {
   graphicType: string;
   count: number;
   points: Float32Array;
+  /** POLYGON: LongPrimitivePointIndexList (1-based value index of each polygon's first coordinate). */
+  pointIndex: Int32Array | undefined;
+  /** The first measurement's values. */
   scores: Float32Array;
+  /** Every measurement, by its concept's meaning. */
+  measurements: Record<string, Float32Array>;
   algorithmName: string;
   algorithmVersion: string;
   generationType: string;
@@ -265,8 +350,14 @@ export function readAnnotationInstance(part10: Buffer): ReadAnnotations {
     })),
     groups: list(ds['AnnotationGroupSequence']).map((g) => {
       const algorithm = list(g['AnnotationGroupAlgorithmIdentificationSequence'])[0] ?? {};
-      const measurement = list(g['MeasurementsSequence'])[0];
-      const values = list(measurement?.['MeasurementValuesSequence'])[0];
+      const measurementItems = list(g['MeasurementsSequence']);
+      const values = list(measurementItems[0]?.['MeasurementValuesSequence'])[0];
+      const measurements: Record<string, Float32Array> = {};
+      for (const m of measurementItems) {
+        const concept = list(m['ConceptNameCodeSequence'])[0];
+        measurements[String(concept?.['CodeMeaning'] ?? '')] = floats(list(m['MeasurementValuesSequence'])[0]?.['FloatingPointValues']);
+      }
+      const indexList = g['LongPrimitivePointIndexList'];
       return {
         number: Number(g['AnnotationGroupNumber']),
         uid: String(g['AnnotationGroupUID']),
@@ -274,7 +365,9 @@ export function readAnnotationInstance(part10: Buffer): ReadAnnotations {
         graphicType: String(g['GraphicType']),
         count: Number(g['NumberOfAnnotations']),
         points: floats(g['PointCoordinatesData']),
+        pointIndex: indexList === undefined ? undefined : Array.isArray(indexList) && typeof indexList[0] !== 'object' ? Int32Array.from(indexList as number[]) : new Int32Array(floats(indexList).buffer),
         scores: floats(values?.['FloatingPointValues']),
+        measurements,
         algorithmName: String(algorithm['AlgorithmName'] ?? ''),
         algorithmVersion: String(algorithm['AlgorithmVersion'] ?? ''),
         generationType: String(g['AnnotationGroupGenerationType']),
@@ -307,6 +400,43 @@ export async function* geoJsonChunks(labels: readonly string[], header: Record<s
     }
     if (parts.length === 0) continue;
     yield (first ? '' : ',') + parts.join(',');
+    first = false;
+  }
+  yield ']}';
+}
+
+/**
+ * The GeoJSON FeatureCollection of a classification job: one `Polygon` feature per positive region, in
+ * base-level slide pixels (x right, y down; not geographic). Its first ring is the outline (the POLYGON of
+ * the annotation instance, closed here as GeoJSON requires), the others its holes (enclosed negative tiles).
+ */
+export async function* geoJsonRegionChunks(
+  labels: readonly string[],
+  header: Record<string, unknown>,
+  regions: ReadonlyArray<{ group: number; outer: number[]; holes: number[][]; windows: number; meanScore: number; maxScore: number }>,
+): AsyncGenerator<string> {
+  const head = JSON.stringify({ type: 'FeatureCollection', ...header, features: [] });
+  yield head.slice(0, -2);
+  const r = (v: number) => Math.round(v * 100) / 100;
+  const ring = (flat: number[]) => {
+    const points: number[][] = [];
+    for (let i = 0; i + 1 < flat.length; i += 2) points.push([r(flat[i]!), r(flat[i + 1]!)]);
+    if (points.length > 0) points.push(points[0]!);
+    return points;
+  };
+  let first = true;
+  for (const region of regions) {
+    const feature = {
+      type: 'Feature',
+      geometry: { type: 'Polygon', coordinates: [ring(region.outer), ...region.holes.map(ring)] },
+      properties: {
+        label: labels[region.group] ?? labels[0],
+        score: Math.round(region.meanScore * 10_000) / 10_000,
+        maxScore: Math.round(region.maxScore * 10_000) / 10_000,
+        tiles: region.windows,
+      },
+    };
+    yield (first ? '' : ',') + JSON.stringify(feature);
     first = false;
   }
   yield ']}';
