@@ -1,6 +1,6 @@
 /**
  * Power-cut behaviour as an administrator sees it: the real server (a child process) is killed with
- * SIGKILL in the middle of a 1 GiB STOW-RS upload, of a large DIMSE C-STORE and of a whole-slide AI
+ * SIGKILL in the middle of a 3 GiB STOW-RS upload, of a large DIMSE C-STORE and of a whole-slide AI
  * job, then restarted on the same data folder. Afterwards the index and the blob store agree
  * (`npm run fsck` reports nothing, every checksum verified), what was stored before is served byte
  * for byte, the half-received instance is nowhere to be seen, the leftovers are cleaned up by the
@@ -158,7 +158,7 @@ function postLargeInstance(url: string, header: Buffer, pixelBytes: number, onPr
 }
 
 describe('a server killed mid-write and restarted', () => {
-  it('STOW-RS of 1 GiB killed mid-upload: the half instance is nowhere, earlier ones are byte-identical, leftovers cleaned, fsck clean', async () => {
+  it('STOW-RS of 3 GiB killed mid-upload: the half instance is nowhere, earlier ones are byte-identical, leftovers cleaned, fsck clean', async () => {
     const dataDir = await tempFolder('stow');
     const first = await start(dataDir);
     const study = newUid();
@@ -168,10 +168,10 @@ describe('a server killed mid-write and restarted', () => {
     const sops = listed.map((ds) => ds['00080018']!.Value[0]!);
     expect(sops).toHaveLength(3);
 
-    // 256 frames of 2048×2048: a 1 GiB instance, streamed from a generator; killed after 384 MiB.
+    // 768 frames of 2048×2048: a 3 GiB instance, streamed from a generator; killed after 384 MiB.
     const cutSop = newUid();
-    const { header, pixelBytes } = makeLargeInstanceHeader({ studyInstanceUid: study, sopInstanceUid: cutSop, rows: 2048, columns: 2048, numberOfFrames: 256 });
-    expect(pixelBytes).toBe(1024 * MiB);
+    const { header, pixelBytes } = makeLargeInstanceHeader({ studyInstanceUid: study, sopInstanceUid: cutSop, rows: 2048, columns: 2048, numberOfFrames: 768 });
+    expect(pixelBytes).toBe(3 * 1024 * MiB);
     let killing: Promise<void> | undefined;
     await postLargeInstance(first.url, header, pixelBytes, (sent, request) => {
       if (killing === undefined && sent >= 384 * MiB) killing = first.kill('SIGKILL').then(() => void request.destroy());
