@@ -329,6 +329,8 @@ describe.each(PYRAMIDS)('a tile-classifier (dark-tissue) job on the %s pyramid',
     const metadata = await t.app.inject({ url: `/dicomweb/studies/${slide.study}/series/${job.result.seriesInstanceUid}/metadata` });
     expect(metadata.statusCode).toBe(200);
     expect(metadata.json()[0]['006A0002'].Value[0]['00700023'].Value).toEqual(['POLYGON']);
+    // Long Primitive Point Index List keeps its VR OL in the metadata (dcmjs alone would say UN).
+    expect(metadata.json()[0]['006A0002'].Value[0]['00660040'].vr).toBe('OL');
   });
 
   it('serves GeoJSON Polygon features whose holes leave out every light window', async () => {

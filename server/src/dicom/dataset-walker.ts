@@ -21,7 +21,7 @@
 import dcmjs from 'dcmjs';
 import { InvalidDicomError } from '../errors.js';
 import { type ByteReader, isTruncation, truncated } from './byte-reader.js';
-import { isVrByte, SHORT_VRS, tagKey, tagText, UNDEFINED_LENGTH, VR_OB, VR_OW, VR_SQ, VR_UN } from './element-encoding.js';
+import { isVrByte, SHORT_VRS, tagKey, tagText, UNDEFINED_LENGTH, VR_OB, VR_OW, VR_SQ, VR_UN, VRS_DCMJS_LACKS } from './element-encoding.js';
 import { readFragments } from './pixel-data-frames.js';
 import { headerTooLarge, invalid } from './scan-errors.js';
 
@@ -52,11 +52,19 @@ export interface PixelStart {
   length: number | undefined;
 }
 
+/** An element whose explicit VR dcmjs does not know (OL, OV, SV, UV): its JSON must say that VR, not UN. */
+export interface VrRelabel {
+  tag: string;
+  vr: string;
+  path: Array<[string, number]>;
+}
+
 export interface WalkResult {
   pixel: PixelStart | undefined;
   /** Top-level Extended Offset Table (7FE0,0001): [valuePos, length]. */
   extendedOffsets: [number, number] | undefined;
   regions: UnRegion[];
+  relabels: VrRelabel[];
 }
 
 /**
@@ -178,6 +186,7 @@ function isDictionarySequence(group: number, element: number): boolean {
 class DatasetWalker {
   private readonly stack: Container[] = [];
   private readonly regions: UnRegion[] = [];
+  private readonly relabels: VrRelabel[] = [];
   private extendedOffsets: [number, number] | undefined = undefined;
 
   /** Encoding and bound of the innermost open container (of the data set itself when none is open). */
@@ -206,7 +215,7 @@ class DatasetWalker {
   }
 
   result(pixel: PixelStart | undefined): WalkResult {
-    return { pixel, extendedOffsets: this.extendedOffsets, regions: this.regions };
+    return { pixel, extendedOffsets: this.extendedOffsets, regions: this.regions, relabels: this.relabels };
   }
 
   /** Closes the defined-length containers that end here (§7.5.1: their length, not a delimiter, ends them). */
@@ -379,6 +388,7 @@ class DatasetWalker {
    */
   opensSequence(): boolean {
     const { group, element, vr, length } = this;
+    if (!this.implicit && VRS_DCMJS_LACKS.has(vr)) this.relabels.push({ tag: tagKey(group, element), vr: VRS_DCMJS_LACKS.get(vr)!, path: this.path() });
     if (length === 0) return false;
     const end = this.valuePos + length;
     if (vr === VR_SQ || (this.implicit && isDictionarySequence(group, element))) {

@@ -16,6 +16,8 @@ export const VR_SQ = vrCode('SQ');
 export const VR_UN = vrCode('UN');
 export const VR_OB = vrCode('OB');
 export const VR_OW = vrCode('OW');
+/** VRs added to PS3.5 after dcmjs 0.51's dictionary: it reads them as UN (walker notes them, header-json relabels). */
+export const VRS_DCMJS_LACKS: ReadonlyMap<number, string> = new Map(['OL', 'OV', 'SV', 'UV'].map((vr) => [vrCode(vr), vr]));
 
 /** VRs with the 2-byte length form (PS3.5 §7.1.2); every other VR, known or not, has the 4-byte form. */
 export const SHORT_VRS: ReadonlySet<number> = new Set(

@@ -6,7 +6,7 @@
  * §6.2.2), and binary values become InlineBinary only when small, the rest being left for bulk data.
  */
 import dcmjs, { type DcmjsDict, type DcmjsElement } from 'dcmjs';
-import type { UnRegion } from './dataset-walker.js';
+import type { UnRegion, VrRelabel } from './dataset-walker.js';
 import type { DicomJsonDataset, DicomJsonElement, DicomJsonPersonName } from './dicom-json.js';
 import { UNDEFINED_LENGTH } from './element-encoding.js';
 import { IMPLICIT_VR_LITTLE_ENDIAN } from './transfer-syntax.js';
@@ -27,7 +27,7 @@ const TEXT_VRS = new Set(['LT', 'ST', 'UT']);
  * no enclosing length changes). `datasetBytes` is modified; `datasetStart` is the reader offset of its
  * first byte, which the regions' offsets are relative to.
  */
-export function headerToJson(datasetBytes: Buffer, datasetStart: number, regions: UnRegion[], syntax: string): DicomJsonDataset {
+export function headerToJson(datasetBytes: Buffer, datasetStart: number, regions: UnRegion[], syntax: string, relabels: readonly VrRelabel[] = []): DicomJsonDataset {
   // Every region is parsed before any is masked: a region may hold another.
   const parsed: Array<[UnRegion, DicomJsonElement | undefined]> = [];
   for (const region of regions) parsed.push([region, parseUnSequence(datasetBytes, datasetStart, region)]);
@@ -36,7 +36,21 @@ export function headerToJson(datasetBytes: Buffer, datasetStart: number, regions
   for (const [region, element] of parsed) {
     if (element !== undefined) putBack(json, region, element);
   }
+  for (const relabel of relabels) relabelVr(json, relabel);
   return json;
+}
+
+/** dcmjs read an OL/OV/SV/UV value as UN (same bytes, 4-byte length): give the JSON its real VR. */
+function relabelVr(json: DicomJsonDataset, relabel: VrRelabel): void {
+  let ds: DicomJsonDataset | undefined = json;
+  for (const [seqTag, index] of relabel.path) {
+    const seq: DicomJsonElement | undefined = ds[seqTag];
+    const item: unknown = seq?.vr === 'SQ' ? seq.Value?.[index] : undefined;
+    ds = item !== null && typeof item === 'object' && !('Alphabetic' in item) ? (item as DicomJsonDataset) : undefined;
+    if (ds === undefined) return;
+  }
+  const element = ds[relabel.tag];
+  if (element !== undefined && element.vr === 'UN') element.vr = relabel.vr;
 }
 
 /** Parses one UN region's value on its own, as an Implicit VR LE element of the same tag. */

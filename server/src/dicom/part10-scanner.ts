@@ -135,7 +135,7 @@ async function readHeader(r: ByteReader, encoding: DatasetEncoding, maxHeaderByt
 
 function parseHeader(header: Header, encoding: DatasetEncoding): DicomJsonDataset {
   try {
-    return headerToJson(header.bytes, header.start, header.walk.regions, encoding.elementSyntax);
+    return headerToJson(header.bytes, header.start, header.walk.regions, encoding.elementSyntax, header.walk.relabels);
   } catch (err) {
     throw new InvalidDicomError('the DICOM header could not be parsed', { cause: err });
   }
