@@ -77,6 +77,8 @@ export async function buildApp(config: Readonly<Config>, services: Services): Pr
     connectionTimeout: config.limits.http.idleTimeoutMs,
     http: nodeServerOptions(config.limits.http),
     keepAliveTimeout: 72_000,
+    // Behind a reverse proxy: the client's address from X-Forwarded-For, only when the proxy is trusted.
+    ...(config.trustedProxies.length > 0 ? { trustProxy: [...config.trustedProxies] } : {}),
     // Fastify's default (100 characters) answers 414 to a WADO-RS frame list of a few dozen tiles.
     routerOptions: { maxParamLength: 16_384 },
     // Optional HTTPS (PACS_TLS_CERT_FILE / PACS_TLS_KEY_FILE); usually a reverse proxy terminates TLS.

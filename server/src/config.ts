@@ -3,6 +3,7 @@
  * reported at once, so an administrator fixes a broken deployment in one pass. The defaults run the
  * whole product embedded (blob folder + SQLite under ./data) on loopback, with no other service.
  */
+import { isIP } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PERMISSIONS, type Permission } from './auth/principal.js';
@@ -58,6 +59,11 @@ export interface Config {
    * empty: CORS is off and browsers only allow same-origin pages.
    */
   corsOrigins: readonly string[];
+  /**
+   * Reverse proxies whose X-Forwarded-For is believed (addresses or CIDRs); empty: none, the client
+   * address is the socket's. Audit records and the rate limit use the resulting address.
+   */
+  trustedProxies: readonly string[];
   ai: AiConfig;
   live: {
     /** Largest frame accepted on the live stream, in bytes (larger ones are refused with an error message). */
@@ -467,6 +473,18 @@ function readJobsConfig(read: EnvReader): JobsConfig {
 }
 
 /** PS3.5 Table 6.2-1, AE: at most 16 characters of the default repertoire, no backslash, no control characters. */
+/** PACS_TRUSTED_PROXIES: `127.0.0.1,10.0.0.0/8`: IPv4/IPv6 addresses or CIDR ranges. */
+function readTrustedProxies(read: EnvReader): string[] {
+  const entries = read.list('PACS_TRUSTED_PROXIES', []);
+  for (const entry of entries) {
+    const [address, bits, extra] = entry.split('/');
+    const ip = isIP(address ?? '');
+    const prefixOk = bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (ip === 6 ? 128 : 32));
+    if (ip === 0 || !prefixOk || extra !== undefined) read.problems.push(`PACS_TRUSTED_PROXIES must list IP addresses or CIDR ranges such as 127.0.0.1,10.0.0.0/8, got "${entry}"`);
+  }
+  return entries;
+}
+
 /** PACS_DIMSE_AE_PERMISSIONS: `MODALITY1=store;WORKSTATION=read;PEERPACS=read,store`. */
 function readAePermissions(read: EnvReader): Record<string, Permission[]> {
   const table = read.rolePermissions('PACS_DIMSE_AE_PERMISSIONS', {});
@@ -536,6 +554,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
       maxLimit: read.integer('PACS_QIDO_MAX_LIMIT', 10_000, 1, 1_000_000),
     },
     corsOrigins: read.origins('PACS_CORS_ORIGINS'),
+    trustedProxies: readTrustedProxies(read),
     ai: {
       enabled: read.boolean('PACS_AI_ENABLED', true),
       modelsDir: path.resolve(cwd, read.string('PACS_MODELS_DIR', BUNDLED_MODELS_DIR)),
