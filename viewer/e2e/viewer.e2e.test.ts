@@ -381,10 +381,11 @@ describe('whole-slide viewing', () => {
   }
 
   it('aborts tile requests that left the screen', async () => {
-    // Hold every tile of the base level for a second, zoom in to it, and fit again before they arrive.
+    // Hold every tile of the base level for 5 s (long enough for a loaded CI machine to click), zoom in
+    // to it, and fit again before they arrive.
     const baseSop = [...wsiFull.levels].find(([, level]) => level === 0)![0];
     await page.route(`**/instances/${baseSop}/frames/**`, async (route) => {
-      await new Promise((r) => setTimeout(r, 1000));
+      await new Promise((r) => setTimeout(r, 5000));
       await route.continue().catch(() => undefined);
     });
     const { stop } = await openSlide(wsiFull.study, '10-wsi-abort-fit');
