@@ -45,6 +45,7 @@ import { loadTemplate, type StowTemplate } from './bench/soak-templates.js';
 import { buildMultipart } from './bench/stow.js';
 import type { TargetServer } from './bench/target.js';
 import { cpuSeconds, directoryBytes, formatBytes, httpRequest, log, MiB, percentile, sleep } from './bench/util.js';
+import { rng } from '../server/src/test-support/chunking.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const benchDir = path.join(repoRoot, '.bench');
@@ -216,18 +217,6 @@ function slope(xs: number[], ys: number[]): number {
     den += (xs[i]! - mx) ** 2;
   }
   return den === 0 ? Number.NaN : num / den;
-}
-
-/** Deterministic-enough PRNG per worker (mulberry32). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function weighted<T>(items: Array<{ weight: number; value: T }>, rnd: () => number): T {
@@ -496,7 +485,7 @@ async function main(): Promise<number> {
   let lastProgress = 0;
   let stop = false;
   const worker = async (id: number): Promise<void> => {
-    const w: WorkerState = { rnd: prng(0x5eed + id * 7919), ctx: new Map() };
+    const w: WorkerState = { rnd: rng(0x5eed + id * 7919), ctx: new Map() };
     while (!stop && !run.interrupted) {
       const elapsed = performance.now() - loadStart;
       if (elapsed >= durationMs) break;

@@ -18,7 +18,7 @@ import { datasetBytes } from '../test-support/dimse-files.js';
 import { reportedCount, runFsckScript } from '../test-support/fsck-script.js';
 import { freePort, spawnServer, type SpawnedServer } from '../test-support/spawn-server.js';
 import { requireDcmtk, runTool } from '../test-support/dimse-peer.js';
-import { makeInstance, makeLargeInstanceHeader, multipartBody, newUid, STOW_CONTENT_TYPE } from '../test-support/make-dicom.js';
+import { STOW_CONTENT_TYPE, makeInstance, makeLargeInstanceHeader, multipartBody, newUid, writeLargeInstanceBody } from '../test-support/make-dicom.js';
 import { repoRoot, sharedDataDir } from '../test-support/shared-data.js';
 import { splitMultipart } from '../test-support/split-multipart.js';
 
@@ -136,24 +136,7 @@ function postLargeInstance(url: string, header: Buffer, pixelBytes: number, onPr
     });
     request.on('error', () => resolve());
     request.on('close', () => resolve());
-    const chunk = Buffer.alloc(4 * MiB, 0x5a);
-    let sent = 0;
-    const writeMore = () => {
-      while (sent < pixelBytes) {
-        const size = Math.min(chunk.length, pixelBytes - sent);
-        sent += size;
-        onProgress(sent, request);
-        if (request.destroyed) return;
-        if (!request.write(chunk.subarray(0, size))) {
-          request.once('drain', writeMore);
-          return;
-        }
-      }
-      request.end(Buffer.from(`\r\n--${BOUNDARY}--\r\n`));
-    };
-    request.write(Buffer.from(`--${BOUNDARY}\r\nContent-Type: application/dicom\r\n\r\n`));
-    request.write(header);
-    writeMore();
+    writeLargeInstanceBody(request, header, pixelBytes, BOUNDARY, onProgress);
   });
 }
 

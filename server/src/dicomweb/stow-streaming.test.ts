@@ -8,7 +8,7 @@ import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import http from 'node:http';
-import { makeInstance, makeLargeInstanceHeader, multipartBody, newUid, STOW_CONTENT_TYPE } from '../test-support/make-dicom.js';
+import { STOW_CONTENT_TYPE, makeInstance, makeLargeInstanceHeader, multipartBody, newUid, writeLargeInstanceBody } from '../test-support/make-dicom.js';
 import { spawnServer, type SpawnedServer } from '../test-support/spawn-server.js';
 
 const MiB = 1024 * 1024;
@@ -41,24 +41,7 @@ function postLargeInstance(
       response.on('end', () => resolve({ status: response.statusCode ?? 0, body }));
     });
     request.on('error', reject);
-    const chunk = Buffer.alloc(4 * MiB, 0x5a);
-    let sent = 0;
-    const writeMore = () => {
-      while (sent < pixelBytes) {
-        const size = Math.min(chunk.length, pixelBytes - sent);
-        sent += size;
-        onProgress?.(sent, request);
-        if (request.destroyed) return;
-        if (!request.write(chunk.subarray(0, size))) {
-          request.once('drain', writeMore);
-          return;
-        }
-      }
-      request.end(Buffer.from(`\r\n--${BOUNDARY}--\r\n`));
-    };
-    request.write(Buffer.from(`--${BOUNDARY}\r\nContent-Type: application/dicom\r\n\r\n`));
-    request.write(header);
-    writeMore();
+    writeLargeInstanceBody(request, header, pixelBytes, BOUNDARY, onProgress);
   });
 }
 

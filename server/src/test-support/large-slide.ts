@@ -18,6 +18,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { writePart10 } from '../dicom/write-part10.js';
 import { newUid } from './make-dicom.js';
+import { rng } from './chunking.js';
 
 const WSI_SOP_CLASS = '1.2.840.10008.5.1.4.1.1.77.1.6';
 const JPEG_BASELINE = '1.2.840.10008.1.2.4.50';
@@ -57,21 +58,9 @@ export interface LargeSlide {
   bytes: number;
 }
 
-/** Deterministic PRNG (mulberry32). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Raw RGB of one tissue tile: pink eosin background with texture, dark haematoxylin nuclei of 6–9 µm. */
 function tissuePixels(size: number, seed: number, spacingMm: number): Buffer {
-  const random = prng(seed);
+  const random = rng(seed);
   const out = Buffer.alloc(size * size * 3);
   const phase = random() * 6.28;
   for (let y = 0; y < size; y += 1) {
