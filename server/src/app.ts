@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import cors from '@fastify/cors';
+import websocket from '@fastify/websocket';
 import Fastify, { type FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
 import { Archive } from './archive/archive.js';
@@ -84,6 +85,12 @@ export async function buildApp(config: Readonly<Config>, services: Services): Pr
     // Optional HTTPS (PACS_TLS_CERT_FILE / PACS_TLS_KEY_FILE); usually a reverse proxy terminates TLS.
     ...(config.tls === null ? {} : { https: { ...nodeServerOptions(config.limits.http), cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) } }),
   }) as unknown as FastifyInstance;
+
+  // WebSocket support (the live endoscopy stream) at the root and first: its own hooks then run before
+  // access control's, so an upgrade refused with 401/403 still has its socket closed by the plugin. A
+  // message above the frame limit is refused with an error (connection kept); far above it, ws closes
+  // the connection (1009) before buffering it.
+  await app.register(websocket, { options: { maxPayload: config.live.maxFrameBytes * 2 + 8192 } });
 
   // Before any route: every route registered later is checked for its declared permission.
   const verifier = config.auth.enabled ? new TokenVerifier(config.auth) : undefined;

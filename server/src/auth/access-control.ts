@@ -47,11 +47,6 @@ export function installAccessControl(app: FastifyInstance, verifier: TokenVerifi
   app.addHook('onRequest', async (request) => {
     request.principal = await authorize(request, verifier);
   });
-  app.addHook('onResponse', async (request) => {
-    // A refused WebSocket upgrade (401/403 before @fastify/websocket's own hooks ran): the raw socket
-    // was neither upgraded nor handed back to the HTTP server, so nothing else would ever close it.
-    if (request.principal === undefined && request.headers.upgrade?.toLowerCase() === 'websocket') request.raw.socket?.end();
-  });
   app.decorate('declaredRoutes', () =>
     routes.flatMap((route) =>
       (Array.isArray(route.method) ? route.method : [route.method]).map((method) => ({ method, url: route.url, permission: route.config!.permission! })),

@@ -3,7 +3,6 @@
  * docs/api.md). When the server closes, @fastify/websocket closes the sockets (preClose); the app then
  * waits for the sessions' recordings to be stored (LiveSessionRegistry) before closing storage.
  */
-import websocket from '@fastify/websocket';
 import type { FastifyInstance } from 'fastify';
 import { LiveSession, type LiveDeps } from './live-session.js';
 import { principalOf, requires } from '../auth/principal.js';
@@ -30,9 +29,7 @@ export interface LiveRoutesOptions extends LiveDeps {
 
 export async function liveRoutes(app: FastifyInstance, options: LiveRoutesOptions): Promise<void> {
   const { sessions, audit, ...deps } = options;
-  // A message above the frame limit is refused with an error (connection kept); far above it, ws
-  // closes the connection (1009) before buffering it.
-  await app.register(websocket, { options: { maxPayload: deps.maxFrameBytes * 2 + 8192 } });
+  // @fastify/websocket is registered by app.ts at the root (maxPayload from the live frame limit).
   app.get('/live', { websocket: true, ...requires('ai', { tokenInQuery: true }) }, (socket, request) => {
     const session = new LiveSession(deps, socket, principalOf(request), liveAuditRecorder(audit, request, principalOf(request)));
     socket.on('message', (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean) => {
