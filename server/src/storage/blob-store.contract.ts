@@ -151,8 +151,11 @@ export function runBlobStoreContract(name: string, setup: () => Promise<BlobStor
     it('forgets a deleted blob', async () => {
       const key = freshKey('deleted');
       await store().put(key, streamOf(Buffer.from('soon gone')));
+      // A ranged read first: a store that keeps read handles open must still forget the blob.
+      expect((await store().getRange(key, { start: 0, end: 3 })).toString()).toBe('soon');
       await store().delete(key);
       expect(await rejectionOf(store().get(key))).toBeInstanceOf(NotFoundError);
+      expect(await rejectionOf(store().getRange(key, { start: 0, end: 3 }))).toBeInstanceOf(NotFoundError);
       expect(await store().stat(key)).toBeUndefined();
     });
 
@@ -162,10 +165,15 @@ export function runBlobStoreContract(name: string, setup: () => Promise<BlobStor
 
     it('replaces the content when a key is written again', async () => {
       const key = freshKey('overwrite');
-      await store().put(key, streamOf(randomBytes(5000)));
+      const first = randomBytes(5000);
+      await store().put(key, streamOf(first));
+      expect((await store().getRange(key, { start: 0, end: 99 })).equals(first.subarray(0, 100))).toBe(true);
       const second = randomBytes(1234);
       expect(await store().put(key, streamOf(second))).toEqual({ key, size: second.length });
       expect((await readBack(key)).equals(second)).toBe(true);
+      // Ranged reads see the new blob too (not a handle or cache left on the old one).
+      expect((await store().getRange(key, { start: 0, end: 99 })).equals(second.subarray(0, 100))).toBe(true);
+      await expectAppError(store().getRange(key, { start: 0, end: 4999 }), 'BAD_REQUEST');
       expect(await store().stat(key)).toEqual({ key, size: second.length });
     });
 

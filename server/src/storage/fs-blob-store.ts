@@ -16,6 +16,7 @@ import { AppError, NotFoundError } from '../errors.js';
 import type { BlobInfo, BlobStore, ByteRange, ListedBlob } from './blob-store.js';
 import { bodyChunks, unwrapBodyFailure } from './body-stream.js';
 import { assertValidKey, assertValidRange, rangeLength, rangeOutsideBlob } from './validation.js';
+import { ReadHandleCache } from './read-handle-cache.js';
 
 /** Temp files older than this at startup belong to a crashed process and are removed. */
 const STALE_TEMP_MS = 60 * 60 * 1000;
@@ -23,6 +24,8 @@ const STALE_TEMP_MS = 60 * 60 * 1000;
 export class FsBlobStore implements BlobStore {
   readonly root: string;
   private readonly tmpDir: string;
+  /** Ranged reads (frames, tiles) reuse open handles: see read-handle-cache.ts. */
+  private readonly readHandles = new ReadHandleCache((key) => this.openBlob(key), { maxHandles: 256, idleMs: 30_000 });
 
   private constructor(root: string) {
     this.root = path.resolve(root);
@@ -48,6 +51,7 @@ export class FsBlobStore implements BlobStore {
       const size = await writeDurably(tmp, body);
       await this.ensureFolder(path.dirname(target));
       await rename(tmp, target);
+      this.readHandles.invalidate(key);
       // The rename lives in the folder's metadata: sync it too, so an acknowledged blob survives a crash.
       await syncFolder(path.dirname(target));
       return { key, size };
@@ -74,12 +78,12 @@ export class FsBlobStore implements BlobStore {
 
   async getRange(key: string, range: ByteRange): Promise<Buffer> {
     assertValidRange(range);
-    const { handle, size } = await this.openBlob(key);
+    const lease = await this.readHandles.acquire(key);
     try {
-      if (range.end >= size) throw rangeOutsideBlob(range, size);
-      return await readAt(handle, range.start, rangeLength(range));
+      if (range.end >= lease.size) throw rangeOutsideBlob(range, lease.size);
+      return await readAt(lease.handle, range.start, rangeLength(range));
     } finally {
-      await handle.close();
+      lease.release();
     }
   }
 
@@ -96,6 +100,7 @@ export class FsBlobStore implements BlobStore {
 
   async delete(key: string): Promise<void> {
     const file = this.pathOf(key);
+    this.readHandles.invalidate(key);
     try {
       await unlink(file);
     } catch (err) {
@@ -143,7 +148,8 @@ export class FsBlobStore implements BlobStore {
   }
 
   async close(): Promise<void> {
-    // Nothing held between calls: every operation opens and closes its own handle.
+    // Only the cached read handles are held between calls.
+    this.readHandles.close();
   }
 
   /** The file of `key`; validation of the key is what keeps every path inside the root. */
