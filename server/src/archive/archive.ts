@@ -9,6 +9,7 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { PassThrough, type Readable } from 'node:stream';
+import { LRUCache } from 'lru-cache';
 import { once } from 'node:events';
 import type { Logger } from 'pino';
 import type { BlobStore } from '../storage/blob-store.js';
@@ -18,7 +19,7 @@ import type { InstanceHeader } from '../dicom/instance-header.js';
 import { scanPart10 } from '../dicom/part10-scanner.js';
 import { AppError, InvalidDicomError, NotFoundError } from '../errors.js';
 import { FailureReason, type FailedItem, type StoredItem } from './stow-outcome.js';
-import { findInstances, readFrames } from './retrieve.js';
+import { findInstances, instancesWithBytes, readFrames } from './retrieve.js';
 import { bulkDataValue, decodedBulkData, readBulkData, type BulkDataValue } from './bulkdata.js';
 import { decodeFrames, readWholeInstance } from './decode-frames.js';
 import { MAX_TRANSCODE_BYTES, transcodeToExplicitLittleEndian, type PixelAttributes } from './transcode.js';
@@ -67,6 +68,16 @@ function isRequestLevelError(err: unknown): boolean {
 }
 
 export class Archive {
+  /**
+   * Instance-level lookups (every frame, tile, bulk data and rendered request starts with one): an
+   * index query and the JSON parse of the frame offsets cost more than the ranged read itself.
+   * Safe to keep: an indexed instance never changes (a second store of its UID is a duplicate or is
+   * refused). Only found instances are kept, so one that arrives later is seen at once. An instance
+   * removed from the index by `npm run fsck` in another process may be served from here for at most
+   * the TTL; its blob reads then fail as not found.
+   */
+  private readonly instanceLookups = new LRUCache<string, StoredInstance>({ max: 4096, ttl: 60_000 });
+
   constructor(
     private readonly blobs: BlobStore,
     private readonly catalog: Catalog,
@@ -134,13 +145,27 @@ export class Archive {
   }
 
   /** Instances of a study / series / single instance; none is a NotFoundError naming the level (retrieve.ts). */
-  findInstances(scope: InstanceScope): Promise<StoredInstance[]> {
-    return findInstances(this.catalog, scope);
+  async findInstances(scope: InstanceScope): Promise<StoredInstance[]> {
+    if (scope.seriesInstanceUid === undefined || scope.sopInstanceUid === undefined) return findInstances(this.catalog, scope);
+    const key = `${scope.studyInstanceUid}/${scope.seriesInstanceUid}/${scope.sopInstanceUid}`;
+    const cached = this.instanceLookups.get(key);
+    if (cached !== undefined) return [cached];
+    const found = await findInstances(this.catalog, scope);
+    this.instanceLookups.set(key, found[0]!);
+    return found;
   }
 
   /** The stored Part-10 file, byte for byte, as a stream. */
   openInstance(instance: StoredInstance): Promise<Readable> {
     return this.blobs.get(instance.blobKey);
+  }
+
+  /**
+   * The instances in order with the stored bytes of the small ones, read ahead within a bounded
+   * window (retrieve.ts); large ones and those `skip` names come without bytes, for the caller to stream.
+   */
+  readInstancesAhead(instances: readonly StoredInstance[], skip: (instance: StoredInstance) => boolean) {
+    return instancesWithBytes(this.blobs, instances, skip);
   }
 
   /** Bytes of the given 1-based frames in request order, by ranged reads (retrieve.ts). */

@@ -112,9 +112,11 @@ export async function wadoRoutes(app: FastifyInstance, options: WadoRoutesOption
 const CRLF = Buffer.from('\r\n', 'latin1');
 
 /**
- * The multipart body: each stored file streamed byte for byte, one after another (only one blob open
- * at a time; a client that goes away ends the generator, which closes the open blob stream). Instances
- * in `transcode` are read whole and transcoded to Explicit VR Little Endian, one at a time.
+ * The multipart body: each stored file byte for byte, in order. Small files come whole from the
+ * archive's read-ahead (a bounded window of ranged reads issued ahead of the part being sent); large
+ * ones are streamed, one blob open at a time. A client that goes away ends the generator, which closes
+ * the open blob stream. Instances in `transcode` are read whole and transcoded to Explicit VR Little
+ * Endian, one at a time.
  */
 async function* instanceParts(
   archive: Archive,
@@ -124,19 +126,21 @@ async function* instanceParts(
   boundary: string,
   base: string,
 ): AsyncGenerator<Buffer> {
-  for (const instance of instances) {
+  for await (const { instance, bytes } of archive.readInstancesAhead(instances, (i) => transcode.has(i.sopInstanceUid))) {
     const location = `${base}/studies/${instance.studyInstanceUid}/series/${instance.seriesInstanceUid}/instances/${instance.sopInstanceUid}`;
     const transcoded = transcode.has(instance.sopInstanceUid);
-    const body = transcoded ? (prepared.get(instance.sopInstanceUid) ?? (await archive.transcodeInstance(instance))) : undefined;
+    const body = transcoded ? (prepared.get(instance.sopInstanceUid) ?? (await archive.transcodeInstance(instance))) : bytes;
     prepared.delete(instance.sopInstanceUid);
     const syntax = transcoded ? EXPLICIT_VR_LITTLE_ENDIAN : instance.transferSyntaxUid;
-    yield Buffer.from(`--${boundary}\r\nContent-Type: application/dicom; transfer-syntax=${syntax}\r\nContent-Location: ${location}\r\n\r\n`, 'latin1');
+    const head = Buffer.from(`--${boundary}\r\nContent-Type: application/dicom; transfer-syntax=${syntax}\r\nContent-Location: ${location}\r\n\r\n`, 'latin1');
     if (body !== undefined) {
-      yield body;
-    } else {
-      const blob = await archive.openInstance(instance);
-      for await (const chunk of blob) yield chunk as Buffer;
+      // One chunk per part: fewer writes to the socket than head, body and CRLF apart.
+      yield Buffer.concat([head, body, CRLF]);
+      continue;
     }
+    yield head;
+    const blob = await archive.openInstance(instance);
+    for await (const chunk of blob) yield chunk as Buffer;
     yield CRLF;
   }
   yield Buffer.from(`--${boundary}--\r\n`, 'latin1');
