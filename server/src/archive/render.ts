@@ -15,6 +15,9 @@ import type { Logger } from 'pino';
 import type { BlobStore } from '../storage/blob-store.js';
 import type { StoredInstance } from '../catalog/catalog.js';
 import { AppError, NotFoundError } from '../errors.js';
+import { WSI_SOP_CLASS } from '../dicom/sop-classes.js';
+import { JPEG_BASELINE_8BIT } from '../dicom/transfer-syntax.js';
+import { readFrames } from './retrieve.js';
 
 const { DicomImage, NativePixelDecoder, WindowLevel } = imaging;
 
@@ -247,6 +250,8 @@ export async function renderFrame(
   log?: Logger,
   maxPixels: number = DEFAULT_RENDER_MAX_PIXELS,
 ): Promise<RenderedImage> {
+  const tile = await renderColourJpegTile(blobs, instance, options, maxPixels, log);
+  if (tile !== undefined) return tile;
   const { rendered, grayscale } = await decodeForDisplay(blobs, instance, options.frame, options.window, maxPixels, log);
 
   // dcmjs-imaging always hands back RGBA; grayscale images become one-channel JPEG/PNG (luminance,
@@ -268,6 +273,52 @@ export async function renderFrame(
   }
   const quality = options.quality ?? DEFAULT_JPEG_QUALITY;
   return { body: await pipeline.jpeg({ quality }).toBuffer(), mediaType: 'image/jpeg', width, height };
+}
+
+/**
+ * Fast path for slide tiles: a colour JPEG baseline frame of a VL Whole Slide Microscopy image is
+ * read alone (one ranged read through the frame index, not the whole level, which can be gigabytes)
+ * and decoded by sharp (libjpeg-turbo, off the event loop) instead of dcmjs-imaging.
+ *
+ * Equivalent to the general path: colour images take no window (PS3.18 §8.3.5.1.3 applies VOI to
+ * grayscale only), the WSI IOD (PS3.3 A.32.8) has no Overlay Plane module, and libjpeg-turbo applies
+ * the same YCbCr → RGB conversion that a browser does when a viewer shows the stored tile itself.
+ * Anything else (grayscale JPEG, other syntaxes, a frame that is not 3-component) returns undefined:
+ * the caller renders through dcmjs-imaging.
+ */
+async function renderColourJpegTile(
+  blobs: BlobStore,
+  instance: StoredInstance,
+  options: RenderOptions,
+  maxPixels: number,
+  log?: Logger,
+): Promise<RenderedImage | undefined> {
+  if (instance.sopClassUid !== WSI_SOP_CLASS || instance.transferSyntaxUid !== JPEG_BASELINE_8BIT) return undefined;
+  if (instance.pixelData === undefined || !instance.pixelData.encapsulated || instance.pixelData.frames.length === 0) return undefined;
+  const { rows, columns } = instance;
+  if (rows === undefined || columns === undefined || rows * columns > maxPixels) return undefined;
+  const [frame] = await readFrames(blobs, instance, [options.frame]);
+  try {
+    const source = sharp(frame!, { limitInputPixels: maxPixels });
+    const info = await source.metadata();
+    if (info.format !== 'jpeg' || info.channels !== 3 || info.width !== columns || info.height !== rows) return undefined;
+    let pipeline = source;
+    let width = columns;
+    let height = rows;
+    if (options.viewport !== undefined) {
+      const scale = Math.min(1, options.viewport.width / width, options.viewport.height / height);
+      if (scale < 1) {
+        width = Math.max(1, Math.round(width * scale));
+        height = Math.max(1, Math.round(height * scale));
+        pipeline = pipeline.resize(width, height, { fit: 'fill' });
+      }
+    }
+    if (options.format === 'png') return { body: await pipeline.png().toBuffer(), mediaType: 'image/png', width, height };
+    return { body: await pipeline.jpeg({ quality: options.quality ?? DEFAULT_JPEG_QUALITY }).toBuffer(), mediaType: 'image/jpeg', width, height };
+  } catch (err) {
+    log?.warn({ err: { type: err instanceof Error ? err.name : typeof err, message: err instanceof Error ? err.message : undefined } }, 'rendering a slide tile failed');
+    throw new AppError('NOT_ACCEPTABLE', `Frame ${options.frame} of this slide holds no decodable JPEG tile; retrieve the frame instead`, { cause: err });
+  }
 }
 
 /**

@@ -4,12 +4,21 @@
  * its stored JPEG bytes untouched, and metadata carries what a slide viewer such as Slim needs.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readdir, readFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { buildTestApp, type TestApp } from '../test-support/build-test-app.js';
 import { sharedDataDir } from '../test-support/shared-data.js';
 import { describeInstance, instanceUrl, stow } from '../test-support/shared-instance.js';
 import { splitMultipart } from '../test-support/split-multipart.js';
+import sharp from 'sharp';
+import { renderFramePixels } from '../archive/render.js';
+import { CountingStore } from '../test-support/counting-store.js';
+import { FsBlobStore } from '../storage/fs-blob-store.js';
+import { SqliteCatalog } from '../catalog/sqlite-catalog.js';
+import { buildApp } from '../app.js';
+import { loadConfig } from '../config.js';
+import { testLogger } from '../test-support/log-capture.js';
 
 const FRAMES_ANY_TS = 'multipart/related; type="application/octet-stream"; transfer-syntax=*';
 const PYRAMIDS = ['tiled-full-gcp-wsi2dcm', 'tiled-sparse-orthanc-wsi'];
@@ -78,6 +87,52 @@ describe('whole-slide pyramids over WADO-RS', () => {
       tiles += parts.length;
     }
     expect(tiles).toBeGreaterThan(150);
+  });
+
+  it('renders a tile from its own bytes, with the pixels the full DICOM decoder gives', async () => {
+    for (const pyramid of PYRAMIDS) {
+      const level = levels.filter((l) => l.pyramid === pyramid).reduce((a, b) => (b.frames.length > a.frames.length ? b : a));
+      const frame = Math.ceil(level.frames.length / 2);
+      const counting = new CountingStore(t.services.blobStore);
+      const [instance] = await t.services.catalog.listInstances({ studyInstanceUid: level.study, seriesInstanceUid: level.series, sopInstanceUid: level.sop });
+      const response = await t.app.inject({ method: 'GET', url: `${instanceUrl(level)}/frames/${frame}/rendered`, headers: { accept: 'image/png' } });
+      expect(response.statusCode, level.file).toBe(200);
+      expect(response.headers['content-type']).toBe('image/png');
+      const served = await sharp(response.rawPayload).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+
+      // Reference: dcmjs-imaging decoding the whole stored file through the display pipeline.
+      const reference = await renderFramePixels(counting, instance!, frame);
+      expect(counting.gets, 'the reference reads the whole file').toBe(1);
+      expect([served.info.width, served.info.height]).toEqual([reference.width, reference.height]);
+      let diff = 0;
+      for (let p = 0; p < reference.width * reference.height; p++) {
+        for (let c = 0; c < 3; c++) diff += Math.abs(served.data[p * 3 + c]! - reference.pixels[p * 4 + c]!);
+      }
+      // Two libjpeg builds may round the colour conversion differently by a level or so, never more.
+      expect(diff / (reference.width * reference.height * 3), level.file).toBeLessThan(1.5);
+    }
+  });
+
+  it('renders a tile reading only that tile, never the whole level', async () => {
+    const level = levels.reduce((a, b) => (b.frames.length > a.frames.length ? b : a));
+    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'pacs-wsi-render-'));
+    const store = new CountingStore(await FsBlobStore.create(path.join(dataDir, 'blobs')));
+    const catalog = new SqliteCatalog(':memory:');
+    await catalog.migrate();
+    const app = await buildApp(loadConfig({ PACS_DATA_DIR: dataDir, PACS_LOG_LEVEL: 'silent' }), { blobStore: store, catalog, logger: testLogger() });
+    try {
+      expect((await stow(app, [await readFile(path.join(sharedDataDir, 'wsi-cmu1-small-region', level.file))])).statusCode).toBe(200);
+      store.reset();
+      const response = await app.inject({ method: 'GET', url: `${instanceUrl(level)}/frames/2/rendered?viewport=128,128&quality=80`, headers: { accept: 'image/jpeg' } });
+      expect(response.statusCode).toBe(200);
+      const info = await sharp(response.rawPayload).metadata();
+      expect([info.format, Math.max(info.width!, info.height!)]).toEqual(['jpeg', 128]);
+      expect(store.gets).toBe(0);
+      expect(store.rangeBytes).toBe(level.frames[1]!.length);
+    } finally {
+      await app.close();
+      await rm(dataDir, { recursive: true, force: true });
+    }
   });
 
   it('answers a tile past the last one with 404', async () => {

@@ -12,7 +12,8 @@ import type { InstanceWithAttributes, StoredInstance } from '../catalog/catalog.
 import { firstNumber, firstString, type DicomJsonDataset } from '../dicom/dicom-json.js';
 import { AppError } from '../errors.js';
 
-export const WSI_SOP_CLASS = '1.2.840.10008.5.1.4.1.1.77.1.6';
+export { WSI_SOP_CLASS } from '../dicom/sop-classes.js';
+import { WSI_SOP_CLASS } from '../dicom/sop-classes.js';
 
 const TAG = {
   ImageType: '00080008',
