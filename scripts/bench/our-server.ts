@@ -27,7 +27,9 @@ export async function startOurServer(repoRoot: string, workDir: string, dicomweb
     NODE_ENV: 'production',
   };
   // Whatever PACS_* the caller has set (e.g. PACS_INDEX=postgres) is kept, except the ones above.
-  const proc = spawnLogged(process.execPath, ['--import', 'tsx', entry], {
+  // BENCH_OURS_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof": extra node flags for profiling our side.
+  const nodeArgs = (process.env['BENCH_OURS_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '');
+  const proc = spawnLogged(process.execPath, [...nodeArgs, '--import', 'tsx', entry], {
     cwd: repoRoot,
     env,
     logFile: path.join(workDir, 'ours.log'),
