@@ -102,9 +102,13 @@ export async function wadoRoutes(app: FastifyInstance, options: WadoRoutesOption
         chunks.push(Buffer.from(`--${boundary}\r\nContent-Type: ${representation.partContentType}\r\n\r\n`, 'latin1'), frame, CRLF);
       }
       chunks.push(Buffer.from(`--${boundary}--\r\n`, 'latin1'));
+      // The parts are written as they are, not copied into one buffer first (frames can be megabytes each);
+      // the length is known, so the reply still carries Content-Length rather than chunked encoding.
+      const length = chunks.reduce((sum, chunk) => sum + chunk.length, 0);
       return withCacheHeaders(reply, policy)
         .type(`multipart/related; type="${representation.mediaType}"; boundary=${boundary}`)
-        .send(Buffer.concat(chunks));
+        .header('content-length', length)
+        .send(Readable.from(chunks, { objectMode: false }));
     },
   );
 }
