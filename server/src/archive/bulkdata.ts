@@ -5,6 +5,7 @@
  * without item headers) of every frame, in order, concatenated. Encapsulated pixel data can also be
  * decoded (decodedBulkData): every frame's raw little-endian pixels, in frame order.
  */
+import dcmjs, { type DcmjsDict } from 'dcmjs';
 import type { BlobStore } from '../storage/blob-store.js';
 import type { StoredInstance } from '../catalog/catalog.js';
 import type { ByteSpan } from '../dicom/instance-header.js';
@@ -54,6 +55,72 @@ export function bulkDataValue(instance: StoredInstance, tagText: string): BulkDa
     throw new AppError('NOT_ACCEPTABLE', 'The fragment layout of this encapsulated pixel data is unknown; retrieve the instance instead');
   }
   return { spans, length: spans.reduce((sum, [, length]) => sum + length, 0), encapsulated: true };
+}
+
+/** VRs served as bulk data other than pixel data (PS3.18 §F.2.7: their JSON form is InlineBinary / BulkDataURI). */
+const BINARY_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'UN']);
+const PIXEL_DATA_TAGS = new Set(['7FE00008', '7FE00009', '7FE00010']);
+
+/** Whether a bulk data path names the pixel data element itself (served by bulkDataValue). */
+export function isPixelDataPath(path: string): boolean {
+  return PIXEL_DATA_TAGS.has(path.toUpperCase());
+}
+
+/**
+ * The value of a binary element other than pixel data, at `path` (`TAG[/ITEM/TAG...]`, sequence items
+ * numbered from 1, as metadata.ts writes it): e.g. `006A0002/1/00660016`, the Point Coordinates Data
+ * of the first annotation group. The data set before the pixel data is read (the whole file for an
+ * instance without pixel data, at most `maxBytes`) through `read` (e.g. Archive.readBulkData) and
+ * parsed; the value is returned whole. 400 for a malformed path, 404 when the element is not there or
+ * is not binary.
+ */
+export async function elementBulkData(
+  read: (value: BulkDataValue, start: number, end: number) => AsyncIterable<Buffer>,
+  instance: StoredInstance,
+  path: string,
+  maxBytes: number = MAX_TRANSCODE_BYTES,
+): Promise<Buffer> {
+  const segments = path.split('/');
+  const valid = segments.length % 2 === 1 && segments.every((segment, index) => (index % 2 === 0 ? TAG.test(segment) : /^[1-9]\d{0,8}$/.test(segment)));
+  if (!valid) throw new AppError('BAD_REQUEST', 'The bulk data path must be a tag of 8 hex digits, or sequence tag/item number (from 1)/tag..., e.g. 006A0002/1/00660016');
+  const pixelData = instance.pixelData;
+  const headerEnd = pixelData !== undefined && pixelData.valueOffset >= 0 ? pixelData.valueOffset : instance.blobSize;
+  if (headerEnd > maxBytes) {
+    throw new AppError('NOT_ACCEPTABLE', `The data set of this instance (${headerEnd} bytes) is over the ${maxBytes}-byte limit for reading non-pixel bulk data; retrieve the instance instead`);
+  }
+  const chunks: Buffer[] = [];
+  if (headerEnd > 0) {
+    for await (const chunk of read({ spans: [[0, headerEnd]], length: headerEnd, encapsulated: false }, 0, headerEnd - 1)) chunks.push(chunk);
+  }
+  const bytes = Buffer.concat(chunks);
+  let dict: DcmjsDict;
+  try {
+    // Stops at the pixel data element's tag without reading its value (which was not read).
+    dict = dcmjs.data.DicomMessage.readFile(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length) as ArrayBuffer, {
+      ignoreErrors: false,
+      untilTag: pixelData?.tag ?? null,
+      includeUntilTagValue: false,
+    }).dict;
+  } catch (err) {
+    throw new AppError('NOT_ACCEPTABLE', `The stored data set could not be parsed to find ${path}: ${(err as Error).message}`);
+  }
+  let current: DcmjsDict | undefined = dict;
+  for (let index = 0; index < segments.length; index += 2) {
+    const tag = segments[index]!.toUpperCase();
+    const element = current?.[tag];
+    if (element === undefined) throw new NotFoundError(`No element ${segments.slice(0, index + 1).join('/')} in this instance`);
+    if (index === segments.length - 1) {
+      if (!BINARY_VRS.has(element.vr)) throw new NotFoundError(`${path} is ${element.vr}, not a binary element: it has no bulk data (it is in the metadata)`);
+      const parts = (element.Value ?? []).filter((v): v is ArrayBuffer | ArrayBufferView => v instanceof ArrayBuffer || ArrayBuffer.isView(v));
+      return Buffer.concat(parts.map((v) => (v instanceof ArrayBuffer ? Buffer.from(v) : Buffer.from(v.buffer, v.byteOffset, v.byteLength))));
+    }
+    const item: unknown = element.vr === 'SQ' ? element.Value?.[Number(segments[index + 1]) - 1] : undefined;
+    if (item === undefined || item === null || typeof item !== 'object') {
+      throw new NotFoundError(`No item ${segments[index + 1]} in sequence ${segments.slice(0, index + 1).join('/')} of this instance`);
+    }
+    current = item as DcmjsDict;
+  }
+  throw new NotFoundError(`No element ${path} in this instance`);
 }
 
 /**

@@ -4,8 +4,11 @@
  * (0002,0010), as common servers do, and the pixel data element with a BulkDataURI (§F.2.7) when its
  * bytes can be read from the stored file.
  *
- * Binary values larger than 4 KiB other than pixel data were kept as `{vr}` only at ingest; they stay
- * so (no BulkDataURI yet, at any nesting depth: nothing is added below the top level).
+ * Binary values larger than 4 KiB other than pixel data were kept as `{vr}` only at ingest (so were
+ * empty ones): each gets a BulkDataURI too, at any nesting depth (e.g. the Point Coordinates Data of a
+ * Microscopy Bulk Simple Annotations group, an ICC profile in the Optical Path Sequence), because `{vr}`
+ * alone would tell clients the value is empty (§F.2.5). The URI's path names the element as
+ * `TAG[/ITEM/TAG...]`, items numbered from 1; bulkdata.routes.ts serves it (an empty value as 0 bytes).
  */
 import { createHash } from 'node:crypto';
 import type { InstanceWithAttributes, StoredInstance } from '../catalog/catalog.js';
@@ -13,10 +16,13 @@ import { firstNumber, type DicomJsonDataset, type DicomJsonElement } from '../di
 import { IMPLICIT_VR_LITTLE_ENDIAN } from '../dicom/transfer-syntax.js';
 
 /** Changes whenever the shape of metadata responses changes, so cached copies become stale. */
-const METADATA_FORMAT_VERSION = 'metadata-v1';
+const METADATA_FORMAT_VERSION = 'metadata-v2';
 
 const TRANSFER_SYNTAX_UID = '00020010';
 const BITS_ALLOCATED = '00280100';
+/** VRs whose DICOM JSON value is InlineBinary or BulkDataURI (PS3.18 §F.2.7). */
+const BINARY_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'UN']);
+const PIXEL_DATA_TAGS = new Set(['7FE00008', '7FE00009', '7FE00010']);
 
 /** Builds the bulk data URI of one element of one instance (the HTTP layer knows the base URL). */
 export type BulkDataUriOf = (instance: StoredInstance, tag: string) => string;
@@ -41,7 +47,8 @@ export function pixelDataVr(instance: StoredInstance, attributes: DicomJsonDatas
 
 /** One instance's metadata data set: stored attributes, Transfer Syntax UID first, pixel data last. */
 export function metadataDataset({ instance, attributes }: InstanceWithAttributes, bulkDataUriOf: BulkDataUriOf): DicomJsonDataset {
-  const dataset: DicomJsonDataset = { [TRANSFER_SYNTAX_UID]: { vr: 'UI', Value: [instance.transferSyntaxUid] }, ...attributes };
+  const withUris = withBulkDataUris(attributes, (path) => bulkDataUriOf(instance, path), '');
+  const dataset: DicomJsonDataset = { [TRANSFER_SYNTAX_UID]: { vr: 'UI', Value: [instance.transferSyntaxUid] }, ...withUris };
   const pixelData = instance.pixelData;
   if (pixelData !== undefined) {
     const element: DicomJsonElement = { vr: pixelDataVr(instance, attributes) };
@@ -51,6 +58,40 @@ export function metadataDataset({ instance, attributes }: InstanceWithAttributes
     dataset[pixelData.tag] = element;
   }
   return dataset;
+}
+
+/**
+ * The data set with a BulkDataURI on every binary element that has no value in the index (`{vr}` only),
+ * at any depth; `prefix` is the path of the enclosing item. Pixel data is left to metadataDataset.
+ * Copies only what changes: the indexed attributes may be shared.
+ */
+function withBulkDataUris(dataset: DicomJsonDataset, uriOf: (path: string) => string, prefix: string): DicomJsonDataset {
+  let out: DicomJsonDataset | undefined;
+  for (const [tag, element] of Object.entries(dataset)) {
+    let replaced: DicomJsonElement | undefined;
+    if (element.vr === 'SQ' && element.Value !== undefined) {
+      const items = element.Value;
+      const mapped = items.map((item, index) =>
+        item !== null && typeof item === 'object' && !('Alphabetic' in item || 'Ideographic' in item || 'Phonetic' in item)
+          ? withBulkDataUris(item as DicomJsonDataset, uriOf, `${prefix}${tag}/${index + 1}/`)
+          : item,
+      );
+      if (mapped.some((item, index) => item !== items[index])) replaced = { ...element, Value: mapped };
+    } else if (
+      BINARY_VRS.has(element.vr) &&
+      element.InlineBinary === undefined &&
+      element.BulkDataURI === undefined &&
+      element.Value === undefined &&
+      !(prefix === '' && PIXEL_DATA_TAGS.has(tag))
+    ) {
+      replaced = { ...element, BulkDataURI: uriOf(`${prefix}${tag}`) };
+    }
+    if (replaced !== undefined) {
+      out ??= { ...dataset };
+      out[tag] = replaced;
+    }
+  }
+  return out ?? dataset;
 }
 
 /**

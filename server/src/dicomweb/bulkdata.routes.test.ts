@@ -293,10 +293,13 @@ describe('WADO-RS bulk data of compressed pixel data, decoded (no transfer-synta
 });
 
 describe('WADO-RS bulk data that is not there', () => {
-  it('answers 404 for other tags, instances without pixel data and unknown instances; 400 for a malformed tag', async () => {
+  it('answers 404 for non-binary or absent tags, instances without pixel data and unknown instances; 400 for a malformed tag', async () => {
     const other = await get(bulkUrl(native, '00100010'));
     expect(other.statusCode).toBe(404);
-    expect(other.json().error.message).toMatch(/only the pixel data \(7FE00010\)/);
+    expect(other.json().error.message).toMatch(/not a binary element/);
+    const absent = await get(bulkUrl(native, '00282000'));
+    expect(absent.statusCode).toBe(404);
+    expect(absent.json().error.message).toMatch(/No element 00282000/);
     const none = await get(bulkUrl(sr));
     expect(none.statusCode).toBe(404);
     expect(none.json().error.message).toMatch(/no pixel data/);

@@ -1,5 +1,6 @@
 /**
- * WADO-RS bulk data route (PS3.18 §10.4.1.1.5): the pixel data value of an instance, the target of
+ * WADO-RS bulk data route (PS3.18 §10.4.1.1.5): the pixel data value of an instance, or another binary
+ * element's value at any depth (`bulkdata/TAG[/ITEM/TAG...]`, archive/metadata.ts), the targets of
  * the BulkDataURIs in metadata responses. Multipart by default (§8.7.3), or the bare value for
  * `Accept: application/octet-stream`, which also honours a single HTTP byte range (206 / 416).
  * The value is streamed by bounded ranged blob reads (archive/bulkdata.ts). Encapsulated pixel data
@@ -9,8 +10,9 @@
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Archive } from '../archive/archive.js';
-import { sliceBuffers, type BulkDataValue } from '../archive/bulkdata.js';
+import { elementBulkData, isPixelDataPath, sliceBuffers, type BulkDataValue } from '../archive/bulkdata.js';
 import { pixelAttributesFromJson } from '../archive/transcode.js';
+import { EXPLICIT_VR_BIG_ENDIAN, EXPLICIT_VR_LITTLE_ENDIAN } from '../dicom/transfer-syntax.js';
 import type { StoredInstance } from '../catalog/catalog.js';
 import { dicomwebBaseUrl } from './base-url.js';
 import { negotiateBulkData, parseRange } from './bulkdata-accept.js';
@@ -30,19 +32,21 @@ interface BulkDataParams {
   study: string;
   series: string;
   instance: string;
-  tag: string;
+  /** The element: a tag, or sequence tag/item number/tag... (archive/metadata.ts). */
+  '*': string;
 }
 
 export async function bulkDataRoutes(app: FastifyInstance, options: BulkDataRoutesOptions): Promise<void> {
   const { archive } = options;
 
-  app.get<{ Params: BulkDataParams }>('/studies/:study/series/:series/instances/:instance/bulkdata/:tag', requires('read'), async (request, reply) => {
-    const { study, series, instance: sop, tag } = request.params;
+  app.get<{ Params: BulkDataParams }>('/studies/:study/series/:series/instances/:instance/bulkdata/*', requires('read'), async (request, reply) => {
+    const { study, series, instance: sop, '*': tag } = request.params;
     checkUidParam(study, 'StudyInstanceUID');
     checkUidParam(series, 'SeriesInstanceUID');
     checkUidParam(sop, 'SOPInstanceUID');
     const scope = { studyInstanceUid: study, seriesInstanceUid: series, sopInstanceUid: sop };
     const [instance] = await archive.findInstances(scope);
+    if (!isPixelDataPath(tag)) return sendElement(request, reply, options, instance!, tag);
     const value = archive.bulkData(instance!, tag); // 404 / 406 about the element before negotiation
     const representation = negotiateBulkData(request.headers.accept, instance!, value.encapsulated);
     const base = dicomwebBaseUrl(request, options.publicBaseUrl, options.dicomwebPath);
@@ -84,6 +88,36 @@ export async function bulkDataRoutes(app: FastifyInstance, options: BulkDataRout
 
     return sendBody(request, reply, body, representation.contentType, policy);
   });
+}
+
+/**
+ * A binary element other than pixel data (e.g. an annotation group's coordinates, an ICC profile): read
+ * whole from the stored data set. Its bytes do not depend on the pixel data's transfer syntax: the data
+ * set is little endian in every syntax but the retired Explicit VR Big Endian.
+ */
+async function sendElement(request: FastifyRequest, reply: FastifyReply, options: BulkDataRoutesOptions, instance: StoredInstance, path: string): Promise<FastifyReply> {
+  const { archive } = options;
+  const bytes = await elementBulkData((value, start, end) => archive.readBulkData(instance, value, start, end), instance, path);
+  const datasetSyntax = instance.transferSyntaxUid === EXPLICIT_VR_BIG_ENDIAN ? EXPLICIT_VR_BIG_ENDIAN : EXPLICIT_VR_LITTLE_ENDIAN;
+  const representation = negotiateBulkData(request.headers.accept, { ...instance, transferSyntaxUid: datasetSyntax }, false);
+  const base = dicomwebBaseUrl(request, options.publicBaseUrl, options.dicomwebPath);
+  const policy: CachePolicy = {
+    immutable: true,
+    etag: representationETag(['bulkdata', instance.blobKey, path, bytes.length, String(representation.multipart), representation.contentType, representation.multipart ? base : '']),
+  };
+  if (sendIfNotModified(request, reply, policy)) return reply;
+  request.log.info({ bytes: bytes.length, multipart: representation.multipart, element: path }, 'WADO-RS bulk data');
+  const body: BodySource = { length: bytes.length, read: (start, end) => [bytes.subarray(start, end + 1)] };
+  if (representation.multipart) {
+    const boundary = boundaryOf(policy);
+    const head = Buffer.from(`--${boundary}\r\nContent-Type: ${representation.contentType}\r\nContent-Location: ${bulkDataUri(base, instance, path)}\r\n\r\n`, 'latin1');
+    const tail = Buffer.from(`\r\n--${boundary}--\r\n`, 'latin1');
+    return withCacheHeaders(reply, policy)
+      .type(`multipart/related; type="application/octet-stream"; boundary=${boundary}`)
+      .header('Content-Length', head.length + bytes.length + tail.length)
+      .send(Buffer.concat([head, bytes, tail]));
+  }
+  return sendBody(request, reply, body, representation.contentType, policy);
 }
 
 /** A value to send: its length and its bytes start..end (inclusive). */

@@ -18,6 +18,7 @@ import { makeInstance, newUid } from '../test-support/make-dicom.js';
 import { instanceUrl, loadShared, stow, type SharedInstance } from '../test-support/shared-instance.js';
 import { splitMultipart } from '../test-support/split-multipart.js';
 import { CountingStore } from '../test-support/counting-store.js';
+import { writePart10 } from '../dicom/write-part10.js';
 import { testLogger } from '../test-support/log-capture.js';
 
 const EXPLICIT_LE = '1.2.840.10008.1.2.1';
@@ -38,6 +39,10 @@ let float: SharedInstance;
 let sr: SharedInstance;
 let overlays: SharedInstance;
 let deflated: SharedInstance;
+let sparseLevel: SharedInstance;
+/** A Microscopy Bulk Simple Annotations instance: 1000 points (8000 bytes of OF) in its second group. */
+const ann = { study: newUid(), series: newUid(), sop: newUid() };
+const annPoints = new Float32Array(2000).map((_, i) => i * 0.5);
 
 /** The generated pixel pattern of make-dicom.ts. */
 const pattern = (n: number) => Buffer.from(Array.from({ length: n }, (_, i) => i % 251));
@@ -47,15 +52,31 @@ beforeAll(async () => {
   stored.set(a1.sop, makeInstance({ studyInstanceUid: study, seriesInstanceUid: seriesA, sopInstanceUid: a1.sop, rows: 16, columns: 16, patientName: 'DOE^JANE' }));
   stored.set(a2.sop, makeInstance({ studyInstanceUid: study, seriesInstanceUid: seriesA, sopInstanceUid: a2.sop }));
   stored.set(multi.sop, makeInstance({ studyInstanceUid: study, seriesInstanceUid: seriesB, sopInstanceUid: multi.sop, numberOfFrames: 5, rows: 3, columns: 4 }));
-  [wsi, rgb16, float, sr, overlays, deflated] = await Promise.all([
+  stored.set(
+    ann.sop,
+    writePart10({
+      SOPClassUID: '1.2.840.10008.5.1.4.1.1.91.1',
+      SOPInstanceUID: ann.sop,
+      StudyInstanceUID: ann.study,
+      SeriesInstanceUID: ann.series,
+      Modality: 'ANN',
+      AnnotationCoordinateType: '2D',
+      AnnotationGroupSequence: [
+        { AnnotationGroupNumber: 1, GraphicType: 'POINT', NumberOfAnnotations: 1, PointCoordinatesData: new Float32Array([1, 2]).buffer },
+        { AnnotationGroupNumber: 2, GraphicType: 'POINT', NumberOfAnnotations: 1000, PointCoordinatesData: annPoints.buffer },
+      ],
+    }),
+  );
+  [wsi, rgb16, float, sr, overlays, deflated, sparseLevel] = await Promise.all([
     loadShared('wsi-cmu1-small-region/tiled-full-gcp-wsi2dcm/level-0-frames-0-30.dcm'),
     loadShared('dicom-pydicom/pydicom-data/SC_rgb_16bit_2frame.dcm'),
     loadShared('dicom-pydicom/pydicom-data/parametric_map_float.dcm', '7FE00008'),
     loadShared('dicom-dcmjs-tests/sample-sr.dcm'),
     loadShared('dicom-pydicom/pydicom-data/MR-SIEMENS-DICOM-WithOverlays.dcm'),
     loadShared('dicom-orthanc-tests/TransferSyntaxes/1.2.840.10008.1.2.1.99.dcm'),
+    loadShared('wsi-cmu1-small-region/tiled-sparse-orthanc-wsi/cmu1-level-04.dcm'),
   ]);
-  const shared = [wsi, rgb16, float, sr, overlays, deflated].map((i) => i.bytes);
+  const shared = [wsi, rgb16, float, sr, overlays, deflated, sparseLevel].map((i) => i.bytes);
   const response = await stow(t.app, [...stored.values(), ...shared]);
   expect(response.statusCode, response.body).toBe(200);
 });
@@ -188,14 +209,54 @@ describe('WADO-RS metadata of shared files', () => {
     expect(floatBytes.rawPayload.equals(Buffer.concat(float.frames))).toBe(true);
   });
 
-  it('keeps a large non-pixel binary value (overlay data) as its VR only: no bulk data URI for it yet', async () => {
+  it('gives a large non-pixel binary value (overlay data) a bulk data URI that returns its bytes', async () => {
     expect(overlays.dict['60003000']?.vr).toBe('OW');
     const [ds] = await metadata(`${instanceUrl(overlays)}/metadata`);
-    expect(ds!['60003000']).toEqual({ vr: 'OW' });
+    expect(ds!['60003000']).toEqual({ vr: 'OW', BulkDataURI: expect.stringMatching(new RegExp(`/instances/${overlays.sop}/bulkdata/60003000$`)) });
     expect(ds!['7FE00010']).toEqual({ vr: 'OW', BulkDataURI: expect.stringMatching(/\/bulkdata\/7FE00010$/) });
-    const other = await get(`${instanceUrl(overlays)}/bulkdata/60003000`);
-    expect(other.statusCode).toBe(404);
-    expect(other.json().error.message).toMatch(/only the pixel data/);
+    const overlay = await get(pathOf(ds!['60003000']?.BulkDataURI), { accept: 'application/octet-stream' });
+    expect(overlay.statusCode).toBe(200);
+    const expected = overlays.dict['60003000']!.Value![0] as ArrayBuffer;
+    expect(overlay.rawPayload.equals(Buffer.from(expected))).toBe(true);
+    // A text element is in the metadata, not bulk data.
+    const text = await get(`${instanceUrl(overlays)}/bulkdata/00100010`);
+    expect(text.statusCode).toBe(404);
+    expect(text.json().error.message).toMatch(/not a binary element/);
+  });
+
+  it('gives large binary values inside sequences bulk data URIs (annotation coordinates, an ICC profile), small ones stay inline', async () => {
+    // PS3.18 §F.2.5 / §F.2.7: `{vr}` alone would say "empty"; Slim's viewer library reads the
+    // coordinates of a Microscopy Bulk Simple Annotations group from its BulkDataURI.
+    const [annotations] = await metadata(`${instanceUrl(ann)}/metadata`);
+    const groups = annotations!['006A0002']!.Value as DicomJsonDataset[];
+    expect(groups[0]!['00660016']).toEqual({ vr: 'OF', InlineBinary: Buffer.from(new Float32Array([1, 2]).buffer).toString('base64') });
+    expect(groups[1]!['00660016']).toEqual({ vr: 'OF', BulkDataURI: expect.stringMatching(new RegExp(`/instances/${ann.sop}/bulkdata/006A0002/2/00660016$`)) });
+    // dicomweb-client's default Accept for bulk data: one multipart part holding the value.
+    const points = await get(pathOf(groups[1]!['00660016']!.BulkDataURI), { accept: 'multipart/related; type="application/octet-stream"' });
+    expect(points.statusCode).toBe(200);
+    const [part] = splitMultipart(points.rawPayload, points.headers['content-type'] as string);
+    expect(part!.body.equals(Buffer.from(annPoints.buffer))).toBe(true);
+    expect(part!.headers['content-location']).toMatch(/\/bulkdata\/006A0002\/2\/00660016$/);
+    const bare = await get(pathOf(groups[1]!['00660016']!.BulkDataURI), { accept: 'application/octet-stream', range: 'bytes=0-7' });
+    expect(bare.statusCode).toBe(206);
+    expect(bare.rawPayload.equals(Buffer.from(annPoints.buffer, 0, 8))).toBe(true);
+
+    // A JPEG-compressed WSI level: its 6,922-byte ICC profile in the Optical Path Sequence is served as
+    // stored (element values do not depend on the pixel data's transfer syntax).
+    const [level] = await metadata(`${instanceUrl(sparseLevel)}/metadata`);
+    const icc = (level!['00480105']!.Value as DicomJsonDataset[])[0]!['00282000'];
+    expect(icc).toEqual({ vr: 'OB', BulkDataURI: expect.stringMatching(/\/bulkdata\/00480105\/1\/00282000$/) });
+    const profile = await get(pathOf(icc!.BulkDataURI), { accept: 'application/octet-stream' });
+    expect(profile.statusCode).toBe(200);
+    const storedProfile = Buffer.from(((sparseLevel.dict['00480105']!.Value![0] as Record<string, { Value: ArrayBuffer[] }>)['00282000']!.Value[0])!);
+    expect(storedProfile.length).toBeGreaterThan(4096);
+    expect(profile.rawPayload.equals(storedProfile)).toBe(true);
+    expect(profile.rawPayload.subarray(36, 40).toString('latin1')).toBe('acsp');
+
+    // Paths that name nothing, or badly.
+    expect((await get(`${instanceUrl(ann)}/bulkdata/006A0002/3/00660016`)).statusCode).toBe(404);
+    expect((await get(`${instanceUrl(ann)}/bulkdata/006A0002/0/00660016`)).statusCode).toBe(400);
+    expect((await get(`${instanceUrl(ann)}/bulkdata/006A0002/2`)).statusCode).toBe(400);
   });
 
   it('gives pixel data inside a deflated data set no bulk data URI (its bytes have no place in the file)', async () => {
