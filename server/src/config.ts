@@ -421,6 +421,8 @@ export interface LimitsConfig {
   decodeMaxBytes: number;
   /** Largest frame (Rows × Columns) rendered to JPEG/PNG, thumbnails and AI detections on stored frames: 406 beyond. */
   renderMaxPixels: number;
+  /** Memory for finished WADO-RS metadata responses, reused while the study / series is unchanged; 0: off. */
+  metadataCacheBytes: number;
 }
 
 function readLimitsConfig(read: EnvReader): LimitsConfig {
@@ -440,6 +442,7 @@ function readLimitsConfig(read: EnvReader): LimitsConfig {
     dicomMaxNesting: read.integer('PACS_DICOM_MAX_NESTING', 64, 1, 1000),
     decodeMaxBytes: read.integer('PACS_DECODE_MAX_BYTES', 512 * MiB, MiB, 8 * GiB),
     renderMaxPixels: read.integer('PACS_RENDER_MAX_PIXELS', 8192 * 8192, 1024, 1024 * 1024 * 1024),
+    metadataCacheBytes: read.integer('PACS_METADATA_CACHE_MB', 64, 0, 64 * 1024) * MiB,
   };
 }
 

@@ -19,7 +19,7 @@ export async function dicomwebPlugin(app: FastifyInstance, { archive, config }: 
   await app.register(stowRoutes, { ...common, maxBodyBytes: config.stow.maxBodyBytes, maxParts: config.limits?.stowMaxParts });
   await app.register(qidoRoutes, { ...common, defaultLimit: config.qido.defaultLimit, maxLimit: config.qido.maxLimit });
   await app.register(wadoRoutes, { ...common, maxFrames: config.limits?.wadoMaxFrames });
-  await app.register(metadataRoutes, common);
+  await app.register(metadataRoutes, { ...common, cacheBytes: config.limits?.metadataCacheBytes });
   await app.register(bulkDataRoutes, common);
   await app.register(renderedRoutes, common);
 }

@@ -320,6 +320,33 @@ describe('WADO-RS metadata caching and compression', () => {
   });
 });
 
+describe('WADO-RS metadata kept in memory while the series is unchanged', () => {
+  it('answers a repeated request with the same bytes, and a series that gains an instance with the new instance', async () => {
+    const series = { study: newUid(), series: newUid() };
+    const make = () => makeInstance({ studyInstanceUid: series.study, seriesInstanceUid: series.series, sopInstanceUid: newUid(), rows: 8, columns: 8 });
+    expect((await stow(t.app, [make(), make(), make()])).statusCode).toBe(200);
+    const url = `/dicomweb/studies/${series.study}/series/${series.series}/metadata`;
+    for (const headers of [{}, { 'accept-encoding': 'gzip' }]) {
+      const first = await get(url, headers);
+      const again = await get(url, headers);
+      expect(again.statusCode).toBe(200);
+      expect(again.rawPayload.equals(first.rawPayload)).toBe(true);
+      expect(again.headers['etag']).toBe(first.headers['etag']);
+      expect(again.headers['content-encoding']).toBe(first.headers['content-encoding']);
+      expect(t.logLines.filter((line) => line.includes('"cached":true')).length).toBeGreaterThan(0);
+    }
+    const before = await get(url);
+    expect(before.json()).toHaveLength(3);
+
+    expect((await stow(t.app, [make()])).statusCode).toBe(200);
+    const after = await get(url);
+    expect(after.json()).toHaveLength(4);
+    expect(after.headers['etag']).not.toBe(before.headers['etag']);
+    const zipped = await get(url, { 'accept-encoding': 'gzip' });
+    expect(JSON.parse(gunzipSync(zipped.rawPayload).toString('utf8'))).toHaveLength(4);
+  });
+});
+
 describe('WADO-RS metadata comes from the index', () => {
   it('answers a 200-instance series without reading any stored file', async () => {
     const dataDir = await mkdtemp(path.join(os.tmpdir(), 'pacs-metadata-'));

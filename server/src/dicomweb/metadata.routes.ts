@@ -6,6 +6,7 @@
 import { promisify } from 'node:util';
 import { gzip as gzipCallback } from 'node:zlib';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { LRUCache } from 'lru-cache';
 import type { Archive } from '../archive/archive.js';
 import { metadataDataset, metadataETag } from '../archive/metadata.js';
 import type { InstanceScope, StoredInstance } from '../catalog/catalog.js';
@@ -27,7 +28,11 @@ export interface MetadataRoutesOptions {
   publicBaseUrl: string;
   /** Path of the DICOMweb root, for BulkDataURIs (not `prefix`: Fastify reads that option itself). */
   dicomwebPath: string;
+  /** Bytes of finished responses kept (PACS_METADATA_CACHE_MB; default DEFAULT_METADATA_CACHE_BYTES); 0: none. */
+  cacheBytes?: number | undefined;
 }
+
+export const DEFAULT_METADATA_CACHE_BYTES = 64 * 1024 * 1024;
 
 interface MetadataParams {
   study: string;
@@ -43,6 +48,16 @@ export function bulkDataUri(base: string, instance: StoredInstance, tag: string)
 export async function metadataRoutes(app: FastifyInstance, options: MetadataRoutesOptions): Promise<void> {
   const { archive } = options;
 
+  /**
+   * Finished responses by ETag (which names the base URL and every instance with its blob), so a series
+   * that gains an instance gets a new key and the old entry simply ages out. Why: a 500-instance series
+   * is ~2 MB of JSON to assemble and gzip (tens of ms) each time a viewer opens it, while its content
+   * only changes when an instance arrives. Bounded by bytes.
+   */
+  const cacheBytes = options.cacheBytes ?? DEFAULT_METADATA_CACHE_BYTES;
+  const responses =
+    cacheBytes > 0 ? new LRUCache<string, CachedBody>({ maxSize: cacheBytes, sizeCalculation: (body) => Math.max(1, body.bytes.length) }) : undefined;
+
   const metadata = async (request: FastifyRequest<{ Params: MetadataParams }>, reply: FastifyReply) => {
     const { study, series, instance } = request.params;
     checkUidParam(study, 'StudyInstanceUID');
@@ -52,28 +67,55 @@ export async function metadataRoutes(app: FastifyInstance, options: MetadataRout
       throw new AppError('NOT_ACCEPTABLE', 'Metadata is available as application/dicom+json only (application/dicom+xml is not supported)');
     }
     const scope: InstanceScope = { studyInstanceUid: study, seriesInstanceUid: series, sopInstanceUid: instance };
-    const found = await archive.findInstancesWithAttributes(scope);
+    // The validator needs only the instance list (no attributes): a 304 or a cached body costs one light query.
+    const instances = await archive.findInstances(scope);
     const base = dicomwebBaseUrl(request, options.publicBaseUrl, options.dicomwebPath);
-    const etag = metadataETag(found.map((entry) => entry.instance), base);
+    const etag = metadataETag(instances, base);
     const gzipEtag = `${etag.slice(0, -1)}-gzip"`;
     void addVary(reply.header('Cache-Control', 'private, no-cache'), 'Accept-Encoding');
 
     const matched = matchingETag(request.headers['if-none-match'], [etag, gzipEtag]);
     if (matched !== undefined) return reply.code(304).header('ETag', matched).send();
 
-    const datasets = found.map((entry) => metadataDataset(entry, (i, tag) => bulkDataUri(base, i, tag)));
-    const body = Buffer.from(JSON.stringify(datasets), 'utf8');
-    request.log.info({ instances: found.length }, 'WADO-RS metadata');
+    const wantsGzip = acceptsGzip(request.headers['accept-encoding']);
     void reply.type('application/dicom+json');
-    if (body.length >= METADATA_GZIP_MIN_BYTES && acceptsGzip(request.headers['accept-encoding'])) {
-      return reply.header('Content-Encoding', 'gzip').header('ETag', gzipEtag).send(await gzip(body, { level: GZIP_LEVEL }));
+    // A body under METADATA_GZIP_MIN_BYTES is kept uncompressed, for every client.
+    const plain = responses?.get(etag);
+    const cached = wantsGzip ? (responses?.get(gzipEtag) ?? (plain !== undefined && plain.bytes.length < METADATA_GZIP_MIN_BYTES ? plain : undefined)) : plain;
+    if (cached !== undefined) {
+      request.log.info({ instances: instances.length, cached: true }, 'WADO-RS metadata');
+      return sendBody(reply, cached);
     }
-    return reply.header('ETag', etag).send(body);
+
+    const found = await archive.findInstancesWithAttributes(scope);
+    const datasets = found.map((entry) => metadataDataset(entry, (i, tag) => bulkDataUri(base, i, tag)));
+    const json = Buffer.from(JSON.stringify(datasets), 'utf8');
+    // The ETag computed before the attributes were read names the instances actually sent only if nothing
+    // arrived in between; otherwise the answer goes out with its own tag and is not cached.
+    const current = metadataETag(found.map((entry) => entry.instance), base);
+    const body: CachedBody =
+      json.length >= METADATA_GZIP_MIN_BYTES && wantsGzip
+        ? { bytes: await gzip(json, { level: GZIP_LEVEL }), etag: `${current.slice(0, -1)}-gzip"`, gzip: true }
+        : { bytes: json, etag: current, gzip: false };
+    if (current === etag) responses?.set(body.etag, body);
+    request.log.info({ instances: found.length }, 'WADO-RS metadata');
+    return sendBody(reply, body);
   };
 
   app.get('/studies/:study/metadata', requires('read'), metadata);
   app.get('/studies/:study/series/:series/metadata', requires('read'), metadata);
   app.get('/studies/:study/series/:series/instances/:instance/metadata', requires('read'), metadata);
+}
+
+interface CachedBody {
+  bytes: Buffer;
+  etag: string;
+  gzip: boolean;
+}
+
+function sendBody(reply: FastifyReply, body: CachedBody): FastifyReply {
+  if (body.gzip) void reply.header('Content-Encoding', 'gzip');
+  return reply.header('ETag', body.etag).send(body.bytes);
 }
 
 /**
