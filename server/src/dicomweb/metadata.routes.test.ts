@@ -326,7 +326,7 @@ describe('WADO-RS metadata kept in memory while the series is unchanged', () => 
     const make = () => makeInstance({ studyInstanceUid: series.study, seriesInstanceUid: series.series, sopInstanceUid: newUid(), rows: 8, columns: 8 });
     expect((await stow(t.app, [make(), make(), make()])).statusCode).toBe(200);
     const url = `/dicomweb/studies/${series.study}/series/${series.series}/metadata`;
-    for (const headers of [{}, { 'accept-encoding': 'gzip' }]) {
+    for (const headers of [{}, { 'accept-encoding': 'gzip' }] as Record<string, string>[]) {
       const first = await get(url, headers);
       const again = await get(url, headers);
       expect(again.statusCode).toBe(200);
