@@ -106,6 +106,16 @@ describe('WADO-RS: retrieve instances as stored', () => {
     expectStoredBytes(await retrieve(`/dicomweb/studies/${study}`, ANY_TS), stored);
   });
 
+  it('announces the length of a series sent as stored, so a client can show progress', async () => {
+    const response = await get(`/dicomweb/studies/${study}`, ANY_TS);
+    expect(response.headers['content-length']).toBe(String(response.rawPayload.length));
+    expect(response.headers['transfer-encoding']).toBeUndefined();
+    // Transcoded parts have no size until decoded: then the body is chunked.
+    const transcoded = await get(`/dicomweb/studies/${jpeg.study}`);
+    expect(transcoded.statusCode).toBe(200);
+    expect(transcoded.headers['content-length']).toBeUndefined();
+  });
+
   it('serves Explicit VR Little Endian instances to clients that name no transfer syntax', async () => {
     for (const accept of [undefined, '*/*', 'multipart/related', 'multipart/related; type="application/dicom"', `multipart/related; type=application/dicom; transfer-syntax=${EXPLICIT_LE}`]) {
       const parts = await retrieve(`/dicomweb/studies/${study}`, accept);

@@ -66,9 +66,11 @@ export async function wadoRoutes(app: FastifyInstance, options: WadoRoutesOption
     }
     const boundary = boundaryOf(policy);
     request.log.info({ instances: instances.length, transcoded: transcode.size }, 'WADO-RS instances');
-    return withCacheHeaders(reply, policy)
-      .type(`multipart/related; type="application/dicom"; boundary=${boundary}`)
-      .send(Readable.from(instanceParts(archive, instances, transcode, prepared, boundary, base), { objectMode: false }));
+    void withCacheHeaders(reply, policy).type(`multipart/related; type="application/dicom"; boundary=${boundary}`);
+    // Stored bytes only: the length is known from the index before the first byte, so the client can show
+    // progress (and there is no chunked framing). Transcoded sizes are known only once decoded.
+    if (transcode.size === 0) void reply.header('content-length', storedLength(instances, boundary, base));
+    return reply.send(Readable.from(instanceParts(archive, instances, transcode, prepared, boundary, base), { objectMode: false }));
   };
 
   app.get('/studies/:study', requires('read'), retrieveInstances);
@@ -131,21 +133,41 @@ async function* instanceParts(
   base: string,
 ): AsyncGenerator<Buffer> {
   for await (const { instance, bytes } of archive.readInstancesAhead(instances, (i) => transcode.has(i.sopInstanceUid))) {
-    const location = `${base}/studies/${instance.studyInstanceUid}/series/${instance.seriesInstanceUid}/instances/${instance.sopInstanceUid}`;
     const transcoded = transcode.has(instance.sopInstanceUid);
     const body = transcoded ? (prepared.get(instance.sopInstanceUid) ?? (await archive.transcodeInstance(instance))) : bytes;
     prepared.delete(instance.sopInstanceUid);
-    const syntax = transcoded ? EXPLICIT_VR_LITTLE_ENDIAN : instance.transferSyntaxUid;
-    const head = Buffer.from(`--${boundary}\r\nContent-Type: application/dicom; transfer-syntax=${syntax}\r\nContent-Location: ${location}\r\n\r\n`, 'latin1');
+    const head = partHead(boundary, base, instance, transcoded ? EXPLICIT_VR_LITTLE_ENDIAN : instance.transferSyntaxUid);
     if (body !== undefined) {
       // One chunk per part: fewer writes to the socket than head, body and CRLF apart.
       yield Buffer.concat([head, body, CRLF]);
       continue;
     }
     yield head;
+    let sent = 0;
     const blob = await archive.openInstance(instance);
-    for await (const chunk of blob) yield chunk as Buffer;
+    for await (const chunk of blob) {
+      sent += (chunk as Buffer).length;
+      yield chunk as Buffer;
+    }
+    // The announced Content-Length came from the index: a file that disagrees must break the reply, not skew it.
+    if (sent !== instance.blobSize) throw new Error(`stored file of ${instance.sopInstanceUid} has ${sent} bytes, the index says ${instance.blobSize}`);
     yield CRLF;
   }
-  yield Buffer.from(`--${boundary}--\r\n`, 'latin1');
+  yield closingDelimiter(boundary);
+}
+
+function partHead(boundary: string, base: string, instance: StoredInstance, syntax: string): Buffer {
+  const location = `${base}/studies/${instance.studyInstanceUid}/series/${instance.seriesInstanceUid}/instances/${instance.sopInstanceUid}`;
+  return Buffer.from(`--${boundary}\r\nContent-Type: application/dicom; transfer-syntax=${syntax}\r\nContent-Location: ${location}\r\n\r\n`, 'latin1');
+}
+
+function closingDelimiter(boundary: string): Buffer {
+  return Buffer.from(`--${boundary}--\r\n`, 'latin1');
+}
+
+/** Bytes of the multipart body of `instances` sent as stored (instanceParts without transcoding). */
+function storedLength(instances: readonly StoredInstance[], boundary: string, base: string): number {
+  let length = closingDelimiter(boundary).length;
+  for (const instance of instances) length += partHead(boundary, base, instance, instance.transferSyntaxUid).length + instance.blobSize + CRLF.length;
+  return length;
 }

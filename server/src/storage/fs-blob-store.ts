@@ -25,7 +25,7 @@ export class FsBlobStore implements BlobStore {
   readonly root: string;
   private readonly tmpDir: string;
   /** Ranged reads (frames, tiles) reuse open handles: see read-handle-cache.ts. */
-  private readonly readHandles = new ReadHandleCache((key) => this.openBlob(key), { maxHandles: 256, idleMs: 30_000 });
+  private readonly readHandles = new ReadHandleCache((key) => this.openForRanges(key), { maxHandles: 256, idleMs: 30_000 });
 
   private constructor(root: string) {
     this.root = path.resolve(root);
@@ -80,8 +80,13 @@ export class FsBlobStore implements BlobStore {
     assertValidRange(range);
     const lease = await this.readHandles.acquire(key);
     try {
-      if (range.end >= lease.size) throw rangeOutsideBlob(range, lease.size);
-      return await readAt(lease.handle, range.start, rangeLength(range));
+      const bytes = await readAt(lease.handle, range.start, rangeLength(range));
+      if (bytes !== undefined) return bytes;
+      // The file ended first: only now is its size worth a syscall, for the message.
+      throw rangeOutsideBlob(range, (await lease.handle.stat()).size);
+    } catch (err) {
+      // EISDIR: the key names a folder of other blobs (open succeeds on a folder, the read does not).
+      throw errorCode(err) === 'EISDIR' || errorCode((err as { cause?: unknown }).cause) === 'EISDIR' ? blobNotFound() : err;
     } finally {
       lease.release();
     }
@@ -158,6 +163,19 @@ export class FsBlobStore implements BlobStore {
     const file = path.join(this.root, ...key.split('/'));
     if (!file.startsWith(this.root + path.sep)) throw new AppError('BAD_REQUEST', 'Invalid blob key');
     return file;
+  }
+
+  /**
+   * Opens the blob for ranged reads, without the fstat of openBlob: a range past the end shows as a
+   * short read (readAt), and a read of a few KiB should not pay a third thread-pool trip.
+   */
+  private async openForRanges(key: string): Promise<FileHandle> {
+    const file = this.pathOf(key);
+    try {
+      return await open(file, 'r');
+    } catch (err) {
+      throw isMissing(err) ? blobNotFound() : storageFailure('read', err);
+    }
   }
 
   /** Opens the blob for reading; the caller closes the handle. */
@@ -250,18 +268,19 @@ async function writeAll(fd: number, chunks: Buffer[]): Promise<void> {
 }
 
 /** One positioned read; loops only if the kernel returns fewer bytes than asked. */
-async function readAt(handle: FileHandle, position: number, length: number): Promise<Buffer> {
+/** `length` bytes at `position`, or undefined when the file ends first (the range is outside the blob). */
+async function readAt(handle: FileHandle, position: number, length: number): Promise<Buffer | undefined> {
   const buffer = Buffer.allocUnsafe(length);
   let filled = 0;
   try {
     while (filled < length) {
       const { bytesRead } = await handle.read(buffer, filled, length - filled, position + filled);
-      // Files are replaced whole by rename, never truncated: an early end means outside interference.
-      if (bytesRead === 0) throw new AppError('STORAGE_FAILURE', 'Blob file ended before its size');
+      // Files are replaced whole by rename, never truncated: the end of the file is the end of the blob.
+      if (bytesRead === 0) return undefined;
       filled += bytesRead;
     }
   } catch (err) {
-    throw err instanceof AppError ? err : storageFailure('read', err);
+    throw err instanceof AppError || errorCode(err) === 'EISDIR' ? err : storageFailure('read', err);
   }
   return buffer;
 }

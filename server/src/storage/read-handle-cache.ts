@@ -16,15 +16,14 @@ import { open, type FileHandle } from 'node:fs/promises';
 
 export interface LeasedHandle {
   handle: FileHandle;
-  size: number;
   /** Every lease must be released exactly once. */
   release(): void;
 }
 
 interface Entry {
   key: string;
-  opening: Promise<{ handle: FileHandle; size: number }>;
-  opened?: { handle: FileHandle; size: number };
+  opening: Promise<FileHandle>;
+  opened?: FileHandle;
   users: number;
   lastUsed: number;
   /** Dropped from the map (evicted, invalidated, cache closed): close when the last user releases. */
@@ -43,8 +42,8 @@ export class ReadHandleCache {
   private readonly sweeper: NodeJS.Timeout;
 
   constructor(
-    /** Opens the file of a key and returns the handle and size; throws the store's own errors. */
-    private readonly openFile: (key: string) => Promise<{ handle: FileHandle; size: number }>,
+    /** Opens the file of a key for reading; throws the store's own errors. */
+    private readonly openFile: (key: string) => Promise<FileHandle>,
     private readonly options: ReadHandleCacheOptions,
   ) {
     this.sweeper = setInterval(() => this.closeIdle(Date.now() - options.idleMs), Math.max(1000, options.idleMs / 2));
@@ -63,7 +62,7 @@ export class ReadHandleCache {
       this.entries.set(key, entry);
     }
     entry.users += 1;
-    let opened: { handle: FileHandle; size: number };
+    let opened: FileHandle;
     try {
       opened = await entry.opening;
     } catch (err) {
@@ -74,8 +73,7 @@ export class ReadHandleCache {
     entry.opened = opened;
     let released = false;
     return {
-      handle: opened.handle,
-      size: opened.size,
+      handle: opened,
       release: () => {
         if (released) return;
         released = true;
@@ -125,7 +123,7 @@ export class ReadHandleCache {
 async function closeQuietly(entry: Entry): Promise<void> {
   try {
     const opened = entry.opened ?? (await entry.opening);
-    await opened.handle.close();
+    await opened.close();
   } catch {
     // A failed open has nothing to close; a failed close leaves nothing we could do.
   }
