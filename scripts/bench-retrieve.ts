@@ -6,10 +6,12 @@
  *   npm run bench:retrieve -- --servers orthanc   # only one side (ours | orthanc | ours,orthanc)
  *   options: --rounds N  --keep (keep temp storage)  --ours-path /dicomweb (where our DICOMweb root is mounted)
  *            --multiframe-mb 26 (size of the native multi-frame instance)  --series-instances 500
+ *            --ours-store fs|s3 (our blob store: the folder, or S3 on the tests' s3rver in its own process)
+ *            --wsi generated|cmu1 (WSI data: an 8192x6144 generated pyramid, or the shared CMU-1 region)
  *
  * Both servers are started fresh and get the same data by STOW-RS: one native multi-frame instance
- * (512x512x16 bit frames), the TILED_FULL WSI pyramid from /work/shared/data/wsi-cmu1-small-region, and
- * one series of small CT instances. Then, in rounds that alternate which server goes first:
+ * (512x512x16 bit frames), a WSI pyramid (generated, 8192x6144 base level in 256-px JPEG tiles; or the
+ * TILED_FULL one from /work/shared/data/wsi-cmu1-small-region), and one series of small CT instances. Then, in rounds that alternate which server goes first:
  * (1) a random single frame (transfer-syntax=*) at concurrency 1 and 16, (2) 8-frame lists,
  * (3) a random WSI tile of the largest level, (4) the same tile rendered as image/jpeg,
  * (5) series metadata, (6) whole-series retrieve (MB/s and peak RSS of the server).
@@ -29,6 +31,8 @@ import { buildMultipart, stowBuffer, stowStreamed } from './bench/stow.js';
 import type { TargetServer } from './bench/target.js';
 import { BenchRun, ordered, parseCommonOptions } from './bench/run.js';
 import { formatBytes, log, MB, MiB, readProcMemory, resetPeakRss, sampleRss } from './bench/util.js';
+import { startS3Process } from './bench/s3-server.js';
+import { writeLargeSlide } from '../server/src/test-support/large-slide.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const benchDir = path.join(repoRoot, '.bench');
@@ -49,6 +53,8 @@ interface Options {
   multiframeBytes: number;
   seriesInstances: number;
   seriesSide: number;
+  oursStore: 'fs' | 's3';
+  wsi: 'generated' | 'cmu1';
   /** Requests per round and server, by request type key. */
   reps: Record<RequestKey, number>;
 }
@@ -61,9 +67,15 @@ function parseOptions(argv: string[]): Options {
   if (!(multiframeMb > 0)) throw new Error('--multiframe-mb must be positive');
   const seriesInstances = Number(value('series-instances') ?? 500);
   if (!Number.isInteger(seriesInstances) || seriesInstances < 1) throw new Error('--series-instances must be a positive integer');
+  const oursStore = value('ours-store') ?? 'fs';
+  if (oursStore !== 'fs' && oursStore !== 's3') throw new Error('--ours-store must be fs or s3');
+  const wsi = value('wsi') ?? 'generated';
+  if (wsi !== 'generated' && wsi !== 'cmu1') throw new Error('--wsi must be generated or cmu1');
   return {
     quick,
     servers,
+    oursStore,
+    wsi,
     rounds,
     keep,
     oursPath: (value('ours-path') ?? '/dicomweb').replace(/\/+$/, ''),
@@ -134,7 +146,7 @@ async function main(): Promise<number> {
     process.stderr.write(`\n${OUR_ENTRY} does not exist. To measure Orthanc alone: npm run bench:retrieve -- --servers orthanc\n`);
     return 2;
   }
-  if (!fs.existsSync(WSI_DIR)) {
+  if (opts.wsi === 'cmu1' && !fs.existsSync(WSI_DIR)) {
     process.stderr.write(`\n${WSI_DIR} does not exist (the WSI pyramid used by (3) and (4)).\n`);
     return 2;
   }
@@ -148,7 +160,20 @@ async function main(): Promise<number> {
   const series = seriesCorpus(opts.seriesInstances, opts.seriesSide);
   const seriesBatches = [];
   for (let i = 0; i < series.files.length; i += 50) seriesBatches.push(buildMultipart(series.files.slice(i, i + 50)));
-  const wsiFiles = fs.readdirSync(WSI_DIR).filter((f) => f.endsWith('.dcm')).sort().map((f) => path.join(WSI_DIR, f));
+  const workDir = run.makeWorkDir('pacs-bench-retrieve-');
+  let wsiFiles: string[];
+  let wsiDescription: string;
+  if (opts.wsi === 'generated') {
+    const dir = path.join(workDir, 'wsi');
+    fs.mkdirSync(dir);
+    log('generating an 8192x6144 WSI pyramid (256-px JPEG tiles)');
+    const slide = await writeLargeSlide({ dir, width: 8192, height: 6144, tileSize: 256, variants: 16 });
+    wsiFiles = slide.files;
+    wsiDescription = `a generated pyramid (server/src/test-support/large-slide.ts): base level ${slide.width}×${slide.height} px in ${slide.tilesAcross * slide.tilesDown} JPEG baseline tiles of ${slide.tileSize}×${slide.tileSize} (16 distinct tissue tiles and white glass, TILED_FULL, Basic Offset Table) plus one low-resolution level, ${formatBytes(slide.bytes)}`;
+  } else {
+    wsiFiles = fs.readdirSync(WSI_DIR).filter((f) => f.endsWith('.dcm')).sort().map((f) => path.join(WSI_DIR, f));
+    wsiDescription = `the TILED_FULL pyramid of CMU-1-Small-Region (${WSI_DIR}, ${wsiFiles.length} levels, JPEG baseline RGB tiles; its largest level is 2220×2967 px)`;
+  }
   const wsiInfo = wsiFiles.map((file) => ({ file, ...readUids(file) }));
   // Largest level = most tiles (level 0 of a TILED_FULL pyramid).
   const wsi = wsiInfo.reduce((a, b) => (b.frames * b.rows * b.columns > a.frames * a.rows * a.columns ? b : a));
@@ -156,8 +181,15 @@ async function main(): Promise<number> {
   log(`WSI: ${wsiFiles.length} levels, largest ${path.basename(wsi.file)} (${wsi.frames} tiles of ${wsi.columns}x${wsi.rows})`);
 
   // (1) Servers.
-  const workDir = run.makeWorkDir('pacs-bench-retrieve-');
   const servers: TargetServer[] = [];
+  const storeDescription: string[] = [];
+  if (opts.oursStore === 's3' && opts.servers.includes(OURS)) {
+    const s3 = await startS3Process(repoRoot, workDir);
+    run.running.push({ name: 's3', stop: s3.stop });
+    // startOurServer passes PACS_* of this process on to our server.
+    Object.assign(process.env, s3.env);
+    storeDescription.push(s3.describe);
+  }
   for (const name of opts.servers) {
     const dir = path.join(workDir, name);
     fs.mkdirSync(dir);
@@ -403,7 +435,7 @@ async function main(): Promise<number> {
   for (const server of servers) {
     if (!server.alive()) problem(server.name, `process died during the run; last output:\n${server.logTail()}`);
   }
-  const describe = servers.flatMap((s) => s.describe);
+  const describe = [...servers.flatMap((s) => s.describe), ...storeDescription];
   await run.cleanup(false);
   for (const server of servers) {
     for (const logName of ['ours.log', 'orthanc.log']) {
@@ -413,7 +445,6 @@ async function main(): Promise<number> {
   }
   await run.cleanup();
 
-  const wsiLargest = wsiInfo.reduce((a, b) => (b.frames > a.frames ? b : a));
   const md = [
     `# Retrieve benchmark (WADO-RS): ${names.join(' vs ')}${opts.quick ? ' (--quick smoke run)' : ''}`,
     '',
@@ -428,7 +459,7 @@ async function main(): Promise<number> {
     '',
     `- One client (this script, same machine, keep-alive HTTP/1.1). ${names.length > 1 ? `Both servers are started fresh and get the same data by STOW-RS; each round runs every request type on ${names.join(' then ')} (even rounds) or the reverse (odd rounds), with the same request sequence for both.` : 'The server is started fresh.'} ${opts.rounds} rounds; latency p50/p95 per round, median over rounds; throughput per round, median (min–max) over rounds. Latency = request start to last response byte. Warm-up: 2 requests per type and server first (1 for the whole series).`,
     `- (1)/(2) one native multi-frame instance, ${multiframe.frames} frames of 512×512×16 bit (${formatBytes(multiframe.bytes)}, explicit VR LE, Multi-frame Grayscale Word SC); random frame numbers; Accept \`${ACCEPT_FRAMES}\`. Requests per round and server: ${opts.reps.frame1} at concurrency 1, ${opts.reps.frame16} at concurrency 16, ${opts.reps.list8} lists of 8 distinct frames.`,
-    `- (3)/(4) WSI: the TILED_FULL pyramid of CMU-1-Small-Region (${WSI_DIR}, ${wsiFiles.length} levels, JPEG baseline RGB tiles). **No pyramid of ≥ 8k×6k pixels exists in the shared data**; the largest level there is used: ${path.basename(wsiLargest.file)}, ${wsi.frames} tiles of ${wsi.columns}×${wsi.rows} (2220×2967 px). (3) raw tile with the Accept above (${opts.reps.wsi}/round); (4) \`/frames/N/rendered\` with Accept \`image/jpeg\` (${opts.reps.rendered}/round; sizes not compared, the JPEG encoders differ).`,
+    `- (3)/(4) WSI: ${wsiDescription}. The level with the most tiles is used: ${wsi.frames} tiles of ${wsi.columns}×${wsi.rows}. (3) raw tile with the Accept above (${opts.reps.wsi}/round); (4) \`/frames/N/rendered\` with Accept \`image/jpeg\` (${opts.reps.rendered}/round; sizes not compared, the JPEG encoders differ).`,
     `- (5)/(6) one series of ${opts.seriesInstances} CT instances, ${opts.seriesSide}×${opts.seriesSide}×16 bit (${(series.bytes / MB).toFixed(1)} MB in all): \`/studies/{s}/series/{se}/metadata\` (Accept application/dicom+json, ${opts.reps.metadata}/round, item count checked) and \`/studies/{s}/series/{se}\` with Accept \`${ACCEPT_INSTANCES}\` (${opts.reps.series}/round; MB/s = DICOM payload 10^6 bytes / wall time; peak RSS of the server process from VmHWM after a reset via /proc/<pid>/clear_refs, plus 25 ms VmRSS sampling).`,
     `- Checks: every answer must be HTTP 200 with the expected part count and payload (frames: 524,288 bytes each; series: the stored files byte-for-byte in size), metadata must list ${opts.seriesInstances} items, rendered answers must be image/jpeg starting with FFD8; frame/tile/series payload sizes of the same request are compared between the servers.`,
     '',

@@ -44,7 +44,8 @@ export function parseCommonOptions(argv: string[], scriptUrl: string, defaultRou
 
 /** The servers a benchmark started and their temp storage; stopped and removed on exit or signal. */
 export class BenchRun {
-  readonly running: TargetServer[] = [];
+  /** Servers and helper processes (e.g. an S3 server), stopped in the order they were added. */
+  readonly running: Pick<TargetServer, 'name' | 'stop'>[] = [];
   interrupted = false;
   workDir: string | undefined;
   /** Keep the temp storage and logs (`--keep`). */
