@@ -10,7 +10,7 @@
  */
 import { createRequire } from 'node:module';
 import imaging from 'dcmjs-imaging';
-import sharp from 'sharp';
+import sharp, { type Sharp } from 'sharp';
 import type { Logger } from 'pino';
 import type { BlobStore } from '../storage/blob-store.js';
 import type { StoredInstance } from '../catalog/catalog.js';
@@ -258,8 +258,11 @@ export async function renderFrame(
   // so coloured overlay pixels stay visible).
   let pipeline = sharp(Buffer.from(rendered.pixels), { raw: { width: rendered.width, height: rendered.height, channels: 4 } }).removeAlpha();
   if (grayscale) pipeline = pipeline.toColourspace('b-w');
-  let width = rendered.width;
-  let height = rendered.height;
+  return encode(pipeline, rendered.width, rendered.height, options);
+}
+
+/** Fits the image into the viewport (never enlarging) and encodes it as the options ask. */
+async function encode(pipeline: Sharp, width: number, height: number, options: RenderOptions): Promise<RenderedImage> {
   if (options.viewport !== undefined) {
     const scale = Math.min(1, options.viewport.width / width, options.viewport.height / height);
     if (scale < 1) {
@@ -268,11 +271,8 @@ export async function renderFrame(
       pipeline = pipeline.resize(width, height, { fit: 'fill' });
     }
   }
-  if (options.format === 'png') {
-    return { body: await pipeline.png().toBuffer(), mediaType: 'image/png', width, height };
-  }
-  const quality = options.quality ?? DEFAULT_JPEG_QUALITY;
-  return { body: await pipeline.jpeg({ quality }).toBuffer(), mediaType: 'image/jpeg', width, height };
+  if (options.format === 'png') return { body: await pipeline.png().toBuffer(), mediaType: 'image/png', width, height };
+  return { body: await pipeline.jpeg({ quality: options.quality ?? DEFAULT_JPEG_QUALITY }).toBuffer(), mediaType: 'image/jpeg', width, height };
 }
 
 /**
@@ -302,19 +302,7 @@ async function renderColourJpegTile(
     const source = sharp(frame!, { limitInputPixels: maxPixels });
     const info = await source.metadata();
     if (info.format !== 'jpeg' || info.channels !== 3 || info.width !== columns || info.height !== rows) return undefined;
-    let pipeline = source;
-    let width = columns;
-    let height = rows;
-    if (options.viewport !== undefined) {
-      const scale = Math.min(1, options.viewport.width / width, options.viewport.height / height);
-      if (scale < 1) {
-        width = Math.max(1, Math.round(width * scale));
-        height = Math.max(1, Math.round(height * scale));
-        pipeline = pipeline.resize(width, height, { fit: 'fill' });
-      }
-    }
-    if (options.format === 'png') return { body: await pipeline.png().toBuffer(), mediaType: 'image/png', width, height };
-    return { body: await pipeline.jpeg({ quality: options.quality ?? DEFAULT_JPEG_QUALITY }).toBuffer(), mediaType: 'image/jpeg', width, height };
+    return await encode(source, columns, rows, options);
   } catch (err) {
     log?.warn({ err: { type: err instanceof Error ? err.name : typeof err, message: err instanceof Error ? err.message : undefined } }, 'rendering a slide tile failed');
     throw new AppError('NOT_ACCEPTABLE', `Frame ${options.frame} of this slide holds no decodable JPEG tile; retrieve the frame instead`, { cause: err });
