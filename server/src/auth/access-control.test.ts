@@ -26,7 +26,8 @@ const roleEnv = Object.entries(ROLES).map(([role, permissions]) => `${role}=${pe
 const SAMPLE_PARAMS: Record<string, string> = { study, series, instance: sop, frames: '1', frame: '1', tag: '7FE00010', id: 'polyp-unknown-job', '*': '' };
 
 function concreteUrl(url: string): string {
-  const sample = url.startsWith('/ai/models/') ? url.replace(':id', 'bright-spot') : url;
+  // A wildcard route (bulkdata/*: TAG[/ITEM/TAG...]) gets the pixel data tag.
+  const sample = (url.startsWith('/ai/models/') ? url.replace(':id', 'bright-spot') : url).replace(/\/\*$/, `/${SAMPLE_PARAMS['tag']}`);
   const query = url.endsWith('/frames/:frame/detections') ? '?model=bright-spot' : '';
   return sample.replace(/:([A-Za-z]+)/g, (_match, name: string) => {
     const value = SAMPLE_PARAMS[name];
