@@ -381,22 +381,30 @@ describe('whole-slide viewing', () => {
   }
 
   it('aborts tile requests that left the screen', async () => {
-    // Hold every tile of the base level for 5 s (long enough for a loaded CI machine to click), zoom in
-    // to it, and fit again before they arrive.
+    // Hold every tile of the base level until the test lets them go (a fixed delay was too short on a
+    // loaded CI machine: the tiles arrived before the click), zoom in to it, and fit again.
     const baseSop = [...wsiFull.levels].find(([, level]) => level === 0)![0];
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
     await page.route(`**/instances/${baseSop}/frames/**`, async (route) => {
-      await new Promise((r) => setTimeout(r, 5000));
+      await released;
       await route.continue().catch(() => undefined);
     });
-    const { stop } = await openSlide(wsiFull.study, '10-wsi-abort-fit');
-    for (let i = 0; i < 12 && (await viewport().getAttribute('data-level')) !== '0'; i += 1) await page.click('button[data-action=zoom-in]');
-    expect(await viewport().getAttribute('data-level')).toBe('0');
-    await page.waitForFunction(() => Number(document.querySelector<HTMLElement>('.viewport.wsi')?.dataset['pending'] ?? 0) > 0);
-    await page.click('button[data-action=fit]');
-    await page.waitForFunction(() => Number(document.querySelector<HTMLElement>('.viewport.wsi')?.dataset['aborted'] ?? 0) > 0);
-    await page.waitForFunction(() => document.querySelector<HTMLElement>('.viewport.wsi')?.dataset['pending'] === '0');
-    await page.unroute(`**/instances/${baseSop}/frames/**`);
-    stop();
+    try {
+      const { stop } = await openSlide(wsiFull.study, '10-wsi-abort-fit');
+      for (let i = 0; i < 12 && (await viewport().getAttribute('data-level')) !== '0'; i += 1) await page.click('button[data-action=zoom-in]');
+      expect(await viewport().getAttribute('data-level')).toBe('0');
+      await page.waitForFunction(() => Number(document.querySelector<HTMLElement>('.viewport.wsi')?.dataset['pending'] ?? 0) > 0);
+      await page.click('button[data-action=fit]');
+      await page.waitForFunction(() => Number(document.querySelector<HTMLElement>('.viewport.wsi')?.dataset['aborted'] ?? 0) > 0);
+      release();
+      await page.waitForFunction(() => document.querySelector<HTMLElement>('.viewport.wsi')?.dataset['pending'] === '0');
+      stop();
+    } finally {
+      // Never leave held tiles behind for the tests that follow, whatever failed above.
+      release();
+      await page.unroute(`**/instances/${baseSop}/frames/**`);
+    }
     errors.length = 0;
     failed.length = 0;
   }, 120_000);
