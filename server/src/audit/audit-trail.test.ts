@@ -90,6 +90,25 @@ describe('the audit trail records each access to patient data once', () => {
     expect(records.every((r) => r.clientAddress === '127.0.0.1')).toBe(true);
   });
 
+  it('records the first tile read of an instance at once and folds the reads that follow into a count', async () => {
+    const headers = await bearer('panning-user', ['reader']);
+    const base = `/dicomweb/studies/${study}/series/${series}/instances/${sop}`;
+    const accept = 'multipart/related; type="application/octet-stream"; transfer-syntax=*';
+    for (let i = 0; i < 20; i += 1) {
+      expect((await t.app.inject({ url: `${base}/frames/1`, headers: { ...headers, accept } })).statusCode).toBe(200);
+    }
+    // A refused read is never folded: it is its own record.
+    expect((await t.app.inject({ url: `${base}/frames/9`, headers: { ...headers, accept } })).statusCode).toBe(404);
+    const records = await recordsOf('panning-user');
+    expect(records.map((r) => [r.status, r.detail])).toEqual([
+      [200, { frames: '1' }],
+      [404, { frames: '9' }],
+      [200, { repeats: 19, firstTime: records[0]!.time }],
+    ]);
+    expect(records[2]!.objects).toEqual([{ study, series, instance: sop }]);
+    expect(records[2]!.time).toBeGreaterThanOrEqual(records[0]!.time);
+  });
+
   it('records a STOW-RS of two instances once, naming both stored instances', async () => {
     const newStudy = newUid();
     const instances = [newUid(), newUid()];

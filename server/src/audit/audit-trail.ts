@@ -12,10 +12,14 @@
  * - the queue is bounded (MAX_QUEUED); beyond it new records are dropped and the drops counted in an
  *   error log line (fail-closed keeps this to refused requests);
  * - `close()` writes what is still queued.
+ *
+ * Repeated partial reads of one instance by one user (tiles, frames) are folded into a count
+ * (repeat-coalescer.ts): the first is recorded at once, the count when its 10 s window ends.
  */
 import type { Logger } from 'pino';
 import type { AuditRecord } from './audit-record.js';
 import type { AuditStore } from './audit-store.js';
+import { RepeatCoalescer } from './repeat-coalescer.js';
 
 const BATCH = 256;
 const FLUSH_DELAY_MS = 5;
@@ -45,6 +49,9 @@ export class AuditTrail {
   private closed = false;
   readonly failClosed: boolean;
   private readonly exporters: AuditExporter[];
+  private readonly repeats = new RepeatCoalescer();
+  /** Emits the counts of folded reads whose window ended, also when no new request comes. */
+  private readonly sweeper = setInterval(() => this.enqueueDue(Date.now()), 1000).unref();
 
   constructor(
     readonly store: AuditStore,
@@ -55,8 +62,17 @@ export class AuditTrail {
     this.exporters = options.exporters ?? [];
   }
 
-  /** Queues one record. Never throws, never waits. */
+  /** Queues one record (or counts it as a repeat of one queued earlier). Never throws, never waits. */
   record(record: AuditRecord): void {
+    if (this.repeats.fold(record)) return;
+    this.enqueue(record);
+  }
+
+  private enqueueDue(now: number): void {
+    for (const summary of this.repeats.due(now)) this.enqueue(summary);
+  }
+
+  private enqueue(record: AuditRecord): void {
     if (this.queue.length >= MAX_QUEUED) {
       this.dropped += 1;
       if (this.dropped === 1 || this.dropped % 1000 === 0) {
@@ -74,8 +90,9 @@ export class AuditTrail {
     return !this.failing;
   }
 
-  /** Writes everything queued so far (tests, shutdown). Rejects if the store still fails. */
+  /** Writes everything queued so far, counts of folded repeats included (tests, shutdown). Rejects if the store still fails. */
   async flush(): Promise<void> {
+    this.enqueueDue(Number.POSITIVE_INFINITY);
     this.clearTimer();
     while (this.writing !== undefined) await this.writing;
     while (this.queue.length > 0) {
@@ -85,6 +102,7 @@ export class AuditTrail {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.sweeper);
     this.closed = true;
     try {
       await this.flush();
