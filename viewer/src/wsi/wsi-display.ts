@@ -147,7 +147,12 @@ export const WsiDisplay = {
       const wanted: TileRef[] = t <= overview ? [...(levels[overview] as Level).tiles.values()] : [];
       if (t !== overview) wanted.push(...visibleTiles(levels[t] as Level).map((v) => v.ref));
       loader.want(wanted);
+      // After want(): it is what aborts the requests of tiles that left the screen. Set before it, the
+      // counters stayed stale until the next draw, which never comes when every wanted tile is cached.
       box.dataset['pending'] = String(loader.pending);
+      box.dataset['requested'] = String(loader.counters.requested);
+      box.dataset['loaded'] = String(loader.counters.loaded);
+      box.dataset['aborted'] = String(loader.counters.aborted);
       // Duration of this frame's drawing (tiles + annotations), for the benchmark.
       box.dataset['drawMs'] = (performance.now() - started).toFixed(2);
       if (loader.pending === 0 && loader.counters.loaded > 0 && box.dataset['firstScreenMs'] === undefined) {
@@ -262,9 +267,6 @@ export const WsiDisplay = {
       );
       box.dataset['level'] = String(t);
       box.dataset['levelWidth'] = String(level.width);
-      box.dataset['requested'] = String(loader.counters.requested);
-      box.dataset['loaded'] = String(loader.counters.loaded);
-      box.dataset['aborted'] = String(loader.counters.aborted);
       if (spacing === undefined) {
         scaleBar.replaceChildren(h('span', { text: 'no pixel spacing' }));
         return;
