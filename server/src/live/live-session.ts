@@ -80,6 +80,12 @@ export class LiveSession {
   private intakeDepth = 0;
   private paused = false;
   private finishing: Promise<void> = Promise.resolve();
+  /**
+   * Frames sent before the client saw its own stop arrive after it (they were in flight, or being
+   * encoded): they are dropped quietly. Answering them with an error made the client take that error
+   * as the answer to its stop.
+   */
+  private stoppedOnce = false;
 
   constructor(
     private readonly deps: LiveDeps,
@@ -98,7 +104,10 @@ export class LiveSession {
     }
     let frame: FrameMessage;
     try {
-      if (this.active === undefined) throw new ProtocolError('NOT_STARTED', 'Send {"type":"start",…} before frames');
+      if (this.active === undefined) {
+        if (this.stoppedOnce) return;
+        throw new ProtocolError('NOT_STARTED', 'Send {"type":"start",…} before frames');
+      }
       frame = parseFrame(data, this.deps.maxFrameBytes);
     } catch (err) {
       this.sendError(err, undefined);
@@ -228,7 +237,11 @@ export class LiveSession {
 
   private async onFrame(frame: FrameMessage, receivedAt: number, receivedAtPerf: number): Promise<void> {
     const active = this.active;
-    if (active === undefined) throw new ProtocolError('NOT_STARTED', 'Send {"type":"start",…} before frames');
+    if (active === undefined) {
+      // Queued behind the stop (see stoppedOnce).
+      if (this.stoppedOnce) return;
+      throw new ProtocolError('NOT_STARTED', 'Send {"type":"start",…} before frames');
+    }
     let width: number;
     let height: number;
     let image: Buffer | RawImage;
@@ -299,6 +312,7 @@ export class LiveSession {
     const active = this.active;
     if (active === undefined) return this.finishing;
     this.active = undefined;
+    this.stoppedOnce = true;
     this.finishing = this.finishing.then(() => this.finish(active, reason));
     return this.finishing;
   }

@@ -146,6 +146,24 @@ describe('live endoscopy stream', () => {
     client.ws.close();
   });
 
+  it('drops frames that were still in flight when the client stopped, and answers the stop with the recording', async () => {
+    const client = await LiveClient.connect(url);
+    client.sendJson({ type: 'start', model: 'bright-spot', fps: 25, study: newPatient });
+    await client.next((m) => m.type === 'started');
+    const frame = await squareJpeg(30);
+    client.sendJpeg(0, frame);
+    await client.next((m) => m.type === 'detections' && m.seq === 0);
+    // What a browser does when a capture was being encoded as Stop was clicked: frames right behind the stop.
+    client.sendJson({ type: 'stop' });
+    client.sendJpeg(1, frame);
+    client.sendJpeg(2, frame);
+    const stopped = await client.next((m) => m.type === 'stopped');
+    expect(stopped.recording).toMatchObject({ video: { frames: 1 } });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(client.messages.filter((m) => m.type === 'error')).toEqual([]);
+    client.ws.close();
+  });
+
   it('drops frames, never queues them, when a client sends faster than the model: the newest frame is analysed', async () => {
     const engine = t.services.inference!;
     engine.wrapRunner('bright-spot', (runner): BatchRunner<Buffer, MaskOutput> => ({ run: async (inputs) => { await new Promise((r) => setTimeout(r, 60)); return runner.run(inputs); } }), { maxBatch: 4, queueDepth: 16 });

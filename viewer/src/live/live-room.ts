@@ -234,10 +234,11 @@ export function renderLiveRoom(root: HTMLElement): () => void {
       const conn = connection;
       closeSource();
       if (conn === undefined) return;
+      // At once, not after the answer: a capture still encoding sees the session is over and sends nothing.
+      connection = undefined;
       status.textContent = 'Storing the recording…';
       try {
         lastStopped = await conn.stop();
-        connection = undefined;
         conn.close();
         const r = lastStopped.recording;
         status.textContent =
