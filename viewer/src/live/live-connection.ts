@@ -71,7 +71,7 @@ export class LiveConnection {
     ws.binaryType = 'arraybuffer';
     ws.addEventListener('message', (event) => {
       if (typeof event.data !== 'string') return;
-      const message = JSON.parse(event.data) as { type: string; message?: string };
+      const message = JSON.parse(event.data) as { type: string; message?: string; seq?: number };
       if (message.type === 'detections') {
         this.onDetections(message as unknown as DetectionsMessage);
         return;
@@ -81,7 +81,8 @@ export class LiveConnection {
         this.pending.splice(this.pending.indexOf(waiter), 1);
         waiter.resolve(message);
       } else if (message.type === 'error') {
-        const failed = this.pending.shift();
+        // An error naming a frame (seq) is about that frame, never the answer to a start or stop.
+        const failed = message.seq === undefined ? this.pending.shift() : undefined;
         if (failed !== undefined) failed.reject(new Error(message.message ?? 'refused'));
         else this.onProblem(message.message ?? 'The server refused a frame');
       }
