@@ -92,6 +92,8 @@ export async function buildApp(config: Readonly<Config>, services: Services): Pr
   // the connection (1009) before buffering it.
   await app.register(websocket, { options: { maxPayload: config.live.maxFrameBytes * 2 + 8192 } });
 
+  // Per-client rate limiting (PACS_RATE_LIMIT_*): before access control, so refused requests count too.
+  await registerRateLimit(app, config.limits.rateLimit);
   // Before any route: every route registered later is checked for its declared permission.
   const verifier = config.auth.enabled ? new TokenVerifier(config.auth) : undefined;
   installAccessControl(app, verifier);
@@ -102,8 +104,6 @@ export async function buildApp(config: Readonly<Config>, services: Services): Pr
   app.setNotFoundHandler((request, reply) => {
     void reply.code(404).send({ error: { code: 'NOT_FOUND', message: `No route for ${request.method} ${request.url.split('?')[0]}` } });
   });
-  // Per-client rate limiting (PACS_RATE_LIMIT_*): counts every route registered below.
-  await registerRateLimit(app, config.limits.rateLimit);
 
   if (config.corsOrigins.length > 0) {
     // Browser viewers on other origins (OHIF, Slim): only the configured ones, never `*` (patient data).

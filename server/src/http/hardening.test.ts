@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import net from 'node:net';
 import { buildTestApp, type TestApp } from '../test-support/build-test-app.js';
+import { authEnv, startTestIssuer } from '../test-support/test-issuer.js';
 import { makeInstance, multipartBody, STOW_CONTENT_TYPE } from '../test-support/make-dicom.js';
 
 let t: TestApp;
@@ -117,5 +118,25 @@ describe('rate limiting per client', () => {
     // Another client, and loopback clients (exempt by default), are not limited.
     expect((await from('10.0.0.8')).statusCode).toBe(200);
     for (let i = 0; i < 10; i++) expect((await from('127.0.0.1')).statusCode).toBe(200);
+  });
+
+  it('counts requests refused before any route runs: 401s of a client guessing tokens, unknown URLs', async () => {
+    const issuer = await startTestIssuer();
+    const signedIn = await buildTestApp(authEnv(issuer, { PACS_RATE_LIMIT_MAX: '4', PACS_RATE_LIMIT_WINDOW_SECONDS: '60' }));
+    try {
+      const guess = (token: string) => signedIn.app.inject({ url: '/dicomweb/studies', headers: { authorization: `Bearer ${token}` }, remoteAddress: '10.0.0.9' });
+      for (let i = 0; i < 3; i++) expect((await guess(`guess-${i}`)).statusCode).toBe(401);
+      expect((await signedIn.app.inject({ url: '/no/such/route', remoteAddress: '10.0.0.9' })).statusCode).toBe(401);
+      const refused = await guess('guess-4');
+      expect(refused.statusCode).toBe(429);
+      expect(refused.json().error.code).toBe('TOO_MANY_REQUESTS');
+      // A valid token from that address is refused too until the window ends; other clients are served.
+      const token = await issuer.token({ sub: 'reader', roles: ['reader'] });
+      expect((await guess(token)).statusCode).toBe(429);
+      expect((await signedIn.app.inject({ url: '/dicomweb/studies', headers: { authorization: `Bearer ${token}` }, remoteAddress: '10.0.0.10' })).statusCode).toBe(200);
+    } finally {
+      await signedIn.close();
+      await issuer.close();
+    }
   });
 });

@@ -41,8 +41,9 @@ export class TooManyRequestsError extends AppError {
 }
 
 /**
- * Per-client rate limiting (@fastify/rate-limit, in memory, keyed by the client address): every route
- * registered after this counts. Off when `max` is 0. Loopback clients are exempt by default: the embedded
+ * Per-client rate limiting (@fastify/rate-limit, in memory, keyed by the client address): every request
+ * counts, from a root onRequest hook that must be installed before access control, so requests refused
+ * with 401 (e.g. guessing tokens) and unknown URLs count too. Off when `max` is 0. Loopback clients are exempt by default: the embedded
  * deployment serves its own viewer and tools there, and a viewer scrolling a stack or panning a slide
  * legitimately sends hundreds of frame requests a second. Behind a reverse proxy on the same host every
  * client looks like loopback: limit there, or set PACS_RATE_LIMIT_EXEMPT_LOOPBACK=false.
@@ -51,7 +52,8 @@ export class TooManyRequestsError extends AppError {
 export async function registerRateLimit(app: FastifyInstance, limits: LimitsConfig['rateLimit']): Promise<void> {
   if (limits.max === 0) return;
   await app.register(rateLimit, {
-    global: true,
+    // Not per route: route hooks run after the root's access control, which would let 401s go uncounted.
+    global: false,
     max: limits.max,
     timeWindow: limits.windowSeconds * 1000,
     ...(limits.exemptLoopback ? { allowList: (request: { ip: string }) => isLoopbackHost(request.ip) } : {}),
@@ -60,4 +62,5 @@ export async function registerRateLimit(app: FastifyInstance, limits: LimitsConf
       return new TooManyRequestsError(`Too many requests from this client (more than ${context.max} in ${limits.windowSeconds} s); retry in ${seconds} s`, seconds);
     },
   });
+  app.addHook('onRequest', app.rateLimit());
 }
