@@ -65,7 +65,7 @@ export abstract class KyselyCatalog implements Catalog {
   async listInstancesWithAttributes(scope: InstanceScope): Promise<InstanceWithAttributes[]> {
     try {
       const rows = await this.instanceRows(scope, true);
-      return rows.map((row) => ({ instance: toStoredInstance(row), attributes: JSON.parse(row.attributes ?? '{}') as DicomJsonDataset }));
+      return rows.map((row) => withLazyAttributes(toStoredInstance(row), row.attributes));
     } catch (error) {
       throw asIndexFailure(error, 'listing instance attributes');
     }
@@ -181,5 +181,20 @@ function toStoredInstance(row: InstanceRow): StoredInstance {
     rows: row.pixel_rows ?? undefined,
     columns: row.pixel_columns ?? undefined,
     pixelData: row.pixel_data === null ? undefined : JSON.parse(row.pixel_data),
+  };
+}
+
+/**
+ * The header JSON is parsed on first use: a caller that already holds a finished form of the instance
+ * (the metadata routes keep each instance's JSON text) skips the parse, the biggest cost of a series.
+ */
+function withLazyAttributes(instance: StoredInstance, raw: string | null | undefined): InstanceWithAttributes {
+  let parsed: DicomJsonDataset | undefined;
+  return {
+    instance,
+    get attributes(): DicomJsonDataset {
+      parsed ??= JSON.parse(raw ?? '{}') as DicomJsonDataset;
+      return parsed;
+    },
   };
 }

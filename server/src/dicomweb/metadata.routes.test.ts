@@ -324,7 +324,8 @@ describe('WADO-RS metadata kept in memory while the series is unchanged', () => 
   it('answers a repeated request with the same bytes, and a series that gains an instance with the new instance', async () => {
     const series = { study: newUid(), series: newUid() };
     const make = () => makeInstance({ studyInstanceUid: series.study, seriesInstanceUid: series.series, sopInstanceUid: newUid(), rows: 8, columns: 8 });
-    expect((await stow(t.app, [make(), make(), make()])).statusCode).toBe(200);
+    const files = [make(), make(), make()];
+    expect((await stow(t.app, files)).statusCode).toBe(200);
     const url = `/dicomweb/studies/${series.study}/series/${series.series}/metadata`;
     for (const headers of [{}, { 'accept-encoding': 'gzip' }] as Record<string, string>[]) {
       const first = await get(url, headers);
@@ -338,12 +339,30 @@ describe('WADO-RS metadata kept in memory while the series is unchanged', () => 
     const before = await get(url);
     expect(before.json()).toHaveLength(3);
 
-    expect((await stow(t.app, [make()])).statusCode).toBe(200);
+    files.push(make());
+    expect((await stow(t.app, [files[3]!])).statusCode).toBe(200);
+    const logged = t.logLines.length;
     const after = await get(url);
     expect(after.json()).toHaveLength(4);
+    // Only the new instance was built; the other three came from memory.
+    expect(t.logLines.slice(logged).filter((line) => line.includes('"built":1,') || line.includes('"built":1}'))).toHaveLength(1);
     expect(after.headers['etag']).not.toBe(before.headers['etag']);
     const zipped = await get(url, { 'accept-encoding': 'gzip' });
     expect(JSON.parse(gunzipSync(zipped.rawPayload).toString('utf8'))).toHaveLength(4);
+
+    // Three instances' texts came from memory, one was built: the same bytes as a server without any cache.
+    const uncached = await buildTestApp({ PACS_METADATA_CACHE_MB: '0' });
+    try {
+      expect((await stow(uncached.app, files)).statusCode).toBe(200);
+      const fresh = await uncached.app.inject({ method: 'GET', url });
+      // Compared per instance: instances without InstanceNumber are listed in arrival order, which differs.
+      const bySop = (body: Buffer) =>
+        Object.fromEntries((JSON.parse(body.toString('utf8')) as DicomJsonDataset[]).map((d) => [d['00080018']!.Value![0] as string, JSON.stringify(d)]));
+      expect(bySop(after.rawPayload)).toEqual(bySop(fresh.rawPayload));
+      expect(fresh.rawPayload.length).toBe(after.rawPayload.length);
+    } finally {
+      await uncached.close();
+    }
   });
 });
 

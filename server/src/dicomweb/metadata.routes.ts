@@ -9,7 +9,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { LRUCache } from 'lru-cache';
 import type { Archive } from '../archive/archive.js';
 import { metadataDataset, metadataETag } from '../archive/metadata.js';
-import type { InstanceScope, StoredInstance } from '../catalog/catalog.js';
+import type { InstanceScope, InstanceWithAttributes, StoredInstance } from '../catalog/catalog.js';
 import { AppError } from '../errors.js';
 import { dicomwebBaseUrl } from './base-url.js';
 import { addVary } from './http-cache.js';
@@ -56,7 +56,23 @@ export async function metadataRoutes(app: FastifyInstance, options: MetadataRout
    */
   const cacheBytes = options.cacheBytes ?? DEFAULT_METADATA_CACHE_BYTES;
   const responses =
-    cacheBytes > 0 ? new LRUCache<string, CachedBody>({ maxSize: cacheBytes, sizeCalculation: (body) => Math.max(1, body.bytes.length) }) : undefined;
+    cacheBytes > 0 ? new LRUCache<string, CachedBody>({ maxSize: Math.ceil(cacheBytes / 2), sizeCalculation: (body) => Math.max(1, body.bytes.length) }) : undefined;
+  /**
+   * Each instance's JSON text by storage key and base URL (what it depends on): when a series gains an
+   * instance, as it does all through an acquisition while a viewer polls, only the new one is built.
+   */
+  const instanceTexts =
+    cacheBytes > 0 ? new LRUCache<string, string>({ maxSize: Math.ceil(cacheBytes / 2), sizeCalculation: (text) => Math.max(1, text.length) }) : undefined;
+  const instanceText = (entry: InstanceWithAttributes, base: string, built: { count: number }): string => {
+    const key = `${entry.instance.blobKey}\u0000${base}`;
+    let text = instanceTexts?.get(key);
+    if (text === undefined) {
+      text = JSON.stringify(metadataDataset(entry, (i, tag) => bulkDataUri(base, i, tag)));
+      instanceTexts?.set(key, text);
+      built.count += 1;
+    }
+    return text;
+  };
 
   const metadata = async (request: FastifyRequest<{ Params: MetadataParams }>, reply: FastifyReply) => {
     const { study, series, instance } = request.params;
@@ -88,8 +104,8 @@ export async function metadataRoutes(app: FastifyInstance, options: MetadataRout
     }
 
     const found = await archive.findInstancesWithAttributes(scope);
-    const datasets = found.map((entry) => metadataDataset(entry, (i, tag) => bulkDataUri(base, i, tag)));
-    const json = Buffer.from(JSON.stringify(datasets), 'utf8');
+    const built = { count: 0 };
+    const json = Buffer.from(`[${found.map((entry) => instanceText(entry, base, built)).join(',')}]`, 'utf8');
     // The ETag computed before the attributes were read names the instances actually sent only if nothing
     // arrived in between; otherwise the answer goes out with its own tag and is not cached.
     const current = metadataETag(found.map((entry) => entry.instance), base);
@@ -98,7 +114,7 @@ export async function metadataRoutes(app: FastifyInstance, options: MetadataRout
         ? { bytes: await gzip(json, { level: GZIP_LEVEL }), etag: `${current.slice(0, -1)}-gzip"`, gzip: true }
         : { bytes: json, etag: current, gzip: false };
     if (current === etag) responses?.set(body.etag, body);
-    request.log.info({ instances: found.length }, 'WADO-RS metadata');
+    request.log.info({ instances: found.length, built: built.count }, 'WADO-RS metadata');
     return sendBody(reply, body);
   };
 
