@@ -2,22 +2,14 @@
  * WADO-RS bulk data (PS3.18 §10.4.1.1.5, §8.7.3): the pixel data value behind a metadata BulkDataURI,
  * as multipart or as the bare value with HTTP byte ranges, read from storage in bounded ranged reads.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import dcmjs from 'dcmjs';
-import { buildApp } from '../app.js';
 import { BULKDATA_CHUNK_BYTES } from '../archive/bulkdata.js';
-import { SqliteCatalog } from '../catalog/sqlite-catalog.js';
-import { loadConfig } from '../config.js';
-import { FsBlobStore } from '../storage/fs-blob-store.js';
 import { buildTestApp, type TestApp } from '../test-support/build-test-app.js';
 import { makeInstance, makeLargeInstanceHeader, newUid } from '../test-support/make-dicom.js';
 import { loadShared, stow, type SharedInstance } from '../test-support/shared-instance.js';
 import { splitMultipart } from '../test-support/split-multipart.js';
-import { CountingStore } from '../test-support/counting-store.js';
-import { testLogger } from '../test-support/log-capture.js';
+import { buildCountingApp } from '../test-support/counting-store.js';
 
 const JPEG_BASELINE = '1.2.840.10008.1.2.4.50';
 const BIG_ENDIAN = '1.2.840.10008.1.2.2';
@@ -313,11 +305,7 @@ describe('WADO-RS bulk data that is not there', () => {
 
 describe('WADO-RS bulk data reads in bounded chunks', () => {
   it('streams a 20 MiB value by ranged reads of at most 8 MiB, and a range by reads of that range only', async () => {
-    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'pacs-bulkdata-'));
-    const store = new CountingStore(await FsBlobStore.create(path.join(dataDir, 'blobs')));
-    const catalog = new SqliteCatalog(':memory:');
-    await catalog.migrate();
-    const app = await buildApp(loadConfig({ PACS_DATA_DIR: dataDir, PACS_LOG_LEVEL: 'silent' }), { blobStore: store, catalog, logger: testLogger() });
+    const { app, store, close } = await buildCountingApp('pacs-bulkdata-');
     try {
       const large = { study: newUid(), series: newUid(), sop: newUid() };
       const { header, pixelBytes } = makeLargeInstanceHeader({ studyInstanceUid: large.study, seriesInstanceUid: large.series, sopInstanceUid: large.sop, rows: 4096, columns: 5120 });
@@ -339,8 +327,7 @@ describe('WADO-RS bulk data reads in bounded chunks', () => {
       expect(part.rawPayload.equals(value.subarray(start, start + 1000))).toBe(true);
       expect(store.ranges).toEqual([{ start: header.length + start, end: header.length + start + 999 }]);
     } finally {
-      await app.close();
-      await rm(dataDir, { recursive: true, force: true });
+      await close();
     }
   });
 });

@@ -3,23 +3,15 @@
  * a study, series or instance — DICOM JSON of every instance, with bulk data URIs for pixel data that
  * lead to exactly the stored pixel bytes — and that it comes from the index alone.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildApp } from '../app.js';
-import { SqliteCatalog } from '../catalog/sqlite-catalog.js';
-import { loadConfig } from '../config.js';
 import type { DicomJsonDataset } from '../dicom/dicom-json.js';
-import { FsBlobStore } from '../storage/fs-blob-store.js';
 import { buildTestApp, type TestApp } from '../test-support/build-test-app.js';
 import { makeInstance, newUid } from '../test-support/make-dicom.js';
 import { instanceUrl, loadShared, stow, type SharedInstance } from '../test-support/shared-instance.js';
 import { splitMultipart } from '../test-support/split-multipart.js';
-import { CountingStore } from '../test-support/counting-store.js';
+import { buildCountingApp } from '../test-support/counting-store.js';
 import { writePart10 } from '../dicom/write-part10.js';
-import { testLogger } from '../test-support/log-capture.js';
 
 const EXPLICIT_LE = '1.2.840.10008.1.2.1';
 const JPEG_BASELINE = '1.2.840.10008.1.2.4.50';
@@ -368,11 +360,7 @@ describe('WADO-RS metadata kept in memory while the series is unchanged', () => 
 
 describe('WADO-RS metadata comes from the index', () => {
   it('answers a 200-instance series without reading any stored file', async () => {
-    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'pacs-metadata-'));
-    const store = new CountingStore(await FsBlobStore.create(path.join(dataDir, 'blobs')));
-    const catalog = new SqliteCatalog(':memory:');
-    await catalog.migrate();
-    const app = await buildApp(loadConfig({ PACS_DATA_DIR: dataDir, PACS_LOG_LEVEL: 'silent' }), { blobStore: store, catalog, logger: testLogger() });
+    const { app, store, close } = await buildCountingApp('pacs-metadata-');
     try {
       const bigStudy = newUid();
       const bigSeries = newUid();
@@ -390,8 +378,7 @@ describe('WADO-RS metadata comes from the index', () => {
       expect(store.stats).toBe(0);
       expect(store.ranges).toHaveLength(0);
     } finally {
-      await app.close();
-      await rm(dataDir, { recursive: true, force: true });
+      await close();
     }
   });
 });

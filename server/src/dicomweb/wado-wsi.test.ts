@@ -4,8 +4,7 @@
  * its stored JPEG bytes untouched, and metadata carries what a slide viewer such as Slim needs.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
-import os from 'node:os';
+import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { buildTestApp, type TestApp } from '../test-support/build-test-app.js';
 import { sharedDataDir } from '../test-support/shared-data.js';
@@ -13,12 +12,7 @@ import { describeInstance, instanceUrl, stow } from '../test-support/shared-inst
 import { splitMultipart } from '../test-support/split-multipart.js';
 import sharp from 'sharp';
 import { renderFramePixels } from '../archive/render.js';
-import { CountingStore } from '../test-support/counting-store.js';
-import { FsBlobStore } from '../storage/fs-blob-store.js';
-import { SqliteCatalog } from '../catalog/sqlite-catalog.js';
-import { buildApp } from '../app.js';
-import { loadConfig } from '../config.js';
-import { testLogger } from '../test-support/log-capture.js';
+import { buildCountingApp, CountingStore } from '../test-support/counting-store.js';
 
 const FRAMES_ANY_TS = 'multipart/related; type="application/octet-stream"; transfer-syntax=*';
 const PYRAMIDS = ['tiled-full-gcp-wsi2dcm', 'tiled-sparse-orthanc-wsi'];
@@ -115,11 +109,7 @@ describe('whole-slide pyramids over WADO-RS', () => {
 
   it('renders a tile reading only that tile, never the whole level', async () => {
     const level = levels.reduce((a, b) => (b.frames.length > a.frames.length ? b : a));
-    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'pacs-wsi-render-'));
-    const store = new CountingStore(await FsBlobStore.create(path.join(dataDir, 'blobs')));
-    const catalog = new SqliteCatalog(':memory:');
-    await catalog.migrate();
-    const app = await buildApp(loadConfig({ PACS_DATA_DIR: dataDir, PACS_LOG_LEVEL: 'silent' }), { blobStore: store, catalog, logger: testLogger() });
+    const { app, store, close } = await buildCountingApp('pacs-wsi-render-');
     try {
       expect((await stow(app, [await readFile(path.join(sharedDataDir, 'wsi-cmu1-small-region', level.file))])).statusCode).toBe(200);
       store.reset();
@@ -130,8 +120,7 @@ describe('whole-slide pyramids over WADO-RS', () => {
       expect(store.gets).toBe(0);
       expect(store.rangeBytes).toBe(level.frames[1]!.length);
     } finally {
-      await app.close();
-      await rm(dataDir, { recursive: true, force: true });
+      await close();
     }
   });
 

@@ -2,20 +2,12 @@
  * WADO-RS (PS3.18 §10.4): instances and frames come back exactly as stored when the client accepts
  * the stored syntax, in multipart/related bodies; decoding per syntax is in wado-transcode.test.ts.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildApp } from '../app.js';
-import { SqliteCatalog } from '../catalog/sqlite-catalog.js';
-import { loadConfig } from '../config.js';
-import { FsBlobStore } from '../storage/fs-blob-store.js';
 import { buildTestApp, type TestApp } from '../test-support/build-test-app.js';
 import { makeInstance, newUid } from '../test-support/make-dicom.js';
 import { instanceUrl, loadShared, stow, type SharedInstance } from '../test-support/shared-instance.js';
 import { splitMultipart, type ResponsePart } from '../test-support/split-multipart.js';
-import { CountingStore } from '../test-support/counting-store.js';
-import { testLogger } from '../test-support/log-capture.js';
+import { buildCountingApp } from '../test-support/counting-store.js';
 
 const EXPLICIT_LE = '1.2.840.10008.1.2.1';
 const JPEG_BASELINE = '1.2.840.10008.1.2.4.50';
@@ -254,11 +246,7 @@ describe('WADO-RS: retrieve frames', () => {
 
 describe('WADO-RS frames read only the frames', () => {
   it('issues one ranged read per fragment and never reads the whole file', async () => {
-    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'pacs-wado-'));
-    const store = new CountingStore(await FsBlobStore.create(path.join(dataDir, 'blobs')));
-    const catalog = new SqliteCatalog(':memory:');
-    await catalog.migrate();
-    const app = await buildApp(loadConfig({ PACS_DATA_DIR: dataDir, PACS_LOG_LEVEL: 'silent' }), { blobStore: store, catalog, logger: testLogger() });
+    const { app, store, close } = await buildCountingApp('pacs-wado-');
     try {
       expect((await stow(app, [wsi.bytes])).statusCode).toBe(200);
       const response = await app.inject({ method: 'GET', url: `${instanceUrl(wsi)}/frames/3,4`, headers: { accept: FRAMES_ANY_TS } });
@@ -269,8 +257,7 @@ describe('WADO-RS frames read only the frames', () => {
       expect(read).toBe(wsi.frames[2]!.length + wsi.frames[3]!.length);
       expect(read).toBeLessThan(wsi.bytes.length / 4);
     } finally {
-      await app.close();
-      await rm(dataDir, { recursive: true, force: true });
+      await close();
     }
   });
 });

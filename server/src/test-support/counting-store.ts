@@ -1,5 +1,14 @@
 /** A real blob store wrapped to count how it is read, so tests can prove what a request touched. */
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import type { Readable } from 'node:stream';
+import type { FastifyInstance } from 'fastify';
+import { buildApp } from '../app.js';
+import { SqliteCatalog } from '../catalog/sqlite-catalog.js';
+import { loadConfig } from '../config.js';
+import { FsBlobStore } from '../storage/fs-blob-store.js';
+import { testLogger } from './log-capture.js';
 import type { BlobStore, ByteRange } from '../storage/blob-store.js';
 
 export class CountingStore implements BlobStore {
@@ -55,4 +64,31 @@ export class CountingStore implements BlobStore {
   close() {
     return this.inner.close();
   }
+}
+
+export interface CountingApp {
+  app: FastifyInstance;
+  /** The app's blob store (a folder in a temp dir), counting every read. */
+  store: CountingStore;
+  close(): Promise<void>;
+}
+
+/**
+ * The whole app on a counting folder store and an in-memory SQLite index, for tests that prove which
+ * bytes a request read. `close` stops it and removes its temp folder.
+ */
+export async function buildCountingApp(prefix: string): Promise<CountingApp> {
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), prefix));
+  const store = new CountingStore(await FsBlobStore.create(path.join(dataDir, 'blobs')));
+  const catalog = new SqliteCatalog(':memory:');
+  await catalog.migrate();
+  const app = await buildApp(loadConfig({ PACS_DATA_DIR: dataDir, PACS_LOG_LEVEL: 'silent' }), { blobStore: store, catalog, logger: testLogger() });
+  return {
+    app,
+    store,
+    async close() {
+      await app.close();
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
 }
