@@ -267,8 +267,10 @@ async function writeAll(fd: number, chunks: Buffer[]): Promise<void> {
   }
 }
 
-/** One positioned read; loops only if the kernel returns fewer bytes than asked. */
-/** `length` bytes at `position`, or undefined when the file ends first (the range is outside the blob). */
+/**
+ * `length` bytes at `position` (looping only if the kernel returns fewer than asked), or undefined when
+ * the file ends first: the range is outside the blob.
+ */
 async function readAt(handle: FileHandle, position: number, length: number): Promise<Buffer | undefined> {
   const buffer = Buffer.allocUnsafe(length);
   let filled = 0;
