@@ -57,6 +57,10 @@ export interface InstanceWithAttributes {
   instance: StoredInstance;
   /** The data set before Pixel Data, File Meta excluded; binary values over 4 KiB are `{vr}` only. */
   attributes: DicomJsonDataset;
+  /** `attributes` as the index keeps it (its JSON text), when the catalog has it: callers may splice it instead of parsing. */
+  attributesJson?: string;
+  /** Bits Allocated (0028,0100) of the data set, as indexed; undefined when not recorded. */
+  bitsAllocated?: number;
 }
 
 export interface InstanceScope {

@@ -65,7 +65,7 @@ export abstract class KyselyCatalog implements Catalog {
   async listInstancesWithAttributes(scope: InstanceScope): Promise<InstanceWithAttributes[]> {
     try {
       const rows = await this.instanceRows(scope, true);
-      return rows.map((row) => withLazyAttributes(toStoredInstance(row), row.attributes));
+      return rows.map((row) => withLazyAttributes(toStoredInstance(row), row.attributes, row.bits_allocated));
     } catch (error) {
       throw asIndexFailure(error, 'listing instance attributes');
     }
@@ -80,7 +80,7 @@ export abstract class KyselyCatalog implements Catalog {
         'st.study_uid', 'se.series_uid', 'i.sop_instance_uid', 'i.sop_class_uid', 'i.transfer_syntax_uid',
         'i.blob_key', 'i.blob_size', 'i.number_of_frames', 'i.pixel_rows', 'i.pixel_columns', 'i.pixel_data',
       ])
-      .$if(withAttributes, (qb) => qb.select('i.attributes'))
+      .$if(withAttributes, (qb) => qb.select(['i.attributes', 'i.bits_allocated']))
       .where('st.study_uid', '=', scope.studyInstanceUid);
     if (scope.seriesInstanceUid !== undefined) query = query.where('se.series_uid', '=', scope.seriesInstanceUid);
     if (scope.sopInstanceUid !== undefined) query = query.where('i.sop_instance_uid', '=', scope.sopInstanceUid);
@@ -188,10 +188,12 @@ function toStoredInstance(row: InstanceRow): StoredInstance {
  * The header JSON is parsed on first use: a caller that already holds a finished form of the instance
  * (the metadata routes keep each instance's JSON text) skips the parse, the biggest cost of a series.
  */
-function withLazyAttributes(instance: StoredInstance, raw: string | null | undefined): InstanceWithAttributes {
+function withLazyAttributes(instance: StoredInstance, raw: string | null | undefined, bitsAllocated: number | null | undefined): InstanceWithAttributes {
   let parsed: DicomJsonDataset | undefined;
   return {
     instance,
+    attributesJson: raw ?? '{}',
+    ...(bitsAllocated === null || bitsAllocated === undefined ? {} : { bitsAllocated }),
     get attributes(): DicomJsonDataset {
       parsed ??= JSON.parse(raw ?? '{}') as DicomJsonDataset;
       return parsed;

@@ -10,6 +10,7 @@ import { buildTestApp, type TestApp } from '../test-support/build-test-app.js';
 import { makeInstance, newUid } from '../test-support/make-dicom.js';
 import { instanceUrl, loadShared, stow, type SharedInstance } from '../test-support/shared-instance.js';
 import { splitMultipart } from '../test-support/split-multipart.js';
+import { metadataDataset, metadataText } from '../archive/metadata.js';
 import { buildCountingApp } from '../test-support/counting-store.js';
 import { writePart10 } from '../dicom/write-part10.js';
 
@@ -309,6 +310,28 @@ describe('WADO-RS metadata caching and compression', () => {
     for (const encoding of ['identity', 'gzip;q=0', 'br']) {
       expect((await get(url(), { 'accept-encoding': encoding })).headers['content-encoding'], encoding).toBeUndefined();
     }
+  });
+});
+
+describe('WADO-RS metadata spliced from the indexed JSON text', () => {
+  it('gives every stored sample the same data set as the general path', async () => {
+    const studies = (await get('/dicomweb/studies?limit=1000')).json() as DicomJsonDataset[];
+    let spliced = 0;
+    let compared = 0;
+    for (const studyUid of studies.map((d) => d['0020000D']!.Value![0] as string)) {
+      for (const entry of await t.services.catalog.listInstancesWithAttributes({ studyInstanceUid: studyUid })) {
+        const uriOf = (i: { sopInstanceUid: string }, tag: string) => `http://pacs.test/dicomweb/instances/${i.sopInstanceUid}/bulkdata/${tag}`;
+        const text = metadataText(entry, uriOf);
+        const { attributesJson: _raw, bitsAllocated: _bits, ...withoutText } = entry;
+        expect(JSON.parse(text), entry.instance.sopInstanceUid).toEqual(metadataDataset({ ...withoutText, attributes: entry.attributes }, uriOf));
+        if (!/"vr":"(?:OB|OD|OF|OL|OV|OW|UN)"/.test(entry.attributesJson!)) spliced += 1;
+        compared += 1;
+      }
+    }
+    expect(compared).toBeGreaterThan(10);
+    // Both paths are exercised: plain headers are spliced, headers with binary elements are not.
+    expect(spliced).toBeGreaterThan(2);
+    expect(spliced).toBeLessThan(compared);
   });
 });
 

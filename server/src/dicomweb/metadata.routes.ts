@@ -8,7 +8,7 @@ import { gzip as gzipCallback } from 'node:zlib';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { LRUCache } from 'lru-cache';
 import type { Archive } from '../archive/archive.js';
-import { metadataDataset, metadataETag } from '../archive/metadata.js';
+import { metadataETag, metadataText } from '../archive/metadata.js';
 import type { InstanceScope, InstanceWithAttributes, StoredInstance } from '../catalog/catalog.js';
 import { AppError } from '../errors.js';
 import { dicomwebBaseUrl } from './base-url.js';
@@ -67,7 +67,7 @@ export async function metadataRoutes(app: FastifyInstance, options: MetadataRout
     const key = `${entry.instance.blobKey}\u0000${base}`;
     let text = instanceTexts?.get(key);
     if (text === undefined) {
-      text = JSON.stringify(metadataDataset(entry, (i, tag) => bulkDataUri(base, i, tag)));
+      text = metadataText(entry, (i, tag) => bulkDataUri(base, i, tag));
       instanceTexts?.set(key, text);
       built.count += 1;
     }
