@@ -11,6 +11,9 @@
  * cache drops the key on put and delete (this process), and a file removed by another process is read
  * as it was, which is what a reader that opened it just before would see too. A handle in use is
  * closed only once its last user releases it. Idle handles are closed after `idleMs`.
+ *
+ * Hand-written rather than lru-cache's `dispose`: eviction there would close a handle another request
+ * is still reading from; the leases here count their users.
  */
 import { open, type FileHandle } from 'node:fs/promises';
 
