@@ -71,6 +71,39 @@ describe('configuration from the environment', () => {
     expect(message).not.toContain('"https://ok.example.org"');
   });
 
+  it('reports problems of different sections together, in one error, in the order they are read', () => {
+    let error: unknown;
+    try {
+      loadConfig({
+        PACS_INDEX: 'postgres',
+        PACS_AI_MAX_BATCH: '0',
+        PACS_DIMSE_AE_TITLE: 'A_TITLE_LONGER_THAN_16',
+        PACS_JOBS_QUEUE: 'kafka',
+        PACS_RATE_LIMIT_MAX: 'many',
+        PACS_AUTH_ENABLED: 'true',
+        PACS_TLS_KEY_FILE: 'key.pem',
+        PACS_AUDIT_SYSLOG: 'http://audit',
+      });
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(AppError);
+    expect((error as AppError).code).toBe('CONFIG_INVALID');
+    const lines = (error as AppError).message.split('\n');
+    expect(lines[0]).toBe('Invalid configuration:');
+    expect(lines.slice(1).map((line) => /^  - (PACS_[A-Z_0-9]+)/.exec(line)?.[1])).toEqual([
+      'PACS_POSTGRES_URL',
+      'PACS_AI_MAX_BATCH',
+      'PACS_DIMSE_AE_TITLE',
+      'PACS_JOBS_QUEUE',
+      'PACS_RATE_LIMIT_MAX',
+      'PACS_AUTH_ISSUER',
+      'PACS_AUTH_AUDIENCE',
+      'PACS_TLS_CERT_FILE',
+      'PACS_AUDIT_SYSLOG',
+    ]);
+  });
+
   it('refuses out-of-range numbers', () => {
     expect(() => loadConfig({ PACS_PORT: '70000' })).toThrow(/PACS_PORT must be between 0 and 65535/);
   });

@@ -1,0 +1,10 @@
+/**
+ * The permission vocabulary: what a route, a role or a DIMSE calling AE may be granted. A leaf module
+ * (no imports) so configuration can read role and AE tables without pulling in Fastify types.
+ */
+
+/** What a route may require (issue "Security and reliability"): enforced in one place, auth/access-control.ts. */
+export const PERMISSIONS = ['read', 'store', 'ai', 'admin'] as const;
+export type Permission = (typeof PERMISSIONS)[number];
+/** A route's declared requirement: `public` routes (health, viewer files, /api) need no token. */
+export type RoutePermission = Permission | 'public';
