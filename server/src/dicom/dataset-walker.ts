@@ -19,10 +19,8 @@
  * reader has to pull more input.
  */
 import dcmjs from 'dcmjs';
-import { InvalidDicomError } from '../errors.js';
-import { type ByteReader, isTruncation, truncated } from './byte-reader.js';
+import { type ByteReader, truncated } from './byte-reader.js';
 import { isVrByte, SHORT_VRS, tagKey, tagText, UNDEFINED_LENGTH, VR_OB, VR_OW, VR_SQ, VR_UN, VRS_DCMJS_LACKS } from './element-encoding.js';
-import { readFragments } from './pixel-data-frames.js';
 import { headerTooLarge, invalid } from './scan-errors.js';
 
 /** One sequence value whose content is Implicit VR LE inside an explicit data set (UN, PS3.5 §6.2.2). */
@@ -141,27 +139,6 @@ export async function walkDataset(
     if (w.opensSequence()) continue;
     if (r.buf.length - r.pos >= w.length) r.pos += w.length;
     else await r.skip(w.length, `data element ${tagText(w.group, w.element)}`);
-  }
-}
-
-/**
- * Elements after Pixel Data (e.g. Data Set Trailing Padding, digital signatures) are stored but not
- * parsed; they are walked only so that a file cut inside one is refused as truncated. Anything else odd
- * there (garbage after the data set is common) is tolerated: the rest is just stored.
- */
-export async function walkTail(r: ByteReader, implicit: boolean, little: boolean): Promise<void> {
-  try {
-    for (;;) {
-      const walk = await walkDataset(r, implicit, little, Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY);
-      const px = walk.pixel;
-      if (px === undefined) return;
-      // A second top-level Pixel Data element: skip it like any other value.
-      if (px.length !== undefined) await r.skip(px.length, 'a data element');
-      else await readFragments(r, () => false, '', Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY);
-    }
-  } catch (err) {
-    // Source and sink errors, and truncation, still fail the scan.
-    if (isTruncation(err) || !(err instanceof InvalidDicomError)) throw err;
   }
 }
 

@@ -8,21 +8,22 @@
  *
  * This module runs the steps in order; each lives in its own module:
  *  - file-meta.ts: preamble, "DICM" and the File Meta group (PS3.10 §7.1), and the data set's encoding;
- *  - dataset-walker.ts: the data elements and sequences up to Pixel Data (PS3.5 §7.1, §7.5), and after it;
+ *  - dataset-walker.ts: the data elements and sequences up to Pixel Data (PS3.5 §7.1, §7.5); the elements
+ *    after it are walked here (`walkTail`) with the same walker;
  *  - deflated-dataset.ts: the same walk over an inflated data set (PS3.5 §A.5);
  *  - header-json.ts: the kept header bytes → DICOM JSON (PS3.18 §F.2), via dcmjs;
  *  - pixel-data-frames.ts: where each frame lies, native (PS3.5 §8.2) or encapsulated (PS3.5 §A.4).
  */
 import { InvalidDicomError } from '../errors.js';
-import { ByteReader, type ChunkSink } from './byte-reader.js';
-import { walkDataset, walkTail, type WalkResult } from './dataset-walker.js';
+import { ByteReader, type ChunkSink, isTruncation } from './byte-reader.js';
+import { walkDataset, type WalkResult } from './dataset-walker.js';
 import { readDeflatedHeader } from './deflated-dataset.js';
 import type { DicomJsonDataset } from './dicom-json.js';
 import { firstString } from './dicom-json.js';
 import { type DatasetEncoding, detectDatasetEncoding, type FileMeta, readFileMeta, readPreamble } from './file-meta.js';
 import { headerToJson } from './header-json.js';
 import type { InstanceHeader } from './instance-header.js';
-import { imageInfo, locatePixelData } from './pixel-data-frames.js';
+import { imageInfo, locatePixelData, readFragments } from './pixel-data-frames.js';
 import { invalid } from './scan-errors.js';
 
 export type { ChunkSink } from './byte-reader.js';
@@ -186,4 +187,25 @@ async function readToEnd(r: ByteReader, header: Header, encoding: DatasetEncodin
   }
   if (header.walk.pixel !== undefined) await walkTail(r, encoding.implicit, encoding.little);
   await r.drain();
+}
+
+/**
+ * Elements after Pixel Data (e.g. Data Set Trailing Padding, digital signatures) are stored but not
+ * parsed; they are walked only so that a file cut inside one is refused as truncated. Anything else odd
+ * there (garbage after the data set is common) is tolerated: the rest is just stored.
+ */
+async function walkTail(r: ByteReader, implicit: boolean, little: boolean): Promise<void> {
+  try {
+    for (;;) {
+      const walk = await walkDataset(r, implicit, little, Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY);
+      const px = walk.pixel;
+      if (px === undefined) return;
+      // A second top-level Pixel Data element: skip it like any other value.
+      if (px.length !== undefined) await r.skip(px.length, 'a data element');
+      else await readFragments(r, () => false, '', Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY);
+    }
+  } catch (err) {
+    // Source and sink errors, and truncation, still fail the scan.
+    if (isTruncation(err) || !(err instanceof InvalidDicomError)) throw err;
+  }
 }

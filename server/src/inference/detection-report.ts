@@ -9,9 +9,9 @@
  * UIDs are derived from (model, version, source instance, frame), so asking again for the same
  * detections finds the stored report instead of writing a duplicate.
  */
-import { createHash } from 'node:crypto';
 import dcmjs from 'dcmjs';
-import type { DicomJsonDataset } from '../dicom/dicom-json.js';
+import { derivedUid } from '../dicom/derived-uid.js';
+import type { PatientStudyAttributes } from '../dicom/patient-study-attributes.js';
 import { writePart10 } from '../dicom/write-part10.js';
 import type { Detection } from './inference-engine.js';
 import type { ModelSpec } from './model-manifest.js';
@@ -67,14 +67,6 @@ const labelOf = (finding: Code): string =>
   Object.entries(FINDING_BY_LABEL).find(([, c]) => c.CodeValue === finding.CodeValue && c.CodingSchemeDesignator === finding.CodingSchemeDesignator)?.[0] ??
   finding.CodeMeaning;
 
-/** A UID under 2.25 (PS3.5 B.2) from a SHA-256 of the name: UUID version 8 ("custom") layout. */
-export function derivedUid(...parts: string[]): string {
-  const bytes = createHash('sha256').update(parts.join('\u0000')).digest().subarray(0, 16);
-  bytes[6] = (bytes[6]! & 0x0f) | 0x80;
-  bytes[8] = (bytes[8]! & 0x3f) | 0x80;
-  return `2.25.${BigInt(`0x${bytes.toString('hex')}`).toString(10)}`;
-}
-
 export interface SourceFrame {
   studyInstanceUid: string;
   seriesInstanceUid: string;
@@ -96,23 +88,7 @@ export function reportUids(model: Pick<ModelSpec, 'id' | 'version'>, source: Sou
   };
 }
 
-/** Patient and study attributes copied from the source image (PS3.3 C.7.1.1, C.7.2.1). */
-const COPIED_KEYWORDS = [
-  'PatientName', 'PatientID', 'IssuerOfPatientID', 'PatientBirthDate', 'PatientSex',
-  'StudyInstanceUID', 'StudyDate', 'StudyTime', 'ReferringPhysicianName', 'StudyID', 'AccessionNumber', 'StudyDescription',
-] as const;
-const TYPE2_KEYWORDS = ['PatientName', 'PatientID', 'PatientBirthDate', 'PatientSex', 'StudyDate', 'StudyTime', 'ReferringPhysicianName', 'StudyID', 'AccessionNumber'];
-
 type Item = Record<string, unknown>;
-
-/** The patient and study attributes of an indexed instance (DICOM JSON), dcmjs-naturalized. */
-export function patientStudyAttributes(json: DicomJsonDataset): Record<string, unknown> {
-  const natural = DicomMetaDictionary.naturalizeDataset(JSON.parse(JSON.stringify(json)) as never) as Record<string, unknown>;
-  const attributes: Record<string, unknown> = {};
-  for (const keyword of COPIED_KEYWORDS) if (natural[keyword] !== undefined) attributes[keyword] = natural[keyword];
-  for (const keyword of TYPE2_KEYWORDS) if (attributes[keyword] === undefined) attributes[keyword] = '';
-  return attributes;
-}
 
 const text = (rel: string, concept: Code, value: string): Item => ({ RelationshipType: rel, ValueType: 'TEXT', ConceptNameCodeSequence: [concept], TextValue: value });
 const codeItem = (rel: string, concept: Code, value: Code): Item => ({ RelationshipType: rel, ValueType: 'CODE', ConceptNameCodeSequence: [concept], ConceptCodeSequence: [value] });
@@ -147,8 +123,8 @@ export interface ReportInput {
   source: SourceImage;
   /** The frames analysed, each with its detections. */
   frames: ReportFrame[];
-  /** Patient and study attributes (dcmjs-naturalized; `patientStudyAttributes` of the source instance). */
-  patientStudy: Record<string, unknown>;
+  /** Patient and study attributes (dcmjs-naturalized; dicom/patient-study-attributes.ts of the source instance). */
+  patientStudy: PatientStudyAttributes;
   minScore: number;
   /** Default: derived from model, version, source and (single) frame, which makes the report idempotent. */
   uids?: ReportUids;

@@ -7,8 +7,9 @@
 import type { Archive } from '../archive/archive.js';
 import { checkRenderable } from '../archive/render.js';
 import type { StoredInstance } from '../catalog/catalog.js';
+import { patientStudyAttributes } from '../dicom/patient-study-attributes.js';
 import { AppError, isAppError } from '../errors.js';
-import { buildDetectionReport, patientStudyAttributes, readDetectionReport, reportUids, type SourceFrame, type StoredDetectionReport } from './detection-report.js';
+import { buildDetectionReport, readDetectionReport, reportUids, type SourceFrame, type StoredDetectionReport } from './detection-report.js';
 import type { Detection, DetectionResult, InferenceEngine } from './inference-engine.js';
 
 export interface FrameRef {

@@ -1,6 +1,6 @@
 /** Positive tiles of a classification job merged into regions, each outlined along the tile borders. */
 import { describe, expect, it } from 'vitest';
-import { AnnotationBuffer, recordsOf } from './annotations.js';
+import { AnnotationBuffer, recordsOf } from './annotations/records.js';
 import { tileRegions } from './tile-regions.js';
 
 /** Records for a grid drawn as text: '#' positive tile of group 0, '2' of group 1; tiles 10×10 base px. */

@@ -1,15 +1,16 @@
 /**
- * Positive tiles of a classification job → regions. Each unit records its positive windows (one packed
- * record per window, annotations.ts layout: column, row on the window grid; the window's core x0, y0,
- * x1, y1 in base pixels; positive score; group index). Here the windows of every unit are merged into
- * 4-connected regions per group (windows sharing an edge), and each region's outline is traced along
- * the window borders: an outer ring (clockwise on screen, y down; first point not repeated, collinear
- * points dropped) and its holes (negative windows enclosed by the region). The DICOM POLYGON of a
- * region is its outer ring (PS3.3 C.37.1.2 polygons have no holes); the GeoJSON view also has the holes.
- * Where two of a region's tiles touch only at a corner, the trace turns into the tile it came along, so
- * negative tiles reaching the outside through that corner stay outside: the outline touches itself there.
+ * Positive tiles of a classification job → regions. Each unit records its positive windows (one
+ * packed record per window, annotations/records.ts layout: column, row on the window grid; the
+ * window's core x0, y0, x1, y1 in base pixels; positive score; group index). Here the windows of
+ * every unit are merged into 4-connected regions per group (windows sharing an edge), and each
+ * region's outline is traced along the window borders: an outer ring (clockwise on screen, y down;
+ * first point not repeated, collinear points dropped) and its holes (negative windows enclosed by
+ * the region). The DICOM POLYGON of a region is its outer ring (PS3.3 C.37.1.2 polygons have no
+ * holes); the GeoJSON view also has the holes. Where two of a region's tiles touch only at a corner,
+ * the trace turns into the tile it came along, so negative tiles reaching the outside through that
+ * corner stay outside: the outline touches itself there.
  */
-import { ANNOTATION_FLOATS } from './annotations.js';
+import { ANNOTATION_FLOATS } from './annotations/records.js';
 
 export interface TileRegion {
   /** Index of the annotation group (label). */

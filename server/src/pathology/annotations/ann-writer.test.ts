@@ -1,8 +1,12 @@
-/** The annotation records and the Microscopy Bulk Simple Annotations writer at slide scale. */
+/** The Microscopy Bulk Simple Annotations writer at slide scale, checked by reading its output back. */
 import { describe, expect, it } from 'vitest';
 import dcmjs from 'dcmjs';
-import { AnnotationBuffer, ANNOTATION_FLOATS, buildAnnotationInstance, geoJsonChunks, geoJsonRegionChunks, groupByLabel, MICROSCOPY_BULK_SIMPLE_ANNOTATIONS, polygonGroups, readAnnotationInstance, recordsOf } from './annotations.js';
-import type { Slide } from './slide.js';
+import type { Slide } from '../slide.js';
+import { readAnnotationInstance } from './ann-reader.js';
+import { buildAnnotationInstance } from './ann-writer.js';
+import { MICROSCOPY_BULK_SIMPLE_ANNOTATIONS } from './codes.js';
+import { groupByLabel, polygonGroups } from './groups.js';
+import { AnnotationBuffer, recordsOf } from './records.js';
 
 const slide = {
   studyInstanceUid: '1.2.3',
@@ -22,18 +26,7 @@ async function* units(...list: Float32Array[]): AsyncGenerator<Float32Array> {
   yield* list;
 }
 
-describe('slide annotations', () => {
-  it('packs annotations as float32 records that survive a database round trip at any byte offset', () => {
-    const buffer = new AnnotationBuffer();
-    for (let i = 0; i < 1000; i += 1) buffer.push(i + 0.5, 2 * i, i, 2 * i - 1, i + 1, 2 * i + 1, 0.75, i % 2);
-    const bytes = buffer.toBuffer();
-    expect(bytes.length).toBe(1000 * ANNOTATION_FLOATS * 4);
-    const shifted = Buffer.concat([Buffer.alloc(1), bytes]).subarray(1);
-    const records = recordsOf(shifted);
-    expect(records[ANNOTATION_FLOATS * 999]).toBe(999.5);
-    expect(records[ANNOTATION_FLOATS * 999 + 7]).toBe(1);
-  });
-
+describe('slide annotation instance', () => {
   it('writes 60,000 points in one instance as float32 data, one group per label, and reads them back', async () => {
     const a = new AnnotationBuffer();
     const b = new AnnotationBuffer();
@@ -71,20 +64,6 @@ describe('slide annotations', () => {
     expect(readAnnotationInstance(first.part10).groups[0]!.count).toBe(0);
   });
 
-  it('streams GeoJSON features unit by unit', async () => {
-    const a = new AnnotationBuffer();
-    a.push(10, 20, 5, 15, 15, 25, 0.8, 0);
-    let text = '';
-    for await (const chunk of geoJsonChunks(['nucleus'], { properties: { job: 'x' } }, units(new Float32Array(0), recordsOf(a.toBuffer()), recordsOf(a.toBuffer())))) text += chunk;
-    const geo = JSON.parse(text);
-    expect(geo.properties.job).toBe('x');
-    expect(geo.features).toHaveLength(2);
-    expect(geo.features[0]).toEqual({ type: 'Feature', geometry: { type: 'Point', coordinates: [10, 20] }, properties: { label: 'nucleus', score: 0.8, box: [5, 15, 15, 25] } });
-    let empty = '';
-    for await (const chunk of geoJsonChunks(['nucleus'], {}, units())) empty += chunk;
-    expect(JSON.parse(empty)).toEqual({ type: 'FeatureCollection', features: [] });
-  });
-
   it('writes tile regions as POLYGON groups: coordinates of all outlines, the 1-based index of each first value, mean/max probability and tiles', async () => {
     const regions = [
       { group: 0, outer: [0, 0, 20, 0, 20, 10, 0, 10], holes: [], windows: 2, meanScore: 0.7, maxScore: 0.9 },
@@ -118,19 +97,5 @@ describe('slide annotations', () => {
     const natural = dcmjs.data.DicomMetaDictionary.naturalizeDataset(file.dict) as any;
     const neoplastic = [natural.AnnotationGroupSequence].flat()[1];
     expect([neoplastic.AnnotationPropertyTypeCodeSequence].flat()[0]).toMatchObject({ CodeValue: '108369006', CodingSchemeDesignator: 'SCT', CodeMeaning: 'Neoplasm' });
-  });
-
-  it('streams tile regions as GeoJSON Polygon features with closed rings and holes', async () => {
-    const regions = [{ group: 0, outer: [0, 0, 30, 0, 30, 30, 0, 30], holes: [[10, 10, 10, 20, 20, 20, 20, 10]], windows: 8, meanScore: 0.75, maxScore: 0.8 }];
-    let text = '';
-    for await (const chunk of geoJsonRegionChunks(['lesion'], { properties: { job: 'x' } }, regions)) text += chunk;
-    const geo = JSON.parse(text);
-    expect(geo.features).toEqual([
-      {
-        type: 'Feature',
-        geometry: { type: 'Polygon', coordinates: [[[0, 0], [30, 0], [30, 30], [0, 30], [0, 0]], [[10, 10], [10, 20], [20, 20], [20, 10], [10, 10]]] },
-        properties: { label: 'lesion', score: 0.75, maxScore: 0.8, tiles: 8 },
-      },
-    ]);
   });
 });
