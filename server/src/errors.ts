@@ -22,7 +22,17 @@ export type ErrorCode =
   | 'AUTH_UNAVAILABLE'
   | 'AUDIT_UNAVAILABLE'
   | 'CONFIG_INVALID'
-  | 'INTERNAL';
+  | 'INTERNAL'
+  // The live endoscopy WebSocket's refusals (contracts/live.ts): sent in its `error` and `stopped`
+  // messages, never as an HTTP response; the statuses below are what one would be (and keep the map total).
+  | 'MALFORMED_MESSAGE'
+  | 'FRAME_TOO_LARGE'
+  | 'NOT_STARTED'
+  | 'ALREADY_STARTED'
+  | 'BAD_START'
+  | 'FRAME_SIZE_CHANGED'
+  | 'UNDECODABLE_FRAME'
+  | 'RECORDING_NOT_STORED';
 
 const STATUS_BY_CODE: Record<ErrorCode, number> = {
   BAD_REQUEST: 400,
@@ -45,6 +55,14 @@ const STATUS_BY_CODE: Record<ErrorCode, number> = {
   AUDIT_UNAVAILABLE: 503,
   CONFIG_INVALID: 500,
   INTERNAL: 500,
+  MALFORMED_MESSAGE: 400,
+  BAD_START: 400,
+  FRAME_SIZE_CHANGED: 400,
+  UNDECODABLE_FRAME: 400,
+  NOT_STARTED: 409,
+  ALREADY_STARTED: 409,
+  FRAME_TOO_LARGE: 413,
+  RECORDING_NOT_STORED: 503,
 };
 
 export class AppError extends Error {

@@ -7,52 +7,26 @@
  *   raw formats only), then the frame bytes. One message per frame keeps header and pixels together
  *   (no state between messages to get out of step) and costs no base64.
  *
- * Parsing is pure and total: anything malformed becomes a ProtocolError with a message for the client.
+ * The messages are typed once in contracts/live.ts (shared with the viewer). Parsing is pure and total:
+ * anything malformed becomes a ProtocolError with a message for the client.
  */
 
-export class ProtocolError extends Error {
-  constructor(
-    readonly code: 'MALFORMED_MESSAGE' | 'FRAME_TOO_LARGE' | 'NOT_STARTED' | 'ALREADY_STARTED' | 'BAD_START' | 'FRAME_SIZE_CHANGED' | 'UNDECODABLE_FRAME' | 'FORBIDDEN',
-    message: string,
-  ) {
-    super(message);
+import type { LiveControl, LiveFrameHeader, LiveNewStudy, LiveProtocolErrorCode } from '../contracts/live.js';
+import { AppError } from '../errors.js';
+
+/** A refused live message: its code is one of the stable codes (errors.ts), answered as an `error` message. */
+export class ProtocolError extends AppError {
+  declare readonly code: LiveProtocolErrorCode;
+  constructor(code: LiveProtocolErrorCode, message: string) {
+    super(code, message);
     this.name = 'ProtocolError';
   }
 }
 
-export type FrameFormat = 'jpeg' | 'rgb' | 'rgba';
-
-export interface FrameMessage {
-  seq: number;
-  /** Client clock (ms) when the frame was captured: echoed back, and used for the recording's frame times. */
-  capturedAt: number;
-  format: FrameFormat;
-  width?: number;
-  height?: number;
+/** A parsed frame: the header (contracts/live.ts) and its image bytes. */
+export interface FrameMessage extends LiveFrameHeader {
   payload: Buffer;
 }
-
-/** New patient/study for a procedure not yet in the archive (PS3.3 C.7.1.1, C.7.2.1). */
-export interface NewStudy {
-  patientName: string;
-  patientId: string;
-  patientBirthDate?: string;
-  patientSex?: 'M' | 'F' | 'O';
-  accessionNumber?: string;
-  studyDescription?: string;
-}
-
-export interface StartMessage {
-  type: 'start';
-  model: string;
-  /** Record the session as DICOM when it stops (default true). */
-  record: boolean;
-  /** Nominal frame rate, used for the recording when capture times are missing or equal. */
-  fps: number;
-  study: { studyInstanceUid: string } | NewStudy;
-}
-
-export type ControlMessage = StartMessage | { type: 'stop' };
 
 const UID = /^[0-9]+(\.[0-9]+)*$/;
 const DATE = /^\d{8}$/;
@@ -70,7 +44,7 @@ function text(o: Record<string, unknown>, key: string, max: number, required: bo
   return value;
 }
 
-export function parseControl(raw: string): ControlMessage {
+export function parseControl(raw: string): LiveControl {
   let json: unknown;
   try {
     json = JSON.parse(raw);
@@ -97,7 +71,7 @@ export function parseControl(raw: string): ControlMessage {
   if (birthDate !== undefined && !DATE.test(birthDate)) throw new ProtocolError('BAD_START', '"patientBirthDate" must be YYYYMMDD');
   const sex = study['patientSex'];
   if (sex !== undefined && sex !== 'M' && sex !== 'F' && sex !== 'O') throw new ProtocolError('BAD_START', '"patientSex" must be M, F or O');
-  const newStudy: NewStudy = {
+  const newStudy: LiveNewStudy = {
     patientName: text(study, 'patientName', 64, true)!,
     patientId: text(study, 'patientId', 64, true)!,
     ...(birthDate === undefined ? {} : { patientBirthDate: birthDate }),
@@ -142,7 +116,7 @@ export function parseFrame(data: Buffer, maxFrameBytes: number): FrameMessage {
 }
 
 /** Builds a frame message (clients and tests). */
-export function encodeFrame(header: Omit<FrameMessage, 'payload'>, payload: Buffer): Buffer {
+export function encodeFrame(header: LiveFrameHeader, payload: Buffer): Buffer {
   const json = Buffer.from(JSON.stringify(header), 'utf8');
   const prefix = Buffer.alloc(4);
   prefix.writeUInt32BE(json.length, 0);

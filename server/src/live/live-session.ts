@@ -16,16 +16,19 @@ import sharp from 'sharp';
 import dcmjs from 'dcmjs';
 import type { Logger } from 'pino';
 import type { Archive } from '../archive/archive.js';
+import { derivedUid } from '../dicom/derived-uid.js';
+import { patientStudyAttributes } from '../dicom/patient-study-attributes.js';
 import { isAppError } from '../errors.js';
-import { buildDetectionReport, derivedUid, patientStudyAttributes, type ReportFrame } from '../inference/detection-report.js';
+import { buildDetectionReport, type ReportFrame } from '../inference/detection-report.js';
 import type { InferenceEngine } from '../inference/inference-engine.js';
 import type { RawImage } from '../inference/letterbox.js';
 import { DeadlineExpiredError } from '../inference/model-queue.js';
 import { LatestFrameSlot } from './latest-frame-slot.js';
-import { parseControl, parseFrame, ProtocolError, type FrameMessage, type NewStudy, type StartMessage } from './live-protocol.js';
+import { parseControl, parseFrame, ProtocolError, type FrameMessage } from './live-protocol.js';
+import type { LiveNewStudy, LiveServerMessage, LiveStart, LiveStoppedMessage, LiveStoredRecording } from '../contracts/live.js';
 import { Recording, VIDEO_ENDOSCOPIC } from './recording.js';
 import { ANONYMOUS, type Principal } from '../auth/principal.js';
-import type { LiveAuditEvent } from '../audit/audit-http.js';
+import type { LiveAuditEvent } from '../http/route-access.js';
 
 const { DicomMetaDictionary } = dcmjs.data;
 
@@ -58,7 +61,7 @@ interface PendingFrame {
 }
 
 interface Active {
-  start: StartMessage;
+  start: LiveStart;
   model: { id: string; version: string; sha256: string; operatingThreshold: number };
   studyInstanceUid: string;
   studyAttributes: Record<string, unknown>;
@@ -152,7 +155,7 @@ export class LiveSession {
       if (this.active !== undefined) throw new ProtocolError('ALREADY_STARTED', 'A session is already running on this connection; send {"type":"stop"} first');
       await this.begin(message).catch((err: unknown) => {
         const study = 'studyInstanceUid' in message.study ? [{ study: message.study.studyInstanceUid }] : [];
-        const code = err instanceof ProtocolError || isAppError(err) ? err.code : 'INTERNAL';
+        const code = isAppError(err) ? err.code : 'INTERNAL';
         this.audit?.({ phase: 'start', outcome: 4, status: code === 'FORBIDDEN' ? 403 : 400, objects: study, detail: { code } });
         throw err;
       });
@@ -161,7 +164,7 @@ export class LiveSession {
     }
   }
 
-  private async begin(start: StartMessage): Promise<void> {
+  private async begin(start: LiveStart): Promise<void> {
     // A recording is stored in the archive: that is the `store` permission on top of `ai`.
     if (start.record && !this.principal.permissions.has('store')) {
       throw new ProtocolError('FORBIDDEN', 'Recording needs the "store" permission, which your roles do not grant; start with "record": false');
@@ -201,7 +204,7 @@ export class LiveSession {
     });
   }
 
-  private async resolveStudy(study: StartMessage['study']): Promise<{ studyInstanceUid: string; studyAttributes: Record<string, unknown> }> {
+  private async resolveStudy(study: LiveStart['study']): Promise<{ studyInstanceUid: string; studyAttributes: Record<string, unknown> }> {
     if ('studyInstanceUid' in study) {
       let found;
       try {
@@ -215,7 +218,7 @@ export class LiveSession {
     const now = new Date();
     const date = now.toISOString().slice(0, 10).replaceAll('-', '');
     const time = now.toISOString().slice(11, 19).replaceAll(':', '');
-    const s: NewStudy = study;
+    const s: LiveNewStudy = study;
     const studyInstanceUid = DicomMetaDictionary.uid();
     return {
       studyInstanceUid,
@@ -320,7 +323,7 @@ export class LiveSession {
   private async finish(active: Active, reason: 'stopped' | 'disconnected'): Promise<void> {
     await active.slot.close();
     const stats = active.slot.stats();
-    const summary: Record<string, unknown> = {
+    const summary: LiveStoppedMessage = {
       type: 'stopped',
       reason,
       stats: { received: stats.received, processed: stats.processed - active.notAnalysed, dropped: stats.dropped + active.notAnalysed },
@@ -328,19 +331,19 @@ export class LiveSession {
     };
     const recording = active.recording;
     try {
-      if (recording !== undefined && recording.frameCount > 0) summary['recording'] = await this.store(active, recording);
+      if (recording !== undefined && recording.frameCount > 0) summary.recording = await this.store(active, recording);
     } catch (err) {
       this.deps.log.error({ err: { message: (err as Error).message } }, 'storing a live recording failed');
-      summary['error'] = { code: 'RECORDING_NOT_STORED', message: `The recording could not be stored: ${(err as Error).message}` };
+      summary.error = { code: 'RECORDING_NOT_STORED', message: `The recording could not be stored: ${(err as Error).message}` };
     } finally {
       await recording?.discard();
     }
-    this.deps.log.info({ reason, frames: recording?.frameCount ?? 0, ...(summary['stats'] as object) }, 'live session ended');
-    const stored = summary['recording'] as { video: { seriesInstanceUid: string; sopInstanceUid: string }; report: { seriesInstanceUid: string; sopInstanceUid: string } } | null;
+    this.deps.log.info({ reason, frames: recording?.frameCount ?? 0, ...summary.stats }, 'live session ended');
+    const stored = summary.recording;
     this.audit?.({
       phase: 'end',
-      outcome: summary['error'] === undefined ? 0 : 8,
-      status: summary['error'] === undefined ? 200 : 500,
+      outcome: summary.error === undefined ? 0 : 8,
+      status: summary.error === undefined ? 200 : 500,
       objects: stored === null
         ? [{ study: active.studyInstanceUid }]
         : [
@@ -352,7 +355,7 @@ export class LiveSession {
     this.send(summary);
   }
 
-  private async store(active: Active, recording: Recording): Promise<Record<string, unknown>> {
+  private async store(active: Active, recording: Recording): Promise<LiveStoredRecording> {
     const video = await (await this.deps.archive.scanAndStore(recording.part10())).completion;
     if (!video.ok) throw new Error(video.failure.message);
     const identity = recording.identity;
@@ -374,14 +377,15 @@ export class LiveSession {
     };
   }
 
-  private send(message: Record<string, unknown>): void {
+  private send(message: LiveServerMessage): void {
     if (this.socket.readyState === OPEN) this.socket.send(JSON.stringify(message));
   }
 
   private sendError(err: unknown, seq: number | undefined): void {
-    const code = err instanceof ProtocolError ? err.code : isAppError(err) ? err.code : 'INTERNAL';
-    const message = err instanceof ProtocolError || isAppError(err) ? err.message : 'The frame could not be processed';
-    if (!(err instanceof ProtocolError) && !isAppError(err)) this.deps.log.error({ err: { message: (err as Error)?.message } }, 'live frame failed');
+    // A ProtocolError is an AppError: both carry a stable code and a message meant for the client.
+    if (!isAppError(err)) this.deps.log.error({ err: { message: (err as Error)?.message } }, 'live frame failed');
+    const code = isAppError(err) ? err.code : 'INTERNAL';
+    const message = isAppError(err) ? err.message : 'The frame could not be processed';
     this.send({ type: 'error', code, message, ...(seq === undefined ? {} : { seq }) });
   }
 }

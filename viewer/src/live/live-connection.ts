@@ -1,51 +1,13 @@
 /**
  * The browser side of the live endoscopy WebSocket (docs/api.md "Live endoscopy"): JSON control
  * messages, one binary message per frame (4-byte big-endian header length, JSON header, JPEG bytes).
+ * The messages are the server's (server/src/contracts/live.ts), imported as types only.
  */
+import type { LiveClientMessage, LiveDetectionsMessage, LiveFrameHeader, LiveServerMessage, LiveStartedMessage, LiveStartMessage, LiveStoppedMessage } from '../../../server/src/contracts/live.js';
 import { withTokenInQuery } from '../auth/http.js';
 
-export interface LiveDetection {
-  label: string;
-  score: number;
-  box: { x: number; y: number; width: number; height: number };
-}
-
-export interface DetectionsMessage {
-  type: 'detections';
-  seq: number;
-  capturedAt: number;
-  frame: number | null;
-  width: number;
-  height: number;
-  detections: LiveDetection[];
-  timings: { serverMs: number; modelMs: number };
-  stats: { received: number; processed: number; dropped: number };
-}
-
-export interface StartedMessage {
-  type: 'started';
-  studyInstanceUid: string;
-  model: { id: string; version: string };
-  recording: { seriesInstanceUid: string; sopInstanceUid: string } | null;
-}
-
-export interface StoppedMessage {
-  type: 'stopped';
-  stats: { received: number; processed: number; dropped: number };
-  recording: null | {
-    studyInstanceUid: string;
-    video: { seriesInstanceUid: string; sopInstanceUid: string; frames: number };
-    report: { seriesInstanceUid: string; sopInstanceUid: string; detections: number };
-  };
-  error?: { message: string };
-}
-
-export interface StartOptions {
-  model: string;
-  record: boolean;
-  fps: number;
-  study: { studyInstanceUid: string } | { patientName: string; patientId: string };
-}
+/** What `start` sends: the start message without its type (record and fps default on the server). */
+export type StartOptions = Omit<LiveStartMessage, 'type'>;
 
 const meta = (name: string) => document.querySelector<HTMLMetaElement>(`meta[name="${name}"]`)?.content;
 
@@ -60,10 +22,10 @@ export function liveUrl(): string {
   return withTokenInQuery(url.toString());
 }
 
-type Pending = { resolve(m: any): void; reject(e: Error): void; type: string };
+type Pending = { resolve(m: LiveServerMessage): void; reject(e: Error): void; type: LiveServerMessage['type'] };
 
 export class LiveConnection {
-  onDetections: (m: DetectionsMessage) => void = () => {};
+  onDetections: (m: LiveDetectionsMessage) => void = () => {};
   onProblem: (message: string) => void = () => {};
   private pending: Pending[] = [];
 
@@ -71,9 +33,9 @@ export class LiveConnection {
     ws.binaryType = 'arraybuffer';
     ws.addEventListener('message', (event) => {
       if (typeof event.data !== 'string') return;
-      const message = JSON.parse(event.data) as { type: string; message?: string; seq?: number };
+      const message = JSON.parse(event.data) as LiveServerMessage;
       if (message.type === 'detections') {
-        this.onDetections(message as unknown as DetectionsMessage);
+        this.onDetections(message);
         return;
       }
       const waiter = this.pending.find((p) => p.type === message.type);
@@ -102,11 +64,11 @@ export class LiveConnection {
     });
   }
 
-  start(options: StartOptions): Promise<StartedMessage> {
+  start(options: StartOptions): Promise<LiveStartedMessage> {
     return this.ask('started', { type: 'start', ...options });
   }
 
-  stop(): Promise<StoppedMessage> {
+  stop(): Promise<LiveStoppedMessage> {
     return this.ask('stopped', { type: 'stop' });
   }
 
@@ -116,7 +78,8 @@ export class LiveConnection {
   }
 
   sendFrame(seq: number, capturedAt: number, jpeg: ArrayBuffer): void {
-    const header = new TextEncoder().encode(JSON.stringify({ seq, capturedAt, format: 'jpeg' }));
+    const frameHeader: LiveFrameHeader = { seq, capturedAt, format: 'jpeg' };
+    const header = new TextEncoder().encode(JSON.stringify(frameHeader));
     const message = new Uint8Array(4 + header.length + jpeg.byteLength);
     new DataView(message.buffer).setUint32(0, header.length, false);
     message.set(header, 4);
@@ -128,9 +91,10 @@ export class LiveConnection {
     this.ws.close();
   }
 
-  private ask<T>(type: string, message: unknown): Promise<T> {
+  private ask<T extends LiveServerMessage>(type: T['type'], message: LiveClientMessage): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      this.pending.push({ type, resolve, reject });
+      // The answer is the message of that type (the listener matches on it).
+      this.pending.push({ type, resolve: (m) => resolve(m as T), reject });
       this.ws.send(JSON.stringify(message));
     });
   }

@@ -11,7 +11,8 @@ import { retrieveFrames, seriesMetadata } from '../dicomweb/client.js';
 import { nums, str, TAG, type DicomJson } from '../dicomweb/dicom-json.js';
 import { parseSrDetections, type SrDetection } from '../overlays/sr-detections.js';
 import { errorBox, h, messageOf } from '../ui/dom.js';
-import { LiveConnection, type DetectionsMessage, type LiveDetection, type StoppedMessage } from './live-connection.js';
+import type { LiveDetection, LiveDetectionsMessage, LiveStoppedMessage } from '../../../server/src/contracts/live.js';
+import { LiveConnection } from './live-connection.js';
 
 const CAPTURE_FPS = 25;
 const MAX_CAPTURE_WIDTH = 720;
@@ -102,7 +103,7 @@ export function renderLiveRoom(root: HTMLElement): () => void {
   let clientSkipped = 0;
   const captured = new Map<number, Captured>();
   const latencies: number[] = [];
-  let lastStopped: StoppedMessage | undefined;
+  let lastStopped: LiveStoppedMessage | undefined;
   let disposed = false;
   const capture = document.createElement('canvas');
 
@@ -115,7 +116,7 @@ export function renderLiveRoom(root: HTMLElement): () => void {
     })
     .catch((err: unknown) => showProblem(messageOf(err)));
 
-  const onDetections = (m: DetectionsMessage) => {
+  const onDetections = (m: LiveDetectionsMessage) => {
     const frame = captured.get(m.seq);
     if (frame !== undefined) {
       latencies.push(performance.now() - frame.sentAt);
@@ -274,7 +275,7 @@ export function renderLiveRoom(root: HTMLElement): () => void {
 }
 
 /** Plays a stored recording (its JPEG frames as stored) with the boxes of its SR, at the recorded frame times. */
-async function replay(canvas: HTMLCanvasElement, r: NonNullable<StoppedMessage['recording']>, status: HTMLElement): Promise<void> {
+async function replay(canvas: HTMLCanvasElement, r: NonNullable<LiveStoppedMessage['recording']>, status: HTMLElement): Promise<void> {
   const [videoMeta] = await seriesMetadata(r.studyInstanceUid, r.video.seriesInstanceUid);
   const reportMeta = (await seriesMetadata(r.studyInstanceUid, r.report.seriesInstanceUid)).find((m: DicomJson) => str(m, TAG.SOPInstanceUID) === r.report.sopInstanceUid);
   const detections = reportMeta === undefined ? [] : (parseSrDetections(reportMeta)?.detections ?? []);

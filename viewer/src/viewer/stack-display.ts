@@ -1,14 +1,15 @@
 /**
  * Image series display: a Cornerstone stack (through imaging/cornerstone.ts only), its toolbar and
- * keyboard commands, the information overlay (series, instance, frame, window), AI boxes of the
- * visible SRs on the frame they reference, and "Detect polyps" on the shown frame.
+ * keyboard commands (one table: stack-commands.ts), the information overlay (series, instance, frame,
+ * window), AI boxes of the visible SRs on the frame they reference, and "Detect polyps" on the shown frame.
  */
 import { listModels, detectOnFrame, type AiModel } from '../ai/ai-client.js';
 import { num, str, TAG, type DicomJson } from '../dicomweb/dicom-json.js';
-import { CT_PRESETS, initImaging, StackView, type ToolName } from '../imaging/cornerstone.js';
+import { CT_PRESETS, initImaging, StackView } from '../imaging/cornerstone.js';
 import { OverlayCanvas } from '../overlays/overlay-canvas.js';
 import { errorBox, h, messageOf } from '../ui/dom.js';
-import type { Display, StudyContext } from './study-view.js';
+import type { Display, StudyContext } from './display.js';
+import { CommandTable, stackCommands } from './stack-commands.js';
 
 /** Starts Cornerstone (WebGL context, codecs, workers) ahead of the first image. */
 export function prepareImaging(): Promise<void> {
@@ -90,67 +91,10 @@ export class StackDisplay implements Display {
     display.disposers.push(view.onChange(redraw), options.context.onChange(redraw));
     display.disposers.push(view.onError((message) => status.replaceChildren(errorBox(message))));
 
-    // Toolbar: tools, presets, scroll, cine, reset, detection.
-    const toolButtons = new Map<ToolName, HTMLButtonElement>();
-    const selectTool = (tool: ToolName) => {
-      view.setPrimaryTool(tool);
-      for (const [t, b] of toolButtons) b.setAttribute('aria-pressed', String(t === tool));
-    };
-    for (const [tool, label, key] of [
-      ['windowLevel', 'Window/level', 'W'],
-      ['pan', 'Pan', 'P'],
-      ['zoom', 'Zoom', 'Z'],
-    ] as const) {
-      const b = h('button', { type: 'button', text: label, title: `${label} (${key})`, 'aria-pressed': String(tool === 'windowLevel'), 'data-tool': tool });
-      b.addEventListener('click', () => selectTool(tool));
-      toolButtons.set(tool, b);
-      toolbar.append(b);
-    }
-    const reset = h('button', { type: 'button', text: 'Reset', title: 'Reset (R)' });
-    reset.addEventListener('click', () => view.reset());
-    toolbar.append(reset);
-    if (modality === 'CT') {
-      const presets = h('select', { 'aria-label': 'Window preset' }, h('option', { value: '', text: 'Window preset' }), ...Object.keys(CT_PRESETS).map((p, i) => h('option', { value: p, text: `${p} (${i + 1})` })));
-      presets.addEventListener('change', () => {
-        const p = CT_PRESETS[presets.value];
-        if (p !== undefined) view.setWindow(p.center, p.width);
-      });
-      toolbar.append(presets);
-    }
-    const prev = h('button', { type: 'button', text: '◀', title: 'Previous image (↑)', 'aria-label': 'Previous image' });
-    const next = h('button', { type: 'button', text: '▶', title: 'Next image (↓)', 'aria-label': 'Next image' });
-    prev.addEventListener('click', () => void view.scroll(-1));
-    next.addEventListener('click', () => void view.scroll(1));
-    toolbar.append(prev, next);
-    const cine = h('button', { type: 'button', text: 'Play', title: 'Cine (space)', 'aria-pressed': 'false', 'data-action': 'cine' });
-    const toggleCine = () => {
-      if (view.playing) view.stopCine();
-      else view.playCine(fps);
-      cine.textContent = view.playing ? 'Stop' : 'Play';
-      cine.setAttribute('aria-pressed', String(view.playing));
-    };
-    cine.addEventListener('click', toggleCine);
-    if (view.state().count > 1) toolbar.append(cine);
-
-    viewportBox.addEventListener('keydown', (e) => {
-      const k = e.key;
-      if (k === 'ArrowDown' || k === 'ArrowRight' || k === 'PageDown') void view.scroll(k === 'PageDown' ? 10 : 1);
-      else if (k === 'ArrowUp' || k === 'ArrowLeft' || k === 'PageUp') void view.scroll(k === 'PageUp' ? -10 : -1);
-      else if (k === 'Home') void view.setIndex(0);
-      else if (k === 'End') void view.setIndex(Number.MAX_SAFE_INTEGER);
-      else if (k === 'r' || k === 'R') view.reset();
-      else if (k === 'w' || k === 'W') selectTool('windowLevel');
-      else if (k === 'p' || k === 'P') selectTool('pan');
-      else if (k === 'z' || k === 'Z') selectTool('zoom');
-      else if (k === '+' || k === '=') view.zoomBy(1.25);
-      else if (k === '-') view.zoomBy(0.8);
-      else if (k === ' ') toggleCine();
-      else if (modality === 'CT' && /^[1-9]$/.test(k)) {
-        const p = Object.values(CT_PRESETS)[Number(k) - 1];
-        if (p !== undefined) view.setWindow(p.center, p.width);
-      } else return;
-      e.preventDefault();
-    });
+    // Toolbar and keys from one command table: tools, reset, presets, scroll, cine; then detection.
+    const commands = new CommandTable(stackCommands(view, { modality, fps, count: view.state().count, presets: CT_PRESETS }));
+    toolbar.append(...commands.toolbarItems());
+    viewportBox.addEventListener('keydown', commands.onKeyDown);
 
     // "Detect polyps" on endoscopy frames and other colour images (greyscale radiology has no polyp model).
     if (modality === 'ES' || view.isColour()) void display.addDetection(toolbar, status);

@@ -8,29 +8,7 @@ import { searchSeries, seriesMetadata, seriesThumbnailUrl, studyAttributes } fro
 import { formatDate, isVideoTransferSyntax, num, personName, SOP_CLASS, str, TAG, type DicomJson } from '../dicomweb/dicom-json.js';
 import { parseSrDetections, type SrResult } from '../overlays/sr-detections.js';
 import { errorBox, h, messageOf } from '../ui/dom.js';
-
-export interface Display {
-  destroy(): void;
-}
-
-/** What every display can use of the study: its AI results and how to find them again. */
-export class StudyContext {
-  results: SrResult[] = [];
-  readonly hidden = new Set<string>();
-  private listeners = new Set<() => void>();
-  constructor(readonly study: string) {}
-
-  visibleResults(): SrResult[] {
-    return this.results.filter((r) => !this.hidden.has(r.sop));
-  }
-  onChange(l: () => void): () => void {
-    this.listeners.add(l);
-    return () => this.listeners.delete(l);
-  }
-  changed(): void {
-    for (const l of this.listeners) l();
-  }
-}
+import { StudyContext, type Display } from './display.js';
 
 const NON_IMAGE_MODALITIES = ['SR', 'ANN', 'KO', 'PR', 'SEG', 'RTSTRUCT', 'DOC'];
 

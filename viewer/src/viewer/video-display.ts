@@ -6,7 +6,7 @@ import { releaseSource, setAuthorizedSource } from '../auth/http.js';
 import { renderedUrl } from '../dicomweb/client.js';
 import { str, TAG, type DicomJson } from '../dicomweb/dicom-json.js';
 import { errorBox, h } from '../ui/dom.js';
-import type { Display } from './study-view.js';
+import type { Display } from './display.js';
 
 export const VideoDisplay = {
   create(root: HTMLElement, study: string, series: string, instances: DicomJson[]): Display {

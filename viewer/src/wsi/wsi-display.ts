@@ -12,7 +12,7 @@
 import { seriesMetadata, retrieveInstance } from '../dicomweb/client.js';
 import { str, TAG, values, type DicomJson } from '../dicomweb/dicom-json.js';
 import { errorBox, h, messageOf } from '../ui/dom.js';
-import type { Display } from '../viewer/study-view.js';
+import type { Display } from '../viewer/display.js';
 import { parseAnnotations, type Annotations } from './annotations.js';
 import { buildPyramid, levelFor, niceLength, tileKey, type Level, type TileRef } from './pyramid.js';
 import { TileLoader } from './tile-loader.js';
