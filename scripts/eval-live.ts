@@ -14,7 +14,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
-import { buildApp, createServices } from '../server/src/app.js';
+import { buildApp } from '../server/src/app.js';
+import { createServices } from '../server/src/services.js';
 import { BUNDLED_MODELS_DIR, loadConfig } from '../server/src/config.js';
 import { videoGroundTruth } from './live/ground-truth.js';
 import { LiveClient } from './live/live-client.js';
@@ -83,7 +84,7 @@ async function main(): Promise<void> {
   if (frames.length !== truth.frames) throw new Error(`decoded ${frames.length} frames, ground truth has ${truth.frames}`);
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'pacs-eval-live-'));
   const config = loadConfig({ PACS_DATA_DIR: dataDir, PACS_LOG_LEVEL: 'warn', PACS_MODELS_DIR: option('models-dir', BUNDLED_MODELS_DIR) });
-  const app = await buildApp(config, await createServices(config, pino({ level: 'warn' })));
+  const app = await buildApp(config, await createServices(config, { logger: pino({ level: 'warn' }) }));
   const url = `${(await app.listen({ host: '127.0.0.1', port: 0 })).replace('http', 'ws')}/live`;
   try {
     const offline = videoMetrics(await everyFrame(url, model, frames), truth, iouThreshold);

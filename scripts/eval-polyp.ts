@@ -9,7 +9,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
-import { buildApp, createServices } from '../server/src/app.js';
+import { buildApp } from '../server/src/app.js';
+import { createServices } from '../server/src/services.js';
 import { BUNDLED_MODELS_DIR, loadConfig } from '../server/src/config.js';
 import { evaluateOverHttp } from './eval/evaluate-over-http.js';
 import { option } from './bench/cli.js';
@@ -23,7 +24,7 @@ async function main(): Promise<void> {
   if (baseUrl === '') {
     const dataDir = await mkdtemp(path.join(os.tmpdir(), 'pacs-eval-'));
     const config = loadConfig({ PACS_DATA_DIR: dataDir, PACS_LOG_LEVEL: 'warn', PACS_MODELS_DIR: option('models-dir', BUNDLED_MODELS_DIR), PACS_PORT: '0' });
-    const app = await buildApp(config, await createServices(config, pino({ level: 'warn' })));
+    const app = await buildApp(config, await createServices(config, { logger: pino({ level: 'warn' }) }));
     baseUrl = (await app.listen({ host: '127.0.0.1', port: 0 })).replace('[::1]', '127.0.0.1');
     close = async () => {
       await app.close();

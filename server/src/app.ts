@@ -1,75 +1,41 @@
 /**
- * Composition root: the only place concrete storage and index classes are constructed. `buildApp`
- * wires given dependencies into Fastify (tests pass their own); `createServices` builds them from config.
+ * The HTTP application: wires the services built by the composition module (services.ts) into Fastify
+ * (hooks for limits, access control and audit, the DICOMweb, AI, live and admin plugins, the viewer).
+ * Constructs no storage, index, archive or engine of its own; tests pass services with their own parts.
+ * The app owns the services it is given: closing the app closes them.
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import cors from '@fastify/cors';
+import swagger from '@fastify/swagger';
 import websocket from '@fastify/websocket';
 import Fastify, { type FastifyInstance } from 'fastify';
-import pino, { type Logger } from 'pino';
-import { Archive } from './archive/archive.js';
-import type { Catalog } from './catalog/catalog.js';
-import { createCatalog } from './catalog/create-catalog.js';
-import type { AiConfig, Config } from './config.js';
+import type { Config } from './config.js';
 import { aiRoutes } from './ai/ai.routes.js';
 import { installAuditHook } from './audit/audit-http.js';
-import type { AuditTrail } from './audit/audit-trail.js';
 import { auditRoutes } from './audit/audit.routes.js';
-import { auditSourceOf, createAuditTrail } from './audit/create-audit-trail.js';
+import { auditSourceOf } from './audit/create-audit-trail.js';
 import { installAccessControl } from './auth/access-control.js';
-import { requires } from './auth/principal.js';
 import { TokenVerifier } from './auth/token-verifier.js';
 import { analysesRoutes } from './ai/analyses.routes.js';
-import { liveRoutes, LiveSessionRegistry } from './live/live.routes.js';
-import { InferenceEngine } from './inference/inference-engine.js';
-import { loadModelRegistry } from './inference/model-registry.js';
+import { liveRoutes } from './live/live.routes.js';
 import { dicomwebPlugin } from './dicomweb/dicomweb.plugin.js';
 import { errorHandler } from './http/error-handler.js';
 import { nodeServerOptions, registerRateLimit } from './http/hardening.js';
-import { loggerOptions } from './http/logger.js';
+import { installResponseCheck } from './http/response-check.js';
+import { PUBLIC } from './http/route-access.js';
 import { registerViewer } from './http/viewer-static.js';
-import type { BlobStore } from './storage/blob-store.js';
-import { createBlobStore } from './storage/create-blob-store.js';
+import type { Services } from './services.js';
 
 /** Response headers a cross-origin DICOMweb client needs to read (beyond the CORS-safelisted ones). */
 export const CORS_EXPOSED_HEADERS = ['Content-Type', 'Content-Length', 'Content-Range', 'Accept-Ranges', 'ETag', 'Warning', 'Location', 'Content-Location'];
 
-export interface Services {
-  blobStore: BlobStore;
-  catalog: Catalog;
-  logger: Logger;
-  /** Absent when AI is disabled (PACS_AI_ENABLED=false). */
-  inference?: InferenceEngine;
-  /** The audit trail (audit/): always from createServices; absent only in hand-wired tests. */
-  audit?: AuditTrail;
+export interface BuildOptions {
+  /** Check every JSON response against its route's schema before it is serialized (the test app). */
+  checkResponses?: boolean;
 }
 
-export async function createServices(config: Readonly<Config>, logger?: Logger): Promise<Services> {
-  const log = logger ?? pino(loggerOptions(config));
-  const blobStore = await createBlobStore(config.blobStore);
-  let catalog: Catalog | undefined;
-  let audit: AuditTrail | undefined;
-  try {
-    catalog = await createCatalog(config.index);
-    audit = await createAuditTrail(config, log);
-    const inference = config.ai.enabled ? await startInference(config.ai, log) : undefined;
-    return { blobStore, catalog, logger: log, audit, ...(inference === undefined ? {} : { inference }) };
-  } catch (err) {
-    await audit?.close();
-    await catalog?.close();
-    await blobStore.close();
-    throw err;
-  }
-}
-
-/** Verifies the registry (sha256 of every model) and warms up one session per model. */
-async function startInference(ai: AiConfig, log: Logger): Promise<InferenceEngine> {
-  const models = await loadModelRegistry(ai.modelsDir);
-  return InferenceEngine.start(models, { executionProvider: ai.executionProvider, threads: ai.threads, maxBatch: ai.maxBatch, queueDepth: ai.queueDepth }, log);
-}
-
-export async function buildApp(config: Readonly<Config>, services: Services): Promise<FastifyInstance> {
+export async function buildApp(config: Readonly<Config>, services: Services, options: BuildOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: services.logger,
     // Gigabyte uploads over thin hospital links take long: no total request deadline, but idle
@@ -82,6 +48,9 @@ export async function buildApp(config: Readonly<Config>, services: Services): Pr
     ...(config.trustedProxies.length > 0 ? { trustProxy: [...config.trustedProxies] } : {}),
     // Fastify's default (100 characters) answers 414 to a WADO-RS frame list of a few dozen tiles.
     routerOptions: { maxParamLength: 16_384 },
+    // Validation errors carry the offending value and schema, so http/route-schema.ts can say "may be
+    // given once" for a repeated query parameter and name the field.
+    ajv: { customOptions: { verbose: true } },
     // Optional HTTPS (PACS_TLS_CERT_FILE / PACS_TLS_KEY_FILE); usually a reverse proxy terminates TLS.
     ...(config.tls === null ? {} : { https: { ...nodeServerOptions(config.limits.http), cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) } }),
   }) as unknown as FastifyInstance;
@@ -100,6 +69,23 @@ export async function buildApp(config: Readonly<Config>, services: Services): Pr
   // Right after it: every request to a non-public route is audited once, refused ones included.
   if (services.audit !== undefined) installAuditHook(app, services.audit, verifier);
 
+  // The OpenAPI document of the JSON APIs (AI, slide analysis, audit), generated from the routes'
+  // schemas; DICOMweb is specified by PS3.18 and the viewer's files are not an API, so routes without
+  // tags are left out. Served at GET /api/openapi.json.
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'filmless-pacs', version: '1', description: 'JSON APIs of the archive: AI, slide analysis, audit. DICOMweb (PS3.18) is under ' + config.dicomwebPrefix + '.' },
+      ...(config.auth.enabled
+        ? { components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } }, security: [{ bearer: [] }] }
+        : {}),
+    },
+    transform: ({ schema, url }) => {
+      const tags = (schema as { tags?: string[] } | undefined)?.tags;
+      return { schema: (tags === undefined ? { ...schema, hide: true } : schema) as never, url };
+    },
+  });
+  if (options.checkResponses === true) installResponseCheck(app);
+
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler((request, reply) => {
     void reply.code(404).send({ error: { code: 'NOT_FOUND', message: `No route for ${request.method} ${request.url.split('?')[0]}` } });
@@ -116,17 +102,11 @@ export async function buildApp(config: Readonly<Config>, services: Services): Pr
     });
   }
 
-  const archive = new Archive(services.blobStore, services.catalog, services.logger, {
-    maxHeaderBytes: config.stow.maxHeaderBytes,
-    maxNesting: config.limits.dicomMaxNesting,
-    decodeMaxBytes: config.limits.decodeMaxBytes,
-    renderMaxPixels: config.limits.renderMaxPixels,
-  });
+  const { archive } = services;
   await app.register(dicomwebPlugin, { prefix: config.dicomwebPrefix, archive, config });
 
-  const inference = services.inference;
-  const liveSessions = new LiveSessionRegistry();
-  if (inference !== undefined) {
+  const { inference, frameDetections, analyses } = services;
+  if (inference !== undefined && frameDetections !== undefined) {
     await app.register(liveRoutes, {
       engine: inference,
       archive,
@@ -134,26 +114,29 @@ export async function buildApp(config: Readonly<Config>, services: Services): Pr
       tmpDir: path.join(config.dataDir, 'live-tmp'),
       maxFrameBytes: config.live.maxFrameBytes,
       maxWaitMs: config.live.maxWaitMs,
-      sessions: liveSessions,
-      audit: services.audit,
+      sessions: services.liveSessions,
     });
     await app.register(aiRoutes, {
       prefix: '/ai',
-      archive,
       engine: inference,
+      frameDetections,
       maxImageBytes: config.ai.maxImageBytes,
       publicBaseUrl: config.publicBaseUrl,
       dicomwebPrefix: config.dicomwebPrefix,
     });
-    // Whole-slide analysis jobs (pathology/): job store, queue, in-process workers, recovery.
-    await app.register(analysesRoutes, { prefix: '/ai', archive, engine: inference, config, log: services.logger });
+  }
+  if (analyses !== undefined) {
+    // Whole-slide analysis jobs (pathology/): the service and job store built by services.ts.
+    await app.register(analysesRoutes, { prefix: '/ai', service: analyses.service, store: analyses.store, publicBaseUrl: config.publicBaseUrl, dicomwebPrefix: config.dicomwebPrefix });
   }
 
   if (services.audit !== undefined) await app.register(auditRoutes, { prefix: '/admin', trail: services.audit, source: auditSourceOf(config) });
 
-  app.get('/healthz', requires('public'), async () => ({ status: 'ok' }));
+  app.get('/healthz', PUBLIC, async () => ({ status: 'ok' }));
+  // Public like /api: it describes the APIs, it holds no patient data.
+  app.get('/api/openapi.json', PUBLIC, async () => app.swagger());
   // Public: the viewer reads here whether and where to sign in before it has a token.
-  app.get('/api', requires('public'), async () => ({
+  app.get('/api', PUBLIC, async () => ({
     name: 'filmless-pacs',
     dicomweb: config.dicomwebPrefix,
     ...(inference === undefined ? {} : { ai: '/ai' }),
@@ -170,12 +153,10 @@ export async function buildApp(config: Readonly<Config>, services: Services): Pr
     await registerViewer(scope);
   });
 
+  // The live sockets are closed by @fastify/websocket (preClose); services.close() then waits for
+  // their recordings before it closes the index and blob store.
   app.addHook('onClose', async () => {
-    await liveSessions.drain();
-    await services.audit?.close();
-    await services.inference?.close();
-    await services.catalog.close();
-    await services.blobStore.close();
+    await services.close();
   });
   return app;
 }

@@ -1,10 +1,13 @@
-/** Entry point: config from the environment, services, HTTP server (+ DIMSE when enabled); closes cleanly on SIGINT/SIGTERM. */
-import { buildApp, createServices } from './app.js';
+/**
+ * Entry point of the server: config from the environment, the services (services.ts), the HTTP server
+ * and, when enabled, the DIMSE service on the same archive; closes cleanly on SIGINT/SIGTERM.
+ */
+import { buildApp } from './app.js';
 import { startStorageRecovery } from './archive/fsck.js';
 import { loadConfig } from './config.js';
-import type { DimseServer } from './dimse/dimse-server.js';
-import { startDimseIfEnabled } from './dimse/start-from-config.js';
+import { startDimseServer, type DimseServer } from './dimse/dimse-server.js';
 import { isAppError } from './errors.js';
+import { createServices } from './services.js';
 
 async function main(): Promise<void> {
   let config;
@@ -34,7 +37,9 @@ async function main(): Promise<void> {
   await app.listen({ host: config.host, port: config.port });
   // After a crash: orphan blobs and upload leftovers older than PACS_ORPHAN_MIN_AGE_SECONDS (fsck.ts).
   void startStorageRecovery(services.blobStore, services.catalog, config.orphanMinAgeSeconds * 1000, services.logger);
-  dimse = await startDimseIfEnabled(config, services);
+  if (config.dimse.enabled) {
+    dimse = await startDimseServer({ config: config.dimse, archive: services.archive, logger: services.logger, pageSize: config.qido.maxLimit, audit: services.audit });
+  }
   app.log.info(
     {
       dicomweb: `${config.tls === null ? 'http' : 'https'}://${config.host}:${config.port}${config.dicomwebPrefix}`,

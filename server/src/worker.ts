@@ -1,15 +1,16 @@
 /**
  * Entry point of a slide-analysis worker process: takes steps of slide analysis jobs from the BullMQ
  * queue and runs them with the same blob store, index and models as the server (same PACS_*
- * environment). Start any number beside servers run with PACS_JOBS_QUEUE=bullmq and
- * PACS_JOBS_WORKERS_IN_PROCESS=false:  PACS_JOBS_QUEUE=bullmq node server/dist/worker.js
+ * environment; services.ts builds them with the `worker` role). Start any number beside servers run
+ * with PACS_JOBS_QUEUE=bullmq and PACS_JOBS_WORKERS_IN_PROCESS=false:
+ *   PACS_JOBS_QUEUE=bullmq node server/dist/worker.js
  * SIGINT/SIGTERM finish the running steps and exit; the step of a killed worker is taken over by another
  * worker after PACS_JOBS_STALLED_SECONDS. PACS_WORKER_ID names the worker in the job store (default
  * host:pid).
  */
 import { loadConfig } from './config.js';
 import { isAppError } from './errors.js';
-import { runWorker } from './pathology/worker-process.js';
+import { createServices } from './services.js';
 
 async function main(): Promise<void> {
   let config;
@@ -20,9 +21,9 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const workerId = process.env['PACS_WORKER_ID'];
-  const worker = await runWorker(config, workerId ? { workerId } : {});
+  const services = await createServices(config, { role: { kind: 'worker', ...(workerId ? { workerId } : {}) } });
   const shutdown = async () => {
-    await worker.close();
+    await services.close();
     process.exit(0);
   };
   process.once('SIGINT', () => void shutdown());

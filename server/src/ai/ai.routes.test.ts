@@ -5,7 +5,7 @@
 import sharp from 'sharp';
 import dcmjs from 'dcmjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Archive } from '../archive/archive.js';
+import type { Archive } from '../archive/archive.js';
 import { buildTestApp, type TestApp } from '../test-support/build-test-app.js';
 import { makeInstance, newUid } from '../test-support/make-dicom.js';
 import type { BatchRunner } from '../inference/model-queue.js';
@@ -30,7 +30,7 @@ let t: TestApp;
 let archive: Archive;
 beforeAll(async () => {
   t = await buildTestApp({ PACS_AI_MAX_IMAGE_BYTES: '200000' });
-  archive = new Archive(t.services.blobStore, t.services.catalog, t.services.logger, { maxHeaderBytes: 1 << 20 });
+  archive = t.services.archive;
 });
 afterAll(async () => t.close());
 

@@ -9,12 +9,13 @@ import path from 'node:path';
 import dcmjs from 'dcmjs';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildApp, createServices } from '../app.js';
-import { Archive } from '../archive/archive.js';
+import { buildApp } from '../app.js';
+import { createServices } from '../services.js';
 import { loadConfig } from '../config.js';
 import type { BatchRunner } from '../inference/model-queue.js';
 import type { InferenceEngine, MaskOutput } from '../inference/inference-engine.js';
-import { MICROSCOPY_BULK_SIMPLE_ANNOTATIONS, readAnnotationInstance } from '../pathology/annotations.js';
+import { readAnnotationInstance } from '../pathology/annotations/ann-reader.js';
+import { MICROSCOPY_BULK_SIMPLE_ANNOTATIONS } from '../pathology/annotations/codes.js';
 import { JobStore } from '../pathology/job-store.js';
 import { RegionReader } from '../pathology/region-reader.js';
 import { loadSlide } from '../pathology/slide.js';
@@ -303,7 +304,7 @@ describe.each(PYRAMIDS)('a tile-classifier (dark-tissue) job on the %s pyramid',
     // Independently of the model: a window is "lesion" when its mean RGB is below 170. Every such
     // window's centre lies inside a polygon; every other window's centre lies in none, unless it is
     // enclosed (a hole: the DICOM POLYGON is the outline; GeoJSON below has the holes).
-    const archive = new Archive(t.services.blobStore, t.services.catalog, t.services.logger, { maxHeaderBytes: 1 << 20 });
+    const { archive } = t.services;
     const level = (await loadSlide(archive, slide.study, slide.series)).levels[job.level.index]!;
     const reader = new RegionReader(archive, level, 64);
     const size = job.level.windowSize as number;
@@ -519,7 +520,7 @@ describe('cancelling and restarting', () => {
 /** An app on a given data folder (kept when the app closes), so a test can restart it. */
 async function appOn(dataDir: string, modelsDir: string, env: Record<string, string> = {}) {
   const config = loadConfig({ PACS_DATA_DIR: dataDir, PACS_LOG_LEVEL: 'silent', PACS_MODELS_DIR: modelsDir, PACS_JOBS_WINDOWS_PER_UNIT: '4', ...env });
-  const services = await createServices(config, testLogger());
+  const services = await createServices(config, { logger: testLogger() });
   const app = await buildApp(config, services);
   await app.ready();
   return { app, engine: services.inference!, config };

@@ -1,48 +1,21 @@
 /**
  * Where HTTP requests become audit records: one onResponse hook on the root instance records every
  * request to a route whose declared permission is not `public`, exactly once, refused ones (401, 403)
- * included. What a record names comes from the route (pattern, method, permission) and its URL
- * parameters; a handler that knows more (STOW-RS: each stored instance) puts it on
- * `request.auditObjects`. The live WebSocket records its session start and end itself
- * (`liveAuditRecorder`): an upgraded connection has no HTTP response.
+ * included. The action, the interface and (for searches) the query level are what the route declared
+ * with its permission (http/route-access.ts), never guessed from the URL; the objects come from the URL
+ * parameters, and a handler that knows more (STOW-RS: each stored instance) puts them on
+ * `request.auditObjects`. A route declared `selfRecorded` (the live WebSocket: an upgraded connection
+ * has no HTTP response) gets `request.recordLive` and records its session start and end itself.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { decodeJwt } from 'jose';
-import type { Principal, RoutePermission } from '../auth/principal.js';
+import type { Principal } from '../auth/principal.js';
 import type { TokenVerifier } from '../auth/token-verifier.js';
 import { AppError } from '../errors.js';
-import { outcomeOfHttpStatus, whoOf, type AuditAction, type AuditInterface, type AuditObject, type AuditOutcome, type AuditRecord, type AuditWho } from './audit-record.js';
+import type { RouteAudit } from '../http/route-access.js';
+import { outcomeOfHttpStatus, whoOf, type AuditObject, type AuditOutcome, type AuditRecord, type AuditWho } from './audit-record.js';
 import type { AuditTrail } from './audit-trail.js';
-
-declare module 'fastify' {
-  interface FastifyRequest {
-    /** Studies, series, instances the handler touched beyond those its URL names (STOW-RS: each stored instance). */
-    auditObjects?: AuditObject[];
-    /** Small facts for the audit record (no patient data). */
-    auditDetail?: Record<string, string | number | boolean>;
-    /** Set when the route records itself (the live WebSocket): the hook then leaves it alone. */
-    auditHandled?: boolean;
-  }
-}
-
-const QIDO_ROUTE = /^\/dicomweb(?:\/studies\/:study(?:\/series\/:series)?)?\/(studies|series|instances)$/;
-const QIDO_LEVEL: Record<string, string> = { studies: 'study', series: 'series', instances: 'instance' };
-
-/** What a route does, from its declaration (docs/architecture.md, "Audit trail"). */
-export function actionOf(method: string, url: string, permission: RoutePermission): AuditAction {
-  if (permission === 'admin') return 'audit-read';
-  if (url === '/live') return 'live-session-start';
-  if (permission === 'store') return 'store';
-  if (permission === 'ai') return method === 'POST' ? 'ai-run' : method === 'DELETE' ? 'ai-cancel' : 'ai-read';
-  return QIDO_ROUTE.test(url) ? 'query' : 'retrieve';
-}
-
-function interfaceOf(url: string): AuditInterface {
-  if (url.startsWith('/ai')) return 'ai';
-  if (url.startsWith('/live')) return 'live';
-  if (url.startsWith('/admin')) return 'admin';
-  return 'dicomweb';
-}
+import type { LiveAuditEvent } from './audit-vocabulary.js';
 
 /**
  * Installs the recording hook (and, failing closed, the refusal while the audit store cannot be
@@ -51,35 +24,45 @@ function interfaceOf(url: string): AuditInterface {
  */
 export function installAuditHook(app: FastifyInstance, trail: AuditTrail, verifier: TokenVerifier | undefined): void {
   const recorded = new WeakSet<FastifyRequest>();
-  const recordOnce = (request: FastifyRequest, reply: FastifyReply, permission: RoutePermission) => {
-    if (recorded.has(request) || request.auditHandled === true) return;
+  const recordOnce = (request: FastifyRequest, reply: FastifyReply, audit: RouteAudit) => {
+    if (recorded.has(request) || (audit.selfRecorded === true && request.recordLive !== undefined)) return;
     recorded.add(request);
     try {
-      trail.record(httpRecord(request, reply, permission, verifier));
+      trail.record(httpRecord(request, reply, audit, verifier));
     } catch (err) {
       request.log.error({ err: { type: (err as Error).name } }, 'audit record could not be built');
     }
   };
   app.addHook('onRequest', async (request, reply) => {
-    const permission = request.routeOptions.config.permission;
-    if (permission === undefined || permission === 'public') return;
+    const audit = auditOf(request);
+    if (audit === undefined) return;
     // Fastify runs onResponse on 'finish' (or 'error') only: a response the client abandoned halfway
     // ends with 'close' alone, and is recorded from here (after any onResponse that did run).
-    reply.raw.once('close', () => setImmediate(() => recordOnce(request, reply, permission)));
+    reply.raw.once('close', () => setImmediate(() => recordOnce(request, reply, audit)));
     if (trail.failClosed && !trail.available()) {
       throw new AppError('AUDIT_UNAVAILABLE', 'The audit trail cannot be written at the moment: patient data is not served until it can');
     }
   });
+  // Access control has run (onRequest): a self-recording route records its events under the principal.
+  app.addHook('preHandler', async (request) => {
+    const audit = auditOf(request);
+    if (audit?.selfRecorded === true && request.principal !== undefined) request.recordLive = liveRecorder(trail, request, request.principal);
+  });
   app.addHook('onResponse', async (request, reply) => {
-    const permission = request.routeOptions.config.permission;
-    if (permission === undefined || permission === 'public') return;
-    recordOnce(request, reply, permission);
+    const audit = auditOf(request);
+    if (audit !== undefined) recordOnce(request, reply, audit);
   });
 }
 
-function httpRecord(request: FastifyRequest, reply: FastifyReply, permission: RoutePermission, verifier: TokenVerifier | undefined): AuditRecord {
+/** The route's audit declaration; undefined for public routes and unknown URLs (nothing to record). */
+function auditOf(request: FastifyRequest): RouteAudit | undefined {
+  const config = request.routeOptions.config;
+  return config.permission === undefined || config.permission === 'public' ? undefined : config.audit;
+}
+
+function httpRecord(request: FastifyRequest, reply: FastifyReply, audit: RouteAudit, verifier: TokenVerifier | undefined): AuditRecord {
   const url = request.routeOptions.url ?? request.url.split('?')[0]!;
-  const action = actionOf(request.method, url, permission);
+  const action = audit.action;
   const status = reply.statusCode;
   let outcome: AuditOutcome = outcomeOfHttpStatus(status);
   const detail: Record<string, string | number | boolean> = { ...request.auditDetail };
@@ -103,7 +86,7 @@ function httpRecord(request: FastifyRequest, reply: FastifyReply, permission: Ro
     status,
     who: whoOfRequest(request, status, verifier),
     clientAddress: request.ip ?? '',
-    interface: interfaceOf(url),
+    interface: audit.interface,
     route: `${request.method} ${url}`,
     objects,
     ...(Object.keys(detail).length === 0 ? {} : { detail }),
@@ -114,7 +97,7 @@ function httpRecord(request: FastifyRequest, reply: FastifyReply, permission: Ro
       if (key === 'access_token') continue; // never a credential in the audit trail
       if (typeof value === 'string' || (Array.isArray(value) && value.every((v) => typeof v === 'string'))) keys[key] = value as string | string[];
     }
-    record.query = { level: QIDO_LEVEL[QIDO_ROUTE.exec(url)![1]!]!, keys };
+    record.query = { level: audit.queryLevel ?? 'unknown', keys };
   }
   return record;
 }
@@ -153,21 +136,8 @@ function bearerTokenOf(request: FastifyRequest): string | undefined {
   return undefined;
 }
 
-/** One event of a live endoscopy session. */
-export interface LiveAuditEvent {
-  phase: 'start' | 'end';
-  /** 0 started / ended with its recording stored; 4 start refused; 8 recording not stored. */
-  outcome: AuditOutcome;
-  /** Status-like number for the record: 101 started, 400/403 refused, 200 ended, 500 recording lost. */
-  status: number;
-  objects: AuditObject[];
-  detail?: Record<string, string | number | boolean>;
-}
-
-/** The live WebSocket's own recorder (the route has no HTTP response to hook): start and end. */
-export function liveAuditRecorder(trail: AuditTrail | undefined, request: FastifyRequest, principal: Principal): ((event: LiveAuditEvent) => void) | undefined {
-  if (trail === undefined) return undefined;
-  request.auditHandled = true;
+/** The recorder a self-recording route (the live WebSocket) gets: its session start and end. */
+function liveRecorder(trail: AuditTrail, request: FastifyRequest, principal: Principal): (event: LiveAuditEvent) => void {
   const clientAddress = request.ip ?? '';
   const route = `${request.method} ${request.routeOptions.url ?? '/live'}`;
   return (event) =>

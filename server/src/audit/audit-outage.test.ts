@@ -9,12 +9,13 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
-import { buildApp, createServices } from '../app.js';
+import { buildApp } from '../app.js';
 import { loadConfig } from '../config.js';
 import { loggerOptions } from '../http/logger.js';
 import type { AuditRecord } from './audit-record.js';
-import type { AuditStore } from './audit-store.js';
+import { KyselyAuditStore, type AuditStore } from './audit-store.js';
 import { AuditTrail } from './audit-trail.js';
+import { createServices } from '../services.js';
 
 const cleanups: Array<() => Promise<unknown>> = [];
 afterAll(async () => {
@@ -58,10 +59,9 @@ describe('while the audit store cannot be written', () => {
     const config = loadConfig({ PACS_DATA_DIR: dataDir, PACS_AI_ENABLED: 'false' });
     const logLines: string[] = [];
     const logger = pino(loggerOptions(config), new Writable({ write: (chunk: Buffer, _e, done) => void (logLines.push(chunk.toString()), done()) }));
-    const services = await createServices(config, logger);
-    const store = new FlakyStore(services.audit!.store);
+    const store = new FlakyStore(await KyselyAuditStore.open(config.index));
     const trail = new AuditTrail(store, logger);
-    const app = await buildApp(config, { ...services, audit: trail });
+    const app = await buildApp(config, await createServices(config, { logger, audit: trail }));
     await app.ready();
     cleanups.push(() => app.close());
 

@@ -18,22 +18,9 @@
  * database and go to the configured ATNA repository, never into application logs.
  */
 import type { Principal } from '../auth/principal.js';
+import type { AuditAction, AuditInterface, AuditObject, AuditOutcome } from './audit-vocabulary.js';
 
-export const AUDIT_ACTIONS = ['query', 'retrieve', 'store', 'ai-run', 'ai-read', 'ai-cancel', 'live-session-start', 'live-session-end', 'audit-read'] as const;
-export type AuditAction = (typeof AUDIT_ACTIONS)[number];
-
-/** ATNA EventOutcomeIndicator: 0 success, 4 minor failure, 8 serious failure, 12 major failure. */
-export type AuditOutcome = 0 | 4 | 8 | 12;
-
-export type AuditInterface = 'dicomweb' | 'ai' | 'live' | 'dimse' | 'admin';
-
-/** A study, series or instance the action touched (as far as known: a refused C-STORE has no study). */
-export interface AuditObject {
-  study?: string;
-  series?: string;
-  instance?: string;
-  sopClass?: string;
-}
+export { AUDIT_ACTIONS, storedObjects, type AuditAction, type AuditInterface, type AuditObject, type AuditOutcome } from './audit-vocabulary.js';
 
 export interface AuditWho {
   /** Token `sub`, `anonymous` (auth off), `unauthenticated` (401), or `AE:<calling AE title>` (DIMSE). */
@@ -104,11 +91,6 @@ export function whoOf(principal: Principal): AuditWho {
     kind: principal.kind,
     ...(principal.roles.length === 0 ? {} : { roles: [...principal.roles] }),
   };
-}
-
-/** The audit objects of stored or found instances (STOW-RS outcome, C-STORE result, C-MOVE/C-GET matches). */
-export function storedObjects(items: ReadonlyArray<{ studyInstanceUid: string; seriesInstanceUid: string; sopInstanceUid: string; sopClassUid: string }>): AuditObject[] {
-  return items.map((item) => ({ study: item.studyInstanceUid, series: item.seriesInstanceUid, instance: item.sopInstanceUid, sopClass: item.sopClassUid }));
 }
 
 /** The studies a record names, each once, in order. */

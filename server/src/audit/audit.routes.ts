@@ -5,13 +5,18 @@
  * removes a record (and the database refuses it too). Reading the trail is itself audited (audit-read).
  */
 import type { FastifyInstance } from 'fastify';
-import { requires } from '../auth/principal.js';
-import { checkUidParam } from '../dicomweb/uid-param.js';
+import { AuditPage, AuditQuery, AuditRecordJson } from '../contracts/audit.js';
+import { ErrorBody, IdParams } from '../contracts/ai.js';
+import { checkUidParam } from '../http/uid-param.js';
 import { AppError, BadQueryError } from '../errors.js';
-import { ATNA_EVENTS, AUDIT_ACTIONS, type AuditAction, type AuditRecord } from './audit-record.js';
+import { withSchema } from '../http/route-schema.js';
+import { ATNA_EVENTS, type AuditRecord } from './audit-record.js';
 import type { AuditFilter } from './audit-store.js';
 import type { AuditTrail } from './audit-trail.js';
 import { auditMessageXml, type AuditSource } from './atna-xml.js';
+import { routeAccess } from '../http/route-access.js';
+
+const requires = routeAccess('admin');
 
 export interface AuditRoutesOptions {
   trail: AuditTrail;
@@ -21,7 +26,7 @@ export interface AuditRoutesOptions {
 const DEFAULT_LIMIT = 100;
 const MAX_LIMIT = 1000;
 
-export function auditRecordJson(record: AuditRecord) {
+export function auditRecordJson(record: AuditRecord): AuditRecordJson {
   const event = ATNA_EVENTS[record.action];
   return {
     id: record.id,
@@ -48,39 +53,29 @@ function parseInstant(name: string, value: string | undefined): number | undefin
   return ms;
 }
 
-function parseFilter(query: Record<string, unknown>): AuditFilter {
-  const one = (name: string): string | undefined => {
-    const value = query[name];
-    if (value === undefined) return undefined;
-    if (typeof value !== 'string') throw new BadQueryError(name, 'may be given once');
-    return value;
-  };
-  const limitText = one('limit');
-  const limit = limitText === undefined || limitText === '' ? DEFAULT_LIMIT : Number(limitText);
-  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT) throw new BadQueryError('limit', `must be a whole number from 1 to ${MAX_LIMIT}`);
-  const action = one('action');
-  if (action !== undefined && action !== '' && !(AUDIT_ACTIONS as readonly string[]).includes(action)) throw new BadQueryError('action', `must be one of ${AUDIT_ACTIONS.join(', ')}`);
-  const study = one('study');
-  if (study !== undefined && study !== '') {
+/** The store's filter from the validated query (contracts/audit.ts): an empty value means "not given". */
+function parseFilter(query: AuditQuery): AuditFilter {
+  const given = (value: string | undefined) => (value === undefined || value === '' ? undefined : value);
+  const study = given(query.study);
+  if (study !== undefined) {
     try {
       checkUidParam(study, 'StudyInstanceUID');
     } catch {
       throw new BadQueryError('study', 'must be a Study Instance UID');
     }
   }
-  const before = one('before');
-  if (before !== undefined && before !== '' && !/^\d{1,15}$/.test(before)) throw new BadQueryError('before', 'must be a record id');
-  const from = parseInstant('from', one('from'));
-  const to = parseInstant('to', one('to'));
-  const user = one('user');
+  const from = parseInstant('from', given(query.from));
+  const to = parseInstant('to', given(query.to));
+  const user = given(query.user);
+  const action = query.action === '' ? undefined : query.action;
   return {
-    limit,
+    limit: query.limit === undefined || query.limit === '' ? DEFAULT_LIMIT : query.limit,
     ...(from === undefined ? {} : { from }),
     ...(to === undefined ? {} : { to }),
-    ...(user === undefined || user === '' ? {} : { subject: user }),
-    ...(action === undefined || action === '' ? {} : { action: action as AuditAction }),
-    ...(study === undefined || study === '' ? {} : { study }),
-    ...(before === undefined || before === '' ? {} : { beforeId: Number(before) }),
+    ...(user === undefined ? {} : { subject: user }),
+    ...(action === undefined ? {} : { action }),
+    ...(study === undefined ? {} : { study }),
+    ...(query.before === undefined || query.before === '' ? {} : { beforeId: query.before }),
   };
 }
 
@@ -88,26 +83,41 @@ export async function auditRoutes(app: FastifyInstance, { trail, source }: Audit
   /** Records queued a moment ago are part of the answer (a failing store is then a 503 anyway). */
   const settle = () => trail.flush().catch(() => undefined);
 
-  app.get('/audit', requires('admin'), async (request) => {
-    const filter = parseFilter(request.query as Record<string, unknown>);
-    await settle();
-    const records = await trail.store.list(filter);
-    let next: string | null = null;
-    if (records.length === filter.limit) {
-      const params = new URLSearchParams(Object.entries(request.query as Record<string, string>).filter(([key, value]) => key !== 'before' && typeof value === 'string'));
-      params.set('before', String(records.at(-1)!.id));
-      next = `${request.url.split('?')[0]}?${params.toString()}`;
-    }
-    return { records: records.map(auditRecordJson), next };
-  });
+  app.get<{ Querystring: AuditQuery }>(
+    '/audit',
+    {
+      ...requires('admin', { audit: 'audit-read' }),
+      ...withSchema({ tags: ['audit'], summary: 'Audit records, newest first, with filters and paging (next)', querystring: AuditQuery, response: { 200: AuditPage, 400: ErrorBody } }),
+    },
+    async (request) => {
+      const filter = parseFilter(request.query);
+      await settle();
+      const records = await trail.store.list(filter);
+      let next: string | null = null;
+      if (records.length === filter.limit) {
+        // The next page: the same query as sent (the parsed one holds numbers), older than the last record.
+        const params = new URLSearchParams(request.url.split('?')[1] ?? '');
+        params.delete('before');
+        params.set('before', String(records.at(-1)!.id));
+        next = `${request.url.split('?')[0]}?${params.toString()}`;
+      }
+      return { records: records.map(auditRecordJson), next };
+    },
+  );
 
-  app.get<{ Params: { id: string } }>('/audit/:id', requires('admin'), async (request, reply) => {
-    const id = /^\d{1,15}$/.test(request.params.id) ? Number(request.params.id) : undefined;
-    await settle();
-    const record = id === undefined ? undefined : await trail.store.get(id);
-    if (record === undefined) throw new AppError('NOT_FOUND', 'No audit record with this id');
-    const accept = request.headers.accept ?? '';
-    if (/\b(application|text)\/xml\b/i.test(accept)) return reply.type('application/xml; charset=utf-8').send(auditMessageXml(record, source));
-    return auditRecordJson(record);
-  });
+  // JSON, or with Accept: application/xml the DICOM audit message (PS3.15 A.5.1): no response schema
+  // for 200, which would serialize the XML string as JSON.
+  app.get<{ Params: { id: string } }>(
+    '/audit/:id',
+    { ...requires('admin', { audit: 'audit-read' }), ...withSchema({ tags: ['audit'], summary: 'One audit record as JSON, or as its DICOM audit message (Accept: application/xml)', params: IdParams, response: { 404: ErrorBody } }) },
+    async (request, reply) => {
+      const id = /^\d{1,15}$/.test(request.params.id) ? Number(request.params.id) : undefined;
+      await settle();
+      const record = id === undefined ? undefined : await trail.store.get(id);
+      if (record === undefined) throw new AppError('NOT_FOUND', 'No audit record with this id');
+      const accept = request.headers.accept ?? '';
+      if (/\b(application|text)\/xml\b/i.test(accept)) return reply.type('application/xml; charset=utf-8').send(auditMessageXml(record, source));
+      return auditRecordJson(record);
+    },
+  );
 }

@@ -82,13 +82,46 @@ describe('every route declares who may use it', () => {
     expect(table.length).toBeGreaterThan(40);
   });
 
+  it('declares an audit action with every non-public route, taken from the route and not its URL', () => {
+    const table = t.app.declaredRoutes();
+    const undeclared = table.filter((route) => route.permission !== 'public' && route.audit === undefined);
+    expect(undeclared.map((route) => `${route.method} ${route.url}`)).toEqual([]);
+    const auditOf = (method: string, url: string) => table.find((route) => route.method === method && route.url === url)?.audit;
+    expect(auditOf('GET', '/dicomweb/studies')).toEqual({ action: 'query', interface: 'dicomweb', queryLevel: 'study' });
+    expect(auditOf('GET', '/dicomweb/studies/:study/series/:series/instances')).toEqual({ action: 'query', interface: 'dicomweb', queryLevel: 'instance' });
+    expect(auditOf('GET', '/dicomweb/studies/:study')).toEqual({ action: 'retrieve', interface: 'dicomweb' });
+    expect(auditOf('POST', '/dicomweb/studies')).toEqual({ action: 'store', interface: 'dicomweb' });
+    expect(auditOf('POST', '/ai/models/:id/detect')).toEqual({ action: 'ai-run', interface: 'ai' });
+    expect(auditOf('DELETE', '/ai/analyses/:id')).toEqual({ action: 'ai-cancel', interface: 'ai' });
+    expect(auditOf('GET', '/ai/analyses/:id')).toEqual({ action: 'retrieve', interface: 'ai' });
+    expect(auditOf('GET', '/live')).toEqual({ action: 'live-session-start', interface: 'live', selfRecorded: true });
+    expect(auditOf('GET', '/admin/audit')).toEqual({ action: 'audit-read', interface: 'admin' });
+    expect(auditOf('GET', '/healthz')).toBeUndefined();
+  });
+
   it('refuses to start when a route forgets to declare its permission', async () => {
     const { default: Fastify } = await import('fastify');
     const { installAccessControl } = await import('./access-control.js');
     const app = Fastify();
     installAccessControl(app, undefined);
     app.get('/forgotten', async () => 'patient data');
-    await expect(app.ready()).rejects.toThrow(/Routes without a declared permission: GET \/forgotten/);
+    await expect(app.ready()).rejects.toThrow(/Routes without a complete access declaration: GET \/forgotten \(no permission\)/);
+  });
+
+  it('refuses to start when a protected route declares no audit action, and starts when it is public', async () => {
+    const { default: Fastify } = await import('fastify');
+    const { installAccessControl } = await import('./access-control.js');
+    const { PUBLIC, routeAccess } = await import('../http/route-access.js');
+    const unaudited = Fastify();
+    installAccessControl(unaudited, undefined);
+    unaudited.get('/unaudited', routeAccess('dicomweb')('read'), async () => 'patient data');
+    await expect(unaudited.ready()).rejects.toThrow(/GET \/unaudited \(no audit action\)/);
+    const fine = Fastify();
+    installAccessControl(fine, undefined);
+    fine.get('/health', PUBLIC, async () => 'ok');
+    fine.get('/audited', routeAccess('dicomweb')('read', { audit: 'retrieve' }), async () => 'patient data');
+    await expect(fine.ready()).resolves.toBeDefined();
+    await fine.close();
   });
 });
 

@@ -1,12 +1,14 @@
 /**
  * Authentication and authorization, enforced in one place for every HTTP route and the WebSocket:
- * each route declares the permission it needs (`requires(...)` in its options); the server refuses to
- * start if one does not. With auth off (embedded default, loopback only) every caller is ANONYMOUS
- * and may do everything; with auth on, a bearer token (RFC 6750) is verified and its roles checked.
+ * each route declares the permission it needs and its audit action (`requires(...)` in its options,
+ * http/route-access.ts); the server refuses to start if one does not. With auth off (embedded
+ * default, loopback only) every caller is ANONYMOUS and may do everything; with auth on, a bearer token (RFC 6750) is verified and its roles checked.
  */
 import type { FastifyInstance, FastifyRequest, RouteOptions } from 'fastify';
 import { AppError } from '../errors.js';
-import { ANONYMOUS, PERMISSIONS, type Principal, type RoutePermission } from './principal.js';
+import { declarationProblem, type RouteAudit } from '../http/route-access.js';
+import { PERMISSIONS, type RoutePermission } from './permissions.js';
+import { ANONYMOUS, type Principal } from './principal.js';
 import type { TokenVerifier } from './token-verifier.js';
 
 const ROUTE_PERMISSIONS: readonly string[] = [...PERMISSIONS, 'public'];
@@ -15,6 +17,8 @@ export interface DeclaredRoute {
   method: string;
   url: string;
   permission: RoutePermission;
+  /** Absent only on public routes. */
+  audit?: RouteAudit;
 }
 
 declare module 'fastify' {
@@ -39,9 +43,14 @@ export function installAccessControl(app: FastifyInstance, verifier: TokenVerifi
     routes.push(route);
   });
   app.addHook('onReady', async () => {
-    const undeclared = routes.filter((route) => !ROUTE_PERMISSIONS.includes(route.config?.permission as string));
-    if (undeclared.length > 0) {
-      throw new AppError('CONFIG_INVALID', `Routes without a declared permission: ${undeclared.map((route) => `${String(route.method)} ${route.url}`).join(', ')}`);
+    // Every route says what it needs and, unless public, how it is audited (http/route-access.ts).
+    const problems = routes.flatMap((route) => {
+      const config = route.config as { permission?: unknown; audit?: RouteAudit } | undefined;
+      const problem = ROUTE_PERMISSIONS.includes(config?.permission as string) || config?.permission === undefined ? declarationProblem(config) : `unknown permission "${String(config.permission)}"`;
+      return problem === undefined ? [] : [`${String(route.method)} ${route.url} (${problem})`];
+    });
+    if (problems.length > 0) {
+      throw new AppError('CONFIG_INVALID', `Routes without a complete access declaration: ${problems.join(', ')}`);
     }
   });
   app.addHook('onRequest', async (request) => {
@@ -49,7 +58,12 @@ export function installAccessControl(app: FastifyInstance, verifier: TokenVerifi
   });
   app.decorate('declaredRoutes', () =>
     routes.flatMap((route) =>
-      (Array.isArray(route.method) ? route.method : [route.method]).map((method) => ({ method, url: route.url, permission: route.config!.permission! })),
+      (Array.isArray(route.method) ? route.method : [route.method]).map((method) => ({
+        method,
+        url: route.url,
+        permission: route.config!.permission!,
+        ...(route.config?.audit === undefined ? {} : { audit: route.config.audit }),
+      })),
     ),
   );
 }

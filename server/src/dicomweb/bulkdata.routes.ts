@@ -14,12 +14,14 @@ import { elementBulkData, isPixelDataPath, sliceBuffers, type BulkDataValue } fr
 import { pixelAttributesFromJson } from '../archive/transcode.js';
 import { EXPLICIT_VR_BIG_ENDIAN, EXPLICIT_VR_LITTLE_ENDIAN } from '../dicom/transfer-syntax.js';
 import type { StoredInstance } from '../catalog/catalog.js';
-import { dicomwebBaseUrl } from './base-url.js';
+import { dicomwebBaseUrl } from '../http/base-url.js';
 import { negotiateBulkData, parseRange } from './bulkdata-accept.js';
 import { boundaryOf, representationETag, sendIfNotModified, withCacheHeaders, type CachePolicy } from './http-cache.js';
 import { bulkDataUri } from './metadata.routes.js';
-import { checkUidParam } from './uid-param.js';
-import { requires } from '../auth/principal.js';
+import { checkUidParam } from '../http/uid-param.js';
+import { routeAccess } from '../http/route-access.js';
+
+const requires = routeAccess('dicomweb');
 
 export interface BulkDataRoutesOptions {
   archive: Archive;
@@ -39,7 +41,7 @@ interface BulkDataParams {
 export async function bulkDataRoutes(app: FastifyInstance, options: BulkDataRoutesOptions): Promise<void> {
   const { archive } = options;
 
-  app.get<{ Params: BulkDataParams }>('/studies/:study/series/:series/instances/:instance/bulkdata/*', requires('read'), async (request, reply) => {
+  app.get<{ Params: BulkDataParams }>('/studies/:study/series/:series/instances/:instance/bulkdata/*', requires('read', { audit: 'retrieve' }), async (request, reply) => {
     const { study, series, instance: sop, '*': tag } = request.params;
     checkUidParam(study, 'StudyInstanceUID');
     checkUidParam(series, 'SeriesInstanceUID');

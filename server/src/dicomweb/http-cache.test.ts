@@ -8,6 +8,7 @@ import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../app.js';
+import { createServices } from '../services.js';
 import { SqliteCatalog } from '../catalog/sqlite-catalog.js';
 import { loadConfig } from '../config.js';
 import { FsBlobStore } from '../storage/fs-blob-store.js';
@@ -33,7 +34,8 @@ beforeAll(async () => {
   store = new CountingStore(await FsBlobStore.create(path.join(dataDir, 'blobs')));
   const catalog = new SqliteCatalog(':memory:');
   await catalog.migrate();
-  app = await buildApp(loadConfig({ PACS_DATA_DIR: dataDir, PACS_LOG_LEVEL: 'silent' }), { blobStore: store, catalog, logger: testLogger() });
+  const config = loadConfig({ PACS_DATA_DIR: dataDir, PACS_LOG_LEVEL: 'silent' });
+  app = await buildApp(config, await createServices(config, { blobStore: store, catalog, logger: testLogger(), audit: null, inference: null }));
   const stored = await app.inject({
     method: 'POST',
     url: '/dicomweb/studies',

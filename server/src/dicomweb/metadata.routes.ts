@@ -11,11 +11,13 @@ import type { Archive } from '../archive/archive.js';
 import { metadataETag, metadataText } from '../archive/metadata.js';
 import type { InstanceScope, InstanceWithAttributes, StoredInstance } from '../catalog/catalog.js';
 import { AppError } from '../errors.js';
-import { dicomwebBaseUrl } from './base-url.js';
+import { dicomwebBaseUrl } from '../http/base-url.js';
 import { addVary } from './http-cache.js';
 import { acceptsDicomJson } from './negotiate.js';
-import { checkUidParam } from './uid-param.js';
-import { requires } from '../auth/principal.js';
+import { checkUidParam } from '../http/uid-param.js';
+import { routeAccess } from '../http/route-access.js';
+
+const requires = routeAccess('dicomweb');
 
 const gzip = promisify(gzipCallback);
 
@@ -118,9 +120,9 @@ export async function metadataRoutes(app: FastifyInstance, options: MetadataRout
     return sendBody(reply, body);
   };
 
-  app.get('/studies/:study/metadata', requires('read'), metadata);
-  app.get('/studies/:study/series/:series/metadata', requires('read'), metadata);
-  app.get('/studies/:study/series/:series/instances/:instance/metadata', requires('read'), metadata);
+  app.get('/studies/:study/metadata', requires('read', { audit: 'retrieve' }), metadata);
+  app.get('/studies/:study/series/:series/metadata', requires('read', { audit: 'retrieve' }), metadata);
+  app.get('/studies/:study/series/:series/instances/:instance/metadata', requires('read', { audit: 'retrieve' }), metadata);
 }
 
 interface CachedBody {

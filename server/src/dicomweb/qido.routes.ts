@@ -4,11 +4,13 @@ import type { Archive } from '../archive/archive.js';
 import type { QidoLevel } from '../catalog/qido-query.js';
 import { parseQidoQuery } from '../catalog/parse-qido-query.js';
 import { AppError } from '../errors.js';
-import { dicomwebBaseUrl } from './base-url.js';
+import { dicomwebBaseUrl } from '../http/base-url.js';
 import { acceptsDicomJson } from './negotiate.js';
-import { checkUidParam } from './uid-param.js';
+import { checkUidParam } from '../http/uid-param.js';
 import type { DicomJsonDataset } from '../dicom/dicom-json.js';
-import { requires } from '../auth/principal.js';
+import { routeAccess } from '../http/route-access.js';
+
+const requires = routeAccess('dicomweb');
 
 export interface QidoRoutesOptions {
   archive: Archive;
@@ -53,12 +55,12 @@ export async function qidoRoutes(app: FastifyInstance, options: QidoRoutesOption
     return reply.type('application/dicom+json').send(result.matches.map((match) => withRetrieveUrl(match, level, base)));
   };
 
-  app.get('/studies', requires('read'), search('study'));
-  app.get('/series', requires('read'), search('series'));
-  app.get('/instances', requires('read'), search('instance'));
-  app.get('/studies/:study/series', requires('read'), search('series'));
-  app.get('/studies/:study/instances', requires('read'), search('instance'));
-  app.get('/studies/:study/series/:series/instances', requires('read'), search('instance'));
+  app.get('/studies', requires('read', { audit: 'query', queryLevel: 'study' }), search('study'));
+  app.get('/series', requires('read', { audit: 'query', queryLevel: 'series' }), search('series'));
+  app.get('/instances', requires('read', { audit: 'query', queryLevel: 'instance' }), search('instance'));
+  app.get('/studies/:study/series', requires('read', { audit: 'query', queryLevel: 'series' }), search('series'));
+  app.get('/studies/:study/instances', requires('read', { audit: 'query', queryLevel: 'instance' }), search('instance'));
+  app.get('/studies/:study/series/:series/instances', requires('read', { audit: 'query', queryLevel: 'instance' }), search('instance'));
 }
 
 /**

@@ -14,8 +14,10 @@ import { AppError, BadQueryError } from '../errors.js';
 import { sendValue } from './bulkdata.routes.js';
 import { representationETag, sendIfNotModified, withCacheHeaders, type CachePolicy } from './http-cache.js';
 import { parseAccept } from './negotiate.js';
-import { checkUidParam } from './uid-param.js';
-import { requires } from '../auth/principal.js';
+import { checkUidParam } from '../http/uid-param.js';
+import { routeAccess } from '../http/route-access.js';
+
+const requires = routeAccess('dicomweb');
 
 export interface RenderedRoutesOptions {
   archive: Archive;
@@ -219,9 +221,9 @@ export async function renderedRoutes(app: FastifyInstance, options: RenderedRout
     return renderInstance(request, reply, instance, { ...params, viewport, frame, format }, request.params.instance !== undefined);
   };
 
-  app.get('/studies/:study/series/:series/instances/:instance/rendered', requires('read'), rendered);
-  app.get('/studies/:study/series/:series/instances/:instance/frames/:frame/rendered', requires('read'), rendered);
-  app.get('/studies/:study/series/:series/instances/:instance/thumbnail', requires('read'), thumbnail);
-  app.get('/studies/:study/series/:series/thumbnail', requires('read'), thumbnail);
-  app.get('/studies/:study/thumbnail', requires('read'), thumbnail);
+  app.get('/studies/:study/series/:series/instances/:instance/rendered', requires('read', { audit: 'retrieve' }), rendered);
+  app.get('/studies/:study/series/:series/instances/:instance/frames/:frame/rendered', requires('read', { audit: 'retrieve' }), rendered);
+  app.get('/studies/:study/series/:series/instances/:instance/thumbnail', requires('read', { audit: 'retrieve' }), thumbnail);
+  app.get('/studies/:study/series/:series/thumbnail', requires('read', { audit: 'retrieve' }), thumbnail);
+  app.get('/studies/:study/thumbnail', requires('read', { audit: 'retrieve' }), thumbnail);
 }

@@ -9,6 +9,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../app.js';
+import { createServices } from '../services.js';
 import { SqliteCatalog } from '../catalog/sqlite-catalog.js';
 import { loadConfig } from '../config.js';
 import { AppError } from '../errors.js';
@@ -49,7 +50,7 @@ beforeAll(async () => {
   store = new FlakyStore(await FsBlobStore.create(path.join(dataDir, 'blobs')));
   const catalog = new SqliteCatalog(':memory:');
   await catalog.migrate();
-  app = await buildApp(config, { blobStore: store, catalog, logger: testLogger() });
+  app = await buildApp(config, await createServices(config, { blobStore: store, catalog, logger: testLogger(), audit: null, inference: null }));
 });
 afterAll(async () => {
   await app.close();

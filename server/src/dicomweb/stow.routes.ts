@@ -3,12 +3,13 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Readable } from 'node:stream';
 import type { Archive } from '../archive/archive.js';
 import { AppError } from '../errors.js';
-import { dicomwebBaseUrl } from './base-url.js';
+import { dicomwebBaseUrl } from '../http/base-url.js';
 import { acceptsDicomJson } from './negotiate.js';
-import { checkUidParam } from './uid-param.js';
+import { checkUidParam } from '../http/uid-param.js';
 import { checkDeclaredLength, stowBoundary, storeMultipart } from './stow.js';
-import { requires } from '../auth/principal.js';
-import { storedObjects } from '../audit/audit-record.js';
+import { routeAccess, storedObjects } from '../http/route-access.js';
+
+const requires = routeAccess('dicomweb');
 
 export interface StowRoutesOptions {
   archive: Archive;
@@ -45,8 +46,8 @@ export async function stowRoutes(app: FastifyInstance, options: StowRoutesOption
       .send(outcome.toDicomJson(base, studyUid));
   };
 
-  app.post('/studies', requires('store'), (request, reply) => handle(request, reply));
-  app.post<{ Params: { study: string } }>('/studies/:study', requires('store'), (request, reply) =>
+  app.post('/studies', requires('store', { audit: 'store' }), (request, reply) => handle(request, reply));
+  app.post<{ Params: { study: string } }>('/studies/:study', requires('store', { audit: 'store' }), (request, reply) =>
     handle(request, reply, request.params.study),
   );
 }

@@ -9,6 +9,7 @@ import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../app.js';
+import { createServices } from '../services.js';
 import type { StoredInstance } from '../catalog/catalog.js';
 import { SqliteCatalog } from '../catalog/sqlite-catalog.js';
 import { loadConfig } from '../config.js';
@@ -45,7 +46,7 @@ beforeAll(async () => {
   store = new CountingStore(await S3BlobStore.create(config.blobStore as S3BlobStoreConfig));
   catalog = new SqliteCatalog(':memory:');
   await catalog.migrate();
-  app = await buildApp(config, { blobStore: store, catalog, logger: testLogger() });
+  app = await buildApp(config, await createServices(config, { blobStore: store, catalog, logger: testLogger(), audit: null, inference: null }));
 });
 afterAll(async () => {
   await app?.close();

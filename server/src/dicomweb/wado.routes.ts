@@ -13,11 +13,13 @@ import { frameSpans, parseFrameList } from '../archive/retrieve.js';
 import { pixelAttributesFromJson } from '../archive/transcode.js';
 import type { InstanceScope, StoredInstance } from '../catalog/catalog.js';
 import { EXPLICIT_VR_LITTLE_ENDIAN } from '../dicom/transfer-syntax.js';
-import { dicomwebBaseUrl } from './base-url.js';
+import { dicomwebBaseUrl } from '../http/base-url.js';
 import { boundaryOf, representationETag, sendIfNotModified, withCacheHeaders, type CachePolicy } from './http-cache.js';
-import { checkUidParam } from './uid-param.js';
+import { checkUidParam } from '../http/uid-param.js';
 import { negotiateFrames, negotiateInstances } from './wado-accept.js';
-import { requires } from '../auth/principal.js';
+import { routeAccess } from '../http/route-access.js';
+
+const requires = routeAccess('dicomweb');
 
 export interface WadoRoutesOptions {
   archive: Archive;
@@ -73,13 +75,13 @@ export async function wadoRoutes(app: FastifyInstance, options: WadoRoutesOption
     return reply.send(Readable.from(instanceParts(archive, instances, transcode, prepared, boundary, base), { objectMode: false }));
   };
 
-  app.get('/studies/:study', requires('read'), retrieveInstances);
-  app.get('/studies/:study/series/:series', requires('read'), retrieveInstances);
-  app.get('/studies/:study/series/:series/instances/:instance', requires('read'), retrieveInstances);
+  app.get('/studies/:study', requires('read', { audit: 'retrieve' }), retrieveInstances);
+  app.get('/studies/:study/series/:series', requires('read', { audit: 'retrieve' }), retrieveInstances);
+  app.get('/studies/:study/series/:series/instances/:instance', requires('read', { audit: 'retrieve' }), retrieveInstances);
 
   app.get<{ Params: RetrieveParams & { frames: string } }>(
     '/studies/:study/series/:series/instances/:instance/frames/:frames',
-    requires('read'),
+    requires('read', { audit: 'retrieve' }),
     async (request, reply) => {
       const scope = scopeOf(request.params);
       const frameNumbers = parseFrameList(request.params.frames, options.maxFrames);

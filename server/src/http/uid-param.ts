@@ -1,3 +1,4 @@
+/** The UIDs in a request path (DICOMweb, AI and admin routes), checked before any lookup. */
 import { AppError } from '../errors.js';
 
 /** PS3.5 §9.1: a UID is at most 64 characters of digits and dots. */

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createServices } from '../app.js';
+import { createServices } from '../services.js';
 import { loadConfig } from '../config.js';
 import { TEST_MODELS_DIR } from '../test-support/build-test-app.js';
 import { loadModelRegistry } from './model-registry.js';
@@ -111,7 +111,7 @@ describe('the model registry loaded at start', () => {
     const dataDir = await mkdtemp(path.join(os.tmpdir(), 'pacs-'));
     dirs.push(dataDir);
     const config = loadConfig({ PACS_DATA_DIR: dataDir, PACS_MODELS_DIR: dir });
-    await expect(createServices(config, pino({ level: 'silent' }))).rejects.toThrow(/model "dark-tissue": output "prob" gives 2 values per image, the manifest lists 3 labels/);
+    await expect(createServices(config, { logger: pino({ level: 'silent' }) })).rejects.toThrow(/model "dark-tissue": output "prob" gives 2 values per image, the manifest lists 3 labels/);
   });
 
   it('refuses a model file pointing outside the models folder', async () => {
@@ -124,15 +124,15 @@ describe('the model registry loaded at start', () => {
     const dataDir = await mkdtemp(path.join(os.tmpdir(), 'pacs-'));
     dirs.push(dataDir);
     const config = loadConfig({ PACS_DATA_DIR: dataDir, PACS_MODELS_DIR: dir });
-    await expect(createServices(config, pino({ level: 'silent' }))).rejects.toThrow(/model "bright-spot"/);
+    await expect(createServices(config, { logger: pino({ level: 'silent' }) })).rejects.toThrow(/model "bright-spot"/);
   });
 
   it('starts without models when AI is disabled', async () => {
     const dataDir = await mkdtemp(path.join(os.tmpdir(), 'pacs-'));
     dirs.push(dataDir);
-    const services = await createServices(loadConfig({ PACS_DATA_DIR: dataDir, PACS_AI_ENABLED: 'false', PACS_MODELS_DIR: '/nonexistent' }), pino({ level: 'silent' }));
+    const services = await createServices(loadConfig({ PACS_DATA_DIR: dataDir, PACS_AI_ENABLED: 'false', PACS_MODELS_DIR: '/nonexistent' }), { logger: pino({ level: 'silent' }) });
     expect(services.inference).toBeUndefined();
-    await services.catalog.close();
-    await services.blobStore.close();
+    expect(services.analyses).toBeUndefined();
+    await services.close();
   });
 });

@@ -4,29 +4,34 @@
  * blob store and index can take any step, and a restart loses nothing:
  *
  *   POST → job `queued` → plan (level, tissue mask, windows, units) → `running` → units (read tiles by
- *   ranged reads, batch windows through the model queue, keep detections whose centre is in the window's
- *   core) → the last unit moves the job to `finalizing` → finalize (one ANN instance stored through the
- *   archive's ingest) → `completed`. Failures end the job as `failed` with the reason; DELETE `cancelled`.
+ *   ranged reads, batch windows through the model queue, keep what each window's core holds) → the last
+ *   unit moves the job to `finalizing` → finalize (one ANN instance stored through the archive's ingest)
+ *   → `completed`. Failures end the job as `failed` with the reason; DELETE `cancelled`.
  *
- * A classification model (task "classification") runs the same steps on windows that do not overlap:
- * units record their positive windows (positive score ≥ the operating threshold); finalize merges them
- * into connected regions (tile-regions.ts), one POLYGON annotation per region.
+ * This file is the job lifecycle only. What depends on the model's task (window overlap, what a batch of
+ * windows becomes, how the records become annotation groups and GeoJSON) is an AnalysisTask
+ * (tasks/analysis-task.ts): detection (tasks/detection-task.ts: overlapping windows, POINT annotations)
+ * or classification (tasks/classification-task.ts: windows that do not overlap, positive ones merged
+ * into regions, one POLYGON annotation per region), picked by `model.task` (tasks/task-for-model.ts).
  */
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { Archive } from '../archive/archive.js';
+import type { JobView, Region } from '../contracts/ai.js';
+import { patientStudyAttributes } from '../dicom/patient-study-attributes.js';
 import { AppError, isAppError, ServiceBusyError } from '../errors.js';
-import { patientStudyAttributes } from '../inference/detection-report.js';
 import type { InferenceEngine } from '../inference/inference-engine.js';
 import type { ModelSpec } from '../inference/model-manifest.js';
-import { AnnotationBuffer, buildAnnotationInstance, geoJsonChunks, geoJsonRegionChunks, groupByLabel, polygonGroups, recordsOf, type LabelGroup } from './annotations.js';
+import { buildAnnotationInstance } from './annotations/ann-writer.js';
+import { AnnotationBuffer, recordsOf } from './annotations/records.js';
 import type { JobQueue, QueueMessage } from './job-queue.js';
 import { ACTIVE_STATES, type JobParams, type JobRecord, type JobStore } from './job-store.js';
-import { inCore, planSlide, tissueLevel, tissueMask, type PlannedWindow, type Rect } from './plan.js';
+import { planSlide, tissueLevel, tissueMask, type PlannedWindow, type Rect } from './plan.js';
 import { RegionReader } from './region-reader.js';
 import { chooseLevel, loadSlide, type Slide } from './slide.js';
-import { tileRegions } from './tile-regions.js';
+import type { WindowModel } from './tasks/analysis-task.js';
+import { analysisTask } from './tasks/task-for-model.js';
 
 export interface AnalysisOptions {
   windowsPerUnit: number;
@@ -36,39 +41,8 @@ export interface AnalysisOptions {
   workerId?: string;
 }
 
-export interface Region {
-  x: number;
-  y: number;
-  width: number;
-  height: number;
-}
-
-export interface JobView {
-  id: string;
-  state: JobRecord['state'];
-  reason: string | null;
-  studyInstanceUid: string;
-  seriesInstanceUid: string;
-  model: { id: string; version: string };
-  region: Region | null;
-  level: { index: number; spacingMm: number; windowSize: number; overlap: number } | null;
-  progress: {
-    unitsDone: number;
-    unitsTotal: number;
-    tilesDone: number;
-    tilesTotal: number;
-    tilesSkippedAsBackground: number;
-    annotations: number;
-    fraction: number;
-  };
-  createdAt: string;
-  startedAt: string | null;
-  finishedAt: string | null;
-  elapsedMs: number;
-  estimatedRemainingMs: number | null;
-  result: { seriesInstanceUid: string; sopInstanceUid: string } | null;
-  duplicateCompletions: number;
-}
+/** A job as the API shows it, and a region of the base level: the AI API's wire contract (contracts/ai.ts). */
+export type { JobView, Region } from '../contracts/ai.js';
 
 const regionKey = (region: Region | undefined) => (region === undefined ? '' : `${region.x},${region.y},${region.width},${region.height}`);
 const regionOf = (key: string): Region | null => {
@@ -81,12 +55,6 @@ const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOStrin
 const BUSY_WAIT_LIMIT_MS = 10 * 60_000;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** The annotation groups of a classification model: its `regionLabel`, or one per positive label. */
-export function regionGroupLabels(spec: ModelSpec): string[] {
-  if (spec.task !== 'classification') return spec.labels;
-  return spec.output.regionLabel !== undefined ? [spec.output.regionLabel] : spec.output.positiveLabels;
-}
-
 function errorMessage(err: unknown): string {
   if (err instanceof Error) return err.message.split('\n')[0]!.slice(0, 500);
   return 'unknown error';
@@ -96,6 +64,8 @@ export class AnalysisService {
   private readonly slides = new Map<string, Promise<Slide>>();
   private closing = false;
   private readonly workerId: string;
+  /** The model as the tasks call it: every call waits out a full model queue. */
+  private readonly windowModel: WindowModel;
 
   constructor(
     private readonly archive: Archive,
@@ -106,6 +76,7 @@ export class AnalysisService {
     private readonly options: AnalysisOptions,
   ) {
     this.workerId = options.workerId ?? `${hostname()}:${process.pid}`;
+    this.windowModel = { engine, whenNotBusy: (call) => this.busyRetry(call) };
   }
 
   /** The model's contract for slides: a registered model that declares its training resolution. */
@@ -281,9 +252,7 @@ export class AnalysisService {
     // it (scanners report 0.499 µm/px for "0.5"), windows are read at the model's size, not resampled.
     const ratio = spec.input.pixelSpacingMm / levelSpacing;
     const windowSize = Math.abs(ratio - 1) < 0.02 ? spec.input.width : Math.max(8, Math.round(spec.input.width * ratio));
-    // Detectors: overlapping windows (objects cut by a border are whole in a neighbour). Tile
-    // classifiers: a grid of windows without overlap, each classified once.
-    const overlap = spec.task === 'classification' ? 0 : 2 * Math.round(windowSize / 16);
+    const overlap = analysisTask(spec).windowOverlap(windowSize);
     const region = regionOf(job.region);
     const levelRegion: Rect =
       region === null
@@ -338,69 +307,18 @@ export class AnalysisService {
     const windows = JSON.parse(unit.windows) as PlannedWindow[];
     const out = new AnnotationBuffer();
     const inFlight = Math.max(1, this.options.windowsInFlight);
-    const classification = spec.task === 'classification' ? spec : undefined;
-    const groupLabels = regionGroupLabels(spec);
+    const task = analysisTask(spec);
     for (let i = 0; i < windows.length; i += inFlight) {
       const chunk = windows.slice(i, i + inFlight);
       const images: Buffer[] = [];
       for (const w of chunk) images.push(await reader.read(w.x, w.y, w.size, w.size));
-      if (classification !== undefined) {
-        const { region } = job.params;
-        const results = await Promise.all(chunk.map((w, k) => this.busyRetry(() => this.engine.classify(spec.id, { pixels: images[k]!, width: w.size, height: w.size, channels: 3 }))));
-        chunk.forEach((w, k) => {
-          const result = results[k]!;
-          if (result.positiveScore < spec.operatingThreshold) return;
-          // The group: the region label, or the most probable positive label of this window.
-          let group = 0;
-          if (classification.output.regionLabel === undefined) {
-            let best = -1;
-            classification.output.positiveLabels.forEach((label, g) => {
-              const p = result.probabilities[spec.labels.indexOf(label)] ?? 0;
-              if (p > best) [best, group] = [p, g];
-            });
-          }
-          out.push(
-            Math.round((w.x - region.x0) / w.size),
-            Math.round((w.y - region.y0) / w.size),
-            w.core.x0 * level.scaleX,
-            w.core.y0 * level.scaleY,
-            w.core.x1 * level.scaleX,
-            w.core.y1 * level.scaleY,
-            result.positiveScore,
-            Math.min(group, groupLabels.length - 1),
-          );
-        });
-        continue;
-      }
-      const results = await Promise.all(chunk.map((w, k) => this.detect(spec.id, images[k]!, w.size)));
-      chunk.forEach((w, k) => {
-        for (const d of results[k]!) {
-          const cx = w.x + d.box.x + d.box.width / 2;
-          const cy = w.y + d.box.y + d.box.height / 2;
-          if (!inCore(w.core, cx, cy)) continue; // another window owns this object
-          const label = Math.max(0, spec.labels.indexOf(d.label));
-          out.push(
-            cx * level.scaleX,
-            cy * level.scaleY,
-            (w.x + d.box.x) * level.scaleX,
-            (w.y + d.box.y) * level.scaleY,
-            (w.x + d.box.x + d.box.width) * level.scaleX,
-            (w.y + d.box.y + d.box.height) * level.scaleY,
-            d.score,
-            label,
-          );
-        }
-      });
+      await task.runWindows(this.windowModel, { windows: chunk, images, level, region: job.params.region }, out);
     }
     await this.store.completeUnit(jobId, unitIndex, out.toBuffer(), out.count, this.workerId, Date.now());
     await this.maybeFinalize(jobId);
   }
 
-  /** One window through the shared model queue; a full queue (503 for HTTP callers) is waited out. */
-  private async detect(modelId: string, rgb: Buffer, size: number) {
-    return (await this.busyRetry(() => this.engine.detect(modelId, { pixels: rgb, width: size, height: size, channels: 3 }))).detections;
-  }
-
+  /** One call through the shared model queue; a full queue (503 for HTTP callers) is waited out. */
   private async busyRetry<T>(run: () => Promise<T>): Promise<T> {
     const giveUpAt = Date.now() + BUSY_WAIT_LIMIT_MS;
     for (;;) {
@@ -434,10 +352,7 @@ export class AnalysisService {
     if (job === undefined || job.state !== 'finalizing') return;
     const spec = this.engine.spec(job.modelId);
     const slide = await this.slide(job);
-    const groups: LabelGroup[] =
-      spec.task === 'classification'
-        ? polygonGroups(regionGroupLabels(spec), await tileRegions(this.unitRecords(jobId)))
-        : await groupByLabel(spec.labels, this.unitRecords(jobId));
+    const groups = await analysisTask(spec).annotationGroups(this.unitRecords(jobId));
     const { part10, seriesInstanceUid, sopInstanceUid } = buildAnnotationInstance({
       jobId,
       slide,
@@ -472,8 +387,7 @@ export class AnalysisService {
         annotationInstance: { seriesInstanceUid: job.resultSeriesUid, sopInstanceUid: job.resultSopUid },
       },
     };
-    if (spec.task === 'classification') return geoJsonRegionChunks(regionGroupLabels(spec), header, await tileRegions(this.unitRecords(job.id)));
-    return geoJsonChunks(spec.labels, header, this.unitRecords(job.id));
+    return analysisTask(spec).geoJson(header, this.unitRecords(job.id));
   }
 
   /** Stops taking steps; running ones finish or are left to recovery. */

@@ -13,13 +13,14 @@ import { Queue, QueueEvents } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
-import { buildApp, createServices } from '../app.js';
+import { buildApp } from '../app.js';
+import { createServices } from '../services.js';
 import { loadConfig } from '../config.js';
 import { TEST_MODELS_DIR } from '../test-support/build-test-app.js';
 import { repoRoot, sharedDataDir } from '../test-support/shared-data.js';
 import { describeInstance, stow } from '../test-support/shared-instance.js';
 import { splitMultipart } from '../test-support/split-multipart.js';
-import { readAnnotationInstance } from './annotations.js';
+import { readAnnotationInstance } from './annotations/ann-reader.js';
 import { JobStore } from './job-store.js';
 import { appendCapturedLog, testLogger } from '../test-support/log-capture.js';
 
@@ -97,7 +98,7 @@ beforeAll(async () => {
   };
   // The API server only queues: PACS_JOBS_WORKERS_IN_PROCESS=false.
   const config = loadConfig({ ...env, PACS_LOG_LEVEL: 'silent', PACS_JOBS_WORKERS_IN_PROCESS: 'false' });
-  const services = await createServices(config, testLogger());
+  const services = await createServices(config, { logger: testLogger() });
   app = await buildApp(config, services);
   await app.ready();
 }, 60_000);
@@ -209,7 +210,7 @@ describe('the BullMQ queue without Redis', () => {
   it('still starts the server, and a new job is answered 503 and recorded as failed with the reason', async () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'pacs-noredis-'));
     const config = loadConfig({ PACS_DATA_DIR: dir, PACS_LOG_LEVEL: 'silent', PACS_MODELS_DIR: TEST_MODELS_DIR, PACS_JOBS_QUEUE: 'bullmq', PACS_REDIS_URL: 'redis://127.0.0.1:1' });
-    const services = await createServices(config, testLogger());
+    const services = await createServices(config, { logger: testLogger() });
     const down = await buildApp(config, services);
     try {
       await down.ready();

@@ -6,7 +6,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Archive } from '../archive/archive.js';
+import type { Archive } from '../archive/archive.js';
 import { buildTestApp, type TestApp } from '../test-support/build-test-app.js';
 import { sharedDataDir } from '../test-support/shared-data.js';
 import { describeInstance, stow } from '../test-support/shared-instance.js';
@@ -20,7 +20,7 @@ const slides: Slide[] = [];
 
 beforeAll(async () => {
   t = await buildTestApp({ PACS_AI_ENABLED: 'false' });
-  archive = new Archive(t.services.blobStore, t.services.catalog, t.services.logger, { maxHeaderBytes: 1 << 24 });
+  archive = t.services.archive;
   for (const name of ['tiled-full-gcp-wsi2dcm', 'tiled-sparse-orthanc-wsi']) {
     const folder = path.join(sharedDataDir, 'wsi-cmu1-small-region', name);
     const files = await Promise.all((await readdir(folder)).filter((n) => n.endsWith('.dcm')).sort().map((n) => readFile(path.join(folder, n))));

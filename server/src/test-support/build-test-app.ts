@@ -9,7 +9,8 @@ import { fileURLToPath } from 'node:url';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import type { FastifyInstance } from 'fastify';
-import { buildApp, createServices, type Services } from '../app.js';
+import { buildApp } from '../app.js';
+import { createServices, type Services } from '../services.js';
 import { loadConfig, type Config } from '../config.js';
 import { loggerOptions } from '../http/logger.js';
 import { testLogDestination } from './log-capture.js';
@@ -42,8 +43,8 @@ export async function buildTestApp(env: Record<string, string> = {}): Promise<Te
   // Lines go to the test (logLines) and to the run's capture checked for patient data at the end.
   const capture = testLogDestination();
   const logger = pino(loggerOptions(config), capture === undefined ? sink : pino.multistream([{ stream: sink }, { stream: capture }]));
-  const services = await createServices(config, logger);
-  const app = await buildApp(config, services);
+  const services = await createServices(config, { logger });
+  const app = await buildApp(config, services, { checkResponses: true });
   await app.ready();
   return {
     app,

@@ -5,6 +5,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../app.js';
+import { createServices } from '../services.js';
 import { SqliteCatalog } from '../catalog/sqlite-catalog.js';
 import { loadConfig } from '../config.js';
 import { FsBlobStore } from '../storage/fs-blob-store.js';
@@ -82,7 +83,8 @@ export async function buildCountingApp(prefix: string): Promise<CountingApp> {
   const store = new CountingStore(await FsBlobStore.create(path.join(dataDir, 'blobs')));
   const catalog = new SqliteCatalog(':memory:');
   await catalog.migrate();
-  const app = await buildApp(loadConfig({ PACS_DATA_DIR: dataDir, PACS_LOG_LEVEL: 'silent' }), { blobStore: store, catalog, logger: testLogger() });
+  const config = loadConfig({ PACS_DATA_DIR: dataDir, PACS_LOG_LEVEL: 'silent' });
+  const app = await buildApp(config, await createServices(config, { blobStore: store, catalog, logger: testLogger(), audit: null, inference: null }));
   return {
     app,
     store,

@@ -9,7 +9,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { Archive } from '../archive/archive.js';
+import type { Archive } from '../archive/archive.js';
 import { startDimseServer, type DimseServer } from '../dimse/dimse-server.js';
 import { buildTestApp, type TestApp } from './build-test-app.js';
 import { freePort } from './spawn-server.js';
@@ -43,7 +43,7 @@ export interface TestDimseOptions {
 export async function startTestDimse(options: TestDimseOptions = {}, testApp?: TestApp): Promise<TestDimse> {
   const app = testApp ?? (await buildTestApp());
   const { services, config } = app;
-  const archive = new Archive(services.blobStore, services.catalog, services.logger, { maxHeaderBytes: config.stow.maxHeaderBytes });
+  const { archive } = services;
   const aeTitle = options.aeTitle ?? 'FILMLESS';
   const server = await startDimseServer({
     config: {

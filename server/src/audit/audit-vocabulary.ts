@@ -1,0 +1,40 @@
+/**
+ * The words of the audit trail that the rest of the server may name: actions, interfaces, outcomes and
+ * the objects a record is about. A leaf module (no imports), so that a route can declare its audit
+ * action (http/route-access.ts) without depending on how records are built, stored or exported.
+ * What each action means and its ATNA mapping: audit-record.ts.
+ */
+
+export const AUDIT_ACTIONS = ['query', 'retrieve', 'store', 'ai-run', 'ai-read', 'ai-cancel', 'live-session-start', 'live-session-end', 'audit-read'] as const;
+export type AuditAction = (typeof AUDIT_ACTIONS)[number];
+
+/** Where the action came in: the record's `interface` field. */
+export const AUDIT_INTERFACES = ['dicomweb', 'ai', 'live', 'dimse', 'admin'] as const;
+export type AuditInterface = (typeof AUDIT_INTERFACES)[number];
+
+/** ATNA EventOutcomeIndicator: 0 success, 4 minor failure, 8 serious failure, 12 major failure. */
+export type AuditOutcome = 0 | 4 | 8 | 12;
+
+/** A study, series or instance the action touched (as far as known: a refused C-STORE has no study). */
+export interface AuditObject {
+  study?: string;
+  series?: string;
+  instance?: string;
+  sopClass?: string;
+}
+
+/** The audit objects of stored or found instances (STOW-RS outcome, C-STORE result, C-MOVE/C-GET matches). */
+export function storedObjects(items: ReadonlyArray<{ studyInstanceUid: string; seriesInstanceUid: string; sopInstanceUid: string; sopClassUid: string }>): AuditObject[] {
+  return items.map((item) => ({ study: item.studyInstanceUid, series: item.seriesInstanceUid, instance: item.sopInstanceUid, sopClass: item.sopClassUid }));
+}
+
+/** One event of a live endoscopy session (an upgraded WebSocket has no HTTP response to audit). */
+export interface LiveAuditEvent {
+  phase: 'start' | 'end';
+  /** 0 started / ended with its recording stored; 4 start refused; 8 recording not stored. */
+  outcome: AuditOutcome;
+  /** Status-like number for the record: 101 started, 400/403 refused, 200 ended, 500 recording lost. */
+  status: number;
+  objects: AuditObject[];
+  detail?: Record<string, string | number | boolean>;
+}

@@ -1,0 +1,193 @@
+/**
+ * The composition module: the one place (with the entry points main.ts, worker.ts and fsck.ts) where
+ * concrete objects are constructed from the configuration. It builds the blob store, the index, the
+ * archive with its caches, the audit trail, the inference engine, the slide-analysis job store, queue
+ * and service, and the live session registry, once per process; the HTTP app (app.ts), the DIMSE
+ * service, the worker process and fsck all receive what they need from here, so two front ends of one
+ * process share one archive and one set of caches.
+ *
+ * Ownership: `Services.close()` closes everything it holds (also parts a test handed in), in the order
+ * that keeps data safe: live recordings finish, slide steps stop, audit records are written, then the
+ * engine, index and blob store close.
+ */
+import pino, { type Logger } from 'pino';
+import { Archive } from './archive/archive.js';
+import type { Catalog } from './catalog/catalog.js';
+import { createCatalog } from './catalog/create-catalog.js';
+import type { AiConfig, Config } from './config.js';
+import type { AuditTrail } from './audit/audit-trail.js';
+import { createAuditTrail } from './audit/create-audit-trail.js';
+import { loggerOptions } from './http/logger.js';
+import { FrameDetections } from './inference/frame-detections.js';
+import { InferenceEngine } from './inference/inference-engine.js';
+import { loadModelRegistry } from './inference/model-registry.js';
+import { LiveSessionRegistry } from './live/live-session-registry.js';
+import { AnalysisService } from './pathology/analysis-service.js';
+import { BullmqQueue } from './pathology/bullmq-queue.js';
+import { InProcessQueue, type JobQueue } from './pathology/job-queue.js';
+import { JobStore } from './pathology/job-store.js';
+import type { BlobStore } from './storage/blob-store.js';
+import { createBlobStore } from './storage/create-blob-store.js';
+
+/** Slide analysis (pathology/): the job store, the queue and the service that runs the steps. */
+export interface SlideAnalyses {
+  readonly store: JobStore;
+  readonly queue: JobQueue;
+  readonly service: AnalysisService;
+}
+
+export interface Services {
+  readonly logger: Logger;
+  readonly blobStore: BlobStore;
+  readonly catalog: Catalog;
+  /** The archive's use cases with their caches: one per process, shared by HTTP and DIMSE. */
+  readonly archive: Archive;
+  /** Absent when AI is disabled (PACS_AI_ENABLED=false) or a test wires none. */
+  readonly inference?: InferenceEngine;
+  /** Present whenever `inference` is: detection on stored frames kept as DICOM SR. */
+  readonly frameDetections?: FrameDetections;
+  /** Present whenever `inference` is. */
+  readonly analyses?: SlideAnalyses;
+  /** Absent only where a test wires none. */
+  readonly audit?: AuditTrail;
+  /** Live endoscopy sessions still storing their recordings (drained before storage closes). */
+  readonly liveSessions: LiveSessionRegistry;
+  close(): Promise<void>;
+}
+
+/**
+ * What a caller may hand in instead of having it built from the configuration (tests: a counting
+ * store, an in-memory index, a failing audit store). `null`: leave that part out.
+ */
+export interface ServiceParts {
+  logger?: Logger;
+  blobStore?: BlobStore;
+  catalog?: Catalog;
+  audit?: AuditTrail | null;
+  inference?: InferenceEngine | null;
+}
+
+/**
+ * Where slide-analysis steps run: `server` (the HTTP server; unfinished jobs are resumed at start and
+ * steps run in this process when PACS_JOBS_WORKERS_IN_PROCESS) or `worker` (worker.ts: a process that
+ * only takes steps from the BullMQ queue).
+ */
+export type ServicesRole = { kind: 'server' } | { kind: 'worker'; workerId?: string; prepareEngine?: (engine: InferenceEngine) => void };
+
+export interface ServicesOptions extends ServiceParts {
+  role?: ServicesRole;
+}
+
+/** The blob store and index alone (fsck): no models, no audit trail. */
+export async function openStorage(config: Readonly<Config>): Promise<{ blobStore: BlobStore; catalog: Catalog; close(): Promise<void> }> {
+  const blobStore = await createBlobStore(config.blobStore);
+  try {
+    const catalog = await createCatalog(config.index);
+    return {
+      blobStore,
+      catalog,
+      async close() {
+        await catalog.close();
+        await blobStore.close();
+      },
+    };
+  } catch (err) {
+    await blobStore.close();
+    throw err;
+  }
+}
+
+export async function createServices(config: Readonly<Config>, options: ServicesOptions = {}): Promise<Services> {
+  const role = options.role ?? { kind: 'server' };
+  const logger = options.logger ?? pino(loggerOptions(config));
+  const closers: Array<() => Promise<void>> = [];
+  const closeAll = async () => {
+    for (const close of closers.splice(0).reverse()) await close();
+  };
+  try {
+    const blobStore = options.blobStore ?? (await createBlobStore(config.blobStore));
+    closers.push(() => blobStore.close());
+    const catalog = options.catalog ?? (await createCatalog(config.index));
+    closers.push(() => catalog.close());
+    const inference = options.inference === undefined ? (config.ai.enabled ? await startInference(config.ai, logger) : undefined) : (options.inference ?? undefined);
+    if (inference !== undefined) closers.push(() => inference.close());
+    if (role.kind === 'worker' && inference === undefined) throw new Error('A worker needs the models: PACS_AI_ENABLED must not be false');
+    const audit = options.audit === undefined ? await createAuditTrail(config, logger) : (options.audit ?? undefined);
+    if (audit !== undefined) closers.push(() => audit.close());
+    const archive = new Archive(blobStore, catalog, logger, {
+      maxHeaderBytes: config.stow.maxHeaderBytes,
+      maxNesting: config.limits.dicomMaxNesting,
+      decodeMaxBytes: config.limits.decodeMaxBytes,
+      renderMaxPixels: config.limits.renderMaxPixels,
+    });
+    let analyses: SlideAnalyses | undefined;
+    if (inference !== undefined) {
+      if (role.kind === 'worker') role.prepareEngine?.(inference);
+      analyses = await startSlideAnalyses(config, archive, inference, logger, role);
+      const { service, store } = analyses;
+      closers.push(async () => {
+        await service.close();
+        await store.close();
+      });
+    }
+    const liveSessions = new LiveSessionRegistry();
+    closers.push(() => liveSessions.drain());
+    return {
+      logger,
+      blobStore,
+      catalog,
+      archive,
+      liveSessions,
+      ...(inference === undefined ? {} : { inference, frameDetections: new FrameDetections(archive, inference) }),
+      ...(analyses === undefined ? {} : { analyses }),
+      ...(audit === undefined ? {} : { audit }),
+      close: closeAll,
+    };
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+}
+
+/** Verifies the registry (sha256 of every model) and warms up one session per model. */
+async function startInference(ai: AiConfig, log: Logger): Promise<InferenceEngine> {
+  const models = await loadModelRegistry(ai.modelsDir);
+  return InferenceEngine.start(models, { executionProvider: ai.executionProvider, threads: ai.threads, maxBatch: ai.maxBatch, queueDepth: ai.queueDepth }, log);
+}
+
+function createJobQueue(config: Readonly<Config>): JobQueue {
+  return config.jobs.queue === 'bullmq'
+    ? new BullmqQueue({ redisUrl: config.jobs.redisUrl, prefix: config.jobs.redisPrefix, stalledSeconds: config.jobs.stalledSeconds })
+    : new InProcessQueue();
+}
+
+/**
+ * The job store, queue and service. The server resumes unfinished jobs and, when configured, takes
+ * steps itself; a worker process takes steps from the BullMQ queue only.
+ */
+async function startSlideAnalyses(config: Readonly<Config>, archive: Archive, engine: InferenceEngine, logger: Logger, role: ServicesRole): Promise<SlideAnalyses> {
+  if (role.kind === 'worker' && config.jobs.queue !== 'bullmq') {
+    throw new Error('A separate worker needs PACS_JOBS_QUEUE=bullmq (the in-process queue lives inside the server)');
+  }
+  const store = await JobStore.open(config.index);
+  const queue = createJobQueue(config);
+  const service = new AnalysisService(archive, engine, store, queue, logger, {
+    windowsPerUnit: config.jobs.windowsPerUnit,
+    windowsInFlight: config.ai.maxBatch,
+    ...(role.kind === 'worker' && role.workerId !== undefined ? { workerId: role.workerId } : {}),
+  });
+  try {
+    if (role.kind === 'server') {
+      await service.recover();
+      if (config.jobs.workersInProcess) await queue.startWorkers(service.handle, config.jobs.concurrency);
+    } else {
+      await queue.startWorkers(service.handle, config.jobs.concurrency);
+      logger.info({ queue: 'bullmq', concurrency: config.jobs.concurrency }, 'slide analysis worker ready');
+    }
+  } catch (err) {
+    await service.close();
+    await store.close();
+    throw err;
+  }
+  return { store, queue, service };
+}
