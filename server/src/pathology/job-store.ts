@@ -50,7 +50,7 @@ interface UnitTable {
   windows: string;
   window_count: number;
   state: 'pending' | 'done';
-  /** Float32 little-endian, ANNOTATION_FLOATS per annotation (annotations.ts). */
+  /** Float32 little-endian, ANNOTATION_FLOATS per annotation (annotations/records.ts). */
   annotations: Buffer | null;
   annotation_count: number;
   completed_by: string | null;

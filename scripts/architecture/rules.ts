@@ -1,0 +1,77 @@
+/**
+ * Who may import what: the table docs/architecture.md ("Modules") describes, as data the architecture
+ * test (architecture.test.ts) checks against the import graph of server/src and viewer/src. Change the
+ * design here and in the doc together.
+ *
+ * A module is a folder of server/src (`archive`), a top-level file of it (`app.ts`), or a folder of
+ * viewer/src (`viewer/imaging`). Tests, contract suites and test-support are outside the rules: they may
+ * wire anything together.
+ */
+
+/** Modules a module may import (besides itself). `*` = anything. */
+export const ALLOWED_IMPORTS: Readonly<Record<string, readonly string[]>> = {
+  // Leaves and pure code
+  'errors.ts': [],
+  contracts: ['errors.ts', 'audit/audit-vocabulary.ts'],
+  dicom: ['errors.ts'],
+  'config.ts': ['config', 'errors.ts'],
+  config: ['auth/permissions.ts', 'errors.ts'],
+  storage: ['config.ts', 'errors.ts'],
+  catalog: ['config.ts', 'dicom', 'errors.ts'],
+  archive: ['catalog', 'dicom', 'errors.ts', 'storage'],
+  inference: ['archive', 'catalog', 'dicom', 'errors.ts'],
+  pathology: ['archive', 'catalog', 'config.ts', 'contracts', 'dicom', 'errors.ts', 'inference'],
+  // HTTP plumbing shared by every route file: access declarations, schemas, errors, path checks
+  http: ['audit/audit-vocabulary.ts', 'auth/permissions.ts', 'config.ts', 'errors.ts'],
+  auth: ['config.ts', 'errors.ts', 'http/route-access.ts'],
+  audit: ['auth', 'catalog', 'config.ts', 'contracts', 'errors.ts', 'http'],
+  // Front ends: receive the use cases as options, never build them
+  dicomweb: ['archive', 'catalog', 'config.ts', 'dicom', 'errors.ts', 'http'],
+  ai: ['contracts', 'errors.ts', 'http', 'inference', 'pathology'],
+  live: ['archive', 'auth', 'contracts', 'dicom', 'errors.ts', 'http', 'inference'],
+  dimse: ['archive', 'audit', 'catalog', 'config.ts', 'dicom', 'errors.ts'],
+  // The composition module and the entry points at the top
+  'services.ts': ['*'],
+  'app.ts': ['*'],
+  'main.ts': ['*'],
+  'worker.ts': ['*'],
+  'fsck.ts': ['*'],
+  // Viewer
+  'viewer/auth': [],
+  'viewer/dicomweb': ['viewer/auth'],
+  'viewer/ui': [],
+  'viewer/imaging': ['viewer/auth', 'viewer/dicomweb'],
+  'viewer/ai': ['contracts', 'viewer/dicomweb'],
+  'viewer/overlays': ['viewer/dicomweb'],
+  'viewer/browser': ['viewer/auth', 'viewer/dicomweb', 'viewer/ui'],
+  'viewer/wsi': ['viewer/dicomweb', 'viewer/ui', 'viewer/viewer/display.ts'],
+  'viewer/live': ['contracts', 'viewer/ai', 'viewer/auth', 'viewer/dicomweb', 'viewer/overlays', 'viewer/ui'],
+  'viewer/viewer': ['viewer/ai', 'viewer/auth', 'viewer/dicomweb', 'viewer/imaging', 'viewer/overlays', 'viewer/ui', 'viewer/wsi'],
+  'viewer/main.ts': ['*'],
+};
+
+/** Only the composition module and the entry points build these; everyone else receives them. */
+export const CONSTRUCTED_AT_THE_TOP: readonly RegExp[] = [
+  /\bnew Archive\(/,
+  /\bcreateBlobStore\(/,
+  /\bcreateCatalog\(/,
+  /\bInferenceEngine\.start\(/,
+  /\bnew FrameDetections\(/,
+  /\bnew AnalysisService\(/,
+  /\bJobStore\.open\(/,
+  /\bnew BullmqQueue\(/,
+  /\bnew InProcessQueue\(/,
+  /\bcreateAuditTrail\(/,
+  /\bnew LiveSessionRegistry\(/,
+];
+
+/** Where those may be built: the top, and the module that defines each (its own factory). */
+export const CONSTRUCTION_ALLOWED_IN: readonly string[] = ['server/src/services.ts', 'server/src/main.ts', 'server/src/worker.ts', 'server/src/fsck.ts'];
+
+/** Packages only some modules may import: Fastify stays in routes and HTTP plumbing, Cornerstone in the viewer's imaging. */
+export const PACKAGE_OWNERS: Readonly<Record<string, readonly string[]>> = {
+  fastify: ['app.ts', 'http', 'auth', 'audit', 'dicomweb', 'ai', 'live'],
+  '@cornerstonejs/core': ['viewer/imaging'],
+  '@cornerstonejs/tools': ['viewer/imaging'],
+  '@cornerstonejs/dicom-image-loader': ['viewer/imaging'],
+};
