@@ -5,10 +5,10 @@
  *
  * This module is what the rest of the server imports: the `Config` type and `loadConfig`, which
  * composes the section readers of `config/` over one shared `EnvReader` (`config/env-reader.ts`)
- * that collects the problems of every section.
+ * that collects the problems of every section, and `loadConfigOrExit` for the entry points.
  */
 import path from 'node:path';
-import { AppError } from './errors.js';
+import { AppError, isAppError } from './errors.js';
 import { readAiConfig, readJobsConfig, readLiveConfig, type AiConfig, type JobsConfig, type LiveConfig } from './config/ai.js';
 import { readAuditConfig, type AuditConfig } from './config/audit.js';
 import { readAuthConfig, type AuthConfig } from './config/auth.js';
@@ -143,6 +143,19 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     throw new AppError('CONFIG_INVALID', `Invalid configuration:\n  - ${read.problems.join('\n  - ')}`);
   }
   return deepFreeze(config);
+}
+
+/**
+ * `loadConfig` for entry points: writes every problem to stderr and exits with status 2 when the
+ * configuration is invalid.
+ */
+export function loadConfigOrExit(env: Env = process.env, cwd: string = process.cwd()): Readonly<Config> {
+  try {
+    return loadConfig(env, cwd);
+  } catch (err) {
+    process.stderr.write(`${isAppError(err) ? err.message : String(err)}\n`);
+    process.exit(2);
+  }
 }
 
 function deepFreeze<T>(value: T): Readonly<T> {

@@ -4,19 +4,12 @@
  */
 import { buildApp } from './app.js';
 import { startStorageRecovery } from './archive/fsck.js';
-import { loadConfig } from './config.js';
+import { loadConfigOrExit } from './config.js';
 import { startDimseServer, type DimseServer } from './dimse/dimse-server.js';
-import { isAppError } from './errors.js';
 import { createServices } from './services.js';
 
 async function main(): Promise<void> {
-  let config;
-  try {
-    config = loadConfig();
-  } catch (err) {
-    process.stderr.write(`${isAppError(err) ? err.message : String(err)}\n`);
-    process.exit(2);
-  }
+  const config = loadConfigOrExit();
   const services = await createServices(config);
   if (config.exposedWithoutAuthentication) {
     services.logger.warn(

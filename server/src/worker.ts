@@ -8,18 +8,11 @@
  * worker after PACS_JOBS_STALLED_SECONDS. PACS_WORKER_ID names the worker in the job store (default
  * host:pid).
  */
-import { loadConfig } from './config.js';
-import { isAppError } from './errors.js';
+import { loadConfigOrExit } from './config.js';
 import { createServices } from './services.js';
 
 async function main(): Promise<void> {
-  let config;
-  try {
-    config = loadConfig();
-  } catch (err) {
-    process.stderr.write(`${isAppError(err) ? err.message : String(err)}\n`);
-    process.exit(2);
-  }
+  const config = loadConfigOrExit();
   const workerId = process.env['PACS_WORKER_ID'];
   const services = await createServices(config, { role: { kind: 'worker', ...(workerId ? { workerId } : {}) } });
   const shutdown = async () => {

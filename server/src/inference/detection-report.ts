@@ -10,6 +10,8 @@
  * detections finds the stored report instead of writing a duplicate.
  */
 import dcmjs from 'dcmjs';
+import { code, LOCAL_CODING_SCHEME, type Code } from '../dicom/coded-concept.js';
+import { dicomDate, dicomTime } from '../dicom/dicom-datetime.js';
 import { derivedUid } from '../dicom/derived-uid.js';
 import type { PatientStudyAttributes } from '../dicom/patient-study-attributes.js';
 import { writePart10 } from '../dicom/write-part10.js';
@@ -19,15 +21,6 @@ import type { ModelSpec } from './model-manifest.js';
 const { DicomMetaDictionary, DicomMessage } = dcmjs.data;
 
 export const COMPREHENSIVE_3D_SR = '1.2.840.10008.5.1.4.1.1.88.34';
-/** Private coding scheme (PS3.16 §8.2: designators starting "99") for concepts DICOM has no code for. */
-const LOCAL_SCHEME = '99FLMPACS';
-
-interface Code {
-  CodeValue: string;
-  CodingSchemeDesignator: string;
-  CodeMeaning: string;
-}
-const code = (value: string, scheme: string, meaning: string): Code => ({ CodeValue: value, CodingSchemeDesignator: scheme, CodeMeaning: meaning });
 
 const CODES = {
   report: code('126000', 'DCM', 'Imaging Measurement Report'),
@@ -52,9 +45,9 @@ const CODES = {
   algorithmVersion: code('111003', 'DCM', 'Algorithm Version'),
   algorithmParameters: code('111002', 'DCM', 'Algorithm Parameters'),
   imageRegion: code('111030', 'DCM', 'Image Region'),
-  score: code('DETSCORE', LOCAL_SCHEME, 'Detection score'),
+  score: code('DETSCORE', LOCAL_CODING_SCHEME, 'Detection score'),
   noUnits: code('1', 'UCUM', 'no units'),
-  timeOffset: code('TIMEOFFS', LOCAL_SCHEME, 'Time offset from first frame'),
+  timeOffset: code('TIMEOFFS', LOCAL_CODING_SCHEME, 'Time offset from first frame'),
   milliseconds: code('ms', 'UCUM', 'millisecond'),
 } as const;
 
@@ -62,7 +55,7 @@ const CODES = {
 const FINDING_BY_LABEL: Record<string, Code> = {
   polyp: code('68496003', 'SCT', 'Polyp of colon'),
 };
-const findingOf = (label: string): Code => FINDING_BY_LABEL[label] ?? code(label.toUpperCase().slice(0, 16), LOCAL_SCHEME, label);
+const findingOf = (label: string): Code => FINDING_BY_LABEL[label] ?? code(label.toUpperCase().slice(0, 16), LOCAL_CODING_SCHEME, label);
 const labelOf = (finding: Code): string =>
   Object.entries(FINDING_BY_LABEL).find(([, c]) => c.CodeValue === finding.CodeValue && c.CodingSchemeDesignator === finding.CodingSchemeDesignator)?.[0] ??
   finding.CodeMeaning;
@@ -80,10 +73,15 @@ export interface ReportUids {
   sopInstanceUid: string;
 }
 
+/** The AI series of `model` in a study: every report of that model on that study's images goes there. */
+export function aiSeriesUid(studyInstanceUid: string, modelId: string): string {
+  return derivedUid('ai-series', studyInstanceUid, modelId);
+}
+
 /** Where the report of `model` on one frame lives: one AI series per study and model. */
 export function reportUids(model: Pick<ModelSpec, 'id' | 'version'>, source: SourceFrame): ReportUids {
   return {
-    seriesInstanceUid: derivedUid('ai-series', source.studyInstanceUid, model.id),
+    seriesInstanceUid: aiSeriesUid(source.studyInstanceUid, model.id),
     sopInstanceUid: derivedUid('ai-report', model.id, model.version, source.sopInstanceUid, String(source.frame)),
   };
 }
@@ -174,15 +172,13 @@ function measurementGroup(detection: Detection, index: number, frame: ReportFram
   );
 }
 
-const pad = (n: number, width = 2) => String(n).padStart(width, '0');
-
 /** The report as a Part-10 file (Explicit VR Little Endian). */
 export function buildDetectionReport(input: ReportInput): { part10: Buffer; uids: ReportUids } {
   const single = input.frames.length === 1 ? input.frames[0]! : undefined;
   const uids = input.uids ?? reportUids(input.model, { ...input.source, frame: single?.frame ?? 1 });
   const now = input.now ?? new Date();
-  const date = `${now.getUTCFullYear()}${pad(now.getUTCMonth() + 1)}${pad(now.getUTCDate())}`;
-  const time = `${pad(now.getUTCHours())}${pad(now.getUTCMinutes())}${pad(now.getUTCSeconds())}`;
+  const date = dicomDate(now);
+  const time = dicomTime(now);
   const dataset: Record<string, unknown> = { ...input.patientStudy };
   const deviceUid = derivedUid('ai-device', input.model.id, input.model.version);
 

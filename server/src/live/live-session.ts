@@ -16,10 +16,10 @@ import sharp from 'sharp';
 import dcmjs from 'dcmjs';
 import type { Logger } from 'pino';
 import type { Archive } from '../archive/archive.js';
-import { derivedUid } from '../dicom/derived-uid.js';
+import { dicomDate, dicomTime } from '../dicom/dicom-datetime.js';
 import { patientStudyAttributes } from '../dicom/patient-study-attributes.js';
 import { isAppError } from '../errors.js';
-import { buildDetectionReport, type ReportFrame } from '../inference/detection-report.js';
+import { aiSeriesUid, buildDetectionReport, type ReportFrame } from '../inference/detection-report.js';
 import type { InferenceEngine } from '../inference/inference-engine.js';
 import type { RawImage } from '../inference/letterbox.js';
 import { DeadlineExpiredError } from '../inference/model-queue.js';
@@ -216,8 +216,8 @@ export class LiveSession {
       return { studyInstanceUid: study.studyInstanceUid, studyAttributes: patientStudyAttributes(found[0]!.attributes) };
     }
     const now = new Date();
-    const date = now.toISOString().slice(0, 10).replaceAll('-', '');
-    const time = now.toISOString().slice(11, 19).replaceAll(':', '');
+    const date = dicomDate(now);
+    const time = dicomTime(now);
     const s: LiveNewStudy = study;
     const studyInstanceUid = DicomMetaDictionary.uid();
     return {
@@ -365,7 +365,7 @@ export class LiveSession {
       frames: active.detections,
       patientStudy: active.studyAttributes,
       minScore: active.model.operatingThreshold,
-      uids: { seriesInstanceUid: derivedUid('ai-series', identity.studyInstanceUid, active.model.id), sopInstanceUid: DicomMetaDictionary.uid() },
+      uids: { seriesInstanceUid: aiSeriesUid(identity.studyInstanceUid, active.model.id), sopInstanceUid: DicomMetaDictionary.uid() },
       seriesDescription: `AI ${active.model.id}`,
     });
     const report = await (await this.deps.archive.scanAndStore((async function* () { yield part10; })())).completion;

@@ -11,6 +11,7 @@
 import { randomUUID } from 'node:crypto';
 import { mkdir, open, rm, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
+import { dicomDate, dicomTime } from '../dicom/dicom-datetime.js';
 import { writePart10 } from '../dicom/write-part10.js';
 
 export const VIDEO_ENDOSCOPIC = '1.2.840.10008.5.1.4.1.1.77.1.1.1';
@@ -27,8 +28,6 @@ export interface RecordingIdentity {
   seriesInstanceUid: string;
   sopInstanceUid: string;
 }
-
-const pad2 = (n: number) => String(n).padStart(2, '0');
 
 export class Recording {
   private readonly frames: RecordedFrame[] = [];
@@ -149,8 +148,8 @@ export class Recording {
 
   private header(): Buffer {
     const d = this.startedAt;
-    const date = `${d.getUTCFullYear()}${pad2(d.getUTCMonth() + 1)}${pad2(d.getUTCDate())}`;
-    const time = `${pad2(d.getUTCHours())}${pad2(d.getUTCMinutes())}${pad2(d.getUTCSeconds())}`;
+    const date = dicomDate(d);
+    const time = dicomTime(d);
     const times = this.frameTimes().map((t) => Number(t.toFixed(3)));
     const dataset: Record<string, unknown> = {
       ...this.studyAttributes,

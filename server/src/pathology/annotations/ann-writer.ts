@@ -6,12 +6,14 @@
  * (PixelOriginInterpretation VOLUME, 0\0 = top-left corner of the top-left pixel), and the score per
  * annotation as a measurement (FloatingPointValues). Its UIDs derive from the job id (idempotent).
  */
+import type { Code } from '../../dicom/coded-concept.js';
+import { dicomDate, dicomTime } from '../../dicom/dicom-datetime.js';
 import { derivedUid } from '../../dicom/derived-uid.js';
 import type { PatientStudyAttributes } from '../../dicom/patient-study-attributes.js';
 import { writePart10 } from '../../dicom/write-part10.js';
 import type { ModelSpec } from '../../inference/model-manifest.js';
 import type { Slide } from '../slide.js';
-import { CODES, MICROSCOPY_BULK_SIMPLE_ANNOTATIONS, propertyOf, type Code } from './codes.js';
+import { CODES, MICROSCOPY_BULK_SIMPLE_ANNOTATIONS, propertyOf } from './codes.js';
 import type { LabelGroup } from './groups.js';
 
 /** UIDs of a job's result: a new series per job in the slide's study, derived from the job id (idempotent). */
@@ -19,7 +21,6 @@ export function resultUids(jobId: string): { seriesInstanceUid: string; sopInsta
   return { seriesInstanceUid: derivedUid('slide-analysis-series', jobId), sopInstanceUid: derivedUid('slide-analysis-ann', jobId) };
 }
 
-const pad = (n: number, width = 2) => String(n).padStart(width, '0');
 const arrayBufferOf = (a: Float32Array | Int32Array): ArrayBuffer => a.buffer.slice(a.byteOffset, a.byteOffset + a.byteLength) as ArrayBuffer;
 const measurement = (concept: Code, values: Float32Array) => ({
   ConceptNameCodeSequence: [concept],
@@ -42,8 +43,8 @@ export function buildAnnotationInstance(input: AnnotationInput): { part10: Buffe
   const { slide, model } = input;
   const uids = resultUids(input.jobId);
   const now = input.now ?? new Date();
-  const date = `${now.getUTCFullYear()}${pad(now.getUTCMonth() + 1)}${pad(now.getUTCDate())}`;
-  const time = `${pad(now.getUTCHours())}${pad(now.getUTCMinutes())}${pad(now.getUTCSeconds())}`;
+  const date = dicomDate(now);
+  const time = dicomTime(now);
   const dataset: Record<string, unknown> = {
     ...input.patientStudy,
     SOPClassUID: MICROSCOPY_BULK_SIMPLE_ANNOTATIONS,

@@ -3,18 +3,10 @@
  * annotation property category and type per model label (CID 7150 / 7151 where DICOM has them, a local
  * code otherwise), and the concepts of its algorithm and measurements.
  */
+import { code, LOCAL_CODING_SCHEME, type Code } from '../../dicom/coded-concept.js';
 
 /** Microscopy Bulk Simple Annotations Storage (PS3.3 A.87). */
 export const MICROSCOPY_BULK_SIMPLE_ANNOTATIONS = '1.2.840.10008.5.1.4.1.1.91.1';
-/** Private coding scheme (PS3.16 §8.2: designators starting "99") for concepts DICOM has no code for. */
-const LOCAL_SCHEME = '99FLMPACS';
-
-export interface Code {
-  CodeValue: string;
-  CodingSchemeDesignator: string;
-  CodeMeaning: string;
-}
-const code = (value: string, scheme: string, meaning: string): Code => ({ CodeValue: value, CodingSchemeDesignator: scheme, CodeMeaning: meaning });
 
 /** Annotation property category and type per model label (CID 7150 / 7151 where DICOM has them). */
 const PROPERTY_BY_LABEL: Record<string, { category: Code; type: Code }> = {
@@ -25,13 +17,13 @@ const PROPERTY_BY_LABEL: Record<string, { category: Code; type: Code }> = {
 };
 /** The property category and type of a label's annotations; labels without a standard code get a local one. */
 export const propertyOf = (label: string): { category: Code; type: Code } =>
-  PROPERTY_BY_LABEL[label] ?? { category: code('49755003', 'SCT', 'Morphologically abnormal structure'), type: code(label.toUpperCase().slice(0, 16), LOCAL_SCHEME, label) };
+  PROPERTY_BY_LABEL[label] ?? { category: code('49755003', 'SCT', 'Morphologically abnormal structure'), type: code(label.toUpperCase().slice(0, 16), LOCAL_CODING_SCHEME, label) };
 
 export const CODES = {
   artificialIntelligence: code('123109', 'DCM', 'Artificial Intelligence'),
-  score: code('DETSCORE', LOCAL_SCHEME, 'Detection score'),
-  meanTileScore: code('TILEMEAN', LOCAL_SCHEME, 'Mean positive tile probability'),
-  maxTileScore: code('TILEMAX', LOCAL_SCHEME, 'Maximum positive tile probability'),
-  tiles: code('TILES', LOCAL_SCHEME, 'Number of tiles'),
+  score: code('DETSCORE', LOCAL_CODING_SCHEME, 'Detection score'),
+  meanTileScore: code('TILEMEAN', LOCAL_CODING_SCHEME, 'Mean positive tile probability'),
+  maxTileScore: code('TILEMAX', LOCAL_CODING_SCHEME, 'Maximum positive tile probability'),
+  tiles: code('TILES', LOCAL_CODING_SCHEME, 'Number of tiles'),
   noUnits: code('1', 'UCUM', 'no units'),
 };
