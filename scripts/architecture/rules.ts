@@ -29,7 +29,10 @@ export const ALLOWED_IMPORTS: Readonly<Record<string, readonly string[]>> = {
   dicomweb: ['archive', 'catalog', 'config.ts', 'dicom', 'errors.ts', 'http'],
   ai: ['contracts', 'errors.ts', 'http', 'inference', 'pathology'],
   live: ['archive', 'auth', 'contracts', 'dicom', 'errors.ts', 'http', 'inference'],
-  dimse: ['archive', 'audit', 'catalog', 'config.ts', 'dicom', 'errors.ts'],
+  dimse: ['archive', 'audit', 'catalog', 'config.ts', 'dicom', 'errors.ts', 'his'],
+  // The hospital link: HIS commands, orders and worklist (his/), HL7 v2 over MLLP (hl7/)
+  his: ['archive', 'audit', 'catalog', 'config.ts', 'contracts', 'dicom', 'errors.ts', 'http'],
+  hl7: ['config.ts', 'dicom', 'errors.ts', 'his'],
   // The composition module and the entry points at the top
   'services.ts': ['*'],
   'app.ts': ['*'],
@@ -70,7 +73,7 @@ export const CONSTRUCTION_ALLOWED_IN: readonly string[] = ['server/src/services.
 
 /** Packages only some modules may import: Fastify stays in routes and HTTP plumbing, Cornerstone in the viewer's imaging. */
 export const PACKAGE_OWNERS: Readonly<Record<string, readonly string[]>> = {
-  fastify: ['app.ts', 'http', 'auth', 'audit', 'dicomweb', 'ai', 'live'],
+  fastify: ['app.ts', 'http', 'auth', 'audit', 'dicomweb', 'ai', 'live', 'his'],
   '@cornerstonejs/core': ['viewer/imaging'],
   '@cornerstonejs/tools': ['viewer/imaging'],
   '@cornerstonejs/dicom-image-loader': ['viewer/imaging'],
