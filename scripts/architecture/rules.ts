@@ -66,6 +66,8 @@ export const CONSTRUCTED_AT_THE_TOP: readonly RegExp[] = [
   /\bnew InProcessQueue\(/,
   /\bcreateAuditTrail\(/,
   /\bnew LiveSessionRegistry\(/,
+  /\bKyselyHisStore\.open\(/,
+  /\bnew HisService\(/,
 ];
 
 /** Where those may be built: the top, and the module that defines each (its own factory). */

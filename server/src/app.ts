@@ -19,6 +19,7 @@ import { installAccessControl } from './auth/access-control.js';
 import { TokenVerifier } from './auth/token-verifier.js';
 import { analysesRoutes } from './ai/analyses.routes.js';
 import { liveRoutes } from './live/live.routes.js';
+import { ordersRoutes } from './his/orders.routes.js';
 import { dicomwebPlugin } from './dicomweb/dicomweb.plugin.js';
 import { errorHandler } from './http/error-handler.js';
 import { nodeServerOptions, registerRateLimit } from './http/hardening.js';
@@ -74,7 +75,7 @@ export async function buildApp(config: Readonly<Config>, services: Services, opt
   // tags are left out. Served at GET /api/openapi.json.
   await app.register(swagger, {
     openapi: {
-      info: { title: 'filmless-pacs', version: '1', description: 'JSON APIs of the archive: AI, slide analysis, audit. DICOMweb (PS3.18) is under ' + config.dicomwebPrefix + '.' },
+      info: { title: 'filmless-pacs', version: '1', description: 'JSON APIs of the archive: AI, slide analysis, audit, orders and worklist. DICOMweb (PS3.18) is under ' + config.dicomwebPrefix + '.' },
       ...(config.auth.enabled
         ? { components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } }, security: [{ bearer: [] }] }
         : {}),
@@ -95,8 +96,8 @@ export async function buildApp(config: Readonly<Config>, services: Services, opt
     // Browser viewers on other origins (OHIF, Slim): only the configured ones, never `*` (patient data).
     await app.register(cors, {
       origin: [...config.corsOrigins],
-      // DELETE: cancelling a slide analysis job (ai/analyses.routes.ts).
-      methods: ['GET', 'HEAD', 'POST', 'DELETE', 'OPTIONS'],
+      // DELETE: cancelling a slide analysis job (ai/analyses.routes.ts); PUT: changing orders and patients (his/orders.routes.ts).
+      methods: ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS'],
       exposedHeaders: CORS_EXPOSED_HEADERS,
       maxAge: 600,
     });
@@ -131,6 +132,8 @@ export async function buildApp(config: Readonly<Config>, services: Services, opt
   }
 
   if (services.audit !== undefined) await app.register(auditRoutes, { prefix: '/admin', trail: services.audit, source: auditSourceOf(config) });
+  // The hospital link's orders REST API and worklist (his/): the service and store built by services.ts.
+  if (services.his !== undefined) await app.register(ordersRoutes, { prefix: '/his', link: services.his.service, store: services.his.store, publicBaseUrl: config.publicBaseUrl });
 
   app.get('/healthz', PUBLIC, async () => ({ status: 'ok' }));
   // Public like /api: it describes the APIs, it holds no patient data.

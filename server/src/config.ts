@@ -13,6 +13,8 @@ import { readAiConfig, readJobsConfig, readLiveConfig, type AiConfig, type JobsC
 import { readAuditConfig, type AuditConfig } from './config/audit.js';
 import { readAuthConfig, type AuthConfig } from './config/auth.js';
 import { readDimseConfig, type DimseConfig } from './config/dimse.js';
+import { readHisConfig, type HisConfig } from './config/his.js';
+import { readHl7Config, type Hl7Config } from './config/hl7.js';
 import { EnvReader, GiB, isLoopbackHost, MiB, type Env } from './config/env-reader.js';
 import { readTlsConfig, readTrustedProxies, type TlsConfig } from './config/http.js';
 import { readLimitsConfig, type LimitsConfig } from './config/limits.js';
@@ -22,6 +24,8 @@ export { BUNDLED_MODELS_DIR, type AiConfig, type JobsConfig, type LiveConfig } f
 export type { AuditConfig } from './config/audit.js';
 export { DEFAULT_ROLE_PERMISSIONS, type AuthConfig } from './config/auth.js';
 export type { DimseConfig } from './config/dimse.js';
+export type { HisConfig } from './config/his.js';
+export type { Hl7Config, Hl7Sender } from './config/hl7.js';
 export { isLoopbackHost, isValidAeTitle } from './config/env-reader.js';
 export type { TlsConfig } from './config/http.js';
 export type { LimitsConfig } from './config/limits.js';
@@ -74,7 +78,11 @@ export interface Config {
   tls: TlsConfig | null;
   /** Audit trail (server/src/audit): where records are also sent, and whether requests wait for it. */
   audit: AuditConfig;
-  /** True when HTTP or DIMSE listens beyond loopback with no authentication (allowed by override only). */
+  /** Hospital link (server/src/his): the patient ID issuers accepted from the HIS. */
+  his: HisConfig;
+  /** HL7 v2.5.1 listener over MLLP (server/src/hl7): orders and patients from the HIS; off by default. */
+  hl7: Hl7Config;
+  /** True when HTTP, DIMSE or HL7 listens beyond loopback with no authentication (allowed by override only). */
   exposedWithoutAuthentication: boolean;
 }
 
@@ -118,8 +126,16 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     auth: readAuthConfig(read),
     tls: readTlsConfig(read, cwd),
     audit: readAuditConfig(read),
+    his: readHisConfig(read),
+    hl7: readHl7Config(read),
     exposedWithoutAuthentication: false,
   };
+  // The HL7 listener gives PID-3 identifiers these issuers: the hospital link must accept them.
+  for (const [name, issuer] of [['PACS_HIS_PATIENT_ID_ISSUER', config.hl7.patientIdIssuer], ['PACS_HIS_NATIONAL_ID_ISSUER', config.hl7.nationalIdIssuer]] as const) {
+    if (issuer !== '' && config.his.patientIdIssuers.length > 0 && !config.his.patientIdIssuers.includes(issuer)) {
+      read.problems.push(`${name} is "${issuer}", which PACS_HIS_PATIENT_ID_ISSUERS does not list`);
+    }
+  }
 
   // Without sign-in, anything that listens beyond loopback would serve patient data to the network.
   // Refuse it unless explicitly accepted (e.g. behind an authenticating reverse proxy or in a closed
@@ -128,13 +144,16 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
   const exposed = [
     ...(isLoopbackHost(config.host) || config.auth.enabled ? [] : [`PACS_HOST=${config.host}`]),
     ...(config.dimse.enabled && !isLoopbackHost(config.dimse.host) && dimseOpen ? [`PACS_DIMSE_HOST=${config.dimse.host}`] : []),
+    // HL7 has no sign-in either: beyond loopback it needs the sending-application list (MSH-3).
+    ...(config.hl7.enabled && !isLoopbackHost(config.hl7.host) && config.hl7.allowedSenders.length === 0 ? [`PACS_HL7_HOST=${config.hl7.host}`] : []),
   ];
   config.exposedWithoutAuthentication = exposed.length > 0;
   if (exposed.length > 0 && !read.boolean('PACS_ALLOW_UNAUTHENTICATED_NETWORK', false)) {
     read.problems.push(
       `${exposed.join(' and ')} would serve patient data beyond this machine without authentication; ` +
         'enable sign-in (PACS_AUTH_ENABLED=true with PACS_AUTH_ISSUER and PACS_AUTH_AUDIENCE) and, for DIMSE, a calling-AE list ' +
-        '(PACS_DIMSE_AE_PERMISSIONS or PACS_DIMSE_ALLOWED_CALLING_AES), or listen on loopback behind an authenticating reverse proxy, ' +
+        '(PACS_DIMSE_AE_PERMISSIONS or PACS_DIMSE_ALLOWED_CALLING_AES), for HL7 a sending-application list (PACS_HL7_ALLOWED_SENDERS), ' +
+        'or listen on loopback behind an authenticating reverse proxy, ' +
         'or set PACS_ALLOW_UNAUTHENTICATED_NETWORK=true to accept that risk',
     );
   }

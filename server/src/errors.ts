@@ -23,6 +23,11 @@ export type ErrorCode =
   | 'AUDIT_UNAVAILABLE'
   | 'CONFIG_INVALID'
   | 'INTERNAL'
+  // The hospital link (his/his-service.ts): a command of the HIS (HL7 or the orders REST API) refused whole.
+  | 'HIS_INVALID'
+  | 'HIS_UNKNOWN_PATIENT'
+  | 'HIS_UNKNOWN_ORDER'
+  | 'HIS_CONFLICT'
   // The live endoscopy WebSocket's refusals (contracts/live.ts): sent in its `error` and `stopped`
   // messages, never as an HTTP response; the statuses below are what one would be (and keep the map total).
   | 'MALFORMED_MESSAGE'
@@ -55,6 +60,14 @@ const STATUS_BY_CODE: Record<ErrorCode, number> = {
   AUDIT_UNAVAILABLE: 503,
   CONFIG_INVALID: 500,
   INTERNAL: 500,
+  /** A field of the command is missing or malformed (the message names the field, never its value). */
+  HIS_INVALID: 400,
+  /** The patient the command refers to (a merge's prior patient) is not known to the hospital link. */
+  HIS_UNKNOWN_PATIENT: 404,
+  /** The order to change or cancel is not known (by id, placer order number or accession number). */
+  HIS_UNKNOWN_ORDER: 404,
+  /** The command contradicts what is stored: a new order whose accession or placer number exists, a change to an ended order. */
+  HIS_CONFLICT: 409,
   MALFORMED_MESSAGE: 400,
   BAD_START: 400,
   FRAME_SIZE_CHANGED: 400,

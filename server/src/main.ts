@@ -31,7 +31,8 @@ async function main(): Promise<void> {
   // After a crash: orphan blobs and upload leftovers older than PACS_ORPHAN_MIN_AGE_SECONDS (fsck.ts).
   void startStorageRecovery(services.blobStore, services.catalog, config.orphanMinAgeSeconds * 1000, services.logger);
   if (config.dimse.enabled) {
-    dimse = await startDimseServer({ config: config.dimse, archive: services.archive, logger: services.logger, pageSize: config.qido.maxLimit, audit: services.audit });
+    // With the hospital link's store, the DIMSE service also answers Modality Worklist and MPPS.
+    dimse = await startDimseServer({ config: config.dimse, archive: services.archive, logger: services.logger, pageSize: config.qido.maxLimit, audit: services.audit, his: services.his?.store });
   }
   app.log.info(
     {

@@ -17,6 +17,10 @@ import { createCatalog } from './catalog/create-catalog.js';
 import type { AiConfig, Config } from './config.js';
 import type { AuditTrail } from './audit/audit-trail.js';
 import { createAuditTrail } from './audit/create-audit-trail.js';
+import { HisService } from './his/his-service.js';
+import type { HisStore } from './his/his-store.js';
+import { KyselyHisStore } from './his/kysely-his-store.js';
+import type { StoredPatients } from './his/his-model.js';
 import { loggerOptions } from './http/logger.js';
 import { FrameDetections } from './inference/frame-detections.js';
 import { InferenceEngine } from './inference/inference-engine.js';
@@ -36,6 +40,12 @@ export interface SlideAnalyses {
   readonly service: AnalysisService;
 }
 
+/** The hospital link (his/): orders, patients and worklist from the HIS, in the index database. */
+export interface HospitalLink {
+  readonly store: HisStore;
+  readonly service: HisService;
+}
+
 export interface Services {
   readonly logger: Logger;
   readonly blobStore: BlobStore;
@@ -52,6 +62,8 @@ export interface Services {
   readonly audit?: AuditTrail;
   /** Live endoscopy sessions still storing their recordings (drained before storage closes). */
   readonly liveSessions: LiveSessionRegistry;
+  /** The hospital link (orders, patients, worklist): always built; absent only where a test leaves it out. */
+  readonly his?: HospitalLink;
   close(): Promise<void>;
 }
 
@@ -65,6 +77,7 @@ export interface ServiceParts {
   catalog?: Catalog;
   audit?: AuditTrail | null;
   inference?: InferenceEngine | null;
+  his?: HospitalLink | null;
 }
 
 /**
@@ -114,11 +127,21 @@ export async function createServices(config: Readonly<Config>, options: Services
     if (role.kind === 'worker' && inference === undefined) throw new Error('A worker needs the models: PACS_AI_ENABLED must not be false');
     const audit = options.audit === undefined ? await createAuditTrail(config, logger) : (options.audit ?? undefined);
     if (audit !== undefined) closers.push(() => audit.close());
+    // The hospital link before the archive: ingest asks it for orders (coercion by accession number),
+    // and its patient updates and merges reach the stored studies through the archive (index rows and
+    // caches; the stored files are never rewritten).
+    const storedPatients: StoredPatients = {
+      applyIdentity: (identity) => archive.applyPatientIdentity(identity),
+      mergePatient: (prior, surviving) => archive.mergePatients(prior, surviving),
+    };
+    const his = options.his === undefined ? await startHospitalLink(config, audit, logger, storedPatients) : (options.his ?? undefined);
+    if (his !== undefined) closers.push(() => his.store.close());
     const archive = new Archive(blobStore, catalog, logger, {
       maxHeaderBytes: config.stow.maxHeaderBytes,
       maxNesting: config.limits.dicomMaxNesting,
       decodeMaxBytes: config.limits.decodeMaxBytes,
       renderMaxPixels: config.limits.renderMaxPixels,
+      ...(his === undefined ? {} : { orderReconciliation: his.service.reconciliation() }),
     });
     let analyses: SlideAnalyses | undefined;
     if (inference !== undefined) {
@@ -141,12 +164,19 @@ export async function createServices(config: Readonly<Config>, options: Services
       ...(inference === undefined ? {} : { inference, frameDetections: new FrameDetections(archive, inference) }),
       ...(analyses === undefined ? {} : { analyses }),
       ...(audit === undefined ? {} : { audit }),
+      ...(his === undefined ? {} : { his }),
       close: closeAll,
     };
   } catch (err) {
     await closeAll();
     throw err;
   }
+}
+
+/** The HIS store (own tables in the index database) and the hospital link's use cases. */
+async function startHospitalLink(config: Readonly<Config>, audit: AuditTrail | undefined, logger: Logger, storedPatients: StoredPatients): Promise<HospitalLink> {
+  const store = await KyselyHisStore.open(config.index);
+  return { store, service: new HisService(store, storedPatients, audit, logger, { patientIdIssuers: config.his.patientIdIssuers }) };
 }
 
 /** Verifies the registry (sha256 of every model) and warms up one session per model. */

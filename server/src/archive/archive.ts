@@ -16,6 +16,10 @@ import type { BlobStore } from '../storage/blob-store.js';
 import type { Catalog, InstanceScope, InstanceWithAttributes, QidoResult, StoredInstance } from '../catalog/catalog.js';
 import type { QidoQuery } from '../catalog/qido-query.js';
 import type { InstanceHeader } from '../dicom/instance-header.js';
+import { firstString } from '../dicom/dicom-json.js';
+import type { PatientIdentity, PatientKey } from '../dicom/patient-identity.js';
+import { correctedInstance } from './identity-on-read.js';
+import type { OrderReconciliation } from './order-reconciliation.js';
 import { scanPart10 } from '../dicom/part10-scanner.js';
 import { AppError, InvalidDicomError, NotFoundError } from '../errors.js';
 import { FailureReason, type FailedItem, type StoredItem } from './stow-outcome.js';
@@ -60,6 +64,12 @@ export interface ArchiveOptions {
   decodeMaxBytes?: number;
   /** Largest frame rendered, Rows × Columns (PACS_RENDER_MAX_PIXELS; default DEFAULT_RENDER_MAX_PIXELS). */
   renderMaxPixels?: number;
+  /**
+   * The hospital link's orders (his/): an instance stored with an Accession Number its order knows is
+   * indexed under the order's patient (coercion at ingest; the blob is untouched), and its series is
+   * linked to the order. Absent: instances are indexed as they are.
+   */
+  orderReconciliation?: OrderReconciliation;
 }
 
 /** Errors that concern the whole request, not one part: they abort the request. */
@@ -71,10 +81,12 @@ export class Archive {
   /**
    * Instance-level lookups (every frame, tile, bulk data and rendered request starts with one): an
    * index query and the JSON parse of the frame offsets cost more than the ranged read itself.
-   * Safe to keep: an indexed instance never changes (a second store of its UID is a duplicate or is
-   * refused). Only found instances are kept, so one that arrives later is seen at once. An instance
-   * removed from the index by `npm run fsck` in another process may be served from here for at most
-   * the TTL; its blob reads then fail as not found.
+   * An indexed instance's row never changes (a second store of its UID is a duplicate or is refused);
+   * its patient's identity can (hospital link): the entries of the studies a correction or merge
+   * changes are dropped when this process applies it (applyPatientIdentity, mergePatients, coercion at
+   * ingest). Only found instances are kept, so one that arrives later is seen at once. An instance
+   * removed from the index by `npm run fsck`, or a patient corrected, in another process may be served
+   * from here for at most the TTL (cross-process invalidation: issue 22).
    */
   private readonly instanceLookups = new LRUCache<string, StoredInstance>({ max: 4096, ttl: 60_000 });
 
@@ -128,7 +140,26 @@ export class Archive {
         }),
       };
     }
-    return { completion: this.finishStore(header, blobKey, upload.finish()) };
+    // The order lookup runs while the blob is finished.
+    const accessionNumber = firstString(header.dataset, ACCESSION_NUMBER)?.trim() ?? '';
+    const coercion = this.orderIdentity(accessionNumber);
+    return { completion: this.finishStore(header, blobKey, upload.finish(), accessionNumber, coercion) };
+  }
+
+  /**
+   * The identity an instance with this accession number is indexed under (its order's patient), when
+   * the hospital link knows the order. A failing lookup stores the instance as it is (images are never
+   * refused because the order store is unavailable) and is logged.
+   */
+  private async orderIdentity(accessionNumber: string): Promise<PatientIdentity | undefined> {
+    const reconciliation = this.options.orderReconciliation;
+    if (reconciliation === undefined || accessionNumber === '') return undefined;
+    try {
+      return await reconciliation.identityFor(accessionNumber);
+    } catch (err) {
+      this.log.warn({ err: errorSummary(err) }, 'the order of a stored instance could not be looked up: indexed as received');
+      return undefined;
+    }
   }
 
   /** Decoded pixel bytes one request may hold in memory (transcoding, decoded frames and bulk data): 406 beyond. */
@@ -155,17 +186,51 @@ export class Archive {
     return found;
   }
 
-  /** The stored Part-10 file, byte for byte, as a stream. */
-  openInstance(instance: StoredInstance): Promise<Readable> {
-    return this.blobs.get(instance.blobKey);
+  /**
+   * The instance as a Part-10 stream: the stored file byte for byte, or, when its patient's identity
+   * was corrected since it was stored (`instance.patient.differs`), a copy whose header carries the
+   * identity of record, its pixel data streamed unchanged from the stored file (identity-on-read.ts).
+   */
+  async openInstance(instance: StoredInstance): Promise<Readable> {
+    const patient = instance.patient;
+    if (patient?.differs !== true) return this.blobs.get(instance.blobKey);
+    return (await correctedInstance(this.blobs, instance, patient.identity, this.decodeMaxBytes)).stream;
   }
 
   /**
    * The instances in order with the stored bytes of the small ones, read ahead within a bounded
-   * window (retrieve.ts); large ones and those `skip` names come without bytes, for the caller to stream.
+   * window (retrieve.ts); large ones, those `skip` names and those read with a corrected patient
+   * identity (openInstance) come without bytes, for the caller to stream.
    */
   readInstancesAhead(instances: readonly StoredInstance[], skip: (instance: StoredInstance) => boolean) {
-    return instancesWithBytes(this.blobs, instances, skip);
+    return instancesWithBytes(this.blobs, instances, (instance) => instance.patient?.differs === true || skip(instance));
+  }
+
+  /**
+   * The hospital link corrected a patient (his/, StoredPatients): the index's patient row takes the
+   * identity, the stored files stay as they are, and every read applies the row from now on. Returns
+   * the Study Instance UIDs changed; what this process cached about them is dropped.
+   */
+  async applyPatientIdentity(identity: PatientIdentity): Promise<string[]> {
+    const studies = await this.catalog.applyPatientIdentity(identity);
+    this.forgetStudies(studies);
+    return studies;
+  }
+
+  /** The hospital link merged `prior` into the surviving patient (Catalog.mergePatients); caches as above. */
+  async mergePatients(prior: PatientKey, surviving: PatientIdentity): Promise<string[]> {
+    const studies = await this.catalog.mergePatients(prior, surviving);
+    this.forgetStudies(studies);
+    return studies;
+  }
+
+  /** Drops the cached instance lookups of these studies (their patient identity changed). */
+  private forgetStudies(studyInstanceUids: readonly string[]): void {
+    if (studyInstanceUids.length === 0) return;
+    const prefixes = studyInstanceUids.map((uid) => `${uid}/`);
+    for (const key of [...this.instanceLookups.keys()]) {
+      if (prefixes.some((prefix) => key.startsWith(prefix))) this.instanceLookups.delete(key);
+    }
   }
 
   /** Bytes of the given 1-based frames in request order, by ranged reads (retrieve.ts). */
@@ -179,7 +244,8 @@ export class Archive {
    */
   async transcodeInstance(instance: StoredInstance): Promise<Buffer> {
     const maxBytes = this.decodeMaxBytes;
-    return transcodeToExplicitLittleEndian(instance, await readWholeInstance(this.blobs, instance, maxBytes), maxBytes);
+    const identity = instance.patient?.differs === true ? instance.patient.identity : undefined;
+    return transcodeToExplicitLittleEndian(instance, await readWholeInstance(this.blobs, instance, maxBytes), maxBytes, identity);
   }
 
   /**
@@ -250,7 +316,13 @@ export class Archive {
     return { instance, frame: representativeFrame(instance) };
   }
 
-  private async finishStore(header: InstanceHeader, blobKey: string, put: Promise<WrittenBlob>): Promise<StoreResult> {
+  private async finishStore(
+    header: InstanceHeader,
+    blobKey: string,
+    put: Promise<WrittenBlob>,
+    accessionNumber: string,
+    coercion: Promise<PatientIdentity | undefined>,
+  ): Promise<StoreResult> {
     const item: StoredItem = {
       sopClassUid: header.sopClassUid,
       sopInstanceUid: header.sopInstanceUid,
@@ -264,8 +336,13 @@ export class Archive {
       return { ok: false, failure: { ...itemRef(item), ...this.failureOf(err) } };
     }
     try {
-      const outcome = await this.catalog.storeInstance({ header, blobKey, blobSize: blob.size, checksum: blob.checksum });
-      if (outcome.status === 'stored') return { ok: true, item };
+      const identity = await coercion;
+      const outcome = await this.catalog.storeInstance({ header, blobKey, blobSize: blob.size, checksum: blob.checksum, ...(identity === undefined ? {} : { identity }) });
+      if (outcome.status === 'stored') {
+        this.forgetStudies(outcome.identityChangedStudies ?? []);
+        this.linkToOrder(accessionNumber, item);
+        return { ok: true, item };
+      }
       await this.deleteQuietly(blobKey);
       if (outcome.status === 'duplicate') return { ok: true, item };
       return {
@@ -279,6 +356,17 @@ export class Archive {
         ok: false,
         failure: { ...itemRef(item), failureReason: FailureReason.OutOfResources, message: 'The index is unavailable' },
       };
+    }
+  }
+
+  /** Tells the hospital link an instance with an accession number was indexed (its series joins the order). */
+  private linkToOrder(accessionNumber: string, item: StoredItem): void {
+    const reconciliation = this.options.orderReconciliation;
+    if (reconciliation === undefined || accessionNumber === '') return;
+    try {
+      reconciliation.stored(accessionNumber, item.studyInstanceUid, item.seriesInstanceUid);
+    } catch (err) {
+      this.log.warn({ err: errorSummary(err) }, 'a stored series could not be linked to its order');
     }
   }
 
@@ -313,6 +401,8 @@ function errorSummary(err: unknown): Record<string, unknown> {
   if (err instanceof Error) return { type: err.name, code: (err as { code?: unknown }).code, message: err.message };
   return { type: typeof err };
 }
+
+const ACCESSION_NUMBER = '00080050';
 
 /** Keys are random, sharded two levels deep so no folder holds millions of files (Orthanc does the same). */
 function newBlobKey(): string {

@@ -13,6 +13,7 @@
 import { createHash } from 'node:crypto';
 import type { InstanceWithAttributes, StoredInstance } from '../catalog/catalog.js';
 import { firstNumber, type DicomJsonDataset, type DicomJsonElement } from '../dicom/dicom-json.js';
+import { withIdentityJson } from '../dicom/identity-rewrite.js';
 import { IMPLICIT_VR_LITTLE_ENDIAN } from '../dicom/transfer-syntax.js';
 
 /** Changes whenever the shape of metadata responses changes, so cached copies become stale. */
@@ -65,6 +66,8 @@ export function metadataText(entry: InstanceWithAttributes, bulkDataUriOf: BulkD
   const { instance, attributesJson: raw } = entry;
   const pixelData = instance.pixelData;
   const general = () => JSON.stringify(metadataDataset(entry, bulkDataUriOf));
+  // A corrected patient identity is overlaid on the parsed attributes.
+  if (instance.patient?.differs === true) return general();
   if (raw === undefined || !raw.startsWith('{') || !raw.endsWith('}') || BINARY_ELEMENT_TEXT.test(raw)) return general();
   if (raw.includes(`"${TRANSFER_SYNTAX_UID}":`) || (pixelData !== undefined && raw.includes(`"${pixelData.tag}":`))) return general();
   let vr: string | undefined;
@@ -86,9 +89,15 @@ export function metadataText(entry: InstanceWithAttributes, bulkDataUriOf: BulkD
   return `${text}}`;
 }
 
-/** One instance's metadata data set: stored attributes, Transfer Syntax UID first, pixel data last. */
+/**
+ * One instance's metadata data set: stored attributes, Transfer Syntax UID first, pixel data last. When
+ * the patient's identity was corrected after the instance was stored (hospital link), the identity
+ * elements are the identity of record's (dicom/identity-rewrite.ts), as in a retrieved copy.
+ */
 export function metadataDataset({ instance, attributes }: InstanceWithAttributes, bulkDataUriOf: BulkDataUriOf): DicomJsonDataset {
-  const withUris = withBulkDataUris(attributes, (path) => bulkDataUriOf(instance, path), '');
+  const patient = instance.patient;
+  const stored = patient?.differs === true ? withIdentityJson(attributes, patient.identity) : attributes;
+  const withUris = withBulkDataUris(stored, (path) => bulkDataUriOf(instance, path), '');
   const dataset: DicomJsonDataset = { [TRANSFER_SYNTAX_UID]: { vr: 'UI', Value: [instance.transferSyntaxUid] }, ...withUris };
   const pixelData = instance.pixelData;
   if (pixelData !== undefined) {
@@ -136,12 +145,26 @@ function withBulkDataUris(dataset: DicomJsonDataset, uriOf: (path: string) => st
 }
 
 /**
+ * What a metadata response of one instance depends on beyond its stored file: the patient identity of
+ * record it is read with (version and digest of the patient row), '' while none is applied.
+ */
+export function identityKey(instance: StoredInstance): string {
+  const patient = instance.patient;
+  return patient === undefined ? '' : `${patient.version}:${patient.digest}:${patient.differs ? 1 : 0}`;
+}
+
+/**
  * A strong validator of a metadata response: the stored instances never change under a blob key, so
  * their SOP Instance UIDs and blob keys (with the base URL, which bulk data URIs contain, and the
- * format version) determine the body.
+ * format version) determine the body, with the patient identity of record each is read with (a
+ * correction or merge changes the tag).
  */
 export function metadataETag(instances: readonly StoredInstance[], base: string): string {
   const hash = createHash('sha1').update(METADATA_FORMAT_VERSION).update('\0').update(base);
-  for (const instance of instances) hash.update('\0').update(instance.sopInstanceUid).update('\0').update(instance.blobKey);
+  for (const instance of instances) {
+    hash.update('\0').update(instance.sopInstanceUid).update('\0').update(instance.blobKey);
+    const identity = identityKey(instance);
+    if (identity !== '') hash.update('\0').update(identity);
+  }
   return `"${hash.digest('hex')}"`;
 }

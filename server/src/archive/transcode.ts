@@ -10,6 +10,8 @@ import dcmjs, { type DcmjsDict } from 'dcmjs';
 import codecsPackage from 'dcmjs-codecs';
 import type { StoredInstance } from '../catalog/catalog.js';
 import type { DicomJsonDataset } from '../dicom/dicom-json.js';
+import { identityChanges } from '../dicom/identity-rewrite.js';
+import type { PatientIdentity } from '../dicom/patient-identity.js';
 import {
   DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN,
   EXPLICIT_VR_BIG_ENDIAN,
@@ -243,7 +245,12 @@ export function swapToLittleEndian(pixels: Buffer, bitsAllocated: number): Buffe
  * PlanarConfiguration follow the decoder, and a lossy source gets LossyImageCompression "01".
  * Throws a 406 when the syntax is not decodable or the decoded pixel data would exceed the limit.
  */
-export async function transcodeToExplicitLittleEndian(instance: StoredInstance, file: Buffer, maxBytes: number = MAX_TRANSCODE_BYTES): Promise<Buffer> {
+export async function transcodeToExplicitLittleEndian(
+  instance: StoredInstance,
+  file: Buffer,
+  maxBytes: number = MAX_TRANSCODE_BYTES,
+  identity?: PatientIdentity,
+): Promise<Buffer> {
   const syntax = instance.transferSyntaxUid;
   if (!canTranscodeToExplicitLittleEndian(syntax)) {
     throw new AppError('NOT_ACCEPTABLE', `An instance is stored as ${syntax}, which this server cannot decode to Explicit VR Little Endian; ask with transfer-syntax=* to receive it as stored`);
@@ -290,11 +297,25 @@ export async function transcodeToExplicitLittleEndian(instance: StoredInstance, 
     }
   }
 
+  if (identity !== undefined) applyIdentityToDict(dict, identity);
+
   const meta: DcmjsDict = { ...parsed.meta, '00020010': { vr: 'UI', Value: [EXPLICIT_VR_LITTLE_ENDIAN] } };
   delete meta['00020000'];
   const out = new dcmjs.data.DicomDict(meta);
   out.dict = dict;
   return Buffer.from(withSilentDcmjs(() => out.write({ allowInvalidVRLength: true })));
+}
+
+/**
+ * The patient's identity of record in place of the stored one (hospital link, identity-on-read.ts). dcmjs
+ * writes every text value as UTF-8: a name outside ASCII in a data set without a Specific Character Set
+ * declares ISO_IR 192 (dcmjs already rewrote an existing one to it when reading).
+ */
+function applyIdentityToDict(dict: DcmjsDict, identity: PatientIdentity): void {
+  const { set, remove } = identityChanges(identity);
+  for (const tag of remove) delete dict[tag];
+  for (const [tag, element] of Object.entries(set)) dict[tag] = { vr: element.vr, Value: (element.Value ?? []) as unknown[] };
+  if (dict['00080005'] === undefined && /[^\x00-\x7f]/.test(JSON.stringify(set))) dict['00080005'] = { vr: 'CS', Value: ['ISO_IR 192'] };
 }
 
 function tooLarge(bytes: number, maxBytes: number): AppError {

@@ -4,7 +4,7 @@
  * AuditSourceIdentification, and one ParticipantObjectIdentification per study (or the query).
  * Codes: DCM (PS3.16) for events, roles and object ID types; RFC-3881 for the URI object ID type.
  */
-import { ATNA_EVENTS, type AuditObject, type AuditRecord } from './audit-record.js';
+import { atnaEventOf, type AuditObject, type AuditRecord } from './audit-record.js';
 
 export interface AuditSource {
   /** AuditSourceID and this archive's UserID (e.g. "filmless-pacs"). */
@@ -41,7 +41,7 @@ const ROLE = {
 } as const;
 
 export function auditMessageXml(record: AuditRecord, source: AuditSource, options: XmlOptions = {}): string {
-  const event = ATNA_EVENTS[record.action];
+  const event = atnaEventOf(record);
   const role = requestorRole(record);
   const archiveRole = role === 'source' ? 'destination' : role === 'destination' ? 'source' : undefined;
   const lines: string[] = ['<?xml version="1.0" encoding="UTF-8"?>', '<AuditMessage>'];
@@ -96,9 +96,18 @@ export function auditMessageXml(record: AuditRecord, source: AuditSource, option
     );
   }
 
+  // The patients of Patient Record / Order Record events (PS3.15 A.5.3: Person, role Patient, Patient Number).
+  for (const patient of new Set(record.objects.map((object) => object.patient).filter((id): id is string => id !== undefined && id !== ''))) {
+    lines.push(
+      `  <ParticipantObjectIdentification${attr('ParticipantObjectID', patient)}${attr('ParticipantObjectTypeCode', '1')}${attr('ParticipantObjectTypeCodeRole', '1')}>`,
+      `    ${code('ParticipantObjectIDTypeCode', '2', 'RFC-3881', 'Patient Number')}`,
+      '  </ParticipantObjectIdentification>',
+    );
+  }
+
   // One participant object per study, with its instances grouped by SOP class.
   const byStudy = new Map<string, AuditObject[]>();
-  for (const object of record.objects) {
+  for (const object of record.objects.filter((o) => o.study !== undefined || o.instance !== undefined)) {
     const key = object.study ?? '';
     byStudy.set(key, [...(byStudy.get(key) ?? []), object]);
   }

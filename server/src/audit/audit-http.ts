@@ -65,7 +65,7 @@ function httpRecord(request: FastifyRequest, reply: FastifyReply, audit: RouteAu
   const action = audit.action;
   const status = reply.statusCode;
   let outcome: AuditOutcome = outcomeOfHttpStatus(status);
-  const detail: Record<string, string | number | boolean> = { ...request.auditDetail };
+  const detail: Record<string, string | number | boolean> = { ...(audit.actionCode === undefined ? {} : { eventActionCode: audit.actionCode }), ...request.auditDetail };
   if (!reply.raw.writableEnded && outcome < 8) {
     outcome = 8; // the client went away before the whole response was sent
     detail['incomplete'] = true;

@@ -13,20 +13,22 @@
  * | `live-session-start` | live endoscopy session started (or its WebSocket refused)     | 110102 Begin Transferring DICOM Instances | E               |
  * | `live-session-end`   | live endoscopy session ended (recording stored or not)        | 110104 DICOM Instances Transferred        | C               |
  * | `audit-read`         | the administrators' audit API                                 | 110101 Audit Log Used                     | R               |
+ * | `patient-record`     | the hospital link created / updated a patient, or merged one away (its studies follow) | 110110 Patient Record | C / U / D (`detail.eventActionCode`) |
+ * | `order-record`       | the hospital link created / changed / cancelled an order; the orders API read one | 110109 Order Record | C / U / D / R (`detail.eventActionCode`) |
  *
  * Records may hold patient data (a QIDO query for a patient name): they live in the protected index
  * database and go to the configured ATNA repository, never into application logs.
  */
 import type { Principal } from '../auth/principal.js';
-import type { AuditAction, AuditInterface, AuditObject, AuditOutcome } from './audit-vocabulary.js';
+import type { AuditAction, AuditActionCode, AuditInterface, AuditObject, AuditOutcome } from './audit-vocabulary.js';
 
-export { AUDIT_ACTIONS, storedObjects, type AuditAction, type AuditInterface, type AuditObject, type AuditOutcome } from './audit-vocabulary.js';
+export { AUDIT_ACTIONS, storedObjects, type AuditAction, type AuditActionCode, type AuditInterface, type AuditObject, type AuditOutcome } from './audit-vocabulary.js';
 
 export interface AuditWho {
-  /** Token `sub`, `anonymous` (auth off), `unauthenticated` (401), or `AE:<calling AE title>` (DIMSE). */
+  /** Token `sub`, `anonymous` (auth off), `unauthenticated` (401), `AE:<calling AE title>` (DIMSE) or `HL7:<sending application>`. */
   subject: string;
   name?: string;
-  kind: Principal['kind'] | 'unauthenticated';
+  kind: Principal['kind'] | 'unauthenticated' | 'hl7';
   roles?: string[];
 }
 
@@ -53,7 +55,7 @@ export interface AuditRecord {
 }
 
 /** ATNA EventID and EventActionCode of each action (PS3.15 A.5.3, codes from PS3.16 CID 400). */
-export const ATNA_EVENTS: Record<AuditAction, { code: string; meaning: string; actionCode: 'C' | 'R' | 'U' | 'D' | 'E' }> = {
+export const ATNA_EVENTS: Record<AuditAction, { code: string; meaning: string; actionCode: AuditActionCode }> = {
   query: { code: '110112', meaning: 'Query', actionCode: 'E' },
   retrieve: { code: '110104', meaning: 'DICOM Instances Transferred', actionCode: 'R' },
   store: { code: '110104', meaning: 'DICOM Instances Transferred', actionCode: 'C' },
@@ -63,7 +65,19 @@ export const ATNA_EVENTS: Record<AuditAction, { code: string; meaning: string; a
   'live-session-start': { code: '110102', meaning: 'Begin Transferring DICOM Instances', actionCode: 'E' },
   'live-session-end': { code: '110104', meaning: 'DICOM Instances Transferred', actionCode: 'C' },
   'audit-read': { code: '110101', meaning: 'Audit Log Used', actionCode: 'R' },
+  // The code of these two depends on the event: detail.eventActionCode (atnaEventOf); these are the fallbacks.
+  'patient-record': { code: '110110', meaning: 'Patient Record', actionCode: 'U' },
+  'order-record': { code: '110109', meaning: 'Order Record', actionCode: 'U' },
 };
+
+const ACTION_CODES: readonly string[] = ['C', 'R', 'U', 'D', 'E'];
+
+/** The ATNA event of a record: its action's, with the EventActionCode the record carries in `detail.eventActionCode` when it has one. */
+export function atnaEventOf(record: Pick<AuditRecord, 'action' | 'detail'>): { code: string; meaning: string; actionCode: AuditActionCode } {
+  const event = ATNA_EVENTS[record.action];
+  const declared = record.detail?.['eventActionCode'];
+  return typeof declared === 'string' && ACTION_CODES.includes(declared) ? { ...event, actionCode: declared as AuditActionCode } : event;
+}
 
 /** HTTP status → outcome: 2xx/3xx success (202, a partly stored STOW-RS, is a minor failure), 4xx minor, 5xx serious. */
 export function outcomeOfHttpStatus(status: number): AuditOutcome {

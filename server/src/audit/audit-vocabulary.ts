@@ -5,15 +5,34 @@
  * What each action means and its ATNA mapping: audit-record.ts.
  */
 
-export const AUDIT_ACTIONS = ['query', 'retrieve', 'store', 'ai-run', 'ai-read', 'ai-cancel', 'live-session-start', 'live-session-end', 'audit-read'] as const;
+export const AUDIT_ACTIONS = [
+  'query',
+  'retrieve',
+  'store',
+  'ai-run',
+  'ai-read',
+  'ai-cancel',
+  'live-session-start',
+  'live-session-end',
+  'audit-read',
+  // The hospital link (his/): a patient created, updated or merged away; an order created, read, changed or cancelled.
+  'patient-record',
+  'order-record',
+] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 
 /** Where the action came in: the record's `interface` field. */
-export const AUDIT_INTERFACES = ['dicomweb', 'ai', 'live', 'dimse', 'admin'] as const;
+export const AUDIT_INTERFACES = ['dicomweb', 'ai', 'live', 'dimse', 'admin', 'his'] as const;
 export type AuditInterface = (typeof AUDIT_INTERFACES)[number];
 
 /** ATNA EventOutcomeIndicator: 0 success, 4 minor failure, 8 serious failure, 12 major failure. */
 export type AuditOutcome = 0 | 4 | 8 | 12;
+
+/**
+ * ATNA EventActionCode (PS3.15 A.5.1): Create, Read, Update, Delete, Execute. Actions whose code depends
+ * on the event (`patient-record`, `order-record`) carry it as `detail.eventActionCode`.
+ */
+export type AuditActionCode = 'C' | 'R' | 'U' | 'D' | 'E';
 
 /** A study, series or instance the action touched (as far as known: a refused C-STORE has no study). */
 export interface AuditObject {
@@ -21,6 +40,11 @@ export interface AuditObject {
   series?: string;
   instance?: string;
   sopClass?: string;
+  /**
+   * The patient a Patient Record or Order Record event is about, as an HL7 CX Patient ID
+   * (`ID^^^ISSUER`, PS3.15 A.5.3 Patient participant object). Patient data: only in the protected store.
+   */
+  patient?: string;
 }
 
 /** The audit objects of stored or found instances (STOW-RS outcome, C-STORE result, C-MOVE/C-GET matches). */

@@ -10,7 +10,7 @@ import { ErrorBody, IdParams } from '../contracts/ai.js';
 import { checkUidParam } from '../http/uid-param.js';
 import { AppError, BadQueryError } from '../errors.js';
 import { withSchema } from '../http/route-schema.js';
-import { ATNA_EVENTS, type AuditRecord } from './audit-record.js';
+import { atnaEventOf, type AuditRecord } from './audit-record.js';
 import type { AuditFilter } from './audit-store.js';
 import type { AuditTrail } from './audit-trail.js';
 import { auditMessageXml, type AuditSource } from './atna-xml.js';
@@ -27,7 +27,7 @@ const DEFAULT_LIMIT = 100;
 const MAX_LIMIT = 1000;
 
 export function auditRecordJson(record: AuditRecord): AuditRecordJson {
-  const event = ATNA_EVENTS[record.action];
+  const event = atnaEventOf(record);
   return {
     id: record.id,
     time: new Date(record.time).toISOString(),

@@ -19,16 +19,16 @@ const series = newUid();
 const sop = newUid();
 
 /** A role that grants exactly `permission` (and, for a wrong-role check, one that does not). */
-const ROLE_FOR: Record<Permission, string> = { read: 'reader', store: 'uploader', ai: 'ai-only', admin: 'admin-only' };
-const ROLES = { ...DEFAULT_ROLE_PERMISSIONS, 'ai-only': ['ai'], 'admin-only': ['admin'] } as const;
+const ROLE_FOR: Record<Permission, string> = { read: 'reader', store: 'uploader', ai: 'ai-only', admin: 'admin-only', his: 'his-only' };
+const ROLES = { ...DEFAULT_ROLE_PERMISSIONS, 'ai-only': ['ai'], 'admin-only': ['admin'], 'his-only': ['his'] } as const;
 const roleEnv = Object.entries(ROLES).map(([role, permissions]) => `${role}=${permissions.join(',')}`).join(';');
 
-const SAMPLE_PARAMS: Record<string, string> = { study, series, instance: sop, frames: '1', frame: '1', tag: '7FE00010', id: 'polyp-unknown-job', '*': '' };
+const SAMPLE_PARAMS: Record<string, string> = { study, series, instance: sop, frames: '1', frame: '1', tag: '7FE00010', id: 'polyp-unknown-job', issuer: '-', '*': '' };
 
 function concreteUrl(url: string): string {
   // A wildcard route (bulkdata/*: TAG[/ITEM/TAG...]) gets the pixel data tag.
   const sample = (url.startsWith('/ai/models/') ? url.replace(':id', 'bright-spot') : url).replace(/\/\*$/, `/${SAMPLE_PARAMS['tag']}`);
-  const query = url.endsWith('/frames/:frame/detections') ? '?model=bright-spot' : '';
+  const query = url.endsWith('/frames/:frame/detections') ? '?model=bright-spot' : url === '/his/orders' ? `?study=${study}` : '';
   return sample.replace(/:([A-Za-z]+)/g, (_match, name: string) => {
     const value = SAMPLE_PARAMS[name];
     if (value === undefined) throw new Error(`the route-table test has no sample value for :${name} in ${url}: add one`);
@@ -47,6 +47,11 @@ async function requestFor(method: string, url: string): Promise<{ payload?: Buff
   }
   if (method === 'POST' && url.endsWith('/detect')) return { payload: await jpeg(), headers: { 'content-type': 'image/jpeg' } };
   if (method === 'POST' && url.endsWith('/analyses')) return { payload: JSON.stringify({ model: 'dark-spot' }), headers: { 'content-type': 'application/json' } };
+  const json = (body: unknown) => ({ payload: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
+  const order = { patient: { patientId: 'WALK-1', issuer: '' }, accessionNumber: 'WALK-ACC-1', modality: 'ES', scheduledStart: '20260105' };
+  if ((method === 'POST' && url.split('?')[0] === '/his/orders') || (method === 'PUT' && url.startsWith('/his/orders/'))) return json(order);
+  if (method === 'PUT' && url.startsWith('/his/patients/')) return json({ name: 'Walk^Route' });
+  if (method === 'POST' && url === '/his/patients/merge') return json({ prior: { patientId: 'WALK-UNKNOWN', issuer: '' }, surviving: order.patient });
   return { headers: {} };
 }
 
@@ -77,6 +82,8 @@ describe('every route declares who may use it', () => {
     expect(permissionOf('POST', '/ai/models/:id/detect')).toBe('ai');
     expect(permissionOf('POST', '/ai/studies/:study/series/:series/analyses')).toBe('ai');
     expect(permissionOf('GET', '/live')).toBe('ai');
+    expect(permissionOf('POST', '/his/orders')).toBe('his');
+    expect(permissionOf('GET', '/his/worklist')).toBe('read');
     expect(permissionOf('GET', '/healthz')).toBe('public');
     expect(permissionOf('GET', '/api')).toBe('public');
     expect(table.length).toBeGreaterThan(40);
@@ -96,6 +103,8 @@ describe('every route declares who may use it', () => {
     expect(auditOf('GET', '/ai/analyses/:id')).toEqual({ action: 'retrieve', interface: 'ai' });
     expect(auditOf('GET', '/live')).toEqual({ action: 'live-session-start', interface: 'live', selfRecorded: true });
     expect(auditOf('GET', '/admin/audit')).toEqual({ action: 'audit-read', interface: 'admin' });
+    expect(auditOf('POST', '/his/orders')).toEqual({ action: 'order-record', interface: 'his', actionCode: 'C' });
+    expect(auditOf('GET', '/his/worklist')).toEqual({ action: 'query', interface: 'his', queryLevel: 'worklist' });
     expect(auditOf('GET', '/healthz')).toBeUndefined();
   });
 
@@ -147,8 +156,11 @@ describe('the route table, walked: no token → 401, wrong role → 403, right r
       if (anonymous.statusCode !== 401 || anonymous.headers['www-authenticate'] !== 'Bearer realm="filmless-pacs"') failures.push(`${label}: no token gave ${anonymous.statusCode}`);
       if (forbidden.statusCode !== 403 || !String(forbidden.headers['www-authenticate']).includes('insufficient_scope')) failures.push(`${label}: role ${wrongRole} gave ${forbidden.statusCode}`);
       // Served: the handler ran and succeeded. Two exceptions where the handler itself answers about
-      // the sample data: no job or audit record with the sample id (404), and the sample series is not a slide (400).
-      const handlerNotFound = allowed.statusCode === 404 && (route.url.includes('/analyses/:id') || route.url === '/admin/audit/:id') && allowed.json().error.code === 'NOT_FOUND';
+      // the sample data: no job, audit record or order with the sample id, no prior patient to merge (404), and the sample series is not a slide (400).
+      const handlerNotFound =
+        allowed.statusCode === 404 &&
+        (((route.url.includes('/analyses/:id') || route.url === '/admin/audit/:id') && allowed.json().error.code === 'NOT_FOUND') ||
+          (route.url.startsWith('/his/') && /^HIS_UNKNOWN_/.test(allowed.json().error.code)));
       const notASlide = allowed.statusCode === 400 && route.url.endsWith('/analyses') && /no VL Whole Slide Microscopy/.test(allowed.json().error.message);
       if (!(allowed.statusCode < 300 || handlerNotFound || notASlide)) failures.push(`${label}: role ${ROLE_FOR[permission]} gave ${allowed.statusCode} ${allowed.body.slice(0, 200)}`);
     }

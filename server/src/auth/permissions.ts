@@ -3,8 +3,11 @@
  * (no imports) so configuration can read role and AE tables without pulling in Fastify types.
  */
 
-/** What a route may require (issue "Security and reliability"): enforced in one place, auth/access-control.ts. */
-export const PERMISSIONS = ['read', 'store', 'ai', 'admin'] as const;
+/**
+ * What a route may require (issue "Security and reliability"): enforced in one place, auth/access-control.ts.
+ * `his`: writing orders and patients of the hospital link (the orders REST API); reading the worklist is `read`.
+ */
+export const PERMISSIONS = ['read', 'store', 'ai', 'admin', 'his'] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 /** A route's declared requirement: `public` routes (health, viewer files, /api) need no token. */
 export type RoutePermission = Permission | 'public';

@@ -5,7 +5,8 @@
  */
 import type { DicomJsonDataset, DicomJsonElement, DicomJsonPersonName } from '../dicom/dicom-json.js';
 import { tagOf, vrOf } from './dictionary.js';
-import { columnAlias, indexedAttributeAt, LEVEL_ALIAS, type IndexedAttribute } from './indexed-attributes.js';
+import { IDENTITY_TAGS } from '../dicom/patient-identity.js';
+import { columnAlias, indexedAttributeAt, LEVEL_ALIAS, PATIENT_IDENTITY_TAGS, type IndexedAttribute } from './indexed-attributes.js';
 import { PATIENT_STUDY_TAGS, SERIES_TAGS } from './module-keywords.js';
 import type { QidoLevel, QidoQuery } from './qido-query.js';
 
@@ -60,7 +61,8 @@ function allFromJson(level: QidoLevel): 'everything' | ReadonlySet<string> {
 }
 
 export function planResults(query: QidoQuery): ResultPlan {
-  const includes = query.includeFields === 'all' ? [] : query.includeFields;
+  // "all" returns the patient's identity too, from the patient row (never the stored header's).
+  const includes = query.includeFields === 'all' ? [...PATIENT_IDENTITY_TAGS] : query.includeFields;
   const requested = new Set([...defaultTags(query), ...query.matches.map((m) => m.tag), ...includes]);
   const plan: ResultPlan = { slots: [], jsonTags: [], allFromJson: undefined, jsonAlias: undefined };
   for (const tag of [...requested].sort()) {
@@ -96,9 +98,31 @@ function renderColumn(attribute: IndexedAttribute, raw: unknown): DicomJsonEleme
       return { vr, Value: String(raw).split('\\').map((v) => (v === '' ? null : v)) };
     case 'element-json':
       return { ...(JSON.parse(String(raw)) as DicomJsonElement), vr };
+    case 'other-ids':
+      return otherIdsElement(String(raw));
     default:
       return { vr, Value: [String(raw)] };
   }
+}
+
+/** The patient row's other IDs (JSON of OtherPatientId[]) as the Other Patient IDs Sequence (0010,1002). */
+function otherIdsElement(raw: string): DicomJsonElement {
+  let others: Array<{ id: string; issuer: string; type?: string }> = [];
+  try {
+    const parsed: unknown = JSON.parse(raw);
+    if (Array.isArray(parsed)) others = parsed as typeof others;
+  } catch {
+    // A damaged value answers as no other IDs.
+  }
+  if (others.length === 0) return { vr: 'SQ' };
+  return {
+    vr: 'SQ',
+    Value: others.map((other) => ({
+      [IDENTITY_TAGS.PatientID]: { vr: 'LO', Value: [other.id] },
+      [IDENTITY_TAGS.IssuerOfPatientID]: other.issuer === '' ? { vr: 'LO' } : { vr: 'LO', Value: [other.issuer] },
+      [IDENTITY_TAGS.TypeOfPatientID]: { vr: 'CS', Value: [other.type ?? 'TEXT'] },
+    })),
+  };
 }
 
 function sortedByTag(dataset: DicomJsonDataset): DicomJsonDataset {
@@ -110,7 +134,9 @@ function addFromJson(dataset: DicomJsonDataset, plan: ResultPlan, json: DicomJso
   const filter = plan.allFromJson;
   if (!filter) return;
   for (const [tag, element] of Object.entries(json)) {
-    if (!(tag in dataset) && (filter === 'everything' || filter.has(tag))) dataset[tag] = element;
+    // The identity attributes are slots already: they come from the patient row.
+    if (tag in dataset) continue;
+    if (filter === 'everything' || filter.has(tag)) dataset[tag] = element;
   }
 }
 

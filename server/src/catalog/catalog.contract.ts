@@ -584,5 +584,134 @@ export function runCatalogContract(name: string, setup: () => Promise<CatalogUnd
         expect(await uidsOf('study', {}, STUDY)).toEqual(['26.1']);
       });
     });
+
+    describe('patient identity (hospital link)', () => {
+      const NATIONAL = 'VN-CITIZEN';
+      const otherIds = (...ids: Array<[string, string]>) => ({
+        '00101002': { vr: 'SQ', Value: ids.map(([id, issuer]) => ({ '00100020': { vr: 'LO', Value: [id] }, '00100021': { vr: 'LO', Value: [issuer] } })) },
+      });
+      const issued = (issuer: string, more: DicomJsonDataset = {}): DicomJsonDataset => ({ '00100021': { vr: 'LO', Value: [issuer] }, ...more });
+      const corrected = {
+        patientId: 'H100',
+        issuer: 'HOSP',
+        name: 'NGUYEN^VAN AN',
+        birthDate: '19800102',
+        sex: 'M',
+        otherIds: [{ id: '001080012345', issuer: NATIONAL, type: 'TEXT' }],
+      };
+      const PATIENT_NAME = '00100010';
+      const PATIENT_ID = '00100020';
+
+      it('indexes the Other Patient IDs Sequence and matches Patient ID with its issuer on any identifier', async () => {
+        await store(
+          { study: '40.1', series: '40.1.1', sop: '40.1.1.1', patientId: 'H1', extra: issued('HOSP', otherIds(['0790', NATIONAL])) },
+          { study: '40.2', series: '40.2.1', sop: '40.2.1.1', patientId: '0790', extra: issued('OTHER') },
+        );
+        expect(await uidsOf('study', { PatientID: '0790', IssuerOfPatientID: NATIONAL }, STUDY)).toEqual(['40.1']);
+        expect(await uidsOf('study', { PatientID: 'H1', IssuerOfPatientID: 'HOSP' }, STUDY)).toEqual(['40.1']);
+        expect(await uidsOf('study', { PatientID: '0790', IssuerOfPatientID: 'OTHER' }, STUDY)).toEqual(['40.2']);
+        expect(await uidsOf('study', { PatientID: '0790', IssuerOfPatientID: 'NOBODY' }, STUDY)).toEqual([]);
+        // Either key alone matches any identifier (or issuer) of the patient; wildcards too.
+        expect(await uidsOf('study', { PatientID: '0790' }, STUDY)).toEqual(['40.1', '40.2']);
+        expect(await uidsOf('study', { IssuerOfPatientID: NATIONAL }, STUDY)).toEqual(['40.1']);
+        expect(await uidsOf('instance', { PatientID: '07*', IssuerOfPatientID: NATIONAL }, SOP)).toEqual(['40.1.1.1']);
+        const [study] = await search('study', { PatientID: 'H1', includefield: 'OtherPatientIDsSequence' });
+        expect(study?.['00101002']).toEqual({
+          vr: 'SQ',
+          Value: [{ '00100020': { vr: 'LO', Value: ['0790'] }, '00100021': { vr: 'LO', Value: [NATIONAL] }, '00100022': { vr: 'CS', Value: ['TEXT'] } }],
+        });
+        // Stored as the first instance said: not managed, nothing applied on read.
+        const [instance] = await catalog.listInstances({ studyInstanceUid: '40.1' });
+        expect(instance?.patient).toBeUndefined();
+        expect(await catalog.patientOfStudy('40.1')).toMatchObject({ version: 0, identity: { patientId: 'H1', issuer: 'HOSP' } });
+      });
+
+      it('applies an identity to the patient row: search answers it at every level, instances know they differ', async () => {
+        await store(
+          { study: '41.1', series: '41.1.1', sop: '41.1.1.1', patientId: 'H100', patientName: 'NGUYEN^VAN AMN', sex: 'F', extra: issued('HOSP') },
+          { study: '41.2', series: '41.2.1', sop: '41.2.1.1', patientId: 'H100', patientName: 'NGUYEN^VAN AMN', extra: issued('HOSP') },
+          { study: '41.3', series: '41.3.1', sop: '41.3.1.1', patientId: 'H100', patientName: 'SOMEONE^ELSE', extra: issued('ELSEWHERE') },
+        );
+        expect((await catalog.applyPatientIdentity(corrected)).sort()).toEqual(['41.1', '41.2']);
+        for (const level of ['study', 'series', 'instance'] as const) {
+          const found = await search(level, { PatientID: 'H100', IssuerOfPatientID: 'HOSP', includefield: 'all' });
+          expect(found.length).toBeGreaterThan(0);
+          for (const ds of found) {
+            expect(first(ds, PATIENT_NAME)).toEqual({ Alphabetic: 'NGUYEN^VAN AN' });
+            expect(first(ds, '00100030')).toBe('19800102');
+            expect(first(ds, '00100040')).toBe('M');
+            expect(first(ds, '00100021')).toBe('HOSP');
+            expect(value(ds, '00101002')).toHaveLength(1);
+          }
+        }
+        expect(await uidsOf('study', { PatientID: '001080012345', IssuerOfPatientID: NATIONAL }, STUDY)).toEqual(['41.1', '41.2']);
+        expect(await uidsOf('study', { PatientName: 'nguyen^van an' }, STUDY)).toEqual(['41.1', '41.2']);
+        expect(await uidsOf('study', { PatientName: 'NGUYEN^VAN AMN' }, STUDY)).toEqual([]);
+        const [instance] = await catalog.listInstances({ studyInstanceUid: '41.1' });
+        expect(instance?.patient).toMatchObject({ version: 1, differs: true, identity: { patientId: 'H100', issuer: 'HOSP', name: 'NGUYEN^VAN AN' } });
+        const [withAttributes] = await catalog.listInstancesWithAttributes({ studyInstanceUid: '41.1' });
+        expect(withAttributes?.instance.patient).toEqual(instance?.patient);
+        expect((await catalog.listInstances({ studyInstanceUid: '41.3' }))[0]?.patient).toBeUndefined();
+
+        // The same identity again changes nothing; an unknown patient has no stored study.
+        expect(await catalog.applyPatientIdentity({ ...corrected, name: 'NGUYEN^VAN AN^', birthDate: '1980-01-02' })).toEqual([]);
+        expect(await catalog.applyPatientIdentity({ ...corrected, patientId: 'H999' })).toEqual([]);
+        expect((await catalog.patientOfStudy('41.2'))?.version).toBe(1);
+
+        // An instance stored with the identity of record needs nothing applied.
+        await store({ study: '41.1', series: '41.1.1', sop: '41.1.1.2', patientId: 'H100', patientName: 'NGUYEN^VAN AN', birthDate: '19800102', sex: 'M', extra: issued('HOSP', otherIds(['001080012345', NATIONAL])) });
+        const byUid = new Map((await catalog.listInstances({ studyInstanceUid: '41.1' })).map((i) => [i.sopInstanceUid, i.patient]));
+        expect(byUid.get('41.1.1.2')).toMatchObject({ version: 1, differs: false });
+        expect(byUid.get('41.1.1.1')?.digest).toBe(byUid.get('41.1.1.2')?.digest);
+
+        // A further change bumps the version and changes the digest.
+        expect((await catalog.applyPatientIdentity({ ...corrected, sex: 'O' })).sort()).toEqual(['41.1', '41.2']);
+        const [after] = await catalog.listInstances({ studyInstanceUid: '41.1' });
+        expect(after?.patient?.version).toBe(2);
+        expect(after?.patient?.digest).not.toBe(byUid.get('41.1.1.1')?.digest);
+        expect(await uidsOf('study', { PatientSex: 'O' }, STUDY)).toEqual(['41.1', '41.2']);
+      });
+
+      it('merges a prior patient into the surviving one: the prior ID finds nothing, the surviving ID every study', async () => {
+        await store(
+          { study: '42.1', series: '42.1.1', sop: '42.1.1.1', patientId: 'OLD7', patientName: 'TRAN^THI B', extra: issued('HOSP') },
+          { study: '42.2', series: '42.2.1', sop: '42.2.1.1', patientId: 'OLD7', patientName: 'TRAN^THI B', extra: issued('HOSP') },
+        );
+        const surviving = { ...corrected, patientId: 'NEW7', name: 'TRAN^THI BINH', otherIds: [] };
+        expect((await catalog.mergePatients({ patientId: 'OLD7', issuer: 'HOSP' }, surviving)).sort()).toEqual(['42.1', '42.2']);
+        expect(await search('study', { PatientID: 'OLD7' })).toEqual([]);
+        expect(await uidsOf('study', { PatientID: 'NEW7', IssuerOfPatientID: 'HOSP' }, STUDY)).toEqual(['42.1', '42.2']);
+        const [study] = await search('study', { PatientID: 'NEW7' });
+        expect(first(study, PATIENT_NAME)).toEqual({ Alphabetic: 'TRAN^THI BINH' });
+        expect(first(study, PATIENT_ID)).toBe('NEW7');
+        expect((await catalog.listInstances({ studyInstanceUid: '42.2' }))[0]?.patient).toMatchObject({ version: 1, differs: true });
+        // The prior row is gone: nothing to apply to or merge from any more.
+        expect(await catalog.applyPatientIdentity({ ...surviving, patientId: 'OLD7' })).toEqual([]);
+        expect(await catalog.mergePatients({ patientId: 'OLD7', issuer: 'HOSP' }, surviving)).toEqual([]);
+
+        // Into a surviving patient that has studies of its own: those change too when its identity does.
+        await store({ study: '42.3', series: '42.3.1', sop: '42.3.1.1', patientId: 'OLD8', extra: issued('HOSP') });
+        const moved = await catalog.mergePatients({ patientId: 'OLD8', issuer: 'HOSP' }, { ...surviving, sex: 'F' });
+        expect(moved.sort()).toEqual(['42.1', '42.2', '42.3']);
+        expect(await uidsOf('study', { PatientID: 'NEW7', PatientSex: 'F' }, STUDY)).toEqual(['42.1', '42.2', '42.3']);
+        expect((await catalog.patientOfStudy('42.3'))?.version).toBe(2);
+      });
+
+      it('coerces an instance to its order patient at ingest: the row takes the identity, an earlier study follows it', async () => {
+        await store({ study: '43.1', series: '43.1.1', sop: '43.1.1.1', patientId: 'TYPO1', patientName: 'LE^VAN C', accession: 'A43' });
+        const order = { ...corrected, patientId: 'H43', name: 'LE^VAN CUONG', otherIds: [] };
+        const outcome = await catalog.storeInstance({ ...fakeInstance({ study: '43.1', series: '43.1.1', sop: '43.1.1.2', patientId: 'TYPO1', accession: 'A43' }), identity: order });
+        expect(outcome).toEqual({ status: 'stored', identityChangedStudies: ['43.1'] });
+        expect(await search('study', { PatientID: 'TYPO1' })).toEqual([]);
+        const [study] = await search('study', { PatientID: 'H43', IssuerOfPatientID: 'HOSP' });
+        expect(first(study, PATIENT_NAME)).toEqual({ Alphabetic: 'LE^VAN CUONG' });
+        expect(first(study, '00201208')).toBe(2);
+        const instances = await catalog.listInstances({ studyInstanceUid: '43.1' });
+        expect(instances.map((i) => i.patient?.differs)).toEqual([true, true]);
+        // A new study of the same order patient: the row already holds the identity, nothing else changes.
+        expect(await catalog.storeInstance({ ...fakeInstance({ study: '43.2', series: '43.2.1', sop: '43.2.1.1', patientId: 'TYPO1' }), identity: order })).toEqual({ status: 'stored' });
+        expect(await uidsOf('study', { PatientID: 'H43' }, STUDY)).toEqual(['43.1', '43.2']);
+      });
+    });
   });
 }

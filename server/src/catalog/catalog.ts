@@ -7,6 +7,7 @@
  */
 import type { DicomJsonDataset } from '../dicom/dicom-json.js';
 import type { InstanceHeader, PixelDataLocation } from '../dicom/instance-header.js';
+import type { PatientIdentity, PatientKey } from '../dicom/patient-identity.js';
 import type { QidoQuery } from './qido-query.js';
 
 export interface NewInstance {
@@ -15,6 +16,27 @@ export interface NewInstance {
   blobSize: number;
   /** sha256 of the blob's bytes, lower-case hex, computed while they streamed into the store (fsck). */
   checksum?: string;
+  /**
+   * Ingest coercion: the identity the instance is indexed under (its order's patient) instead of the one
+   * its header carries. The patient row of that identity is created, or given it, as the identity of
+   * record; a study already stored under another patient moves to it. The blob is not touched.
+   */
+  identity?: PatientIdentity;
+}
+
+/**
+ * The patient an instance is read with, once the hospital link manages its patient row (version 1 and
+ * up; a row at version 0 holds only what the first stored instance said, and nothing is applied).
+ */
+export interface CurrentPatient {
+  /** The patient row's identity: QIDO-RS and C-FIND answer it, metadata and retrieve apply it. */
+  identity: PatientIdentity;
+  /** Bumped on every change of the row: ETags and cache keys include it (with `digest`). */
+  version: number;
+  /** Digest of `identity` (extract-attributes.ts identityDigest). */
+  digest: string;
+  /** The stored file carries another identity: reads must apply `identity` to it. */
+  differs: boolean;
 }
 
 /** One instance row's blob reference, as fsck walks them. */
@@ -31,8 +53,12 @@ export interface IndexedBlob {
 }
 
 export type StoreInstanceOutcome =
-  /** A new row was written. */
-  | { status: 'stored' }
+  /**
+   * A new row was written. `identityChangedStudies`: studies whose patient identity changed with it
+   * (ingest coercion gave an existing patient row the order's identity, or moved the study to it), so
+   * the caller drops what it cached about them.
+   */
+  | { status: 'stored'; identityChangedStudies?: string[] }
   /** The same SOP Instance UID already exists in the same study and series: nothing changed. */
   | { status: 'duplicate'; existingBlobKey: string }
   /** The SOP Instance UID exists under another study or series. Nothing changed. */
@@ -50,6 +76,8 @@ export interface StoredInstance {
   rows: number | undefined;
   columns: number | undefined;
   pixelData: PixelDataLocation | undefined;
+  /** Absent while the patient row is not managed by the hospital link (version 0). */
+  patient?: CurrentPatient;
 }
 
 /** A stored instance with its header as indexed at ingest (DICOM JSON, see `InstanceHeader.dataset`). */
@@ -102,5 +130,21 @@ export interface Catalog {
    * empty. True when a row was removed. Used by fsck --repair for rows whose blob is lost or corrupt.
    */
   removeInstance(sopInstanceUid: string, blobKey: string): Promise<boolean>;
+  /**
+   * The hospital link corrects a patient: the row with the identity's Patient ID + issuer takes the
+   * identity (name, birth date, sex, other IDs) and its version is bumped, unless it already holds it.
+   * Returns the Study Instance UIDs whose patient identity changed (none when no such row exists).
+   * Stored files are not touched; reads apply the row (docs/architecture.md, "Hospital link").
+   */
+  applyPatientIdentity(identity: PatientIdentity): Promise<string[]>;
+  /**
+   * The hospital link merges `prior` into the surviving patient: the studies of prior move to the
+   * surviving patient's row (created when absent), which takes the surviving identity; the prior row
+   * is removed. Returns the study UIDs moved, and those the surviving patient already had when its
+   * identity changed.
+   */
+  mergePatients(prior: PatientKey, surviving: PatientIdentity): Promise<string[]>;
+  /** The patient a study is read with (undefined when the study is unknown); version 0: not managed. */
+  patientOfStudy(studyInstanceUid: string): Promise<{ identity: PatientIdentity; version: number } | undefined>;
   close(): Promise<void>;
 }

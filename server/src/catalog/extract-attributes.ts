@@ -4,8 +4,10 @@
  * dates to 'YYYYMMDD', times without colons, person names to their DICOM string form plus an
  * upper-cased search key.
  */
+import { createHash } from 'node:crypto';
 import { firstNumber, firstString, type DicomJsonDataset, type DicomJsonPersonName } from '../dicom/dicom-json.js';
 import type { InstanceHeader } from '../dicom/instance-header.js';
+import type { OtherPatientId, PatientIdentity } from '../dicom/patient-identity.js';
 import { tagOf } from './dictionary.js';
 import type { InstancesTable, PatientsTable, SeriesTable, StudiesTable } from './schema.js';
 
@@ -14,6 +16,8 @@ export type PatientValues = Row<PatientsTable>;
 export type StudyValues = Omit<Row<StudiesTable>, 'patient_fk' | 'num_series' | 'num_instances' | 'modalities'>;
 export type SeriesValues = Omit<Row<SeriesTable>, 'study_fk' | 'num_instances'>;
 export type InstanceValues = Omit<Row<InstancesTable>, 'series_fk' | 'blob_key' | 'blob_size' | 'checksum'>;
+/** The identity columns of a patient row. */
+export type PatientIdentityColumns = Pick<PatientsTable, 'patient_id' | 'issuer' | 'patient_name' | 'birth_date' | 'sex' | 'other_ids'>;
 
 export interface ExtractedRows {
   patient: PatientValues;
@@ -28,6 +32,8 @@ const T = {
   IssuerOfPatientID: tagOf('IssuerOfPatientID'),
   PatientBirthDate: tagOf('PatientBirthDate'),
   PatientSex: tagOf('PatientSex'),
+  TypeOfPatientID: tagOf('TypeOfPatientID'),
+  OtherPatientIDsSequence: tagOf('OtherPatientIDsSequence'),
   StudyDate: tagOf('StudyDate'),
   StudyTime: tagOf('StudyTime'),
   AccessionNumber: tagOf('AccessionNumber'),
@@ -97,16 +103,116 @@ function personName(ds: DicomJsonDataset, tag: string): { text: string | null; s
   return { text: stored, search: personNameSearchKey(stored) };
 }
 
-function extractPatient(ds: DicomJsonDataset): PatientValues {
-  const name = personName(ds, T.PatientName);
+// ---------------------------------------------------------------------------------------------------
+// Patient identity (dicom/patient-identity.ts) as the patient row keeps it
+
+function trimmedOrNull(value: string | null | undefined): string | null {
+  const t = value?.trim() ?? '';
+  return t === '' ? null : t;
+}
+
+/**
+ * An identity normalised the way the patient row stores it (names in their string form without
+ * trailing '^', dates as 8 digits, empty values null, other IDs without empty ones), so two identities
+ * that the index would store alike compare (and digest) alike.
+ */
+export function canonicalIdentity(identity: PatientIdentity): PatientIdentity {
+  const otherIds: OtherPatientId[] = [];
+  for (const other of identity.otherIds) {
+    const id = other.id.trim();
+    if (id === '') continue;
+    const type = trimmedOrNull(other.type);
+    otherIds.push({ id, issuer: other.issuer.trim(), ...(type === null ? {} : { type }) });
+  }
   return {
-    patient_id: text(ds, T.PatientID),
-    issuer: text(ds, T.IssuerOfPatientID) ?? '',
-    patient_name: name.text,
-    patient_name_search: name.search,
-    birth_date: normaliseDate(text(ds, T.PatientBirthDate)),
-    sex: text(ds, T.PatientSex),
+    patientId: identity.patientId.trim(),
+    issuer: identity.issuer.trim(),
+    name: personNameText(identity.name),
+    birthDate: normaliseDate(identity.birthDate),
+    sex: trimmedOrNull(identity.sex),
+    otherIds,
   };
+}
+
+/**
+ * A short digest of an identity (canonicalIdentity first): the instance row keeps the digest of the
+ * identity its stored file carries, and reads compare it with the patient row's. An other ID without a
+ * type counts as TEXT, what identityElements writes for it.
+ */
+export function identityDigest(identity: PatientIdentity): string {
+  const c = canonicalIdentity(identity);
+  const canonical = JSON.stringify([
+    c.patientId, c.issuer, c.name, c.birthDate, c.sex,
+    c.otherIds.map((o) => [o.id, o.issuer, o.type ?? 'TEXT']),
+  ]);
+  return createHash('sha256').update(canonical).digest('base64url').slice(0, 22);
+}
+
+/** The Other Patient IDs Sequence (0010,1002) items with an ID, as OtherPatientIds. */
+function otherIdsOf(ds: DicomJsonDataset): OtherPatientId[] {
+  const items = ds[T.OtherPatientIDsSequence]?.Value ?? [];
+  const out: OtherPatientId[] = [];
+  for (const item of items) {
+    if (item === null || typeof item !== 'object' || 'Alphabetic' in item) continue;
+    const itemDs = item as DicomJsonDataset;
+    const id = text(itemDs, T.PatientID);
+    if (id === null) continue;
+    const type = text(itemDs, T.TypeOfPatientID);
+    out.push({ id, issuer: text(itemDs, T.IssuerOfPatientID) ?? '', ...(type === null ? {} : { type }) });
+  }
+  return out;
+}
+
+/** The identity an instance's own header carries (Patient module, PS3.3 C.7.1.1), canonical. */
+export function identityOfDataset(ds: DicomJsonDataset): PatientIdentity {
+  return canonicalIdentity({
+    patientId: text(ds, T.PatientID) ?? '',
+    issuer: text(ds, T.IssuerOfPatientID) ?? '',
+    name: personNameText(ds[T.PatientName]?.Value?.[0]),
+    birthDate: text(ds, T.PatientBirthDate),
+    sex: text(ds, T.PatientSex),
+    otherIds: otherIdsOf(ds),
+  });
+}
+
+/** The column values of a patient row holding `identity` (canonical) at `version`. */
+export function patientValuesOf(identity: PatientIdentity, version: number): PatientValues {
+  const c = canonicalIdentity(identity);
+  return {
+    patient_id: c.patientId === '' ? null : c.patientId,
+    issuer: c.issuer,
+    patient_name: c.name,
+    patient_name_search: personNameSearchKey(c.name),
+    birth_date: c.birthDate,
+    sex: c.sex,
+    other_ids: c.otherIds.length > 0 ? JSON.stringify(c.otherIds) : null,
+    version,
+  };
+}
+
+/** The identity a patient row holds. */
+export function identityOfPatientRow(row: PatientIdentityColumns): PatientIdentity {
+  let otherIds: OtherPatientId[] = [];
+  if (row.other_ids !== null) {
+    try {
+      const parsed: unknown = JSON.parse(row.other_ids);
+      if (Array.isArray(parsed)) otherIds = parsed as OtherPatientId[];
+    } catch {
+      // A hand-edited row: no other IDs rather than no answer.
+    }
+  }
+  return {
+    patientId: row.patient_id ?? '',
+    issuer: row.issuer,
+    name: row.patient_name,
+    birthDate: row.birth_date,
+    sex: row.sex,
+    otherIds,
+  };
+}
+
+function extractPatient(ds: DicomJsonDataset): PatientValues {
+  return patientValuesOf(identityOfDataset(ds), 0);
 }
 
 function extractStudy(header: InstanceHeader, json: string, now: string): StudyValues {
@@ -162,6 +268,7 @@ function extractInstance(header: InstanceHeader, json: string, now: string): Ins
     pixel_data: header.pixelData ? JSON.stringify(header.pixelData) : null,
     attributes: json,
     created_at: now,
+    identity_hash: identityDigest(identityOfDataset(ds)),
   };
 }
 

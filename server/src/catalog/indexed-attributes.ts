@@ -12,7 +12,7 @@ import type { QidoLevel } from './qido-query.js';
 export type AttributeLevel = 'patient' | 'study' | 'series' | 'instance';
 export type MatchKind = 'uid' | 'string' | 'pn' | 'date' | 'time' | 'integer' | 'modalities';
 /** How a column value becomes a DICOM JSON Value: text, '\'-joined values, PN string form, number, element JSON. */
-export type RenderKind = 'text' | 'multi' | 'pn' | 'integer' | 'element-json';
+export type RenderKind = 'text' | 'multi' | 'pn' | 'integer' | 'element-json' | 'other-ids';
 
 export interface IndexedAttribute {
   keyword: string;
@@ -36,6 +36,8 @@ const SPECS: Spec[] = [
   ['IssuerOfPatientID', 'patient', 'p.issuer', 'text', 'string'],
   ['PatientBirthDate', 'patient', 'p.birth_date', 'text', 'date'],
   ['PatientSex', 'patient', 'p.sex', 'text', 'string'],
+  // Returned from the patient row (the identity of record); matched through PatientID + IssuerOfPatientID (match-sql.ts).
+  ['OtherPatientIDsSequence', 'patient', 'p.other_ids', 'other-ids'],
   ['StudyInstanceUID', 'study', 'st.study_uid', 'text', 'uid'],
   ['StudyDate', 'study', 'st.study_date', 'text', 'date'],
   ['StudyTime', 'study', 'st.study_time', 'text', 'time'],
@@ -69,6 +71,15 @@ function toAttribute([keyword, level, column, render, match, matchColumn]: Spec)
 }
 
 const BY_TAG = new Map(SPECS.map((spec) => [tagOf(spec[0]), toAttribute(spec)]));
+
+/**
+ * The patient identity attributes (dicom/patient-identity.ts) answered from the patient row at every
+ * level, never from a stored header: the row is the identity of record once the hospital link corrects
+ * it (docs/architecture.md, "Hospital link").
+ */
+export const PATIENT_IDENTITY_TAGS: ReadonlySet<string> = new Set(
+  ['PatientName', 'PatientID', 'IssuerOfPatientID', 'PatientBirthDate', 'PatientSex', 'OtherPatientIDsSequence'].map(tagOf),
+);
 
 /** Alias of the table that holds rows of each query level. */
 export const LEVEL_ALIAS: Record<QidoLevel, 'st' | 'se' | 'i'> = { study: 'st', series: 'se', instance: 'i' };

@@ -7,8 +7,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { sql, type Kysely } from 'kysely';
 import type { DicomJsonDataset } from '../dicom/dicom-json.js';
 import { AppError, isAppError } from '../errors.js';
-import type { Catalog, IndexedBlob, InstanceScope, InstanceWithAttributes, NewInstance, QidoResult, StoreInstanceOutcome, StoredInstance } from './catalog.js';
-import { extractRows } from './extract-attributes.js';
+import type { PatientIdentity, PatientKey } from '../dicom/patient-identity.js';
+import type { Catalog, CurrentPatient, IndexedBlob, InstanceScope, InstanceWithAttributes, NewInstance, QidoResult, StoreInstanceOutcome, StoredInstance } from './catalog.js';
+import { extractRows, identityDigest, identityOfPatientRow, type PatientIdentityColumns } from './extract-attributes.js';
+import { applyIdentityRows, mergePatientRows } from './patient-rows.js';
 import type { SqlEngine } from './migrations.js';
 import type { QidoQuery } from './qido-query.js';
 import type { CatalogDatabase } from './schema.js';
@@ -56,7 +58,8 @@ export abstract class KyselyCatalog implements Catalog {
 
   async listInstances(scope: InstanceScope): Promise<StoredInstance[]> {
     try {
-      return (await this.instanceRows(scope)).map(toStoredInstance);
+      const patients = new PatientsOfRows();
+      return (await this.instanceRows(scope)).map((row) => toStoredInstance(row, patients));
     } catch (error) {
       throw asIndexFailure(error, 'listing instances');
     }
@@ -65,7 +68,8 @@ export abstract class KyselyCatalog implements Catalog {
   async listInstancesWithAttributes(scope: InstanceScope): Promise<InstanceWithAttributes[]> {
     try {
       const rows = await this.instanceRows(scope, true);
-      return rows.map((row) => withLazyAttributes(toStoredInstance(row), row.attributes, row.bits_allocated));
+      const patients = new PatientsOfRows();
+      return rows.map((row) => withLazyAttributes(toStoredInstance(row, patients), row.attributes, row.bits_allocated));
     } catch (error) {
       throw asIndexFailure(error, 'listing instance attributes');
     }
@@ -76,9 +80,11 @@ export abstract class KyselyCatalog implements Catalog {
       .selectFrom('instances as i')
       .innerJoin('series as se', 'se.id', 'i.series_fk')
       .innerJoin('studies as st', 'st.id', 'se.study_fk')
+      .innerJoin('patients as p', 'p.id', 'st.patient_fk')
       .select([
         'st.study_uid', 'se.series_uid', 'i.sop_instance_uid', 'i.sop_class_uid', 'i.transfer_syntax_uid',
         'i.blob_key', 'i.blob_size', 'i.number_of_frames', 'i.pixel_rows', 'i.pixel_columns', 'i.pixel_data',
+        'i.identity_hash', 'p.id as patient_row', 'p.version', 'p.patient_id', 'p.issuer', 'p.patient_name', 'p.birth_date', 'p.sex', 'p.other_ids',
       ])
       .$if(withAttributes, (qb) => qb.select(['i.attributes', 'i.bits_allocated']))
       .where('st.study_uid', '=', scope.studyInstanceUid);
@@ -149,12 +155,49 @@ export abstract class KyselyCatalog implements Catalog {
     }
   }
 
+  async applyPatientIdentity(identity: PatientIdentity): Promise<string[]> {
+    return this.retried('applying a patient identity', (trx) => applyIdentityRows(trx, identity));
+  }
+
+  async mergePatients(prior: PatientKey, surviving: PatientIdentity): Promise<string[]> {
+    return this.retried('merging patients', (trx) => mergePatientRows(trx, prior, surviving));
+  }
+
+  async patientOfStudy(studyInstanceUid: string): Promise<{ identity: PatientIdentity; version: number } | undefined> {
+    try {
+      const row = await this.db
+        .selectFrom('studies as st')
+        .innerJoin('patients as p', 'p.id', 'st.patient_fk')
+        .select(['p.patient_id', 'p.issuer', 'p.patient_name', 'p.birth_date', 'p.sex', 'p.other_ids', 'p.version'])
+        .where('st.study_uid', '=', studyInstanceUid)
+        .executeTakeFirst();
+      return row === undefined ? undefined : { identity: identityOfPatientRow(row), version: row.version };
+    } catch (error) {
+      throw asIndexFailure(error, 'reading a patient');
+    }
+  }
+
+  /** One write transaction, retried on the engine's transient failures as ingest is. */
+  private async retried<T>(action: string, work: (trx: Db) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.inTransaction(work);
+      } catch (error) {
+        if (attempt >= MAX_ATTEMPTS || !this.isRetryable(error)) throw asIndexFailure(error, action);
+        await sleep(Math.random() * 5 * attempt);
+      }
+    }
+  }
+
   async close(): Promise<void> {
     await this.db.destroy();
   }
 }
 
-interface InstanceRow {
+interface InstanceRow extends PatientIdentityColumns {
+  identity_hash: string | null;
+  patient_row: number;
+  version: number;
   study_uid: string;
   series_uid: string;
   sop_instance_uid: string;
@@ -168,7 +211,25 @@ interface InstanceRow {
   pixel_data: string | null;
 }
 
-function toStoredInstance(row: InstanceRow): StoredInstance {
+/** The current patient of each managed patient row of a result, built once per row. */
+class PatientsOfRows {
+  private readonly byRow = new Map<number, Omit<CurrentPatient, 'differs'>>();
+
+  of(row: InstanceRow): CurrentPatient | undefined {
+    if (row.version <= 0) return undefined;
+    let patient = this.byRow.get(row.patient_row);
+    if (patient === undefined) {
+      const identity = identityOfPatientRow(row);
+      patient = { identity, version: row.version, digest: identityDigest(identity) };
+      this.byRow.set(row.patient_row, patient);
+    }
+    // No digest (a row from before migration 0003 not filled in yet): applying the identity is always right.
+    return { ...patient, differs: row.identity_hash !== patient.digest };
+  }
+}
+
+function toStoredInstance(row: InstanceRow, patients: PatientsOfRows): StoredInstance {
+  const patient = patients.of(row);
   return {
     studyInstanceUid: row.study_uid,
     seriesInstanceUid: row.series_uid,
@@ -181,6 +242,7 @@ function toStoredInstance(row: InstanceRow): StoredInstance {
     rows: row.pixel_rows ?? undefined,
     columns: row.pixel_columns ?? undefined,
     pixelData: row.pixel_data === null ? undefined : JSON.parse(row.pixel_data),
+    ...(patient === undefined ? {} : { patient }),
   };
 }
 

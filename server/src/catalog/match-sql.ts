@@ -124,6 +124,50 @@ function groupByTag(matches: AttributeMatch[]): Map<string, string[]> {
   return groups;
 }
 
+const PATIENT_ID = '00100020';
+const ISSUER_OF_PATIENT_ID = '00100021';
+
+/** The condition of one attribute's values (any of them), on `column` instead of its own when given. */
+function attributeMatch(attribute: IndexedAttribute, values: string[], ctx: MatchContext, column?: string): Condition | undefined {
+  const target = column === undefined ? attribute : { ...attribute, column, matchColumn: undefined };
+  const perValue = values.map((v) => valueMatch(target, v, ctx)).filter((c): c is Condition => c !== undefined);
+  return perValue.length > 0 ? anyOf(perValue) : undefined;
+}
+
+function allOf(conditions: Condition[]): Condition {
+  return conditions.length === 1 ? conditions[0]! : sql<SqlBool>`(${sql.join(conditions, sql` and `)})`;
+}
+
+/**
+ * Patient ID and Issuer of Patient ID match together, on any identifier of the patient: its own
+ * (p.patient_id, p.issuer) or one of its other IDs (Other Patient IDs Sequence, table
+ * patient_other_ids). `PatientID=X&IssuerOfPatientID=Y` finds the patient for whom X is an identifier
+ * issued by Y, e.g. the national citizen ID with its authority; either key alone matches any
+ * identifier (or issuer) of the patient. PS3.18 §10.6.1.2 leaves the matching of patient identifiers
+ * to the origin server; this is how IHE PIX-style cross-identifiers are meant to be found.
+ */
+function patientIdentifierMatch(groups: Map<string, string[]>, ctx: Omit<MatchContext, 'parameter'>, level: QidoQuery['level']): Condition | undefined {
+  const keys: Array<[string, 'patient_id' | 'issuer']> = [
+    [PATIENT_ID, 'patient_id'],
+    [ISSUER_OF_PATIENT_ID, 'issuer'],
+  ];
+  const own: Condition[] = [];
+  const other: Condition[] = [];
+  for (const [tag, column] of keys) {
+    const values = groups.get(tag);
+    if (values === undefined || values.some(isUniversal)) continue;
+    const attribute = indexedAttributeAt(tag, level)!;
+    const matchCtx = { ...ctx, parameter: attribute.keyword };
+    const onOwn = attributeMatch(attribute, values, matchCtx, `pi.${column}`);
+    const onOther = attributeMatch(attribute, values, matchCtx, `o.${column}`);
+    if (onOwn !== undefined) own.push(onOwn);
+    if (onOther !== undefined) other.push(onOther);
+  }
+  if (own.length === 0) return undefined;
+  // Two indexed lookups joined by UNION (an OR with a correlated EXISTS would scan every patient).
+  return sql<SqlBool>`${sql.ref('p.id')} in (select ${sql.ref('pi.id')} from ${sql.table('patients')} as ${sql.id('pi')} where ${allOf(own)} union select ${sql.ref('o.patient_fk')} from ${sql.table('patient_other_ids')} as ${sql.id('o')} where ${allOf(other)})`;
+}
+
 /**
  * One condition per matched attribute; a key repeated in the request matches any of its values.
  * Universal matching adds no condition (the attribute is still returned).
@@ -131,9 +175,13 @@ function groupByTag(matches: AttributeMatch[]): Map<string, string[]> {
 export function translateMatches(query: QidoQuery, engine: SqlEngine): TranslatedMatches {
   const conditions: Condition[] = [];
   const ignoredKeys: string[] = [];
-  for (const [tag, values] of groupByTag(query.matches)) {
+  const groups = groupByTag(query.matches);
+  const identifiers = patientIdentifierMatch(groups, { engine, fuzzy: query.fuzzyMatching }, query.level);
+  if (identifiers !== undefined) conditions.push(identifiers);
+  for (const [tag, values] of groups) {
     // A key with only universal values is a return key, not a filter: never an ignored match.
     if (values.every(isUniversal)) continue;
+    if (tag === PATIENT_ID || tag === ISSUER_OF_PATIENT_ID) continue; // patientIdentifierMatch
     const attribute = indexedAttributeAt(tag, query.level);
     if (!attribute?.match) {
       ignoredKeys.push(keywordOrTag(tag));

@@ -142,11 +142,39 @@ function blobChecksum(): Migration {
   };
 }
 
+/**
+ * Patient identity corrections (hospital link): the patient row holds the identity of record with its
+ * other identifiers and a version bumped on every change; the other identifiers get a table of their
+ * own so QIDO-RS / C-FIND can match "this ID with this issuer" on any of them with an index; and each
+ * instance records the digest of the identity its stored file carries, so reads know without opening
+ * it whether the row's identity must be applied. Existing rows: version 0 (nothing is applied on read,
+ * as before), no other IDs, digest NULL (computed when the patient row first changes).
+ */
+function patientIdentity(engine: SqlEngine): Migration {
+  return {
+    async up(db) {
+      await db.schema.alterTable('patients').addColumn('other_ids', 'text').execute();
+      await db.schema.alterTable('patients').addColumn('version', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+      await db.schema
+        .createTable('patient_other_ids')
+        .addColumn('id', 'integer', idColumn(engine))
+        .addColumn('patient_fk', 'integer', (c) => c.notNull().references('patients.id').onDelete('cascade'))
+        .addColumn('patient_id', 'text', (c) => c.notNull())
+        .addColumn('issuer', 'text', (c) => c.notNull().defaultTo(''))
+        .execute();
+      await db.schema.createIndex('patient_other_ids_patient_fk_idx').on('patient_other_ids').column('patient_fk').execute();
+      await createMatchIndex(db, engine, 'patient_other_ids', 'patient_id');
+      await db.schema.alterTable('instances').addColumn('identity_hash', 'text').execute();
+    },
+  };
+}
+
 export function catalogMigrations(engine: SqlEngine): MigrationProvider {
   return {
     getMigrations: async () => ({
       '0001_initial_schema': initialSchema(engine),
       '0002_blob_checksum': blobChecksum(),
+      '0003_patient_identity': patientIdentity(engine),
     }),
   };
 }

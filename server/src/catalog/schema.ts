@@ -19,6 +19,23 @@ export interface PatientsTable {
   patient_name_search: string | null;
   birth_date: string | null;
   sex: string | null;
+  /** OtherPatientIDsSequence as JSON (`OtherPatientId[]`, dicom/patient-identity.ts); NULL when none. */
+  other_ids: string | null;
+  /**
+   * 0 while the row holds what the first stored instance said; bumped on every change made by the
+   * hospital link (identity applied, merge, coercion at ingest). From 1 on the row is the patient's
+   * identity of record and reads apply it to every instance (docs/architecture.md, "Hospital link").
+   */
+  version: number;
+}
+
+/** Every other identifier of a patient with its issuer (OtherPatientIDsSequence), for matching. */
+export interface PatientOtherIdsTable {
+  id: Generated<number>;
+  patient_fk: number;
+  patient_id: string;
+  /** '' when the identifier has no issuer. */
+  issuer: string;
 }
 
 export interface StudiesTable {
@@ -84,10 +101,18 @@ export interface InstancesTable {
   pixel_data: string | null;
   attributes: string;
   created_at: string;
+  /**
+   * Digest of the patient identity the stored file itself carries (extract-attributes.ts
+   * `identityDigest`): reads compare it with the patient row's to know whether the file needs the
+   * row's identity applied. NULL for rows indexed before migration 0003 (filled in when their patient
+   * row first changes).
+   */
+  identity_hash: string | null;
 }
 
 export interface CatalogDatabase {
   patients: PatientsTable;
+  patient_other_ids: PatientOtherIdsTable;
   studies: StudiesTable;
   series: SeriesTable;
   instances: InstancesTable;

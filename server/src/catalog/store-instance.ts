@@ -9,7 +9,8 @@
  */
 import type { Kysely } from 'kysely';
 import type { NewInstance, StoreInstanceOutcome } from './catalog.js';
-import type { ExtractedRows, PatientValues } from './extract-attributes.js';
+import { identityOfPatientRow, type ExtractedRows, type PatientValues } from './extract-attributes.js';
+import { ensureCoercedPatient, moveStudyToPatient, writeOtherIds } from './patient-rows.js';
 import type { CatalogDatabase } from './schema.js';
 
 /** Thrown inside the transaction to roll it back and report a conflict. */
@@ -39,7 +40,10 @@ async function ensurePatient(db: Db, patient: PatientValues): Promise<{ id: numb
     .onConflict((oc) => oc.columns(['patient_id', 'issuer']).doNothing())
     .returning('id')
     .executeTakeFirst();
-  if (inserted) return { id: inserted.id, created: true };
+  if (inserted) {
+    if (patient.other_ids !== null) await writeOtherIds(db, inserted.id, identityOfPatientRow(patient), false);
+    return { id: inserted.id, created: true };
+  }
   const existing = await db
     .selectFrom('patients')
     .select('id')
@@ -54,10 +58,20 @@ async function findStudyId(db: Db, studyUid: string): Promise<number | undefined
   return row?.id;
 }
 
-async function ensureStudy(db: Db, rows: ExtractedRows): Promise<number> {
+/** The patient row a coerced instance goes under (ingest coercion), with the studies it changed. */
+interface CoercedPatient {
+  id: number;
+  changedStudies: string[];
+}
+
+async function ensureStudy(db: Db, rows: ExtractedRows, coerced: CoercedPatient | undefined): Promise<number> {
   const found = await findStudyId(db, rows.study.study_uid);
-  if (found !== undefined) return found;
-  const patient = await ensurePatient(db, rows.patient);
+  if (found !== undefined) {
+    // The order says whose study this is: a study stored before under another patient follows it.
+    if (coerced !== undefined && (await moveStudyToPatient(db, found, coerced.id))) coerced.changedStudies.push(rows.study.study_uid);
+    return found;
+  }
+  const patient = coerced === undefined ? await ensurePatient(db, rows.patient) : { id: coerced.id, created: false };
   const inserted = await db
     .insertInto('studies')
     .values({ ...rows.study, patient_fk: patient.id, modalities: null, num_series: 0, num_instances: 0 })
@@ -121,7 +135,9 @@ export async function storeInstanceRows(db: Db, instance: NewInstance, rows: Ext
     }
     return { status: 'conflict', reason: 'The SOP Instance UID is already stored under another study or series' };
   }
-  const studyId = await ensureStudy(db, rows);
+  // Coercion (an order's patient for this accession number): the patient row first, as ingest locks patients first.
+  const coerced = instance.identity === undefined ? undefined : await ensureCoercedPatient(db, instance.identity);
+  const studyId = await ensureStudy(db, rows, coerced);
   // Updating the study first takes its row lock (PostgreSQL) before any series/instance work.
   await db.updateTable('studies').set((eb) => ({ num_instances: eb('num_instances', '+', 1) })).where('id', '=', studyId).execute();
   const series = await ensureSeries(db, rows, studyId);
@@ -131,5 +147,6 @@ export async function storeInstanceRows(db: Db, instance: NewInstance, rows: Ext
     .insertInto('instances')
     .values({ ...rows.instance, series_fk: series.id, blob_key: instance.blobKey, blob_size: instance.blobSize, checksum: instance.checksum ?? null })
     .execute();
-  return { status: 'stored' };
+  const changed = coerced?.changedStudies.filter((uid) => uid !== '') ?? [];
+  return changed.length > 0 ? { status: 'stored', identityChangedStudies: [...new Set(changed)] } : { status: 'stored' };
 }

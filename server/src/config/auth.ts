@@ -34,7 +34,9 @@ export const DEFAULT_ROLE_PERMISSIONS: Readonly<Record<string, readonly Permissi
   reader: ['read'],
   uploader: ['store'],
   'ai-user': ['read', 'ai'],
-  admin: ['read', 'store', 'ai', 'admin'],
+  // The hospital link's orders REST API: a registration desk or an integration engine without HL7.
+  scheduler: ['read', 'his'],
+  admin: ['read', 'store', 'ai', 'admin', 'his'],
 };
 
 const SIGNATURE_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const;

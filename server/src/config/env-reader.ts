@@ -147,7 +147,7 @@ export class EnvReader {
 
   /**
    * `name=perm,perm;name2=perm`: what each role (or, for DIMSE, each AE title) may do. Permissions are
-   * read, store, ai, admin.
+   * read, store, ai, admin, his.
    */
   rolePermissions(name: string, fallback: Readonly<Record<string, readonly Permission[]>>): Record<string, Permission[]> {
     const raw = this.env[name];

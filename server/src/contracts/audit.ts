@@ -21,17 +21,23 @@ export const AuditRecordJson = Type.Object(
       {
         subject: Type.String(),
         name: Type.Optional(Type.String()),
-        kind: Type.String({ description: 'anonymous, token, dimse or unauthenticated' }),
+        kind: Type.String({ description: 'anonymous, token, dimse, hl7 or unauthenticated' }),
         roles: Type.Optional(Type.Array(Type.String())),
       },
       closed,
     ),
     clientAddress: Type.String(),
-    interface: Type.String({ description: 'dicomweb, ai, live, dimse or admin' }),
+    interface: Type.String({ description: 'dicomweb, ai, live, dimse, admin or his' }),
     route: Type.String(),
     objects: Type.Array(
       Type.Object(
-        { study: Type.Optional(Type.String()), series: Type.Optional(Type.String()), instance: Type.Optional(Type.String()), sopClass: Type.Optional(Type.String()) },
+        {
+          study: Type.Optional(Type.String()),
+          series: Type.Optional(Type.String()),
+          instance: Type.Optional(Type.String()),
+          sopClass: Type.Optional(Type.String()),
+          patient: Type.Optional(Type.String({ description: 'Patient Record / Order Record events: the Patient ID as HL7 CX (ID^^^ISSUER)' })),
+        },
         closed,
       ),
     ),

@@ -112,7 +112,7 @@ function parseWithDcmjs(dataset: Buffer, syntax: string): DcmjsDict {
  * Builds a minimal Part-10 buffer, as dcmjs parses nothing else (PS3.10 §7.1): preamble, "DICM", a meta
  * group with only its length and the transfer syntax, then the data set.
  */
-function part10ForDcmjs(dataset: Buffer, syntax: string): ArrayBuffer {
+export function part10ForDcmjs(dataset: Buffer, syntax: string): ArrayBuffer {
   const ts = Buffer.from(syntax.length % 2 === 0 ? syntax : `${syntax}\0`, 'latin1');
   const tsElement = 8 + ts.length;
   const total = 128 + 4 + 12 + tsElement + dataset.length;
@@ -152,7 +152,7 @@ function toDicomJson(dict: DcmjsDict, topLevel: boolean): DicomJsonDataset {
 
 function elementToJson(el: DcmjsElement): DicomJsonElement {
   const vr = typeof el.vr === 'string' ? el.vr : 'UN';
-  const values = Array.isArray(el.Value) ? el.Value : [];
+  const values = vr === 'UI' ? uidValues(el) : Array.isArray(el.Value) ? el.Value : [];
   const json: DicomJsonElement = { vr };
   if (vr === 'SQ') {
     const items = values.filter((x): x is DcmjsDict => typeof x === 'object' && x !== null);
@@ -173,6 +173,19 @@ function elementToJson(el: DcmjsElement): DicomJsonElement {
     if (mapped.some((v) => v !== null)) json.Value = mapped;
   }
   return json;
+}
+
+/**
+ * UI values as they are in the file. dcmjs deletes every character other than digits and dots from a
+ * UID it reads (`../../tmp/x` becomes `....`, `1.2.3x` becomes `1.2.3`), which would let ingest store an
+ * invalid UID under another one; its `_rawValue` keeps what was sent (padding removed), so ingest can
+ * refuse it (part10-scanner.ts) and metadata shows what the file says.
+ */
+function uidValues(el: DcmjsElement): unknown[] {
+  const raw = (el as { _rawValue?: unknown })._rawValue;
+  if (Array.isArray(raw)) return raw;
+  if (typeof raw === 'string') return [raw];
+  return Array.isArray(el.Value) ? el.Value : [];
 }
 
 /** Concatenated bytes of a binary value; `null` when larger than `max` (not copied); undefined if not binary. */

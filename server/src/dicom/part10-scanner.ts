@@ -19,7 +19,6 @@ import { ByteReader, type ChunkSink, isTruncation } from './byte-reader.js';
 import { walkDataset, type WalkResult } from './dataset-walker.js';
 import { readDeflatedHeader } from './deflated-dataset.js';
 import type { DicomJsonDataset } from './dicom-json.js';
-import { firstString } from './dicom-json.js';
 import { type DatasetEncoding, detectDatasetEncoding, type FileMeta, readFileMeta, readPreamble } from './file-meta.js';
 import { headerToJson } from './header-json.js';
 import type { InstanceHeader } from './instance-header.js';
@@ -142,21 +141,31 @@ function parseHeader(header: Header, encoding: DatasetEncoding): DicomJsonDatase
   }
 }
 
-/** The four UIDs every stored instance needs (the SOP ones may come from File Meta); refused without. */
+/**
+ * The four UIDs every stored instance needs, as the data set carries them; refused without. The SOP
+ * Instance UID must be the data set's own (0008,0018): the File Meta group's Media Storage SOP Instance
+ * UID describes the file, and an instance served back without its own UID is not a valid instance. The
+ * SOP Class UID may come from File Meta (the SOP class is also what the C-STORE command names). A UID
+ * that is not a valid UID (isValidUid) is refused, never rewritten: the index, the blob key and every URL
+ * use these values.
+ */
 function instanceUids(dataset: DicomJsonDataset, meta: FileMeta): InstanceUids {
-  const sopInstanceUid = uidValue(dataset, '00080018') ?? meta.mediaStorageSopInstanceUid;
+  const sopInstanceUid = uidValue(dataset, '00080018');
   const sopClassUid = uidValue(dataset, '00080016') ?? meta.mediaStorageSopClassUid;
   const studyInstanceUid = uidValue(dataset, '0020000D');
   const seriesInstanceUid = uidValue(dataset, '0020000E');
-  const missing = [
+  const named: Array<[string, string | undefined]> = [
     ['Study Instance UID (0020,000D)', studyInstanceUid],
     ['Series Instance UID (0020,000E)', seriesInstanceUid],
     ['SOP Instance UID (0008,0018)', sopInstanceUid],
     ['SOP Class UID (0008,0016)', sopClassUid],
-  ]
-    .filter(([, v]) => !v)
-    .map(([name]) => name);
+  ];
+  const missing = named.filter(([, v]) => !v).map(([name]) => name);
   if (missing.length > 0) throw invalid(`DICOM data set has no ${missing.join(', ')}`);
+  const malformed = named.filter(([, v]) => !isValidUid(v!)).map(([name]) => name);
+  if (malformed.length > 0) {
+    throw invalid(`DICOM data set has an invalid ${malformed.join(', ')}: a UID is digits and dots, at most 64 characters (PS3.5 §9.1)`);
+  }
   return {
     sopClassUid: sopClassUid!,
     sopInstanceUid: sopInstanceUid!,
@@ -165,10 +174,25 @@ function instanceUids(dataset: DicomJsonDataset, meta: FileMeta): InstanceUids {
   };
 }
 
-/** A UID value without its padding (PS3.5 §9.1: NUL; some writers pad with spaces); undefined if empty. */
+/**
+ * PS3.5 §9.1: components of digits separated by dots, at most 64 characters. Components with a leading
+ * zero are not allowed by the standard but are sent by older modalities, and rewriting a UID would break
+ * every reference to it: they are accepted and kept as sent. Anything else (letters, slashes, spaces,
+ * empty components, a second value) is refused.
+ */
+export function isValidUid(uid: string): boolean {
+  return uid.length <= 64 && /^[0-9]+(\.[0-9]+)*$/.test(uid);
+}
+
+/**
+ * A UID value as sent, without its padding (PS3.5 §9.1: a trailing NUL; some writers pad with a space);
+ * undefined if empty. Several values (VM > 1) come back joined with '\\', which isValidUid refuses.
+ */
 function uidValue(dataset: DicomJsonDataset, tag: string): string | undefined {
-  const v = firstString(dataset, tag);
-  const t = v === undefined ? undefined : v.replace(/[\0\s]+$/, '').trim();
+  const values = dataset[tag]?.Value;
+  if (values === undefined || values.length === 0) return undefined;
+  const text = values.map((v) => (typeof v === 'string' ? v : v === null ? '' : JSON.stringify(v))).join('\\');
+  const t = text.replace(/[\0 ]+$/, '');
   return t === '' ? undefined : t;
 }
 

@@ -1,8 +1,10 @@
 /**
- * HTTP caching of retrieved content (RFC 9111, RFC 9110 §8.8.3, §13.1.2). A stored SOP instance never
- * changes under its UID, so everything derived from one instance (the instance, its frames, bulk data,
- * rendered images) is `immutable` for a year; study / series responses can grow as instances arrive
- * and are revalidated every time (`no-cache`). Always `private`: it is patient data, never for shared
+ * HTTP caching of retrieved content (RFC 9111, RFC 9110 §8.8.3, §13.1.2). A stored SOP instance's pixel
+ * data never changes under its UID, so what derives from it alone (frames, pixel bulk data, rendered
+ * images) is `immutable` for a year; the whole instance carries the patient's identity, which the hospital
+ * link may correct (docs/architecture.md, "Hospital link"), so it is revalidated every time (`no-cache`;
+ * its ETag names the identity of record), as are study / series responses, which can also grow as
+ * instances arrive. Always `private`: it is patient data, never for shared
  * caches. The strong ETag names the exact representation (storage keys + everything that shapes the
  * bytes: path, negotiated media type / transfer syntax, rendering parameters, base URL), and multipart
  * bodies take their boundary from it, so the same ETag always means the same bytes.
@@ -10,9 +12,9 @@
 import { createHash } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 
-/** Content of one instance: never changes. */
+/** Pixel content of one instance: never changes. */
 export const IMMUTABLE_CACHE_CONTROL = 'private, max-age=31536000, immutable';
-/** Content of a study or series: revalidate with If-None-Match before reuse. */
+/** Whole instances, studies, series: revalidate with If-None-Match before reuse. */
 export const REVALIDATE_CACHE_CONTROL = 'private, no-cache';
 
 export interface CachePolicy {

@@ -8,7 +8,7 @@ import { gzip as gzipCallback } from 'node:zlib';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { LRUCache } from 'lru-cache';
 import type { Archive } from '../archive/archive.js';
-import { metadataETag, metadataText } from '../archive/metadata.js';
+import { identityKey, metadataETag, metadataText } from '../archive/metadata.js';
 import type { InstanceScope, InstanceWithAttributes, StoredInstance } from '../catalog/catalog.js';
 import { AppError } from '../errors.js';
 import { dicomwebBaseUrl } from '../http/base-url.js';
@@ -51,8 +51,9 @@ export async function metadataRoutes(app: FastifyInstance, options: MetadataRout
   const { archive } = options;
 
   /**
-   * Finished responses by ETag (which names the base URL and every instance with its blob), so a series
-   * that gains an instance gets a new key and the old entry simply ages out. Why: a 500-instance series
+   * Finished responses by ETag (which names the base URL, every instance with its blob and the patient
+   * identity of record it is read with), so a series that gains an instance, or whose patient is
+   * corrected, gets a new key and the old entry simply ages out. Why: a 500-instance series
    * is ~2 MB of JSON to assemble and gzip (tens of ms) each time a viewer opens it, while its content
    * only changes when an instance arrives. Bounded by bytes.
    */
@@ -60,13 +61,14 @@ export async function metadataRoutes(app: FastifyInstance, options: MetadataRout
   const responses =
     cacheBytes > 0 ? new LRUCache<string, CachedBody>({ maxSize: Math.ceil(cacheBytes / 2), sizeCalculation: (body) => Math.max(1, body.bytes.length) }) : undefined;
   /**
-   * Each instance's JSON text by storage key and base URL (what it depends on): when a series gains an
-   * instance, as it does all through an acquisition while a viewer polls, only the new one is built.
+   * Each instance's JSON text by storage key, base URL and the patient identity of record it is read with
+   * (what it depends on): when a series gains an instance, as it does all through an acquisition while a
+   * viewer polls, only the new one is built; a corrected or merged patient gives its instances new keys.
    */
   const instanceTexts =
     cacheBytes > 0 ? new LRUCache<string, string>({ maxSize: Math.ceil(cacheBytes / 2), sizeCalculation: (text) => Math.max(1, text.length) }) : undefined;
   const instanceText = (entry: InstanceWithAttributes, base: string, built: { count: number }): string => {
-    const key = `${entry.instance.blobKey}\u0000${base}`;
+    const key = `${entry.instance.blobKey}\u0000${base}\u0000${identityKey(entry.instance)}`;
     let text = instanceTexts?.get(key);
     if (text === undefined) {
       text = metadataText(entry, (i, tag) => bulkDataUri(base, i, tag));

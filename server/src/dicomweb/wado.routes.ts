@@ -3,8 +3,10 @@
  * instance. Stored bytes are streamed as they are whenever the client accepts the stored syntax;
  * otherwise instances are transcoded to Explicit VR Little Endian and frames decoded to raw
  * little-endian pixels where the archive can decode the stored syntax (wado-accept.ts decides, 406
- * when neither works). Caching headers and 304s: http-cache.ts (instance and frames immutable,
- * study / series revalidated).
+ * when neither works). Caching headers and 304s: http-cache.ts (frames immutable; whole instances,
+ * studies and series revalidated, as they carry the patient identity the hospital link may correct).
+ * An instance whose patient identity was corrected after it was stored goes out with the identity of
+ * record in its header (Archive.openInstance / transcodeInstance), its pixel data unchanged.
  */
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -50,13 +52,15 @@ export async function wadoRoutes(app: FastifyInstance, options: WadoRoutesOption
     const instances = await archive.findInstances(scopeOf(request.params));
     const transcode = negotiateInstances(request.headers.accept, instances, archive.decodeMaxBytes);
     const base = dicomwebBaseUrl(request, options.publicBaseUrl, options.dicomwebPath);
-    // One instance never changes; a study or series can gain instances (revalidated every time).
+    // Whole instances carry the patient's identity, which the hospital link can correct at any time:
+    // revalidated every time (the ETag names the identity of record), never immutable. A study or series
+    // can also gain instances.
     const policy: CachePolicy = {
-      immutable: request.params.instance !== undefined,
+      immutable: false,
       etag: representationETag([
         'instances',
         base,
-        ...instances.map((i) => `${i.sopInstanceUid}|${i.blobKey}|${transcode.has(i.sopInstanceUid) ? EXPLICIT_VR_LITTLE_ENDIAN : i.transferSyntaxUid}`),
+        ...instances.map((i) => `${i.sopInstanceUid}|${i.blobKey}|${transcode.has(i.sopInstanceUid) ? EXPLICIT_VR_LITTLE_ENDIAN : i.transferSyntaxUid}${identityTag(i)}`),
       ]),
     };
     if (sendIfNotModified(request, reply, policy)) return reply;
@@ -70,8 +74,11 @@ export async function wadoRoutes(app: FastifyInstance, options: WadoRoutesOption
     request.log.info({ instances: instances.length, transcoded: transcode.size }, 'WADO-RS instances');
     void withCacheHeaders(reply, policy).type(`multipart/related; type="application/dicom"; boundary=${boundary}`);
     // Stored bytes only: the length is known from the index before the first byte, so the client can show
-    // progress (and there is no chunked framing). Transcoded sizes are known only once decoded.
-    if (transcode.size === 0) void reply.header('content-length', storedLength(instances, boundary, base));
+    // progress (and there is no chunked framing). Transcoded sizes are known only once decoded, those of
+    // files sent with a corrected patient identity once their header is rewritten.
+    const corrected = instances.filter((i) => i.patient?.differs === true).length;
+    if (corrected > 0) request.log.info({ corrected }, 'WADO-RS instances sent with the patient identity of record');
+    if (transcode.size === 0 && corrected === 0) void reply.header('content-length', storedLength(instances, boundary, base));
     return reply.send(Readable.from(instanceParts(archive, instances, transcode, prepared, boundary, base), { objectMode: false }));
   };
 
@@ -119,6 +126,12 @@ export async function wadoRoutes(app: FastifyInstance, options: WadoRoutesOption
 
 const CRLF = Buffer.from('\r\n', 'latin1');
 
+/** Part of an instance's ETag: the patient identity of record it is read with, when one is applied. */
+export function identityTag(instance: StoredInstance): string {
+  const patient = instance.patient;
+  return patient === undefined ? '' : `|patient:${patient.version}:${patient.digest}:${patient.differs ? 1 : 0}`;
+}
+
 /**
  * The multipart body: each stored file byte for byte, in order. Small files come whole from the
  * archive's read-ahead (a bounded window of ranged reads issued ahead of the part being sent); large
@@ -152,7 +165,9 @@ async function* instanceParts(
       yield chunk as Buffer;
     }
     // The announced Content-Length came from the index: a file that disagrees must break the reply, not skew it.
-    if (sent !== instance.blobSize) throw new Error(`stored file of ${instance.sopInstanceUid} has ${sent} bytes, the index says ${instance.blobSize}`);
+    if (instance.patient?.differs !== true && sent !== instance.blobSize) {
+      throw new Error(`stored file of ${instance.sopInstanceUid} has ${sent} bytes, the index says ${instance.blobSize}`);
+    }
     yield CRLF;
   }
   yield closingDelimiter(boundary);

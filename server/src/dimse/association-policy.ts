@@ -14,6 +14,12 @@ export const STUDY_ROOT_FIND = '1.2.840.10008.5.1.4.1.2.2.1';
 export const STUDY_ROOT_MOVE = '1.2.840.10008.5.1.4.1.2.2.2';
 export const STUDY_ROOT_GET = '1.2.840.10008.5.1.4.1.2.2.3';
 
+/** Modality Worklist Information Model – FIND (PS3.4 Annex K) and Modality Performed Procedure Step (PS3.4 Annex F). */
+export const MODALITY_WORKLIST_FIND = '1.2.840.10008.5.1.4.31';
+export const MODALITY_PERFORMED_PROCEDURE_STEP = '1.2.840.10008.3.1.2.3.3';
+/** Offered only when the hospital link's store is given to the DIMSE server (`AssociationPolicy.hospitalLink`). */
+export const HOSPITAL_LINK_SOP_CLASSES: ReadonlySet<string> = new Set([MODALITY_WORKLIST_FIND, MODALITY_PERFORMED_PROCEDURE_STEP]);
+
 export const QUERY_RETRIEVE_SOP_CLASSES: ReadonlySet<string> = new Set([
   PATIENT_ROOT_FIND,
   PATIENT_ROOT_MOVE,
@@ -87,12 +93,14 @@ export interface AssociationPolicy {
   allowedCallingAeTitles: readonly string[];
   /** What each calling AE may do; empty: every allowed AE may do everything, else an AE not listed is refused. */
   aePermissions: Readonly<Record<string, readonly string[]>>;
+  /** Modality Worklist and MPPS are offered (the hospital link's store was given); otherwise refused like any unknown class. */
+  hospitalLink?: boolean;
 }
 
 /** DIMSE has no tokens: the calling AE title is the identity (PS3.8 does not authenticate it: use it with network segmentation). */
 export type DimsePermission = 'read' | 'store';
 
-/** `store` for C-STORE, `read` for C-FIND / C-MOVE / C-GET. */
+/** `store` for C-STORE and MPPS N-CREATE / N-SET, `read` for C-FIND (worklist included) / C-MOVE / C-GET. */
 export function aeMay(policy: AssociationPolicy, callingAeTitle: string, permission: DimsePermission): boolean {
   if (Object.keys(policy.aePermissions).length === 0) return true;
   return policy.aePermissions[callingAeTitle]?.includes(permission) ?? false;
@@ -124,7 +132,7 @@ export function negotiate(association: Association, policy: AssociationPolicy): 
     const abstract = context.getAbstractSyntaxUid();
     const proposed = context.getTransferSyntaxUids();
     let candidates: readonly string[];
-    if (abstract === VERIFICATION || QUERY_RETRIEVE_SOP_CLASSES.has(abstract)) {
+    if (abstract === VERIFICATION || QUERY_RETRIEVE_SOP_CLASSES.has(abstract) || (policy.hospitalLink === true && HOSPITAL_LINK_SOP_CLASSES.has(abstract))) {
       candidates = UNCOMPRESSED_TRANSFER_SYNTAXES.filter((uid) => proposed.includes(uid));
     } else if (isStorageSopClass(abstract)) {
       // Store as received: the peer's first proposed syntax that the archive keeps.

@@ -25,12 +25,18 @@ export type Request = InstanceType<typeof dcmjsDimse.requests.Request>;
 export type CFindResponse = InstanceType<typeof dcmjsDimse.responses.CFindResponse>;
 export type CMoveResponse = InstanceType<typeof dcmjsDimse.responses.CMoveResponse>;
 export type CGetResponse = InstanceType<typeof dcmjsDimse.responses.CGetResponse>;
+export type NCreateRequest = InstanceType<typeof dcmjsDimse.requests.NCreateRequest>;
+export type NSetRequest = InstanceType<typeof dcmjsDimse.requests.NSetRequest>;
+export type NCreateResponse = InstanceType<typeof dcmjsDimse.responses.NCreateResponse>;
+export type NSetResponse = InstanceType<typeof dcmjsDimse.responses.NSetResponse>;
 export type CStoreResponse = InstanceType<typeof dcmjsDimse.responses.CStoreResponse>;
 
 /** DIMSE status codes used here (PS3.7 Annex C, PS3.4 Annexes B and C). */
 export const Status = {
   Success: 0x0000,
   Pending: 0xff00,
+  /** C-FIND pending, one or more optional keys were not supported for matching (worklist, PS3.4 K.4.1.3). */
+  PendingOptionalKeysNotSupported: 0xff01,
   Cancel: 0xfe00,
   /** Sub-operations complete, one or more failures or warnings (C-MOVE / C-GET). */
   SubOperationsWarning: 0xb000,

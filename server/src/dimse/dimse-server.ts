@@ -1,6 +1,7 @@
 /**
- * The DICOM network service (DIMSE SCP): C-ECHO, C-STORE, C-FIND, C-MOVE and C-GET on dcmjs-dimse's
- * protocol machine (PDUs, association state, P-DATA fragmentation), behind a `net.Server` of our own so
+ * The DICOM network service (DIMSE SCP): C-ECHO, C-STORE, C-FIND, C-MOVE and C-GET, and with the
+ * hospital link's store the Modality Worklist (C-FIND, worklist.ts) and MPPS (N-CREATE / N-SET,
+ * mpps.ts), on dcmjs-dimse's protocol machine (PDUs, association state, P-DATA fragmentation), behind a `net.Server` of our own so
  * it listens on the configured address only (dcmjs-dimse's `Server.listen(port)` binds every interface).
  *
  * Every handler answers: an exception inside a dcmjs-dimse handler would abort the association with no
@@ -19,7 +20,11 @@ import { storedObjects, type AuditObject } from '../audit/audit-record.js';
 import type { AuditTrail } from '../audit/audit-trail.js';
 import { RetrieveIdentifierError, instancesToRetrieve, runSubOperations, withStoreAssociation, type SubOperationCounts } from './c-move-get.js';
 import { startIncomingStore, storeStatus, type IncomingStore } from './c-store.js';
-import { aeMay, negotiate, type AssociationPolicy } from './association-policy.js';
+import { MODALITY_PERFORMED_PROCEDURE_STEP, MODALITY_WORKLIST_FIND, aeMay, negotiate, type AssociationPolicy } from './association-policy.js';
+import type { HisStore } from '../his/his-store.js';
+import { WorklistIdentifierError, findWorklist, parseWorklistIdentifier, worklistAuditKeys } from './worklist.js';
+import { MppsStatus, createPerformedStep, patientOf, setPerformedStep, type MppsOutcome } from './mpps.js';
+import { outcomeOfDimseStatus } from '../audit/audit-record.js';
 import {
   Dataset,
   Scp,
@@ -31,6 +36,10 @@ import {
   type CGetRequest,
   type CMoveRequest,
   type CStoreRequest,
+  type NCreateRequest,
+  type NCreateResponse,
+  type NSetRequest,
+  type NSetResponse,
   type PresentationContext,
   type Request,
 } from './dimse-lib.js';
@@ -43,8 +52,10 @@ export interface DimseServerOptions {
   pageSize: number;
   /** Seconds of silence before an association is aborted (dcmjs-dimse PDU / association timeouts). */
   timeoutSeconds?: number;
-  /** Audit trail: one record per C-STORE, C-FIND, C-MOVE and C-GET with its final status. */
+  /** Audit trail: one record per C-STORE, C-FIND, C-MOVE, C-GET, N-CREATE and N-SET with its final status. */
   audit?: AuditTrail | undefined;
+  /** The hospital link's store: Modality Worklist (C-FIND) and MPPS (N-CREATE / N-SET) are offered only with it. */
+  his?: HisStore | undefined;
 }
 
 export interface DimseServer {
@@ -62,7 +73,7 @@ type ResponseLike = InstanceType<typeof responses.Response>;
 export async function startDimseServer(options: DimseServerOptions): Promise<DimseServer> {
   const { archive, config } = options;
   const log = options.logger.child({ component: 'dimse' });
-  const policy: AssociationPolicy = { allowedCallingAeTitles: config.allowedCallingAeTitles, aePermissions: config.aePermissions ?? {} };
+  const policy: AssociationPolicy = { allowedCallingAeTitles: config.allowedCallingAeTitles, aePermissions: config.aePermissions ?? {}, hospitalLink: options.his !== undefined };
   const timeoutMs = (options.timeoutSeconds ?? 60) * 1000;
   const sockets = new Set<net.Socket>();
 
@@ -204,8 +215,9 @@ export async function startDimseServer(options: DimseServerOptions): Promise<Dim
         try {
           const elements = (request.getDataset()?.getElements() ?? {}) as Record<string, unknown>;
           const keys = Object.fromEntries(Object.entries(elements).filter(([keyword]) => !keyword.startsWith('_')).map(([keyword, value]) => [keyword, matchText(value)]));
+          const worklist = request.getAffectedSopClassUid() === MODALITY_WORKLIST_FIND;
           this.audited('C-FIND', answers.at(-1)?.getStatus() ?? Status.ProcessingFailure, [], {
-            query: { level: matchText(elements['QueryRetrieveLevel']), keys },
+            query: worklist ? { level: 'WORKLIST', keys: worklistAuditKeys(elements) } : { level: matchText(elements['QueryRetrieveLevel']), keys },
             detail: { sopClass: request.getAffectedSopClassUid() },
           });
         } finally {
@@ -223,6 +235,10 @@ export async function startDimseServer(options: DimseServerOptions): Promise<Dim
       if (!aeMay(policy, this.callingAeTitle, 'read')) {
         log.warn({ callingAeTitle: this.callingAeTitle }, 'C-FIND refused: this calling AE may not query');
         callback([respond(Status.NotAuthorized, undefined, 'This calling AE title may not query')]);
+        return;
+      }
+      if (request.getAffectedSopClassUid() === MODALITY_WORKLIST_FIND) {
+        void this.worklistFind(request, respond, callback);
         return;
       }
       void (async () => {
@@ -248,6 +264,111 @@ export async function startDimseServer(options: DimseServerOptions): Promise<Dim
           }
         }
       })();
+    }
+
+    /** Modality Worklist C-FIND (worklist.ts): one pending answer per item, C-CANCEL checked as they go. */
+    private async worklistFind(
+      request: CFindRequest,
+      respond: (status: number, elements?: Record<string, unknown>, comment?: string) => InstanceType<typeof responses.CFindResponse>,
+      callback: (answers: Array<InstanceType<typeof responses.CFindResponse>>) => void,
+    ): Promise<void> {
+      try {
+        if (options.his === undefined) throw new Error('no HIS store');
+        const identifier = parseWorklistIdentifier(request.getDataset()?.getElements() ?? {});
+        const items = await findWorklist(options.his, identifier);
+        const pending = identifier.unsupported.length > 0 ? Status.PendingOptionalKeysNotSupported : Status.Pending;
+        for (const elements of items) {
+          await new Promise((resolve) => setImmediate(resolve)); // lets a C-CANCEL in between answers
+          if (this.isCancelled(request)) {
+            callback([respond(Status.Cancel)]);
+            return;
+          }
+          this.sendResponse(request, respond(pending, elements));
+        }
+        log.info({ callingAeTitle: this.callingAeTitle, matches: items.length }, 'Modality Worklist C-FIND');
+        callback([respond(Status.Success)]);
+      } catch (err) {
+        if (err instanceof WorklistIdentifierError) callback([respond(Status.IdentifierDoesNotMatchSopClass, undefined, err.message)]);
+        else {
+          log.error({ message: (err as Error).message }, 'Modality Worklist C-FIND failed');
+          callback([respond(Status.UnableToProcess, undefined, 'The worklist could not be read')]);
+        }
+      }
+    }
+
+    override nCreateRequest(request: NCreateRequest, callback: (response: NCreateResponse) => void): void {
+      void this.performedStep('N-CREATE', request, responses.NCreateResponse.fromRequest(request), callback as (response: NCreateResponse | NSetResponse) => void);
+    }
+
+    override nSetRequest(request: NSetRequest, callback: (response: NSetResponse) => void): void {
+      void this.performedStep('N-SET', request, responses.NSetResponse.fromRequest(request), callback as (response: NCreateResponse | NSetResponse) => void);
+    }
+
+    /** MPPS N-CREATE / N-SET (mpps.ts), with the `store` permission; audited as an Order Record event. */
+    private async performedStep(
+      service: 'N-CREATE' | 'N-SET',
+      request: NCreateRequest | NSetRequest,
+      response: NCreateResponse | NSetResponse,
+      callback: (response: NCreateResponse | NSetResponse) => void,
+    ): Promise<void> {
+      const elements = (request.getDataset()?.getElements() ?? {}) as Record<string, unknown>;
+      const requestedUid = service === 'N-CREATE' ? request.getAffectedSopInstanceUid() : request.getRequestedSopInstanceUid();
+      let outcome: MppsOutcome;
+      try {
+        const sopClass = service === 'N-CREATE' ? request.getAffectedSopClassUid() : request.getRequestedSopClassUid();
+        if (options.his === undefined || sopClass !== MODALITY_PERFORMED_PROCEDURE_STEP) {
+          outcome = { status: MppsStatus.NoSuchSopClass, sopInstanceUid: requestedUid ?? '', errorComment: 'No such SOP class', orders: [], performedSeries: [] };
+        } else if (!aeMay(policy, this.callingAeTitle, 'store')) {
+          log.warn({ callingAeTitle: this.callingAeTitle }, `MPPS ${service} refused: this calling AE may not store`);
+          outcome = { status: Status.NotAuthorized, sopInstanceUid: requestedUid ?? '', errorComment: 'This calling AE title may not report procedure steps', orders: [], performedSeries: [] };
+        } else {
+          outcome = service === 'N-CREATE' ? await createPerformedStep(options.his, requestedUid, elements) : await setPerformedStep(options.his, requestedUid ?? '', elements);
+        }
+      } catch (err) {
+        log.error({ message: (err as Error).message }, `MPPS ${service} failed`);
+        outcome = { status: MppsStatus.ProcessingFailure, sopInstanceUid: requestedUid ?? '', errorComment: 'The procedure step could not be recorded', orders: [], performedSeries: [] };
+      }
+      response.setStatus(outcome.status);
+      if (outcome.sopInstanceUid !== '') response.setAffectedSopInstanceUid(outcome.sopInstanceUid);
+      if (outcome.errorComment !== undefined) response.setErrorComment(outcome.errorComment.slice(0, 64));
+      const command = response.getCommandDataset() as unknown as { setElement(keyword: string, value: unknown): void };
+      if (outcome.errorId !== undefined) command.setElement('ErrorID', outcome.errorId);
+      if (outcome.attributes !== undefined) command.setElement('AttributeIdentifierList', outcome.attributes);
+      const level = outcome.status === MppsStatus.Success ? 'info' : 'warn';
+      log[level]({ callingAeTitle: this.callingAeTitle, status: outcome.status, ppsStatus: outcome.ppsStatus, orders: outcome.orders.length, series: outcome.performedSeries.length }, `MPPS ${service}`);
+      this.auditedStep(service, outcome, elements);
+      callback(response);
+    }
+
+    private auditedStep(service: 'N-CREATE' | 'N-SET', outcome: MppsOutcome, elements: Record<string, unknown>): void {
+      if (options.audit === undefined) return;
+      try {
+        const patient = patientOf(outcome.orders, elements);
+        const studies = [...new Set(outcome.orders.map((order) => order.studyInstanceUid))];
+        const objects: AuditObject[] = studies.map((study) => ({ study, ...(patient === undefined ? {} : { patient }) }));
+        if (objects.length === 0 && patient !== undefined) objects.push({ patient });
+        options.audit.record({
+          time: Date.now(),
+          action: 'order-record',
+          outcome: outcomeOfDimseStatus(outcome.status),
+          status: outcome.status,
+          who: { subject: `AE:${this.callingAeTitle}`, name: this.callingAeTitle, kind: 'dimse' },
+          clientAddress: (this.ownSocket.remoteAddress ?? '').replace(/^::ffff:/, ''),
+          interface: 'dimse',
+          route: service,
+          objects,
+          detail: {
+            eventActionCode: service === 'N-CREATE' ? 'C' : 'U',
+            sopClass: MODALITY_PERFORMED_PROCEDURE_STEP,
+            mppsSopInstanceUid: outcome.sopInstanceUid,
+            orders: outcome.orders.length,
+            performedSeries: outcome.performedSeries.length,
+            ...(outcome.ppsStatus === undefined ? {} : { ppsStatus: outcome.ppsStatus }),
+          },
+        });
+      } catch {
+        // a malformed request must not break the association
+      }
     }
 
     override cMoveRequest(request: CMoveRequest, callback: (answers: Array<InstanceType<typeof responses.CMoveResponse>>) => void): void {

@@ -74,10 +74,10 @@ export type HisCommand =
   | { kind: 'patient-merge'; prior: PatientKey; surviving: PatientIdentity }
   /** ORM^O01 / OMI^O23 with ORC-1 NW: a new order (the patient is created or updated first). */
   | { kind: 'order-new'; patient: PatientIdentity; order: OrderInput }
-  /** ORC-1 XO: the order changed (same placer or accession). */
-  | { kind: 'order-change'; patient: PatientIdentity; order: OrderInput }
-  /** ORC-1 CA (cancel) or DC (discontinue): the step is cancelled / discontinued. */
-  | { kind: 'order-cancel'; patient: PatientKey; placerOrderNumber: string | null; accessionNumber: string | null; discontinue: boolean };
+  /** ORC-1 XO: the order changed (same placer or accession; `orderId`, the archive's id, when the orders REST API names it). */
+  | { kind: 'order-change'; patient: PatientIdentity; order: OrderInput; orderId?: string }
+  /** ORC-1 CA (cancel) or DC (discontinue): the step is cancelled / discontinued (`orderId` as for a change). */
+  | { kind: 'order-cancel'; patient: PatientKey; placerOrderNumber: string | null; accessionNumber: string | null; discontinue: boolean; orderId?: string };
 
 /** Who sent a command: the audit trail and the message log name it. */
 export interface HisCommandContext {
@@ -90,6 +90,8 @@ export interface HisCommandContext {
   /** The user (REST: token subject) or `HL7:<sending application>`. */
   subject: string;
   clientAddress: string;
+  /** REST: more about the signed-in user for the audit trail (display name, roles; `anonymous` with sign-in off). */
+  user?: { kind: 'anonymous' | 'token'; name?: string; roles?: readonly string[] };
 }
 
 export interface HisApplyResult {

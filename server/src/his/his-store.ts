@@ -64,6 +64,8 @@ export interface LoggedMessage {
 export interface HisTransaction {
   upsertPatient(identity: PatientIdentity): Promise<void>;
   getPatient(key: PatientKey): Promise<PatientIdentity | undefined>;
+  /** The orders of a patient (any state), oldest first. An extension: a merge reports the orders it moves. */
+  ordersOfPatient(key: PatientKey): Promise<Order[]>;
   /** Moves every order of `prior` to `surviving` and removes the prior patient. */
   mergePatient(prior: PatientKey, surviving: PatientKey): Promise<void>;
   /** Creates the order (new id, status SCHEDULED, the given or a new Study Instance UID). */
@@ -77,8 +79,12 @@ export interface HisTransaction {
   logMessage(entry: LoggedMessage): Promise<void>;
   putPerformedStep(step: PerformedProcedureStep): Promise<void>;
   getPerformedStep(sopInstanceUid: string): Promise<PerformedProcedureStep | undefined>;
-  /** Adds performed series to an order (MPPS, or instances stored with its accession number). */
-  addPerformedSeries(orderId: string, seriesInstanceUids: readonly string[], mppsSopInstanceUid?: string): Promise<void>;
+  /**
+   * Adds performed series to an order (MPPS, or instances stored with its accession number); a series
+   * linked already is kept once. `studyInstanceUid`: the study the series was stored in, when known
+   * (ingest), so `ordersOfStudies` finds the order even when the modality did not use its Study Instance UID.
+   */
+  addPerformedSeries(orderId: string, seriesInstanceUids: readonly string[], mppsSopInstanceUid?: string, studyInstanceUid?: string): Promise<void>;
 }
 
 export interface HisStore {
@@ -89,7 +95,7 @@ export interface HisStore {
   getOrder(id: string): Promise<Order | undefined>;
   /** The order of an accession number (ingest coercion, the study browser's order state). */
   findOrderByAccession(accessionNumber: string): Promise<WorklistItem | undefined>;
-  /** Orders of these studies (the study browser shows each study's order state). */
+  /** Orders of these studies: by the order's Study Instance UID or a performed series stored in the study (the study browser shows each study's order state). */
   ordersOfStudies(studyInstanceUids: readonly string[]): Promise<Order[]>;
   worklist(query: WorklistQuery): Promise<WorklistItem[]>;
   getPerformedStep(sopInstanceUid: string): Promise<PerformedProcedureStep | undefined>;

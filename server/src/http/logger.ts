@@ -16,8 +16,12 @@ export function loggerOptions(config: Pick<Config, 'logLevel'>) {
   };
 }
 
-/** The URL without its query string. Path segments are UIDs, which identify no person. */
+/**
+ * The URL without its query string. Path segments are UIDs, which identify no person; the one
+ * exception, a patient's issuer and ID in `/his/patients/{issuer}/{id}` (the orders API), is replaced.
+ */
 export function pathOnly(url: string): string {
   const question = url.indexOf('?');
-  return question === -1 ? url : url.slice(0, question);
+  const path = question === -1 ? url : url.slice(0, question);
+  return path.replace(/^\/his\/patients\/(?!merge(?:\/|$))[^/]*(?:\/[^/]*)?/, '/his/patients/{issuer}/{id}');
 }

@@ -14,7 +14,7 @@
  * routes file needs to import about access and audit.
  */
 import type { RoutePermission } from '../auth/permissions.js';
-import type { AuditAction, AuditInterface, AuditObject, LiveAuditEvent } from '../audit/audit-vocabulary.js';
+import type { AuditAction, AuditActionCode, AuditInterface, AuditObject, LiveAuditEvent } from '../audit/audit-vocabulary.js';
 
 export type { AuditObject, LiveAuditEvent } from '../audit/audit-vocabulary.js';
 export { storedObjects } from '../audit/audit-vocabulary.js';
@@ -25,6 +25,8 @@ export interface RouteAudit {
   interface: AuditInterface;
   /** Searches (`query`): the level the record names (`study`, `series`, `instance`). */
   queryLevel?: string;
+  /** Actions whose ATNA EventActionCode depends on the route (`order-record`: C, R, U, D): recorded as `detail.eventActionCode`. */
+  actionCode?: AuditActionCode;
   /**
    * The route records its own events (the live WebSocket: start and end of a session, since an upgraded
    * connection has no HTTP response); the hook then hands it `request.recordLive` and records nothing.
@@ -58,6 +60,8 @@ export interface AccessOptions {
   /** The audit action; required unless the permission is `public`. */
   audit?: AuditAction;
   queryLevel?: string;
+  /** The ATNA EventActionCode of this route's records, for actions where it varies (`order-record`, `patient-record`). */
+  actionCode?: AuditActionCode;
   selfRecorded?: boolean;
   tokenInQuery?: boolean;
 }
@@ -72,13 +76,21 @@ export type Requires = (permission: RoutePermission, options?: AccessOptions) =>
 /** The `requires` of the routes of one interface (`dicomweb`, `ai`, `live`, `admin`). */
 export function routeAccess(via: AuditInterface): Requires {
   return (permission, options = {}) => {
-    const { audit, queryLevel, selfRecorded, tokenInQuery } = options;
+    const { audit, queryLevel, actionCode, selfRecorded, tokenInQuery } = options;
     return {
       config: {
         permission,
         ...(audit === undefined
           ? {}
-          : { audit: { action: audit, interface: via, ...(queryLevel === undefined ? {} : { queryLevel }), ...(selfRecorded === true ? { selfRecorded } : {}) } }),
+          : {
+              audit: {
+                action: audit,
+                interface: via,
+                ...(queryLevel === undefined ? {} : { queryLevel }),
+                ...(actionCode === undefined ? {} : { actionCode }),
+                ...(selfRecorded === true ? { selfRecorded } : {}),
+              },
+            }),
         ...(tokenInQuery === undefined ? {} : { tokenInQuery }),
       },
     };
