@@ -130,8 +130,8 @@ function checkFormat(json: DicomJsonDataset, tag: string, format: RegExp): void 
 function seriesOf(json: DicomJsonDataset): string[] {
   const series: string[] = [];
   for (const item of itemsIn(json, TAG.PerformedSeriesSequence)) {
-    const uid = required(item, TAG.SeriesInstanceUID, 'Performed Series Sequence > ');
-    if (!isValidUid(uid)) throw new Refusal(MppsStatus.InvalidAttributeValue, 'Performed Series Sequence > Series Instance UID is not a valid UID', [TAG.PerformedSeriesSequence]);
+    const uid = required(item, TAG.SeriesInstanceUID, 'PerformedSeriesSequence>');
+    if (!isValidUid(uid)) throw new Refusal(MppsStatus.InvalidAttributeValue, 'PerformedSeriesSequence>SeriesInstanceUID is not a valid UID', [TAG.PerformedSeriesSequence]);
     if (!series.includes(uid)) series.push(uid);
   }
   return series;
@@ -147,12 +147,12 @@ interface StepReference {
 
 /** Checks an N-CREATE data set (Table F.7.2-1, Type 1 at N-CREATE) and reads its scheduled step references. */
 function checkCreate(json: DicomJsonDataset): StepReference[] {
-  if (json[TAG.ScheduledStepAttributesSequence] === undefined) throw new Refusal(MppsStatus.MissingAttribute, 'Scheduled Step Attributes Sequence is missing', [TAG.ScheduledStepAttributesSequence]);
+  if (json[TAG.ScheduledStepAttributesSequence] === undefined) throw new Refusal(MppsStatus.MissingAttribute, 'ScheduledStepAttributesSequence is missing', [TAG.ScheduledStepAttributesSequence]);
   const steps = itemsIn(json, TAG.ScheduledStepAttributesSequence);
-  if (steps.length === 0) throw new Refusal(MppsStatus.MissingAttributeValue, 'Scheduled Step Attributes Sequence has no item', [TAG.ScheduledStepAttributesSequence]);
+  if (steps.length === 0) throw new Refusal(MppsStatus.MissingAttributeValue, 'ScheduledStepAttributesSequence has no item', [TAG.ScheduledStepAttributesSequence]);
   const references = steps.map((step) => {
-    const studyInstanceUid = required(step, TAG.StudyInstanceUID, 'Scheduled Step Attributes Sequence > ');
-    if (!isValidUid(studyInstanceUid)) throw new Refusal(MppsStatus.InvalidAttributeValue, 'Scheduled Step Attributes Sequence > Study Instance UID is not a valid UID', [TAG.ScheduledStepAttributesSequence]);
+    const studyInstanceUid = required(step, TAG.StudyInstanceUID, 'ScheduledStepAttributesSequence>');
+    if (!isValidUid(studyInstanceUid)) throw new Refusal(MppsStatus.InvalidAttributeValue, 'ScheduledStepAttributesSequence>StudyInstanceUID: not a UID', [TAG.ScheduledStepAttributesSequence]);
     return {
       studyInstanceUid,
       accessionNumber: valueOf(step, TAG.AccessionNumber),
@@ -177,9 +177,10 @@ const agrees = (reference: StepReference, order: Order) =>
 /**
  * The orders a step performs: by Placer Order Number or Accession Number (+ RP ID / SPS ID when given;
  * the modality may have made its own Study Instance UID), else by Study Instance UID (+ RP ID / SPS ID).
- * `byStudy` holds the orders of the referenced studies, read before the transaction.
+ * `byStudy` holds the orders of each referenced study (`HisStore.ordersOfStudies`: by the order's Study
+ * Instance UID or a series of it stored in the study), read before the transaction.
  */
-async function resolveOrders(tx: HisTransaction, references: readonly StepReference[], byStudy: readonly Order[]): Promise<Order[]> {
+async function resolveOrders(tx: HisTransaction, references: readonly StepReference[], byStudy: ReadonlyMap<string, readonly Order[]>): Promise<Order[]> {
   const found = new Map<string, Order>();
   for (const reference of references) {
     let candidates: Order[] = [];
@@ -187,7 +188,11 @@ async function resolveOrders(tx: HisTransaction, references: readonly StepRefere
       const order = await tx.findOrder({ placerOrderNumber: reference.placerOrderNumber || null, accessionNumber: reference.accessionNumber || null });
       if (order !== undefined) candidates = [order];
     } else {
-      candidates = byStudy.filter((order) => order.studyInstanceUid === reference.studyInstanceUid);
+      // Read again inside the transaction: `byStudy` was read before it.
+      for (const order of byStudy.get(reference.studyInstanceUid) ?? []) {
+        const current = await tx.findOrder({ id: order.id });
+        if (current !== undefined) candidates.push(current);
+      }
     }
     for (const order of candidates.filter((o) => agrees(reference, o))) found.set(order.id, order);
   }
@@ -221,7 +226,8 @@ export async function createPerformedStep(store: HisStore, affectedSopInstanceUi
     const references = checkCreate(json);
     const performedSeries = seriesOf(json);
     const studies = [...new Set(references.filter((r) => r.accessionNumber === '' && r.placerOrderNumber === '').map((r) => r.studyInstanceUid))];
-    const byStudy = studies.length === 0 ? [] : await store.ordersOfStudies(studies);
+    const byStudy = new Map<string, Order[]>();
+    for (const study of studies) byStudy.set(study, await store.ordersOfStudies([study]));
     return await store.transaction(async (tx) => {
       if ((await tx.getPerformedStep(sopInstanceUid)) !== undefined) {
         throw new Refusal(MppsStatus.DuplicateSopInstance, 'An MPPS instance with this SOP Instance UID exists');
@@ -248,14 +254,14 @@ export async function setPerformedStep(store: HisStore, requestedSopInstanceUid:
       const step = await tx.getPerformedStep(sopInstanceUid);
       if (step === undefined) throw new Refusal(MppsStatus.NoSuchObjectInstance, 'No MPPS instance with this SOP Instance UID');
       if (step.status !== 'IN PROGRESS') {
-        throw new Refusal(MppsStatus.ProcessingFailure, `Performed Procedure Step Object may no longer be updated (${step.status})`, [], MAY_NO_LONGER_BE_UPDATED);
+        throw new Refusal(MppsStatus.ProcessingFailure, 'Performed Procedure Step Object may no longer be updated', [], MAY_NO_LONGER_BE_UPDATED);
       }
       const stored = step.attributes as DicomJsonDataset;
       const changed = CREATE_ONLY.filter((tag) => changes[tag] !== undefined && JSON.stringify(changes[tag]) !== JSON.stringify(stored[tag]));
       if (changed.length > 0) throw new Refusal(MppsStatus.InvalidAttributeValue, `${keywordOf(changed[0]!)} may not be changed by N-SET`, changed);
       const requested = valueOf(changes, TAG.PerformedProcedureStepStatus);
       if (requested !== '' && requested !== 'IN PROGRESS' && !FINAL.has(requested)) {
-        throw new Refusal(MppsStatus.InvalidAttributeValue, 'Performed Procedure Step Status must be IN PROGRESS, COMPLETED or DISCONTINUED', [TAG.PerformedProcedureStepStatus]);
+        throw new Refusal(MppsStatus.InvalidAttributeValue, 'Status must be IN PROGRESS, COMPLETED or DISCONTINUED', [TAG.PerformedProcedureStepStatus]);
       }
       const status = (requested === '' ? step.status : requested) as PerformedProcedureStep['status'];
       const attributes: DicomJsonDataset = { ...stored, ...changes };
@@ -267,7 +273,7 @@ export async function setPerformedStep(store: HisStore, requestedSopInstanceUid:
         required(attributes, TAG.PerformedProcedureStepEndDate);
         required(attributes, TAG.PerformedProcedureStepEndTime);
         if (status === 'COMPLETED' && performedSeries.length === 0) {
-          throw new Refusal(MppsStatus.MissingAttributeValue, 'Performed Series Sequence needs an item to complete the step', [TAG.PerformedSeriesSequence]);
+          throw new Refusal(MppsStatus.MissingAttributeValue, 'PerformedSeriesSequence needs an item to complete the step', [TAG.PerformedSeriesSequence]);
         }
       }
       const orders: Order[] = [];

@@ -240,6 +240,16 @@ describe('MPPS with the dcmjs-dimse Client as the modality', () => {
     expect(await his.getPerformedStep(mpps)).toMatchObject({ status: 'DISCONTINUED', performedSeries: [series] });
   });
 
+  it('finds the order by its Study Instance UID when the modality sends no accession number', async () => {
+    const order = await placeOrder();
+    const mpps = newUid();
+    const byStudy = creation(order);
+    byStudy['ScheduledStepAttributesSequence'] = [{ StudyInstanceUID: order.studyInstanceUid, AccessionNumber: '', RequestedProcedureID: '', ScheduledProcedureStepID: '' }];
+    const [created] = await exchange([nCreate(mpps, byStudy)]);
+    expect(created!.status).toBe(0);
+    expect(await his.getOrder(order.id)).toMatchObject({ status: 'IN PROGRESS', mppsSopInstanceUid: mpps });
+  });
+
   it('keeps an unscheduled step (no known order) and assigns a UID when the modality gives none', async () => {
     const [unscheduled] = await exchange([nCreate(undefined, creation(undefined))]);
     expect(unscheduled!.status).toBe(0x0000);

@@ -146,7 +146,7 @@ function keysOf(elements: Record<string, unknown>, level: string, unsupported: s
     const supported = SUPPORTED[level]?.has(entry.tag) ?? false;
     if (entry.vr === 'SQ') {
       const items = itemsOf(value) ?? [];
-      if (items.length > 1) throw new WorklistIdentifierError(`${keyword} must have at most one item (PS3.4 C.2.2.2.6)`);
+      if (items.length > 1) throw new WorklistIdentifierError(`${keyword} may have one item at most`);
       const item = items.length === 0 ? 'all' : keysOf(items[0]!, supported ? entry.tag : 'unsupported', unsupported);
       keys.push({ keyword, tag: entry.tag, vr: 'SQ', value: '', item });
       continue;

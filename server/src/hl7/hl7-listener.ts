@@ -31,7 +31,7 @@ export interface Hl7ListenerOptions {
   acceptedIssuers?: readonly string[];
   /** A started frame whose bytes stop arriving this long is dropped and the connection closed (default 60 s). */
   frameTimeoutMs?: number;
-  /** Connections open at once; more are refused by the operating system's backlog handling (default 64). */
+  /** Connections open at once; a connection beyond it is closed as soon as it is accepted (default 64). */
   maxConnections?: number;
 }
 
@@ -196,6 +196,16 @@ export async function startHl7Listener(options: Hl7ListenerOptions): Promise<Hl7
       this.queue.length = 0;
       const working = this.working;
       if (working !== null) await Promise.race([working, new Promise((resolve) => setTimeout(resolve, DRAIN_MS).unref())]);
+      // Flush the last acknowledgement before the socket goes.
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 1000).unref();
+        if (this.socket.destroyed || this.socket.writableEnded) resolve();
+        else
+          this.socket.end(() => {
+            clearTimeout(timer);
+            resolve();
+          });
+      });
       this.socket.destroy();
     }
   }

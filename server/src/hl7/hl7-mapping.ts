@@ -136,7 +136,8 @@ class Reader {
     const orc = this.one('ORC', 'order');
     const obr = this.one('OBR', 'order');
     const ipc = code === 'OMI' ? this.one('IPC', 'scheduled procedure step', false) : undefined;
-    const tq1 = this.one('TQ1', 'timing', false);
+    // TQ1 may repeat (several timings): the first one's start is the scheduled start.
+    const tq1 = this.message.segment('TQ1');
     const control = this.text(orc, 1).toUpperCase();
     if (orc !== undefined) {
       if (control === '') this.problem(101, orc.location(1), 'ORC-1 (order control) is missing');
@@ -167,8 +168,7 @@ class Reader {
     const modality = this.required(this.text(ipc, 5) || this.text(obr, 24), obr, at(5, 24), 'modality');
     const scheduledStart = this.scheduledStart(tq1, obr, orc);
     // Requested procedure: OBR-44 (procedure code) when the HIS sends it, else OBR-4 (universal service ID).
-    const procedure = this.text(obr, 44) !== '' ? { field: 44 } : { field: 4 };
-    const requestedProcedureCode = this.coded(obr, procedure.field);
+    const requestedProcedureCode = this.coded(obr, this.text(obr, 44) !== '' ? 44 : 4);
     const input: OrderInput = {
       placerOrderNumber: placerOrderNumber || null,
       fillerOrderNumber: fillerOrderNumber || null,

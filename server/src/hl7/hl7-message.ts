@@ -139,7 +139,8 @@ export function readHeader(text: string): Hl7Header {
   const end = text.search(/[\r\n]/);
   const line = end === -1 ? text : text.slice(0, end);
   const field = line.charAt(3);
-  const encoding = line.slice(4, line.indexOf(field, 4) === -1 ? 4 : line.indexOf(field, 4));
+  const next = line.indexOf(field, 4);
+  const encoding = next === -1 ? line.slice(4) : line.slice(4, next);
   const chars = [field, ...encoding.slice(0, 4)];
   // v2.7 adds a fifth encoding character (truncation, #); it is not used here.
   const usable =
