@@ -1,11 +1,13 @@
 /**
  * Entry point of the server: config from the environment, the services (services.ts), the HTTP server
- * and, when enabled, the DIMSE service on the same archive; closes cleanly on SIGINT/SIGTERM.
+ * and, when enabled, the DIMSE service on the same archive and the HL7 listener on the hospital link;
+ * closes cleanly on SIGINT/SIGTERM.
  */
 import { buildApp } from './app.js';
 import { startStorageRecovery } from './archive/fsck.js';
 import { loadConfigOrExit } from './config.js';
 import { startDimseServer, type DimseServer } from './dimse/dimse-server.js';
+import { startHl7Listener, type Hl7Listener } from './hl7/hl7-listener.js';
 import { createServices } from './services.js';
 
 async function main(): Promise<void> {
@@ -13,14 +15,17 @@ async function main(): Promise<void> {
   const services = await createServices(config);
   if (config.exposedWithoutAuthentication) {
     services.logger.warn(
-      { host: config.host, dimseHost: config.dimse.enabled ? config.dimse.host : undefined },
+      { host: config.host, dimseHost: config.dimse.enabled ? config.dimse.host : undefined, hl7Host: config.hl7.enabled ? config.hl7.host : undefined },
       'LISTENING BEYOND LOOPBACK WITHOUT AUTHENTICATION (PACS_ALLOW_UNAUTHENTICATED_NETWORK=true): anyone who can reach this address can read and store patient data',
     );
   }
   const app = await buildApp(config, services);
   let dimse: DimseServer | undefined;
+  let hl7: Hl7Listener | undefined;
   const shutdown = async (signal: string) => {
     app.log.info({ signal }, 'shutting down');
+    // The HL7 listener first: the message being applied finishes before the hospital link closes with the app.
+    await hl7?.close();
     await dimse?.close();
     await app.close();
     process.exit(0);
@@ -33,6 +38,14 @@ async function main(): Promise<void> {
   if (config.dimse.enabled) {
     // With the hospital link's store, the DIMSE service also answers Modality Worklist and MPPS.
     dimse = await startDimseServer({ config: config.dimse, archive: services.archive, logger: services.logger, pageSize: config.qido.maxLimit, audit: services.audit, his: services.his?.store });
+  }
+  if (config.hl7.enabled) {
+    // The listener is given the hospital link (HisLink) the composition root built; it builds nothing.
+    if (services.his) {
+      hl7 = await startHl7Listener({ config: config.hl7, link: services.his.service, logger: services.logger, acceptedIssuers: config.his.patientIdIssuers });
+    } else {
+      services.logger.warn('PACS_HL7_ENABLED is set but this process has no hospital link: the HL7 listener is not started');
+    }
   }
   app.log.info(
     {

@@ -672,6 +672,18 @@ export function runCatalogContract(name: string, setup: () => Promise<CatalogUnd
         expect(await uidsOf('study', { PatientSex: 'O' }, STUDY)).toEqual(['41.1', '41.2']);
       });
 
+      it('applies an identity with an issuer to the row of the same Patient ID stored without one', async () => {
+        await store({ study: '44.1', series: '44.1.1', sop: '44.1.1.1', patientId: 'H44', patientName: 'PHAM^D' });
+        expect(await catalog.applyPatientIdentity({ ...corrected, patientId: 'H44', name: 'PHAM^DUNG' })).toEqual(['44.1']);
+        expect(await uidsOf('study', { PatientID: 'H44', IssuerOfPatientID: 'HOSP' }, STUDY)).toEqual(['44.1']);
+        const [study] = await search('study', { PatientID: 'H44' });
+        expect(first(study, PATIENT_NAME)).toEqual({ Alphabetic: 'PHAM^DUNG' });
+        // Once a qualified row exists, an unqualified one of the same ID is left alone.
+        await store({ study: '44.2', series: '44.2.1', sop: '44.2.1.1', patientId: 'H44', patientName: 'PHAM^D' });
+        expect(await catalog.applyPatientIdentity({ ...corrected, patientId: 'H44', name: 'PHAM^VAN DUNG' })).toEqual(['44.1']);
+        expect(await uidsOf('study', { PatientName: 'PHAM^D' }, STUDY)).toEqual(['44.2']);
+      });
+
       it('merges a prior patient into the surviving one: the prior ID finds nothing, the surviving ID every study', async () => {
         await store(
           { study: '42.1', series: '42.1.1', sop: '42.1.1.1', patientId: 'OLD7', patientName: 'TRAN^THI B', extra: issued('HOSP') },

@@ -162,7 +162,7 @@ export async function mergePatientRows(db: Db, prior: PatientKey, surviving: Pat
  * changed (the row's other studies), for the caller's caches.
  */
 export async function ensureCoercedPatient(db: Db, identity: PatientIdentity): Promise<{ id: number; changedStudies: string[] }> {
-  const row = await findPatientRow(db, identity);
+  const row = await findTargetRow(db, identity);
   if (row === undefined) return { id: await createPatient(db, identity), changedStudies: [] };
   const changed = await setIdentity(db, row, identity);
   return { id: row.id, changedStudies: changed ? await studyUidsOfPatient(db, row.id) : [] };

@@ -32,7 +32,7 @@ const ANY_TS = 'multipart/related; type="application/dicom"; transfer-syntax=*';
 const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
 
 /** A secondary capture as a modality would send it before the hospital link: the name typo'd, no national ID. */
-function typoInstance(study: string, series: string, sop: string, transferSyntax = EXPLICIT_VR_LE): Buffer {
+function typoInstance(study: string, series: string, sop: string, transferSyntax = EXPLICIT_VR_LE, accessionNumber = 'ACC-17'): Buffer {
   const pixels = new Uint8Array(16 * 16);
   for (let i = 0; i < pixels.length; i += 1) pixels[i] = (i * 7) % 251;
   return writePart10(
@@ -49,7 +49,7 @@ function typoInstance(study: string, series: string, sop: string, transferSyntax
       StudyDate: '20240102',
       StudyTime: '101500',
       StudyID: '1',
-      AccessionNumber: 'ACC-17',
+      AccessionNumber: accessionNumber,
       ReferringPhysicianName: '',
       Modality: 'OT',
       ConversionType: 'WSD',
@@ -146,10 +146,11 @@ describe('patient identity corrections applied on read', () => {
     return { etag: String(response.headers.etag), body: response.json() as Array<Record<string, { Value?: unknown[] }>> };
   };
   /** The stored blob of an instance, read from the folder store. */
-  const storedBlob = async (sopInstanceUid: string) => {
-    const [instance] = await dimse.archive.listInstances({ studyInstanceUid: study, seriesInstanceUid: series, sopInstanceUid });
+  const storedBlobOf = async (studyInstanceUid: string, seriesInstanceUid: string, sopInstanceUid: string) => {
+    const [instance] = await dimse.archive.listInstances({ studyInstanceUid, seriesInstanceUid, sopInstanceUid });
     return readFile(path.join((dimse.testApp.config.blobStore as { root: string }).root, instance!.blobKey));
   };
+  const storedBlob = (sopInstanceUid: string) => storedBlobOf(study, series, sopInstanceUid);
   const peer = () => ['-aet', 'TESTSCU', '-aec', dimse.aeTitle, '127.0.0.1', String(dimse.port)];
 
   beforeAll(async () => {
@@ -336,5 +337,56 @@ describe('patient identity corrections applied on read', () => {
     const find = await runTool('findscu', ['-S', '-k', 'QueryRetrieveLevel=STUDY', '-k', 'PatientID=H100', '-k', 'StudyInstanceUID', ...peer()]);
     expect(find.code).toBe(0);
     expect((find.stdout + find.stderr).match(/\(Pending\)/g) ?? []).toHaveLength(0);
+  });
+
+  it("through the composition root's hospital link: a patient update reaches stored studies, an order coerces new images", async () => {
+    const his = dimse.testApp.services.his!;
+    const context = { via: 'rest' as const, subject: 'test', clientAddress: '127.0.0.1' };
+    // A study of H100 stored after the merge (a modality that still had the old record).
+    const [study2, series2, sop2] = [newUid(), newUid(), newUid()];
+    const stow = async (file: Buffer) => {
+      const response = await app().inject({ method: 'POST', url: '/dicomweb/studies', payload: multipartBody([{ body: file }]), headers: { 'content-type': STOW_CONTENT_TYPE() } });
+      expect(response.statusCode, response.body).toBe(200);
+    };
+    await stow(typoInstance(study2, series2, sop2));
+    const updated = await his.service.apply({ kind: 'patient-upsert', event: 'A08', identity: { ...RECORD, name: 'NGUYỄN^VĂN ANH' } }, context);
+    expect(updated.studiesUpdated).toEqual([study2]);
+    const [found] = await qido(`StudyInstanceUID=${study2}`);
+    expect(found?.['00100010']?.Value).toEqual([{ Alphabetic: 'NGUYỄN^VĂN ANH' }]);
+
+    // An order for another patient: images sent with its accession number are indexed under that patient.
+    const ordered: PatientIdentity = { patientId: 'H500', issuer: 'HOSP', name: 'LE^THI HOA', birthDate: '19900303', sex: 'F', otherIds: [] };
+    await his.service.apply(
+      {
+        kind: 'order-new',
+        patient: ordered,
+        order: {
+          placerOrderNumber: 'PL-17',
+          fillerOrderNumber: null,
+          accessionNumber: 'ACC-ORDER-17',
+          requestedProcedureId: 'RP-17',
+          requestedProcedureDescription: null,
+          requestedProcedureCode: null,
+          scheduledProcedureStepId: 'SPS-17',
+          scheduledProcedureStepDescription: null,
+          modality: 'OT',
+          scheduledStationAeTitle: null,
+          scheduledStart: '20260105093000',
+          referringPhysicianName: null,
+          performingPhysicianName: null,
+          studyInstanceUid: null,
+        },
+      },
+      context,
+    );
+    const [study3, series3, sop3] = [newUid(), newUid(), newUid()];
+    const sent = typoInstance(study3, series3, sop3, EXPLICIT_VR_LE, 'ACC-ORDER-17');
+    await stow(sent);
+    const [coerced] = await qido('PatientID=H500&IssuerOfPatientID=HOSP');
+    expect(coerced?.['0020000D']?.Value).toEqual([study3]);
+    expect(coerced?.['00100010']?.Value).toEqual([{ Alphabetic: 'LE^THI HOA' }]);
+    const { parts } = await retrieve(`/dicomweb/studies/${study3}/series/${series3}/instances/${sop3}`);
+    expect(identityOf(parts[0]!.body)).toMatchObject({ id: 'H500', name: 'LE^THI HOA', sex: 'F' });
+    expect(sha256(await storedBlobOf(study3, series3, sop3))).toBe(sha256(sent));
   });
 });
