@@ -29,6 +29,7 @@ export default defineConfig({
       '/dicomweb': 'http://127.0.0.1:8080',
       '/ai': 'http://127.0.0.1:8080',
       '/api': 'http://127.0.0.1:8080',
+      '/his': 'http://127.0.0.1:8080',
       '/live': { target: 'ws://127.0.0.1:8080', ws: true },
     },
   },

@@ -81,7 +81,7 @@ describe('the architecture check', () => {
     );
     expect(problems.map((p) => p.split(':')[0]! + ':' + p.split(':')[1]!)).toEqual([
       'viewer/src/live/a.ts: the viewer takes server code as types only (import type)',
-      'viewer/src/live/b.ts imports server/src/errors.ts: "viewer/live" may import contracts, viewer/ai, viewer/auth, viewer/dicomweb, viewer/overlays, viewer/ui',
+      'viewer/src/live/b.ts imports server/src/errors.ts: "viewer/live" may import contracts, viewer/ai, viewer/auth, viewer/dicomweb, viewer/his, viewer/overlays, viewer/ui',
       'viewer/src/live/b.ts: the viewer imports only the wire contracts (server/src/contracts/)',
     ]);
   });

@@ -37,7 +37,9 @@ export type ErrorCode =
   | 'BAD_START'
   | 'FRAME_SIZE_CHANGED'
   | 'UNDECODABLE_FRAME'
-  | 'RECORDING_NOT_STORED';
+  | 'RECORDING_NOT_STORED'
+  // A live session asked to start from a worklist item (order) that is unknown, has ended or is not an endoscopy step.
+  | 'ORDER_NOT_STARTABLE';
 
 const STATUS_BY_CODE: Record<ErrorCode, number> = {
   BAD_REQUEST: 400,
@@ -76,6 +78,8 @@ const STATUS_BY_CODE: Record<ErrorCode, number> = {
   ALREADY_STARTED: 409,
   FRAME_TOO_LARGE: 413,
   RECORDING_NOT_STORED: 503,
+  /** The live `start` named an order that is unknown, ended (completed, discontinued, cancelled) or not for the live room (modality ES). */
+  ORDER_NOT_STARTABLE: 409,
 };
 
 export class AppError extends Error {

@@ -13,7 +13,15 @@ type CodesOf<Codes extends ErrorCode> = Codes;
 
 /** The live protocol's own refusals (a `ProtocolError` on the server). */
 export type LiveProtocolErrorCode = CodesOf<
-  'MALFORMED_MESSAGE' | 'FRAME_TOO_LARGE' | 'NOT_STARTED' | 'ALREADY_STARTED' | 'BAD_START' | 'FRAME_SIZE_CHANGED' | 'UNDECODABLE_FRAME' | 'FORBIDDEN'
+  | 'MALFORMED_MESSAGE'
+  | 'FRAME_TOO_LARGE'
+  | 'NOT_STARTED'
+  | 'ALREADY_STARTED'
+  | 'BAD_START'
+  | 'ORDER_NOT_STARTABLE'
+  | 'FRAME_SIZE_CHANGED'
+  | 'UNDECODABLE_FRAME'
+  | 'FORBIDDEN'
 >;
 
 /**
@@ -44,6 +52,18 @@ export interface LiveNewStudy {
   studyDescription?: string;
 }
 
+/**
+ * A worklist item (`GET /his/worklist`, docs/api.md "Orders and worklist"): the session performs the
+ * order's scheduled procedure step. The recording and its SR take the order's patient, accession number,
+ * Study Instance UID, requested procedure and referring physician; the step is IN PROGRESS from the
+ * start and COMPLETED at stop (DISCONTINUED when nothing was stored). An unknown or ended order, or one
+ * for another modality than ES, is refused with `ORDER_NOT_STARTABLE`.
+ */
+export interface LiveOrderStudy {
+  /** The archive's id of the order (`id` of a worklist item). */
+  orderId: string;
+}
+
 /** `start`, as a client sends it. */
 export interface LiveStartMessage {
   type: 'start';
@@ -53,7 +73,7 @@ export interface LiveStartMessage {
   record?: boolean;
   /** Nominal frame rate, used for the recording when capture times are missing or equal (default 25). */
   fps?: number;
-  study: LiveExistingStudy | LiveNewStudy;
+  study: LiveExistingStudy | LiveNewStudy | LiveOrderStudy;
 }
 
 /** `start` as the server holds it once parsed: the defaults filled in. */
@@ -106,9 +126,19 @@ export interface LiveStats {
   dropped: number;
 }
 
+/** The order a session performs, with its step's state. */
+export interface LiveOrderRef {
+  id: string;
+  accessionNumber: string;
+  /** The scheduled procedure step's state (`IN PROGRESS` after start; `COMPLETED` or `DISCONTINUED` after stop). */
+  status: 'SCHEDULED' | 'IN PROGRESS' | 'COMPLETED' | 'DISCONTINUED' | 'CANCELLED';
+}
+
 export interface LiveStartedMessage {
   type: 'started';
   studyInstanceUid: string;
+  /** Present when the session started from an order. */
+  order?: LiveOrderRef;
   model: LiveModelRef;
   /** Where the recording will be stored; null when not recording. */
   recording: LiveInstanceRef | null;
@@ -168,6 +198,8 @@ export interface LiveStoppedMessage {
   /** null when nothing was recorded (or storing failed: then `error`). */
   recording: LiveStoredRecording | null;
   error?: { code: LiveRecordingErrorCode; message: string };
+  /** Present when the session started from an order: its state now (absent if it could not be read back). */
+  order?: LiveOrderRef;
 }
 
 export type LiveServerMessage = LiveStartedMessage | LiveDetectionsMessage | LiveErrorMessage | LiveStoppedMessage;

@@ -39,13 +39,20 @@ describe('live stream messages', () => {
     }
   });
 
-  it('reads start and stop, for an existing study or a new patient', () => {
+  it('reads start and stop, for an existing study, a worklist item or a new patient', () => {
     expect(parseControl('{"type":"stop"}')).toEqual({ type: 'stop' });
     expect(parseControl('{"type":"start","model":"m","study":{"studyInstanceUid":"1.2.3"}}')).toEqual({ type: 'start', model: 'm', record: true, fps: 25, study: { studyInstanceUid: '1.2.3' } });
     expect(parseControl('{"type":"start","model":"m","fps":30,"record":false,"study":{"patientName":"DOE^J","patientId":"P1","patientSex":"F"}}')).toMatchObject({
       fps: 30,
       record: false,
       study: { patientName: 'DOE^J', patientId: 'P1', patientSex: 'F' },
+    });
+    expect(parseControl('{"type":"start","model":"m","study":{"orderId":"6f1c0a52-9d1e-4c3b-8a77-0e5b1f2d3c4a"}}')).toEqual({
+      type: 'start',
+      model: 'm',
+      record: true,
+      fps: 25,
+      study: { orderId: '6f1c0a52-9d1e-4c3b-8a77-0e5b1f2d3c4a' },
     });
   });
 
@@ -59,6 +66,9 @@ describe('live stream messages', () => {
       ['{"type":"start","model":"m","study":{"patientName":"A\\\\B","patientId":"P1"}}', /backslashes/],
       ['{"type":"start","model":"m","fps":0,"study":{"studyInstanceUid":"1.2"}}', /"fps"/],
       ['{"type":"start","model":"m","study":{"patientName":"A","patientId":"P","patientBirthDate":"1990011"}}', /YYYYMMDD/],
+      ['{"type":"start","model":"m","study":{"orderId":"../../x"}}', /"orderId" must be the id of a worklist item/],
+      ['{"type":"start","model":"m","study":{"orderId":7}}', /"orderId" must be the id of a worklist item/],
+      ['{"type":"start","model":"m","study":{"orderId":"a1","patientName":"A","patientId":"P"}}', /must be {"orderId":…} alone/],
     ];
     for (const [raw, message] of cases) expect(error(() => parseControl(raw)).message).toMatch(message);
   });

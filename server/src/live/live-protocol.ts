@@ -30,6 +30,8 @@ export interface FrameMessage extends LiveFrameHeader {
 
 const UID = /^[0-9]+(\.[0-9]+)*$/;
 const DATE = /^\d{8}$/;
+/** The archive's order ids (UUIDs today): letters, digits, `-`, `_`, `.`, at most 64. */
+const ORDER_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
 function object(value: unknown): Record<string, unknown> | undefined {
   return value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
@@ -61,7 +63,13 @@ export function parseControl(raw: string): LiveControl {
   const record = o['record'] ?? true;
   if (typeof record !== 'boolean') throw new ProtocolError('BAD_START', '"record" must be true or false');
   const study = object(o['study']);
-  if (study === undefined) throw new ProtocolError('BAD_START', '"study" must be {"studyInstanceUid":…} or the new patient and study ({"patientName","patientId",…})');
+  if (study === undefined) throw new ProtocolError('BAD_START', '"study" must be {"studyInstanceUid":…}, a worklist item {"orderId":…} or the new patient and study ({"patientName","patientId",…})');
+  if (study['orderId'] !== undefined) {
+    const orderId = study['orderId'];
+    if (typeof orderId !== 'string' || !ORDER_ID.test(orderId)) throw new ProtocolError('BAD_START', '"orderId" must be the id of a worklist item (GET /his/worklist)');
+    if (Object.keys(study).length > 1) throw new ProtocolError('BAD_START', 'A session started from a worklist item takes its patient and study from the order: "study" must be {"orderId":…} alone');
+    return { type: 'start', model, record, fps, study: { orderId } };
+  }
   if (study['studyInstanceUid'] !== undefined) {
     const uid = study['studyInstanceUid'];
     if (typeof uid !== 'string' || uid.length > 64 || !UID.test(uid)) throw new ProtocolError('BAD_START', '"studyInstanceUid" is not a valid UID');

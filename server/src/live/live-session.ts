@@ -9,6 +9,11 @@
  * - Stop or disconnect: the slot is drained, then the recording (Video Endoscopic Image) and one TID 1500
  *   SR with every detection (frame number + time offset) are stored through the archive.
  *
+ * A session may start from a worklist item (`{"orderId"}`): the recording and its SR take the order's
+ * patient, accession number, study and request (order-attributes.ts), and the order's step is moved
+ * through the hospital link's port (live-orders.ts): IN PROGRESS at start, COMPLETED with the stored
+ * series at the end, DISCONTINUED when nothing was stored.
+ *
  * Memory per session is bounded: two frames in the slot, a few in intake (the socket is paused beyond
  * that, so a fast sender is held back by TCP), frame offsets of the recording (24 bytes per frame).
  */
@@ -25,7 +30,9 @@ import type { RawImage } from '../inference/letterbox.js';
 import { DeadlineExpiredError } from '../inference/model-queue.js';
 import { LatestFrameSlot } from './latest-frame-slot.js';
 import { parseControl, parseFrame, ProtocolError, type FrameMessage } from './live-protocol.js';
-import type { LiveNewStudy, LiveServerMessage, LiveStart, LiveStoppedMessage, LiveStoredRecording } from '../contracts/live.js';
+import type { LiveNewStudy, LiveOrderRef, LiveServerMessage, LiveStart, LiveStoppedMessage, LiveStoredRecording } from '../contracts/live.js';
+import type { LiveOrderActor, LiveOrderEnd, LiveOrders, LiveOrderStart } from './live-orders.js';
+import { orderAttributes } from './order-attributes.js';
 import { Recording, VIDEO_ENDOSCOPIC } from './recording.js';
 import { ANONYMOUS, type Principal } from '../auth/principal.js';
 import type { LiveAuditEvent } from '../http/route-access.js';
@@ -40,6 +47,8 @@ export interface LiveDeps {
   maxFrameBytes: number;
   /** Latency bound: a frame older than this when its turn comes is dropped if a newer frame waits. */
   maxWaitMs: number;
+  /** The hospital link's worklist (sessions from an order); absent: `{"orderId"}` starts are refused. */
+  orders?: LiveOrders;
 }
 
 /** What the session needs from the socket (a `ws` WebSocket satisfies it). */
@@ -65,12 +74,46 @@ interface Active {
   model: { id: string; version: string; sha256: string; operatingThreshold: number };
   studyInstanceUid: string;
   studyAttributes: Record<string, unknown>;
+  /** The SR's patient, study and document attributes (the study's plus, from an order, the request). */
+  reportAttributes: Record<string, unknown>;
   recording: Recording | undefined;
+  /** The order the session performs. */
+  order: SessionOrder | undefined;
   slot: LatestFrameSlot<PendingFrame>;
   detections: ReportFrame[];
   dimensions: { width: number; height: number } | undefined;
   /** Frames that reached the model's queue but were not analysed (deadline passed, model busy). */
   notAnalysed: number;
+}
+
+interface SessionOrder {
+  id: string;
+  accessionNumber: string;
+  /** Whether this session's start moved the step to IN PROGRESS. */
+  startedBySession: boolean;
+}
+
+/** What a session's study resolves to: the instances' attributes, and the order when started from one. */
+interface ResolvedStudy {
+  studyInstanceUid: string;
+  /** Patient and study attributes of both instances. */
+  studyAttributes: Record<string, unknown>;
+  /** Added to the recording only (its General Series request attributes). */
+  recordingAttributes: Record<string, unknown>;
+  /** Added to the SR only (its Referenced Request Sequence). */
+  reportAttributes: Record<string, unknown>;
+  order?: SessionOrder & { ref: LiveOrderRef };
+}
+
+function refusalOf(result: Exclude<LiveOrderStart, { ok: true }>): string {
+  switch (result.reason) {
+    case 'unknown':
+      return 'Unknown order: no worklist item has this id';
+    case 'ended':
+      return `The order has ended (${result.status}): it cannot be performed again`;
+    case 'modality':
+      return `The order is for modality ${result.modality.slice(0, 16)}; the live room performs endoscopy (ES) steps`;
+  }
 }
 
 const OPEN = 1;
@@ -97,7 +140,13 @@ export class LiveSession {
     private readonly principal: Principal = ANONYMOUS,
     /** Audit trail: one event when a session starts (or its start is refused), one when it ends. */
     private readonly audit?: (event: LiveAuditEvent) => void,
+    /** The client's address (audit records of the order changes). */
+    private readonly clientAddress = '',
   ) {}
+
+  private get actor(): LiveOrderActor {
+    return { principal: this.principal, clientAddress: this.clientAddress };
+  }
 
   /** One WebSocket message. Never throws: problems are answered as `error` messages. */
   onMessage(data: Buffer, isBinary: boolean): void {
@@ -156,7 +205,8 @@ export class LiveSession {
       await this.begin(message).catch((err: unknown) => {
         const study = 'studyInstanceUid' in message.study ? [{ study: message.study.studyInstanceUid }] : [];
         const code = isAppError(err) ? err.code : 'INTERNAL';
-        this.audit?.({ phase: 'start', outcome: 4, status: code === 'FORBIDDEN' ? 403 : 400, objects: study, detail: { code } });
+        const order: Record<string, string> = 'orderId' in message.study ? { orderId: message.study.orderId } : {};
+        this.audit?.({ phase: 'start', outcome: 4, status: code === 'FORBIDDEN' ? 403 : code === 'ORDER_NOT_STARTABLE' ? 409 : 400, objects: study, detail: { code, ...order } });
         throw err;
       });
     } catch (err) {
@@ -177,43 +227,61 @@ export class LiveSession {
     }
     // Live boxes need a detector; a tile classifier (slide analysis) would fail on every frame.
     if (spec.task !== 'detection') throw new ProtocolError('BAD_START', `Model "${spec.id}" is a ${spec.task} model; live sessions need a detection model (GET /ai/models)`);
-    const { studyInstanceUid, studyAttributes } = await this.resolveStudy(start.study);
-    const recording = start.record
-      ? await Recording.open(this.deps.tmpDir, { studyInstanceUid, seriesInstanceUid: DicomMetaDictionary.uid(), sopInstanceUid: DicomMetaDictionary.uid() }, studyAttributes, start.fps)
-      : undefined;
+    const resolved = await this.resolveStudy(start.study);
+    const { studyInstanceUid, studyAttributes } = resolved;
+    let recording: Recording | undefined;
+    try {
+      recording = start.record
+        ? await Recording.open(
+            this.deps.tmpDir,
+            { studyInstanceUid, seriesInstanceUid: DicomMetaDictionary.uid(), sopInstanceUid: DicomMetaDictionary.uid() },
+            { ...studyAttributes, ...resolved.recordingAttributes },
+            start.fps,
+          )
+        : undefined;
+    } catch (err) {
+      // The session never ran: the order's step goes back to where it was.
+      if (resolved.order !== undefined) await this.endOrder(resolved.order, { kind: 'not-started' });
+      throw err;
+    }
     const active: Active = {
       start,
       model: { id: spec.id, version: spec.version, sha256: spec.sha256, operatingThreshold: spec.operatingThreshold },
       studyInstanceUid,
       studyAttributes,
+      reportAttributes: { ...studyAttributes, ...resolved.reportAttributes },
       recording,
+      order: resolved.order === undefined ? undefined : { id: resolved.order.id, accessionNumber: resolved.order.accessionNumber, startedBySession: resolved.order.startedBySession },
       slot: new LatestFrameSlot<PendingFrame>((frame) => this.analyse(active, frame)),
       detections: [],
       dimensions: undefined,
       notAnalysed: 0,
     };
     this.active = active;
-    this.deps.log.info({ model: spec.id, record: start.record }, 'live session started');
-    this.audit?.({ phase: 'start', outcome: 0, status: 101, objects: [{ study: studyInstanceUid }], detail: { model: spec.id, record: start.record } });
+    this.deps.log.info({ model: spec.id, record: start.record, fromOrder: resolved.order !== undefined }, 'live session started');
+    this.audit?.({
+      phase: 'start',
+      outcome: 0,
+      status: 101,
+      objects: [{ study: studyInstanceUid }],
+      detail: { model: spec.id, record: start.record, ...(resolved.order === undefined ? {} : { orderId: resolved.order.id }) },
+    });
     this.send({
       type: 'started',
       studyInstanceUid,
+      ...(resolved.order === undefined ? {} : { order: resolved.order.ref }),
       model: { id: spec.id, version: spec.version },
       recording: recording === undefined ? null : { seriesInstanceUid: recording.identity.seriesInstanceUid, sopInstanceUid: recording.identity.sopInstanceUid },
       maxFrameBytes: this.deps.maxFrameBytes,
     });
   }
 
-  private async resolveStudy(study: LiveStart['study']): Promise<{ studyInstanceUid: string; studyAttributes: Record<string, unknown> }> {
+  private async resolveStudy(study: LiveStart['study']): Promise<ResolvedStudy> {
+    if ('orderId' in study) return this.resolveOrder(study.orderId);
     if ('studyInstanceUid' in study) {
-      let found;
-      try {
-        found = await this.deps.archive.findInstancesWithAttributes({ studyInstanceUid: study.studyInstanceUid });
-      } catch (err) {
-        if (isAppError(err) && err.code === 'NOT_FOUND') throw new ProtocolError('BAD_START', 'Unknown study: no instance of this StudyInstanceUID is stored');
-        throw err;
-      }
-      return { studyInstanceUid: study.studyInstanceUid, studyAttributes: patientStudyAttributes(found[0]!.attributes) };
+      const stored = await this.storedStudy(study.studyInstanceUid);
+      if (stored === undefined) throw new ProtocolError('BAD_START', 'Unknown study: no instance of this StudyInstanceUID is stored');
+      return { studyInstanceUid: study.studyInstanceUid, studyAttributes: stored, recordingAttributes: {}, reportAttributes: {} };
     }
     const now = new Date();
     const date = dicomDate(now);
@@ -235,7 +303,48 @@ export class LiveSession {
         AccessionNumber: s.accessionNumber ?? '',
         ...(s.studyDescription === undefined ? {} : { StudyDescription: s.studyDescription }),
       },
+      recordingAttributes: {},
+      reportAttributes: {},
     };
+  }
+
+  /** The patient/study attributes of a stored instance of the study; undefined when none is stored. */
+  private async storedStudy(studyInstanceUid: string): Promise<Record<string, unknown> | undefined> {
+    try {
+      const found = await this.deps.archive.findInstancesWithAttributes({ studyInstanceUid });
+      return patientStudyAttributes(found[0]!.attributes);
+    } catch (err) {
+      if (isAppError(err) && err.code === 'NOT_FOUND') return undefined;
+      throw err;
+    }
+  }
+
+  /** A worklist item: its step moved to IN PROGRESS, its patient, study and request copied. */
+  private async resolveOrder(orderId: string): Promise<ResolvedStudy> {
+    const orders = this.deps.orders;
+    if (orders === undefined) throw new ProtocolError('ORDER_NOT_STARTABLE', 'This server has no worklist (hospital link): start with the patient or an existing study');
+    const result = await orders.start(orderId, this.actor);
+    if (!result.ok) throw new ProtocolError('ORDER_NOT_STARTABLE', refusalOf(result));
+    const { order } = result;
+    const session = { id: order.id, accessionNumber: order.accessionNumber, startedBySession: result.started, ref: { id: order.id, accessionNumber: order.accessionNumber, status: order.status } };
+    try {
+      const attributes = orderAttributes(order, new Date(), await this.storedStudy(order.studyInstanceUid));
+      return { studyInstanceUid: order.studyInstanceUid, studyAttributes: attributes.study, recordingAttributes: attributes.recordingSeries, reportAttributes: attributes.reportDocument, order: session };
+    } catch (err) {
+      await this.endOrder(session, { kind: 'not-started' });
+      throw err;
+    }
+  }
+
+  /** Ends the order's step (never throws: a failure is logged, the session's answer goes out regardless). */
+  private async endOrder(order: SessionOrder, end: LiveOrderEnd): Promise<LiveOrderRef | undefined> {
+    try {
+      return await this.deps.orders?.end(order.id, end, order.startedBySession, this.actor);
+    } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      this.deps.log.error({ code: typeof code === 'string' ? code : undefined, type: (err as Error)?.name, end: end.kind }, 'the order of a live session could not be updated');
+      return undefined;
+    }
   }
 
   private async onFrame(frame: FrameMessage, receivedAt: number, receivedAtPerf: number): Promise<void> {
@@ -338,6 +447,16 @@ export class LiveSession {
     } finally {
       await recording?.discard();
     }
+    if (active.order !== undefined) {
+      const stored = summary.recording;
+      const ref = await this.endOrder(
+        active.order,
+        stored === null
+          ? { kind: 'discontinued' }
+          : { kind: 'completed', studyInstanceUid: stored.studyInstanceUid, seriesInstanceUids: [stored.video.seriesInstanceUid, stored.report.seriesInstanceUid] },
+      );
+      if (ref !== undefined) summary.order = ref;
+    }
     this.deps.log.info({ reason, frames: recording?.frameCount ?? 0, ...summary.stats }, 'live session ended');
     const stored = summary.recording;
     this.audit?.({
@@ -363,7 +482,7 @@ export class LiveSession {
       model: active.model,
       source: { studyInstanceUid: identity.studyInstanceUid, seriesInstanceUid: identity.seriesInstanceUid, sopInstanceUid: identity.sopInstanceUid, sopClassUid: VIDEO_ENDOSCOPIC },
       frames: active.detections,
-      patientStudy: active.studyAttributes,
+      patientStudy: active.reportAttributes,
       minScore: active.model.operatingThreshold,
       uids: { seriesInstanceUid: aiSeriesUid(identity.studyInstanceUid, active.model.id), sopInstanceUid: DicomMetaDictionary.uid() },
       seriesDescription: `AI ${active.model.id}`,

@@ -19,7 +19,7 @@ export async function liveRoutes(app: FastifyInstance, options: LiveRoutesOption
   const { sessions, ...deps } = options;
   // @fastify/websocket is registered by app.ts at the root (maxPayload from the live frame limit).
   app.get('/live', { websocket: true, ...requires('ai', { audit: 'live-session-start', selfRecorded: true, tokenInQuery: true }) }, (socket, request) => {
-    const session = new LiveSession(deps, socket, principalOf(request), request.recordLive);
+    const session = new LiveSession(deps, socket, principalOf(request), request.recordLive, request.ip ?? '');
     socket.on('message', (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean) => {
       const bytes = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
       session.onMessage(bytes, isBinary);

@@ -4,10 +4,13 @@
  * the QIDO-RS request (never in the page URL); opening a study puts only its UID in the URL hash.
  * Keyboard: Tab to the results, ↑/↓ between rows, Enter opens a study. The focused (or hovered) study's
  * series are previewed with their thumbnails below the results; a thumbnail opens that series.
+ * Where the archive has a hospital link (`/his`), each study with an order shows the order's state
+ * (SCHEDULED, IN PROGRESS, COMPLETED, DISCONTINUED, CANCELLED), asked once per page of results.
  */
 import { searchSeries, searchStudies, seriesThumbnailUrl, type StudyQuery } from '../dicomweb/client.js';
 import { formatDate, num, personName, str, TAG, values, type DicomJson } from '../dicomweb/dicom-json.js';
 import { setAuthorizedSource } from '../auth/http.js';
+import { ordersOfStudies } from '../his/his-client.js';
 import { errorBox, h, messageOf } from '../ui/dom.js';
 
 const PAGE_SIZE = 25;
@@ -103,9 +106,12 @@ export function renderStudyBrowser(root: HTMLElement, open: (study: string, seri
     controller = new AbortController();
     results.replaceChildren(h('p', { class: 'muted', text: 'Searching…' }));
     const { from: _f, to: _t, ...query } = remembered.query;
+    const { signal } = controller;
     try {
-      const studies = await searchStudies(query, PAGE_SIZE + 1, offset, controller.signal);
-      showResults(studies.slice(0, PAGE_SIZE), offset, studies.length > PAGE_SIZE);
+      const studies = await searchStudies(query, PAGE_SIZE + 1, offset, signal);
+      const page = studies.slice(0, PAGE_SIZE);
+      showResults(page, offset, studies.length > PAGE_SIZE);
+      void showOrderStates(page, signal);
     } catch (err) {
       if ((err as Error).name === 'AbortError') return;
       results.replaceChildren(errorBox(messageOf(err), () => void run(offset)));
@@ -129,6 +135,7 @@ export function renderStudyBrowser(root: HTMLElement, open: (study: string, seri
         h('td', { text: str(s, TAG.AccessionNumber) ?? '' }),
         h('td', { text: str(s, TAG.StudyDescription) ?? '' }),
         h('td', { class: 'num', text: `${num(s, TAG.NumberOfStudyRelatedSeries) ?? '?'} / ${num(s, TAG.NumberOfStudyRelatedInstances) ?? '?'}` }),
+        h('td', { class: 'order-cell', hidden: true }),
       );
       tr.addEventListener('click', () => open(uid));
       tr.addEventListener('focus', () => showSeries(uid));
@@ -147,7 +154,12 @@ export function renderStudyBrowser(root: HTMLElement, open: (study: string, seri
       });
       return tr;
     });
-    const head = h('tr', {}, ...['Patient', 'Patient ID', 'Date', 'Modalities', 'Accession', 'Description', 'Series / instances'].map((t) => h('th', { scope: 'col', text: t })));
+    const head = h(
+      'tr',
+      {},
+      ...['Patient', 'Patient ID', 'Date', 'Modalities', 'Accession', 'Description', 'Series / instances'].map((t) => h('th', { scope: 'col', text: t })),
+      h('th', { scope: 'col', class: 'order-cell', text: 'Order', hidden: true }),
+    );
     const table = h('table', { class: 'study-table' }, h('thead', {}, head), h('tbody', {}, ...rows));
     const prev = h('button', { type: 'button', text: '← Previous', disabled: offset === 0 });
     const next = h('button', { type: 'button', text: 'Next →', disabled: !more });
@@ -155,6 +167,32 @@ export function renderStudyBrowser(root: HTMLElement, open: (study: string, seri
     next.addEventListener('click', () => void run(offset + PAGE_SIZE));
     const pager = h('nav', { class: 'pager', 'aria-label': 'Result pages' }, prev, h('span', { text: `Studies ${offset + 1}–${offset + studies.length}` }), next);
     results.replaceChildren(table, pager);
+  };
+
+  /** The order state of each study of the page (one request); the column stays hidden when no study has an order. */
+  const showOrderStates = async (studies: DicomJson[], signal: AbortSignal) => {
+    if (studies.length === 0) return;
+    let orders;
+    try {
+      orders = await ordersOfStudies(
+        studies.map((s) => ({ uid: str(s, TAG.StudyInstanceUID) ?? '', ...(str(s, TAG.AccessionNumber) ? { accessionNumber: str(s, TAG.AccessionNumber)! } : {}) })),
+        signal,
+      );
+    } catch {
+      return; // the studies are shown; their order states are an extra that failed
+    }
+    // No hospital link, or no study of this page has an order: no column.
+    if (orders === undefined || orders.size === 0 || signal.aborted) return;
+    for (const cell of results.querySelectorAll<HTMLElement>('.order-cell')) cell.hidden = false;
+    for (const row of results.querySelectorAll<HTMLTableRowElement>('tbody tr[data-study]')) {
+      const cell = row.querySelector<HTMLElement>('.order-cell');
+      const found = orders.get(row.dataset['study'] ?? '') ?? [];
+      cell?.replaceChildren(
+        ...found.map((order) =>
+          h('span', { class: `order-state state-${order.status.replace(' ', '-').toLowerCase()}`, 'data-state': order.status, title: `Order ${order.accessionNumber}`, text: order.status }),
+        ),
+      );
+    }
   };
 
   form.addEventListener('submit', (e) => {

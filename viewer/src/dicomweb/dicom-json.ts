@@ -94,8 +94,12 @@ export function seq(ds: DicomJson | undefined, tag: string): DicomJson[] {
 
 /** `DOE^JANE` → `DOE, JANE` for display. */
 export function personName(ds: DicomJson | undefined, tag: string): string {
-  const raw = str(ds, tag) ?? '';
-  const [family = '', given = '', middle = ''] = raw.split('^');
+  return formatPersonName(str(ds, tag) ?? '');
+}
+
+/** A PN string (`Family^Given^Middle`, its first component group) → `Family, Given Middle`. */
+export function formatPersonName(raw: string): string {
+  const [family = '', given = '', middle = ''] = (raw.split('=')[0] ?? '').split('^');
   return [family, [given, middle].filter(Boolean).join(' ')].filter(Boolean).join(', ');
 }
 

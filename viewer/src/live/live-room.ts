@@ -5,20 +5,48 @@
  * scope), with the latency and dropped-frame counters. Stop stores the recording and its SR; Replay
  * plays the recorded frames from the archive with the boxes of the stored SR at their frame times.
  * Patient name and ID are sent inside the WebSocket session, never in a URL.
+ *
+ * Today's worklist of the room's station (the hospital link's `/his/worklist`, endoscopy items) is
+ * listed above the controls: Start on an item starts the session from that order (`{"orderId"}`), so
+ * the recording takes the patient, accession number and requested procedure the HIS sent, instead of
+ * typed ones. The station's AE title is entered once and kept in this browser (localStorage); empty
+ * lists every station's items. Without a hospital link (404) or the right to read it (403) the list is
+ * left out and the room works as before.
  */
 import { listModels } from '../ai/ai-client.js';
 import { retrieveFrames, seriesMetadata } from '../dicomweb/client.js';
 import { nums, str, TAG, type DicomJson } from '../dicomweb/dicom-json.js';
 import { parseSrDetections, type SrDetection } from '../overlays/sr-detections.js';
+import { formatPersonName } from '../dicomweb/dicom-json.js';
+import { scheduledTime, todaysWorklist, type HisOrder } from '../his/his-client.js';
 import { errorBox, h, messageOf } from '../ui/dom.js';
-import type { LiveDetection, LiveDetectionsMessage, LiveStoppedMessage } from '../../../server/src/contracts/live.js';
-import { LiveConnection } from './live-connection.js';
+import type { LiveDetection, LiveDetectionsMessage, LiveStartedMessage, LiveStoppedMessage } from '../../../server/src/contracts/live.js';
+import { LiveConnection, type StartOptions } from './live-connection.js';
 
 const CAPTURE_FPS = 25;
 const MAX_CAPTURE_WIDTH = 720;
 /** Frames the browser may have queued on the socket before the page skips capturing (slow uplink). */
 const MAX_BUFFERED_BYTES = 512 * 1024;
 const BOX_COLOUR = '#ffff00';
+/** Where this browser keeps the room's Scheduled Station AE Title (not patient data). */
+const STATION_KEY = 'filmless.live.stationAeTitle';
+
+function storedStation(): string {
+  try {
+    return localStorage.getItem(STATION_KEY) ?? '';
+  } catch {
+    return ''; // storage blocked: every station's items
+  }
+}
+
+function storeStation(station: string): void {
+  try {
+    if (station === '') localStorage.removeItem(STATION_KEY);
+    else localStorage.setItem(STATION_KEY, station);
+  } catch {
+    /* storage blocked: kept for this page only */
+  }
+}
 
 interface Captured {
   bitmap: ImageBitmap;
@@ -66,6 +94,16 @@ export function renderLiveRoom(root: HTMLElement): () => void {
   const droppedOut = h('output', { id: 'live-dropped', text: '0' });
   const status = h('p', { id: 'live-status', class: 'muted', role: 'status', text: 'Choose a source and press Start.' });
   const problems = h('div', { id: 'live-problems' });
+  const stationInput = h('input', { id: 'live-station', placeholder: 'all stations', size: 16, maxlength: 16, autocomplete: 'off', 'aria-label': 'Station AE title' });
+  stationInput.value = storedStation();
+  const refreshButton = h('button', { id: 'live-worklist-refresh', type: 'button', text: 'Refresh' });
+  const worklistBody = h('div', { id: 'live-worklist-items' }, h('p', { class: 'muted', text: 'Loading the worklist…' }));
+  const worklist = h(
+    'section',
+    { id: 'live-worklist', class: 'live-worklist', 'aria-label': "Today's worklist" },
+    h('h2', {}, "Today's worklist ", h('label', { class: 'muted' }, ' station ', stationInput), ' ', refreshButton),
+    worklistBody,
+  );
   const video = h('video', { id: 'live-video', muted: true, playsinline: true, class: 'live-preview' });
   video.muted = true;
   const canvas = h('canvas', { id: 'live-canvas', class: 'live-canvas', 'aria-label': 'Analysed frame with detections' });
@@ -75,6 +113,7 @@ export function renderLiveRoom(root: HTMLElement): () => void {
       'section',
       { class: 'live-room' },
       h('h1', { text: 'Live endoscopy' }),
+      worklist,
       h(
         'form',
         { class: 'live-controls', onsubmit: 'return false' },
@@ -108,6 +147,65 @@ export function renderLiveRoom(root: HTMLElement): () => void {
   const capture = document.createElement('canvas');
 
   const showProblem = (message: string) => problems.replaceChildren(errorBox(message));
+  /** True while a session starts, runs or stores: no second start. */
+  let busy = false;
+  const setBusy = (value: boolean) => {
+    busy = value;
+    startButton.disabled = value;
+    for (const b of worklistBody.querySelectorAll<HTMLButtonElement>('button[data-order]')) b.disabled = value;
+  };
+
+  let worklistController: AbortController | undefined;
+  const loadWorklist = async () => {
+    worklistController?.abort();
+    const controller = (worklistController = new AbortController());
+    try {
+      const items = await todaysWorklist(stationInput.value, controller.signal);
+      if (controller.signal.aborted || disposed) return;
+      if (items === undefined) {
+        worklist.hidden = true; // no hospital link here, or not for this user
+        return;
+      }
+      worklist.hidden = false;
+      showWorklist(items);
+    } catch (err) {
+      if ((err as Error).name === 'AbortError' || disposed) return;
+      worklistBody.replaceChildren(errorBox(messageOf(err), () => void loadWorklist()));
+    }
+  };
+
+  const showWorklist = (items: HisOrder[]) => {
+    if (items.length === 0) {
+      worklistBody.replaceChildren(h('p', { class: 'muted', text: stationInput.value.trim() === '' ? 'No endoscopy scheduled today.' : 'Nothing scheduled today at this station.' }));
+      return;
+    }
+    const rows = items.map((item) => {
+      const start = h('button', { type: 'button', text: 'Start', 'data-order': item.id, disabled: busy, title: 'Start the session for this order' });
+      start.addEventListener('click', () => void startSession({ orderId: item.id }));
+      const procedure = item.requestedProcedureDescription ?? item.requestedProcedureCode?.meaning ?? item.requestedProcedureId;
+      return h(
+        'tr',
+        { 'data-order-row': item.id },
+        h('td', { class: 'num', text: scheduledTime(item.scheduledStart) }),
+        h('td', { text: formatPersonName(item.patient.name ?? '') }),
+        h('td', { text: item.patient.patientId }),
+        h('td', { text: item.accessionNumber }),
+        h('td', { text: procedure }),
+        h('td', {}, h('span', { class: `order-state state-${item.status.replace(' ', '-').toLowerCase()}`, text: item.status })),
+        h('td', {}, start),
+      );
+    });
+    const head = h('tr', {}, ...['Time', 'Patient', 'Patient ID', 'Accession', 'Procedure', 'State', ''].map((t) => h('th', { scope: 'col', text: t })));
+    worklistBody.replaceChildren(h('table', { class: 'study-table worklist-table' }, h('thead', {}, head), h('tbody', {}, ...rows)));
+  };
+
+  stationInput.addEventListener('change', () => {
+    stationInput.value = stationInput.value.trim();
+    storeStation(stationInput.value);
+    void loadWorklist();
+  });
+  refreshButton.addEventListener('click', () => void loadWorklist());
+  void loadWorklist();
 
   void listModels()
     .then((models) => {
@@ -191,42 +289,56 @@ export function renderLiveRoom(root: HTMLElement): () => void {
     if (video.src.startsWith('blob:')) URL.revokeObjectURL(video.src);
   };
 
-  startButton.addEventListener('click', () => {
-    void (async () => {
-      problems.replaceChildren();
-      startButton.disabled = true;
+  /** Starts a session on `study` (typed patient, existing study or worklist item). */
+  const startSession = async (study: StartOptions['study']) => {
+    if (busy) return;
+    problems.replaceChildren();
+    setBusy(true);
+    try {
+      if (modelSelect.value === '') throw new Error('No detection model is available');
+      await openSource();
+      const conn = await LiveConnection.open();
+      conn.onDetections = onDetections;
+      conn.onProblem = (message) => {
+        if (!disposed && connection === conn) showProblem(message);
+      };
+      let started: LiveStartedMessage;
       try {
-        const study = studyInput.value.trim();
-        const name = nameInput.value.trim();
-        const id = idInput.value.trim();
-        if (study === '' && (name === '' || id === '')) throw new Error('Give an existing StudyInstanceUID, or the patient name and ID of a new study');
-        if (modelSelect.value === '') throw new Error('No detection model is available');
-        await openSource();
-        const conn = await LiveConnection.open();
-        conn.onDetections = onDetections;
-        conn.onProblem = (message) => {
-          if (!disposed && connection === conn) showProblem(message);
-        };
-        const started = await conn.start({
-          model: modelSelect.value,
-          record: recordBox.checked,
-          fps: CAPTURE_FPS,
-          study: study !== '' ? { studyInstanceUid: study } : { patientName: name, patientId: id },
-        });
-        connection = conn;
-        seq = 0;
-        clientSkipped = 0;
-        latencies.length = 0;
-        status.textContent = `Live: ${started.model.id} ${started.model.version}${started.recording === null ? '' : ', recording'}`;
-        stopButton.disabled = false;
-        replayButton.disabled = true;
-        timer = window.setInterval(() => void captureOne().catch((err: unknown) => showProblem(messageOf(err))), 1000 / CAPTURE_FPS);
+        started = await conn.start({ model: modelSelect.value, record: recordBox.checked, fps: CAPTURE_FPS, study });
       } catch (err) {
-        closeSource();
-        startButton.disabled = false;
-        showProblem(messageOf(err));
+        conn.close();
+        throw err;
       }
-    })();
+      connection = conn;
+      seq = 0;
+      clientSkipped = 0;
+      latencies.length = 0;
+      // The counters are the new session's.
+      latencyOut.value = '–';
+      analysedOut.value = '0';
+      droppedOut.value = '0';
+      const order = started.order === undefined ? '' : ` · order ${started.order.accessionNumber} ${started.order.status}`;
+      status.textContent = `Live: ${started.model.id} ${started.model.version}${started.recording === null ? '' : ', recording'}${order}`;
+      stopButton.disabled = false;
+      replayButton.disabled = true;
+      timer = window.setInterval(() => void captureOne().catch((err: unknown) => showProblem(messageOf(err))), 1000 / CAPTURE_FPS);
+      if (started.order !== undefined) void loadWorklist();
+    } catch (err) {
+      closeSource();
+      setBusy(false);
+      showProblem(messageOf(err));
+    }
+  };
+
+  startButton.addEventListener('click', () => {
+    const study = studyInput.value.trim();
+    const name = nameInput.value.trim();
+    const id = idInput.value.trim();
+    if (study === '' && (name === '' || id === '')) {
+      showProblem(worklist.hidden ? 'Give an existing StudyInstanceUID, or the patient name and ID of a new study' : 'Start an item of the worklist, or give an existing StudyInstanceUID, or the patient name and ID of a new study');
+      return;
+    }
+    void startSession(study !== '' ? { studyInstanceUid: study } : { patientName: name, patientId: id });
   });
 
   stopButton.addEventListener('click', () => {
@@ -234,7 +346,10 @@ export function renderLiveRoom(root: HTMLElement): () => void {
       stopButton.disabled = true;
       const conn = connection;
       closeSource();
-      if (conn === undefined) return;
+      if (conn === undefined) {
+        setBusy(false);
+        return;
+      }
       // At once, not after the answer: a capture still encoding sees the session is over and sends nothing.
       connection = undefined;
       status.textContent = 'Storing the recording…';
@@ -242,16 +357,18 @@ export function renderLiveRoom(root: HTMLElement): () => void {
         lastStopped = await conn.stop();
         conn.close();
         const r = lastStopped.recording;
+        const order = lastStopped.order === undefined ? '' : ` Order ${lastStopped.order.accessionNumber}: ${lastStopped.order.status}.`;
         status.textContent =
-          r === null
+          (r === null
             ? `Stopped: ${lastStopped.stats.processed} frames analysed, nothing recorded.`
-            : `Stored: ${r.video.frames} frames and ${r.report.detections} detections in the study.`;
+            : `Stored: ${r.video.frames} frames and ${r.report.detections} detections in the study.`) + order;
         if (lastStopped.error !== undefined) showProblem(lastStopped.error.message);
         replayButton.disabled = r === null;
       } catch (err) {
         showProblem(messageOf(err));
       } finally {
-        startButton.disabled = false;
+        setBusy(false);
+        void loadWorklist();
       }
     })();
   });
@@ -267,6 +384,7 @@ export function renderLiveRoom(root: HTMLElement): () => void {
 
   return () => {
     disposed = true;
+    worklistController?.abort();
     closeSource();
     connection?.close();
     for (const c of captured.values()) c.bitmap.close();
