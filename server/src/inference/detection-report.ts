@@ -9,6 +9,7 @@
  * UIDs are derived from (model, version, source instance, frame), so asking again for the same
  * detections finds the stored report instead of writing a duplicate.
  */
+import '../dicom/dcmjs-sequence-charset.js';
 import dcmjs from 'dcmjs';
 import { code, LOCAL_CODING_SCHEME, type Code } from '../dicom/coded-concept.js';
 import { dicomDate, dicomTime } from '../dicom/dicom-datetime.js';

@@ -114,15 +114,15 @@ async function readStored(study: string, series: string): Promise<Buffer> {
 }
 
 /**
- * The file read back with dcmjs. dcmjs 0.51 decodes text inside sequence items with its default
- * character set, not the data set's Specific Character Set (ISO_IR 192 here): those strings are
- * decoded again as UTF-8 (dcmdump, below, reads the same bytes as UTF-8 without help).
+ * The file read back with dcmjs, whose reading of text inside sequence items the archive corrects
+ * (dicom/dcmjs-sequence-charset.ts: the data set's ISO_IR 192 applies to its items).
  */
 function naturalized(bytes: Buffer): Record<string, any> {
   const ds = dcmjs.data.DicomMetaDictionary.naturalizeDataset(dcmjs.data.DicomMessage.readFile(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length) as ArrayBuffer).dict) as Record<string, any>;
-  const utf8 = (value: unknown): unknown =>
-    typeof value === 'string' ? Buffer.from(value, 'latin1').toString('utf8') : Array.isArray(value) ? value.map(utf8) : value !== null && typeof value === 'object' ? Object.fromEntries(Object.entries(value).filter(([k]) => k !== '_vrMap').map(([k, v]) => [k, utf8(v)])) : value;
-  for (const [keyword, value] of Object.entries(ds)) if (keyword.endsWith('Sequence')) ds[keyword] = utf8(value);
+  // dcmjs's bookkeeping (`_vrMap`) inside sequence items is not part of the data set.
+  const plain = (value: unknown): unknown =>
+    Array.isArray(value) ? value.map(plain) : value !== null && typeof value === 'object' ? Object.fromEntries(Object.entries(value).filter(([k]) => k !== '_vrMap').map(([k, v]) => [k, plain(v)])) : value;
+  for (const [keyword, value] of Object.entries(ds)) if (keyword.endsWith('Sequence')) ds[keyword] = plain(value);
   return ds;
 }
 
