@@ -1,12 +1,16 @@
 import path from 'node:path';
 import { defineConfig } from 'vite';
+import { decodersInWorkerOnly, lazyCodecs, oneDcmjs, precompress } from './build-plugins.js';
 
 // Built at install/start time (`npm run build` → viewer/dist) and served by the server at `/`.
 // Dev server: `npx vite viewer` with the server on 8080 (proxy below); see browser-tests notes for why
-// the Cornerstone codecs are pre-bundled and workers are ES modules.
+// the Cornerstone codecs are pre-bundled and workers are ES modules (dev server only: optimizeDeps does
+// not touch the build). The build plugins (build-plugins.ts) keep the codecs out of the main thread and
+// load each in the decode worker on first use, keep one copy of dcmjs, and precompress every file.
 export default defineConfig({
   root: import.meta.dirname,
   base: '/',
+  plugins: [oneDcmjs(), decodersInWorkerOnly(), precompress()],
   build: {
     outDir: 'dist',
     emptyOutDir: true,
@@ -23,7 +27,7 @@ export default defineConfig({
       '@cornerstonejs/codec-openjph/wasmjs',
     ],
   },
-  worker: { format: 'es' },
+  worker: { format: 'es', plugins: () => [lazyCodecs()] },
   server: {
     proxy: {
       '/dicomweb': 'http://127.0.0.1:8080',

@@ -33,6 +33,11 @@ export const ALLOWED_IMPORTS: Readonly<Record<string, readonly string[]>> = {
   // The hospital link: HIS commands, orders and worklist (his/), HL7 v2 over MLLP (hl7/)
   his: ['archive', 'audit', 'catalog', 'config.ts', 'contracts', 'dicom', 'errors.ts', 'http'],
   hl7: ['config.ts', 'dicom', 'errors.ts', 'his'],
+  // Reports: drafts, signing, SR + Encapsulated PDF writers, PDF rendering, quality figures, the /reports API
+  reports: ['archive', 'auth', 'catalog', 'config.ts', 'contracts', 'dicom', 'errors.ts', 'http', 'inference'],
+  // The FHIR R4 link: the /fhir API over the index (side database), the HIS store and the reports; the
+  // push outbox, sent through the job queue interface of pathology/ (no queue engine of its own)
+  fhir: ['audit/audit-record.ts', 'catalog', 'config.ts', 'contracts', 'dicom', 'errors.ts', 'his', 'http', 'pathology/job-queue.ts', 'reports'],
   // The composition module and the entry points at the top
   'services.ts': ['*'],
   'app.ts': ['*'],
@@ -46,10 +51,14 @@ export const ALLOWED_IMPORTS: Readonly<Record<string, readonly string[]>> = {
   'viewer/imaging': ['viewer/auth', 'viewer/dicomweb'],
   'viewer/ai': ['contracts', 'viewer/dicomweb'],
   'viewer/overlays': ['viewer/dicomweb'],
-  'viewer/browser': ['viewer/auth', 'viewer/dicomweb', 'viewer/ui'],
+  // The hospital link's read API (/his): the live room's worklist, the study browser's order states.
+  'viewer/his': ['contracts', 'viewer/dicomweb'],
+  'viewer/browser': ['viewer/auth', 'viewer/dicomweb', 'viewer/his', 'viewer/ui'],
   'viewer/wsi': ['viewer/dicomweb', 'viewer/ui', 'viewer/viewer/display.ts'],
-  'viewer/live': ['contracts', 'viewer/ai', 'viewer/auth', 'viewer/dicomweb', 'viewer/overlays', 'viewer/ui'],
+  'viewer/live': ['contracts', 'viewer/ai', 'viewer/auth', 'viewer/dicomweb', 'viewer/his', 'viewer/overlays', 'viewer/ui'],
   'viewer/viewer': ['viewer/ai', 'viewer/auth', 'viewer/dicomweb', 'viewer/imaging', 'viewer/overlays', 'viewer/ui', 'viewer/wsi'],
+  // The report editor and the endoscopy quality figures (/reports): the wire contracts as types, DICOMweb for the study's images.
+  'viewer/reports': ['contracts', 'viewer/auth', 'viewer/dicomweb', 'viewer/ui'],
   'viewer/main.ts': ['*'],
 };
 
@@ -68,6 +77,11 @@ export const CONSTRUCTED_AT_THE_TOP: readonly RegExp[] = [
   /\bnew LiveSessionRegistry\(/,
   /\bKyselyHisStore\.open\(/,
   /\bnew HisService\(/,
+  /\bFhirStore\.open\(/,
+  /\bFhirIndex\.open\(/,
+  /\bnew FhirPush\(/,
+  /\bKyselyReportStore\.open\(/,
+  /\bnew ReportService\(/,
 ];
 
 /** Where those may be built: the top, and the module that defines each (its own factory). */
@@ -75,7 +89,7 @@ export const CONSTRUCTION_ALLOWED_IN: readonly string[] = ['server/src/services.
 
 /** Packages only some modules may import: Fastify stays in routes and HTTP plumbing, Cornerstone in the viewer's imaging. */
 export const PACKAGE_OWNERS: Readonly<Record<string, readonly string[]>> = {
-  fastify: ['app.ts', 'http', 'auth', 'audit', 'dicomweb', 'ai', 'live', 'his'],
+  fastify: ['app.ts', 'http', 'auth', 'audit', 'dicomweb', 'ai', 'live', 'his', 'reports', 'fhir'],
   '@cornerstonejs/core': ['viewer/imaging'],
   '@cornerstonejs/tools': ['viewer/imaging'],
   '@cornerstonejs/dicom-image-loader': ['viewer/imaging'],

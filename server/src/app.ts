@@ -4,7 +4,6 @@
  * Constructs no storage, index, archive or engine of its own; tests pass services with their own parts.
  * The app owns the services it is given: closing the app closes them.
  */
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import cors from '@fastify/cors';
 import swagger from '@fastify/swagger';
@@ -20,12 +19,17 @@ import { TokenVerifier } from './auth/token-verifier.js';
 import { analysesRoutes } from './ai/analyses.routes.js';
 import { liveRoutes } from './live/live.routes.js';
 import { ordersRoutes } from './his/orders.routes.js';
+import { reportsRoutes } from './reports/reports.routes.js';
 import { dicomwebPlugin } from './dicomweb/dicomweb.plugin.js';
+import { fhirOutboxRoutes } from './fhir/fhir-outbox.routes.js';
+import { fhirRoutes } from './fhir/fhir.routes.js';
 import { errorHandler } from './http/error-handler.js';
 import { nodeServerOptions, registerRateLimit } from './http/hardening.js';
 import { installResponseCheck } from './http/response-check.js';
 import { PUBLIC } from './http/route-access.js';
 import { registerViewer } from './http/viewer-static.js';
+import { installJsonCompression } from './http/compress-json.js';
+import { prepareHttp2Server, tlsServerOptions } from './http/tls-server.js';
 import type { Services } from './services.js';
 
 /** Response headers a cross-origin DICOMweb client needs to read (beyond the CORS-safelisted ones). */
@@ -52,9 +56,11 @@ export async function buildApp(config: Readonly<Config>, services: Services, opt
     // Validation errors carry the offending value and schema, so http/route-schema.ts can say "may be
     // given once" for a repeated query parameter and name the field.
     ajv: { customOptions: { verbose: true } },
-    // Optional HTTPS (PACS_TLS_CERT_FILE / PACS_TLS_KEY_FILE); usually a reverse proxy terminates TLS.
-    ...(config.tls === null ? {} : { https: { ...nodeServerOptions(config.limits.http), cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) } }),
+    // Optional HTTPS (PACS_TLS_CERT_FILE / PACS_TLS_KEY_FILE), with HTTP/2 beside HTTP/1.1 unless
+    // PACS_HTTP2=false (http/tls-server.ts); usually a reverse proxy terminates TLS.
+    ...tlsServerOptions(config.tls, config.limits.http),
   }) as unknown as FastifyInstance;
+  prepareHttp2Server(app, config.tls, config.limits.http);
 
   // WebSocket support (the live endoscopy stream) at the root and first: its own hooks then run before
   // access control's, so an upgrade refused with 401/403 still has its socket closed by the plugin. A
@@ -88,6 +94,8 @@ export async function buildApp(config: Readonly<Config>, services: Services, opt
   if (options.checkResponses === true) installResponseCheck(app);
 
   app.setErrorHandler(errorHandler);
+  // JSON bodies (QIDO-RS, AI, orders, audit, FHIR) brotli/gzip-compressed by Accept-Encoding, Vary set.
+  installJsonCompression(app);
   app.setNotFoundHandler((request, reply) => {
     void reply.code(404).send({ error: { code: 'NOT_FOUND', message: `No route for ${request.method} ${request.url.split('?')[0]}` } });
   });
@@ -116,6 +124,8 @@ export async function buildApp(config: Readonly<Config>, services: Services, opt
       maxFrameBytes: config.live.maxFrameBytes,
       maxWaitMs: config.live.maxWaitMs,
       sessions: services.liveSessions,
+      // Sessions from a worklist item (the hospital link's orders).
+      ...(services.liveOrders === undefined ? {} : { orders: services.liveOrders }),
     });
     await app.register(aiRoutes, {
       prefix: '/ai',
@@ -134,6 +144,23 @@ export async function buildApp(config: Readonly<Config>, services: Services, opt
   if (services.audit !== undefined) await app.register(auditRoutes, { prefix: '/admin', trail: services.audit, source: auditSourceOf(config) });
   // The hospital link's orders REST API and worklist (his/): the service and store built by services.ts.
   if (services.his !== undefined) await app.register(ordersRoutes, { prefix: '/his', link: services.his.service, store: services.his.store, publicBaseUrl: config.publicBaseUrl });
+  // Reports (reports/): the service built by services.ts.
+  if (services.reports !== undefined) await app.register(reportsRoutes, { prefix: '/reports', service: services.reports.service, publicBaseUrl: config.publicBaseUrl, dicomwebPrefix: config.dicomwebPrefix });
+
+  // The FHIR R4 API (fhir/): its read model built by services.ts; the push outbox for administrators.
+  if (services.fhir !== undefined) {
+    if (config.fhir.enabled) {
+      await app.register(fhirRoutes, {
+        prefix: '/fhir',
+        service: services.fhir.service,
+        publicBaseUrl: config.publicBaseUrl,
+        dicomwebPrefix: config.dicomwebPrefix,
+        defaultCount: config.fhir.defaultCount,
+        maxCount: config.fhir.maxCount,
+      });
+    }
+    await app.register(fhirOutboxRoutes, { prefix: '/admin', store: services.fhir.store, ...(services.fhir.push === undefined ? {} : { push: services.fhir.push }) });
+  }
 
   app.get('/healthz', PUBLIC, async () => ({ status: 'ok' }));
   // Public like /api: it describes the APIs, it holds no patient data.

@@ -196,7 +196,15 @@ describe('sign-in configuration', () => {
   it('is off by default, with the default roles ready for when it is turned on', () => {
     const config = loadConfig({});
     expect(config.auth.enabled).toBe(false);
-    expect(config.auth.rolePermissions).toEqual({ reader: ['read'], uploader: ['store'], 'ai-user': ['read', 'ai'], scheduler: ['read', 'his'], admin: ['read', 'store', 'ai', 'admin', 'his'] });
+    expect(config.auth.rolePermissions).toEqual({
+      reader: ['read'],
+      uploader: ['store'],
+      'ai-user': ['read', 'ai'],
+      scheduler: ['read', 'his'],
+      physician: ['read', 'report', 'sign'],
+      resident: ['read', 'report'],
+      admin: ['read', 'store', 'ai', 'admin', 'his', 'report', 'sign'],
+    });
     expect(config.tls).toBeNull();
   });
 
@@ -229,7 +237,7 @@ describe('sign-in configuration', () => {
     } catch (err) {
       message = (err as AppError).message;
     }
-    expect(message).toContain('PACS_AUTH_ROLE_PERMISSIONS must list name=permission,permission entries separated by ";" (permissions: read, store, ai, admin, his), got "nurse=read,delete"');
+    expect(message).toContain('PACS_AUTH_ROLE_PERMISSIONS must list name=permission,permission entries separated by ";" (permissions: read, store, ai, admin, his, report, sign), got "nurse=read,delete"');
     expect(message).toContain('got "HS256"');
     expect(message).toContain('got "none"');
     expect(message).toContain('PACS_TLS_CERT_FILE and PACS_TLS_KEY_FILE must be set together');

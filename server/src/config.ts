@@ -13,6 +13,7 @@ import { readAiConfig, readJobsConfig, readLiveConfig, type AiConfig, type JobsC
 import { readAuditConfig, type AuditConfig } from './config/audit.js';
 import { readAuthConfig, type AuthConfig } from './config/auth.js';
 import { readDimseConfig, type DimseConfig } from './config/dimse.js';
+import { readFhirConfig, withIssuerSystems, type FhirConfig } from './config/fhir.js';
 import { readHisConfig, type HisConfig } from './config/his.js';
 import { readHl7Config, type Hl7Config } from './config/hl7.js';
 import { EnvReader, GiB, isLoopbackHost, MiB, type Env } from './config/env-reader.js';
@@ -24,6 +25,7 @@ export { BUNDLED_MODELS_DIR, type AiConfig, type JobsConfig, type LiveConfig } f
 export type { AuditConfig } from './config/audit.js';
 export { DEFAULT_ROLE_PERMISSIONS, type AuthConfig } from './config/auth.js';
 export type { DimseConfig } from './config/dimse.js';
+export type { FhirConfig, FhirPushConfig } from './config/fhir.js';
 export type { HisConfig } from './config/his.js';
 export type { Hl7Config, Hl7Sender } from './config/hl7.js';
 export { isLoopbackHost, isValidAeTitle } from './config/env-reader.js';
@@ -82,6 +84,8 @@ export interface Config {
   his: HisConfig;
   /** HL7 v2.5.1 listener over MLLP (server/src/hl7): orders and patients from the HIS; off by default. */
   hl7: Hl7Config;
+  /** FHIR R4 (server/src/fhir): the /fhir API and the push of results to the EMR (off unless PACS_FHIR_PUSH_URL). */
+  fhir: FhirConfig;
   /** True when HTTP, DIMSE or HL7 listens beyond loopback with no authentication (allowed by override only). */
   exposedWithoutAuthentication: boolean;
 }
@@ -128,8 +132,13 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     audit: readAuditConfig(read),
     his: readHisConfig(read),
     hl7: readHl7Config(read),
+    // The push links back to PACS_PUBLIC_BASE_URL (the DICOMweb Endpoint, the report PDFs).
+    fhir: readFhirConfig(read, read.string('PACS_PUBLIC_BASE_URL', '').replace(/\/+$/, '')),
     exposedWithoutAuthentication: false,
   };
+  // FHIR identifier systems of the hospital record number and national ID issuers the HL7 section names.
+  config.fhir = withIssuerSystems(config.fhir, config.hl7.patientIdIssuer, config.hl7.nationalIdIssuer);
+
   // The HL7 listener gives PID-3 identifiers these issuers: the hospital link must accept them.
   for (const [name, issuer] of [['PACS_HIS_PATIENT_ID_ISSUER', config.hl7.patientIdIssuer], ['PACS_HIS_NATIONAL_ID_ISSUER', config.hl7.nationalIdIssuer]] as const) {
     if (issuer !== '' && config.his.patientIdIssuers.length > 0 && !config.his.patientIdIssuers.includes(issuer)) {

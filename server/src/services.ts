@@ -17,7 +17,14 @@ import { createCatalog } from './catalog/create-catalog.js';
 import type { AiConfig, Config } from './config.js';
 import type { AuditTrail } from './audit/audit-trail.js';
 import { createAuditTrail } from './audit/create-audit-trail.js';
+import { FhirClient } from './fhir/fhir-client.js';
+import { IdentifierSystems } from './fhir/fhir-ids.js';
+import { FhirIndex } from './fhir/fhir-index.js';
+import { FhirPush, type PushMessage } from './fhir/fhir-push.js';
+import { FhirService } from './fhir/fhir-service.js';
+import { FhirStore } from './fhir/fhir-store.js';
 import { HisService } from './his/his-service.js';
+import { LiveProcedureSteps } from './his/live-procedure-steps.js';
 import type { HisStore } from './his/his-store.js';
 import { KyselyHisStore } from './his/kysely-his-store.js';
 import type { StoredPatients } from './his/his-model.js';
@@ -25,7 +32,11 @@ import { loggerOptions } from './http/logger.js';
 import { FrameDetections } from './inference/frame-detections.js';
 import { InferenceEngine } from './inference/inference-engine.js';
 import { loadModelRegistry } from './inference/model-registry.js';
+import type { LiveOrders } from './live/live-orders.js';
 import { LiveSessionRegistry } from './live/live-session-registry.js';
+import { KyselyReportStore } from './reports/kysely-report-store.js';
+import { ReportService } from './reports/report-service.js';
+import type { ReportStore } from './reports/report-store.js';
 import { AnalysisService } from './pathology/analysis-service.js';
 import { BullmqQueue } from './pathology/bullmq-queue.js';
 import { InProcessQueue, type JobQueue } from './pathology/job-queue.js';
@@ -38,6 +49,20 @@ export interface SlideAnalyses {
   readonly store: JobStore;
   readonly queue: JobQueue;
   readonly service: AnalysisService;
+}
+
+/** Reports (reports/): drafts, signing into the study as SR + Encapsulated PDF, the PDF, quality figures. */
+export interface Reporting {
+  readonly store: ReportStore;
+  readonly service: ReportService;
+}
+
+/** The FHIR R4 link (fhir/): the read model of the /fhir API, the outbox and, when configured, the push to the EMR. */
+export interface FhirLink {
+  readonly store: FhirStore;
+  readonly service: FhirService;
+  /** Present when PACS_FHIR_PUSH_URL is set (in the server; a worker process does not push). */
+  readonly push?: FhirPush;
 }
 
 /** The hospital link (his/): orders, patients and worklist from the HIS, in the index database. */
@@ -64,6 +89,12 @@ export interface Services {
   readonly liveSessions: LiveSessionRegistry;
   /** The hospital link (orders, patients, worklist): always built; absent only where a test leaves it out. */
   readonly his?: HospitalLink;
+  /** Present whenever `his` is: the live room performing worklist items (his/live-procedure-steps.ts behind live/'s port). */
+  readonly liveOrders?: LiveOrders;
+  /** Reports (own tables in the index database): always built; absent only where a test leaves it out. */
+  readonly reports?: Reporting;
+  /** The FHIR link: present unless PACS_FHIR_ENABLED=false and no push is configured. */
+  readonly fhir?: FhirLink;
   close(): Promise<void>;
 }
 
@@ -78,6 +109,7 @@ export interface ServiceParts {
   audit?: AuditTrail | null;
   inference?: InferenceEngine | null;
   his?: HospitalLink | null;
+  reports?: Reporting | null;
 }
 
 /**
@@ -136,12 +168,16 @@ export async function createServices(config: Readonly<Config>, options: Services
     };
     const his = options.his === undefined ? await startHospitalLink(config, audit, logger, storedPatients) : (options.his ?? undefined);
     if (his !== undefined) closers.push(() => his.store.close());
+    // Built after the reports (below); the archive tells it of stored instances from then on.
+    let fhir: FhirLink | undefined;
     const archive = new Archive(blobStore, catalog, logger, {
       maxHeaderBytes: config.stow.maxHeaderBytes,
       maxNesting: config.limits.dicomMaxNesting,
       decodeMaxBytes: config.limits.decodeMaxBytes,
       renderMaxPixels: config.limits.renderMaxPixels,
       ...(his === undefined ? {} : { orderReconciliation: his.service.reconciliation() }),
+      // A study that gains instances is pushed to the EMR once it settled (PACS_FHIR_PUSH_ON_STUDY).
+      instanceStored: (item) => fhir?.push?.studyStored(item.studyInstanceUid),
     });
     let analyses: SlideAnalyses | undefined;
     if (inference !== undefined) {
@@ -153,6 +189,10 @@ export async function createServices(config: Readonly<Config>, options: Services
         await store.close();
       });
     }
+    const reports = options.reports === undefined ? await startReporting(config, archive, logger) : (options.reports ?? undefined);
+    if (reports !== undefined) closers.push(() => reports.store.close());
+    // After the reports: signed reports are pushed to the EMR. Closed before them (closers run in reverse).
+    fhir = await startFhirLink(config, his, reports, audit, logger, role, closers);
     const liveSessions = new LiveSessionRegistry();
     closers.push(() => liveSessions.drain());
     return {
@@ -164,7 +204,9 @@ export async function createServices(config: Readonly<Config>, options: Services
       ...(inference === undefined ? {} : { inference, frameDetections: new FrameDetections(archive, inference) }),
       ...(analyses === undefined ? {} : { analyses }),
       ...(audit === undefined ? {} : { audit }),
-      ...(his === undefined ? {} : { his }),
+      ...(his === undefined ? {} : { his, liveOrders: new LiveProcedureSteps(his.store, audit, logger) satisfies LiveOrders }),
+      ...(reports === undefined ? {} : { reports }),
+      ...(fhir === undefined ? {} : { fhir }),
       close: closeAll,
     };
   } catch (err) {
@@ -177,6 +219,58 @@ export async function createServices(config: Readonly<Config>, options: Services
 async function startHospitalLink(config: Readonly<Config>, audit: AuditTrail | undefined, logger: Logger, storedPatients: StoredPatients): Promise<HospitalLink> {
   const store = await KyselyHisStore.open(config.index);
   return { store, service: new HisService(store, storedPatients, audit, logger, { patientIdIssuers: config.his.patientIdIssuers }) };
+}
+
+/** The report store (own tables in the index database) and the reports use cases on the archive. */
+async function startReporting(config: Readonly<Config>, archive: Archive, logger: Logger): Promise<Reporting> {
+  const store = await KyselyReportStore.open(config.index);
+  return { store, service: new ReportService(archive, store, logger) };
+}
+
+/**
+ * The FHIR link: its read model over the index, the HIS store and the reports, its outbox, and in the
+ * server the push to the EMR (outbox rows sent through a job queue of their own name, in-process or
+ * BullMQ like the slide analysis steps), told of every signed report.
+ */
+async function startFhirLink(
+  config: Readonly<Config>,
+  his: HospitalLink | undefined,
+  reports: Reporting | undefined,
+  audit: AuditTrail | undefined,
+  logger: Logger,
+  role: ServicesRole,
+  closers: Array<() => Promise<void>>,
+): Promise<FhirLink | undefined> {
+  const { fhir } = config;
+  // A slide-analysis worker serves no FHIR and pushes nothing.
+  if (role.kind !== 'server' || (!fhir.enabled && fhir.push === null)) return undefined;
+  const index = FhirIndex.open(config.index);
+  closers.push(() => index.close());
+  const store = await FhirStore.open(config.index);
+  closers.push(() => store.close());
+  const service = new FhirService(index, store, his?.store, reports?.store, {
+    systems: new IdentifierSystems(fhir.issuerSystems, fhir.issuerSystemPrefix, fhir.patientIdSystem, fhir.nationalIdSystem),
+    accessionSystem: fhir.accessionSystem,
+    placerOrderSystem: fhir.placerOrderSystem,
+    reportIdSystem: fhir.reportIdSystem,
+    reportPdfPath: (id, version) => `/reports/${encodeURIComponent(id)}/versions/${version}/pdf`,
+    ...(reports === undefined ? {} : { reportPdf: async (id: string, version: number) => (await reports.service.pdf(id, version)).pdf }),
+  });
+  if (fhir.push === null) return { store, service };
+  const queue: JobQueue<PushMessage> =
+    config.jobs.queue === 'bullmq'
+      ? new BullmqQueue<PushMessage>({ redisUrl: config.jobs.redisUrl, prefix: config.jobs.redisPrefix, stalledSeconds: config.jobs.stalledSeconds, queueName: 'fhir-outbox' })
+      : new InProcessQueue<PushMessage>();
+  const push = new FhirPush(store, queue, service, new FhirClient(fhir.push), logger, audit, {
+    config: fhir.push,
+    publicBaseUrl: config.publicBaseUrl,
+    dicomwebPrefix: config.dicomwebPrefix,
+    reportIdSystem: fhir.reportIdSystem,
+  });
+  closers.push(() => push.close());
+  await push.start();
+  reports?.service.onSigned(({ report }) => push.reportSigned(report.id, report.studyInstanceUid));
+  return { store, service, push };
 }
 
 /** Verifies the registry (sha256 of every model) and warms up one session per model. */

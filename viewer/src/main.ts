@@ -1,5 +1,6 @@
 /**
- * Entry point and router. The URL hash carries UIDs only (`#/study/{uid}[/series/{uid}]`): patient
+ * Entry point and router. The URL hash carries UIDs only (`#/study/{uid}[/series/{uid}]`, reports:
+ * `#/study/{uid}/report[/{id}[/version/{n}]]`, quality figures: `#/quality`): patient
  * names and IDs never appear in the page URL, so they cannot end up in logs or browser history.
  */
 import { renderStudyBrowser } from './browser/study-browser.js';
@@ -10,6 +11,7 @@ import { errorBox, h, messageOf, showBanner } from './ui/dom.js';
 
 const app = document.getElementById('app') as HTMLElement;
 const UID = /^[0-9.]{1,64}$/;
+const REPORT_ID = /^[A-Za-z0-9-]{1,64}$/;
 let teardown: (() => void) | undefined;
 let generation = 0;
 
@@ -22,7 +24,19 @@ async function route(): Promise<void> {
   if (banner !== null) banner.hidden = true;
   const parts = location.hash.replace(/^#\/?/, '').split('/').filter(Boolean);
   try {
-    if (parts[0] === 'study' && parts[1] !== undefined && UID.test(parts[1])) {
+    if (parts[0] === 'study' && parts[1] !== undefined && UID.test(parts[1]) && parts[2] === 'report') {
+      // Reports of the study, a report (`…/report/{id}`) or one of its versions (`…/report/{id}/version/{n}`).
+      const report = parts[3] !== undefined && REPORT_ID.test(parts[3]) ? parts[3] : undefined;
+      const version = parts[4] === 'version' && /^[1-9][0-9]{0,5}$/.test(parts[5] ?? '') ? Number(parts[5]) : undefined;
+      const { renderReportPage } = await import('./reports/report-page.js');
+      if (mine !== generation) return;
+      const dispose = await renderReportPage(app, parts[1], report, version);
+      if (mine !== generation) dispose();
+      else teardown = dispose;
+    } else if (parts[0] === 'quality') {
+      const { renderQualityPage } = await import('./reports/quality-page.js');
+      if (mine === generation) teardown = renderQualityPage(app);
+    } else if (parts[0] === 'study' && parts[1] !== undefined && UID.test(parts[1])) {
       const study = parts[1];
       const series = parts[2] === 'series' && parts[3] !== undefined && UID.test(parts[3]) ? parts[3] : undefined;
       const dispose = await renderStudyView(app, study, series, (s) => (location.hash = `#/study/${study}/series/${s}`));

@@ -26,6 +26,8 @@ import { FailureReason, type FailedItem, type StoredItem } from './stow-outcome.
 import { findInstances, instancesWithBytes, readFrames } from './retrieve.js';
 import { bulkDataValue, decodedBulkData, readBulkData, type BulkDataValue } from './bulkdata.js';
 import { decodeFrames, readWholeInstance } from './decode-frames.js';
+import { encodeFrames, type FrameEncoding } from './encode-frames.js';
+import type { DicomJsonDataset } from '../dicom/dicom-json.js';
 import { MAX_TRANSCODE_BYTES, transcodeToExplicitLittleEndian, type PixelAttributes } from './transcode.js';
 import { DEFAULT_RENDER_MAX_PIXELS, renderFrame, renderFramePixels, representativeFrame, type DisplayPixels, representativeInstance, type RenderedImage, type RenderOptions } from './render.js';
 
@@ -70,6 +72,11 @@ export interface ArchiveOptions {
    * linked to the order. Absent: instances are indexed as they are.
    */
   orderReconciliation?: OrderReconciliation;
+  /**
+   * Told after each new instance is indexed (not for duplicates), e.g. so the FHIR push can send the
+   * study's ImagingStudy once it has settled (fhir/fhir-push.ts). Must not throw or block.
+   */
+  instanceStored?: (item: StoredItem) => void;
 }
 
 /** Errors that concern the whole request, not one part: they abort the request. */
@@ -257,6 +264,18 @@ export class Archive {
   }
 
   /**
+   * The given 1-based frames encoded to JPEG Baseline, JPEG-LS or HTJ2K lossless (encode-frames.ts),
+   * from any stored syntax the archive decodes; `dataset` is the instance's indexed header JSON.
+   */
+  encodeFrames(instance: StoredInstance, dataset: DicomJsonDataset, attributes: PixelAttributes, frameNumbers: readonly number[], encoding: FrameEncoding): Promise<Buffer[]> {
+    return encodeFrames(this.blobs, instance, dataset, attributes, frameNumbers, encoding, {
+      maxBytes: this.decodeMaxBytes,
+      renderMaxPixels: this.options.renderMaxPixels ?? DEFAULT_RENDER_MAX_PIXELS,
+      log: this.log,
+    });
+  }
+
+  /**
    * Instances in scope with their indexed header JSON, for WADO-RS metadata: one index query, no blob
    * reads. None is a NotFoundError naming the level, as for findInstances.
    */
@@ -341,6 +360,7 @@ export class Archive {
       if (outcome.status === 'stored') {
         this.forgetStudies(outcome.identityChangedStudies ?? []);
         this.linkToOrder(accessionNumber, item);
+        this.tellStored(item);
         return { ok: true, item };
       }
       await this.deleteQuietly(blobKey);
@@ -356,6 +376,14 @@ export class Archive {
         ok: false,
         failure: { ...itemRef(item), failureReason: FailureReason.OutOfResources, message: 'The index is unavailable' },
       };
+    }
+  }
+
+  private tellStored(item: StoredItem): void {
+    try {
+      this.options.instanceStored?.(item);
+    } catch (err) {
+      this.log.warn({ err: errorSummary(err) }, 'a listener of stored instances failed');
     }
   }
 

@@ -82,6 +82,8 @@ export interface RenderOptions {
   viewport?: { width: number; height: number };
   /** JPEG quality 1-100 (default DEFAULT_JPEG_QUALITY); ignored for PNG. */
   quality?: number;
+  /** Draw the overlay planes (default true); false for a frame encoded as JPEG (encode-frames.ts). */
+  overlays?: boolean;
 }
 
 export interface RenderedImage {
@@ -192,7 +194,7 @@ export async function renderFramePixels(
   log?: Logger,
   maxPixels: number = DEFAULT_RENDER_MAX_PIXELS,
 ): Promise<DisplayPixels> {
-  const { rendered, grayscale } = await decodeForDisplay(blobs, instance, frame, undefined, maxPixels, log);
+  const { rendered, grayscale } = await decodeForDisplay(blobs, instance, frame, undefined, maxPixels, true, log);
   return { width: rendered.width, height: rendered.height, pixels: Buffer.from(rendered.pixels), grayscale };
 }
 
@@ -202,6 +204,7 @@ async function decodeForDisplay(
   frame: number,
   requestedWindow: RenderWindow | undefined,
   maxPixels: number,
+  overlays: boolean,
   log?: Logger,
 ): Promise<{ rendered: { width: number; height: number; pixels: ArrayBuffer }; grayscale: boolean }> {
   checkRenderable(instance, frame, maxPixels);
@@ -222,7 +225,7 @@ async function decodeForDisplay(
       if (window?.function !== undefined) image.setElement('VOILUTFunction', window.function);
       const result = image.render({
         frame: frame - 1,
-        renderOverlays: true,
+        renderOverlays: overlays,
         ...(window === undefined ? {} : { windowLevel: new WindowLevel(window.width, window.center) }),
       });
       return { rendered: result, grayscale: gray };
@@ -252,7 +255,7 @@ export async function renderFrame(
 ): Promise<RenderedImage> {
   const tile = await renderColourJpegTile(blobs, instance, options, maxPixels, log);
   if (tile !== undefined) return tile;
-  const { rendered, grayscale } = await decodeForDisplay(blobs, instance, options.frame, options.window, maxPixels, log);
+  const { rendered, grayscale } = await decodeForDisplay(blobs, instance, options.frame, options.window, maxPixels, options.overlays ?? true, log);
 
   // dcmjs-imaging always hands back RGBA; grayscale images become one-channel JPEG/PNG (luminance,
   // so coloured overlay pixels stay visible).

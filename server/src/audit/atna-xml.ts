@@ -28,6 +28,12 @@ function requestorRole(record: AuditRecord): 'source' | 'destination' | undefine
     case 'live-session-start':
     case 'live-session-end':
       return 'source';
+    // The push: the record's `who` is the EMR that received the data (`FHIR:<base URL>`); this archive is the source.
+    case 'fhir-push':
+      return 'destination';
+    // A report's PDF (Export): the user it was exported to is the destination.
+    case 'report-export':
+      return 'destination';
     case 'retrieve':
       return 'destination';
     default:

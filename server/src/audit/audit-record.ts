@@ -15,6 +15,15 @@
  * | `audit-read`         | the administrators' audit API                                 | 110101 Audit Log Used                     | R               |
  * | `patient-record`     | the hospital link created / updated a patient, or merged one away (its studies follow) | 110110 Patient Record | C / U / D (`detail.eventActionCode`) |
  * | `order-record`       | the hospital link created / changed / cancelled an order; the orders API read one | 110109 Order Record | C / U / D / R (`detail.eventActionCode`) |
+ * | `fhir-push`          | the FHIR push sent a study's or report's resources to the EMR (outbox entry delivered or given up) | 110106 Export | R |
+ * | `report-write`       | a report draft created (C), saved or amended (U) through `/reports` | 110111 Procedure Record | C / U (`detail.eventActionCode`) |
+ * | `report-read`        | a report, a version or a study's reports read                  | 110111 Procedure Record                   | R               |
+ * | `report-sign`        | a report signed: final, its SR and Encapsulated PDF created in the study (named as objects) | 110103 DICOM Instances Accessed | C |
+ * | `report-export`      | a report's PDF served for print or the patient                | 110106 Export                             | R               |
+ *
+ * The FHIR API (interface `fhir`) uses the DICOMweb words: a read (`GET /fhir/{type}/{id}`) is `retrieve`,
+ * a search `query` with the resource type as its level; the records name the study (ImagingStudy,
+ * DiagnosticReport) and, as an HL7 CX Patient ID, the patient (Patient reads, searches by patient).
  *
  * Records may hold patient data (a QIDO query for a patient name): they live in the protected index
  * database and go to the configured ATNA repository, never into application logs.
@@ -25,10 +34,13 @@ import type { AuditAction, AuditActionCode, AuditInterface, AuditObject, AuditOu
 export { AUDIT_ACTIONS, storedObjects, type AuditAction, type AuditActionCode, type AuditInterface, type AuditObject, type AuditOutcome } from './audit-vocabulary.js';
 
 export interface AuditWho {
-  /** Token `sub`, `anonymous` (auth off), `unauthenticated` (401), `AE:<calling AE title>` (DIMSE) or `HL7:<sending application>`. */
+  /**
+   * Token `sub`, `anonymous` (auth off), `unauthenticated` (401), `AE:<calling AE title>` (DIMSE),
+   * `HL7:<sending application>`, or `FHIR:<base URL>` (the EMR a FHIR push delivered to, kind `system`).
+   */
   subject: string;
   name?: string;
-  kind: Principal['kind'] | 'unauthenticated' | 'hl7';
+  kind: Principal['kind'] | 'unauthenticated' | 'hl7' | 'system';
   roles?: string[];
 }
 
@@ -68,6 +80,15 @@ export const ATNA_EVENTS: Record<AuditAction, { code: string; meaning: string; a
   // The code of these two depends on the event: detail.eventActionCode (atnaEventOf); these are the fallbacks.
   'patient-record': { code: '110110', meaning: 'Patient Record', actionCode: 'U' },
   'order-record': { code: '110109', meaning: 'Order Record', actionCode: 'U' },
+  // PS3.15 A.5.3.6 Data Export: patient data leaving the archive for the EMR (the archive is the source).
+  'fhir-push': { code: '110106', meaning: 'Export', actionCode: 'R' },
+  // Reports: a report is part of the procedure's record (110111 Procedure Record: created, read, updated);
+  // signing creates DICOM instances in the study (110103 DICOM Instances Accessed, C = created); the
+  // PDF leaves the archive for print or the patient (110106 Export).
+  'report-write': { code: '110111', meaning: 'Procedure Record', actionCode: 'U' },
+  'report-read': { code: '110111', meaning: 'Procedure Record', actionCode: 'R' },
+  'report-sign': { code: '110103', meaning: 'DICOM Instances Accessed', actionCode: 'C' },
+  'report-export': { code: '110106', meaning: 'Export', actionCode: 'R' },
 };
 
 const ACTION_CODES: readonly string[] = ['C', 'R', 'U', 'D', 'E'];

@@ -18,11 +18,18 @@ export const AUDIT_ACTIONS = [
   // The hospital link (his/): a patient created, updated or merged away; an order created, read, changed or cancelled.
   'patient-record',
   'order-record',
+  // The FHIR link (fhir/): a result (ImagingStudy, DiagnosticReport, the Patient they name) sent to the EMR.
+  'fhir-push',
+  // Reports (reports/): a draft written or amended, a report read, signed (its SR and PDF stored), its PDF exported.
+  'report-write',
+  'report-read',
+  'report-sign',
+  'report-export',
 ] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 
 /** Where the action came in: the record's `interface` field. */
-export const AUDIT_INTERFACES = ['dicomweb', 'ai', 'live', 'dimse', 'admin', 'his'] as const;
+export const AUDIT_INTERFACES = ['dicomweb', 'ai', 'live', 'dimse', 'admin', 'his', 'fhir', 'reports'] as const;
 export type AuditInterface = (typeof AUDIT_INTERFACES)[number];
 
 /** ATNA EventOutcomeIndicator: 0 success, 4 minor failure, 8 serious failure, 12 major failure. */
@@ -30,7 +37,7 @@ export type AuditOutcome = 0 | 4 | 8 | 12;
 
 /**
  * ATNA EventActionCode (PS3.15 A.5.1): Create, Read, Update, Delete, Execute. Actions whose code depends
- * on the event (`patient-record`, `order-record`) carry it as `detail.eventActionCode`.
+ * on the event (`patient-record`, `order-record`, `report-write`) carry it as `detail.eventActionCode`.
  */
 export type AuditActionCode = 'C' | 'R' | 'U' | 'D' | 'E';
 

@@ -6,8 +6,9 @@
 /**
  * What a route may require (issue "Security and reliability"): enforced in one place, auth/access-control.ts.
  * `his`: writing orders and patients of the hospital link (the orders REST API); reading the worklist is `read`.
+ * `report`: writing report drafts and amendments (reports/); `sign`: finalising (signing) them. Reading is `read`.
  */
-export const PERMISSIONS = ['read', 'store', 'ai', 'admin', 'his'] as const;
+export const PERMISSIONS = ['read', 'store', 'ai', 'admin', 'his', 'report', 'sign'] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 /** A route's declared requirement: `public` routes (health, viewer files, /api) need no token. */
 export type RoutePermission = Permission | 'public';

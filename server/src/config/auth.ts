@@ -36,7 +36,10 @@ export const DEFAULT_ROLE_PERMISSIONS: Readonly<Record<string, readonly Permissi
   'ai-user': ['read', 'ai'],
   // The hospital link's orders REST API: a registration desk or an integration engine without HL7.
   scheduler: ['read', 'his'],
-  admin: ['read', 'store', 'ai', 'admin', 'his'],
+  // Reports (reports/): a physician drafts and signs; a resident drafts for a physician to sign.
+  physician: ['read', 'report', 'sign'],
+  resident: ['read', 'report'],
+  admin: ['read', 'store', 'ai', 'admin', 'his', 'report', 'sign'],
 };
 
 const SIGNATURE_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const;

@@ -6,6 +6,7 @@
  */
 import type { StoredInstance } from '../catalog/catalog.js';
 import { canDecodeFrames, canTranscodeToExplicitLittleEndian, MAX_TRANSCODE_BYTES } from '../archive/transcode.js';
+import { canEncodeFramesOf, isFrameEncoding, type FrameEncodingSyntax } from '../archive/encode-frames.js';
 import { AppError } from '../errors.js';
 import { EXPLICIT_VR_BIG_ENDIAN, EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN } from '../dicom/transfer-syntax.js';
 import { parseAccept, type MediaRange } from './negotiate.js';
@@ -97,6 +98,8 @@ export interface FrameRepresentation {
   partContentType: string;
   /** Frames must be decoded (compressed) or byte-swapped (big endian) to raw little-endian pixels. */
   decode: boolean;
+  /** Frames are encoded to this syntax (JPEG Baseline, JPEG-LS or HTJ2K lossless) from whatever is stored. */
+  encode?: FrameEncodingSyntax;
 }
 
 /** Native frames in little-endian byte order (Implicit and Explicit VR LE frames are the same bytes). */
@@ -105,12 +108,17 @@ function isLittleEndianNative(uid: string): boolean {
 }
 
 /**
- * Frame retrieval. Native little-endian frames: `application/octet-stream` (no transfer syntax or
- * `*`, the default Explicit VR LE, or the stored UID). Encapsulated (compressed) frames and big-endian
- * native frames are served as stored when the client accepts that syntax: `transfer-syntax=*` or the
- * stored UID on application/octet-stream, or an image type of Table 8.7.3-5 that carries it; with no
- * transfer syntax (or Explicit VR LE) on application/octet-stream they are decoded to raw
- * little-endian pixels when the stored syntax can be decoded. Otherwise 406.
+ * Frame retrieval (PS3.18 §8.7.3.5, Table 8.7.3-5), ranges taken by q-value, then in header order. Native
+ * little-endian frames: `application/octet-stream` (no transfer syntax or `*`, the default Explicit VR
+ * LE, or the stored UID). Encapsulated (compressed) frames and big-endian native frames are served as
+ * stored when the client accepts that syntax: `transfer-syntax=*` or the stored UID on
+ * application/octet-stream, or an image type of Table 8.7.3-5 that carries it; with no transfer syntax
+ * (or Explicit VR LE) on application/octet-stream they are decoded to raw little-endian pixels when the
+ * stored syntax can be decoded. Frames of any decodable source are encoded (archive/encode-frames.ts)
+ * when the client asks for JPEG Baseline (`image/jpeg`, its default syntax), JPEG-LS lossless
+ * (`image/jls`) or HTJ2K lossless (`image/jphc`), by the type (with no transfer syntax, that syntax, or
+ * `*` when the stored syntax is not one the type carries) or by that UID on application/octet-stream.
+ * Otherwise 406.
  */
 export function negotiateFrames(acceptHeader: string | undefined, instance: StoredInstance): FrameRepresentation {
   const stored = instance.transferSyntaxUid;
@@ -129,20 +137,30 @@ export function negotiateFrames(acceptHeader: string | undefined, instance: Stor
       if ((asked === undefined || asked === EXPLICIT_VR_LITTLE_ENDIAN) && ((encapsulated && canDecodeFrames(stored)) || (!encapsulated && stored === EXPLICIT_VR_BIG_ENDIAN))) {
         return { mediaType: 'application/octet-stream', partContentType: 'application/octet-stream', decode: true };
       }
+      if (isFrameEncoding(asked) && canEncodeFramesOf(instance)) {
+        return { mediaType: 'application/octet-stream', partContentType: `application/octet-stream; transfer-syntax=${asked}`, decode: false, encode: asked };
+      }
       continue;
     }
     const carries = IMAGE_TYPES[type];
-    if (!encapsulated || carries === undefined || !carries.includes(stored)) continue;
-    if (asked === ANY || asked === stored || (asked === undefined && carries[0] === stored)) {
+    if (carries === undefined) continue;
+    if (encapsulated && carries.includes(stored) && (asked === ANY || asked === stored || (asked === undefined && carries[0] === stored))) {
       return { mediaType: type, partContentType: `${type}; transfer-syntax=${stored}`, decode: false };
+    }
+    // Encoded from any decodable source: the type's default syntax (no transfer syntax, or `*`), or the one named.
+    const target = asked === undefined || asked === ANY ? carries[0] : asked;
+    if (isFrameEncoding(target) && carries.includes(target) && canEncodeFramesOf(instance)) {
+      return { mediaType: type, partContentType: `${type}; transfer-syntax=${target}`, decode: false, encode: target };
     }
   }
   const kind = encapsulated ? 'compressed' : stored === EXPLICIT_VR_BIG_ENDIAN ? 'big-endian' : 'stored';
   throw new AppError(
     'NOT_ACCEPTABLE',
     `Frames of this instance are ${kind} (${stored}) and cannot be served in the form asked for` +
-      (encapsulated && !canDecodeFrames(stored) ? ` (this server cannot decode ${stored})` : ' (decoding is to raw little-endian application/octet-stream only, no transcoding to other compressed syntaxes)') +
-      ': ask for ' +
+      (encapsulated && !canDecodeFrames(stored)
+        ? ` (this server cannot decode ${stored})`
+        : ' (frames are decoded to raw little-endian application/octet-stream, or encoded to image/jpeg (JPEG Baseline), image/jls (JPEG-LS lossless) or image/jphc (HTJ2K lossless) only)') +
+      ': ask for one of those, or for ' +
       `multipart/related; type="application/octet-stream"; transfer-syntax=* (or transfer-syntax=${stored}) to receive them as stored`,
   );
 }

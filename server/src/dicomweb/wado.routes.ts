@@ -14,7 +14,9 @@ import type { Archive } from '../archive/archive.js';
 import { frameSpans, parseFrameList } from '../archive/retrieve.js';
 import { pixelAttributesFromJson } from '../archive/transcode.js';
 import type { InstanceScope, StoredInstance } from '../catalog/catalog.js';
-import { EXPLICIT_VR_LITTLE_ENDIAN } from '../dicom/transfer-syntax.js';
+import { EXPLICIT_VR_LITTLE_ENDIAN, JPEG_BASELINE_8BIT } from '../dicom/transfer-syntax.js';
+import { DEFAULT_JPEG_QUALITY } from '../archive/render.js';
+import { BadQueryError } from '../errors.js';
 import { dicomwebBaseUrl } from '../http/base-url.js';
 import { boundaryOf, representationETag, sendIfNotModified, withCacheHeaders, type CachePolicy } from './http-cache.js';
 import { checkUidParam } from '../http/uid-param.js';
@@ -86,22 +88,40 @@ export async function wadoRoutes(app: FastifyInstance, options: WadoRoutesOption
   app.get('/studies/:study/series/:series', requires('read', { audit: 'retrieve' }), retrieveInstances);
   app.get('/studies/:study/series/:series/instances/:instance', requires('read', { audit: 'retrieve' }), retrieveInstances);
 
-  app.get<{ Params: RetrieveParams & { frames: string } }>(
+  app.get<{ Params: RetrieveParams & { frames: string }; Querystring: Record<string, string | string[] | undefined> }>(
     '/studies/:study/series/:series/instances/:instance/frames/:frames',
     requires('read', { audit: 'retrieve' }),
     async (request, reply) => {
       const scope = scopeOf(request.params);
       const frameNumbers = parseFrameList(request.params.frames, options.maxFrames);
+      const quality = frameQuality(request.query);
       const [instance] = await archive.findInstances(scope);
       frameSpans(instance!, frameNumbers); // 400/404/406 about the frames before negotiation
       const representation = negotiateFrames(request.headers.accept, instance!);
+      const encodeQuality = representation.encode === JPEG_BASELINE_8BIT ? (quality ?? DEFAULT_JPEG_QUALITY) : undefined;
       const policy: CachePolicy = {
         immutable: true,
-        etag: representationETag(['frames', instance!.blobKey, frameNumbers.join(','), representation.mediaType, representation.partContentType, String(representation.decode)]),
+        etag: representationETag([
+          'frames',
+          instance!.blobKey,
+          frameNumbers.join(','),
+          representation.mediaType,
+          representation.partContentType,
+          String(representation.decode),
+          ...(representation.encode === undefined ? [] : [`encode:${representation.encode}:${encodeQuality ?? ''}`]),
+        ]),
       };
       if (sendIfNotModified(request, reply, policy)) return reply;
       let frames: Buffer[];
-      if (representation.decode) {
+      if (representation.encode !== undefined) {
+        const [withAttributes] = await archive.findInstancesWithAttributes(scope);
+        const dataset = withAttributes!.attributes;
+        frames = await archive.encodeFrames(instance!, dataset, pixelAttributesFromJson(dataset), frameNumbers, {
+          syntax: representation.encode,
+          ...(encodeQuality === undefined ? {} : { quality: encodeQuality }),
+        });
+        request.log.info({ frames: frameNumbers.length, encoded: representation.encode }, 'WADO-RS frames encoded');
+      } else if (representation.decode) {
         const [withAttributes] = await archive.findInstancesWithAttributes(scope);
         frames = await archive.readDecodedFrames(instance!, pixelAttributesFromJson(withAttributes!.attributes), frameNumbers);
       } else {
@@ -125,6 +145,19 @@ export async function wadoRoutes(app: FastifyInstance, options: WadoRoutesOption
 }
 
 const CRLF = Buffer.from('\r\n', 'latin1');
+
+/**
+ * `quality=1..100`: the JPEG quality of frames encoded as JPEG Baseline (image/jpeg). PS3.18 defines
+ * `quality` for rendered resources (§8.3.5.1.3) and no parameter for frames; the frames resource takes
+ * the same query parameter, same syntax, and ignores it for every other representation.
+ */
+export function frameQuality(query: Record<string, string | string[] | undefined>): number | undefined {
+  const value = query['quality'];
+  if (value === undefined) return undefined;
+  if (Array.isArray(value)) throw new BadQueryError('quality', 'must be given once');
+  if (!/^\s*[0-9]+\s*$/.test(value) || Number(value) < 1 || Number(value) > 100) throw new BadQueryError('quality', 'the quality must be a whole number from 1 to 100');
+  return Number(value);
+}
 
 /** Part of an instance's ETag: the patient identity of record it is read with, when one is applied. */
 export function identityTag(instance: StoredInstance): string {

@@ -27,7 +27,8 @@ export function errorHandler(err: FastifyError | Error, request: FastifyRequest,
   }
   // A request refused before its body was read to the end (413, malformed multipart): close the
   // connection after answering, or a client still sending would wait on a socket nobody reads.
-  if (!request.raw.complete) void reply.header('connection', 'close');
+  // HTTP/1.1 only: HTTP/2 has no Connection header (the stream is reset instead, by Node).
+  if (!request.raw.complete && request.raw.httpVersionMajor < 2) void reply.header('connection', 'close');
   if (err instanceof ServiceBusyError) void reply.header('retry-after', String(err.retryAfterSeconds));
   const challenge = bearerChallenge(body.error.code, body.error.message, request);
   if (challenge !== undefined) void reply.header('www-authenticate', challenge);

@@ -8,7 +8,7 @@
  */
 import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
-import { messageId, type JobQueue, type MessageHandler, type QueueMessage } from './job-queue.js';
+import { messageId, type JobQueue, type MessageHandler, type QueueItem, type QueueMessage } from './job-queue.js';
 
 const ADD_TIMEOUT_MS = 5000;
 const CLOSE_TIMEOUT_MS = 60_000;
@@ -30,7 +30,7 @@ export interface BullmqQueueOptions {
   stalledSeconds: number;
 }
 
-export class BullmqQueue implements JobQueue {
+export class BullmqQueue<M extends QueueItem = QueueMessage> implements JobQueue<M> {
   readonly kind = 'bullmq' as const;
   private readonly queue: Queue;
   private readonly connections: Redis[] = [];
@@ -50,7 +50,7 @@ export class BullmqQueue implements JobQueue {
     return redis;
   }
 
-  async add(messages: readonly QueueMessage[]): Promise<void> {
+  async add(messages: readonly M[]): Promise<void> {
     if (messages.length === 0) return;
     // BullMQ waits for a connection without limit; a caller (an HTTP request) must not.
     await withTimeout(ADD_TIMEOUT_MS, 'Redis did not accept the job steps in time', this.queue.addBulk(
@@ -63,12 +63,12 @@ export class BullmqQueue implements JobQueue {
     ));
   }
 
-  async startWorkers(handler: MessageHandler, concurrency: number): Promise<void> {
+  async startWorkers(handler: MessageHandler<M>, concurrency: number): Promise<void> {
     const lockMs = this.options.stalledSeconds * 1000;
     this.worker = new Worker(
       this.options.queueName ?? 'slide-analysis',
       async (job) => {
-        await handler(job.data as QueueMessage);
+        await handler(job.data as M);
       },
       {
         connection: this.connection(),

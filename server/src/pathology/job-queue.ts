@@ -7,16 +7,26 @@
  * skipped, a completed job is not written twice), so a message delivered again after a crash is harmless.
  * The in-process queue forgets its messages when the process stops; the job store does not, and the
  * server re-queues the steps of unfinished jobs when it starts (AnalysisService.recover).
+ *
+ * The queue is generic over its message type, so other durable work kept in SQL reuses the same engine
+ * (the FHIR push outbox, fhir/fhir-push.ts: `{ kind: 'fhir-push', jobId: <outbox id> }` on a queue of
+ * its own name); slide analysis steps are the default.
  */
 export type QueueMessage = { kind: 'plan'; jobId: string } | { kind: 'unit'; jobId: string; unit: number } | { kind: 'finalize'; jobId: string };
 
-export type MessageHandler = (message: QueueMessage) => Promise<void>;
+/** What any queue message has: a kind and the id of the job (or outbox entry) it works on. */
+export interface QueueItem {
+  readonly kind: string;
+  readonly jobId: string;
+}
 
-export interface JobQueue {
+export type MessageHandler<M extends QueueItem = QueueMessage> = (message: M) => Promise<void>;
+
+export interface JobQueue<M extends QueueItem = QueueMessage> {
   readonly kind: 'inprocess' | 'bullmq';
-  add(messages: readonly QueueMessage[]): Promise<void>;
+  add(messages: readonly M[]): Promise<void>;
   /** Starts consuming: up to `concurrency` messages handled at once by this process. */
-  startWorkers(handler: MessageHandler, concurrency: number): Promise<void>;
+  startWorkers(handler: MessageHandler<M>, concurrency: number): Promise<void>;
   /** Drops the waiting messages of a job (cancel); running ones see the job state and stop. */
   discard(jobId: string): Promise<void>;
   /** Stops taking messages and waits for the running ones. */
@@ -24,21 +34,22 @@ export interface JobQueue {
 }
 
 /** A stable id per step: a queue that deduplicates by id (BullMQ) keeps one copy of a re-added step. */
-export function messageId(message: QueueMessage): string {
-  return message.kind === 'unit' ? `${message.jobId}_u${message.unit}` : `${message.jobId}_${message.kind}`;
+export function messageId(message: QueueItem): string {
+  const unit = (message as { unit?: unknown }).unit;
+  return message.kind === 'unit' && typeof unit === 'number' ? `${message.jobId}_u${unit}` : `${message.jobId}_${message.kind}`;
 }
 
-export class InProcessQueue implements JobQueue {
+export class InProcessQueue<M extends QueueItem = QueueMessage> implements JobQueue<M> {
   readonly kind = 'inprocess' as const;
-  private readonly waiting: QueueMessage[] = [];
+  private readonly waiting: M[] = [];
   private readonly queued = new Set<string>();
-  private handler: MessageHandler | undefined;
+  private handler: MessageHandler<M> | undefined;
   private concurrency = 1;
   private running = 0;
   private closed = false;
   private readonly idle: Array<() => void> = [];
 
-  async add(messages: readonly QueueMessage[]): Promise<void> {
+  async add(messages: readonly M[]): Promise<void> {
     if (this.closed) return;
     for (const message of messages) {
       const id = messageId(message);
@@ -49,7 +60,7 @@ export class InProcessQueue implements JobQueue {
     this.pump();
   }
 
-  async startWorkers(handler: MessageHandler, concurrency: number): Promise<void> {
+  async startWorkers(handler: MessageHandler<M>, concurrency: number): Promise<void> {
     this.handler = handler;
     this.concurrency = Math.max(1, concurrency);
     this.pump();

@@ -14,8 +14,11 @@
  * asked in a hidden iframe (`prompt=none`) at `silent-renew.html`, which needs its session cookie in a
  * third-party context (works when provider and viewer share a site). The renewal is timed here, not
  * by oidc-client-ts's fixed "60 s before expiry", so that short-lived tokens are not renewed in a loop.
+ *
+ * oidc-client-ts (~20 kB compressed) is loaded only when the server has sign-in on: with it off, the
+ * study list's first screen does not wait for it.
  */
-import { UserManager, WebStorageStateStore, type User } from 'oidc-client-ts';
+import type { User, UserManager } from 'oidc-client-ts';
 
 export interface AuthSettings {
   enabled: boolean;
@@ -91,6 +94,7 @@ export async function startAuth(): Promise<boolean> {
     throw new Error('Sign-in is enabled on the server but PACS_AUTH_VIEWER_CLIENT_ID (or the issuer) is not set: the viewer cannot sign you in');
   }
   const base = appUrl();
+  const { UserManager, WebStorageStateStore } = await import('oidc-client-ts');
   manager = new UserManager({
     authority: settings.issuer,
     client_id: settings.clientId,

@@ -30,7 +30,7 @@ export function kindOf(instances: DicomJson[]): SeriesKind {
 export async function renderStudyView(root: HTMLElement, study: string, series: string | undefined, navigate: (series: string) => void): Promise<() => void> {
   const seriesNav = h('nav', { class: 'series-list', 'aria-label': 'Series' });
   const aiPanel = h('section', { class: 'ai-results', 'aria-label': 'AI results' });
-  const header = h('div', { class: 'study-header' }, h('a', { href: '#/', text: '← Studies' }));
+  const header = h('div', { class: 'study-header' }, h('a', { href: '#/', text: '← Studies' }), ' · ', h('a', { href: `#/study/${study}/report`, id: 'study-reports', text: 'Report' }));
   const display = h('section', { class: 'display', 'aria-label': 'Image display' });
   root.replaceChildren(h('div', { class: 'study-view' }, h('aside', {}, header, seriesNav, aiPanel), display));
 

@@ -1,0 +1,390 @@
+/**
+ * The endoscopy (colonoscopy) report form, after the ESGE quality standards as the contract structures
+ * them: indication, Boston Bowel Preparation Scale per segment (total shown), extent reached and caecal
+ * landmarks (each with its photo from the key images), withdrawal time (computed by the server from the
+ * live recording when a landmark photo is a frame of it; editable), lesions, the study's AI findings to
+ * accept or reject (an accepted one cites its SR and frame), key images, conclusion and recommendation.
+ */
+import { h } from '../ui/dom.js';
+import type { EndoscopyContent, ImageRef, Lesion, OfferedAiFinding } from '../../../server/src/contracts/reports.js';
+import { checkbox, field, numberInput, section, selectInput, smallButton, textArea, textInput, type Kit } from './form-kit.js';
+import { thumbnail } from './image-picker.js';
+import { keyImagesSection } from './key-images.js';
+import {
+  BBPS_SEGMENTS,
+  bbpsTotal,
+  COMPLETENESS,
+  describeImage,
+  DYSPLASIA,
+  formatDuration,
+  HISTOLOGY,
+  HISTOLOGY_STATUS,
+  INDICATIONS,
+  label,
+  LANDMARKS,
+  mergeAiFindings,
+  PARIS,
+  parseDuration,
+  RESECTIONS,
+  sameImage,
+  SEGMENTS,
+  type AiFindingRow,
+} from './report-model.js';
+import type { StudyImages } from './study-images.js';
+
+type Scores = Partial<Record<(typeof BBPS_SEGMENTS)[number], number>>;
+const SCORES = ['0', '1', '2', '3'] as const;
+const BBPS_LABEL: Record<(typeof BBPS_SEGMENTS)[number], string> = { right: 'Right colon', transverse: 'Transverse colon', left: 'Left colon' };
+
+export function endoscopyForm(kit: Kit, study: string, images: StudyImages, offered: OfferedAiFinding[], content: EndoscopyContent): HTMLElement {
+  content.lesions ??= [];
+  content.landmarks ??= [];
+  content.keyImages ??= [];
+  // A draft reviews every AI finding of the study (one stored after the draft was made comes as pending).
+  const aiRows = (): AiFindingRow[] => mergeAiFindings(kit.readOnly ? [] : offered, content.aiFindings);
+  if (!kit.readOnly) content.aiFindings = aiRows().map((r) => r.decision);
+
+  // Indication
+  content.indication ??= {};
+  const indication = content.indication;
+  const indicationSection = section(
+    'Indication',
+    'indication',
+    h(
+      'div',
+      { class: 'report-row' },
+      field('Category', selectInput(kit, 'indication.category', INDICATIONS, { get: () => indication.category, set: (v) => (v === undefined ? delete indication.category : (indication.category = v)) }, { empty: '—' })),
+      field('Indication', textInput(kit, 'indication.text', { get: () => indication.text, set: (v) => (indication.text = v) }, { maxlength: 1000 }), { wide: true }),
+    ),
+  );
+
+  // Boston Bowel Preparation Scale
+  const scores: Scores = { ...(content.bowelPreparation ?? {}) };
+  const total = h('output', { id: 'bbps-total', 'aria-live': 'polite' });
+  const showTotal = () => {
+    const t = bbpsTotal(scores);
+    total.textContent = t === undefined ? '–' : String(t);
+    total.dataset['total'] = t === undefined ? '' : String(t);
+    const all = BBPS_SEGMENTS.every((s) => scores[s] !== undefined);
+    const none = BBPS_SEGMENTS.every((s) => scores[s] === undefined);
+    if (all) content.bowelPreparation = { right: scores.right!, transverse: scores.transverse!, left: scores.left! };
+    else if (none) delete content.bowelPreparation;
+    // Partly scored: kept as is so the editor's check names it before saving.
+    else content.bowelPreparation = { ...scores } as NonNullable<EndoscopyContent['bowelPreparation']>;
+  };
+  const bbps = section(
+    'Bowel preparation (Boston Bowel Preparation Scale)',
+    'bbps',
+    h(
+      'div',
+      { class: 'report-row' },
+      ...BBPS_SEGMENTS.map((s) =>
+        field(
+          BBPS_LABEL[s],
+          selectInput(
+            kit,
+            `bbps.${s}`,
+            SCORES,
+            {
+              get: () => (scores[s] === undefined ? undefined : (String(scores[s]) as (typeof SCORES)[number])),
+              set: (v) => (v === undefined ? delete scores[s] : (scores[s] = Number(v))),
+            },
+            { empty: '—', labels: (v) => v, onChange: showTotal },
+          ),
+        ),
+      ),
+      h('div', { class: 'report-field' }, h('span', { class: 'field-label', text: 'Total (0–9)' }), h('strong', { class: 'bbps-total' }, total)),
+    ),
+    h('small', { class: 'muted', text: 'Adequate: total ≥ 6 with every segment ≥ 2 (ESGE).' }),
+  );
+  showTotal();
+
+  // Extent and caecal landmarks
+  const landmarkPhotos = h('div', { class: 'landmarks' });
+  const renderLandmarks = () => {
+    const list = content.landmarks!;
+    landmarkPhotos.replaceChildren(
+      ...LANDMARKS.map((landmark) => {
+        const entry = () => list.find((l) => l.landmark === landmark);
+        const photo = h('select', { name: `landmark.${landmark}.image`, disabled: kit.readOnly || entry() === undefined, 'aria-label': `Photo of the ${label(landmark).toLowerCase()}` });
+        photo.append(h('option', { value: '', text: 'no photo' }));
+        const choices: ImageRef[] = [...content.keyImages!];
+        const current = entry()?.image;
+        if (current !== undefined && !choices.some((c) => sameImage(c, current))) choices.push(current);
+        choices.forEach((ref, i) => photo.append(h('option', { value: String(i), text: `photo: ${describeImage(ref, images.name)}` })));
+        photo.value = current === undefined ? '' : String(choices.findIndex((c) => sameImage(c, current)));
+        photo.addEventListener('change', () => {
+          const e = entry();
+          if (e === undefined) return;
+          const ref = photo.value === '' ? undefined : choices[Number(photo.value)];
+          if (ref === undefined) delete e.image;
+          else e.image = { seriesInstanceUid: ref.seriesInstanceUid, sopInstanceUid: ref.sopInstanceUid, ...(ref.frame === undefined ? {} : { frame: ref.frame }) };
+          kit.changed();
+        });
+        const seen = checkbox(
+          kit,
+          `landmark.${landmark}`,
+          label(landmark),
+          {
+            get: () => entry() !== undefined,
+            set: (on) => {
+              const at = list.findIndex((l) => l.landmark === landmark);
+              if (on && at < 0) list.push({ landmark });
+              if (!on && at >= 0) list.splice(at, 1);
+            },
+          },
+          renderLandmarks,
+        );
+        return h('div', { class: 'landmark', 'data-landmark': landmark }, seen, ' ', photo);
+      }),
+    );
+  };
+  renderLandmarks();
+  const extentSection = section(
+    'Extent and caecal landmarks',
+    'extent',
+    h(
+      'div',
+      { class: 'report-row' },
+      field(
+        'Extent reached',
+        selectInput(kit, 'extent.reached', SEGMENTS, {
+          get: () => content.extent?.reached,
+          set: (v) => {
+            if (v === undefined) delete content.extent;
+            else content.extent = { ...(content.extent ?? {}), reached: v };
+          },
+        }, { empty: '—' }),
+      ),
+      field(
+        'Limitation (caecum not reached)',
+        textInput(kit, 'extent.limitation', {
+          get: () => content.extent?.limitation,
+          set: (v) => {
+            if (content.extent !== undefined) content.extent.limitation = v;
+          },
+        }, { maxlength: 500 }),
+        { wide: true },
+      ),
+    ),
+    h('div', { class: 'field-label', text: 'Caecal landmarks seen, with their photo-documentation (from the key images):' }),
+    landmarkPhotos,
+  );
+
+  // Withdrawal time
+  const withdrawalNote = h('small', { class: 'muted', id: 'withdrawal-source' });
+  const withdrawalInput = h('input', { type: 'text', name: 'withdrawal', id: 'withdrawal', placeholder: 'm:ss', size: 6, disabled: kit.readOnly, autocomplete: 'off' });
+  const showWithdrawal = () => {
+    const w = content.withdrawal;
+    withdrawalInput.value = formatDuration(w?.seconds);
+    withdrawalInput.dataset['source'] = w?.source ?? '';
+    if (w === undefined) withdrawalNote.textContent = 'Not recorded. With a live recording in the study, saving computes it from the first caecal landmark photographed in the recording.';
+    else if (w.source === 'manual') withdrawalNote.textContent = 'Entered by hand.';
+    else if (w.recording === undefined) withdrawalNote.textContent = 'From the live recording: none found in the study.';
+    else if (w.recording.fromFrame === null)
+      withdrawalNote.textContent = `From the live recording (${formatDuration(w.recording.recordingSeconds)} long): pick a caecal landmark's photo from the recording to time the withdrawal from it.`;
+    else withdrawalNote.textContent = `From the live recording: frame ${w.recording.fromFrame} (caecal landmark) to frame ${w.recording.toFrame}; recomputed on saving.`;
+  };
+  withdrawalInput.addEventListener('input', () => {
+    const seconds = parseDuration(withdrawalInput.value);
+    withdrawalInput.setCustomValidity(seconds === undefined ? 'm:ss, e.g. 7:30' : '');
+    if (seconds === undefined) return;
+    content.withdrawal = { seconds, source: 'manual' };
+    withdrawalNote.textContent = 'Entered by hand.';
+    kit.changed();
+  });
+  const useRecording = smallButton(
+    "Use the recording's time",
+    () => {
+      content.withdrawal = { seconds: null, source: 'recording' };
+      showWithdrawal();
+      withdrawalNote.textContent = 'Computed from the live recording when you save.';
+      kit.changed();
+    },
+    { id: 'withdrawal-recording', disabled: kit.readOnly },
+  );
+  showWithdrawal();
+  const withdrawalSection = section('Withdrawal time', 'withdrawal', h('div', { class: 'report-row' }, field('Withdrawal (m:ss)', withdrawalInput), kit.readOnly ? undefined : useRecording), withdrawalNote);
+
+  // Lesions
+  const lesionBody = h('tbody');
+  const lesionSelects = new Set<() => void>();
+  const renderLesions = () => {
+    const list = content.lesions!;
+    if (list.length === 0) {
+      lesionBody.replaceChildren(h('tr', {}, h('td', { colspan: 11, class: 'muted', text: 'No lesions.' })));
+    } else {
+      lesionBody.replaceChildren(...list.map((lesion, i) => lesionRow(kit, lesion, i, () => removeLesion(i), renderLesions)));
+    }
+    for (const update of lesionSelects) update();
+  };
+  const removeLesion = (i: number) => {
+    content.lesions!.splice(i, 1);
+    // Accepted AI findings recorded as a later lesion follow its new number.
+    for (const f of content.aiFindings ?? []) {
+      if (f.lesion === i + 1) delete f.lesion;
+      else if (f.lesion !== undefined && f.lesion > i + 1) f.lesion -= 1;
+    }
+    kit.changed();
+    renderLesions();
+    renderAi();
+  };
+  const addLesion = smallButton(
+    'Add lesion',
+    () => {
+      content.lesions!.push({ location: 'sigmoid' });
+      kit.changed();
+      renderLesions();
+      renderAi();
+    },
+    { id: 'add-lesion' },
+  );
+  const lesionsSection = section(
+    'Lesions',
+    'lesions',
+    h(
+      'div',
+      { class: 'table-scroll' },
+      h(
+        'table',
+        { class: 'lesions' },
+        h('thead', {}, h('tr', {}, ...['#', 'Location', 'Size (mm)', 'Paris', 'Resection', 'Completeness', 'Retrieved', 'Histology', 'Status', 'Dysplasia', ''].map((t) => h('th', { text: t })))),
+        lesionBody,
+      ),
+    ),
+    kit.readOnly ? undefined : addLesion,
+  );
+
+  // AI findings
+  const aiList = h('ol', { class: 'ai-findings' });
+  const aiSummary = h('p', { class: 'muted', id: 'ai-summary', 'aria-live': 'polite' });
+  let keyImages: ReturnType<typeof keyImagesSection> | undefined;
+  const renderAi = () => {
+    lesionSelects.clear();
+    const rows = aiRows();
+    if (rows.length === 0) {
+      aiList.replaceChildren();
+      aiSummary.textContent = 'No AI findings are stored for this study.';
+      return;
+    }
+    const pending = rows.filter((r) => r.decision.decision === 'pending').length;
+    aiSummary.textContent = `${rows.length} AI finding${rows.length === 1 ? '' : 's'}: ${rows.filter((r) => r.decision.decision === 'accepted').length} accepted, ${rows.filter((r) => r.decision.decision === 'rejected').length} rejected, ${pending} to review${pending > 0 && !kit.readOnly ? ' (a report is signed once all are reviewed)' : ''}.`;
+    aiList.replaceChildren(...rows.map((row, i) => aiFindingItem(row, i)));
+  };
+  const aiFindingItem = (row: AiFindingRow, i: number): HTMLElement => {
+    const d = row.decision;
+    const source = d.source ?? row.offered?.source;
+    const box = d.box ?? row.offered?.box;
+    const score = d.score ?? row.offered?.score;
+    const labelText = d.label ?? row.offered?.label ?? 'finding';
+    const offset = d.timeOffsetMs ?? row.offered?.timeOffsetMs ?? undefined;
+    const model = d.model ?? row.offered?.model;
+    const decide = (decision: 'accepted' | 'rejected') => {
+      d.decision = d.decision === decision ? 'pending' : decision;
+      if (d.decision !== 'accepted') delete d.lesion;
+      kit.changed();
+      renderAi();
+    };
+    const accept = smallButton('Accept', () => decide('accepted'), { class: 'ai-accept', 'aria-pressed': d.decision === 'accepted' ? 'true' : 'false', disabled: kit.readOnly });
+    const reject = smallButton('Reject', () => decide('rejected'), { class: 'ai-reject', 'aria-pressed': d.decision === 'rejected' ? 'true' : 'false', disabled: kit.readOnly });
+    const details: Array<Node | undefined> = [];
+    if (d.decision === 'accepted') {
+      const lesion = h('select', { name: 'ai.lesion', disabled: kit.readOnly, 'aria-label': 'Recorded as lesion' });
+      const fill = () => {
+        lesion.replaceChildren(h('option', { value: '', text: 'not linked to a lesion' }), ...(content.lesions ?? []).map((l, j) => h('option', { value: String(j + 1), text: `lesion ${j + 1} (${label(l.location)})` })));
+        lesion.value = d.lesion === undefined ? '' : String(d.lesion);
+      };
+      fill();
+      lesionSelects.add(fill);
+      lesion.addEventListener('change', () => {
+        if (lesion.value === '') delete d.lesion;
+        else d.lesion = Number(lesion.value);
+        kit.changed();
+      });
+      details.push(
+        h('div', { class: 'ai-citation', text: `Cites the AI report (SR …${d.report.slice(-8)}), frame ${d.frame}, detection ${d.index}.` }),
+        h('div', { class: 'report-row' }, lesion, source === undefined || kit.readOnly ? undefined : smallButton('Add frame to key images', () => keyImages?.add(source), { class: 'ai-key-image' })),
+      );
+    }
+    return h(
+      'li',
+      { class: `ai-finding decision-${d.decision}`, 'data-finding': row.key, 'data-decision': d.decision, 'data-frame': d.frame, 'data-index': d.index },
+      source === undefined ? h('span', { class: 'thumb-placeholder', text: 'AI' }) : thumbnail(study, source, { image: images.find(source), box, size: '192,144', alt: `AI finding ${i + 1} on frame ${d.frame}` }),
+      h(
+        'div',
+        { class: 'ai-finding-body' },
+        h('div', {}, h('strong', { text: `AI finding ${i + 1}: ${labelText}${score === undefined ? '' : ` ${Math.round(score * 100)} %`}` })),
+        h('div', { class: 'muted', text: `frame ${d.frame}${offset === undefined ? '' : ` (${formatDuration(offset / 1000)} into the recording)`}${model === undefined ? '' : ` · model ${model.id} ${model.version}`}` }),
+        h('div', { class: 'ai-decision' }, accept, ' ', reject, ' ', h('span', { class: 'decision-label', text: d.decision === 'pending' ? 'to review' : d.decision })),
+        ...details,
+      ),
+    );
+  };
+  renderLesions();
+  renderAi();
+  const aiSection = section('AI findings', 'ai-findings', aiSummary, aiList);
+
+  keyImages = keyImagesSection(kit, study, images, content.keyImages, renderLandmarks);
+  const keySection = section('Key images', 'key-images', keyImages.element);
+
+  const conclusion = section(
+    'Conclusion',
+    'conclusion',
+    field('Conclusion', textArea(kit, 'conclusion', { get: () => content.conclusion, set: (v) => (content.conclusion = v) }, 4, 4000), { wide: true }),
+    field('Recommendation (surveillance interval, referral)', textArea(kit, 'recommendation', { get: () => content.recommendation, set: (v) => (content.recommendation = v) }, 2, 2000), { wide: true }),
+  );
+  return h('div', { class: 'report-form', 'data-kind': 'endoscopy' }, indicationSection, bbps, extentSection, withdrawalSection, lesionsSection, aiSection, keySection, conclusion);
+}
+
+function lesionRow(kit: Kit, lesion: Lesion, i: number, remove: () => void, rerender: () => void): HTMLElement {
+  const resection = () => (lesion.resection ??= { method: 'not-resected' });
+  const histology = () => (lesion.histology ??= { type: 'adenoma', status: 'suspected' });
+  const cell = (control: HTMLElement) => h('td', {}, control);
+  // Completeness and retrieval belong to a resection, status and dysplasia to a histology: off without one.
+  const off = (control: HTMLInputElement | HTMLSelectElement | HTMLLabelElement, when: boolean) => {
+    const input = control instanceof HTMLLabelElement ? control.querySelector('input') : control;
+    if (input !== null && when) input.disabled = true;
+    return control;
+  };
+  return h(
+    'tr',
+    { 'data-lesion': i + 1 },
+    h('td', { text: String(i + 1) }),
+    cell(selectInput(kit, 'location', SEGMENTS, { get: () => lesion.location, set: (v) => (lesion.location = v ?? 'sigmoid') })),
+    cell(numberInput(kit, 'sizeMm', { get: () => lesion.sizeMm, set: (v) => (v === undefined ? delete lesion.sizeMm : (lesion.sizeMm = v)) }, { min: 0, max: 300, step: 0.5, class: 'size-mm' })),
+    cell(selectInput(kit, 'paris', PARIS, { get: () => lesion.paris, set: (v) => (v === undefined ? delete lesion.paris : (lesion.paris = v)) }, { empty: '—' })),
+    cell(
+      selectInput(
+        kit,
+        'resection',
+        RESECTIONS,
+        { get: () => lesion.resection?.method, set: (v) => (v === undefined ? delete lesion.resection : (resection().method = v)) },
+        { empty: '—', onChange: rerender },
+      ),
+    ),
+    cell(
+      off(
+        selectInput(kit, 'completeness', COMPLETENESS, { get: () => lesion.resection?.completeness, set: (v) => (v === undefined ? delete resection().completeness : (resection().completeness = v)) }, { empty: '—' }),
+        lesion.resection === undefined,
+      ),
+    ),
+    cell(off(checkbox(kit, 'retrieved', 'yes', { get: () => lesion.resection?.retrieved === true, set: (on) => (resection().retrieved = on) }), lesion.resection === undefined)),
+    cell(
+      selectInput(
+        kit,
+        'histology',
+        HISTOLOGY,
+        { get: () => lesion.histology?.type, set: (v) => (v === undefined ? delete lesion.histology : (histology().type = v)) },
+        { empty: '—', onChange: rerender },
+      ),
+    ),
+    cell(off(selectInput(kit, 'histologyStatus', HISTOLOGY_STATUS, { get: () => lesion.histology?.status, set: (v) => (histology().status = v ?? 'suspected') }), lesion.histology === undefined)),
+    cell(
+      off(
+        selectInput(kit, 'dysplasia', DYSPLASIA, { get: () => lesion.histology?.dysplasia, set: (v) => (v === undefined ? delete histology().dysplasia : (histology().dysplasia = v)) }, { empty: '—' }),
+        lesion.histology === undefined,
+      ),
+    ),
+    h('td', {}, kit.readOnly ? undefined : smallButton('Remove', remove, { class: 'remove-lesion', 'aria-label': `Remove lesion ${i + 1}` })),
+  );
+}
