@@ -17,12 +17,14 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import dcmjs from 'dcmjs';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { EndoscopyContent, QualityReport, ReportJson } from '../../server/src/contracts/reports.js';
+import type { EndoscopyContent, PathologyContent, QualityReport, RadiologyContent, ReportJson } from '../../server/src/contracts/reports.js';
 import type { ReportActor } from '../../server/src/reports/report-service.js';
 import { storeEndoscopyStudy, storeImageStudy, type EndoscopyStudy } from '../../server/src/test-support/endoscopy-study.js';
-import { buildViewer, launchChromium, removeViewerBuild, shoot, startServer, watchErrors, watchFailedResponses, type RunningServer } from './harness.js';
+import { makePolygonAnnotations } from './make-annotations.js';
+import { buildViewer, launchChromium, removeViewerBuild, shoot, startServer, stowAll, watchErrors, watchFailedResponses, type RunningServer } from './harness.js';
 
 const PDFTOTEXT = '/usr/bin/pdftotext';
 if (!existsSync(PDFTOTEXT)) throw new Error("poppler-utils' pdftotext is not installed; install it with: apt-get install -y --no-install-recommends poppler-utils");
@@ -55,7 +57,7 @@ beforeAll(async () => {
   server = await startServer();
   study = await storeEndoscopyStudy(server.t.services.archive, { patientName: PATIENT, studyDate: '20260105' });
   browser = await launchChromium();
-  const context = await browser.newContext({ viewport: { width: 1280, height: 1000 }, acceptDownloads: true });
+  const context = await browser.newContext({ viewport: { width: 1280, height: 1400 }, acceptDownloads: true });
   page = await context.newPage();
   errors = watchErrors(page);
   failed = watchFailedResponses(page);
@@ -85,7 +87,7 @@ describe('report editor (endoscopy)', () => {
     await page.waitForSelector('.report-form[data-kind="endoscopy"]');
 
     // The study's three AI findings, each on its frame with its box, to review.
-    await expect.poll(() => page.locator('.ai-finding').count()).toBe(3);
+    await expect.poll(() => page.locator('.ai-finding').count(), { timeout: 30_000 }).toBe(3);
     expect(await page.locator('.ai-finding[data-decision="pending"]').count()).toBe(3);
     expect(await finding(2, 1).locator('.report-box').count()).toBe(1);
     await page.waitForFunction(() => [...document.querySelectorAll<HTMLImageElement>('.ai-finding img')].every((i) => i.complete && i.naturalWidth > 0));
@@ -103,7 +105,7 @@ describe('report editor (endoscopy)', () => {
     await page.click('details.picker summary');
     await page.click(`.picker-item[data-sop="${study.video.sopInstanceUid}"][data-frame="3"]`);
     await page.click(`.picker-item[data-sop="${study.video.sopInstanceUid}"][data-frame="5"]`);
-    await expect.poll(() => page.locator('.key-image').count()).toBe(2);
+    await expect.poll(() => page.locator('.key-image').count(), { timeout: 30_000 }).toBe(2);
     await page.fill('.key-image[data-frame="5"] input[name="caption"]', CAPTION);
     await page.check('input[name="landmark.appendiceal-orifice"]');
     await page.selectOption('select[name="landmark.appendiceal-orifice.image"]', { index: 1 });
@@ -288,7 +290,7 @@ describe('quality figures', () => {
       conclusion: 'Nội soi đại tràng toàn bộ.',
     });
     const signedBy = async (who: ReportActor, date: string, content: EndoscopyContent) => {
-      const s = await storeImageStudy(server.t.services.archive, { studyDate: date, patientName: 'Lê^Văn Tám' });
+      const s = await storeImageStudy(server.t.services.archive, { studyDate: date, patientName: 'LE^VAN TAM' });
       const created = await service.create({ studyInstanceUid: s.studyInstanceUid, kind: 'endoscopy', content }, who);
       await service.sign(created.report.id, undefined, who);
     };
@@ -359,4 +361,76 @@ describe('quality figures', () => {
     await page.locator('.quality-result [role="alert"]', { hasText: 'starts after it ends' }).waitFor();
     expect(errors).toEqual([]);
   }, 180_000);
+});
+
+/** The synthetic annotations of make-annotations.ts with their group numbered (Annotation Group Number, 0040,A180). */
+function numberedAnnotations(study: string, slideSeries: string): Buffer {
+  const { part10 } = makePolygonAnnotations({ study, slideSeries, width: 32, height: 32, count: 5 });
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  const parsed = dcmjs.data.DicomMessage.readFile(part10.buffer.slice(part10.byteOffset, part10.byteOffset + part10.length) as ArrayBuffer) as any;
+  parsed.dict['006A0002'].Value[0]['0040A180'] = { vr: 'US', Value: [1] };
+  return Buffer.from(parsed.write());
+}
+
+describe('pathology and radiology forms', () => {
+  it('drafts a pathology report with a finding linked to an annotation group of the slide and a key tile', async () => {
+    const slide = await storeImageStudy(server.t.services.archive, { modality: 'SM', studyDate: '20260109', patientName: 'LE^VAN TAM' });
+    await stowAll(server.url, [numberedAnnotations(slide.studyInstanceUid, slide.seriesInstanceUid)]);
+    await page.goto(`${server.url}/#/study/${slide.studyInstanceUid}/report`);
+    await page.waitForSelector('#no-reports');
+    expect(await page.locator('#report-kind').inputValue()).toBe('pathology');
+    await page.click('#report-create');
+    await page.waitForSelector('.report-form[data-kind="pathology"]');
+    await page.fill('input[name="specimen.identifier"]', 'GPB-2026-001');
+    await page.selectOption('select[name="specimen.collection"]', 'polypectomy');
+    await page.fill('input[name="specimen.siteText"]', 'Đại tràng sigma');
+    await page.fill('textarea[name="diagnosis"]', 'U tuyến ống, loạn sản độ thấp');
+    await page.selectOption('select[name="grade"]', 'low-grade-dysplasia');
+    await page.click('#add-finding');
+    await page.fill('.pathology-finding[data-finding="1"] textarea[name="finding"]', 'Nhân tế bào tăng sắc');
+    await page.check('.pathology-finding[data-finding="1"] input[name="region"][data-group="1"]');
+    expect(await page.locator('.pathology-finding .ai-tag').count()).toBe(1);
+    await page.click('details.picker summary');
+    await page.click(`.picker-item[data-sop="${slide.sopInstanceUid}"]`);
+    await page.click('#report-save');
+    await page.locator('.report-ok', { hasText: 'Draft saved' }).waitFor();
+    await shoot(page, 'reports-7-pathology-draft');
+    const id = page.url().split('/').at(-1)!;
+    const content = (await api<ReportJson>(`/reports/${id}`)).body.version.content as PathologyContent;
+    expect(content.specimen).toEqual({ identifier: 'GPB-2026-001', collection: 'polypectomy', siteText: 'Đại tràng sigma' });
+    expect(content.diagnosis).toEqual({ text: 'U tuyến ống, loạn sản độ thấp' });
+    expect(content.grade).toBe('low-grade-dysplasia');
+    expect(content.findings?.[0]?.text).toBe('Nhân tế bào tăng sắc');
+    expect(content.findings?.[0]?.regions?.[0]).toMatchObject({ group: 1, groupLabel: 'nuclei', ai: true });
+    expect(content.keyImages?.map((k) => k.sopInstanceUid)).toEqual([slide.sopInstanceUid]);
+    expect(errors).toEqual([]);
+  }, 90_000);
+
+  it('drafts a radiology report with a length measurement entered as numbers on an image', async () => {
+    const ct = await storeImageStudy(server.t.services.archive, { modality: 'CT', studyDate: '20260110', patientName: 'LE^VAN TAM' });
+    await page.goto(`${server.url}/#/study/${ct.studyInstanceUid}/report`);
+    await page.waitForSelector('#no-reports');
+    expect(await page.locator('#report-kind').inputValue()).toBe('radiology');
+    await page.click('#report-create');
+    await page.waitForSelector('.report-form[data-kind="radiology"]');
+    await page.fill('textarea[name="findings"]', 'Nốt đặc thùy dưới phổi phải.');
+    await page.fill('textarea[name="impression"]', 'Nốt phổi 8 mm, theo dõi sau 6 tháng.');
+    await page.click('#add-measurement');
+    const m = page.locator('tr[data-measurement="1"]');
+    await m.locator('input[name="value"]').fill('8.2');
+    await m.locator('input[name="points"]').fill('10,12,18');
+    await m.locator('input[name="label"]').fill('Nốt phổi');
+    await page.click('#report-save');
+    // The form's own check: a length needs two points.
+    await page.locator('#report-message [role=alert]', { hasText: 'a length needs two points' }).waitFor();
+    await m.locator('input[name="points"]').fill('10,12,18,20');
+    await page.click('#report-save');
+    await page.locator('.report-ok', { hasText: 'Draft saved' }).waitFor();
+    await shoot(page, 'reports-8-radiology-draft');
+    const id = page.url().split('/').at(-1)!;
+    const content = (await api<ReportJson>(`/reports/${id}`)).body.version.content as RadiologyContent;
+    expect(content.impression).toBe('Nốt phổi 8 mm, theo dõi sau 6 tháng.');
+    expect(content.measurements).toEqual([{ type: 'length', value: 8.2, image: { seriesInstanceUid: ct.seriesInstanceUid, sopInstanceUid: ct.sopInstanceUid, sopClassUid: expect.any(String) }, points: [10, 12, 18, 20], label: 'Nốt phổi' }]);
+    expect(errors).toEqual([]);
+  }, 90_000);
 });

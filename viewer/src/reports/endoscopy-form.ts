@@ -140,33 +140,31 @@ export function endoscopyForm(kit: Kit, study: string, images: StudyImages, offe
     );
   };
   renderLandmarks();
+  // The limitation belongs to an extent: typed only once the extent reached is chosen.
+  const limitation = textInput(kit, 'extent.limitation', {
+    get: () => content.extent?.limitation,
+    set: (v) => {
+      if (content.extent !== undefined) content.extent.limitation = v;
+    },
+  }, { maxlength: 500, placeholder: 'why the caecum was not reached' });
+  limitation.disabled = kit.readOnly || content.extent === undefined;
+  const reached = selectInput(
+    kit,
+    'extent.reached',
+    SEGMENTS,
+    {
+      get: () => content.extent?.reached,
+      set: (v) => {
+        if (v === undefined) delete content.extent;
+        else content.extent = { ...(content.extent ?? {}), reached: v };
+      },
+    },
+    { empty: '—', onChange: () => (limitation.disabled = kit.readOnly || content.extent === undefined) },
+  );
   const extentSection = section(
     'Extent and caecal landmarks',
     'extent',
-    h(
-      'div',
-      { class: 'report-row' },
-      field(
-        'Extent reached',
-        selectInput(kit, 'extent.reached', SEGMENTS, {
-          get: () => content.extent?.reached,
-          set: (v) => {
-            if (v === undefined) delete content.extent;
-            else content.extent = { ...(content.extent ?? {}), reached: v };
-          },
-        }, { empty: '—' }),
-      ),
-      field(
-        'Limitation (caecum not reached)',
-        textInput(kit, 'extent.limitation', {
-          get: () => content.extent?.limitation,
-          set: (v) => {
-            if (content.extent !== undefined) content.extent.limitation = v;
-          },
-        }, { maxlength: 500 }),
-        { wide: true },
-      ),
-    ),
+    h('div', { class: 'report-row' }, field('Extent reached', reached), field('Limitation (caecum not reached)', limitation, { wide: true })),
     h('div', { class: 'field-label', text: 'Caecal landmarks seen, with their photo-documentation (from the key images):' }),
     landmarkPhotos,
   );
@@ -183,7 +181,7 @@ export function endoscopyForm(kit: Kit, study: string, images: StudyImages, offe
     else if (w.recording === undefined) withdrawalNote.textContent = 'From the live recording: none found in the study.';
     else if (w.recording.fromFrame === null)
       withdrawalNote.textContent = `From the live recording (${formatDuration(w.recording.recordingSeconds)} long): pick a caecal landmark's photo from the recording to time the withdrawal from it.`;
-    else withdrawalNote.textContent = `From the live recording: frame ${w.recording.fromFrame} (caecal landmark) to frame ${w.recording.toFrame}; recomputed on saving.`;
+    else withdrawalNote.textContent = `From the live recording: frame ${w.recording.fromFrame} (caecal landmark) to frame ${w.recording.toFrame}${kit.readOnly ? '' : '; recomputed on saving'}.`;
   };
   withdrawalInput.addEventListener('input', () => {
     const seconds = parseDuration(withdrawalInput.value);

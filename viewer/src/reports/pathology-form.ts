@@ -44,7 +44,7 @@ export function pathologyForm(kit: Kit, study: string, images: StudyImages, cont
       }, 3, 4000),
       { wide: true, ...(content.diagnosis?.code === undefined ? {} : { hint: `coded: ${content.diagnosis.code.meaning} (${content.diagnosis.code.scheme} ${content.diagnosis.code.value})` }) },
     ),
-    field('Grade', selectInput(kit, 'grade', GRADES, { get: () => content.grade, set: (v) => (v === undefined ? delete content.grade : (content.grade = v)) }, { empty: '—' })),
+    h('div', { class: 'report-row' }, field('Grade', selectInput(kit, 'grade', GRADES, { get: () => content.grade, set: (v) => (v === undefined ? delete content.grade : (content.grade = v)) }, { empty: '—' }))),
   );
 
   const findingList = h('ol', { class: 'pathology-findings' });

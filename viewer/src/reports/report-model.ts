@@ -8,23 +8,7 @@
  * values and cannot be imported here: the lists below are checked against the contract's types, so
  * a value added to the contract and missing here is a compile error (`every`).
  */
-import type {
-  AiFindingDecision,
-  ColonSegment,
-  EndoscopyContent,
-  HistologyType,
-  ImageRef,
-  KeyImage,
-  Lesion,
-  MedianMeasure,
-  OfferedAiFinding,
-  PathologyContent,
-  RadiologyContent,
-  RateMeasure,
-  ReportContent,
-  ReportKind,
-  VersionStatus,
-} from '../../../server/src/contracts/reports.js';
+import type { AiFindingDecision, ColonSegment, EndoscopyContent, HistologyType, ImageRef, KeyImage, Lesion, MedianMeasure, OfferedAiFinding, PathologyContent, RadiologyContent, RateMeasure, ReportContent, ReportKind, VersionStatus } from '../../../server/src/contracts/reports.js';
 
 type Missing<T, L extends readonly unknown[]> = Exclude<T, L[number]>;
 /** `list` as given, a compile error when it leaves out a member of the union `T`. */

@@ -4,11 +4,13 @@
  * a whole-slide pyramid, a video, images (a Cornerstone stack) or a non-image document.
  */
 import { setAuthorizedSource } from '../auth/http.js';
-import { searchSeries, seriesMetadata, seriesThumbnailUrl, studyAttributes } from '../dicomweb/client.js';
+import { instancePath, searchSeries, seriesMetadata, seriesThumbnailUrl, studyAttributes } from '../dicomweb/client.js';
+import { FrameFetcher } from '../dicomweb/frames.js';
 import { formatDate, isVideoTransferSyntax, num, personName, SOP_CLASS, str, TAG, type DicomJson } from '../dicomweb/dicom-json.js';
 import { parseSrDetections, type SrResult } from '../overlays/sr-detections.js';
 import { errorBox, h, messageOf } from '../ui/dom.js';
 import { StudyContext, type Display } from './display.js';
+import { StackPreview } from './stack-preview.js';
 
 const NON_IMAGE_MODALITIES = ['SR', 'ANN', 'KO', 'PR', 'SEG', 'RTSTRUCT', 'DOC'];
 
@@ -128,9 +130,8 @@ export async function renderStudyView(root: HTMLElement, study: string, series: 
     display.replaceChildren(h('p', { class: 'muted', text: 'This study has no series.' }));
   } else {
     display.replaceChildren(h('p', { class: 'muted loading', text: 'Loading series…' }));
-    // Likely images (not a slide): load and start the imaging code while the metadata is on its way.
-    const modality = str(seriesList.find((s) => str(s, TAG.SeriesInstanceUID) === selectedSeries), TAG.Modality);
-    if (modality !== 'SM') void import('./stack-display.js').then((m) => m.prepareImaging()).catch(() => undefined);
+    // The imaging code (Cornerstone) is not fetched here: on a thin link it would share the bandwidth
+    // with the metadata and the first image, which come first (stack-preview.ts).
     try {
       const instances = (await seriesMetadata(study, selectedSeries)).sort(byNumber(TAG.InstanceNumber));
       if (destroyed) return () => undefined;
@@ -143,8 +144,18 @@ export async function renderStudyView(root: HTMLElement, study: string, series: 
         const { VideoDisplay } = await import('./video-display.js');
         current = VideoDisplay.create(display, study, selectedSeries, instances);
       } else if (kind === 'image') {
+        // First image first (a light preview, or the stored JPEG), then the imaging code and the
+        // full-fidelity frame, then the prefetch of the next images.
+        const byUid = new Map(instances.map((i) => [str(i, TAG.SOPInstanceUID), i]));
+        const fetcher = new FrameFetcher(
+          (ref) => `${instancePath(study, selectedSeries, ref.sop)}/frames/${ref.frame}`,
+          (sop) => str(byUid.get(sop), TAG.TransferSyntaxUID),
+        );
+        const preview = StackPreview.show(display, { study, series: selectedSeries, instances, fetcher });
+        current = { destroy: () => (preview.destroy(), fetcher.destroy()) };
+        await preview.shown;
         const { StackDisplay } = await import('./stack-display.js');
-        current = await StackDisplay.create(display, { study, series: selectedSeries, seriesInfo, instances, context, refresh });
+        current = await StackDisplay.create(display, { study, series: selectedSeries, seriesInfo, instances, context, refresh, fetcher, preview });
       } else {
         current = showDocument(display, kind, instances, context);
       }
