@@ -6,7 +6,8 @@
 import { setAuthorizedSource } from '../auth/http.js';
 import { instancePath, searchSeries, seriesMetadata, seriesThumbnailUrl, studyAttributes } from '../dicomweb/client.js';
 import { FrameFetcher } from '../dicomweb/frames.js';
-import { formatDate, isVideoTransferSyntax, num, personName, SOP_CLASS, str, TAG, type DicomJson } from '../dicomweb/dicom-json.js';
+import { formatDate, num, personName, str, TAG, type DicomJson } from '../dicomweb/dicom-json.js';
+import { kindOf, type SeriesKind } from './series-kind.js';
 import { parseSrDetections, type SrResult } from '../overlays/sr-detections.js';
 import { errorBox, h, messageOf } from '../ui/dom.js';
 import { StudyContext, type Display } from './display.js';
@@ -15,19 +16,6 @@ import { StackPreview } from './stack-preview.js';
 const NON_IMAGE_MODALITIES = ['SR', 'ANN', 'KO', 'PR', 'SEG', 'RTSTRUCT', 'DOC'];
 
 const byNumber = (tag: string) => (a: DicomJson, b: DicomJson) => (num(a, tag) ?? 0) - (num(b, tag) ?? 0);
-
-export type SeriesKind = 'wsi' | 'video' | 'image' | 'annotation' | 'document';
-
-export function kindOf(instances: DicomJson[]): SeriesKind {
-  const first = instances[0];
-  const sopClass = str(first, TAG.SOPClassUID);
-  if (sopClass === SOP_CLASS.wsi) return 'wsi';
-  if (sopClass === SOP_CLASS.bulkAnnotations) return 'annotation';
-  const ts = str(first, TAG.TransferSyntaxUID) ?? str(first, TAG.AvailableTransferSyntaxUID);
-  if (isVideoTransferSyntax(ts) || sopClass === SOP_CLASS.videoEndoscopic || sopClass === SOP_CLASS.videoMicroscopic || sopClass === SOP_CLASS.videoPhotographic) return 'video';
-  if (instances.some((i) => num(i, TAG.Rows) !== undefined && i['7FE00010'] !== undefined) || instances.some((i) => num(i, TAG.Rows) !== undefined)) return 'image';
-  return 'document';
-}
 
 export async function renderStudyView(root: HTMLElement, study: string, series: string | undefined, navigate: (series: string) => void): Promise<() => void> {
   const seriesNav = h('nav', { class: 'series-list', 'aria-label': 'Series' });
