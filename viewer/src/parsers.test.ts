@@ -61,6 +61,22 @@ describe('SR detections', () => {
   });
 });
 
+describe('SR results shown as AI', () => {
+  it('leaves out a clinical report (TID 2000) of the same study: it is not an AI result', () => {
+    const code = (value: string, scheme: string, meaning: string) => ({ '00080100': { vr: 'SH', Value: [value] }, '00080102': { vr: 'SH', Value: [scheme] }, '00080104': { vr: 'LO', Value: [meaning] } });
+    const report = {
+      '0020000D': { vr: 'UI', Value: ['1.2.3'] },
+      '0020000E': { vr: 'UI', Value: ['1.2.3.9'] },
+      '00080018': { vr: 'UI', Value: ['1.2.3.9.1'] },
+      '0040A040': { vr: 'CS', Value: ['CONTAINER'] },
+      '0040A043': { vr: 'SQ', Value: [code('18746-8', 'LN', 'Colonoscopy study')] },
+      '0040A504': { vr: 'SQ', Value: [{ '0040DB00': { vr: 'CS', Value: ['2000'] } }] },
+      '0040A730': { vr: 'SQ', Value: [{ '0040A010': { vr: 'CS', Value: ['CONTAINS'] }, '0040A040': { vr: 'CS', Value: ['TEXT'] }, '0040A043': { vr: 'SQ', Value: [code('121071', 'DCM', 'Finding')] }, '0040A160': { vr: 'UT', Value: ['Polyp'] } }] },
+    } as unknown as DicomJson;
+    expect(parseSrDetections(report)).toBeUndefined();
+  });
+});
+
 describe('whole-slide pyramid', () => {
   it('lays out the TILED_FULL pyramid: 12 levels, row-major frames', async () => {
     const dir = 'wsi-cmu1-small-region/tiled-full-gcp-wsi2dcm';

@@ -92,6 +92,10 @@ export function parseSrDetections(instance: DicomJson): SrResult | undefined {
   const sop = str(instance, TAG.SOPInstanceUID);
   if (study === undefined || series === undefined || sop === undefined) return undefined;
   if (children(instance).length === 0) return undefined;
+  // Only measurement reports (TID 1500, titled 126000 "Imaging Measurement Report"): a signed clinical
+  // report (TID 2000) in the same study is not an AI result.
+  const template = str(seq(instance, SR.ContentTemplateSequence)[0], SR.TemplateIdentifier);
+  if (codeValue(concept(instance)) !== '126000' && template !== '1500') return undefined;
   const detections: SrDetection[] = [];
   let device: string | undefined;
   const walk = (item: DicomJson, group: DicomJson | undefined) => {
