@@ -57,7 +57,7 @@ export function makePolygonAnnotations(opts: { study: string; slideSeries: strin
       '006A0003': el('UI', DicomMetaDictionary.uid()),
       '006A0005': el('LO', 'nuclei'),
       '006A0007': el('CS', 'AUTOMATIC'),
-      '006A0004': el('US', 1),
+      '0040A180': el('US', 1), // Annotation Group Number (PS3.3 C.37.1.2)
       '006A000C': el('UL', opts.count),
       '00660016': el('OF', points.buffer),
       '00660040': el('OL', index.buffer),
