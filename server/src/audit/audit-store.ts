@@ -12,7 +12,7 @@
  * can still drop the triggers: the syslog export (syslog-sink.ts) is the copy outside this database.
  */
 import { sql, type Kysely } from 'kysely';
-import { openSideDatabase } from '../catalog/open-side-database.js';
+import { openSideDatabase, type SideDatabase } from '../catalog/open-side-database.js';
 import type { IndexConfig } from '../config.js';
 import { studiesOf, type AuditAction, type AuditRecord } from './audit-record.js';
 
@@ -63,14 +63,16 @@ export interface AuditStore {
 const REFUSAL = 'audit records are append-only';
 
 export class KyselyAuditStore implements AuditStore {
-  private constructor(
-    private readonly db: Kysely<AuditDatabase>,
-    private readonly dialect: 'sqlite' | 'postgres',
-  ) {}
+  private readonly db: Kysely<AuditDatabase>;
+  private readonly dialect: 'sqlite' | 'postgres';
+
+  private constructor(private readonly side: SideDatabase<AuditDatabase>) {
+    this.db = side.db;
+    this.dialect = side.dialect;
+  }
 
   static async open(index: IndexConfig): Promise<KyselyAuditStore> {
-    const { db, dialect } = openSideDatabase<AuditDatabase>(index, 2);
-    const store = new KyselyAuditStore(db, dialect);
+    const store = new KyselyAuditStore(openSideDatabase<AuditDatabase>(index, 2));
     try {
       await store.migrate();
     } catch (err) {
@@ -82,14 +84,16 @@ export class KyselyAuditStore implements AuditStore {
 
   private async migrate(): Promise<void> {
     if (this.dialect === 'sqlite') {
-      await this.createTables(this.db);
-      for (const table of ['audit_event', 'audit_event_study']) {
-        for (const operation of ['UPDATE', 'DELETE']) {
-          await sql
-            .raw(`CREATE TRIGGER IF NOT EXISTS ${table}_no_${operation.toLowerCase()} BEFORE ${operation} ON ${table} BEGIN SELECT RAISE(ABORT, '${REFUSAL}'); END`)
-            .execute(this.db);
+      await this.side.write(async (db) => {
+        await this.createTables(db);
+        for (const table of ['audit_event', 'audit_event_study']) {
+          for (const operation of ['UPDATE', 'DELETE']) {
+            await sql
+              .raw(`CREATE TRIGGER IF NOT EXISTS ${table}_no_${operation.toLowerCase()} BEFORE ${operation} ON ${table} BEGIN SELECT RAISE(ABORT, '${REFUSAL}'); END`)
+              .execute(db);
+          }
         }
-      }
+      });
       return;
     }
     // Several processes may start at once: one migrates, the others wait (transaction-scoped lock).
@@ -134,7 +138,7 @@ export class KyselyAuditStore implements AuditStore {
 
   async append(records: readonly AuditRecord[]): Promise<AuditRecord[]> {
     if (records.length === 0) return [];
-    return this.db.transaction().execute(async (trx) => {
+    return this.side.transaction(async (trx) => {
       const written: AuditRecord[] = [];
       const studies: EventStudyTable[] = [];
       for (const record of records) {

@@ -1,6 +1,11 @@
 /**
  * A Kysely connection to the index database for modules that keep their own tables beside the catalog
- * (slide analysis jobs, the audit trail): same file or server and schema as the catalog, own pool.
+ * (slide analysis jobs, the audit trail, the hospital link, reports, the FHIR outbox): same file or
+ * server and schema as the catalog, own pool.
+ *
+ * Writes go through `write` / `transaction`, never straight to `db`: on SQLite they run in the process's
+ * write gate of the file, as one `BEGIN IMMEDIATE` transaction, and the connection never waits in
+ * SQLite's busy handler (sqlite-write-gate.ts). Reads use `db`.
  */
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
@@ -8,10 +13,19 @@ import Database from 'better-sqlite3';
 import { Kysely, PostgresDialect, SqliteDialect } from 'kysely';
 import pg from 'pg';
 import type { IndexConfig } from '../config.js';
+import { sqliteWriteTransaction, useWriteGate } from './sqlite-write-gate.js';
 
 export interface SideDatabase<DB> {
   db: Kysely<DB>;
   dialect: 'sqlite' | 'postgres';
+  /**
+   * Runs the writes of `work` on the Kysely instance it is given (not `db`: on SQLite that one waits for
+   * this connection until `work` is done). SQLite: in the write gate, one `BEGIN IMMEDIATE` transaction.
+   * PostgreSQL: `work(db)`, each statement on its own as before.
+   */
+  write<T>(work: (db: Kysely<DB>) => Promise<T>): Promise<T>;
+  /** One transaction on both engines: SQLite as `write`; PostgreSQL `db.transaction()`. */
+  transaction<T>(work: (trx: Kysely<DB>) => Promise<T>): Promise<T>;
 }
 
 export function openSideDatabase<DB>(index: IndexConfig, poolSize: number): SideDatabase<DB> {
@@ -21,11 +35,19 @@ export function openSideDatabase<DB>(index: IndexConfig, poolSize: number): Side
     // WAL: the catalog's connection and this one read and write the same file concurrently.
     if (index.file !== ':memory:') database.pragma('journal_mode = WAL');
     database.pragma('synchronous = NORMAL');
-    database.pragma('busy_timeout = 10000');
-    return { db: new Kysely<DB>({ dialect: new SqliteDialect({ database }) }), dialect: 'sqlite' };
+    const gate = useWriteGate(database);
+    const db = new Kysely<DB>({ dialect: new SqliteDialect({ database }) });
+    const write = <T>(work: (db: Kysely<DB>) => Promise<T>) => sqliteWriteTransaction(db, gate, work);
+    return { db, dialect: 'sqlite', write, transaction: write };
   }
   const pool = new pg.Pool({ connectionString: index.connectionString, max: poolSize, options: `-c search_path=${index.schema}` });
   // An idle client's error (server restart) must not crash the process; the next query reports it.
   pool.on('error', () => undefined);
-  return { db: new Kysely<DB>({ dialect: new PostgresDialect({ pool }) }), dialect: 'postgres' };
+  const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
+  return {
+    db,
+    dialect: 'postgres',
+    write: (work) => work(db),
+    transaction: (work) => db.transaction().execute(work),
+  };
 }

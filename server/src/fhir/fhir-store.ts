@@ -11,14 +11,12 @@
  *   series while it was being sent): a send marks the row sent only for the generation it claimed.
  * - `fhir_patient_alias`: Patient logical ids that are hashes (keys too long to encode, fhir-ids.ts).
  *
- * Every write is one statement. On SQLite the connection does not wait in SQLite's busy handler (which
- * sleeps synchronously: with another connection of this process in a transaction that spans awaits, the
- * catalog's ingest or the hospital link's commands, it would stall the event loop and that transaction
- * with it); a write that finds the database locked is retried asynchronously with a short back-off.
+ * Every write is one conditional statement (or two), through the side database's `write`: on SQLite in
+ * the process's write gate of the file, waiting for other writers asynchronously
+ * (catalog/sqlite-write-gate.ts).
  */
-import { setTimeout as sleep } from 'node:timers/promises';
 import { sql, type Kysely } from 'kysely';
-import { openSideDatabase } from '../catalog/open-side-database.js';
+import { openSideDatabase, type SideDatabase } from '../catalog/open-side-database.js';
 import type { IndexConfig } from '../config.js';
 import type { PatientKey } from '../dicom/patient-identity.js';
 import { AppError, isAppError } from '../errors.js';
@@ -109,23 +107,18 @@ function storeFailure(err: unknown): unknown {
   return isAppError(err) ? err : new AppError('INDEX_FAILURE', 'Index database error in the FHIR outbox', { cause: err });
 }
 
-/** How long a write keeps retrying a locked SQLite database (asynchronously) before it fails. */
-const LOCKED_RETRY_MS = 15_000;
-
-function isLocked(err: unknown): boolean {
-  const code = (err as { code?: unknown }).code;
-  return code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED' || (typeof code === 'string' && code.startsWith('SQLITE_BUSY_'));
-}
-
 export class FhirStore {
-  private constructor(private readonly db: Kysely<FhirDatabase>, private readonly dialect: 'sqlite' | 'postgres') {}
+  private readonly db: Kysely<FhirDatabase>;
+  private readonly dialect: 'sqlite' | 'postgres';
+
+  private constructor(private readonly side: SideDatabase<FhirDatabase>) {
+    this.db = side.db;
+    this.dialect = side.dialect;
+  }
 
   static async open(index: IndexConfig): Promise<FhirStore> {
-    const { db, dialect } = openSideDatabase<FhirDatabase>(index, 2);
-    const store = new FhirStore(db, dialect);
+    const store = new FhirStore(openSideDatabase<FhirDatabase>(index, 2));
     try {
-      // Locked: fail at once and retry without blocking the event loop (see the module comment).
-      if (dialect === 'sqlite') await sql`pragma busy_timeout = 0`.execute(db);
       await store.run(() => store.migrate());
     } catch (err) {
       await store.close();
@@ -134,17 +127,18 @@ export class FhirStore {
     return store;
   }
 
-  /** Runs one statement (or a few), retrying while SQLite says the database is locked. */
+  /** Runs `work`, a database failure becoming INDEX_FAILURE. */
   private async run<T>(work: () => Promise<T>): Promise<T> {
-    const deadline = Date.now() + LOCKED_RETRY_MS;
-    for (let attempt = 1; ; attempt += 1) {
-      try {
-        return await work();
-      } catch (err) {
-        if (this.dialect !== 'sqlite' || !isLocked(err) || Date.now() > deadline) throw storeFailure(err);
-        await sleep(Math.min(2 * attempt, 50) + Math.random() * 5);
-      }
+    try {
+      return await work();
+    } catch (err) {
+      throw storeFailure(err);
     }
+  }
+
+  /** Runs writes (see the module comment), a database failure becoming INDEX_FAILURE. */
+  private write<T>(work: (db: Kysely<FhirDatabase>) => Promise<T>): Promise<T> {
+    return this.run(() => this.side.write(work));
   }
 
   private async migrate(): Promise<void> {
@@ -184,7 +178,7 @@ export class FhirStore {
         await create(trx);
       });
     } else {
-      await create(this.db);
+      await this.side.write(create);
     }
   }
 
@@ -193,8 +187,8 @@ export class FhirStore {
    * already waiting for a retry keeps its retry time; otherwise it becomes due at `dueAt`.
    */
   async enqueue(item: { id: string; kind: OutboxKind; subject: string; studyInstanceUid: string }, dueAt: number, now = Date.now()): Promise<void> {
-    return this.run(async () => {
-      await this.db
+    return this.write(async (db) => {
+      await db
         .insertInto('fhir_outbox')
         .values({
           id: item.id,
@@ -247,31 +241,31 @@ export class FhirStore {
    * atomic across processes. Undefined when another sender has it, it is not due, or it is done.
    */
   async claim(id: string, now: number, leaseMs: number): Promise<OutboxEntry | undefined> {
-    return this.run(async () => {
-      const result = await this.db
+    const result = await this.write((db) =>
+      db
         .updateTable('fhir_outbox')
         .set({ lease_until: now + leaseMs, attempts: sql`${sql.ref('attempts')} + 1`, updated_at: now })
         .where('id', '=', id)
         .where('state', '=', 'pending')
         .where('next_attempt_at', '<=', now)
         .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
-        .executeTakeFirst();
-      if (Number(result.numUpdatedRows) !== 1) return undefined;
-      return await this.get(id);
-    });
+        .executeTakeFirst(),
+    );
+    if (Number(result.numUpdatedRows) !== 1) return undefined;
+    return await this.get(id);
   }
 
   /** Delivered: `sent`, unless the row was requested again meanwhile (then pending, due now). */
   async markSent(entry: OutboxEntry, result: Record<string, string>, now = Date.now()): Promise<boolean> {
-    return this.run(async () => {
-      const done = await this.db
+    return this.write(async (db) => {
+      const done = await db
         .updateTable('fhir_outbox')
         .set({ state: 'sent', lease_until: null, last_error: null, last_status: null, result: JSON.stringify(result), sent_at: now, updated_at: now })
         .where('id', '=', entry.id)
         .where('generation', '=', entry.generation)
         .executeTakeFirst();
       if (Number(done.numUpdatedRows) === 1) return true;
-      await this.db
+      await db
         .updateTable('fhir_outbox')
         .set({ lease_until: null, attempts: 0, result: JSON.stringify(result), updated_at: now })
         .where('id', '=', entry.id)
@@ -282,8 +276,8 @@ export class FhirStore {
 
   /** A failed attempt: pending again from `retryAt`, or `failed` for good when `retryAt` is null. */
   async markAttemptFailed(entry: OutboxEntry, error: string, status: number | null, retryAt: number | null, now = Date.now()): Promise<void> {
-    return this.run(async () => {
-      await this.db
+    return this.write(async (db) => {
+      await db
         .updateTable('fhir_outbox')
         .set({
           state: retryAt === null ? 'failed' : 'pending',
@@ -300,15 +294,15 @@ export class FhirStore {
 
   /** An administrator asks for a failed (or sent) entry again: pending, attempts from zero, due now. */
   async retry(id: string, now = Date.now()): Promise<OutboxEntry | undefined> {
-    return this.run(async () => {
-      await this.db
+    await this.write((db) =>
+      db
         .updateTable('fhir_outbox')
         .set({ state: 'pending', attempts: 0, next_attempt_at: now, lease_until: null, generation: sql`${sql.ref('generation')} + 1`, updated_at: now })
         .where('id', '=', id)
         .where('state', '!=', 'pending')
-        .execute();
-      return await this.get(id);
-    });
+        .execute(),
+    );
+    return await this.get(id);
   }
 
   async get(id: string): Promise<OutboxEntry | undefined> {
@@ -339,8 +333,8 @@ export class FhirStore {
 
   /** Records the key behind a hashed Patient id (idempotent). */
   async rememberPatientAlias(id: string, key: PatientKey): Promise<void> {
-    return this.run(async () => {
-      await this.db.insertInto('fhir_patient_alias').values({ id, patient_id: key.patientId, issuer: key.issuer }).onConflict((oc) => oc.column('id').doNothing()).execute();
+    return this.write(async (db) => {
+      await db.insertInto('fhir_patient_alias').values({ id, patient_id: key.patientId, issuer: key.issuer }).onConflict((oc) => oc.column('id').doNothing()).execute();
     });
   }
 

@@ -16,13 +16,15 @@
  * - `hl7_message`: the message control IDs applied, per sending application, with their outcome.
  *
  * Transactions: SQLite `BEGIN IMMEDIATE` (the write lock is taken first, so a command that reads then
- * writes never fails on a snapshot another connection moved on); PostgreSQL a transaction that first
- * takes a transaction-scoped advisory lock, so HIS commands are applied one at a time across processes
- * (they are few; two messages about one patient never interleave).
+ * writes never fails on a snapshot another connection moved on), in the process's write gate of the
+ * file (catalog/sqlite-write-gate.ts: a command's transaction spans awaits, and the other connections
+ * of the process wait for it asynchronously, not in SQLite's busy handler); PostgreSQL a transaction
+ * that first takes a transaction-scoped advisory lock, so HIS commands are applied one at a time across
+ * processes (they are few; two messages about one patient never interleave).
  */
 import { randomUUID } from 'node:crypto';
 import { sql, type Kysely, type SqlBool, type Expression, type ExpressionBuilder } from 'kysely';
-import { openSideDatabase } from '../catalog/open-side-database.js';
+import { openSideDatabase, type SideDatabase } from '../catalog/open-side-database.js';
 import { likePattern } from '../catalog/match-sql.js';
 import type { IndexConfig } from '../config.js';
 import type { OtherPatientId, PatientIdentity, PatientKey } from '../dicom/patient-identity.js';
@@ -460,15 +462,19 @@ function timeBound(value: string, upper: boolean): string {
 const DEFAULT_STATUSES: readonly StepStatus[] = ['SCHEDULED', 'IN PROGRESS'];
 
 export class KyselyHisStore implements HisStore {
+  private readonly db: Db;
+  private readonly dialect: 'sqlite' | 'postgres';
+
   private constructor(
-    private readonly db: Db,
-    private readonly dialect: 'sqlite' | 'postgres',
+    private readonly side: SideDatabase<HisDatabase>,
     private readonly now: () => number,
-  ) {}
+  ) {
+    this.db = side.db;
+    this.dialect = side.dialect;
+  }
 
   static async open(index: IndexConfig, options: { now?: () => number } = {}): Promise<KyselyHisStore> {
-    const { db, dialect } = openSideDatabase<HisDatabase>(index, 2);
-    const store = new KyselyHisStore(db, dialect, options.now ?? Date.now);
+    const store = new KyselyHisStore(openSideDatabase<HisDatabase>(index, 2), options.now ?? Date.now);
     try {
       await store.migrate();
     } catch (err) {
@@ -480,7 +486,7 @@ export class KyselyHisStore implements HisStore {
 
   private async migrate(): Promise<void> {
     if (this.dialect === 'sqlite') {
-      await createTables(this.db);
+      await this.side.write(createTables);
       return;
     }
     // Several processes may start at once: one creates the tables, the others wait (transaction-scoped lock).
@@ -497,19 +503,8 @@ export class KyselyHisStore implements HisStore {
         return work(new KyselyHisTransaction(trx, this.now));
       });
     }
-    return this.db.connection().execute(async (connection) => {
-      await sql`begin immediate`.execute(connection);
-      let result: T;
-      try {
-        result = await work(new KyselyHisTransaction(connection, this.now));
-      } catch (err) {
-        // SQLite may have rolled back on its own already (SQLITE_FULL…): then there is nothing to roll back.
-        await sql`rollback`.execute(connection).catch(() => undefined);
-        throw err;
-      }
-      await sql`commit`.execute(connection);
-      return result;
-    });
+    // BEGIN IMMEDIATE … COMMIT in the write gate; rolled back when `work` throws.
+    return this.side.write((connection) => work(new KyselyHisTransaction(connection, this.now)));
   }
 
   getPatient(key: PatientKey): Promise<PatientIdentity | undefined> {

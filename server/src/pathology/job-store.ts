@@ -9,11 +9,13 @@
  * when a unit is delivered twice (a worker killed after finishing it): a conditional
  * `UPDATE … WHERE state = 'pending'` is atomic across processes, which file writes are not.
  *
- * Every write is one statement (no multi-statement transactions), so SQLite's busy timeout is all the
- * coordination processes need. Progress counters are aggregated from the unit rows when read.
+ * Writes are single conditional statements (a plan's unit rows: a few), so processes need no more
+ * coordination than the database's own locking; on SQLite each write method runs in the process's write
+ * gate as one transaction (open-side-database.ts `write`). Progress counters are aggregated from the unit
+ * rows when read.
  */
 import { sql, type Kysely } from 'kysely';
-import { openSideDatabase } from '../catalog/open-side-database.js';
+import { openSideDatabase, type SideDatabase } from '../catalog/open-side-database.js';
 import type { IndexConfig } from '../config.js';
 
 export type JobState = 'queued' | 'running' | 'finalizing' | 'completed' | 'failed' | 'cancelled';
@@ -148,11 +150,16 @@ const toUnit = (row: UnitTable): UnitRecord => ({
 });
 
 export class JobStore {
-  private constructor(private readonly db: Kysely<JobDatabase>, private readonly dialect: 'sqlite' | 'postgres') {}
+  private readonly db: Kysely<JobDatabase>;
+  private readonly dialect: 'sqlite' | 'postgres';
+
+  private constructor(private readonly side: SideDatabase<JobDatabase>) {
+    this.db = side.db;
+    this.dialect = side.dialect;
+  }
 
   static async open(index: IndexConfig): Promise<JobStore> {
-    const { db, dialect } = openSideDatabase<JobDatabase>(index, 4);
-    const store = new JobStore(db, dialect);
+    const store = new JobStore(openSideDatabase<JobDatabase>(index, 4));
     try {
       await store.migrate();
     } catch (err) {
@@ -162,9 +169,13 @@ export class JobStore {
     return store;
   }
 
-  private async migrate(): Promise<void> {
+  private migrate(): Promise<void> {
+    return this.side.write((db) => this.createTables(db));
+  }
+
+  private async createTables(db: Kysely<JobDatabase>): Promise<void> {
     const blob = this.dialect === 'sqlite' ? 'blob' : 'bytea';
-    await this.db.schema
+    await db.schema
       .createTable('analysis_job')
       .ifNotExists()
       .addColumn('id', 'varchar(64)', (c) => c.primaryKey())
@@ -186,8 +197,8 @@ export class JobStore {
       .addColumn('result_sop_uid', 'varchar(64)')
       .addColumn('duplicate_completions', 'integer', (c) => c.notNull().defaultTo(0))
       .execute();
-    await this.db.schema.createIndex('analysis_job_series').ifNotExists().on('analysis_job').columns(['series_uid', 'model_id']).execute();
-    await this.db.schema
+    await db.schema.createIndex('analysis_job_series').ifNotExists().on('analysis_job').columns(['series_uid', 'model_id']).execute();
+    await db.schema
       .createTable('analysis_unit')
       .ifNotExists()
       .addColumn('job_id', 'varchar(64)', (c) => c.notNull())
@@ -204,7 +215,7 @@ export class JobStore {
   }
 
   async create(job: Omit<JobRecord, 'params' | 'reason' | 'unitsTotal' | 'windowsTotal' | 'windowsSkipped' | 'startedAt' | 'finishedAt' | 'resultSeriesUid' | 'resultSopUid' | 'duplicateCompletions' | 'state'>): Promise<void> {
-    await this.db
+    await this.side.write((db) => db
       .insertInto('analysis_job')
       .values({
         id: job.id,
@@ -226,7 +237,7 @@ export class JobStore {
         result_sop_uid: null,
         duplicate_completions: 0,
       })
-      .execute();
+      .execute());
   }
 
   async get(id: string): Promise<JobRecord | undefined> {
@@ -250,34 +261,36 @@ export class JobStore {
    * the totals, and moves the job from queued to running. False when the job is no longer queued.
    */
   async savePlan(id: string, params: JobParams, units: { windows: string; windowCount: number }[], skipped: number, now: number): Promise<boolean> {
-    for (let i = 0; i < units.length; i += 200) {
-      const rows = units.slice(i, i + 200).map((u, k) => ({
-        job_id: id,
-        unit_index: i + k,
-        windows: u.windows,
-        window_count: u.windowCount,
-        state: 'pending' as const,
-        annotations: null,
-        annotation_count: 0,
-        completed_by: null,
-        completed_at: null,
-      }));
-      await this.db.insertInto('analysis_unit').values(rows).onConflict((oc) => oc.columns(['job_id', 'unit_index']).doNothing()).execute();
-    }
-    const result = await this.db
-      .updateTable('analysis_job')
-      .set({
-        params: JSON.stringify(params),
-        units_total: units.length,
-        windows_total: units.reduce((sum, u) => sum + u.windowCount, 0),
-        windows_skipped: skipped,
-        state: 'running',
-        started_at: now,
-      })
-      .where('id', '=', id)
-      .where('state', '=', 'queued')
-      .executeTakeFirst();
-    return Number(result.numUpdatedRows) === 1;
+    return this.side.write(async (db) => {
+      for (let i = 0; i < units.length; i += 200) {
+        const rows = units.slice(i, i + 200).map((u, k) => ({
+          job_id: id,
+          unit_index: i + k,
+          windows: u.windows,
+          window_count: u.windowCount,
+          state: 'pending' as const,
+          annotations: null,
+          annotation_count: 0,
+          completed_by: null,
+          completed_at: null,
+        }));
+        await db.insertInto('analysis_unit').values(rows).onConflict((oc) => oc.columns(['job_id', 'unit_index']).doNothing()).execute();
+      }
+      const result = await db
+        .updateTable('analysis_job')
+        .set({
+          params: JSON.stringify(params),
+          units_total: units.length,
+          windows_total: units.reduce((sum, u) => sum + u.windowCount, 0),
+          windows_skipped: skipped,
+          state: 'running',
+          started_at: now,
+        })
+        .where('id', '=', id)
+        .where('state', '=', 'queued')
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows) === 1;
+    });
   }
 
   async getUnit(jobId: string, unitIndex: number): Promise<UnitRecord | undefined> {
@@ -313,16 +326,18 @@ export class JobStore {
    * counted on the job) when the unit was done already.
    */
   async completeUnit(jobId: string, unitIndex: number, annotations: Buffer, count: number, worker: string, now: number): Promise<boolean> {
-    const result = await this.db
-      .updateTable('analysis_unit')
-      .set({ state: 'done', annotations, annotation_count: count, completed_by: worker, completed_at: now })
-      .where('job_id', '=', jobId)
-      .where('unit_index', '=', unitIndex)
-      .where('state', '=', 'pending')
-      .executeTakeFirst();
-    if (Number(result.numUpdatedRows) === 1) return true;
-    await this.db.updateTable('analysis_job').set((eb) => ({ duplicate_completions: eb('duplicate_completions', '+', 1) })).where('id', '=', jobId).execute();
-    return false;
+    return this.side.write(async (db) => {
+      const result = await db
+        .updateTable('analysis_unit')
+        .set({ state: 'done', annotations, annotation_count: count, completed_by: worker, completed_at: now })
+        .where('job_id', '=', jobId)
+        .where('unit_index', '=', unitIndex)
+        .where('state', '=', 'pending')
+        .executeTakeFirst();
+      if (Number(result.numUpdatedRows) === 1) return true;
+      await db.updateTable('analysis_job').set((eb) => ({ duplicate_completions: eb('duplicate_completions', '+', 1) })).where('id', '=', jobId).execute();
+      return false;
+    });
   }
 
   async progress(jobId: string): Promise<JobProgress> {
@@ -337,34 +352,34 @@ export class JobStore {
 
   /** running → finalizing, only when no unit is pending (atomic: one caller wins). */
   async claimFinalization(jobId: string): Promise<boolean> {
-    const result = await this.db
+    const result = await this.side.write((db) => db
       .updateTable('analysis_job')
       .set({ state: 'finalizing' })
       .where('id', '=', jobId)
       .where('state', '=', 'running')
       .where((eb) => eb.not(eb.exists(eb.selectFrom('analysis_unit').select('unit_index').where('job_id', '=', jobId).where('state', '=', 'pending'))))
-      .executeTakeFirst();
+      .executeTakeFirst());
     return Number(result.numUpdatedRows) === 1;
   }
 
   async complete(jobId: string, seriesUid: string, sopUid: string, now: number): Promise<boolean> {
-    const result = await this.db
+    const result = await this.side.write((db) => db
       .updateTable('analysis_job')
       .set({ state: 'completed', result_series_uid: seriesUid, result_sop_uid: sopUid, finished_at: now })
       .where('id', '=', jobId)
       .where('state', '=', 'finalizing')
-      .executeTakeFirst();
+      .executeTakeFirst());
     return Number(result.numUpdatedRows) === 1;
   }
 
   /** Ends an active job as failed or cancelled; false when it had ended already. */
   async end(jobId: string, state: 'failed' | 'cancelled', reason: string, now: number): Promise<boolean> {
-    const result = await this.db
+    const result = await this.side.write((db) => db
       .updateTable('analysis_job')
       .set({ state, reason, finished_at: now })
       .where('id', '=', jobId)
       .where('state', 'in', [...ACTIVE_STATES])
-      .executeTakeFirst();
+      .executeTakeFirst());
     return Number(result.numUpdatedRows) === 1;
   }
 

@@ -10,16 +10,12 @@
  *   stays readable.
  *
  * Each state change is one conditional write (`… where status = 'draft' and revision = ?`) or one
- * transaction of them, so concurrent requests cannot both succeed (see report-store.ts).
- *
- * SQLite: this connection waits for the write lock asynchronously. better-sqlite3 is synchronous, so its
- * busy timeout blocks the event loop; while it blocks, another connection of this process holding the
- * lock (the hospital link linking a just-stored series to its order, right after the report's SR is
- * indexed) cannot finish, and both time out. Here the busy timeout is short and a busy write is retried
- * after a timer, which lets the holder finish.
+ * transaction of them, so concurrent requests cannot both succeed (see report-store.ts). Writes go
+ * through the side database's `write` / `transaction`: on SQLite in the process's write gate of the file,
+ * waiting for other writers asynchronously (catalog/sqlite-write-gate.ts).
  */
 import { sql, type Kysely } from 'kysely';
-import { openSideDatabase } from '../catalog/open-side-database.js';
+import { openSideDatabase, type SideDatabase } from '../catalog/open-side-database.js';
 import type { IndexConfig } from '../config.js';
 import type { Person, ReportContent, ReportKind, VersionStatus } from '../contracts/reports.js';
 import { AppError, NotFoundError } from '../errors.js';
@@ -72,12 +68,6 @@ type Db = Kysely<ReportDatabase>;
 
 const num = (value: number | string): number => Number(value);
 
-const SQLITE_BUSY_TIMEOUT_MS = 20;
-const RETRY_FOR_MS = 15_000;
-const isBusy = (err: unknown) => {
-  const code = (err as { code?: unknown }).code;
-  return code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED' || code === 'SQLITE_BUSY_SNAPSHOT';
-};
 const numOrNull = (value: number | string | null): number | null => (value === null ? null : Number(value));
 const person = (subject: string, name: string | null): Person => ({ subject, name });
 
@@ -138,16 +128,17 @@ async function readVersion(db: Db, id: string, version: number): Promise<StoredV
 }
 
 export class KyselyReportStore implements ReportStore {
-  private constructor(
-    private readonly db: Db,
-    private readonly dialect: 'sqlite' | 'postgres',
-  ) {}
+  private readonly db: Db;
+  private readonly dialect: 'sqlite' | 'postgres';
+
+  private constructor(private readonly side: SideDatabase<ReportDatabase>) {
+    this.db = side.db;
+    this.dialect = side.dialect;
+  }
 
   static async open(index: IndexConfig): Promise<KyselyReportStore> {
-    const { db, dialect } = openSideDatabase<ReportDatabase>(index, 2);
-    const store = new KyselyReportStore(db, dialect);
+    const store = new KyselyReportStore(openSideDatabase<ReportDatabase>(index, 2));
     try {
-      if (dialect === 'sqlite') await sql.raw(`pragma busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`).execute(db);
       await store.migrate();
     } catch (err) {
       await store.close();
@@ -156,22 +147,9 @@ export class KyselyReportStore implements ReportStore {
     return store;
   }
 
-  /** A write, retried after a timer while SQLite's write lock is held by another connection (see the module comment). */
-  private async writing<T>(work: () => Promise<T>): Promise<T> {
-    const started = Date.now();
-    for (let attempt = 1; ; attempt += 1) {
-      try {
-        return await work();
-      } catch (err) {
-        if (this.dialect !== 'sqlite' || !isBusy(err) || Date.now() - started > RETRY_FOR_MS) throw err;
-        await new Promise((resolve) => setTimeout(resolve, Math.min(200, 5 * 2 ** attempt) * (0.5 + Math.random())));
-      }
-    }
-  }
-
   private async migrate(): Promise<void> {
     if (this.dialect === 'sqlite') {
-      await this.writing(() => createTables(this.db));
+      await this.side.write(createTables);
       return;
     }
     await this.db.transaction().execute(async (trx) => {
@@ -181,7 +159,7 @@ export class KyselyReportStore implements ReportStore {
   }
 
   async create(report: NewReport): Promise<{ report: StoredReport; version: StoredVersion }> {
-    await this.writing(() => this.db.transaction().execute(async (trx) => {
+    await this.side.transaction(async (trx) => {
       await trx
         .insertInto('report')
         .values({
@@ -212,7 +190,7 @@ export class KyselyReportStore implements ReportStore {
           updated_by_name: report.by.name,
         })
         .execute();
-    }));
+    });
     return { report: (await this.get(report.id))!, version: (await this.version(report.id, 1))! };
   }
 
@@ -235,21 +213,23 @@ export class KyselyReportStore implements ReportStore {
   }
 
   async updateDraft(id: string, change: { content: ReportContent; expectedRevision?: number; by: Person; at: number }): Promise<StoredVersion> {
-    const latest = this.db.selectFrom('report').select('latest_version').where('id', '=', id);
-    let update = this.db
-      .updateTable('report_version')
-      .set((eb) => ({
-        content: JSON.stringify(change.content),
-        revision: eb('revision', '+', 1),
-        updated_at: change.at,
-        updated_by: change.by.subject,
-        updated_by_name: change.by.name,
-      }))
-      .where('report_id', '=', id)
-      .where('version', '=', latest)
-      .where('status', '=', 'draft');
-    if (change.expectedRevision !== undefined) update = update.where('revision', '=', change.expectedRevision);
-    const result = await this.writing(() => update.executeTakeFirst());
+    const result = await this.side.write((db) => {
+      const latest = db.selectFrom('report').select('latest_version').where('id', '=', id);
+      let update = db
+        .updateTable('report_version')
+        .set((eb) => ({
+          content: JSON.stringify(change.content),
+          revision: eb('revision', '+', 1),
+          updated_at: change.at,
+          updated_by: change.by.subject,
+          updated_by_name: change.by.name,
+        }))
+        .where('report_id', '=', id)
+        .where('version', '=', latest)
+        .where('status', '=', 'draft');
+      if (change.expectedRevision !== undefined) update = update.where('revision', '=', change.expectedRevision);
+      return update.executeTakeFirst();
+    });
     const report = await this.get(id);
     if (report === undefined) throw new NotFoundError('No report with this id');
     const current = (await this.version(id, report.latestVersion))!;
@@ -258,7 +238,7 @@ export class KyselyReportStore implements ReportStore {
   }
 
   async sign(id: string, change: { version: number; expectedRevision?: number; signature: StoredSignature; dicom: VersionDicom }): Promise<StoredVersion> {
-    await this.writing(() => this.db.transaction().execute(async (trx) => {
+    await this.side.transaction(async (trx) => {
       const report = await readReport(trx, id);
       if (report === undefined) throw new NotFoundError('No report with this id');
       const current = (await readVersion(trx, id, report.latestVersion))!;
@@ -294,16 +274,16 @@ export class KyselyReportStore implements ReportStore {
         .where('status', '=', 'final')
         .where('version', '<', change.version)
         .execute();
-    }));
+    });
     return (await this.version(id, change.version))!;
   }
 
   async markStored(id: string, version: number, at: number): Promise<void> {
-    await this.writing(() => this.db.updateTable('report_version').set({ dicom_stored_at: at }).where('report_id', '=', id).where('version', '=', version).where('dicom_stored_at', 'is', null).execute());
+    await this.side.write((db) => db.updateTable('report_version').set({ dicom_stored_at: at }).where('report_id', '=', id).where('version', '=', version).where('dicom_stored_at', 'is', null).execute());
   }
 
   async amend(id: string, change: { reason: string; by: Person; at: number }): Promise<StoredVersion> {
-    const next = await this.writing(() => this.db.transaction().execute(async (trx) => {
+    const next = await this.side.transaction(async (trx) => {
       const report = await readReport(trx, id);
       if (report === undefined) throw new NotFoundError('No report with this id');
       const current = (await readVersion(trx, id, report.latestVersion))!;
@@ -331,7 +311,7 @@ export class KyselyReportStore implements ReportStore {
         })
         .execute();
       return version;
-    }));
+    });
     return (await this.version(id, next))!;
   }
 
