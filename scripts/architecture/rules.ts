@@ -38,6 +38,12 @@ export const ALLOWED_IMPORTS: Readonly<Record<string, readonly string[]>> = {
   // The FHIR R4 link: the /fhir API over the index (side database), the HIS store and the reports; the
   // push outbox, sent through the job queue interface of pathology/ (no queue engine of its own)
   fhir: ['audit/audit-record.ts', 'catalog', 'config.ts', 'contracts', 'dicom', 'errors.ts', 'his', 'http', 'pathology/job-queue.ts', 'reports'],
+  // De-identification (PS3.15 Annex E Basic Profile): pure, on Part-10 bytes
+  deid: ['dicom', 'errors.ts'],
+  // Share links, result slips, the patient page's API and consults (with de-identified copies)
+  sharing: ['archive', 'audit', 'auth', 'catalog', 'config.ts', 'contracts', 'deid', 'dicom', 'errors.ts', 'http', 'reports'],
+  // Curation: IOCM rejection (notes written and received), restore, purge, DELETE, move / split / merge
+  curation: ['archive', 'audit', 'catalog', 'contracts', 'dicom', 'errors.ts', 'http'],
   // The composition module and the entry points at the top
   'services.ts': ['*'],
   'app.ts': ['*'],
@@ -56,7 +62,8 @@ export const ALLOWED_IMPORTS: Readonly<Record<string, readonly string[]>> = {
   'viewer/browser': ['viewer/auth', 'viewer/dicomweb', 'viewer/his', 'viewer/ui'],
   'viewer/wsi': ['viewer/dicomweb', 'viewer/ui', 'viewer/viewer/display.ts'],
   'viewer/live': ['contracts', 'viewer/ai', 'viewer/auth', 'viewer/dicomweb', 'viewer/his', 'viewer/overlays', 'viewer/ui'],
-  'viewer/viewer': ['viewer/ai', 'viewer/auth', 'viewer/dicomweb', 'viewer/imaging', 'viewer/overlays', 'viewer/ui', 'viewer/wsi'],
+  // The study page; the stack's measurements go to the radiology report through viewer/reports (measurement-report.ts, add-to-report.ts).
+  'viewer/viewer': ['viewer/ai', 'viewer/auth', 'viewer/dicomweb', 'viewer/imaging', 'viewer/overlays', 'viewer/reports', 'viewer/ui', 'viewer/wsi'],
   // The report editor and the endoscopy quality figures (/reports): the wire contracts as types, DICOMweb for the study's images.
   'viewer/reports': ['contracts', 'viewer/auth', 'viewer/dicomweb', 'viewer/ui'],
   'viewer/main.ts': ['*'],
@@ -82,6 +89,10 @@ export const CONSTRUCTED_AT_THE_TOP: readonly RegExp[] = [
   /\bnew FhirPush\(/,
   /\bKyselyReportStore\.open\(/,
   /\bnew ReportService\(/,
+  /\bShareStore\.open\(/,
+  /\bnew ShareService\(/,
+  /\bnew ConsultService\(/,
+  /\bnew CurationService\(/,
 ];
 
 /** Where those may be built: the top, and the module that defines each (its own factory). */
@@ -89,7 +100,7 @@ export const CONSTRUCTION_ALLOWED_IN: readonly string[] = ['server/src/services.
 
 /** Packages only some modules may import: Fastify stays in routes and HTTP plumbing, Cornerstone in the viewer's imaging. */
 export const PACKAGE_OWNERS: Readonly<Record<string, readonly string[]>> = {
-  fastify: ['app.ts', 'http', 'auth', 'audit', 'dicomweb', 'ai', 'live', 'his', 'reports', 'fhir'],
+  fastify: ['app.ts', 'http', 'auth', 'audit', 'dicomweb', 'ai', 'live', 'his', 'reports', 'fhir', 'sharing', 'curation'],
   '@cornerstonejs/core': ['viewer/imaging'],
   '@cornerstonejs/tools': ['viewer/imaging'],
   '@cornerstonejs/dicom-image-loader': ['viewer/imaging'],

@@ -20,6 +20,10 @@ import { analysesRoutes } from './ai/analyses.routes.js';
 import { liveRoutes } from './live/live.routes.js';
 import { ordersRoutes } from './his/orders.routes.js';
 import { reportsRoutes } from './reports/reports.routes.js';
+import { curationRoutes } from './curation/curation.routes.js';
+import { consultsRoutes } from './sharing/consults.routes.js';
+import { sharingRoutes } from './sharing/sharing.routes.js';
+import { installSecurityHeaders } from './http/security-headers.js';
 import { dicomwebPlugin } from './dicomweb/dicomweb.plugin.js';
 import { fhirOutboxRoutes } from './fhir/fhir-outbox.routes.js';
 import { fhirRoutes } from './fhir/fhir.routes.js';
@@ -61,6 +65,9 @@ export async function buildApp(config: Readonly<Config>, services: Services, opt
     ...tlsServerOptions(config.tls, config.limits.http),
   }) as unknown as FastifyInstance;
   prepareHttp2Server(app, config.tls, config.limits.http);
+  // First: nosniff and no referrer on every response, a Content-Security-Policy on every HTML page
+  // (share links take the archive to people outside the hospital network).
+  installSecurityHeaders(app, config.auth.enabled ? { signInOrigin: new URL(config.auth.issuer).origin } : {});
 
   // WebSocket support (the live endoscopy stream) at the root and first: its own hooks then run before
   // access control's, so an upgrade refused with 401/403 still has its socket closed by the plugin. A
@@ -72,7 +79,8 @@ export async function buildApp(config: Readonly<Config>, services: Services, opt
   await registerRateLimit(app, config.limits.rateLimit);
   // Before any route: every route registered later is checked for its declared permission.
   const verifier = config.auth.enabled ? new TokenVerifier(config.auth) : undefined;
-  installAccessControl(app, verifier);
+  // Share links' credentials (sharing/) give confined link principals, whatever the sign-in setting.
+  installAccessControl(app, verifier, services.sharing?.service);
   // Right after it: every request to a non-public route is audited once, refused ones included.
   if (services.audit !== undefined) installAuditHook(app, services.audit, verifier);
 
@@ -161,6 +169,16 @@ export async function buildApp(config: Readonly<Config>, services: Services, opt
     }
     await app.register(fhirOutboxRoutes, { prefix: '/admin', store: services.fhir.store, ...(services.fhir.push === undefined ? {} : { push: services.fhir.push }) });
   }
+
+  // Share links, result slips, the patient page and consults (sharing/): the services built by services.ts.
+  if (services.sharing !== undefined) {
+    await app.register(sharingRoutes, { service: services.sharing.service, publicBaseUrl: config.publicBaseUrl, dicomwebPrefix: config.dicomwebPrefix });
+    await app.register(consultsRoutes, { service: services.sharing.consults, publicBaseUrl: config.publicBaseUrl });
+  }
+
+  // Curation (curation/): IOCM rejection, restore, purge, move / split / merge under /curation; DELETE
+  // beside the DICOMweb resources it removes. Last, so DICOMweb's own routes are in place before it.
+  if (services.curation !== undefined) await app.register(curationRoutes, { service: services.curation, dicomwebPrefix: config.dicomwebPrefix });
 
   app.get('/healthz', PUBLIC, async () => ({ status: 'ok' }));
   // Public like /api: it describes the APIs, it holds no patient data.

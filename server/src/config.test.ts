@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from './config.js';
 import { AppError } from './errors.js';
+import { PERMISSIONS } from './auth/permissions.js';
 
 describe('configuration from the environment', () => {
   it('runs embedded on loopback with no variables set', () => {
@@ -201,9 +202,9 @@ describe('sign-in configuration', () => {
       uploader: ['store'],
       'ai-user': ['read', 'ai'],
       scheduler: ['read', 'his'],
-      physician: ['read', 'report', 'sign'],
+      physician: ['read', 'report', 'sign', 'share'],
       resident: ['read', 'report'],
-      admin: ['read', 'store', 'ai', 'admin', 'his', 'report', 'sign'],
+      admin: [...PERMISSIONS],
     });
     expect(config.tls).toBeNull();
   });
@@ -233,11 +234,11 @@ describe('sign-in configuration', () => {
   it('refuses unknown permissions, HMAC or "none" algorithms and half a TLS setup', () => {
     let message = '';
     try {
-      loadConfig({ PACS_AUTH_ROLE_PERMISSIONS: 'nurse=read,delete', PACS_AUTH_ALGORITHMS: 'RS256,HS256,none', PACS_TLS_CERT_FILE: 'cert.pem' });
+      loadConfig({ PACS_AUTH_ROLE_PERMISSIONS: 'nurse=read,erase', PACS_AUTH_ALGORITHMS: 'RS256,HS256,none', PACS_TLS_CERT_FILE: 'cert.pem' });
     } catch (err) {
       message = (err as AppError).message;
     }
-    expect(message).toContain('PACS_AUTH_ROLE_PERMISSIONS must list name=permission,permission entries separated by ";" (permissions: read, store, ai, admin, his, report, sign), got "nurse=read,delete"');
+    expect(message).toContain(`PACS_AUTH_ROLE_PERMISSIONS must list name=permission,permission entries separated by ";" (permissions: ${PERMISSIONS.join(', ')}), got "nurse=read,erase"`);
     expect(message).toContain('got "HS256"');
     expect(message).toContain('got "none"');
     expect(message).toContain('PACS_TLS_CERT_FILE and PACS_TLS_KEY_FILE must be set together');

@@ -12,6 +12,7 @@ import { AppError, isAppError } from './errors.js';
 import { readAiConfig, readJobsConfig, readLiveConfig, type AiConfig, type JobsConfig, type LiveConfig } from './config/ai.js';
 import { readAuditConfig, type AuditConfig } from './config/audit.js';
 import { readAuthConfig, type AuthConfig } from './config/auth.js';
+import { readCurationConfig, type CurationConfig } from './config/curation.js';
 import { readDimseConfig, type DimseConfig } from './config/dimse.js';
 import { readFhirConfig, withIssuerSystems, type FhirConfig } from './config/fhir.js';
 import { readHisConfig, type HisConfig } from './config/his.js';
@@ -19,11 +20,13 @@ import { readHl7Config, type Hl7Config } from './config/hl7.js';
 import { EnvReader, GiB, isLoopbackHost, MiB, type Env } from './config/env-reader.js';
 import { readTlsConfig, readTrustedProxies, type TlsConfig } from './config/http.js';
 import { readLimitsConfig, type LimitsConfig } from './config/limits.js';
+import { readSharingConfig, type SharingConfig } from './config/sharing.js';
 import { readBlobStoreConfig, readIndexConfig, type BlobStoreConfig, type IndexConfig } from './config/storage.js';
 
 export { BUNDLED_MODELS_DIR, type AiConfig, type JobsConfig, type LiveConfig } from './config/ai.js';
 export type { AuditConfig } from './config/audit.js';
 export { DEFAULT_ROLE_PERMISSIONS, type AuthConfig } from './config/auth.js';
+export type { CurationConfig } from './config/curation.js';
 export type { DimseConfig } from './config/dimse.js';
 export type { FhirConfig, FhirPushConfig } from './config/fhir.js';
 export type { HisConfig } from './config/his.js';
@@ -31,6 +34,7 @@ export type { Hl7Config, Hl7Sender } from './config/hl7.js';
 export { isLoopbackHost, isValidAeTitle } from './config/env-reader.js';
 export type { TlsConfig } from './config/http.js';
 export type { LimitsConfig } from './config/limits.js';
+export type { SharingConfig } from './config/sharing.js';
 export type { BlobStoreConfig, IndexConfig } from './config/storage.js';
 
 export interface Config {
@@ -86,6 +90,10 @@ export interface Config {
   hl7: Hl7Config;
   /** FHIR R4 (server/src/fhir): the /fhir API and the push of results to the EMR (off unless PACS_FHIR_PUSH_URL). */
   fhir: FhirConfig;
+  /** Share links, result slips and consults (server/src/sharing): link lifetimes, PIN limits, the hospital's name and logo. */
+  sharing: SharingConfig;
+  /** Curation (server/src/curation): IOCM rejection purge delay and sweep interval. */
+  curation: CurationConfig;
   /** True when HTTP, DIMSE or HL7 listens beyond loopback with no authentication (allowed by override only). */
   exposedWithoutAuthentication: boolean;
 }
@@ -134,6 +142,8 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     hl7: readHl7Config(read),
     // The push links back to PACS_PUBLIC_BASE_URL (the DICOMweb Endpoint, the report PDFs).
     fhir: readFhirConfig(read, read.string('PACS_PUBLIC_BASE_URL', '').replace(/\/+$/, '')),
+    sharing: readSharingConfig(read, cwd),
+    curation: readCurationConfig(read),
     exposedWithoutAuthentication: false,
   };
   // FHIR identifier systems of the hospital record number and national ID issuers the HL7 section names.

@@ -39,7 +39,14 @@ export type ErrorCode =
   | 'UNDECODABLE_FRAME'
   | 'RECORDING_NOT_STORED'
   // A live session asked to start from a worklist item (order) that is unknown, has ended or is not an endoscopy step.
-  | 'ORDER_NOT_STARTABLE';
+  | 'ORDER_NOT_STARTABLE'
+  // Share links (sharing/): a link past its expiry or revoked; a link that needs its PIN; a wrong PIN; too many wrong PINs.
+  | 'LINK_GONE'
+  | 'PIN_REQUIRED'
+  | 'PIN_INVALID'
+  | 'PIN_LOCKED'
+  // A consult's de-identified copy could not be made (every instance refused: burned-in annotation, documents).
+  | 'DEIDENTIFICATION_REFUSED';
 
 const STATUS_BY_CODE: Record<ErrorCode, number> = {
   BAD_REQUEST: 400,
@@ -80,6 +87,15 @@ const STATUS_BY_CODE: Record<ErrorCode, number> = {
   RECORDING_NOT_STORED: 503,
   /** The live `start` named an order that is unknown, ended (completed, discontinued, cancelled) or not for the live room (modality ES). */
   ORDER_NOT_STARTABLE: 409,
+  /** A share link past its expiry or revoked: it will never work again (the message says which). */
+  LINK_GONE: 410,
+  /** The share link has a PIN: open it with `POST /share/{token}/session` and the PIN first. */
+  PIN_REQUIRED: 401,
+  /** The PIN sent does not match (the message says how many tries are left before the link locks). */
+  PIN_INVALID: 401,
+  /** Too many wrong PINs: the link is locked for a while (Retry-After says how long). */
+  PIN_LOCKED: 429,
+  DEIDENTIFICATION_REFUSED: 422,
 };
 
 export class AppError extends Error {

@@ -14,6 +14,7 @@ import pino, { type Logger } from 'pino';
 import { Archive } from './archive/archive.js';
 import type { Catalog } from './catalog/catalog.js';
 import { createCatalog } from './catalog/create-catalog.js';
+import { CurationService } from './curation/curation-service.js';
 import type { AiConfig, Config } from './config.js';
 import type { AuditTrail } from './audit/audit-trail.js';
 import { createAuditTrail } from './audit/create-audit-trail.js';
@@ -37,6 +38,9 @@ import { LiveSessionRegistry } from './live/live-session-registry.js';
 import { KyselyReportStore } from './reports/kysely-report-store.js';
 import { ReportService } from './reports/report-service.js';
 import type { ReportStore } from './reports/report-store.js';
+import { ConsultService } from './sharing/consult-service.js';
+import { ShareService } from './sharing/share-service.js';
+import { ShareStore } from './sharing/share-store.js';
 import { AnalysisService } from './pathology/analysis-service.js';
 import { BullmqQueue } from './pathology/bullmq-queue.js';
 import { InProcessQueue, type JobQueue } from './pathology/job-queue.js';
@@ -63,6 +67,13 @@ export interface FhirLink {
   readonly service: FhirService;
   /** Present when PACS_FHIR_PUSH_URL is set (in the server; a worker process does not push). */
   readonly push?: FhirPush;
+}
+
+/** Share links, result slips and consults (sharing/): own tables in the index database. */
+export interface Sharing {
+  readonly store: ShareStore;
+  readonly service: ShareService;
+  readonly consults: ConsultService;
 }
 
 /** The hospital link (his/): orders, patients and worklist from the HIS, in the index database. */
@@ -95,6 +106,10 @@ export interface Services {
   readonly reports?: Reporting;
   /** The FHIR link: present unless PACS_FHIR_ENABLED=false and no push is configured. */
   readonly fhir?: FhirLink;
+  /** Share links and consults: built in the server; absent in a worker or where a test leaves it out. */
+  readonly sharing?: Sharing;
+  /** Curation (IOCM rejection, DELETE, move / split / merge) and the purge timer: built in the server. */
+  readonly curation?: CurationService;
   close(): Promise<void>;
 }
 
@@ -110,6 +125,7 @@ export interface ServiceParts {
   inference?: InferenceEngine | null;
   his?: HospitalLink | null;
   reports?: Reporting | null;
+  sharing?: Sharing | null;
 }
 
 /**
@@ -170,6 +186,8 @@ export async function createServices(config: Readonly<Config>, options: Services
     if (his !== undefined) closers.push(() => his.store.close());
     // Built after the reports (below); the archive tells it of stored instances from then on.
     let fhir: FhirLink | undefined;
+    // Built right after the archive; the archive tells it of rejection notes received (audited there).
+    let curation: CurationService | undefined;
     const archive = new Archive(blobStore, catalog, logger, {
       maxHeaderBytes: config.stow.maxHeaderBytes,
       maxNesting: config.limits.dicomMaxNesting,
@@ -178,7 +196,20 @@ export async function createServices(config: Readonly<Config>, options: Services
       ...(his === undefined ? {} : { orderReconciliation: his.service.reconciliation() }),
       // A study that gains instances is pushed to the EMR once it settled (PACS_FHIR_PUSH_ON_STUDY).
       instanceStored: (item) => fhir?.push?.studyStored(item.studyInstanceUid),
+      // IOCM rejection notes (curation/): how long rejected instances stay; received notes audited.
+      rejectionPurgeDelayMs: config.curation.rejectionPurgeDays * 24 * 3600 * 1000,
+      rejectionApplied: (event) => curation?.noteApplied(event),
     });
+    if (role.kind === 'server') {
+      const service = new CurationService(archive, audit, logger, {
+        purgeDelayMs: config.curation.rejectionPurgeDays * 24 * 3600 * 1000,
+        purgeIntervalMs: config.curation.purgeIntervalSeconds * 1000,
+      });
+      curation = service;
+      // Closed before the index and blob store (closers run in reverse): a sweep in progress finishes.
+      closers.push(() => service.close());
+      service.start();
+    }
     let analyses: SlideAnalyses | undefined;
     if (inference !== undefined) {
       if (role.kind === 'worker') role.prepareEngine?.(inference);
@@ -193,6 +224,9 @@ export async function createServices(config: Readonly<Config>, options: Services
     if (reports !== undefined) closers.push(() => reports.store.close());
     // After the reports: signed reports are pushed to the EMR. Closed before them (closers run in reverse).
     fhir = await startFhirLink(config, his, reports, audit, logger, role, closers);
+    // Share links and consults read the archive and the reports, and record link openings in the audit trail.
+    const sharing = options.sharing === undefined ? (role.kind === 'server' ? await startSharing(config, archive, reports, audit) : undefined) : (options.sharing ?? undefined);
+    if (sharing !== undefined) closers.push(() => sharing.store.close());
     const liveSessions = new LiveSessionRegistry();
     closers.push(() => liveSessions.drain());
     return {
@@ -207,6 +241,8 @@ export async function createServices(config: Readonly<Config>, options: Services
       ...(his === undefined ? {} : { his, liveOrders: new LiveProcedureSteps(his.store, audit, logger) satisfies LiveOrders }),
       ...(reports === undefined ? {} : { reports }),
       ...(fhir === undefined ? {} : { fhir }),
+      ...(sharing === undefined ? {} : { sharing }),
+      ...(curation === undefined ? {} : { curation }),
       close: closeAll,
     };
   } catch (err) {
@@ -225,6 +261,13 @@ async function startHospitalLink(config: Readonly<Config>, audit: AuditTrail | u
 async function startReporting(config: Readonly<Config>, archive: Archive, logger: Logger): Promise<Reporting> {
   const store = await KyselyReportStore.open(config.index);
   return { store, service: new ReportService(archive, store, logger) };
+}
+
+/** The share store (own tables in the index database), share links and consults on the archive. */
+async function startSharing(config: Readonly<Config>, archive: Archive, reports: Reporting | undefined, audit: AuditTrail | undefined): Promise<Sharing> {
+  const store = await ShareStore.open(config.index);
+  const service = new ShareService(store, archive, reports?.service, audit, { config: config.sharing });
+  return { store, service, consults: new ConsultService(store, archive, service, { maxInstanceBytes: config.limits.decodeMaxBytes }) };
 }
 
 /**

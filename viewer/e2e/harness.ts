@@ -20,14 +20,16 @@ export const ARTIFACTS = path.join(repoRoot, '.artifacts', 'viewer');
 /**
  * `vite build viewer` into a fresh temporary folder, which servers started afterwards in this process
  * serve (PACS_VIEWER_DIR): test files running in parallel never rebuild under each other's feet, and
- * viewer/dist is left alone. Removed when the process exits. Returns the folder.
+ * viewer/dist is left alone. Removed when the process exits. Returns the folder. The brotli copies are
+ * made at quality 5 unless `brotliQuality` says otherwise (the benchmark builds with 11, as users get it).
  */
-export function buildViewer(): string {
+export function buildViewer(options: { brotliQuality?: number } = {}): string {
   const outDir = mkdtempSync(path.join(os.tmpdir(), 'viewer-build-'));
   process.on('exit', () => rmSync(outDir, { recursive: true, force: true }));
   execFileSync(process.execPath, [path.join(repoRoot, 'node_modules/vite/bin/vite.js'), 'build', 'viewer', '--outDir', outDir, '--emptyOutDir', '--logLevel', 'warn'], {
     cwd: repoRoot,
     stdio: 'inherit',
+    env: { ...process.env, VIEWER_BROTLI_QUALITY: String(options.brotliQuality ?? 5) },
   });
   process.env['PACS_VIEWER_DIR'] = outDir;
   return outDir;

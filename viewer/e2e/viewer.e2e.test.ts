@@ -13,6 +13,8 @@ import { makeInstance, newUid } from '../../server/src/test-support/make-dicom.j
 import { describeInstance } from '../../server/src/test-support/shared-instance.js';
 import { sharedDataDir } from '../../server/src/test-support/shared-data.js';
 import { makePolygonAnnotations } from './make-annotations.js';
+import { decodeFrame, initializeCodecs } from '../../server/src/archive/transcode.js';
+import { splitMultipart } from '../../server/src/test-support/split-multipart.js';
 import { buildViewer, launchChromium, removeViewerBuild, shoot, startServer, stats, stowAll, watchErrors, watchFailedResponses, type RunningServer } from './harness.js';
 
 const shared = (p: string) => readFile(path.join(sharedDataDir, p));
@@ -271,6 +273,170 @@ describe('study browser and image viewing', () => {
   }, 120_000);
 });
 
+describe('thin links: the first image first', () => {
+  /** The frame responses of the page, with their bytes (read as they arrive). */
+  function recordFrames(p: Page): { frames: Array<{ url: string; accept: string; contentType: string; body: Promise<Buffer> }>; stop: () => void } {
+    const frames: Array<{ url: string; accept: string; contentType: string; body: Promise<Buffer> }> = [];
+    const onResponse = (r: import('playwright-core').Response) => {
+      if (!/\/frames\/\d+(\?|$)/.test(r.url()) || r.request().method() !== 'GET') return;
+      frames.push({ url: r.url(), accept: r.request().headers()['accept'] ?? '', contentType: r.headers()['content-type'] ?? '', body: r.body() });
+    };
+    p.on('response', onResponse);
+    return { frames, stop: () => p.off('response', onResponse) };
+  }
+
+  it('shows a lossy preview of a CT slice labelled on screen, then the full frame, which decodes to exactly the stored pixels', async () => {
+    // Hold the imaging code (Cornerstone) back, so the preview can be seen and checked on its own.
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const imagingCode = /\/assets\/stack-display-[^/]+\.js$/;
+    await page.route(imagingCode, async (route) => {
+      await released;
+      await route.continue().catch(() => undefined);
+    });
+    const recorded = recordFrames(page);
+    try {
+      await page.goto('about:blank');
+      await page.goto(`${server.url}/#/study/${ct.study}`);
+      const label = page.locator('[data-testid=preview-label]');
+      await label.waitFor({ timeout: 30_000 });
+      expect(await label.innerText()).toBe('Preview (lossy) — loading full quality…');
+      expect(await viewport().getAttribute('data-preview')).toBe('lossy');
+      expect(await viewport().getAttribute('data-first-image-ms')).toMatch(/^\d+$/);
+      const preview = await shoot(viewport(), '04a-ct-preview-lossy');
+      expect(stats(preview).litFraction).toBeGreaterThan(0.1);
+      expect(stats(preview).distinctColours).toBeGreaterThan(20);
+      // Nothing of the full frame yet: the first image came before the rest.
+      expect(recorded.frames).toEqual([]);
+      release();
+      await waitForImage();
+      await label.waitFor({ state: 'detached', timeout: 30_000 });
+      expect(await viewport().getAttribute('data-preview')).toBe('replaced');
+      expect(await page.locator('[data-testid=stack-preview]').count()).toBe(0);
+      const full = await shoot(viewport(), '04b-ct-full-quality');
+      expect(stats(full).distinctColours).toBeGreaterThan(20);
+
+      // The frame Cornerstone decoded: JPEG-LS lossless of the stored frame (the stored one is native).
+      const first = recorded.frames.find((f) => f.url.endsWith('/frames/1'));
+      expect(first, recorded.frames.map((f) => f.url).join(', ')).toBeDefined();
+      expect(first!.accept).toBe('multipart/related; type="image/jls"; transfer-syntax=1.2.840.10008.1.2.4.80');
+      const [received] = splitMultipart(await first!.body, first!.contentType);
+      expect(received!.headers['content-type']).toBe('image/jls; transfer-syntax=1.2.840.10008.1.2.4.80');
+      const asStored = await fetch(first!.url, { headers: { accept: 'multipart/related; type="application/octet-stream"; transfer-syntax=*' } });
+      const [stored] = splitMultipart(Buffer.from(await asStored.arrayBuffer()), asStored.headers.get('content-type') ?? '');
+      const instance = describeInstance(await shared('dicom-highdicom/ct_image.dcm'));
+      const n = (tag: string) => Number(instance.dict[tag]?.Value?.[0]);
+      await initializeCodecs();
+      const decoded = decodeFrame('1.2.840.10008.1.2.4.80', {
+        rows: n('00280010'),
+        columns: n('00280011'),
+        bitsAllocated: n('00280100'),
+        bitsStored: n('00280100'),
+        highBit: n('00280100') - 1,
+        pixelRepresentation: 0,
+        samplesPerPixel: 1,
+        photometricInterpretation: 'MONOCHROME2',
+        planarConfiguration: 0,
+      }, received!.body);
+      expect(received!.body.length).toBeLessThan(stored!.body.length);
+      expect(decoded.pixels.equals(stored!.body), 'the full frame decodes to the bytes WADO-RS serves with transfer-syntax=*').toBe(true);
+    } finally {
+      release();
+      recorded.stop();
+      await page.unroute(imagingCode);
+    }
+    expectClean();
+  }, 120_000);
+
+  it('shows a stored colour JPEG as the first image (no preview label), and Cornerstone reuses exactly those bytes', async () => {
+    const recorded = recordFrames(page);
+    try {
+      await page.goto('about:blank');
+      await page.goto(`${server.url}/#/study/${endo.study}`);
+      await page.waitForSelector('.viewport[data-first-image-ms]', { timeout: 30_000 });
+      expect(await viewport().getAttribute('data-preview')).toBe('original');
+      expect(await page.locator('[data-testid=preview-label]').count()).toBe(0);
+      await waitForImage();
+      const frames = recorded.frames.filter((f) => f.url.endsWith('/frames/1'));
+      // One request for the first frame: the first image and the decoded one are the same bytes.
+      expect(frames).toHaveLength(1);
+      expect(frames[0]!.accept).toBe('multipart/related; type="application/octet-stream"; transfer-syntax=*');
+      const [received] = splitMultipart(await frames[0]!.body, frames[0]!.contentType);
+      const asStored = await fetch(frames[0]!.url, { headers: { accept: 'multipart/related; type="application/octet-stream"; transfer-syntax=*' } });
+      const [stored] = splitMultipart(Buffer.from(await asStored.arrayBuffer()), asStored.headers.get('content-type') ?? '');
+      expect(received!.body.equals(stored!.body), 'byte-identical to WADO-RS transfer-syntax=*').toBe(true);
+      expect(received!.headers['content-type']).toBe('application/octet-stream; transfer-syntax=1.2.840.10008.1.2.4.50');
+    } finally {
+      recorded.stop();
+    }
+    expectClean();
+  }, 120_000);
+
+  it('prefetches the next images after the first, and cancels the prefetch when the series is left', async () => {
+    const series = newUid();
+    const study = newUid();
+    const files = Array.from({ length: 30 }, (_, k) => makeInstance({ studyInstanceUid: study, seriesInstanceUid: series, patientName: 'VIEWTEST^PREFETCH', rows: 64, columns: 64, pixels: patterned(k % 3) }));
+    await stowAll(server.url, files);
+    const recorded = recordFrames(page);
+    try {
+      await page.goto('about:blank');
+      await page.goto(`${server.url}/#/study/${study}`);
+      await waitForImage();
+      await page.waitForFunction(() => Number(document.querySelector<HTMLElement>('.viewport')?.dataset['prefetched'] ?? '0') >= 2, undefined, { timeout: 15_000 });
+      await page.waitForTimeout(500);
+      // Frames that were not shown were fetched, none of them twice.
+      const urls = recorded.frames.map((f) => f.url);
+      expect(new Set(urls).size).toBeGreaterThan(2);
+      expect(new Set(urls).size).toBe(urls.length);
+      // Scrolling to the next image uses the prefetched bytes: no new request for it.
+      const before = recorded.frames.length;
+      await viewport().focus();
+      await page.keyboard.press('ArrowDown');
+      await page.waitForFunction(() => document.querySelector<HTMLElement>('.viewport')?.dataset['index'] === '1');
+      const shownSop = await viewport().getAttribute('data-sop');
+      expect(recorded.frames.slice(before).filter((f) => f.url.includes(`/instances/${shownSop}/frames/`))).toEqual([]);
+    } finally {
+      recorded.stop();
+    }
+
+    // Leaving the series while prefetches are in flight aborts them (held by the test until then).
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let shown = 0;
+    const held: string[] = [];
+    const pattern = `**/series/${series}/instances/*/frames/*`;
+    await page.route(pattern, async (route) => {
+      shown += 1;
+      if (shown > 1) {
+        held.push(route.request().url());
+        await released;
+      }
+      await route.continue().catch(() => undefined);
+    });
+    const aborted: string[] = [];
+    const onFailed = (r: import('playwright-core').Request) => {
+      if (r.url().includes(`/series/${series}/`) && r.url().includes('/frames/')) aborted.push(r.failure()?.errorText ?? '');
+    };
+    page.on('requestfailed', onFailed);
+    try {
+      await page.goto('about:blank');
+      await page.goto(`${server.url}/#/study/${study}`);
+      await waitForImage();
+      await page.waitForFunction(() => true);
+      await expect.poll(() => held.length, { timeout: 15_000 }).toBeGreaterThan(0);
+      await page.evaluate(() => (location.hash = '#/'));
+      await expect.poll(() => aborted.length, { timeout: 15_000 }).toBeGreaterThan(0);
+      expect(aborted.every((e) => /abort/i.test(e))).toBe(true);
+    } finally {
+      release();
+      page.off('requestfailed', onFailed);
+      await page.unroute(pattern);
+    }
+    errors.length = 0;
+    failed.length = 0;
+  }, 120_000);
+});
+
 describe('AI overlays', () => {
   it('"Detect polyps" runs the model on the frame, stores a TID 1500 SR and draws its box where it belongs', async () => {
     await page.goto(`${server.url}/#/study/${ids.detectStudy}`);
@@ -372,9 +538,11 @@ describe('whole-slide viewing', () => {
       expect(deep.length).toBeGreaterThan(0);
       const zoomed = await shoot(viewport(), `10-wsi-${kind.toLowerCase()}-base-level`);
       expect(stats(zoomed).distinctColours).toBeGreaterThan(200);
-      // Visible tiles only: fewer base tiles requested than the level has.
+      // Visible tiles only (and, once the screen is complete, a bounded ring around it for the next pan):
+      // fewer base tiles asked for than the level has.
       const baseTiles = new Set(deep.map(([sop, f]) => `${sop}:${f}`));
-      expect(baseTiles.size).toBeLessThan(kind === 'TILED_FULL' ? 30 : 108);
+      const prefetched = Number(await viewport().getAttribute('data-prefetched'));
+      expect(baseTiles.size - prefetched).toBeLessThan(kind === 'TILED_FULL' ? 30 : 108);
       stop();
       expectClean();
     }, 120_000);

@@ -13,12 +13,31 @@ import { LRUCache } from 'lru-cache';
 import { once } from 'node:events';
 import type { Logger } from 'pino';
 import type { BlobStore } from '../storage/blob-store.js';
-import type { Catalog, InstanceScope, InstanceWithAttributes, QidoResult, StoredInstance } from '../catalog/catalog.js';
+import type {
+  AppliedRejection,
+  Catalog,
+  InstanceScope,
+  InstanceWithAttributes,
+  ListOptions,
+  MoveOutcome,
+  MoveRequest,
+  QidoResult,
+  RejectedEntry,
+  RejectedFilter,
+  RejectionToApply,
+  RemovedInstance,
+  RestoreOutcome,
+  StoredInstance,
+} from '../catalog/catalog.js';
 import type { QidoQuery } from '../catalog/qido-query.js';
 import type { InstanceHeader } from '../dicom/instance-header.js';
 import { firstString } from '../dicom/dicom-json.js';
 import type { PatientIdentity, PatientKey } from '../dicom/patient-identity.js';
-import { correctedInstance } from './identity-on-read.js';
+import { withChangesJson } from '../dicom/identity-rewrite.js';
+import { rejectionNoteOf } from '../dicom/rejection-note.js';
+import type { StudyIdentity } from '../dicom/study-identity.js';
+import { correctedInstance, readChangesOf, readsAsStored } from './identity-on-read.js';
+import { deleteQueuedBlobs } from './blob-deletes.js';
 import type { OrderReconciliation } from './order-reconciliation.js';
 import { scanPart10 } from '../dicom/part10-scanner.js';
 import { AppError, InvalidDicomError, NotFoundError } from '../errors.js';
@@ -77,7 +96,21 @@ export interface ArchiveOptions {
    * study's ImagingStudy once it has settled (fhir/fhir-push.ts). Must not throw or block.
    */
   instanceStored?: (item: StoredItem) => void;
+  /**
+   * How long instances rejected by an IOCM rejection note stay (hidden, restorable) before the purge
+   * removes them for good (PACS_REJECTION_PURGE_DAYS; default 30 days). Notes titled 113039 "Data
+   * Retention Policy Expired" are purged at the next sweep whatever this says.
+   */
+  rejectionPurgeDelayMs?: number;
+  /** Told after a rejection note was indexed and applied (STOW-RS, C-STORE, or one the server wrote). Must not throw or block. */
+  rejectionApplied?: (event: { note: StoredItem; rejection: AppliedRejection }) => void;
 }
+
+/** 30 days: how long rejected instances stay restorable by default (PACS_REJECTION_PURGE_DAYS). */
+export const DEFAULT_REJECTION_PURGE_DELAY_MS = 30 * 24 * 3600 * 1000;
+
+/** DCM 113039 Data Retention Policy Expired: nothing to keep, purged at the next sweep. */
+const RETENTION_EXPIRED = '113039';
 
 /** Errors that concern the whole request, not one part: they abort the request. */
 function isRequestLevelError(err: unknown): boolean {
@@ -174,8 +207,9 @@ export class Archive {
     return this.options.decodeMaxBytes ?? MAX_TRANSCODE_BYTES;
   }
 
-  listInstances(scope: InstanceScope): Promise<StoredInstance[]> {
-    return this.catalog.listInstances(scope);
+  /** The instances in scope (none: an empty list); rejected ones only with `includeRejected` (curation). */
+  listInstances(scope: InstanceScope, options?: ListOptions): Promise<StoredInstance[]> {
+    return this.catalog.listInstances(scope, options);
   }
 
   search(query: QidoQuery): Promise<QidoResult> {
@@ -195,22 +229,23 @@ export class Archive {
 
   /**
    * The instance as a Part-10 stream: the stored file byte for byte, or, when its patient's identity
-   * was corrected since it was stored (`instance.patient.differs`), a copy whose header carries the
-   * identity of record, its pixel data streamed unchanged from the stored file (identity-on-read.ts).
+   * was corrected since it was stored (`instance.patient.differs`) or curation moved it to another
+   * study or series (`instance.placement`), a copy whose header carries the identity and study of
+   * record, its pixel data streamed unchanged from the stored file (identity-on-read.ts).
    */
   async openInstance(instance: StoredInstance): Promise<Readable> {
-    const patient = instance.patient;
-    if (patient?.differs !== true) return this.blobs.get(instance.blobKey);
-    return (await correctedInstance(this.blobs, instance, patient.identity, this.decodeMaxBytes)).stream;
+    const changes = readChangesOf(instance);
+    if (changes === undefined) return this.blobs.get(instance.blobKey);
+    return (await correctedInstance(this.blobs, instance, changes, this.decodeMaxBytes)).stream;
   }
 
   /**
    * The instances in order with the stored bytes of the small ones, read ahead within a bounded
-   * window (retrieve.ts); large ones, those `skip` names and those read with a corrected patient
-   * identity (openInstance) come without bytes, for the caller to stream.
+   * window (retrieve.ts); large ones, those `skip` names and those read with an identity or study of
+   * record applied (openInstance) come without bytes, for the caller to stream.
    */
   readInstancesAhead(instances: readonly StoredInstance[], skip: (instance: StoredInstance) => boolean) {
-    return instancesWithBytes(this.blobs, instances, (instance) => instance.patient?.differs === true || skip(instance));
+    return instancesWithBytes(this.blobs, instances, (instance) => !readsAsStored(instance) || skip(instance));
   }
 
   /**
@@ -231,8 +266,12 @@ export class Archive {
     return studies;
   }
 
-  /** Drops the cached instance lookups of these studies (their patient identity changed). */
-  private forgetStudies(studyInstanceUids: readonly string[]): void {
+  /**
+   * Drops the cached instance lookups of these studies (their patient identity, their instances or
+   * where their instances are changed). In this process only: another process sharing the index may
+   * answer from its lookups for up to their TTL (cross-process invalidation: issue 22).
+   */
+  forgetStudies(studyInstanceUids: readonly string[]): void {
     if (studyInstanceUids.length === 0) return;
     const prefixes = studyInstanceUids.map((uid) => `${uid}/`);
     for (const key of [...this.instanceLookups.keys()]) {
@@ -251,8 +290,7 @@ export class Archive {
    */
   async transcodeInstance(instance: StoredInstance): Promise<Buffer> {
     const maxBytes = this.decodeMaxBytes;
-    const identity = instance.patient?.differs === true ? instance.patient.identity : undefined;
-    return transcodeToExplicitLittleEndian(instance, await readWholeInstance(this.blobs, instance, maxBytes), maxBytes, identity);
+    return transcodeToExplicitLittleEndian(instance, await readWholeInstance(this.blobs, instance, maxBytes), maxBytes, readChangesOf(instance));
   }
 
   /**
@@ -286,7 +324,7 @@ export class Archive {
       if (scope.seriesInstanceUid !== undefined) throw new NotFoundError('Series not found');
       throw new NotFoundError('Study not found');
     }
-    return found;
+    return found.map(asRead);
   }
 
   /** Where the bulk data value of `tag` lies in the stored file (bulkdata.ts: pixel data only). */
@@ -335,6 +373,109 @@ export class Archive {
     return { instance, frame: representativeFrame(instance) };
   }
 
+  /**
+   * An IOCM rejection note (dicom/rejection-note.ts) is applied in the transaction that indexes it:
+   * when it was applied, and when what it rejects may be purged.
+   */
+  private rejectionOf(header: InstanceHeader): RejectionToApply | undefined {
+    const note = rejectionNoteOf(header.sopClassUid, header.dataset);
+    if (note === undefined) return undefined;
+    const now = Date.now();
+    const delay = note.code === RETENTION_EXPIRED ? 0 : (this.options.rejectionPurgeDelayMs ?? DEFAULT_REJECTION_PURGE_DELAY_MS);
+    return { code: note.code, references: note.references, rejectedAt: new Date(now).toISOString(), purgeAfter: new Date(now + delay).toISOString() };
+  }
+
+  private tellRejected(note: StoredItem, rejection: AppliedRejection): void {
+    try {
+      this.options.rejectionApplied?.({ note, rejection });
+    } catch (err) {
+      this.log.warn({ err: errorSummary(err) }, 'a listener of rejection notes failed');
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------------
+  // Curation (docs/architecture.md, "Curation"): the index changes in one transaction, then this
+  // process's cached lookups of the studies concerned are dropped; blobs go after their rows.
+
+  /** The study's identity of record and its patient's (what a rejection note written into it carries). */
+  studyOf(studyInstanceUid: string): Promise<{ study: StudyIdentity; patient: PatientIdentity } | undefined> {
+    return this.catalog.studyOf(studyInstanceUid);
+  }
+
+  /** Rejected instances (and voided notes), newest first. */
+  listRejected(filter: RejectedFilter): Promise<RejectedEntry[]> {
+    return this.catalog.listRejected(filter);
+  }
+
+  /** Lifts the rejection of these instances; a note left rejecting nothing is voided (hidden, purged later). */
+  async restoreRejected(sopInstanceUids: readonly string[]): Promise<RestoreOutcome> {
+    const now = Date.now();
+    const purgeAfter = new Date(now + (this.options.rejectionPurgeDelayMs ?? DEFAULT_REJECTION_PURGE_DELAY_MS)).toISOString();
+    const outcome = await this.catalog.restoreRejected(sopInstanceUids, new Date(now).toISOString(), purgeAfter);
+    this.forgetStudies(outcome.studies);
+    return outcome;
+  }
+
+  /**
+   * Removes for good the rejected instances whose purge time has come, at most `limit`: each row in its
+   * own transaction (its blob queued there), then the blobs. Returns the rejections purged.
+   */
+  async purgeDue(limit = 500, now: Date = new Date()): Promise<Array<{ entry: RejectedEntry; removed?: RemovedInstance }>> {
+    const due = await this.catalog.duePurges(now.toISOString(), limit);
+    const purged: Array<{ entry: RejectedEntry; removed?: RemovedInstance }> = [];
+    for (const entry of due) {
+      const outcome = await this.catalog.purgeRejected(entry.sopInstanceUid, now.toISOString());
+      if (outcome === undefined) continue;
+      this.forgetStudies(outcome.studies);
+      purged.push({ entry: outcome.entry, ...(outcome.removed === undefined ? {} : { removed: outcome.removed }) });
+    }
+    await this.deleteBlobs(purged.flatMap((p) => (p.removed === undefined ? [] : [p.removed.blobKey])));
+    return purged;
+  }
+
+  /**
+   * DELETE of a study, series or instance: the index rows first (one transaction, rejected instances
+   * included), then the blobs; a crash in between leaves them queued (fsck and the startup recovery
+   * finish). None in scope is a NotFoundError naming the level.
+   */
+  async deleteInstances(scope: InstanceScope): Promise<RemovedInstance[]> {
+    const outcome = await this.catalog.deleteInstances(scope, new Date().toISOString());
+    if (outcome.removed.length === 0) {
+      if (scope.sopInstanceUid !== undefined) throw new NotFoundError('Instance not found');
+      if (scope.seriesInstanceUid !== undefined) throw new NotFoundError('Series not found');
+      throw new NotFoundError('Study not found');
+    }
+    this.forgetStudies(outcome.studies);
+    await this.deleteBlobs(outcome.removed.map((r) => r.blobKey));
+    return outcome.removed;
+  }
+
+  /** Move, split, merge, another patient (Catalog.moveInstances): index rows only; reads apply the new place. */
+  async moveInstances(request: MoveRequest): Promise<MoveOutcome> {
+    const outcome = await this.catalog.moveInstances(request, new Date().toISOString());
+    this.forgetStudies(outcome.studies);
+    return outcome;
+  }
+
+  /** Deletes blobs queued for deletion (also those a crash left queued); failures stay queued and are logged. */
+  async finishBlobDeletes(): Promise<number> {
+    let done = 0;
+    for (;;) {
+      const keys = await this.catalog.pendingBlobDeletes(500);
+      if (keys.length === 0) return done;
+      const { deleted, failed } = await this.deleteBlobs(keys);
+      done += deleted;
+      if (failed > 0) return done;
+    }
+  }
+
+  private async deleteBlobs(blobKeys: readonly string[]): Promise<{ deleted: number; failed: number }> {
+    if (blobKeys.length === 0) return { deleted: 0, failed: 0 };
+    const result = await deleteQueuedBlobs(this.blobs, this.catalog, blobKeys);
+    if (result.failed > 0) this.log.warn({ failed: result.failed }, 'blobs of removed instances could not be deleted yet: they stay queued (npm run fsck -- --repair, or the next start, finishes them)');
+    return result;
+  }
+
   private async finishStore(
     header: InstanceHeader,
     blobKey: string,
@@ -356,11 +497,20 @@ export class Archive {
     }
     try {
       const identity = await coercion;
-      const outcome = await this.catalog.storeInstance({ header, blobKey, blobSize: blob.size, checksum: blob.checksum, ...(identity === undefined ? {} : { identity }) });
+      const rejection = this.rejectionOf(header);
+      const outcome = await this.catalog.storeInstance({
+        header,
+        blobKey,
+        blobSize: blob.size,
+        checksum: blob.checksum,
+        ...(identity === undefined ? {} : { identity }),
+        ...(rejection === undefined ? {} : { rejection }),
+      });
       if (outcome.status === 'stored') {
-        this.forgetStudies(outcome.identityChangedStudies ?? []);
+        this.forgetStudies([...(outcome.identityChangedStudies ?? []), ...(outcome.rejection?.studies ?? [])]);
         this.linkToOrder(accessionNumber, item);
         this.tellStored(item);
+        if (outcome.rejection !== undefined) this.tellRejected(item, outcome.rejection);
         return { ok: true, item };
       }
       await this.deleteQuietly(blobKey);
@@ -418,6 +568,25 @@ export class Archive {
       this.log.warn({ err: errorSummary(err), blobKey }, 'could not delete an unreferenced blob');
     }
   }
+}
+
+/**
+ * An entry as it is read: its header with the patient's identity of record and a moved instance's
+ * study of record applied (what metadata answers, and what objects derived from it copy), parsed
+ * lazily; the indexed JSON text is dropped then, so nobody splices the stored one.
+ */
+function asRead(entry: InstanceWithAttributes): InstanceWithAttributes {
+  const changes = readChangesOf(entry.instance);
+  if (changes === undefined) return entry;
+  let applied: DicomJsonDataset | undefined;
+  return {
+    instance: entry.instance,
+    ...(entry.bitsAllocated === undefined ? {} : { bitsAllocated: entry.bitsAllocated }),
+    get attributes(): DicomJsonDataset {
+      applied ??= withChangesJson(entry.attributes, changes);
+      return applied;
+    },
+  };
 }
 
 function itemRef(item: StoredItem): Pick<FailedItem, 'sopClassUid' | 'sopInstanceUid'> {

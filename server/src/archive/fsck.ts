@@ -14,14 +14,22 @@
  * may belong to an upload whose index row is about to be written. Only blobs last written longer
  * ago than the threshold count as orphans; on S3 the time is when a multipart upload *started*, so
  * the threshold must exceed the longest upload. The check is repeated just before each delete.
+ *
+ * Curation (docs/architecture.md, "Curation"): a rejected instance keeps its row and blob until it is
+ * restored or purged, so it is checked like any other (and counted), never an orphan. A purge or a
+ * DELETE removes the rows first and queues their blob keys in the same transaction
+ * (`pending_blob_deletes`); a crash before the blobs are gone leaves queued keys: fsck reports them
+ * (`pending-delete`, not orphans: no age threshold applies, the index says they are garbage) and
+ * --repair, like the startup recovery, deletes them.
  */
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { BlobStore } from '../storage/blob-store.js';
 import type { Catalog, IndexedBlob } from '../catalog/catalog.js';
 import { AppError } from '../errors.js';
+import { deleteQueuedBlobs } from './blob-deletes.js';
 
-export type ProblemKind = 'missing-blob' | 'size-mismatch' | 'checksum-mismatch' | 'unreadable-blob' | 'orphan-blob';
+export type ProblemKind = 'missing-blob' | 'size-mismatch' | 'checksum-mismatch' | 'unreadable-blob' | 'orphan-blob' | 'pending-delete';
 
 export interface FsckProblem {
   kind: ProblemKind;
@@ -39,6 +47,10 @@ export interface FsckReport {
   checksumsVerified: number;
   /** Rows indexed before checksums were recorded: checked for existence and size only. */
   instancesWithoutChecksum: number;
+  /** Instances a rejection note hides (IOCM): kept, checked like the others, until restored or purged. */
+  rejectedInstances: number;
+  /** Queued deletions of removed rows' blobs finished (the blob was already gone, or --repair deleted it). */
+  pendingDeletesFinished: number;
   bytesRead: number;
   blobsListed: number;
   /** Unreferenced blobs younger than the threshold: possibly an upload in progress, left alone. */
@@ -69,6 +81,8 @@ function emptyReport(options: FsckOptions): FsckReport {
     instancesChecked: 0,
     checksumsVerified: 0,
     instancesWithoutChecksum: 0,
+    rejectedInstances: 0,
+    pendingDeletesFinished: 0,
     bytesRead: 0,
     blobsListed: 0,
     recentUnreferencedBlobs: 0,
@@ -83,8 +97,63 @@ function emptyReport(options: FsckOptions): FsckReport {
 export async function runFsck(blobs: BlobStore, catalog: Catalog, options: FsckOptions): Promise<FsckReport> {
   const report = emptyReport(options);
   await checkIndexedInstances(blobs, catalog, options, report);
-  await sweepUnreferencedBlobs(blobs, catalog, options, report);
+  const pending = await checkPendingDeletes(blobs, catalog, options, report);
+  await sweepUnreferencedBlobs(blobs, catalog, options, report, pending);
   return report;
+}
+
+/**
+ * Blobs queued for deletion by a purge or DELETE whose deletion a crash interrupted: the blob still
+ * there is a `pending-delete` problem (--repair deletes it, whatever its age: no index row wants it);
+ * one already gone only needs its queue entry cleared (with --repair). Returns the keys still queued,
+ * which the orphan sweep leaves to this.
+ */
+async function checkPendingDeletes(blobs: BlobStore, catalog: Catalog, options: FsckOptions, report: FsckReport): Promise<Set<string>> {
+  const left = new Set<string>();
+  const seen = new Set<string>();
+  for (;;) {
+    const keys = (await catalog.pendingBlobDeletes(PAGE + seen.size)).filter((key) => !seen.has(key));
+    if (keys.length === 0) return left;
+    for (const key of keys) seen.add(key);
+    const present: string[] = [];
+    for (const key of keys) {
+      let info;
+      try {
+        info = await blobs.stat(key);
+      } catch (err) {
+        report.problems.push({ kind: 'pending-delete', blobKey: key, detail: `queued for deletion; ${errorCode(err)}`, action: 'reported' });
+        left.add(key);
+        continue;
+      }
+      if (info === undefined) {
+        if (options.repair) {
+          await catalog.clearPendingBlobDeletes([key]);
+          report.pendingDeletesFinished += 1;
+        }
+        continue;
+      }
+      present.push(key);
+    }
+    if (!options.repair) {
+      for (const key of present) {
+        report.problems.push({ kind: 'pending-delete', blobKey: key, detail: 'blob of a purged or deleted instance, its deletion interrupted', action: 'reported' });
+        left.add(key);
+      }
+      continue;
+    }
+    for (const key of present) {
+      const problem: FsckProblem = { kind: 'pending-delete', blobKey: key, detail: 'blob of a purged or deleted instance, its deletion interrupted', action: 'reported' };
+      try {
+        const { failed } = await deleteQueuedBlobs(blobs, catalog, [key]);
+        problem.action = failed > 0 ? 'failed (delete)' : 'removed blob';
+        if (failed === 0) report.pendingDeletesFinished += 1;
+      } catch (err) {
+        problem.action = `failed (${errorCode(err)})`;
+      }
+      if (problem.action !== 'removed blob') left.add(key);
+      report.problems.push(problem);
+    }
+  }
 }
 
 /**
@@ -94,7 +163,8 @@ export async function runFsck(blobs: BlobStore, catalog: Catalog, options: FsckO
 export async function recoverStorage(blobs: BlobStore, catalog: Catalog, minAgeMs: number, now: () => number = Date.now): Promise<FsckReport> {
   const options: FsckOptions = { repair: true, minAgeMs, now };
   const report = emptyReport(options);
-  await sweepUnreferencedBlobs(blobs, catalog, options, report);
+  const pending = await checkPendingDeletes(blobs, catalog, options, report);
+  await sweepUnreferencedBlobs(blobs, catalog, options, report, pending);
   return report;
 }
 
@@ -117,6 +187,7 @@ async function checkIndexedInstances(blobs: BlobStore, catalog: Catalog, options
         const row = page[next++]!;
         const problem = await checkOne(blobs, row, verify, report);
         report.instancesChecked += 1;
+        if (row.rejected) report.rejectedInstances += 1;
         if (problem !== undefined) {
           problem.action = options.repair ? await repairRow(blobs, catalog, row) : 'reported';
           report.problems.push(problem);
@@ -174,7 +245,7 @@ async function repairRow(blobs: BlobStore, catalog: Catalog, row: IndexedBlob): 
   }
 }
 
-async function sweepUnreferencedBlobs(blobs: BlobStore, catalog: Catalog, options: FsckOptions, report: FsckReport): Promise<void> {
+async function sweepUnreferencedBlobs(blobs: BlobStore, catalog: Catalog, options: FsckOptions, report: FsckReport, queued: ReadonlySet<string> = new Set()): Promise<void> {
   const now = (options.now ?? Date.now)();
   const cutoff = now - options.minAgeMs;
   if (options.repair) report.partialUploadsRemoved = await blobs.removePartials(new Date(cutoff));
@@ -182,7 +253,7 @@ async function sweepUnreferencedBlobs(blobs: BlobStore, catalog: Catalog, option
   const flush = async () => {
     const referenced = await catalog.referencedBlobKeys(batch.map((b) => b.key));
     for (const blob of batch) {
-      if (referenced.has(blob.key)) continue;
+      if (referenced.has(blob.key) || queued.has(blob.key)) continue;
       if (blob.modifiedAt.getTime() > cutoff) {
         report.recentUnreferencedBlobs += 1;
         continue;
@@ -226,6 +297,8 @@ export function formatFsckReport(report: FsckReport): string {
     ['indexed instances checked', report.instancesChecked],
     ['checksums verified (sha256)', report.checksumsVerified],
     ['instances without recorded checksum (size checked only)', report.instancesWithoutChecksum],
+    ['rejected instances (hidden until restored or purged)', report.rejectedInstances],
+    ['interrupted blob deletions finished (purge, DELETE)', report.repair ? report.pendingDeletesFinished : '– (with --repair)'],
     ['bytes read', report.bytesRead],
     ['blobs listed', report.blobsListed],
     [`unreferenced blobs younger than ${Math.round(report.minAgeMs / 1000)} s (left alone: may be uploading)`, report.recentUnreferencedBlobs],
@@ -261,9 +334,10 @@ export function startStorageRecovery(blobs: BlobStore, catalog: Catalog, minAgeM
         orphanBlobsLeft: unresolvedProblems(report).length,
         partialUploadsRemoved: report.partialUploadsRemoved,
         recentUnreferencedBlobs: report.recentUnreferencedBlobs,
+        interruptedDeletionsFinished: report.pendingDeletesFinished,
         minAgeSeconds: Math.round(minAgeMs / 1000),
       };
-      const removedAny = summary.orphanBlobsRemoved + summary.partialUploadsRemoved > 0;
+      const removedAny = summary.orphanBlobsRemoved + summary.partialUploadsRemoved + summary.interruptedDeletionsFinished > 0;
       log[removedAny || summary.orphanBlobsLeft > 0 ? 'warn' : 'info'](summary, 'storage recovery finished');
     },
     (err: unknown) => {

@@ -13,8 +13,9 @@
 import { createHash } from 'node:crypto';
 import type { InstanceWithAttributes, StoredInstance } from '../catalog/catalog.js';
 import { firstNumber, type DicomJsonDataset, type DicomJsonElement } from '../dicom/dicom-json.js';
-import { withIdentityJson } from '../dicom/identity-rewrite.js';
+import { withChangesJson } from '../dicom/identity-rewrite.js';
 import { IMPLICIT_VR_LITTLE_ENDIAN } from '../dicom/transfer-syntax.js';
+import { readChangesOf, readsAsStored } from './identity-on-read.js';
 
 /** Changes whenever the shape of metadata responses changes, so cached copies become stale. */
 const METADATA_FORMAT_VERSION = 'metadata-v2';
@@ -66,8 +67,8 @@ export function metadataText(entry: InstanceWithAttributes, bulkDataUriOf: BulkD
   const { instance, attributesJson: raw } = entry;
   const pixelData = instance.pixelData;
   const general = () => JSON.stringify(metadataDataset(entry, bulkDataUriOf));
-  // A corrected patient identity is overlaid on the parsed attributes.
-  if (instance.patient?.differs === true) return general();
+  // A corrected patient identity, a moved instance's study: overlaid on the parsed attributes.
+  if (!readsAsStored(instance)) return general();
   if (raw === undefined || !raw.startsWith('{') || !raw.endsWith('}') || BINARY_ELEMENT_TEXT.test(raw)) return general();
   if (raw.includes(`"${TRANSFER_SYNTAX_UID}":`) || (pixelData !== undefined && raw.includes(`"${pixelData.tag}":`))) return general();
   let vr: string | undefined;
@@ -92,11 +93,12 @@ export function metadataText(entry: InstanceWithAttributes, bulkDataUriOf: BulkD
 /**
  * One instance's metadata data set: stored attributes, Transfer Syntax UID first, pixel data last. When
  * the patient's identity was corrected after the instance was stored (hospital link), the identity
- * elements are the identity of record's (dicom/identity-rewrite.ts), as in a retrieved copy.
+ * elements are the identity of record's (dicom/identity-rewrite.ts), as in a retrieved copy; an
+ * instance moved by curation has its study's identity of record and its series.
  */
 export function metadataDataset({ instance, attributes }: InstanceWithAttributes, bulkDataUriOf: BulkDataUriOf): DicomJsonDataset {
-  const patient = instance.patient;
-  const stored = patient?.differs === true ? withIdentityJson(attributes, patient.identity) : attributes;
+  const changes = readChangesOf(instance);
+  const stored = changes === undefined ? attributes : withChangesJson(attributes, changes);
   const withUris = withBulkDataUris(stored, (path) => bulkDataUriOf(instance, path), '');
   const dataset: DicomJsonDataset = { [TRANSFER_SYNTAX_UID]: { vr: 'UI', Value: [instance.transferSyntaxUid] }, ...withUris };
   const pixelData = instance.pixelData;
@@ -146,11 +148,13 @@ function withBulkDataUris(dataset: DicomJsonDataset, uriOf: (path: string) => st
 
 /**
  * What a metadata response of one instance depends on beyond its stored file: the patient identity of
- * record it is read with (version and digest of the patient row), '' while none is applied.
+ * record it is read with (version and digest of the patient row) and, for an instance curation moved,
+ * the study and series it is read with; '' while none is applied.
  */
 export function identityKey(instance: StoredInstance): string {
   const patient = instance.patient;
-  return patient === undefined ? '' : `${patient.version}:${patient.digest}:${patient.differs ? 1 : 0}`;
+  const identity = patient === undefined ? '' : `${patient.version}:${patient.digest}:${patient.differs ? 1 : 0}`;
+  return instance.placement === undefined ? identity : `${identity}|study:${instance.placement.digest}`;
 }
 
 /**

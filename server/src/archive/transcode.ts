@@ -11,8 +11,7 @@ import dcmjs, { type DcmjsDict } from 'dcmjs';
 import codecsPackage from 'dcmjs-codecs';
 import type { StoredInstance } from '../catalog/catalog.js';
 import type { DicomJsonDataset } from '../dicom/dicom-json.js';
-import { identityChanges } from '../dicom/identity-rewrite.js';
-import type { PatientIdentity } from '../dicom/patient-identity.js';
+import type { HeaderChanges } from '../dicom/identity-rewrite.js';
 import {
   DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN,
   EXPLICIT_VR_BIG_ENDIAN,
@@ -250,7 +249,7 @@ export async function transcodeToExplicitLittleEndian(
   instance: StoredInstance,
   file: Buffer,
   maxBytes: number = MAX_TRANSCODE_BYTES,
-  identity?: PatientIdentity,
+  changes?: HeaderChanges,
 ): Promise<Buffer> {
   const syntax = instance.transferSyntaxUid;
   if (!canTranscodeToExplicitLittleEndian(syntax)) {
@@ -298,7 +297,7 @@ export async function transcodeToExplicitLittleEndian(
     }
   }
 
-  if (identity !== undefined) applyIdentityToDict(dict, identity);
+  if (changes !== undefined) applyChangesToDict(dict, changes);
 
   const meta: DcmjsDict = { ...parsed.meta, '00020010': { vr: 'UI', Value: [EXPLICIT_VR_LITTLE_ENDIAN] } };
   delete meta['00020000'];
@@ -308,12 +307,12 @@ export async function transcodeToExplicitLittleEndian(
 }
 
 /**
- * The patient's identity of record in place of the stored one (hospital link, identity-on-read.ts). dcmjs
- * writes every text value as UTF-8: a name outside ASCII in a data set without a Specific Character Set
- * declares ISO_IR 192 (dcmjs already rewrote an existing one to it when reading).
+ * The patient's identity of record and a moved instance's study of record in place of the stored ones
+ * (identity-on-read.ts `readChangesOf`). dcmjs writes every text value as UTF-8: a name outside ASCII
+ * in a data set without a Specific Character Set declares ISO_IR 192 (dcmjs already rewrote an existing
+ * one to it when reading).
  */
-function applyIdentityToDict(dict: DcmjsDict, identity: PatientIdentity): void {
-  const { set, remove } = identityChanges(identity);
+function applyChangesToDict(dict: DcmjsDict, { set, remove }: HeaderChanges): void {
   for (const tag of remove) delete dict[tag];
   for (const [tag, element] of Object.entries(set)) dict[tag] = { vr: element.vr, Value: (element.Value ?? []) as unknown[] };
   if (dict['00080005'] === undefined && /[^\x00-\x7f]/.test(JSON.stringify(set))) dict['00080005'] = { vr: 'CS', Value: ['ISO_IR 192'] };

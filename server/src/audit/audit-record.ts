@@ -20,6 +20,18 @@
  * | `report-read`        | a report, a version or a study's reports read                  | 110111 Procedure Record                   | R               |
  * | `report-sign`        | a report signed: final, its SR and Encapsulated PDF created in the study (named as objects) | 110103 DICOM Instances Accessed | C |
  * | `report-export`      | a report's PDF served for print or the patient                | 110106 Export                             | R               |
+ * | `share-link`         | a share link made (C), listed or printed on a slip (R), revoked (D) | 110106 Export                    | C / R / D (`detail.eventActionCode`) |
+ * | `share-open`         | a share link opened: its PIN checked, a session given (or refused) | 110114 User Authentication        | E               |
+ * | `consult-request`    | a second opinion asked for: the case (a de-identified copy) goes to a specialist | 110106 Export      | C               |
+ * | `consult-read`       | a consult read (requester, specialist, or through its link)   | 110111 Procedure Record                   | R               |
+ * | `consult-answer`     | the specialist's answer recorded                              | 110111 Procedure Record                   | U               |
+ * | `reject`             | instances hidden by an IOCM rejection note (made through `/curation`, or received by STOW-RS / C-STORE) | 110103 DICOM Instances Accessed | U |
+ * | `restore`            | a rejection lifted: instances visible again, the note voided  | 110103 DICOM Instances Accessed           | U               |
+ * | `move`               | instances, series or a study moved (move, split, merge, another patient), before and after in `detail` | 110103 DICOM Instances Accessed | U |
+ * | `delete`             | a study, series or instance deleted (`DELETE`), or rejected instances purged | 110105 DICOM Study Deleted | D    |
+ *
+ * Requests made with a share link are recorded like any other (a DICOMweb read is `retrieve` or
+ * `query`), with the link as the user: subject `link:<id>`, kind `link`.
  *
  * The FHIR API (interface `fhir`) uses the DICOMweb words: a read (`GET /fhir/{type}/{id}`) is `retrieve`,
  * a search `query` with the resource type as its level; the records name the study (ImagingStudy,
@@ -36,7 +48,8 @@ export { AUDIT_ACTIONS, storedObjects, type AuditAction, type AuditActionCode, t
 export interface AuditWho {
   /**
    * Token `sub`, `anonymous` (auth off), `unauthenticated` (401), `AE:<calling AE title>` (DIMSE),
-   * `HL7:<sending application>`, or `FHIR:<base URL>` (the EMR a FHIR push delivered to, kind `system`).
+   * `HL7:<sending application>`, `FHIR:<base URL>` (the EMR a FHIR push delivered to, kind `system`), or
+   * `link:<id>` (a share link's credential, kind `link`).
    */
   subject: string;
   name?: string;
@@ -89,6 +102,20 @@ export const ATNA_EVENTS: Record<AuditAction, { code: string; meaning: string; a
   'report-read': { code: '110111', meaning: 'Procedure Record', actionCode: 'R' },
   'report-sign': { code: '110103', meaning: 'DICOM Instances Accessed', actionCode: 'C' },
   'report-export': { code: '110106', meaning: 'Export', actionCode: 'R' },
+  // Share links (sharing/): patient data is made reachable outside the archive's users (PS3.15 A.5.3.6
+  // Data Export); the link's credential checked (110114 User Authentication); consults.
+  'share-link': { code: '110106', meaning: 'Export', actionCode: 'R' },
+  'share-open': { code: '110114', meaning: 'User Authentication', actionCode: 'E' },
+  'consult-request': { code: '110106', meaning: 'Export', actionCode: 'C' },
+  'consult-read': { code: '110111', meaning: 'Procedure Record', actionCode: 'R' },
+  'consult-answer': { code: '110111', meaning: 'Procedure Record', actionCode: 'U' },
+  // Curation (curation/): hiding, showing again and moving instances change what the archive holds of a
+  // study (110103 DICOM Instances Accessed, U = updated); removing them for good is PS3.15 A.5.3.4
+  // "DICOM Study Deleted" (110105, D).
+  reject: { code: '110103', meaning: 'DICOM Instances Accessed', actionCode: 'U' },
+  restore: { code: '110103', meaning: 'DICOM Instances Accessed', actionCode: 'U' },
+  move: { code: '110103', meaning: 'DICOM Instances Accessed', actionCode: 'U' },
+  delete: { code: '110105', meaning: 'DICOM Study Deleted', actionCode: 'D' },
 };
 
 const ACTION_CODES: readonly string[] = ['C', 'R', 'U', 'D', 'E'];

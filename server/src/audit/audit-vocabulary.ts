@@ -25,11 +25,24 @@ export const AUDIT_ACTIONS = [
   'report-read',
   'report-sign',
   'report-export',
+  // Share links and consults (sharing/): a link made, listed, printed on a slip or revoked; a link opened
+  // (the PIN checked, a session given); a consult asked for (with its de-identified copy), read, answered.
+  'share-link',
+  'share-open',
+  'consult-request',
+  'consult-read',
+  'consult-answer',
+  // Curation (curation/): instances rejected (IOCM rejection note made or received) or restored; moved
+  // (move, split, merge, another patient); deleted for good (DELETE, or purged after their rejection).
+  'reject',
+  'restore',
+  'move',
+  'delete',
 ] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 
 /** Where the action came in: the record's `interface` field. */
-export const AUDIT_INTERFACES = ['dicomweb', 'ai', 'live', 'dimse', 'admin', 'his', 'fhir', 'reports'] as const;
+export const AUDIT_INTERFACES = ['dicomweb', 'ai', 'live', 'dimse', 'admin', 'his', 'fhir', 'reports', 'share', 'consults', 'curation'] as const;
 export type AuditInterface = (typeof AUDIT_INTERFACES)[number];
 
 /** ATNA EventOutcomeIndicator: 0 success, 4 minor failure, 8 serious failure, 12 major failure. */
@@ -37,7 +50,7 @@ export type AuditOutcome = 0 | 4 | 8 | 12;
 
 /**
  * ATNA EventActionCode (PS3.15 A.5.1): Create, Read, Update, Delete, Execute. Actions whose code depends
- * on the event (`patient-record`, `order-record`, `report-write`) carry it as `detail.eventActionCode`.
+ * on the event (`patient-record`, `order-record`, `report-write`, `share-link`) carry it as `detail.eventActionCode`.
  */
 export type AuditActionCode = 'C' | 'R' | 'U' | 'D' | 'E';
 

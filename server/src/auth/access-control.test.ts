@@ -19,8 +19,8 @@ const series = newUid();
 const sop = newUid();
 
 /** A role that grants exactly `permission` (and, for a wrong-role check, one that does not). */
-const ROLE_FOR: Record<Permission, string> = { read: 'reader', store: 'uploader', ai: 'ai-only', admin: 'admin-only', his: 'his-only', report: 'report-only', sign: 'sign-only' };
-const ROLES = { ...DEFAULT_ROLE_PERMISSIONS, 'ai-only': ['ai'], 'admin-only': ['admin'], 'his-only': ['his'], 'report-only': ['report'], 'sign-only': ['sign'] } as const;
+const ROLE_FOR: Record<Permission, string> = { read: 'reader', store: 'uploader', ai: 'ai-only', admin: 'admin-only', his: 'his-only', report: 'report-only', sign: 'sign-only', share: 'share-only', delete: 'delete-only' };
+const ROLES = { ...DEFAULT_ROLE_PERMISSIONS, 'ai-only': ['ai'], 'admin-only': ['admin'], 'his-only': ['his'], 'report-only': ['report'], 'sign-only': ['sign'], 'share-only': ['share'], 'delete-only': ['delete'] } as const;
 const roleEnv = Object.entries(ROLES).map(([role, permissions]) => `${role}=${permissions.join(',')}`).join(';');
 
 const SAMPLE_PARAMS: Record<string, string> = { study, series, instance: sop, frames: '1', frame: '1', tag: '7FE00010', id: 'polyp-unknown-job', issuer: '-', version: '1', '*': '' };
@@ -28,7 +28,7 @@ const SAMPLE_PARAMS: Record<string, string> = { study, series, instance: sop, fr
 function concreteUrl(url: string): string {
   // A wildcard route (bulkdata/*: TAG[/ITEM/TAG...]) gets the pixel data tag.
   const sample = (url.startsWith('/ai/models/') ? url.replace(':id', 'bright-spot') : url).replace(/\/\*$/, `/${SAMPLE_PARAMS['tag']}`);
-  const query = url.endsWith('/frames/:frame/detections') ? '?model=bright-spot' : url === '/his/orders' ? `?study=${study}` : url === '/reports/quality' ? '?from=20240101&to=20241231' : '';
+  const query = url.endsWith('/frames/:frame/detections') ? '?model=bright-spot' : url === '/his/orders' || url === '/share/links' ? `?study=${study}` : url === '/reports/quality' ? '?from=20240101&to=20241231' : '';
   return sample.replace(/:([A-Za-z]+)/g, (_match, name: string) => {
     const value = SAMPLE_PARAMS[name];
     if (value === undefined) throw new Error(`the route-table test has no sample value for :${name} in ${url}: add one`);
@@ -55,6 +55,15 @@ async function requestFor(method: string, url: string): Promise<{ payload?: Buff
   if (method === 'POST' && url.replace(/\/$/, '') === '/reports') return json({ studyInstanceUid: study, kind: 'radiology' });
   if (method === 'PUT' && url.startsWith('/reports/')) return json({ content: { kind: 'radiology' } });
   if (method === 'POST' && url.endsWith('/amend')) return json({ reason: 'route walk' });
+  if (method === 'POST' && url.split('?')[0] === '/share/links') return json({ studyInstanceUid: study });
+  if (method === 'POST' && url.endsWith('/slip.pdf')) return json({ token: 'A'.repeat(43) });
+  if (method === 'POST' && url === '/consults') return json({ studyInstanceUid: study, specialist: { name: 'Route Walk' }, message: 'route walk' });
+  if (method === 'POST' && url.endsWith('/answer')) return json({ text: 'route walk' });
+  // Curation: about a study nobody stored, so the walk changes nothing (the handler answers 404).
+  if (method === 'POST' && url === '/curation/rejections') return json({ studyInstanceUid: '9.9.9', reason: '113001' });
+  if (method === 'POST' && url === '/curation/move') return json({ from: { studyInstanceUid: '9.9.9' }, to: { studyInstanceUid: '9.9.8' } });
+  if (method === 'POST' && url.endsWith('/split')) return json({ seriesInstanceUids: ['9.9.9.1'] });
+  if (method === 'POST' && url.endsWith('/merge')) return json({ into: '9.9.8' });
   return { headers: {} };
 }
 
@@ -165,7 +174,12 @@ describe('the route table, walked: no token → 401, wrong role → 403, right r
         (((route.url.includes('/analyses/:id') || route.url === '/admin/audit/:id') && allowed.json().error.code === 'NOT_FOUND') ||
           (route.url.startsWith('/his/') && /^HIS_UNKNOWN_/.test(allowed.json().error.code)) ||
           (route.url.startsWith('/reports/:id') && allowed.json().error.code === 'NOT_FOUND') ||
-          (route.url === '/admin/fhir-outbox/:id/retry' && allowed.json().error.code === 'NOT_FOUND'));
+          (route.url === '/admin/fhir-outbox/:id/retry' && allowed.json().error.code === 'NOT_FOUND') ||
+          // Share links and consults: no link or consult with the sample id; a signed-in user is not a share link.
+          ((route.url.startsWith('/share/') || route.url.startsWith('/consults/')) && allowed.json().error.code === 'NOT_FOUND') ||
+          // Curation: nothing rejected or stored under the sample UIDs the walk names; DELETE removed the
+          // sample instance with the first of its routes, so the series and study are gone after it.
+          ((route.url.startsWith('/curation/') || route.method === 'DELETE') && allowed.json().error.code === 'NOT_FOUND'));
       // FHIR answers about the sample data with an OperationOutcome: unknown ids (404), a search without
       // the parameter it needs (400), a write to the read-only API (400).
       const fhirAnswered = route.url.startsWith('/fhir/') && allowed.statusCode >= 400 && allowed.statusCode < 500 && allowed.json().resourceType === 'OperationOutcome';

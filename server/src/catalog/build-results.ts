@@ -60,9 +60,15 @@ function allFromJson(level: QidoLevel): 'everything' | ReadonlySet<string> {
   return level === 'study' ? PATIENT_STUDY_TAGS : SERIES_TAGS;
 }
 
+/**
+ * The General Study identity, answered from the study row at every level: an instance moved to another
+ * study by curation keeps its old study's values in its stored header (docs/architecture.md, "Curation").
+ */
+const STUDY_IDENTITY_TAGS = ['StudyDate', 'StudyTime', 'AccessionNumber', 'ReferringPhysicianName', 'StudyDescription', 'StudyID'].map(tagOf);
+
 export function planResults(query: QidoQuery): ResultPlan {
-  // "all" returns the patient's identity too, from the patient row (never the stored header's).
-  const includes = query.includeFields === 'all' ? [...PATIENT_IDENTITY_TAGS] : query.includeFields;
+  // "all" returns the patient's identity and the study's too, from their rows (never the stored header's).
+  const includes = query.includeFields === 'all' ? [...PATIENT_IDENTITY_TAGS, ...(query.level === 'instance' ? STUDY_IDENTITY_TAGS : [])] : query.includeFields;
   const requested = new Set([...defaultTags(query), ...query.matches.map((m) => m.tag), ...includes]);
   const plan: ResultPlan = { slots: [], jsonTags: [], allFromJson: undefined, jsonAlias: undefined };
   for (const tag of [...requested].sort()) {

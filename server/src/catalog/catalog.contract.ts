@@ -537,7 +537,7 @@ export function runCatalogContract(name: string, setup: () => Promise<CatalogUnd
           after = page[page.length - 1]!.cursor;
         }
         expect(seen.map((b) => b.sopInstanceUid)).toEqual([...stored.map((i) => i.header.sopInstanceUid), '28.2.1.1']);
-        expect(seen[2]).toEqual({ cursor: seen[2]!.cursor, studyInstanceUid: '28.1', seriesInstanceUid: '28.1.0', sopInstanceUid: '28.1.0.2', blobKey: 'blobs/28.1.0.2.dcm', blobSize: 1032, checksum: sha(2) });
+        expect(seen[2]).toEqual({ cursor: seen[2]!.cursor, studyInstanceUid: '28.1', seriesInstanceUid: '28.1.0', sopInstanceUid: '28.1.0.2', blobKey: 'blobs/28.1.0.2.dcm', blobSize: 1032, checksum: sha(2), rejected: false });
         expect(seen[7]!.checksum).toBeUndefined();
       });
 
@@ -723,6 +723,178 @@ export function runCatalogContract(name: string, setup: () => Promise<CatalogUnd
         // A new study of the same order patient: the row already holds the identity, nothing else changes.
         expect(await catalog.storeInstance({ ...fakeInstance({ study: '43.2', series: '43.2.1', sop: '43.2.1.1', patientId: 'TYPO1' }), identity: order })).toEqual({ status: 'stored' });
         expect(await uidsOf('study', { PatientID: 'H43' }, STUDY)).toEqual(['43.1', '43.2']);
+      });
+    });
+
+    describe('curation (IOCM rejection, delete, move)', () => {
+      const KOS = '1.2.840.10008.5.1.4.1.1.88.59';
+      const NUM_SERIES = '00201206';
+      const NUM_INSTANCES = '00201208';
+      const MODALITIES = '00080061';
+      const SERIES_INSTANCES = '00201209';
+      const soon = new Date(Date.now() + 3600_000).toISOString();
+      const past = new Date(Date.now() - 1000).toISOString();
+      const now = () => new Date().toISOString();
+      const ref = (study: string, series: string, sop: string) => ({ studyInstanceUid: study, seriesInstanceUid: series, sopInstanceUid: sop, sopClassUid: CT_IMAGE });
+      /** A rejection note stored into `study` naming `refs`. */
+      const note = (study: string, sop: string, refs: ReturnType<typeof ref>[], purgeAfter = soon, code = '113001') => ({
+        ...fakeInstance({ study, series: `${study}.9`, sop, modality: 'KO', sopClass: KOS }),
+        rejection: { code, references: refs, rejectedAt: now(), purgeAfter },
+      });
+      const studyRow = async (uid: string) => (await search('study', { StudyInstanceUID: uid }))[0];
+
+      it('a rejection note hides what it names from searches, lists and counters; the note itself stays', async () => {
+        await store(
+          { study: '50.1', series: '50.1.1', sop: '50.1.1.1', modality: 'CT' },
+          { study: '50.1', series: '50.1.1', sop: '50.1.1.2', modality: 'CT' },
+          { study: '50.1', series: '50.1.2', sop: '50.1.2.1', modality: 'MR' },
+        );
+        const outcome = await catalog.storeInstance(note('50.1', '50.1.9.1', [ref('50.1', '50.1.1', '50.1.1.1'), ref('50.1', '50.1.2', '50.1.2.1')]));
+        expect(outcome).toEqual({ status: 'stored', rejection: { noteUid: '50.1.9.1', code: '113001', named: 2, hidden: 2, studies: ['50.1'] } });
+        const study = await studyRow('50.1');
+        expect(first(study, NUM_INSTANCES)).toBe(2);
+        expect(first(study, NUM_SERIES)).toBe(2);
+        expect(value(study, MODALITIES)).toEqual(['CT', 'KO']);
+        expect(await uidsOf('study', { ModalitiesInStudy: 'MR' }, STUDY)).toEqual([]);
+        expect(await uidsOf('series', {}, SERIES, { studyInstanceUid: '50.1' })).toEqual(['50.1.1', '50.1.9']);
+        expect(await uidsOf('instance', {}, SOP, { studyInstanceUid: '50.1' })).toEqual(['50.1.1.2', '50.1.9.1']);
+        expect(first((await search('series', { SeriesInstanceUID: '50.1.1' }, { studyInstanceUid: '50.1' }))[0], SERIES_INSTANCES)).toBe(1);
+        expect((await catalog.listInstances({ studyInstanceUid: '50.1' })).map((i) => i.sopInstanceUid)).toEqual(['50.1.1.2', '50.1.9.1']);
+        const all = await catalog.listInstances({ studyInstanceUid: '50.1' }, { includeRejected: true });
+        expect(all.filter((i) => i.rejected === true).map((i) => i.sopInstanceUid).sort()).toEqual(['50.1.1.1', '50.1.2.1']);
+        const listed = await catalog.listRejected({ studyInstanceUid: '50.1', limit: 10, offset: 0 });
+        expect(listed.map((e) => [e.sopInstanceUid, e.kind, e.reasonCode, e.noteUid, e.stored]).sort()).toEqual([
+          ['50.1.1.1', 'rejected', '113001', '50.1.9.1', true],
+          ['50.1.2.1', 'rejected', '113001', '50.1.9.1', true],
+        ]);
+        // fsck sees the rejected rows as rows (not orphans), flagged.
+        const blobs = await catalog.listIndexedBlobs(undefined, 100);
+        expect(blobs.filter((b) => b.rejected).map((b) => b.sopInstanceUid).sort()).toEqual(['50.1.1.1', '50.1.2.1']);
+        expect((await catalog.referencedBlobKeys(['blobs/50.1.1.1.dcm'])).size).toBe(1);
+      });
+
+      it('an instance named before it arrives is stored hidden; restore shows it and voids the note', async () => {
+        await store({ study: '51.1', series: '51.1.1', sop: '51.1.1.1' });
+        expect((await catalog.storeInstance(note('51.1', '51.1.9.1', [ref('51.1', '51.1.1', '51.1.1.2')]))).status).toBe('stored');
+        expect(await catalog.storeInstance(fakeInstance({ study: '51.1', series: '51.1.1', sop: '51.1.1.2' }))).toEqual({ status: 'stored', hidden: true });
+        expect(first(await studyRow('51.1'), NUM_INSTANCES)).toBe(2);
+        const restored = await catalog.restoreRejected(['51.1.1.2'], now(), soon);
+        expect(restored.restored.map((e) => e.sopInstanceUid)).toEqual(['51.1.1.2']);
+        expect(restored.voidedNotes).toEqual(['51.1.9.1']);
+        expect(restored.studies).toEqual(['51.1']);
+        // Visible again; the note rejects nothing any more and is hidden itself.
+        expect(await uidsOf('instance', {}, SOP, { studyInstanceUid: '51.1' })).toEqual(['51.1.1.1', '51.1.1.2']);
+        const study = await studyRow('51.1');
+        expect(first(study, NUM_INSTANCES)).toBe(2);
+        expect(value(study, MODALITIES)).toEqual(['CT']);
+        expect((await catalog.listRejected({ studyInstanceUid: '51.1', limit: 10, offset: 0 })).map((e) => [e.sopInstanceUid, e.kind])).toEqual([['51.1.9.1', 'voided-note']]);
+        // Nothing left to restore.
+        expect((await catalog.restoreRejected(['51.1.1.2'], now(), soon)).restored).toEqual([]);
+      });
+
+      it('a whole study rejected shows only its note; a purge removes the rows for good, queues the blobs and keeps tombstones', async () => {
+        await store({ study: '52.1', series: '52.1.1', sop: '52.1.1.1' }, { study: '52.1', series: '52.1.1', sop: '52.1.1.2' });
+        await catalog.storeInstance(note('52.1', '52.1.9.1', [ref('52.1', '52.1.1', '52.1.1.1'), ref('52.1', '52.1.1', '52.1.1.2')], past, '113039'));
+        expect(first(await studyRow('52.1'), NUM_INSTANCES)).toBe(1);
+        expect(await catalog.duePurges(now(), 10)).toHaveLength(2);
+        const purged = await catalog.purgeRejected('52.1.1.1', now());
+        expect(purged?.removed).toMatchObject({ sopInstanceUid: '52.1.1.1', blobKey: 'blobs/52.1.1.1.dcm' });
+        await catalog.purgeRejected('52.1.1.2', now());
+        expect(await catalog.purgeRejected('52.1.1.2', now())).toBeUndefined();
+        expect((await catalog.pendingBlobDeletes(10)).sort()).toEqual(['blobs/52.1.1.1.dcm', 'blobs/52.1.1.2.dcm']);
+        expect((await catalog.referencedBlobKeys(['blobs/52.1.1.1.dcm'])).size).toBe(0);
+        await catalog.clearPendingBlobDeletes(['blobs/52.1.1.1.dcm', 'blobs/52.1.1.2.dcm']);
+        expect(await catalog.pendingBlobDeletes(10)).toEqual([]);
+        // The series held only purged rows: it is gone; the note's series stays.
+        expect(await uidsOf('series', {}, SERIES, { studyInstanceUid: '52.1' })).toEqual(['52.1.9']);
+        expect((await catalog.listInstances({ studyInstanceUid: '52.1' }, { includeRejected: true })).map((i) => i.sopInstanceUid)).toEqual(['52.1.9.1']);
+        expect((await catalog.listRejected({ studyInstanceUid: '52.1', state: 'purged', limit: 10, offset: 0 })).map((e) => e.sopInstanceUid).sort()).toEqual(['52.1.1.1', '52.1.1.2']);
+        // Sent again: hidden again, and due for the next purge.
+        expect(await catalog.storeInstance(fakeInstance({ study: '52.1', series: '52.1.1', sop: '52.1.1.1' }))).toEqual({ status: 'stored', hidden: true });
+        expect((await catalog.duePurges(now(), 10)).map((e) => e.sopInstanceUid)).toEqual(['52.1.1.1']);
+      });
+
+      it('DELETE removes the rows of an instance, a series and a study, rejected ones included; their blobs are queued', async () => {
+        await store(
+          { study: '53.1', series: '53.1.1', sop: '53.1.1.1', modality: 'CT' },
+          { study: '53.1', series: '53.1.1', sop: '53.1.1.2', modality: 'CT' },
+          { study: '53.1', series: '53.1.2', sop: '53.1.2.1', modality: 'MR' },
+          { study: '53.2', series: '53.2.1', sop: '53.2.1.1', patientId: 'P53' },
+        );
+        const one = await catalog.deleteInstances({ studyInstanceUid: '53.1', seriesInstanceUid: '53.1.1', sopInstanceUid: '53.1.1.1' }, now());
+        expect(one.removed.map((r) => r.blobKey)).toEqual(['blobs/53.1.1.1.dcm']);
+        expect(first(await studyRow('53.1'), NUM_INSTANCES)).toBe(2);
+        await catalog.deleteInstances({ studyInstanceUid: '53.1', seriesInstanceUid: '53.1.2' }, now());
+        expect(value(await studyRow('53.1'), MODALITIES)).toEqual(['CT']);
+        await catalog.storeInstance(note('53.1', '53.1.9.1', [ref('53.1', '53.1.1', '53.1.1.2')]));
+        const study = await catalog.deleteInstances({ studyInstanceUid: '53.1' }, now());
+        expect(study.removed.map((r) => r.sopInstanceUid).sort()).toEqual(['53.1.1.2', '53.1.9.1']);
+        expect(await uidsOf('study', {}, STUDY)).toEqual(['53.2']);
+        expect(await catalog.listRejected({ studyInstanceUid: '53.1', state: 'all', limit: 10, offset: 0 })).toEqual([]);
+        expect((await catalog.pendingBlobDeletes(10)).sort()).toEqual(['blobs/53.1.1.1.dcm', 'blobs/53.1.1.2.dcm', 'blobs/53.1.2.1.dcm', 'blobs/53.1.9.1.dcm']);
+        expect((await catalog.deleteInstances({ studyInstanceUid: '53.1' }, now())).removed).toEqual([]);
+      });
+
+      it('moves series and instances to another study, splits, merges and changes patient: counters, placement, patient of record', async () => {
+        await store(
+          { study: '60.1', series: '60.1.1', sop: '60.1.1.1', patientId: 'P60', patientName: 'WRONG^ONE', modality: 'CT', accession: 'A60', studyDate: '20240101' },
+          { study: '60.1', series: '60.1.1', sop: '60.1.1.2', patientId: 'P60', patientName: 'WRONG^ONE', modality: 'CT', accession: 'A60', studyDate: '20240101' },
+          { study: '60.1', series: '60.1.2', sop: '60.1.2.1', patientId: 'P60', patientName: 'WRONG^ONE', modality: 'MR', accession: 'A60', studyDate: '20240101' },
+          { study: '60.2', series: '60.2.1', sop: '60.2.1.1', patientId: 'P61', patientName: 'RIGHT^ONE', modality: 'CT', accession: 'A61', studyDate: '20240202' },
+        );
+        // A series to another patient's study.
+        const series = await catalog.moveInstances({ from: { studyInstanceUid: '60.1', seriesInstanceUids: ['60.1.2'] }, to: { kind: 'study', studyInstanceUid: '60.2' } }, now());
+        expect(series).toMatchObject({ fromStudy: '60.1', toStudy: '60.2', fromPatient: { patientId: 'P60' }, toPatient: { patientId: 'P61' }, series: 1, instances: 1, sourceRemoved: false });
+        expect([first(await studyRow('60.1'), NUM_INSTANCES), value(await studyRow('60.1'), MODALITIES)]).toEqual([2, ['CT']]);
+        expect([first(await studyRow('60.2'), NUM_INSTANCES), first(await studyRow('60.2'), NUM_SERIES), value(await studyRow('60.2'), MODALITIES)]).toEqual([2, 2, ['CT', 'MR']]);
+        const [moved] = await catalog.listInstances({ studyInstanceUid: '60.2', seriesInstanceUid: '60.1.2' });
+        expect(moved?.placement).toMatchObject({ seriesInstanceUid: '60.1.2', study: { studyInstanceUid: '60.2', accessionNumber: 'A61', studyDate: '20240202' } });
+        expect(moved?.patient).toMatchObject({ differs: true, identity: { patientId: 'P61', name: 'RIGHT^ONE' } });
+        // The study's own instance: same patient identity, never moved.
+        const [own] = await catalog.listInstances({ studyInstanceUid: '60.2', seriesInstanceUid: '60.2.1' });
+        expect([own?.placement, own?.patient?.differs]).toEqual([undefined, false]);
+        expect(await catalog.listInstances({ studyInstanceUid: '60.1', seriesInstanceUid: '60.1.2' })).toEqual([]);
+        // The same file sent again (its header still says 60.1): a duplicate, not a conflict.
+        expect((await catalog.storeInstance(fakeInstance({ study: '60.1', series: '60.1.2', sop: '60.1.2.1', patientId: 'P60' }))).status).toBe('duplicate');
+
+        // One instance out of a series: a series made for it in the target study.
+        const one = await catalog.moveInstances({ from: { studyInstanceUid: '60.1', sopInstanceUids: ['60.1.1.1'] }, to: { kind: 'study', studyInstanceUid: '60.2' } }, now());
+        expect([one.series, one.instances]).toEqual([1, 1]);
+        const [split] = await catalog.listInstances({ studyInstanceUid: '60.2', sopInstanceUid: '60.1.1.1', seriesInstanceUid: (await uidsOf('instance', { SOPInstanceUID: '60.1.1.1' }, SERIES))[0] as string });
+        expect(split?.placement?.seriesInstanceUid).not.toBe('60.1.1');
+        expect(split?.placement?.study.studyInstanceUid).toBe('60.2');
+        expect(first(await studyRow('60.2'), NUM_INSTANCES)).toBe(3);
+
+        // Split: a series into a new study of the same patient, with its own accession number.
+        const made = await catalog.moveInstances(
+          { from: { studyInstanceUid: '60.2', seriesInstanceUids: ['60.2.1'] }, to: { kind: 'new-study', studyInstanceUid: '60.3', attributes: { accessionNumber: 'A63', studyDescription: 'Split off' } } },
+          now(),
+        );
+        expect(made).toMatchObject({ toStudy: '60.3', toPatient: { patientId: 'P61' }, instances: 1 });
+        const newStudy = await studyRow('60.3');
+        expect([first(newStudy, '00080050'), first(newStudy, '00081030'), first(newStudy, '00080020'), first(newStudy, '00100020')]).toEqual(['A63', 'Split off', '20240202', 'P61']);
+        expect((await catalog.listInstances({ studyInstanceUid: '60.3' }))[0]?.placement?.study).toMatchObject({ studyInstanceUid: '60.3', accessionNumber: 'A63' });
+
+        // Merge what is left of 60.1 into 60.2: 60.1 and its patient row are gone.
+        const merged = await catalog.moveInstances({ from: { studyInstanceUid: '60.1' }, to: { kind: 'study', studyInstanceUid: '60.2' } }, now());
+        expect(merged.sourceRemoved).toBe(true);
+        expect(await uidsOf('study', { PatientID: 'P60' }, STUDY)).toEqual([]);
+        expect(first(await studyRow('60.2'), NUM_INSTANCES)).toBe(3);
+        // Moved back where its file says: read as stored again.
+        const back = await catalog.moveInstances({ from: { studyInstanceUid: '60.2', seriesInstanceUids: ['60.1.2'] }, to: { kind: 'new-study', studyInstanceUid: '60.1' } }, now());
+        expect(back.toStudy).toBe('60.1');
+        expect((await catalog.listInstances({ studyInstanceUid: '60.1' }))[0]?.placement).toBeUndefined();
+
+        // The whole study to another patient, new to the archive.
+        const patient = await catalog.moveInstances({ from: { studyInstanceUid: '60.3' }, to: { kind: 'patient', patient: { patientId: 'P99', issuer: 'HOSP', name: 'NEW^PATIENT', birthDate: null, sex: 'F', otherIds: [] } } }, now());
+        expect(patient).toMatchObject({ fromStudy: '60.3', toStudy: '60.3', toPatient: { patientId: 'P99', issuer: 'HOSP' } });
+        expect(first(await studyRow('60.3'), '00100010')).toEqual({ Alphabetic: 'NEW^PATIENT' });
+        expect((await catalog.listInstances({ studyInstanceUid: '60.3' }))[0]?.patient).toMatchObject({ differs: true, identity: { patientId: 'P99' } });
+
+        // Refusals.
+        await expect(catalog.moveInstances({ from: { studyInstanceUid: '60.404' }, to: { kind: 'study', studyInstanceUid: '60.2' } }, now())).rejects.toMatchObject({ code: 'NOT_FOUND' });
+        await expect(catalog.moveInstances({ from: { studyInstanceUid: '60.2' }, to: { kind: 'study', studyInstanceUid: '60.2' } }, now())).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+        await expect(catalog.moveInstances({ from: { studyInstanceUid: '60.2', seriesInstanceUids: ['60.9.9'] }, to: { kind: 'study', studyInstanceUid: '60.3' } }, now())).rejects.toMatchObject({ code: 'NOT_FOUND' });
       });
     });
   });

@@ -8,7 +8,12 @@
 import type { DicomJsonDataset } from '../dicom/dicom-json.js';
 import type { InstanceHeader, PixelDataLocation } from '../dicom/instance-header.js';
 import type { PatientIdentity, PatientKey } from '../dicom/patient-identity.js';
+import type { RejectedReference } from '../dicom/rejection-note.js';
+import type { StudyIdentity, StudyPlacement } from '../dicom/study-identity.js';
 import type { QidoQuery } from './qido-query.js';
+import type { RejectionKind } from './schema.js';
+
+export type { RejectionKind } from './schema.js';
 
 export interface NewInstance {
   header: InstanceHeader;
@@ -22,6 +27,39 @@ export interface NewInstance {
    * record; a study already stored under another patient moves to it. The blob is not touched.
    */
   identity?: PatientIdentity;
+  /**
+   * The instance is an IOCM rejection note (dicom/rejection-note.ts): in the same transaction as its
+   * row, the instances it names are hidden (docs/architecture.md, "Curation").
+   */
+  rejection?: RejectionToApply;
+}
+
+/** A rejection note recognised at ingest, with when it was applied and when its instances may be purged (ISO-8601). */
+export interface RejectionToApply {
+  code: string;
+  references: readonly RejectedReference[];
+  rejectedAt: string;
+  purgeAfter: string;
+}
+
+/** What a rejection note applied at ingest changed. */
+export interface AppliedRejection {
+  noteUid: string;
+  code: string;
+  /** Instances the note names. */
+  named: number;
+  /** Stored instances it hid now (others were hidden already or are not stored yet). */
+  hidden: number;
+  /** Studies whose visible content changed (caches of them are dropped). */
+  studies: string[];
+}
+
+/**
+ * Where a moved instance is read (curation: move, split, merge): the identity of record of its study
+ * and its series, applied to what its stored file says (identity-on-read.ts), with a digest for ETags.
+ */
+export interface CurrentPlacement extends StudyPlacement {
+  digest: string;
 }
 
 /**
@@ -50,6 +88,8 @@ export interface IndexedBlob {
   blobSize: number;
   /** sha256 hex recorded at ingest; undefined for rows indexed before checksums were recorded. */
   checksum: string | undefined;
+  /** A rejection note hides it (kept until restored or purged). */
+  rejected: boolean;
 }
 
 export type StoreInstanceOutcome =
@@ -58,7 +98,14 @@ export type StoreInstanceOutcome =
    * (ingest coercion gave an existing patient row the order's identity, or moved the study to it), so
    * the caller drops what it cached about them.
    */
-  | { status: 'stored'; identityChangedStudies?: string[] }
+  | {
+      status: 'stored';
+      identityChangedStudies?: string[];
+      /** The instance was rejected before it arrived (or purged and sent again): stored hidden. */
+      hidden?: boolean;
+      /** The instance is a rejection note: what it hid. */
+      rejection?: AppliedRejection;
+    }
   /** The same SOP Instance UID already exists in the same study and series: nothing changed. */
   | { status: 'duplicate'; existingBlobKey: string }
   /** The SOP Instance UID exists under another study or series. Nothing changed. */
@@ -78,6 +125,10 @@ export interface StoredInstance {
   pixelData: PixelDataLocation | undefined;
   /** Absent while the patient row is not managed by the hospital link (version 0). */
   patient?: CurrentPatient;
+  /** Present when curation moved the instance: the study and series it reads with (its file says others). */
+  placement?: CurrentPlacement;
+  /** Only listed with `includeRejected`: a rejection note hides it. */
+  rejected?: boolean;
 }
 
 /** A stored instance with its header as indexed at ingest (DICOM JSON, see `InstanceHeader.dataset`). */
@@ -97,6 +148,108 @@ export interface InstanceScope {
   sopInstanceUid?: string;
 }
 
+export interface ListOptions {
+  /** List rejected instances too (curation); reads never do. */
+  includeRejected?: boolean;
+}
+
+/** An instance a rejection note names (or a voided note), as administrators list it. */
+export interface RejectedEntry {
+  sopInstanceUid: string;
+  studyInstanceUid: string;
+  seriesInstanceUid: string;
+  sopClassUid: string;
+  kind: RejectionKind;
+  /** CID 7011 title code of the note. */
+  reasonCode: string;
+  noteUid: string;
+  rejectedAt: string;
+  purgeAfter: string;
+  purgedAt: string | null;
+  /** The instance is in the index (false: named before it arrived, or purged). */
+  stored: boolean;
+}
+
+export interface RejectedFilter {
+  studyInstanceUid?: string;
+  noteUid?: string;
+  sopInstanceUids?: readonly string[];
+  /** `active` (default): not purged yet; `purged`: tombstones; `all`. */
+  state?: 'active' | 'purged' | 'all';
+  limit: number;
+  offset: number;
+}
+
+export interface RestoreOutcome {
+  /** The rejections removed (their instances visible again when stored). */
+  restored: RejectedEntry[];
+  /** Notes left with nothing to reject: hidden themselves now (kind `voided-note`). */
+  voidedNotes: string[];
+  /** Studies whose visible content changed. */
+  studies: string[];
+}
+
+/** An instance row removed with its blob queued for deletion (purge, DELETE). */
+export interface RemovedInstance {
+  studyInstanceUid: string;
+  seriesInstanceUid: string;
+  sopInstanceUid: string;
+  sopClassUid: string;
+  blobKey: string;
+}
+
+export interface PurgeOutcome {
+  entry: RejectedEntry;
+  /** The stored instance removed (absent when it was never received). */
+  removed?: RemovedInstance;
+  studies: string[];
+}
+
+export interface DeleteOutcome {
+  removed: RemovedInstance[];
+  studies: string[];
+}
+
+/** Instances to move: a whole study, chosen series of it, or chosen instances of it. */
+export interface InstanceSelection {
+  studyInstanceUid: string;
+  seriesInstanceUids?: readonly string[];
+  sopInstanceUids?: readonly string[];
+}
+
+/** General Study attributes given for a new study (split); absent ones are copied from the source study. */
+export type StudyAttributesInput = Partial<Omit<StudyIdentity, 'studyInstanceUid'>>;
+
+/** Another patient: the row of this Patient ID + issuer, created with this identity when there is none. */
+export type PatientTarget = PatientIdentity;
+
+export type MoveTarget =
+  /** Into an existing study (merge; its patient too). */
+  | { kind: 'study'; studyInstanceUid: string }
+  /** Into a new study (split), under the source's patient or `patient`. */
+  | { kind: 'new-study'; studyInstanceUid: string; attributes?: StudyAttributesInput; patient?: PatientTarget }
+  /** The whole study to another patient (its UID kept); series or instances go to another patient as a new study of theirs. */
+  | { kind: 'patient'; patient: PatientTarget };
+
+export interface MoveRequest {
+  from: InstanceSelection;
+  to: MoveTarget;
+}
+
+export interface MoveOutcome {
+  fromStudy: string;
+  toStudy: string;
+  fromPatient: PatientKey;
+  toPatient: PatientKey;
+  /** Series moved whole, and series made in the target for instances moved out of a series. */
+  series: number;
+  instances: number;
+  /** The source study was left empty and removed (merge). */
+  sourceRemoved: boolean;
+  /** Studies whose content or identity changed. */
+  studies: string[];
+}
+
 export interface QidoResult {
   /** One DICOM JSON dataset per match, without RetrieveURL (the HTTP layer knows the base URL). */
   matches: DicomJsonDataset[];
@@ -112,8 +265,8 @@ export interface Catalog {
    * updated, counters and ModalitiesInStudy kept current, and the instance row written last.
    */
   storeInstance(instance: NewInstance): Promise<StoreInstanceOutcome>;
-  /** Instances within a study / series / single instance, ordered by series then instance number. */
-  listInstances(scope: InstanceScope): Promise<StoredInstance[]>;
+  /** Instances within a study / series / single instance, ordered by series then instance number; rejected ones left out unless asked for. */
+  listInstances(scope: InstanceScope, options?: ListOptions): Promise<StoredInstance[]>;
   /**
    * Like `listInstances` (same scope, same order), each with its stored attribute JSON: one indexed
    * query, no blob reads (WADO-RS metadata).
@@ -146,5 +299,29 @@ export interface Catalog {
   mergePatients(prior: PatientKey, surviving: PatientIdentity): Promise<string[]>;
   /** The patient a study is read with (undefined when the study is unknown); version 0: not managed. */
   patientOfStudy(studyInstanceUid: string): Promise<{ identity: PatientIdentity; version: number } | undefined>;
+  /** The study's identity of record (its row) and its patient's, for objects written into it (rejection notes). */
+  studyOf(studyInstanceUid: string): Promise<{ study: StudyIdentity; patient: PatientIdentity } | undefined>;
+
+  // Curation (docs/architecture.md, "Curation"): every method one transaction, counters exact.
+
+  /** Rejections (and voided notes), newest first. */
+  listRejected(filter: RejectedFilter): Promise<RejectedEntry[]>;
+  /**
+   * Lifts the rejection of these instances (active ones; purged ones cannot come back): visible again.
+   * A note left rejecting nothing is voided: hidden, purged like the instances (`voidedNotePurgeAfter`).
+   */
+  restoreRejected(sopInstanceUids: readonly string[], now: string, voidedNotePurgeAfter: string): Promise<RestoreOutcome>;
+  /** Rejections whose purge time has come (not purged yet), oldest first. */
+  duePurges(now: string, limit: number): Promise<RejectedEntry[]>;
+  /** Removes a rejected instance's row for good (its blob queued for deletion) and marks the rejection purged. */
+  purgeRejected(sopInstanceUid: string, now: string): Promise<PurgeOutcome | undefined>;
+  /** Removes the rows of every instance in scope, rejected or not, and their rejections; their blobs are queued for deletion. */
+  deleteInstances(scope: InstanceScope, now: string): Promise<DeleteOutcome>;
+  /** Blobs queued for deletion whose deletion is not confirmed yet. */
+  pendingBlobDeletes(limit: number): Promise<string[]>;
+  /** Their deletion is confirmed (or they turned out to be referenced). */
+  clearPendingBlobDeletes(blobKeys: readonly string[]): Promise<void>;
+  /** Moves instances, series or a study (move, split, merge, another patient); the stored files are not touched. */
+  moveInstances(request: MoveRequest, now: string): Promise<MoveOutcome>;
   close(): Promise<void>;
 }

@@ -8,7 +8,29 @@ import { sql, type Kysely } from 'kysely';
 import type { DicomJsonDataset } from '../dicom/dicom-json.js';
 import { AppError, isAppError } from '../errors.js';
 import type { PatientIdentity, PatientKey } from '../dicom/patient-identity.js';
-import type { Catalog, CurrentPatient, IndexedBlob, InstanceScope, InstanceWithAttributes, NewInstance, QidoResult, StoreInstanceOutcome, StoredInstance } from './catalog.js';
+import { createHash } from 'node:crypto';
+import type { StudyIdentity } from '../dicom/study-identity.js';
+import type {
+  Catalog,
+  CurrentPatient,
+  CurrentPlacement,
+  DeleteOutcome,
+  IndexedBlob,
+  InstanceScope,
+  InstanceWithAttributes,
+  ListOptions,
+  MoveOutcome,
+  MoveRequest,
+  NewInstance,
+  PurgeOutcome,
+  QidoResult,
+  RejectedEntry,
+  RejectedFilter,
+  RestoreOutcome,
+  StoreInstanceOutcome,
+  StoredInstance,
+} from './catalog.js';
+import { deleteRows, duePurgeRows, listRejectedRows, moveRows, purgeRow, restoreRows, studyIdentityOfRow, studyOfRows } from './curation-rows.js';
 import { extractRows, identityDigest, identityOfPatientRow, type PatientIdentityColumns } from './extract-attributes.js';
 import { applyIdentityRows, mergePatientRows } from './patient-rows.js';
 import type { SqlEngine } from './migrations.js';
@@ -56,10 +78,10 @@ export abstract class KyselyCatalog implements Catalog {
     }
   }
 
-  async listInstances(scope: InstanceScope): Promise<StoredInstance[]> {
+  async listInstances(scope: InstanceScope, options: ListOptions = {}): Promise<StoredInstance[]> {
     try {
       const patients = new PatientsOfRows();
-      return (await this.instanceRows(scope)).map((row) => toStoredInstance(row, patients));
+      return (await this.instanceRows(scope, false, options.includeRejected === true)).map((row) => toStoredInstance(row, patients));
     } catch (error) {
       throw asIndexFailure(error, 'listing instances');
     }
@@ -75,7 +97,7 @@ export abstract class KyselyCatalog implements Catalog {
     }
   }
 
-  private instanceRows(scope: InstanceScope, withAttributes = false) {
+  private instanceRows(scope: InstanceScope, withAttributes = false, includeRejected = false) {
     let query = this.db
       .selectFrom('instances as i')
       .innerJoin('series as se', 'se.id', 'i.series_fk')
@@ -85,8 +107,11 @@ export abstract class KyselyCatalog implements Catalog {
         'st.study_uid', 'se.series_uid', 'i.sop_instance_uid', 'i.sop_class_uid', 'i.transfer_syntax_uid',
         'i.blob_key', 'i.blob_size', 'i.number_of_frames', 'i.pixel_rows', 'i.pixel_columns', 'i.pixel_data',
         'i.identity_hash', 'p.id as patient_row', 'p.version', 'p.patient_id', 'p.issuer', 'p.patient_name', 'p.birth_date', 'p.sex', 'p.other_ids',
+        'i.rejected', 'i.stored_study_uid', 'i.stored_series_uid',
+        'st.study_date', 'st.study_time', 'st.accession_number', 'st.study_id', 'st.study_description', 'st.referring_physician_name',
       ])
       .$if(withAttributes, (qb) => qb.select(['i.attributes', 'i.bits_allocated']))
+      .$if(!includeRejected, (qb) => qb.where('i.rejected', '=', 0))
       .where('st.study_uid', '=', scope.studyInstanceUid);
     if (scope.seriesInstanceUid !== undefined) query = query.where('se.series_uid', '=', scope.seriesInstanceUid);
     if (scope.sopInstanceUid !== undefined) query = query.where('i.sop_instance_uid', '=', scope.sopInstanceUid);
@@ -115,7 +140,7 @@ export abstract class KyselyCatalog implements Catalog {
         .selectFrom('instances as i')
         .innerJoin('series as se', 'se.id', 'i.series_fk')
         .innerJoin('studies as st', 'st.id', 'se.study_fk')
-        .select(['i.id', 'st.study_uid', 'se.series_uid', 'i.sop_instance_uid', 'i.blob_key', 'i.blob_size', 'i.checksum'])
+        .select(['i.id', 'st.study_uid', 'se.series_uid', 'i.sop_instance_uid', 'i.blob_key', 'i.blob_size', 'i.checksum', 'i.rejected'])
         .$if(after !== undefined, (qb) => qb.where('i.id', '>', after!))
         .orderBy('i.id')
         .limit(limit)
@@ -128,6 +153,7 @@ export abstract class KyselyCatalog implements Catalog {
         blobKey: row.blob_key,
         blobSize: Number(row.blob_size),
         checksum: row.checksum ?? undefined,
+        rejected: row.rejected === 1,
       }));
     } catch (error) {
       throw asIndexFailure(error, 'listing indexed blobs');
@@ -177,6 +203,62 @@ export abstract class KyselyCatalog implements Catalog {
     }
   }
 
+  async studyOf(studyInstanceUid: string): Promise<{ study: StudyIdentity; patient: PatientIdentity } | undefined> {
+    try {
+      return await studyOfRows(this.db, studyInstanceUid);
+    } catch (error) {
+      throw asIndexFailure(error, 'reading a study');
+    }
+  }
+
+  async listRejected(filter: RejectedFilter): Promise<RejectedEntry[]> {
+    try {
+      return await listRejectedRows(this.db, filter);
+    } catch (error) {
+      throw asIndexFailure(error, 'listing rejected instances');
+    }
+  }
+
+  async restoreRejected(sopInstanceUids: readonly string[], now: string, voidedNotePurgeAfter: string): Promise<RestoreOutcome> {
+    return this.retried('restoring rejected instances', (trx) => restoreRows(trx, sopInstanceUids, now, voidedNotePurgeAfter));
+  }
+
+  async duePurges(now: string, limit: number): Promise<RejectedEntry[]> {
+    try {
+      return await duePurgeRows(this.db, now, limit);
+    } catch (error) {
+      throw asIndexFailure(error, 'listing due purges');
+    }
+  }
+
+  async purgeRejected(sopInstanceUid: string, now: string): Promise<PurgeOutcome | undefined> {
+    return this.retried('purging a rejected instance', (trx) => purgeRow(trx, sopInstanceUid, now));
+  }
+
+  async deleteInstances(scope: InstanceScope, now: string): Promise<DeleteOutcome> {
+    return this.retried('deleting instances', (trx) => deleteRows(trx, scope, now));
+  }
+
+  async pendingBlobDeletes(limit: number): Promise<string[]> {
+    try {
+      const rows = await this.db.selectFrom('pending_blob_deletes').select('blob_key').orderBy('queued_at').orderBy('blob_key').limit(limit).execute();
+      return rows.map((row) => row.blob_key);
+    } catch (error) {
+      throw asIndexFailure(error, 'listing blobs to delete');
+    }
+  }
+
+  async clearPendingBlobDeletes(blobKeys: readonly string[]): Promise<void> {
+    if (blobKeys.length === 0) return;
+    await this.retried('clearing deleted blobs', async (trx) => {
+      for (let i = 0; i < blobKeys.length; i += 400) await trx.deleteFrom('pending_blob_deletes').where('blob_key', 'in', blobKeys.slice(i, i + 400)).execute();
+    });
+  }
+
+  async moveInstances(request: MoveRequest, now: string): Promise<MoveOutcome> {
+    return this.retried('moving instances', (trx) => moveRows(trx, request, now));
+  }
+
   /** One write transaction, retried on the engine's transient failures as ingest is. */
   private async retried<T>(action: string, work: (trx: Db) => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
@@ -196,6 +278,15 @@ export abstract class KyselyCatalog implements Catalog {
 
 interface InstanceRow extends PatientIdentityColumns {
   identity_hash: string | null;
+  rejected: number;
+  stored_study_uid: string | null;
+  stored_series_uid: string | null;
+  study_date: string | null;
+  study_time: string | null;
+  accession_number: string | null;
+  study_id: string | null;
+  study_description: string | null;
+  referring_physician_name: string | null;
   patient_row: number;
   version: number;
   study_uid: string;
@@ -228,8 +319,21 @@ class PatientsOfRows {
   }
 }
 
+/**
+ * Where a moved instance reads (curation): its study's identity of record and its series, when the UIDs
+ * its stored file carries are not those of its row's place. Undefined for an instance never moved.
+ */
+function placementOf(row: InstanceRow): CurrentPlacement | undefined {
+  if (row.stored_study_uid === null || row.stored_series_uid === null) return undefined;
+  if (row.stored_study_uid === row.study_uid && row.stored_series_uid === row.series_uid) return undefined;
+  const study: StudyIdentity = studyIdentityOfRow(row);
+  const digest = createHash('sha256').update(JSON.stringify([study, row.series_uid])).digest('base64url').slice(0, 22);
+  return { study, seriesInstanceUid: row.series_uid, digest };
+}
+
 function toStoredInstance(row: InstanceRow, patients: PatientsOfRows): StoredInstance {
   const patient = patients.of(row);
+  const placement = placementOf(row);
   return {
     studyInstanceUid: row.study_uid,
     seriesInstanceUid: row.series_uid,
@@ -243,6 +347,8 @@ function toStoredInstance(row: InstanceRow, patients: PatientsOfRows): StoredIns
     columns: row.pixel_columns ?? undefined,
     pixelData: row.pixel_data === null ? undefined : JSON.parse(row.pixel_data),
     ...(patient === undefined ? {} : { patient }),
+    ...(placement === undefined ? {} : { placement }),
+    ...(row.rejected === 1 ? { rejected: true } : {}),
   };
 }
 

@@ -169,12 +169,61 @@ function patientIdentity(engine: SqlEngine): Migration {
   };
 }
 
+/**
+ * Curation (docs/architecture.md, "Curation"): IOCM rejection, deletion, move / split / merge.
+ *
+ * - `instances.rejected`: 1 while a rejection note hides the instance (reads skip it; the study and
+ *   series counters count only instances not rejected);
+ * - `instances.stored_study_uid` / `stored_series_uid`: the Study and Series Instance UIDs the stored
+ *   file carries, recorded when the instance is first moved to another study or series (NULL: never
+ *   moved, the row's place is the file's); reads apply the study of record when they differ;
+ * - `rejected_instances`: every instance a rejection note names (received or not yet), with the note,
+ *   its reason (CID 7011), when it was rejected and when it is purged; a purged instance keeps its row
+ *   (`purged_at`) so that it is hidden again if it is sent again; a rejection note whose rejection was
+ *   revoked (restore) is itself hidden by a row of kind `voided-note`;
+ * - `pending_blob_deletes`: blobs whose index rows a purge or DELETE removed, written in the same
+ *   transaction and cleared once the blob is gone, so a crash in between leaves a record fsck and the
+ *   startup recovery finish (never a row without its blob, never a blob forgotten).
+ */
+function curation(): Migration {
+  return {
+    async up(db) {
+      await db.schema.alterTable('instances').addColumn('rejected', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+      await db.schema.alterTable('instances').addColumn('stored_study_uid', 'text').execute();
+      await db.schema.alterTable('instances').addColumn('stored_series_uid', 'text').execute();
+      await db.schema
+        .createTable('rejected_instances')
+        .addColumn('sop_instance_uid', 'text', (c) => c.primaryKey())
+        .addColumn('study_uid', 'text', (c) => c.notNull())
+        .addColumn('series_uid', 'text', (c) => c.notNull())
+        .addColumn('sop_class_uid', 'text', (c) => c.notNull().defaultTo(''))
+        .addColumn('kind', 'text', (c) => c.notNull().defaultTo('rejected'))
+        .addColumn('reason_code', 'text', (c) => c.notNull())
+        .addColumn('note_uid', 'text', (c) => c.notNull())
+        .addColumn('rejected_at', 'text', (c) => c.notNull())
+        .addColumn('purge_after', 'text', (c) => c.notNull())
+        .addColumn('purged_at', 'text')
+        .execute();
+      await db.schema.createIndex('rejected_instances_note_uid_idx').on('rejected_instances').column('note_uid').execute();
+      await db.schema.createIndex('rejected_instances_study_uid_idx').on('rejected_instances').column('study_uid').execute();
+      await db.schema.createIndex('rejected_instances_purge_idx').on('rejected_instances').columns(['purged_at', 'purge_after']).execute();
+      await db.schema
+        .createTable('pending_blob_deletes')
+        .addColumn('blob_key', 'text', (c) => c.primaryKey())
+        .addColumn('reason', 'text', (c) => c.notNull())
+        .addColumn('queued_at', 'text', (c) => c.notNull())
+        .execute();
+    },
+  };
+}
+
 export function catalogMigrations(engine: SqlEngine): MigrationProvider {
   return {
     getMigrations: async () => ({
       '0001_initial_schema': initialSchema(engine),
       '0002_blob_checksum': blobChecksum(),
       '0003_patient_identity': patientIdentity(engine),
+      '0004_curation': curation(),
     }),
   };
 }

@@ -108,6 +108,43 @@ export interface InstancesTable {
    * row first changes).
    */
   identity_hash: string | null;
+  /** 1 while a rejection note (IOCM) hides the instance: reads skip it and the counters leave it out. */
+  rejected: Generated<number>;
+  /**
+   * The Study and Series Instance UIDs its stored file carries, recorded when curation first moved it
+   * (NULL: never moved). Reads apply the study and series of record when they differ from these.
+   */
+  stored_study_uid: string | null;
+  stored_series_uid: string | null;
+}
+
+/** Why an instance is hidden: named by a rejection note, or the note itself once its rejection was revoked. */
+export type RejectionKind = 'rejected' | 'voided-note';
+
+/** Every instance a rejection note names (received or not yet), until restored; purged ones stay as tombstones. */
+export interface RejectedInstancesTable {
+  sop_instance_uid: string;
+  /** Where the instance was (or the note said it was) when rejected. */
+  study_uid: string;
+  series_uid: string;
+  sop_class_uid: Generated<string>;
+  kind: Generated<RejectionKind>;
+  /** CID 7011 document title of the note (113001, 113037, 113038, 113039). */
+  reason_code: string;
+  /** SOP Instance UID of the rejection note (KOS). */
+  note_uid: string;
+  rejected_at: string;
+  /** When the purge may remove it for good (ISO-8601). */
+  purge_after: string;
+  /** Set once purged: the row stays so that the instance is hidden again if it is sent again. */
+  purged_at: string | null;
+}
+
+/** Blobs whose index rows were removed (purge, DELETE), until the blob itself is deleted. */
+export interface PendingBlobDeletesTable {
+  blob_key: string;
+  reason: string;
+  queued_at: string;
 }
 
 export interface CatalogDatabase {
@@ -116,4 +153,6 @@ export interface CatalogDatabase {
   studies: StudiesTable;
   series: SeriesTable;
   instances: InstancesTable;
+  rejected_instances: RejectedInstancesTable;
+  pending_blob_deletes: PendingBlobDeletesTable;
 }

@@ -34,9 +34,20 @@ function whereAll(conditions: RawBuilder<SqlBool>[]): RawBuilder<SqlBool> {
   return sql<SqlBool>`${sql.join(conditions, sql` and `)}`;
 }
 
+/**
+ * Rejected instances (IOCM, docs/architecture.md "Curation") are never found: at the instance level by
+ * their flag; a series or study whose instances are all rejected has a count of 0 (counters count only
+ * what is not rejected) and is not found either.
+ */
+function visibleOnly(level: QidoLevel): RawBuilder<SqlBool> {
+  if (level === 'study') return sql<SqlBool>`${sql.ref('st.num_instances')} > 0`;
+  if (level === 'series') return sql<SqlBool>`${sql.ref('se.num_instances')} > 0`;
+  return sql<SqlBool>`${sql.ref('i.rejected')} = 0`;
+}
+
 export async function runSearch(db: Kysely<CatalogDatabase>, engine: SqlEngine, query: QidoQuery): Promise<QidoResult> {
   const { conditions, ignoredKeys } = translateMatches(query, engine);
-  const where = [...scopeConditions(query), ...conditions];
+  const where = [visibleOnly(query.level), ...scopeConditions(query), ...conditions];
   const plan = planResults(query);
   let select = fromLevel(db, query.level).select(selections(query.level, plan));
   if (where.length > 0) select = select.where(whereAll(where));

@@ -10,6 +10,7 @@
 import type { Kysely } from 'kysely';
 import type { NewInstance, StoreInstanceOutcome } from './catalog.js';
 import { identityOfPatientRow, type ExtractedRows, type PatientValues } from './extract-attributes.js';
+import { applyRejectionRows, rejectedOnArrival } from './curation-rows.js';
 import { ensureCoercedPatient, moveStudyToPatient, writeOtherIds } from './patient-rows.js';
 import type { CatalogDatabase } from './schema.js';
 
@@ -28,7 +29,7 @@ async function findExisting(db: Db, sopInstanceUid: string) {
     .selectFrom('instances as i')
     .innerJoin('series as se', 'se.id', 'i.series_fk')
     .innerJoin('studies as st', 'st.id', 'se.study_fk')
-    .select(['i.blob_key', 'se.series_uid', 'st.study_uid'])
+    .select(['i.blob_key', 'se.series_uid', 'st.study_uid', 'i.stored_study_uid', 'i.stored_series_uid'])
     .where('i.sop_instance_uid', '=', sopInstanceUid)
     .executeTakeFirst();
 }
@@ -130,23 +131,41 @@ export async function storeInstanceRows(db: Db, instance: NewInstance, rows: Ext
   const { header } = instance;
   const existing = await findExisting(db, header.sopInstanceUid);
   if (existing) {
-    if (existing.study_uid === header.studyInstanceUid && existing.series_uid === header.seriesInstanceUid) {
-      return { status: 'duplicate', existingBlobKey: existing.blob_key };
-    }
+    const sameAsStored = existing.study_uid === header.studyInstanceUid && existing.series_uid === header.seriesInstanceUid;
+    // Moved by curation since: the same file sent again says where it was, which is where its file says.
+    const sameAsFile = existing.stored_study_uid === header.studyInstanceUid && existing.stored_series_uid === header.seriesInstanceUid;
+    if (sameAsStored || sameAsFile) return { status: 'duplicate', existingBlobKey: existing.blob_key };
     return { status: 'conflict', reason: 'The SOP Instance UID is already stored under another study or series' };
   }
+  // Rejected before it arrived (its rejection note came first) or purged and sent again: stored hidden,
+  // counted nowhere (docs/architecture.md, "Curation").
+  const hidden = await rejectedOnArrival(db, header.sopInstanceUid);
+  const counted = hidden ? 0 : 1;
   // Coercion (an order's patient for this accession number): the patient row first, as ingest locks patients first.
   const coerced = instance.identity === undefined ? undefined : await ensureCoercedPatient(db, instance.identity);
   const studyId = await ensureStudy(db, rows, coerced);
   // Updating the study first takes its row lock (PostgreSQL) before any series/instance work.
-  await db.updateTable('studies').set((eb) => ({ num_instances: eb('num_instances', '+', 1) })).where('id', '=', studyId).execute();
+  await db.updateTable('studies').set((eb) => ({ num_instances: eb('num_instances', '+', counted) })).where('id', '=', studyId).execute();
   const series = await ensureSeries(db, rows, studyId);
-  await db.updateTable('series').set((eb) => ({ num_instances: eb('num_instances', '+', 1) })).where('id', '=', series.id).execute();
-  if (series.created) await addSeriesToStudy(db, studyId, rows.series.modality);
+  const { num_instances: seriesCount } = await db
+    .updateTable('series')
+    .set((eb) => ({ num_instances: eb('num_instances', '+', counted) }))
+    .where('id', '=', series.id)
+    .returning('num_instances')
+    .executeTakeFirstOrThrow();
+  // A new series, or one whose instances were all rejected so far, now counts in the study.
+  if (!hidden && seriesCount === 1) await addSeriesToStudy(db, studyId, rows.series.modality);
   await db
     .insertInto('instances')
-    .values({ ...rows.instance, series_fk: series.id, blob_key: instance.blobKey, blob_size: instance.blobSize, checksum: instance.checksum ?? null })
+    .values({ ...rows.instance, series_fk: series.id, blob_key: instance.blobKey, blob_size: instance.blobSize, checksum: instance.checksum ?? null, rejected: hidden ? 1 : 0 })
     .execute();
+  // A rejection note hides what it names in the same transaction (not one that is itself hidden).
+  const rejection = instance.rejection !== undefined && !hidden ? await applyRejectionRows(db, header.sopInstanceUid, instance.rejection) : undefined;
   const changed = coerced?.changedStudies.filter((uid) => uid !== '') ?? [];
-  return changed.length > 0 ? { status: 'stored', identityChangedStudies: [...new Set(changed)] } : { status: 'stored' };
+  return {
+    status: 'stored',
+    ...(changed.length > 0 ? { identityChangedStudies: [...new Set(changed)] } : {}),
+    ...(hidden ? { hidden } : {}),
+    ...(rejection === undefined ? {} : { rejection }),
+  };
 }

@@ -37,9 +37,11 @@ export const DEFAULT_ROLE_PERMISSIONS: Readonly<Record<string, readonly Permissi
   // The hospital link's orders REST API: a registration desk or an integration engine without HL7.
   scheduler: ['read', 'his'],
   // Reports (reports/): a physician drafts and signs; a resident drafts for a physician to sign.
-  physician: ['read', 'report', 'sign'],
+  // Share links and consults (sharing/): a physician hands the patient a result slip or asks a colleague.
+  physician: ['read', 'report', 'sign', 'share'],
   resident: ['read', 'report'],
-  admin: ['read', 'store', 'ai', 'admin', 'his', 'report', 'sign'],
+  // Curation (curation/): rejecting, restoring, moving need `admin`; deleting for good needs `delete`, the admin's only.
+  admin: ['read', 'store', 'ai', 'admin', 'his', 'report', 'sign', 'share', 'delete'],
 };
 
 const SIGNATURE_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const;

@@ -21,13 +21,13 @@ export const AuditRecordJson = Type.Object(
       {
         subject: Type.String(),
         name: Type.Optional(Type.String()),
-        kind: Type.String({ description: 'anonymous, token, dimse, hl7, system (the EMR of a FHIR push) or unauthenticated' }),
+        kind: Type.String({ description: 'anonymous, token, dimse, hl7, system (the EMR of a FHIR push), link (a share link: subject link:<id>) or unauthenticated' }),
         roles: Type.Optional(Type.Array(Type.String())),
       },
       closed,
     ),
     clientAddress: Type.String(),
-    interface: Type.String({ description: 'dicomweb, ai, live, dimse, admin, his, fhir or reports' }),
+    interface: Type.String({ description: 'dicomweb, ai, live, dimse, admin, his, fhir, reports, share or consults' }),
     route: Type.String(),
     objects: Type.Array(
       Type.Object(

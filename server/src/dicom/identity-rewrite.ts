@@ -15,7 +15,13 @@
  *
  * Elements written: Patient's Name, Patient ID, Patient's Birth Date and Patient's Sex (Type 2: empty
  * when unknown); Issuer of Patient ID and Other Patient IDs Sequence (Type 3: left out when the
- * identity has none). Pure: no I/O.
+ * identity has none).
+ *
+ * The same mechanism carries a moved instance's new place (curation: move, split, merge;
+ * dicom/study-identity.ts): `readChanges` adds the General Study identity of its study of record
+ * (Study Instance UID, Study Date and Time, Accession Number, Study ID, Referring Physician's Name,
+ * Study Description) and its Series Instance UID to the patient's identity; `withChangesJson` and
+ * `withChangesHead` apply any such changes. Pure: no I/O.
  */
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import './dcmjs-sequence-charset.js';
@@ -23,6 +29,7 @@ import dcmjs, { type DcmjsDict } from 'dcmjs';
 import type { DicomJsonDataset, DicomJsonElement } from './dicom-json.js';
 import { part10ForDcmjs } from './header-json.js';
 import { IDENTITY_TAGS, identityElements, type PatientIdentity } from './patient-identity.js';
+import { OPTIONAL_STUDY_TAGS, placementElements, type StudyPlacement } from './study-identity.js';
 import { DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN, EXPLICIT_VR_BIG_ENDIAN, EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN } from './transfer-syntax.js';
 import { InvalidDicomError } from '../errors.js';
 
@@ -52,12 +59,42 @@ export function identityChanges(identity: PatientIdentity): { set: DicomJsonData
   return { set, remove };
 }
 
+/** Top-level elements to set (tag → element) and to remove: what a read applies to a stored header. */
+export interface HeaderChanges {
+  set: DicomJsonDataset;
+  remove: string[];
+}
+
+/**
+ * A moved instance's study and series (curation: move, split, merge) as elements to set and remove:
+ * the study's identity of record (dicom/study-identity.ts) and its Series Instance UID.
+ */
+export function placementChanges(placement: StudyPlacement): HeaderChanges {
+  const set: DicomJsonDataset = {};
+  const remove: string[] = [];
+  for (const [tag, element] of Object.entries(placementElements(placement))) {
+    if (OPTIONAL_STUDY_TAGS.has(tag) && (element.Value === undefined || element.Value.length === 0)) remove.push(tag);
+    else set[tag] = element;
+  }
+  return { set, remove };
+}
+
+/** What a read applies: the patient's identity of record and/or a moved instance's study; undefined parts are left as stored. */
+export function readChanges(identity: PatientIdentity | undefined, placement: StudyPlacement | undefined): HeaderChanges {
+  const parts = [...(identity === undefined ? [] : [identityChanges(identity)]), ...(placement === undefined ? [] : [placementChanges(placement)])];
+  return { set: Object.assign({}, ...parts.map((p) => p.set)) as DicomJsonDataset, remove: parts.flatMap((p) => p.remove) };
+}
+
+/** An indexed header (DICOM JSON) with `changes` applied; the input is not modified. */
+export function withChangesJson(dataset: DicomJsonDataset, changes: HeaderChanges): DicomJsonDataset {
+  const out: DicomJsonDataset = { ...dataset, ...changes.set };
+  for (const tag of changes.remove) delete out[tag];
+  return out;
+}
+
 /** An indexed header (DICOM JSON) as the instance reads with `identity`; the input is not modified. */
 export function withIdentityJson(dataset: DicomJsonDataset, identity: PatientIdentity): DicomJsonDataset {
-  const { set, remove } = identityChanges(identity);
-  const out: DicomJsonDataset = { ...dataset, ...set };
-  for (const tag of remove) delete out[tag];
-  return out;
+  return withChangesJson(dataset, identityChanges(identity));
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -105,18 +142,26 @@ function encodingOf(syntax: string): Encoding {
  * unchanged, the data set's identity elements replaced. The rest of the file follows unchanged.
  */
 export function withIdentityHead(head: Buffer, identity: PatientIdentity): Buffer {
+  return withChangesHead(head, identityChanges(identity));
+}
+
+/**
+ * withIdentityHead for any read changes (readChanges: the patient's identity of record, a moved
+ * instance's study and series): only the changed elements' bytes differ, group lengths recomputed.
+ */
+export function withChangesHead(head: Buffer, changes: HeaderChanges): Buffer {
   const { datasetStart, transferSyntaxUid } = fileMetaOf(head);
   const meta = head.subarray(0, datasetStart);
   if (transferSyntaxUid === DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN) {
     const inflated = inflateRawSync(head.subarray(datasetStart));
-    const rewritten = rewriteDataset(inflated, EXPLICIT_VR_LITTLE_ENDIAN, identity);
+    const rewritten = rewriteDataset(inflated, EXPLICIT_VR_LITTLE_ENDIAN, changes);
     return Buffer.concat([meta, deflateRawSync(rewritten)]);
   }
-  return Buffer.concat([meta, rewriteDataset(head.subarray(datasetStart), transferSyntaxUid, identity)]);
+  return Buffer.concat([meta, rewriteDataset(head.subarray(datasetStart), transferSyntaxUid, changes)]);
 }
 
-function rewriteDataset(dataset: Buffer, syntax: string, identity: PatientIdentity): Buffer {
-  return spliceIdentity(dataset, encodingOf(syntax), identity) ?? reencodeWithDcmjs(dataset, syntax, identity);
+function rewriteDataset(dataset: Buffer, syntax: string, changes: HeaderChanges): Buffer {
+  return spliceChanges(dataset, encodingOf(syntax), changes) ?? reencodeWithDcmjs(dataset, syntax, changes);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -196,10 +241,32 @@ class Reader {
   }
 }
 
-/** What the identity's text needs from the character set, or undefined when only dcmjs can help. */
-function textEncoding(identity: PatientIdentity, charsetTerms: string[] | undefined): { encode: (s: string) => Buffer; declareUtf8: boolean } | undefined {
-  const texts = [identity.name ?? '', identity.patientId, identity.issuer, identity.birthDate ?? '', identity.sex ?? ''];
-  for (const other of identity.otherIds) texts.push(other.id, other.issuer, other.type ?? '');
+/** Every text value the changes write (sequence items included). */
+function changeTexts(changes: HeaderChanges): string[] {
+  const texts: string[] = [];
+  const walk = (dataset: DicomJsonDataset) => {
+    for (const element of Object.values(dataset)) {
+      for (const value of element.Value ?? []) {
+        if (typeof value === 'string') texts.push(value);
+        else if (value !== null && typeof value === 'object') {
+          if ('Alphabetic' in value || 'Ideographic' in value || 'Phonetic' in value) texts.push(personNameString(value as Record<string, string>));
+          else walk(value as DicomJsonDataset);
+        }
+      }
+    }
+  };
+  walk(changes.set);
+  return texts;
+}
+
+/** A DICOM JSON PN object in its encoded string form ('Alphabetic=Ideographic=Phonetic'). */
+function personNameString(value: { Alphabetic?: string; Ideographic?: string; Phonetic?: string }): string {
+  return [value.Alphabetic ?? '', value.Ideographic ?? '', value.Phonetic ?? ''].join('=').replace(/=+$/, '');
+}
+
+/** What the changes' text needs from the character set, or undefined when only dcmjs can help. */
+function textEncoding(changes: HeaderChanges, charsetTerms: string[] | undefined): { encode: (s: string) => Buffer; declareUtf8: boolean } | undefined {
+  const texts = changeTexts(changes);
   const latin1 = (s: string) => Buffer.from(s, 'latin1');
   const utf8 = (s: string) => Buffer.from(s, 'utf8');
   if (texts.every((t) => /^[\x20-\x7e]*$/.test(t))) return { encode: latin1, declareUtf8: false };
@@ -234,10 +301,10 @@ class Writer {
     return out;
   }
 
-  /** A text element, padded with a space to even length (PS3.5 §6.2). */
+  /** A text element, padded with a space (a UID with NUL) to even length (PS3.5 §6.2, §9.1). */
   textElement(tag: number, vr: string, value: string): Buffer {
     let bytes = this.text(value);
-    if (bytes.length % 2 === 1) bytes = Buffer.concat([bytes, Buffer.from(' ')]);
+    if (bytes.length % 2 === 1) bytes = Buffer.concat([bytes, Buffer.from(vr === 'UI' ? '\0' : ' ', 'latin1')]);
     if (bytes.length > 0xffff && !this.enc.implicit) throw new InvalidDicomError('an identity value is too long to encode');
     return Buffer.concat([this.tagBytes(tag, bytes.length, vr), bytes]);
   }
@@ -263,15 +330,14 @@ class Writer {
 
 const tagNumber = (key: string): number => Number.parseInt(key, 16) >>> 0;
 
-/** The identity's elements encoded for this data set (tag → bytes; null: remove). */
-function encodedIdentity(identity: PatientIdentity, writer: Writer): Map<number, Buffer | null> {
-  const { set, remove } = identityChanges(identity);
+/** The changed elements encoded for this data set (tag → bytes; null: remove). */
+function encodedChanges({ set, remove }: HeaderChanges, writer: Writer): Map<number, Buffer | null> {
   const out = new Map<number, Buffer | null>();
   for (const tag of remove) out.set(tagNumber(tag), null);
   const str = (element: DicomJsonElement | undefined): string => {
     const v = element?.Value?.[0];
     if (v === undefined || v === null) return '';
-    if (typeof v === 'object') return [(v as { Alphabetic?: string }).Alphabetic ?? '', (v as { Ideographic?: string }).Ideographic ?? '', (v as { Phonetic?: string }).Phonetic ?? ''].join('=').replace(/=+$/, '');
+    if (typeof v === 'object') return personNameString(v as Record<string, string>);
     return String(v);
   };
   for (const [tag, element] of Object.entries(set)) {
@@ -292,17 +358,17 @@ function encodedIdentity(identity: PatientIdentity, writer: Writer): Map<number,
       );
     } else {
       // PN groups: the string form ('Alphabetic=Ideographic=Phonetic') is the encoded form.
-      out.set(number, writer.textElement(number, element.vr, element.vr === 'PN' ? (identity.name ?? '') : str(element)));
+      out.set(number, writer.textElement(number, element.vr, str(element)));
     }
   }
   return out;
 }
 
 /**
- * The data set with the identity elements replaced, every other element's bytes kept; undefined when
- * the structure cannot be walked or the character set cannot carry the identity (dcmjs then re-encodes).
+ * The data set with the changed elements replaced, every other element's bytes kept; undefined when
+ * the structure cannot be walked or the character set cannot carry the new text (dcmjs then re-encodes).
  */
-function spliceIdentity(dataset: Buffer, enc: Encoding, identity: PatientIdentity): Buffer | undefined {
+function spliceChanges(dataset: Buffer, enc: Encoding, changes: HeaderChanges): Buffer | undefined {
   const reader = new Reader(dataset, enc.little);
   // The Specific Character Set comes before the identity (group 0008): find it first.
   let charsetTerms: string[] | undefined;
@@ -321,10 +387,10 @@ function spliceIdentity(dataset: Buffer, enc: Encoding, identity: PatientIdentit
     if (next === undefined) return undefined;
     at = next;
   }
-  const text = textEncoding(identity, charsetTerms);
+  const text = textEncoding(changes, charsetTerms);
   if (text === undefined) return undefined;
   const writer = new Writer(enc, text.encode);
-  const replacements = encodedIdentity(identity, writer);
+  const replacements = encodedChanges(changes, writer);
   if (text.declareUtf8) replacements.set(0x00080005, writer.textElement(0x00080005, 'CS', 'ISO_IR 192'));
   const pending = [...replacements.keys()].sort((a, b) => a - b);
   const last = pending[pending.length - 1]!;
@@ -355,7 +421,7 @@ function spliceIdentity(dataset: Buffer, enc: Encoding, identity: PatientIdentit
   }
   emitPendingBelow(Number.POSITIVE_INFINITY);
   for (const entry of emitted) if (entry.tag === 0) entry.tag = tagOfEncoded(entry.bytes, enc);
-  recomputeGroupLengths(emitted, writer, new Set([0x0010, ...(text.declareUtf8 ? [0x0008] : [])]));
+  recomputeGroupLengths(emitted, writer, new Set([...replacements.keys()].map((tag) => tag >>> 16)));
   return Buffer.concat([...emitted.map((e) => e.bytes), dataset.subarray(at)]);
 }
 
@@ -391,23 +457,50 @@ function pixelDataStart(dataset: Buffer, enc: Encoding): number {
   return dataset.length;
 }
 
+/** The top-level elements of a data set of `syntax` (up to the first that cannot be walked), with their byte spans. */
+export function topLevelElements(dataset: Buffer, syntax: string): Array<{ tag: number; vr: string; start: number; headerLength: number; length: number; end: number }> {
+  const enc = encodingOf(syntax);
+  const reader = new Reader(dataset, enc.little);
+  const out: Array<{ tag: number; vr: string; start: number; headerLength: number; length: number; end: number }> = [];
+  for (let at = 0; at < dataset.length; ) {
+    const el = reader.header(at, enc.implicit);
+    const next = el === undefined ? undefined : reader.end(at, enc.implicit);
+    if (el === undefined || next === undefined) break;
+    out.push({ tag: el.tag, vr: el.vr, start: at, headerLength: el.headerLength, length: el.length, end: next });
+    at = next;
+  }
+  return out;
+}
+
+/**
+ * Where the top-level pixel data element (its header and value) lies in a data set of `syntax`, or
+ * undefined when it has none or the data set cannot be walked to it (the de-identified copy of a
+ * consult, deid/, keeps these bytes and rewrites what comes before).
+ */
+export function topLevelPixelData(dataset: Buffer, syntax: string): { start: number; end: number } | undefined {
+  const enc = encodingOf(syntax);
+  const start = pixelDataStart(dataset, enc);
+  if (start >= dataset.length) return undefined;
+  const end = new Reader(dataset, enc.little).end(start, enc.implicit);
+  return end === undefined ? undefined : { start, end };
+}
+
 /**
  * dcmjs re-encodes the elements before the pixel data element; the pixel data element's header (and
  * whatever of it the head holds) follows unchanged.
  */
-function reencodeWithDcmjs(dataset: Buffer, syntax: string, identity: PatientIdentity): Buffer {
+function reencodeWithDcmjs(dataset: Buffer, syntax: string, changes: HeaderChanges): Buffer {
   const cut = pixelDataStart(dataset, encodingOf(syntax));
-  return Buffer.concat([reencodeElementsWithDcmjs(dataset.subarray(0, cut), syntax, identity), dataset.subarray(cut)]);
+  return Buffer.concat([reencodeElementsWithDcmjs(dataset.subarray(0, cut), syntax, changes), dataset.subarray(cut)]);
 }
 
-function reencodeElementsWithDcmjs(dataset: Buffer, syntax: string, identity: PatientIdentity): Buffer {
+function reencodeElementsWithDcmjs(dataset: Buffer, syntax: string, { set, remove }: HeaderChanges): Buffer {
   const loggers = [dcmjs.log, dcmjs.log.getLogger('validation.dcmjs')];
   const levels = loggers.map((l) => l.getLevel());
   for (const l of loggers) l.setLevel('silent', false);
   try {
     const ab = part10ForDcmjs(Buffer.from(dataset), syntax);
     const dict: DcmjsDict = dcmjs.data.DicomMessage.readFile(ab, { ignoreErrors: true }).dict;
-    const { set, remove } = identityChanges(identity);
     for (const tag of remove) delete dict[tag];
     for (const [tag, element] of Object.entries(set)) dict[tag] = { vr: element.vr, Value: (element.Value ?? []) as unknown[] };
     // dcmjs decoded every text value from the file's character set and writes UTF-8.

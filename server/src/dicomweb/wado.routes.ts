@@ -13,6 +13,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Archive } from '../archive/archive.js';
 import { frameSpans, parseFrameList } from '../archive/retrieve.js';
 import { pixelAttributesFromJson } from '../archive/transcode.js';
+import { readsAsStored } from '../archive/identity-on-read.js';
 import type { InstanceScope, StoredInstance } from '../catalog/catalog.js';
 import { EXPLICIT_VR_LITTLE_ENDIAN, JPEG_BASELINE_8BIT } from '../dicom/transfer-syntax.js';
 import { DEFAULT_JPEG_QUALITY } from '../archive/render.js';
@@ -78,8 +79,8 @@ export async function wadoRoutes(app: FastifyInstance, options: WadoRoutesOption
     // Stored bytes only: the length is known from the index before the first byte, so the client can show
     // progress (and there is no chunked framing). Transcoded sizes are known only once decoded, those of
     // files sent with a corrected patient identity once their header is rewritten.
-    const corrected = instances.filter((i) => i.patient?.differs === true).length;
-    if (corrected > 0) request.log.info({ corrected }, 'WADO-RS instances sent with the patient identity of record');
+    const corrected = instances.filter((i) => !readsAsStored(i)).length;
+    if (corrected > 0) request.log.info({ corrected }, 'WADO-RS instances sent with the identity (patient, study) of record');
     if (transcode.size === 0 && corrected === 0) void reply.header('content-length', storedLength(instances, boundary, base));
     return reply.send(Readable.from(instanceParts(archive, instances, transcode, prepared, boundary, base), { objectMode: false }));
   };
@@ -159,10 +160,14 @@ export function frameQuality(query: Record<string, string | string[] | undefined
   return Number(value);
 }
 
-/** Part of an instance's ETag: the patient identity of record it is read with, when one is applied. */
+/**
+ * Part of an instance's ETag: the patient identity of record it is read with, when one is applied, and
+ * the study and series of record of an instance curation moved.
+ */
 export function identityTag(instance: StoredInstance): string {
   const patient = instance.patient;
-  return patient === undefined ? '' : `|patient:${patient.version}:${patient.digest}:${patient.differs ? 1 : 0}`;
+  const identity = patient === undefined ? '' : `|patient:${patient.version}:${patient.digest}:${patient.differs ? 1 : 0}`;
+  return instance.placement === undefined ? identity : `${identity}|study:${instance.placement.digest}`;
 }
 
 /**
@@ -198,7 +203,7 @@ async function* instanceParts(
       yield chunk as Buffer;
     }
     // The announced Content-Length came from the index: a file that disagrees must break the reply, not skew it.
-    if (instance.patient?.differs !== true && sent !== instance.blobSize) {
+    if (readsAsStored(instance) && sent !== instance.blobSize) {
       throw new Error(`stored file of ${instance.sopInstanceUid} has ${sent} bytes, the index says ${instance.blobSize}`);
     }
     yield CRLF;

@@ -73,7 +73,7 @@ function indexFailure(err: unknown): unknown {
   return isAppError(err) ? err : new AppError('INDEX_FAILURE', 'Index database error while answering a FHIR request', { cause: err });
 }
 
-const LAST_UPDATED = sql<string>`(select max(${sql.ref('i.created_at')}) from ${sql.table('instances')} as ${sql.id('i')} inner join ${sql.table('series')} as ${sql.id('se')} on ${sql.ref('se.id')} = ${sql.ref('i.series_fk')} where ${sql.ref('se.study_fk')} = ${sql.ref('st.id')})`;
+const LAST_UPDATED = sql<string>`(select max(${sql.ref('i.created_at')}) from ${sql.table('instances')} as ${sql.id('i')} inner join ${sql.table('series')} as ${sql.id('se')} on ${sql.ref('se.id')} = ${sql.ref('i.series_fk')} where ${sql.ref('se.study_fk')} = ${sql.ref('st.id')} and ${sql.ref('i.rejected')} = 0)`;
 
 function dayCondition(column: string, range: DayRange): RawBuilder<SqlBool> {
   const ref = sql.ref(column);
@@ -213,7 +213,9 @@ export class FhirIndex {
     }
     for (const range of filter.started ?? []) conditions.push(dayCondition('st.study_date', range));
     for (const range of filter.lastUpdated ?? []) conditions.push(instantCondition(LAST_UPDATED, range));
-    const where = conditions.length === 0 ? sql<SqlBool>`1 = 1` : sql<SqlBool>`${sql.join(conditions, sql` and `)}`;
+    // A study whose instances are all rejected (IOCM, catalog/curation-rows.ts) counts 0 and is not shown.
+    conditions.push(sql<SqlBool>`${sql.ref('st.num_instances')} > 0`);
+    const where = sql<SqlBool>`${sql.join(conditions, sql` and `)}`;
     try {
       const countRow = await sql<{ n: number | string }>`select count(*) as ${sql.id('n')} from ${sql.table('studies')} as ${sql.id('st')} where ${where}`.execute(this.db);
       const total = Number(countRow.rows[0]?.n ?? 0);
@@ -238,12 +240,14 @@ export class FhirIndex {
   /** A study with its series and instances (series by number, instances by number), or undefined. */
   async study(studyInstanceUid: string): Promise<StudyDetail | undefined> {
     try {
-      const [row] = await this.studyRows(sql<SqlBool>`${sql.ref('st.study_uid')} = ${studyInstanceUid}`, sql``);
+      const [row] = await this.studyRows(sql<SqlBool>`${sql.ref('st.study_uid')} = ${studyInstanceUid} and ${sql.ref('st.num_instances')} > 0`, sql``);
       if (row === undefined) return undefined;
       const series = await this.db
         .selectFrom('series')
         .select(['id', 'series_uid', 'series_number', 'modality', 'series_description', 'num_instances', 'pps_start_date', 'pps_start_time', 'timezone_offset'])
         .where('study_fk', '=', Number(row.st_id))
+        // Counters and lists leave rejected instances out (IOCM): the ImagingStudy shows what QIDO-RS does.
+        .where('num_instances', '>', 0)
         .orderBy('series_number')
         .orderBy('id')
         .execute();
@@ -254,6 +258,7 @@ export class FhirIndex {
               .selectFrom('instances')
               .select(['series_fk', 'sop_instance_uid', 'sop_class_uid', 'instance_number'])
               .where('series_fk', 'in', series.map((s) => Number(s.id)))
+              .where('rejected', '=', 0)
               .orderBy('instance_number')
               .orderBy('id')
               .execute();

@@ -8,8 +8,8 @@
  * Only JSON (`application/json`, `application/*+json`) built in memory is touched: pixel data (frames,
  * tiles, rendered images, bulk data) is compressed already or large and streamed, the viewer's files
  * are precompressed at build time (viewer-static.ts), streamed JSON (GeoJSON exports, Server-Sent
- * Events) is left as it is, and a response that already has a Content-Encoding (WADO-RS metadata,
- * which keeps its gzip'ed bodies cached) is not compressed again.
+ * Events) is left as it is, and a route that negotiates its own coding (it varies on Accept-Encoding
+ * already: WADO-RS metadata, which keeps its gzip'ed bodies cached) is not compressed again.
  *
  * Why not @fastify/compress: it compresses by a list of compressible types that includes
  * text/event-stream and would need opting out of streams and multipart bodies route by route; the JSON
@@ -57,20 +57,22 @@ export function negotiateContentCoding(header: string | string[] | undefined): C
 
 const isJson = (contentType: string) => /^application\/(?:[\w.+-]+\+)?json(?:\s*;|$)/i.test(contentType.trim());
 
-function addVaryAcceptEncoding(reply: FastifyReply): void {
+function varyNames(reply: FastifyReply): string[] {
   const current = reply.getHeader('vary');
-  const names = (Array.isArray(current) ? current.join(',') : String(current ?? ''))
+  return (Array.isArray(current) ? current.join(',') : String(current ?? ''))
     .split(',')
     .map((n) => n.trim())
     .filter((n) => n !== '');
-  if (names.some((n) => n === '*' || n.toLowerCase() === 'accept-encoding')) return;
-  void reply.header('vary', [...names, 'Accept-Encoding'].join(', '));
 }
 
 export function installJsonCompression(app: FastifyInstance, minBytes = JSON_COMPRESS_MIN_BYTES): void {
   app.addHook('onSend', async (request, reply, payload) => {
     if (!isJson(String(reply.getHeader('content-type') ?? ''))) return payload;
-    addVaryAcceptEncoding(reply);
+    const vary = varyNames(reply);
+    // A route that already varies on Accept-Encoding chose its coding itself (WADO-RS metadata, whose
+    // gzip'ed bodies are cached by ETag): left as it is.
+    if (vary.some((n) => n === '*' || n.toLowerCase() === 'accept-encoding')) return payload;
+    void reply.header('vary', [...vary, 'Accept-Encoding'].join(', '));
     if (reply.getHeader('content-encoding') !== undefined) return payload;
     if (typeof payload !== 'string' && !Buffer.isBuffer(payload)) return payload;
     const body = typeof payload === 'string' ? Buffer.from(payload, 'utf8') : payload;

@@ -17,11 +17,15 @@ export function loggerOptions(config: Pick<Config, 'logLevel'>) {
 }
 
 /**
- * The URL without its query string. Path segments are UIDs, which identify no person; the one
- * exception, a patient's issuer and ID in `/his/patients/{issuer}/{id}` (the orders API), is replaced.
+ * The URL without its query string. Path segments are UIDs, which identify no person; the exceptions
+ * are replaced: a patient's issuer and ID in `/his/patients/{issuer}/{id}` (the orders API), and a share
+ * link's token in `/s/{token}` and `/share/{token}/…` (a credential: sharing/).
  */
 export function pathOnly(url: string): string {
   const question = url.indexOf('?');
   const path = question === -1 ? url : url.slice(0, question);
-  return path.replace(/^\/his\/patients\/(?!merge(?:\/|$))[^/]*(?:\/[^/]*)?/, '/his/patients/{issuer}/{id}');
+  return path
+    .replace(/^\/his\/patients\/(?!merge(?:\/|$))[^/]*(?:\/[^/]*)?/, '/his/patients/{issuer}/{id}')
+    .replace(/^\/s\/[^/]+/, '/s/{token}')
+    .replace(/^\/share\/(?!(?:links|view|hospital-logo)(?:\/|$))[^/]+/, '/share/{token}');
 }

@@ -34,6 +34,15 @@ export interface RouteAudit {
   selfRecorded?: boolean;
 }
 
+/**
+ * Whether a share link's principal (auth/principal.ts `scope`) may call the route. DICOMweb reads are
+ * confined by access control from their `:study` / `:series` parameters and, for searches, a forced
+ * filter, without declaring anything; every other route refuses a link unless it declares `link:
+ * 'self'`: it serves the link itself (what it shares, its report, the consult it was made for) and its
+ * handler reads `request.principal.scope`.
+ */
+export type LinkUse = 'self';
+
 declare module 'fastify' {
   interface FastifyContextConfig {
     /** Every route declares what it needs; the server refuses to start if one does not. */
@@ -45,6 +54,8 @@ declare module 'fastify' {
      * this route's transport (WebSocket, EventSource). Never on routes a header can reach.
      */
     tokenInQuery?: boolean;
+    /** A share link's principal may call this route (see LinkUse). */
+    link?: LinkUse;
   }
   interface FastifyRequest {
     /** Studies, series, instances the handler touched beyond those its URL names (STOW-RS: each stored instance). */
@@ -64,10 +75,12 @@ export interface AccessOptions {
   actionCode?: AuditActionCode;
   selfRecorded?: boolean;
   tokenInQuery?: boolean;
+  /** A share link's principal may call the route, which then confines it itself (LinkUse). */
+  link?: LinkUse;
 }
 
 export interface RouteAccessConfig {
-  config: { permission: RoutePermission; audit?: RouteAudit; tokenInQuery?: boolean };
+  config: { permission: RoutePermission; audit?: RouteAudit; tokenInQuery?: boolean; link?: LinkUse };
 }
 
 /** Route options declaring a route's permission and audit action (see the module comment). */
@@ -76,7 +89,7 @@ export type Requires = (permission: RoutePermission, options?: AccessOptions) =>
 /** The `requires` of the routes of one interface (`dicomweb`, `ai`, `live`, `admin`). */
 export function routeAccess(via: AuditInterface): Requires {
   return (permission, options = {}) => {
-    const { audit, queryLevel, actionCode, selfRecorded, tokenInQuery } = options;
+    const { audit, queryLevel, actionCode, selfRecorded, tokenInQuery, link } = options;
     return {
       config: {
         permission,
@@ -92,6 +105,7 @@ export function routeAccess(via: AuditInterface): Requires {
               },
             }),
         ...(tokenInQuery === undefined ? {} : { tokenInQuery }),
+        ...(link === undefined ? {} : { link }),
       },
     };
   };

@@ -15,8 +15,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
-import type { LimitsConfig } from '../config.js';
-import type { TlsConfig } from '../config/http.js';
+import type { LimitsConfig, TlsConfig } from '../config.js';
 import { nodeServerOptions } from './hardening.js';
 
 /** Fastify options for plain HTTP (null), HTTPS with HTTP/1.1 only, or HTTPS with HTTP/2 and HTTP/1.1. */

@@ -40,7 +40,7 @@ export async function registerViewer(app: FastifyInstance, root = process.env['P
     globIgnore: PRECOMPRESSED_EXTENSIONS.map((ext) => `**/*${ext}`),
     // `name.br` for `Accept-Encoding: br`, else `name.gz` for gzip, else the file; Vary: Accept-Encoding.
     preCompressed: true,
-    index: 'index.html',
+    index: ['index.html'],
     setHeaders(res, filePath) {
       // Vite content-hashes everything under assets/; index.html must be revalidated to pick up a new build.
       res.header('Cache-Control', filePath.includes(`${path.sep}assets${path.sep}`) ? 'public, max-age=31536000, immutable' : 'no-cache');

@@ -20,8 +20,8 @@ import { labelsFor, type Labels } from './report-labels.js';
 const require = createRequire(import.meta.url);
 let fonts: { regular: Buffer; bold: Buffer } | undefined;
 
-/** The embedded fonts, read once from the npm package. */
-function embeddedFonts(): { regular: Buffer; bold: Buffer } {
+/** The embedded fonts, read once from the npm package (also the result slip's, sharing/share-slip.ts). */
+export function embeddedFonts(): { regular: Buffer; bold: Buffer } {
   fonts ??= {
     regular: readFileSync(require.resolve('@expo-google-fonts/noto-sans/400Regular/NotoSans_400Regular.ttf')),
     bold: readFileSync(require.resolve('@expo-google-fonts/noto-sans/700Bold/NotoSans_700Bold.ttf')),

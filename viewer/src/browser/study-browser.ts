@@ -167,6 +167,8 @@ export function renderStudyBrowser(root: HTMLElement, open: (study: string, seri
     next.addEventListener('click', () => void run(offset + PAGE_SIZE));
     const pager = h('nav', { class: 'pager', 'aria-label': 'Result pages' }, prev, h('span', { text: `Studies ${offset + 1}–${offset + studies.length}` }), next);
     results.replaceChildren(table, pager);
+    // Time to the first list of studies on screen, from navigation start (for the benchmark).
+    results.dataset['firstListMs'] ??= performance.now().toFixed(0);
   };
 
   /** The order state of each study of the page (one request); the column stays hidden when no study has an order. */

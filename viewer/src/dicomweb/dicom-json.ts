@@ -33,6 +33,7 @@ export const TAG = {
   SamplesPerPixel: '00280002',
   PhotometricInterpretation: '00280004',
   PixelSpacing: '00280030',
+  ImagerPixelSpacing: '00181164',
   ImageType: '00080008',
   TotalPixelMatrixColumns: '00480006',
   TotalPixelMatrixRows: '00480007',
@@ -90,6 +91,29 @@ export function nums(ds: DicomJson | undefined, tag: string): number[] {
 
 export function seq(ds: DicomJson | undefined, tag: string): DicomJson[] {
   return values(ds, tag) as DicomJson[];
+}
+
+/** Physical size of a pixel in mm: between rows (vertical) and between columns (horizontal). */
+export interface PixelSpacing {
+  row: number;
+  column: number;
+  /** PixelSpacing (in the patient; also from a multi-frame image's functional groups) or ImagerPixelSpacing (at the detector of a projection radiograph, no magnification correction). */
+  source: 'PixelSpacing' | 'ImagerPixelSpacing';
+}
+
+/**
+ * The pixel spacing of an image (or a frame of a multi-frame one): Pixel Spacing, else that of the
+ * frame's Pixel Measures (per-frame, then shared functional groups), else Imager Pixel Spacing;
+ * undefined when none is there (sizes then stay in pixels).
+ */
+export function pixelSpacing(ds: DicomJson | undefined, frame = 1): PixelSpacing | undefined {
+  const pair = (v: number[]): [number, number] | undefined => (v.length >= 2 && v[0]! > 0 && v[1]! > 0 ? [v[0]!, v[1]!] : undefined);
+  const measures = (group: DicomJson | undefined) => pair(nums(seq(group, TAG.PixelMeasuresSequence)[0], TAG.PixelSpacing));
+  const patient =
+    pair(nums(ds, TAG.PixelSpacing)) ?? measures(seq(ds, TAG.PerFrameFunctionalGroupsSequence)[frame - 1]) ?? measures(seq(ds, TAG.SharedFunctionalGroupsSequence)[0]);
+  if (patient !== undefined) return { row: patient[0], column: patient[1], source: 'PixelSpacing' };
+  const imager = pair(nums(ds, TAG.ImagerPixelSpacing));
+  return imager === undefined ? undefined : { row: imager[0], column: imager[1], source: 'ImagerPixelSpacing' };
 }
 
 /** `DOE^JANE` → `DOE, JANE` for display. */

@@ -4,14 +4,34 @@
  * state and an image→screen transform for overlays; nothing else knows about Cornerstone.
  *
  * Images are WADO-RS frames (`wadors:` image ids) decoded by @cornerstonejs/dicom-image-loader in web
- * workers from the stored bitstream (`transfer-syntax=*`); metadata comes from WADO-RS series metadata.
+ * workers; metadata comes from WADO-RS series metadata. The frames themselves are fetched by the
+ * series' FrameFetcher (dicomweb/frames.ts: full fidelity in the fewest bytes, measured transfer rate,
+ * prefetch around the shown image within what the link moves, cancelled when the user moves on): the
+ * `wadors` loader is ours, and hands the bytes to the image loader's `createImage` for decoding.
  */
-import { Enums, RenderingEngine, eventTarget, init as coreInit, metaData, utilities, type Types } from '@cornerstonejs/core';
-import { init as loaderInit, wadors } from '@cornerstonejs/dicom-image-loader';
+import { Enums, RenderingEngine, eventTarget, imageLoader, init as coreInit, metaData, utilities, type Types } from '@cornerstonejs/core';
+import { createImage, init as loaderInit, wadors } from '@cornerstonejs/dicom-image-loader';
 import * as tools from '@cornerstonejs/tools';
 import { authHeaders } from '../auth/http.js';
 import { DICOMWEB_ROOT } from '../dicomweb/client.js';
-import { num, str, TAG, type DicomJson } from '../dicomweb/dicom-json.js';
+import { num, pixelSpacing, str, TAG, type DicomJson } from '../dicomweb/dicom-json.js';
+import type { FrameFetcher, FrameRef } from '../dicomweb/frames.js';
+
+/** Image id → the fetcher and frame it stands for (set by StackView.load, removed by destroy). */
+const frameSources = new Map<string, { fetcher: FrameFetcher; ref: FrameRef }>();
+
+/** The `wadors` image loader: bytes from the series' FrameFetcher, decoded by the image loader. */
+function loadFrame(imageId: string, options: Record<string, unknown> = {}): ReturnType<Types.ImageLoaderFn> {
+  const source = frameSources.get(imageId);
+  if (source === undefined) return wadors.loadImage(imageId, options) as ReturnType<Types.ImageLoaderFn>;
+  const promise = source.fetcher.get(source.ref).then(async (frame) => {
+    const image = (await createImage(imageId, frame.body, frame.transferSyntax, options as never)) as Types.IImage & { transferSyntaxUID?: string };
+    image.transferSyntaxUID = frame.transferSyntax;
+    image.imageQualityStatus = Enums.ImageQualityStatus.FULL_RESOLUTION;
+    return image;
+  });
+  return { promise };
+}
 
 let initialised: Promise<void> | undefined;
 
@@ -24,18 +44,40 @@ export function initImaging(): Promise<void> {
       // renewed token is used from the next frame on (nothing when sign-in is off).
       beforeSend: () => authHeaders(),
     });
+    // After the image loader's own registration: frames come through the series' FrameFetcher.
+    imageLoader.registerImageLoader('wadors', loadFrame);
     tools.init();
-    for (const Tool of [tools.WindowLevelTool, tools.PanTool, tools.ZoomTool, tools.StackScrollTool]) tools.addTool(Tool);
+    for (const Tool of [tools.WindowLevelTool, tools.PanTool, tools.ZoomTool, tools.StackScrollTool, tools.LengthTool, tools.PlanarFreehandROITool]) tools.addTool(Tool);
   })();
   return initialised;
 }
 
-export type ToolName = 'windowLevel' | 'pan' | 'zoom';
+/** Tools of the left mouse button; `length` and `area` draw measurements (see `StackView.measurements`). */
+export type ToolName = 'windowLevel' | 'pan' | 'zoom' | 'length' | 'area';
 const TOOL_NAMES: Record<ToolName, string> = {
   windowLevel: tools.WindowLevelTool.toolName,
   pan: tools.PanTool.toolName,
   zoom: tools.ZoomTool.toolName,
+  length: tools.LengthTool.toolName,
+  // A freehand outline, closed when the button is released: a polygon, as the report holds an area.
+  area: tools.PlanarFreehandROITool.toolName,
 };
+const MEASURING: Record<string, 'length' | 'area'> = { [TOOL_NAMES.length]: 'length', [TOOL_NAMES.area]: 'area' };
+const MEASUREMENT_EVENTS = [tools.Enums.Events.ANNOTATION_COMPLETED, tools.Enums.Events.ANNOTATION_MODIFIED, tools.Enums.Events.ANNOTATION_REMOVED];
+
+/**
+ * A measurement drawn on an image of the stack: its points in image pixels x1,y1,x2,y2,… (PS3.3
+ * C.18.6.1.1: 0,0 is the top-left corner of the top-left pixel): the two ends of a length, the outline
+ * of an area (a closed polygon, first point not repeated). Sizes are computed from these and the
+ * image's pixel spacing (reports/measurement-report.ts), as the measurement tools show them.
+ */
+export interface StackMeasurement {
+  uid: string;
+  type: 'length' | 'area';
+  sop: string;
+  frame: number;
+  points: number[];
+}
 
 /** CT window presets (center, width) in HU. */
 export const CT_PRESETS: Record<string, { center: number; width: number }> = {
@@ -69,9 +111,19 @@ export class StackView {
   private frames: StackFrame[] = [];
   private imageIds: string[] = [];
   private cineTimer: ReturnType<typeof setInterval> | undefined;
+  private fetcher: FrameFetcher | undefined;
+  private prefetchedFor = -1;
   private listeners = new Set<() => void>();
   private errorListeners = new Set<(message: string) => void>();
-  private readonly onEvent = () => this.emit();
+  private measurementListeners = new Set<() => void>();
+  private readonly onMeasurement = () => {
+    for (const l of this.measurementListeners) l();
+  };
+  private readonly onEvent = () => {
+    this.emit();
+    const index = this.viewport.getCurrentImageIdIndex();
+    if (index !== this.prefetchedFor && this.fetcher !== undefined) this.prefetchAround(index);
+  };
   private readonly onLoadError = (evt: Event) => {
     const detail = (evt as CustomEvent<{ imageId?: string; error?: unknown }>).detail;
     if (detail?.imageId === undefined || !this.imageIds.includes(detail.imageId)) return;
@@ -95,6 +147,10 @@ export class StackView {
     group.setToolActive(tools.PanTool.toolName, { bindings: [{ mouseButton: MouseBindings.Auxiliary }] });
     group.setToolActive(tools.ZoomTool.toolName, { bindings: [{ mouseButton: MouseBindings.Secondary }] });
     group.setToolActive(tools.WindowLevelTool.toolName, { bindings: [{ mouseButton: MouseBindings.Primary }] });
+    // Measurements are drawn only while their tool is chosen; passive, the drawn ones show and can be moved.
+    group.setToolConfiguration(TOOL_NAMES.area, { allowOpenContours: false });
+    for (const name of [TOOL_NAMES.length, TOOL_NAMES.area]) group.setToolPassive(name);
+    for (const type of MEASUREMENT_EVENTS) eventTarget.addEventListener(type, this.onMeasurement);
     element.addEventListener(Enums.Events.IMAGE_RENDERED, this.onEvent);
     element.addEventListener(Enums.Events.CAMERA_MODIFIED, this.onEvent);
     element.addEventListener(Enums.Events.VOI_MODIFIED, this.onEvent);
@@ -112,18 +168,23 @@ export class StackView {
     return this.engine.getViewport(this.viewportId) as Types.IStackViewport;
   }
 
-  /** Loads the frames of the given instances (series metadata, ordered) and shows the first. */
-  async load(study: string, series: string, instances: DicomJson[]): Promise<void> {
+  /**
+   * Loads the frames of the given instances (series metadata, ordered), fetched by `fetcher`, and shows
+   * the first; the frames around the shown one are prefetched from then on (as far as the link allows).
+   */
+  async load(study: string, series: string, instances: DicomJson[], fetcher: FrameFetcher): Promise<void> {
     this.stopCine();
-    this.frames = [];
-    this.imageIds = [];
+    this.releaseFrames();
+    // Prefetching starts once the first image is shown: it comes before the rest.
+    this.fetcher = undefined;
     for (const instance of instances) {
       const sop = str(instance, TAG.SOPInstanceUID);
       if (sop === undefined) continue;
       const count = num(instance, TAG.NumberOfFrames) ?? 1;
       for (let frame = 1; frame <= count; frame += 1) {
         const imageId = `wadors:${new URL(`${DICOMWEB_ROOT}/studies/${study}/series/${series}/instances/${sop}/frames/${frame}`, location.href).href}`;
-        wadors.metaDataManager.add(imageId, instance as never);
+        wadors.metaDataManager.add(imageId, withImagerSpacing(instance) as never);
+        frameSources.set(imageId, { fetcher, ref: { sop, frame } });
         this.imageIds.push(imageId);
         this.frames.push({ sop, frame });
       }
@@ -148,12 +209,38 @@ export class StackView {
       await Promise.race([this.viewport.setStack(this.imageIds, 0), failed]);
       if (this.viewport.getImageData() === undefined) throw new Error('no image data');
       this.viewport.render();
+      this.fetcher = fetcher;
+      this.prefetchAround(0);
     } catch (err) {
       throw new Error(`This image cannot be decoded or loaded: ${describeError(err)}`);
     } finally {
       stopWatching();
       failed.catch(() => undefined);
     }
+  }
+
+  /**
+   * Prefetch order around the shown image: mostly ahead (the way a stack is read), some behind; the
+   * fetcher takes as many as the measured rate allows and aborts those that fell out of the list.
+   */
+  private prefetchAround(index: number): void {
+    if (this.fetcher === undefined) return;
+    this.prefetchedFor = index;
+    const order: FrameRef[] = [];
+    for (let d = 1; order.length < this.frames.length - 1 && d < this.frames.length; d += 1) {
+      const ahead = this.frames[index + d];
+      if (ahead !== undefined) order.push(ahead);
+      const behind = d % 3 === 0 ? this.frames[index - d / 3] : undefined;
+      if (behind !== undefined) order.push(behind);
+      if (order.length >= 64) break;
+    }
+    this.fetcher.prefetch(order);
+  }
+
+  private releaseFrames(): void {
+    for (const id of this.imageIds) frameSources.delete(id);
+    this.frames = [];
+    this.imageIds = [];
   }
 
   onChange(listener: () => void): () => void {
@@ -221,6 +308,36 @@ export class StackView {
     }
   }
 
+  /** The measurements drawn on this stack's images, or on one of them (`on`). */
+  measurements(on?: StackFrame): StackMeasurement[] {
+    const index = new Map(this.imageIds.map((id, i) => [id, i]));
+    const out: StackMeasurement[] = [];
+    for (const a of tools.annotation.state.getAllAnnotations()) {
+      const type = MEASURING[a.metadata?.toolName ?? ''];
+      const imageId = a.metadata?.referencedImageId;
+      const frame = imageId === undefined ? undefined : this.frames[index.get(imageId) ?? -1];
+      if (type === undefined || imageId === undefined || frame === undefined || a.annotationUID === undefined) continue;
+      if (on !== undefined && (on.sop !== frame.sop || on.frame !== frame.frame)) continue;
+      const contour = (a.data as { contour?: { polyline?: Types.Point3[]; closed?: boolean } }).contour;
+      const world = type === 'length' ? a.data.handles?.points : contour?.closed === true ? contour.polyline : undefined;
+      if (world === undefined || world.length < (type === 'length' ? 2 : 3)) continue;
+      const toPixels = imagePixels(imageId);
+      out.push({ uid: a.annotationUID, type, sop: frame.sop, frame: frame.frame, points: world.slice(0, type === 'length' ? 2 : undefined).flatMap(toPixels) });
+    }
+    return out;
+  }
+
+  /** Called when a measurement is drawn, changed or removed. */
+  onMeasurementsChange(listener: () => void): () => void {
+    this.measurementListeners.add(listener);
+    return () => this.measurementListeners.delete(listener);
+  }
+
+  removeMeasurement(uid: string): void {
+    tools.annotation.state.removeAnnotation(uid);
+    this.viewport.render();
+  }
+
   zoomBy(factor: number): void {
     const vp = this.viewport;
     vp.setZoom(vp.getZoom() * factor);
@@ -272,13 +389,40 @@ export class StackView {
 
   destroy(): void {
     this.stopCine();
+    this.fetcher?.prefetch([]);
+    this.fetcher = undefined;
+    this.releaseFrames();
     this.listeners.clear();
     this.errorListeners.clear();
+    this.measurementListeners.clear();
+    for (const type of MEASUREMENT_EVENTS) eventTarget.removeEventListener(type, this.onMeasurement);
     eventTarget.removeEventListener(Enums.Events.IMAGE_LOAD_ERROR, this.onLoadError);
     eventTarget.removeEventListener(Enums.Events.IMAGE_LOAD_FAILED, this.onLoadError);
     tools.ToolGroupManager.destroyToolGroup(this.toolGroupId);
     this.engine.destroy();
   }
+}
+
+/**
+ * World (patient) coordinates → image pixels of `imageId` (0,0 the top-left pixel's top-left corner),
+ * by the image plane the stack viewport places the image with (its position is the first pixel's centre).
+ */
+function imagePixels(imageId: string): (p: Types.Point3) => [number, number] {
+  const plane = metaData.get('imagePlaneModule', imageId) as { imagePositionPatient?: number[]; rowCosines?: number[]; columnCosines?: number[]; rowPixelSpacing?: number; columnPixelSpacing?: number } | undefined;
+  const origin = (plane?.imagePositionPatient ?? [0, 0, 0]).map(Number);
+  const row = (plane?.rowCosines ?? [1, 0, 0]).map(Number);
+  const column = (plane?.columnCosines ?? [0, 1, 0]).map(Number);
+  const dot = (p: Types.Point3, v: number[]) => (p[0] - origin[0]!) * v[0]! + (p[1] - origin[1]!) * v[1]! + (p[2] - origin[2]!) * v[2]!;
+  return (p) => [dot(p, row) / (plane?.columnPixelSpacing || 1) + 0.5, dot(p, column) / (plane?.rowPixelSpacing || 1) + 0.5];
+}
+
+/**
+ * A projection radiograph with Imager Pixel Spacing and no Pixel Spacing: the former as the latter, so
+ * that the measurement tools measure in mm (at the detector) as the report's values are computed.
+ */
+function withImagerSpacing(instance: DicomJson): DicomJson {
+  const spacing = pixelSpacing(instance);
+  return spacing?.source !== 'ImagerPixelSpacing' ? instance : { ...instance, [TAG.PixelSpacing]: { vr: 'DS', Value: [spacing.row, spacing.column] } };
 }
 
 function describeError(err: unknown): string {

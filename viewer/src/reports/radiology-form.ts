@@ -2,8 +2,9 @@
  * The radiology report form: procedure, clinical information, findings, impression, key images and
  * simple measurements. A measurement is entered as numbers: its type (length in mm, area in mm²), value,
  * the image (and frame) it was made on, and its points in image pixels (x1,y1,x2,y2 for a length, a
- * polygon of at least three points for an area), as the contract stores them. Drawing them with a
- * measurement tool on the stack viewer is not part of this form.
+ * polygon of at least three points for an area), as the contract stores them. Those drawn with the
+ * stack viewer's measurement tools (keys L and A) come here by its "Add to report"
+ * (viewer/measurement-panel.ts, measurement-report.ts), which saves them into the open draft.
  */
 import { h } from '../ui/dom.js';
 import type { ImageRef, Measurement, RadiologyContent } from '../../../server/src/contracts/reports.js';

@@ -94,7 +94,9 @@ export const getReport = (id: string) => json<ReportJson>(report(id), 'load');
 export const getVersion = (id: string, version: number) => json<ReportVersionJson>(`${report(id)}/versions/${version}`, 'load');
 export const aiFindings = async (study: string) => (await json<AiFindingList>(`${REPORTS_ROOT}/studies/${study}/ai-findings`, 'load')).findings;
 
-export const createReport = (study: string, kind: ReportKind) => json<ReportJson>(REPORTS_ROOT, 'create', { method: 'POST', body: JSON.stringify({ studyInstanceUid: study, kind }) });
+/** A new draft of `kind`; with `content` it starts with that (else the server's empty content). */
+export const createReport = (study: string, kind: ReportKind, content?: ReportContent) =>
+  json<ReportJson>(REPORTS_ROOT, 'create', { method: 'POST', body: JSON.stringify({ studyInstanceUid: study, kind, ...(content === undefined ? {} : { content }) }) });
 
 /** Replaces the draft's content; `revision` is the one the form was loaded with (409 if saved since). */
 export const saveReport = (id: string, content: ReportContent, revision: number) => json<ReportJson>(report(id), 'save', { method: 'PUT', body: JSON.stringify({ content, revision }) });

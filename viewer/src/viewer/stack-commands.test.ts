@@ -100,6 +100,16 @@ describe('stack command table', () => {
     expect(press(table, '4')).toBe(false);
   });
 
+  it('measures with L and A on the left button while chosen; chosen again, or W, window/level comes back', () => {
+    const view = fakeView();
+    const table = new CommandTable(stackCommands(view, options()));
+    for (const key of ['l', 'L', 'a', 'A', 'A', 'w', 'z', 'l']) press(table, key);
+    expect(view.setPrimaryTool.mock.calls.map((c) => c[0])).toEqual(['length', 'windowLevel', 'area', 'windowLevel', 'area', 'windowLevel', 'zoom', 'length']);
+    const rows = stackCommands(fakeView(), options());
+    expect(rows.find((r) => r.id === 'tool-length')).toMatchObject({ label: 'Measure length', toolbar: { kind: 'button', hint: 'L', attributes: { 'data-tool': 'length' } } });
+    expect(rows.find((r) => r.id === 'tool-area')).toMatchObject({ label: 'Measure area', toolbar: { kind: 'button', hint: 'A', attributes: { 'data-tool': 'area' } } });
+  });
+
   it('has no preset keys or options outside CT, and cine on the toolbar only for several images', () => {
     const mr = stackCommands(fakeView(), options({ modality: 'MR', count: 1 }));
     expect(mr.some((r) => r.id.startsWith('preset-'))).toBe(false);

@@ -74,14 +74,15 @@ export interface StackCommandOptions {
 export function stackCommands(view: StackCommandTarget, options: StackCommandOptions): StackCommand[] {
   // The view starts with window/level on the primary button (imaging/cornerstone.ts).
   let tool: ToolName = 'windowLevel';
-  const toolCommand = (name: ToolName, label: string, key: string): StackCommand => ({
+  // A measurement tool is a toggle: chosen again (button or key), window/level comes back.
+  const toolCommand = (name: ToolName, label: string, key: string, toggle = false): StackCommand => ({
     id: `tool-${name}`,
     label,
     keys: [key.toLowerCase(), key],
     toolbar: { kind: 'button', hint: key, pressed: () => tool === name, attributes: { 'data-tool': name } },
     run: () => {
-      tool = name;
-      view.setPrimaryTool(name);
+      tool = toggle && tool === name ? 'windowLevel' : name;
+      view.setPrimaryTool(tool);
     },
   });
   const presets: StackCommand[] =
@@ -98,6 +99,8 @@ export function stackCommands(view: StackCommandTarget, options: StackCommandOpt
     toolCommand('windowLevel', 'Window/level', 'W'),
     toolCommand('pan', 'Pan', 'P'),
     toolCommand('zoom', 'Zoom', 'Z'),
+    toolCommand('length', 'Measure length', 'L', true),
+    toolCommand('area', 'Measure area', 'A', true),
     { id: 'reset', label: 'Reset', keys: ['r', 'R'], toolbar: { kind: 'button', hint: 'R' }, run: () => view.reset() },
     ...presets,
     { id: 'previous', label: 'Previous image', keys: ['ArrowUp', 'ArrowLeft'], toolbar: { kind: 'button', hint: '↑', text: '◀' }, run: () => view.scroll(-1) },

@@ -1,20 +1,21 @@
 /**
  * Image series display: a Cornerstone stack (through imaging/cornerstone.ts only), its toolbar and
  * keyboard commands (one table: stack-commands.ts), the information overlay (series, instance, frame,
- * window), AI boxes of the visible SRs on the frame they reference, and "Detect polyps" on the shown frame.
+ * window), AI boxes of the visible SRs on the frame they reference, "Detect polyps" on the shown frame,
+ * and the shown image's measurements with "Add to report" (measurement-panel.ts).
+ * It takes over the viewport box of the series' StackPreview (stack-preview.ts), which keeps showing the
+ * first image until Cornerstone has rendered the full-fidelity frame.
  */
 import { listModels, detectOnFrame, type AiModel } from '../ai/ai-client.js';
 import { num, str, TAG, type DicomJson } from '../dicomweb/dicom-json.js';
-import { CT_PRESETS, initImaging, StackView } from '../imaging/cornerstone.js';
+import { CT_PRESETS, StackView } from '../imaging/cornerstone.js';
 import { OverlayCanvas } from '../overlays/overlay-canvas.js';
 import { errorBox, h, messageOf } from '../ui/dom.js';
+import type { FrameFetcher } from '../dicomweb/frames.js';
 import type { Display, StudyContext } from './display.js';
+import type { StackPreview } from './stack-preview.js';
 import { CommandTable, stackCommands } from './stack-commands.js';
-
-/** Starts Cornerstone (WebGL context, codecs, workers) ahead of the first image. */
-export function prepareImaging(): Promise<void> {
-  return initImaging();
-}
+import { measurementPanel } from './measurement-panel.js';
 
 export interface StackOptions {
   study: string;
@@ -23,6 +24,10 @@ export interface StackOptions {
   instances: DicomJson[];
   context: StudyContext;
   refresh: () => Promise<void>;
+  /** Fetches the series' frames (full fidelity, measured rate, prefetch); destroyed with the display. */
+  fetcher: FrameFetcher;
+  /** The first image shown before the imaging code arrived; its box becomes the viewport. */
+  preview: StackPreview;
 }
 
 export class StackDisplay implements Display {
@@ -38,7 +43,9 @@ export class StackDisplay implements Display {
     const element = h('div', { class: 'cs-element' });
     const info = h('div', { class: 'info-overlay', 'data-testid': 'info' });
     const status = h('div', { class: 'display-status', role: 'status', 'aria-live': 'polite' });
-    const viewportBox = h('div', { class: 'viewport', tabindex: 0, 'aria-label': 'Image viewport: arrow keys scroll, R resets' }, element, info);
+    // The preview's box: the first image stays on top of the Cornerstone element until it has rendered.
+    const viewportBox = options.preview.box;
+    viewportBox.prepend(element);
     const toolbar = h('div', { class: 'toolbar', role: 'toolbar', 'aria-label': 'Image tools' });
     root.replaceChildren(toolbar, viewportBox, status);
     const overlay = new OverlayCanvas(viewportBox);
@@ -48,9 +55,11 @@ export class StackDisplay implements Display {
     const view = await StackView.create(element);
     const display = new StackDisplay(view, options);
     try {
-      await view.load(options.study, options.series, instances);
+      await view.load(options.study, options.series, instances, options.fetcher);
+      options.preview.finish();
     } catch (err) {
       view.destroy();
+      options.preview.destroy();
       root.replaceChildren(errorBox(messageOf(err)));
       return display;
     }
@@ -89,12 +98,24 @@ export class StackDisplay implements Display {
       overlay.draw(detections, (x, y) => view.imageToCanvas(x, y));
     };
     display.disposers.push(view.onChange(redraw), options.context.onChange(redraw));
+    // Prefetch counters for tests and the benchmark (no patient data).
+    const fetcher = options.fetcher;
+    fetcher.onArrived = () => {
+      viewportBox.dataset['prefetched'] = String(fetcher.counters.prefetched);
+      viewportBox.dataset['frameBytes'] = String(fetcher.counters.bytes);
+    };
+    fetcher.onArrived();
     display.disposers.push(view.onError((message) => status.replaceChildren(errorBox(message))));
 
     // Toolbar and keys from one command table: tools, reset, presets, scroll, cine; then detection.
     const commands = new CommandTable(stackCommands(view, { modality, fps, count: view.state().count, presets: CT_PRESETS }));
     toolbar.append(...commands.toolbarItems());
     viewportBox.addEventListener('keydown', commands.onKeyDown);
+    // The shown image's measurements (tools L and A): values, "Add to report".
+    const measurements = measurementPanel(view, { study: options.study, series: options.series, instances });
+    root.append(measurements.element);
+    view.resize(); // the viewport box is shorter by the panel
+    display.disposers.push(measurements.dispose);
 
     // "Detect polyps" on endoscopy frames and other colour images (greyscale radiology has no polyp model).
     if (modality === 'ES' || view.isColour()) void display.addDetection(toolbar, status);
@@ -150,5 +171,7 @@ export class StackDisplay implements Display {
   destroy(): void {
     for (const d of this.disposers) d();
     this.view.destroy();
+    this.options.preview.destroy();
+    this.options.fetcher.destroy();
   }
 }

@@ -118,6 +118,10 @@ export async function renderStudyView(root: HTMLElement, study: string, series: 
     display.replaceChildren(h('p', { class: 'muted', text: 'This study has no series.' }));
   } else {
     display.replaceChildren(h('p', { class: 'muted loading', text: 'Loading series…' }));
+    // A slide (SM): its viewer's code (a few kB) is fetched while the metadata is on its way.
+    const modality = str(seriesList.find((s) => str(s, TAG.SeriesInstanceUID) === selectedSeries), TAG.Modality);
+    const slideCode = modality === 'SM' ? import('../wsi/wsi-display.js') : undefined;
+    slideCode?.catch(() => undefined);
     // The imaging code (Cornerstone) is not fetched here: on a thin link it would share the bandwidth
     // with the metadata and the first image, which come first (stack-preview.ts).
     try {
@@ -126,7 +130,7 @@ export async function renderStudyView(root: HTMLElement, study: string, series: 
       const seriesInfo = seriesList.find((s) => str(s, TAG.SeriesInstanceUID) === selectedSeries);
       const kind = kindOf(instances);
       if (kind === 'wsi') {
-        const { WsiDisplay } = await import('../wsi/wsi-display.js');
+        const { WsiDisplay } = await (slideCode ?? import('../wsi/wsi-display.js'));
         current = await WsiDisplay.create(display, { study, series: selectedSeries, instances, seriesList });
       } else if (kind === 'video') {
         const { VideoDisplay } = await import('./video-display.js');

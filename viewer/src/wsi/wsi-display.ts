@@ -55,6 +55,7 @@ export const WsiDisplay = {
     const view = { cx: base.width / 2, cy: base.height / 2, scale: 1 };
     let fitted = false;
     let frameRequested = false;
+    let complete = false;
 
     const size = () => ({ w: canvas.clientWidth || 1, h: canvas.clientHeight || 1 });
     const fitView = () => {
@@ -69,13 +70,18 @@ export const WsiDisplay = {
       return Math.max(min, Math.min(s, 8 * (window.devicePixelRatio || 1)));
     };
 
-    /** Tiles of `level` intersecting the screen, nearest the centre first. */
-    const visibleTiles = (level: Level): Array<{ ref: TileRef; c: number; r: number }> => {
+    /**
+     * Tiles of `level` intersecting the screen (`margin` 0), or the screen grown by `margin` screens on
+     * every side, nearest the centre first.
+     */
+    const visibleTiles = (level: Level, margin = 0): Array<{ ref: TileRef; c: number; r: number }> => {
       const { w, h: hh } = size();
-      const left = (view.cx - w / 2 / view.scale) / level.downsample;
-      const top = (view.cy - hh / 2 / view.scale) / level.downsample;
-      const right = (view.cx + w / 2 / view.scale) / level.downsample;
-      const bottom = (view.cy + hh / 2 / view.scale) / level.downsample;
+      const halfW = (w * (0.5 + margin)) / view.scale;
+      const halfH = (hh * (0.5 + margin)) / view.scale;
+      const left = (view.cx - halfW) / level.downsample;
+      const top = (view.cy - halfH) / level.downsample;
+      const right = (view.cx + halfW) / level.downsample;
+      const bottom = (view.cy + halfH) / level.downsample;
       const c0 = Math.max(0, Math.floor(left / level.tileWidth));
       const r0 = Math.max(0, Math.floor(top / level.tileHeight));
       const c1 = Math.min(level.tilesAcross - 1, Math.floor(right / level.tileWidth));
@@ -142,11 +148,17 @@ export const WsiDisplay = {
       ctx.restore();
       paintAnnotations(ctx, s, ox, oy);
       updateInfo(t);
-      // Lowest level first (the whole slide at once), then the visible tiles of the target level.
-      // (Intermediate levels are drawn when cached but not fetched.)
-      const wanted: TileRef[] = t <= overview ? [...(levels[overview] as Level).tiles.values()] : [];
-      if (t !== overview) wanted.push(...visibleTiles(levels[t] as Level).map((v) => v.ref));
-      loader.want(wanted);
+      // The visible tiles of the target level first, nearest the centre first: they make the screen. Once
+      // they are here, the coarsest level whole, drawn under finer levels wherever their tiles are still
+      // missing (zoom, pan). (Intermediate levels are drawn when cached but not fetched.)
+      const screen = t === overview ? [...(levels[overview] as Level).tiles.values()] : visibleTiles(levels[t] as Level).map((v) => v.ref);
+      const coarse = t < overview ? [...(levels[overview] as Level).tiles.values()] : [];
+      // The next pan: tiles up to one screen around this one, nearest first, fetched at low priority
+      // once the screen is complete and only as many as the measured rate allows (tile-loader.ts).
+      const onScreen = new Set(screen.map((ref) => `${ref.sop}:${ref.frame}`));
+      const around = t === overview ? [] : visibleTiles(levels[t] as Level, 1).filter((v) => !onScreen.has(`${v.ref.sop}:${v.ref.frame}`)).map((v) => v.ref);
+      loader.want(screen, coarse, around);
+      const screenDone = loader.counters.loaded > 0 && screen.every((ref) => loader.settled(ref));
       // After want(): it is what aborts the requests of tiles that left the screen. Set before it, the
       // counters stayed stale until the next draw, which never comes when every wanted tile is cached.
       box.dataset['pending'] = String(loader.pending);
@@ -155,10 +167,18 @@ export const WsiDisplay = {
       box.dataset['aborted'] = String(loader.counters.aborted);
       // Duration of this frame's drawing (tiles + annotations), for the benchmark.
       box.dataset['drawMs'] = (performance.now() - started).toFixed(2);
-      if (loader.pending === 0 && loader.counters.loaded > 0 && box.dataset['firstScreenMs'] === undefined) {
-        // Time to the first complete screen, from navigation start (for the benchmark).
+      if (screenDone && box.dataset['firstScreenMs'] === undefined) {
+        // Time to the first complete screen (every visible tile of the level matching the zoom drawn),
+        // from navigation start (for the benchmark).
         box.dataset['firstScreenMs'] = performance.now().toFixed(0);
       }
+      // Every time the screen becomes complete after a move (the benchmark times a pan with it).
+      if (screenDone && !complete) {
+        complete = true;
+        box.dataset['completeMs'] = performance.now().toFixed(0);
+        box.dataset['completeCount'] = String(Number(box.dataset['completeCount'] ?? '0') + 1);
+      } else if (!screenDone) complete = false;
+      box.dataset['prefetched'] = String(loader.counters.prefetched);
     };
 
     /**
@@ -264,6 +284,7 @@ export const WsiDisplay = {
         h('div', { text: `Slide ${base.width} × ${base.height} px, ${levels.length} levels` }),
         h('div', { text: `Level ${t + 1} / ${levels.length} (${level.width} × ${level.height}, ×${level.downsample.toFixed(level.downsample < 10 ? 1 : 0)})` }),
         h('div', { text: `Zoom ${(view.scale * 100).toFixed(view.scale < 0.1 ? 2 : 0)}%` }),
+        ...(loader.reencoded ? [h('div', { 'data-testid': 'tiles-lossy', text: 'Tiles re-encoded as JPEG (lossy) for this link' })] : []),
       );
       box.dataset['level'] = String(t);
       box.dataset['levelWidth'] = String(level.width);
@@ -389,7 +410,13 @@ export const WsiDisplay = {
     schedule();
     canvas.focus();
     // Expose the view for tests and the benchmark (no patient data: geometry and counters).
-    (box as HTMLElement & { wsiView?: unknown }).wsiView = { view, levels: levels.length, zoomAt };
+    const panBy = (dx: number, dy: number) => {
+      complete = false;
+      view.cx += dx / view.scale;
+      view.cy += dy / view.scale;
+      schedule();
+    };
+    (box as HTMLElement & { wsiView?: unknown }).wsiView = { view, levels: levels.length, zoomAt, panBy };
     return {
       destroy() {
         resize.disconnect();
