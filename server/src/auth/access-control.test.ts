@@ -23,7 +23,7 @@ const ROLE_FOR: Record<Permission, string> = { read: 'reader', store: 'uploader'
 const ROLES = { ...DEFAULT_ROLE_PERMISSIONS, 'ai-only': ['ai'], 'admin-only': ['admin'], 'his-only': ['his'], 'report-only': ['report'], 'sign-only': ['sign'], 'share-only': ['share'], 'delete-only': ['delete'] } as const;
 const roleEnv = Object.entries(ROLES).map(([role, permissions]) => `${role}=${permissions.join(',')}`).join(';');
 
-const SAMPLE_PARAMS: Record<string, string> = { study, series, instance: sop, frames: '1', frame: '1', tag: '7FE00010', id: 'polyp-unknown-job', issuer: '-', version: '1', '*': '' };
+const SAMPLE_PARAMS: Record<string, string> = { study, series, instance: sop, frames: '1', frame: '1', tag: '7FE00010', id: 'polyp-unknown-job', issuer: '-', version: '1', '*': '', sop, note: '9.9.9.9' };
 
 function concreteUrl(url: string): string {
   // A wildcard route (bulkdata/*: TAG[/ITEM/TAG...]) gets the pixel data tag.
