@@ -108,26 +108,30 @@ export function renderLiveRoom(root: HTMLElement): () => void {
   video.muted = true;
   const canvas = h('canvas', { id: 'live-canvas', class: 'live-canvas', 'aria-label': 'Analysed frame with detections' });
 
+  // No inline handler (the Content-Security-Policy forbids them): the form never submits.
+  const controls = h(
+    'form',
+    { class: 'live-controls' },
+    h('label', {}, 'Source ', sourceSelect),
+    fileInput,
+    h('label', {}, 'Model ', modelSelect),
+    studyInput,
+    nameInput,
+    idInput,
+    h('label', {}, recordBox, ' Record'),
+    startButton,
+    stopButton,
+    replayButton,
+  );
+  controls.addEventListener('submit', (event) => event.preventDefault());
+
   root.replaceChildren(
     h(
       'section',
       { class: 'live-room' },
       h('h1', { text: 'Live endoscopy' }),
       worklist,
-      h(
-        'form',
-        { class: 'live-controls', onsubmit: 'return false' },
-        h('label', {}, 'Source ', sourceSelect),
-        fileInput,
-        h('label', {}, 'Model ', modelSelect),
-        studyInput,
-        nameInput,
-        idInput,
-        h('label', {}, recordBox, ' Record'),
-        startButton,
-        stopButton,
-        replayButton,
-      ),
+      controls,
       h('p', { class: 'live-counters' }, 'Latency (median) ', latencyOut, ' ms · analysed ', analysedOut, ' · dropped ', droppedOut),
       status,
       problems,
