@@ -307,7 +307,7 @@ describe("the administrators' audit API", () => {
     expect(own.length).toBeGreaterThanOrEqual(7);
     expect(own.every((r) => r.action === 'audit-read' && r.interface === 'admin')).toBe(true);
 
-    expect((await t.app.inject({ url: '/admin/audit?action=delete', headers: admin })).statusCode).toBe(400);
+    expect((await t.app.inject({ url: '/admin/audit?action=destroy', headers: admin })).statusCode).toBe(400);
     expect((await t.app.inject({ url: '/admin/audit?limit=0', headers: admin })).statusCode).toBe(400);
   });
 

@@ -38,7 +38,6 @@ import {
 } from '../contracts/curation.js';
 import type { PatientIdentity } from '../dicom/patient-identity.js';
 import { KEY_OBJECT_SELECTION } from '../dicom/rejection-note.js';
-
 import { withSchema } from '../http/route-schema.js';
 import { checkUidParam } from '../http/uid-param.js';
 import { patientObject, reasonOf, type CurationService, type RestoreOutcome } from './curation-service.js';

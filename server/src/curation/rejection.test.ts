@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REJECTION_CODES, writeRejectionNote, type RejectionCode } from '../dicom/rejection-note.js';
-import { runFsckScript } from '../test-support/fsck-script.js';
+import { reportedCount, runFsckScript } from '../test-support/fsck-script.js';
 import { makeInstance, multipartBody, newUid, STOW_CONTENT_TYPE } from '../test-support/make-dicom.js';
 import { buildTestApp } from '../test-support/build-test-app.js';
 import { requireDcmtk, runTool, startTestDimse, type TestDimse } from '../test-support/dimse-peer.js';
@@ -318,6 +318,16 @@ describe('rejected instances (IHE IOCM)', () => {
     const deleted = ((await get(`/admin/audit?action=delete&study=${expired.study}`)).json() as { records: Array<{ who: { subject: string }; atna: { eventId: { code: string } } }> }).records;
     expect(deleted.find((r) => r.who.subject === 'filmless-pacs')).toMatchObject({ atna: { eventId: { code: '110105' } } });
   });
+
+  it('leaves the index and the blob store in agreement: fsck counts the rejected instances, finds nothing wrong', async () => {
+    const t = newStudy();
+    await store(t);
+    await rejectByRest(t, '113038');
+    const fsck = await runFsckScript({ PACS_DATA_DIR: dimse.testApp.dataDir });
+    expect(fsck.code, fsck.output).toBe(0);
+    expect(reportedCount(fsck.output, 'rejected instances')).toBeGreaterThanOrEqual(2);
+    expect(fsck.output).toContain('index and blob store agree');
+  }, 60_000);
 
   it('refuses a rejection of nothing, of an unknown study, with an unknown reason', async () => {
     const t = newStudy();

@@ -10,7 +10,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireDcmtk, runTool } from '../test-support/dimse-peer.js';
 import { sharedDataDir } from '../test-support/shared-data.js';
-import { withIdentityHead, withIdentityJson } from './identity-rewrite.js';
+import { readChanges, withChangesHead, withChangesJson, withIdentityHead, withIdentityJson, type HeaderChanges } from './identity-rewrite.js';
+import type { StudyPlacement } from './study-identity.js';
 import type { PatientIdentity } from './patient-identity.js';
 import { scanPart10 } from './part10-scanner.js';
 import { DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN } from './transfer-syntax.js';
@@ -44,6 +45,11 @@ const IDENTITY_TAGS = ['0010,0010', '0010,0020', '0010,0021', '0010,0030', '0010
 
 /** The file as read with `identity`, the way archive/identity-on-read.ts builds it. */
 async function corrected(file: Buffer, identity: PatientIdentity): Promise<Buffer> {
+  return correctedWith(file, (head) => withIdentityHead(head, identity));
+}
+
+/** The file as read with any changes (a moved instance: its study and series of record too). */
+async function correctedWith(file: Buffer, rewrite: (head: Buffer) => Buffer): Promise<Buffer> {
   const header = await scanPart10(
     (async function* () {
       yield file;
@@ -53,7 +59,7 @@ async function corrected(file: Buffer, identity: PatientIdentity): Promise<Buffe
   );
   const deflated = header.transferSyntaxUid === DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN;
   const headEnd = deflated || header.pixelData === undefined || header.pixelData.valueOffset <= 0 ? file.length : header.pixelData.valueOffset;
-  return Buffer.concat([withIdentityHead(file.subarray(0, headEnd), identity), file.subarray(headEnd)]);
+  return Buffer.concat([rewrite(file.subarray(0, headEnd)), file.subarray(headEnd)]);
 }
 
 /** dcmdump's lines of the data set, top level and nested, split into identity lines and the others. */
@@ -149,6 +155,55 @@ describe('identity rewrite of stored files', () => {
     const german = await corrected(latin1File, { ...IDENTITY, name: 'MÜLLER^JÖRG' });
     expect(german.includes(Buffer.from('MÜLLER^JÖRG', 'latin1'))).toBe(true);
     expect((await dump(german, 'latin1.dcm'))).toContain('(0008,0005) CS [ISO_IR 100]');
+  });
+
+  // A moved instance (curation: move, split, merge) reads with its study of record: an odd-length UID
+  // (NUL-padded), a Type 3 description left out when the study has none.
+  const PLACEMENT: StudyPlacement = {
+    study: { studyInstanceUid: '1.2.826.0.1.3680043.99.12345', studyDate: '20240302', studyTime: '090000', accessionNumber: 'ACC-B', studyId: 'SB', studyDescription: 'Brain (split)', referringPhysicianName: 'VO^BAC SI' },
+    seriesInstanceUid: '1.2.826.0.1.3680043.99.123456',
+  };
+  const STUDY_TAGS = ['0008,0020', '0008,0030', '0008,0050', '0008,0090', '0008,1030', '0020,000d', '0020,000e', '0020,0010', '0008,0005'];
+  const withoutTags = (lines: string[], tags: string[]) => lines.filter((line) => !tags.some((tag) => line.startsWith(`(${tag})`)));
+
+  for (const relative of [FILES[0]!, FILES[1]!, FILES[2]!, FILES[5]!, FILES[7]!, FILES[10]!]) {
+    it(`${relative}: a moved instance's study and series are spliced in, nothing else changes (dcmdump)`, async () => {
+      const original = await readFile(path.join(sharedDataDir, relative));
+      const changes: HeaderChanges = readChanges(IDENTITY, PLACEMENT);
+      const out = await correctedWith(original, (head) => withChangesHead(head, changes));
+      const text = await dump(out, 'moved.dcm');
+      expect(text).toContain('(0020,000d) UI [1.2.826.0.1.3680043.99.12345]');
+      expect(text).toContain('(0020,000e) UI [1.2.826.0.1.3680043.99.123456]');
+      expect(text).toContain('(0008,0050) SH [ACC-B]');
+      expect(text).toContain('(0008,0020) DA [20240302]');
+      expect(text).toContain('(0020,0010) SH [SB]');
+      expect(text).toContain('[Brain (split)]');
+      expect(text).toContain('[TRAN^THI^B]');
+      const before = dumpParts(await dump(original, 'before.dcm'));
+      const after = dumpParts(text);
+      expect(withoutTags(after.others, STUDY_TAGS)).toEqual(withoutTags(before.others, STUDY_TAGS));
+      // An odd-length UID is padded with NUL, never a space (PS3.5 §9.1); a deflated data set is not readable here.
+      if (!relative.includes('deflate') && !relative.endsWith('.1.99.dcm')) expect(out.includes(Buffer.from(`${PLACEMENT.seriesInstanceUid}\0`, 'latin1'))).toBe(true);
+      // Without a description, the Type 3 element is left out.
+      const bare = await correctedWith(original, (head) => withChangesHead(head, readChanges(undefined, { ...PLACEMENT, study: { ...PLACEMENT.study, studyDescription: null } })));
+      expect(await dump(bare, 'bare.dcm')).not.toContain('(0008,1030)');
+    });
+  }
+
+  it("a moved instance's non-ASCII study description makes a file without a character set UTF-8", async () => {
+    const plain = await readFile(path.join(sharedDataDir, FILES[0]!));
+    const out = await correctedWith(plain, (head) => withChangesHead(head, readChanges(undefined, { ...PLACEMENT, study: { ...PLACEMENT.study, studyDescription: 'Não bộ' } })));
+    const text = await dump(out, 'moved-utf8.dcm');
+    expect(text).toContain('(0008,0005) CS [ISO_IR 192]');
+    expect(text).toContain('Não bộ');
+  });
+
+  it('the JSON overlay of a moved instance sets its study and series', () => {
+    const json = withChangesJson({ '0020000D': { vr: 'UI', Value: ['9.9'] }, '00081030': { vr: 'LO', Value: ['OLD'] }, '00080060': { vr: 'CS', Value: ['CT'] } }, readChanges(undefined, PLACEMENT));
+    expect(json['0020000D']).toEqual({ vr: 'UI', Value: [PLACEMENT.study.studyInstanceUid] });
+    expect(json['0020000E']).toEqual({ vr: 'UI', Value: [PLACEMENT.seriesInstanceUid] });
+    expect(json['00080090']).toEqual({ vr: 'PN', Value: [{ Alphabetic: 'VO^BAC SI' }] });
+    expect(json['00080060']).toEqual({ vr: 'CS', Value: ['CT'] });
   });
 
   it('the JSON overlay sets the same elements', () => {
