@@ -228,10 +228,35 @@ export function catalogMigrations(engine: SqlEngine): MigrationProvider {
   };
 }
 
+/**
+ * The Kysely instance with its table introspection limited to one schema. Kysely's migrator asks for
+ * every table of every schema to find its own two, and its PostgreSQL query calls
+ * pg_get_serial_sequence() on each: a schema dropped meanwhile by another process (another server's
+ * schema, a finished test) makes that query fail with "schema … does not exist". The migrator only
+ * looks at the names and schemas of the tables, which information_schema gives for our schema alone.
+ */
+function withTablesOfSchema(db: Kysely<unknown>, schema: string): Kysely<unknown> {
+  const introspection = {
+    getSchemas: () => db.introspection.getSchemas(),
+    getMetadata: () => db.introspection.getMetadata(),
+    async getTables() {
+      const { rows } = await sql<{ name: string; schema: string }>`select table_name as name, table_schema as schema from information_schema.tables where table_schema = ${schema}`.execute(db);
+      return rows.map((row) => ({ name: row.name, schema: row.schema, isView: false, columns: [] }));
+    },
+  };
+  return new Proxy(db, {
+    get(target, property) {
+      if (property === 'introspection') return introspection;
+      const value: unknown = Reflect.get(target, property, target);
+      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+}
+
 /** Applies pending migrations; throws with the failing migration's error. */
 export async function migrateToLatest(db: Kysely<unknown>, engine: SqlEngine, schema?: string): Promise<void> {
   const migrator = new Migrator({
-    db,
+    db: schema === undefined ? db : withTablesOfSchema(db, schema),
     provider: catalogMigrations(engine),
     // Without an explicit schema Kysely would find a migration table in *any* schema of the database.
     ...(schema === undefined ? {} : { migrationTableSchema: schema }),
