@@ -211,7 +211,9 @@ describe('study browser and image viewing', () => {
     await waitForImage();
     const first = await shoot(viewport(), '02-stack-image-1');
     const s1 = stats(first);
-    expect(s1.litFraction).toBeGreaterThan(0.2);
+    // The bright square fills about a fifth of a square viewport, less of a wider one (it is fitted
+    // to the height); an undrawn viewport is ~0.
+    expect(s1.litFraction).toBeGreaterThan(0.1);
     expect(await infoText()).toContain('Image 1 / 3');
     await viewport().focus();
     await page.keyboard.press('ArrowDown');
