@@ -5,10 +5,12 @@
  *   npm run bench:viewer                              # build the viewer, 3 rounds, both links
  *   npm run bench:viewer -- --rounds 5 --baseline 2e47108   # also the viewer of that commit, as it was served
  *   npm run bench:viewer -- --smoke                   # one quick round on one link (checks the script)
+ *   npm run bench:viewer -- --only phone              # only the patient's phone page of a share link
  *
  * Options: --rounds N, --instances N (CT slices, default 500), --links 4m,1.6m, --no-build,
  * --baseline REF (a git commit whose viewer/ is built and served uncompressed from the same archive, over
- * HTTP/1.1, cold cache: the "before" column), --smoke.
+ * HTTP/1.1, cold cache: the "before" column), --smoke, --only phone (store and measure only the patient
+ * phone scenario below).
  *
  * One archive (buildTestApp, embedded storage in a temp folder, AI off) serves HTTPS with HTTP/2 and
  * HTTP/1.1 on one port (a throw-away openssl certificate; Chromium told to ignore it). It holds, stored by
@@ -27,6 +29,10 @@
  *   - endoscopy / CT first image: data-first-image-ms (the stored JPEG, or the labelled lossy preview);
  *     full quality: data-full-quality-ms (Cornerstone's rendering of the full-fidelity frame)
  *   - slide: data-first-screen-ms (every tile of the fitted view drawn)
+ *   - patient phone first image: the share link's page (`/s/{token}`, viewer/share.html) on a phone
+ *     (390×844 CSS pixels at 3×, touch, mobile), cold cache only: data-first-image-ms on <body> (the
+ *     first rendered JPEG on screen). Its study (viewer/e2e/share-phone-study.ts): endoscopy stills
+ *     960×768 RGB and CT slices, a signed report; the issue's target is ≤ 3 s at 1.6 Mbit/s + 150 ms.
  *   - pan: at full resolution on the TILED_SPARSE slide, the time from panning one screen down to every
  *     tile of the new screen drawn; once after a 2 s look at the screen (the viewer prefetches the tiles
  *     around it meanwhile), once straight after the previous pan completed.
@@ -43,6 +49,7 @@ import { brotliCompressSync, constants as zlibConstants, gzipSync } from 'node:z
 import dcmjs from 'dcmjs';
 import { chromium, type Browser, type BrowserContext, type CDPSession, type Page } from 'playwright-core';
 import { buildViewer, CHROMIUM, removeViewerBuild } from '../viewer/e2e/harness.js';
+import { phoneStudy, shareLink, signReport, type Call } from '../viewer/e2e/share-phone-study.js';
 import { buildTestApp, type TestApp } from '../server/src/test-support/build-test-app.js';
 import { multipartBody, STOW_CONTENT_TYPE } from '../server/src/test-support/make-dicom.js';
 import { sharedDataDir, repoRoot } from '../server/src/test-support/shared-data.js';
@@ -60,6 +67,9 @@ const SMOKE = args.includes('--smoke');
 const ROUNDS = Number(opt('rounds', SMOKE ? '1' : '3'));
 const INSTANCES = Number(opt('instances', SMOKE ? '40' : '500'));
 const BASELINE = opt('baseline', '');
+/** `phone`: only the patient phone scenario (nothing else stored or measured). */
+const ONLY = opt('only', '');
+if (ONLY !== '' && ONLY !== 'phone') throw new Error(`--only ${ONLY}: the only scenario that can be run alone is "phone"`);
 const log = (m: string) => process.stderr.write(`${m}\n`);
 
 interface Link {
@@ -350,25 +360,46 @@ async function main(): Promise<void> {
   let baseline: { t: TestApp; url: string } | undefined;
   const browsers: Browser[] = [];
   try {
-    log(`storing ${INSTANCES} CT slices, an endoscopy still and two slide pyramids…`);
     const t0 = performance.now();
     const ct = { study: DicomMetaDictionary.uid() as string, series: DicomMetaDictionary.uid() as string };
-    for (let i = 0; i < INSTANCES; i += 50) {
-      await stow(server, Array.from({ length: Math.min(50, INSTANCES - i) }, (_, k) => ctSlice(ct.study, ct.series, i + k)));
-    }
-    const endoFile = await readFile(path.join(sharedDataDir, 'endoscopy-dicom-kvasir/vl-endoscopic-01-cju0s690hkp960855tjuaqvv0-jpeg-baseline.dcm'));
-    await stow(server, [endoFile]);
-    const endo = uidsOf(endoFile);
+    let endo = { study: '', series: '' };
     const slides: Record<string, { study: string; series: string }> = {};
-    for (const [name, folder] of [
-      ['TILED_FULL', 'wsi-cmu1-small-region/tiled-full-gcp-wsi2dcm'],
-      ['TILED_SPARSE', 'wsi-cmu1-small-region/tiled-sparse-orthanc-wsi'],
-    ] as const) {
-      const full = path.join(sharedDataDir, folder);
-      const files = await Promise.all(readdirSync(full).filter((f) => f.endsWith('.dcm')).map((f) => readFile(path.join(full, f))));
-      await stow(server, files);
-      slides[name] = uidsOf(files[0]!);
+    if (ONLY !== 'phone') {
+      log(`storing ${INSTANCES} CT slices, an endoscopy still and two slide pyramids…`);
+      for (let i = 0; i < INSTANCES; i += 50) {
+        await stow(server, Array.from({ length: Math.min(50, INSTANCES - i) }, (_, k) => ctSlice(ct.study, ct.series, i + k)));
+      }
+      const endoFile = await readFile(path.join(sharedDataDir, 'endoscopy-dicom-kvasir/vl-endoscopic-01-cju0s690hkp960855tjuaqvv0-jpeg-baseline.dcm'));
+      await stow(server, [endoFile]);
+      endo = uidsOf(endoFile);
+      for (const [name, folder] of [
+        ['TILED_FULL', 'wsi-cmu1-small-region/tiled-full-gcp-wsi2dcm'],
+        ['TILED_SPARSE', 'wsi-cmu1-small-region/tiled-sparse-orthanc-wsi'],
+      ] as const) {
+        const full = path.join(sharedDataDir, folder);
+        const files = await Promise.all(readdirSync(full).filter((f) => f.endsWith('.dcm')).map((f) => readFile(path.join(full, f))));
+        await stow(server, files);
+        slides[name] = uidsOf(files[0]!);
+      }
     }
+    // The patient phone page: a study with a signed report, and a share link to it (made in process).
+    log('storing the patient phone study and making its share link…');
+    const phone = phoneStudy({ stills: 6, slices: 4 });
+    await stow(server, phone.files);
+    const call: Call = async (method, callUrl, body) => {
+      const res = await server.app.inject({ method: method as 'GET', url: callUrl, headers: { accept: 'application/json', ...(body === undefined ? {} : { 'content-type': 'application/json' }) }, ...(body === undefined ? {} : { payload: JSON.stringify(body) }) });
+      let json: unknown = res.body;
+      try {
+        json = res.json();
+      } catch {
+        // not JSON
+      }
+      return { status: res.statusCode, json };
+    };
+    await signReport(call, phone.studyInstanceUid);
+    const phoneLink = await shareLink(call, { studyInstanceUid: phone.studyInstanceUid });
+    // The renderer's one-time start is not what a patient waits for: warm it on another series' thumbnail.
+    await call('GET', `/dicomweb/studies/${phone.studyInstanceUid}/series/${phone.ct.seriesInstanceUid}/thumbnail`);
     log(`  stored in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     if (baselineDir !== undefined) {
       // The same archive files and index, served with the old viewer build (no precompressed copies).
@@ -397,22 +428,29 @@ async function main(): Promise<void> {
     }
 
     const samples: Sample[] = [];
-    const scenarios = (base: string, withPan: boolean) => [
+    const phoneScenario = (base: string) => ({ what: 'phone', url: `${base}/s/${phoneLink.token}`, selector: 'body', marks: { 'data-first-image-ms': 'patient phone first image (share link, 390×844 @3×)' }, phone: true as const });
+    const scenarios = (base: string, withPan: boolean) => ONLY === 'phone' ? (withPan ? [phoneScenario(base)] : []) : [
       { what: 'study list', url: `${base}/`, selector: '.results', marks: { 'data-first-list-ms': 'study list' }, oldViewer: '.results tbody tr' },
       { what: 'endoscopy', url: `${base}/#/study/${endo.study}`, selector: '.viewport', marks: { 'data-first-image-ms': 'endoscopy: first image', 'data-full-quality-ms': 'endoscopy: full quality' } },
       { what: 'ct', url: `${base}/#/study/${ct.study}`, selector: '.viewport', marks: { 'data-first-image-ms': `CT (${INSTANCES} slices): first image`, 'data-full-quality-ms': `CT (${INSTANCES} slices): full quality` } },
       { what: 'slide full', url: `${base}/#/study/${slides['TILED_FULL']!.study}`, selector: '.viewport.wsi', marks: { 'data-first-screen-ms': 'slide TILED_FULL (500² tiles): first screen' } },
       { what: 'slide sparse', url: `${base}/#/study/${slides['TILED_SPARSE']!.study}`, selector: '.viewport.wsi', marks: { 'data-first-screen-ms': 'slide TILED_SPARSE (256² tiles): first screen' } },
       ...(withPan ? [{ what: 'pan', url: `${base}/#/study/${slides['TILED_SPARSE']!.study}`, selector: '', marks: {} }] : []),
+      // The old viewer (`before`) has no phone page.
+      ...(withPan ? [phoneScenario(base)] : []),
     ];
     // The old viewer has no full-quality mark (its first image is the full frame), no list mark and no
     // pan hooks.
 
     const run = async (browser: Browser, link: Link, protocol: Protocol, base: string, caches: Cache[]) => {
       for (const scenario of scenarios(base, protocol !== 'before')) {
-        const t = await throttledPage(browser, link);
+        const isPhone = 'phone' in scenario;
+        const phoneContext = isPhone ? await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 3, isMobile: true, hasTouch: true, locale: 'vi-VN', ignoreHTTPSErrors: true }) : undefined;
+        const t = await throttledPage(browser, link, phoneContext);
         try {
           for (const cache of caches) {
+            // The patient opens the slip's link once: cold cache only.
+            if (isPhone && cache === 'warm') continue;
             if (scenario.what === 'pan') {
               if (cache === 'warm') continue;
               const p = await pans(t, scenario.url);

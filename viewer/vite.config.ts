@@ -17,7 +17,7 @@ export default defineConfig({
     chunkSizeWarningLimit: 8000,
     sourcemap: false,
     // Two pages: the viewer, and the small silent sign-in renewal page (src/auth/silent-renew.ts).
-    rolldownOptions: { input: { main: path.join(import.meta.dirname, 'index.html'), 'silent-renew': path.join(import.meta.dirname, 'silent-renew.html') } },
+    rolldownOptions: { input: { main: path.join(import.meta.dirname, 'index.html'), 'silent-renew': path.join(import.meta.dirname, 'silent-renew.html'), share: path.join(import.meta.dirname, 'share.html') } },
   },
   optimizeDeps: {
     include: [

@@ -18,7 +18,9 @@ export const ALLOWED_IMPORTS: Readonly<Record<string, readonly string[]>> = {
   config: ['auth/permissions.ts', 'errors.ts'],
   storage: ['config.ts', 'errors.ts'],
   catalog: ['config.ts', 'dicom', 'errors.ts'],
-  archive: ['catalog', 'dicom', 'errors.ts', 'storage'],
+  // The change feed of the processes sharing the index (in-process, SQLite table, PostgreSQL LISTEN/NOTIFY, Redis pub/sub)
+  changes: ['catalog/open-side-database.ts', 'config.ts', 'errors.ts'],
+  archive: ['catalog', 'changes', 'dicom', 'errors.ts', 'storage'],
   inference: ['archive', 'catalog', 'dicom', 'errors.ts'],
   pathology: ['archive', 'catalog', 'config.ts', 'contracts', 'dicom', 'errors.ts', 'inference'],
   // HTTP plumbing shared by every route file: access declarations, schemas, errors, path checks
@@ -28,7 +30,7 @@ export const ALLOWED_IMPORTS: Readonly<Record<string, readonly string[]>> = {
   // Front ends: receive the use cases as options, never build them
   dicomweb: ['archive', 'catalog', 'config.ts', 'dicom', 'errors.ts', 'http'],
   ai: ['contracts', 'errors.ts', 'http', 'inference', 'pathology'],
-  live: ['archive', 'auth', 'contracts', 'dicom', 'errors.ts', 'http', 'inference'],
+  live: ['archive', 'auth', 'config.ts', 'contracts', 'dicom', 'errors.ts', 'http', 'inference'],
   dimse: ['archive', 'audit', 'catalog', 'config.ts', 'dicom', 'errors.ts', 'his'],
   // The hospital link: HIS commands, orders and worklist (his/), HL7 v2 over MLLP (hl7/)
   his: ['archive', 'audit', 'catalog', 'config.ts', 'contracts', 'dicom', 'errors.ts', 'http'],
@@ -41,31 +43,44 @@ export const ALLOWED_IMPORTS: Readonly<Record<string, readonly string[]>> = {
   // De-identification (PS3.15 Annex E Basic Profile): pure, on Part-10 bytes
   deid: ['dicom', 'errors.ts'],
   // Share links, result slips, the patient page's API and consults (with de-identified copies)
-  sharing: ['archive', 'audit', 'auth', 'catalog', 'config.ts', 'contracts', 'deid', 'dicom', 'errors.ts', 'http', 'reports'],
+  sharing: ['archive', 'audit', 'auth', 'catalog', 'changes', 'config.ts', 'contracts', 'deid', 'dicom', 'errors.ts', 'http', 'reports'],
   // Curation: IOCM rejection (notes written and received), restore, purge, DELETE, move / split / merge
   curation: ['archive', 'audit', 'catalog', 'contracts', 'dicom', 'errors.ts', 'http'],
+  // Backup: blob copies on a second store through the job queue interface, index backups, status API, the restore procedure
+  backup: ['audit/audit-record.ts', 'catalog', 'config.ts', 'contracts', 'errors.ts', 'http', 'pathology/job-queue.ts', 'storage'],
+  // Storage lifecycle: lossless recompression, retention expiry (through a rejection port), usage, housekeeping jobs on the queue interface
+  lifecycle: ['archive', 'audit/audit-record.ts', 'catalog', 'config.ts', 'contracts', 'dicom', 'errors.ts', 'http', 'pathology/job-queue.ts', 'storage'],
   // The composition module and the entry points at the top
   'services.ts': ['*'],
   'app.ts': ['*'],
   'main.ts': ['*'],
   'worker.ts': ['*'],
   'fsck.ts': ['*'],
+  'restore.ts': ['*'],
   // Viewer
-  'viewer/auth': [],
-  'viewer/dicomweb': ['viewer/auth'],
-  'viewer/ui': [],
-  'viewer/imaging': ['viewer/auth', 'viewer/dicomweb'],
-  'viewer/ai': ['contracts', 'viewer/dicomweb'],
-  'viewer/overlays': ['viewer/dicomweb'],
+  // Texts in Vietnamese and English (i18next), dates and names as written in Vietnam: a leaf every page uses.
+  'viewer/i18n': [],
+  'viewer/auth': ['viewer/i18n'],
+  'viewer/dicomweb': ['viewer/auth', 'viewer/i18n'],
+  'viewer/ui': ['viewer/i18n'],
+  'viewer/imaging': ['viewer/auth', 'viewer/dicomweb', 'viewer/i18n'],
+  'viewer/ai': ['contracts', 'viewer/dicomweb', 'viewer/i18n'],
+  'viewer/overlays': ['viewer/dicomweb', 'viewer/i18n'],
   // The hospital link's read API (/his): the live room's worklist, the study browser's order states.
-  'viewer/his': ['contracts', 'viewer/dicomweb'],
-  'viewer/browser': ['viewer/auth', 'viewer/dicomweb', 'viewer/his', 'viewer/ui'],
-  'viewer/wsi': ['viewer/dicomweb', 'viewer/ui', 'viewer/viewer/display.ts'],
-  'viewer/live': ['contracts', 'viewer/ai', 'viewer/auth', 'viewer/dicomweb', 'viewer/his', 'viewer/overlays', 'viewer/ui'],
+  'viewer/his': ['contracts', 'viewer/dicomweb', 'viewer/i18n'],
+  'viewer/browser': ['viewer/auth', 'viewer/dicomweb', 'viewer/his', 'viewer/i18n', 'viewer/ui'],
+  'viewer/wsi': ['viewer/dicomweb', 'viewer/i18n', 'viewer/ui', 'viewer/viewer/display.ts'],
+  'viewer/live': ['contracts', 'viewer/ai', 'viewer/auth', 'viewer/dicomweb', 'viewer/his', 'viewer/i18n', 'viewer/overlays', 'viewer/ui'],
   // The study page; the stack's measurements go to the radiology report through viewer/reports (measurement-report.ts, add-to-report.ts).
-  'viewer/viewer': ['viewer/ai', 'viewer/auth', 'viewer/dicomweb', 'viewer/imaging', 'viewer/overlays', 'viewer/reports', 'viewer/ui', 'viewer/wsi'],
+  'viewer/viewer': ['viewer/ai', 'viewer/auth', 'viewer/dicomweb', 'viewer/i18n', 'viewer/imaging', 'viewer/overlays', 'viewer/reports', 'viewer/ui', 'viewer/wsi'],
   // The report editor and the endoscopy quality figures (/reports): the wire contracts as types, DICOMweb for the study's images.
-  'viewer/reports': ['contracts', 'viewer/auth', 'viewer/dicomweb', 'viewer/ui'],
+  'viewer/reports': ['contracts', 'viewer/auth', 'viewer/dicomweb', 'viewer/i18n', 'viewer/ui'],
+  // Second opinions: the ask dialog, the consults page, a consult's page (the case in the study view, regions from the stack's drawings), a consult link's opening.
+  'viewer/consults': ['contracts', 'viewer/auth', 'viewer/dicomweb', 'viewer/i18n', 'viewer/imaging', 'viewer/ui', 'viewer/viewer'],
+  // The patient's phone page of a share link (share.html): fetch only, the wire contracts as types.
+  'viewer/share': ['contracts', 'viewer/i18n', 'viewer/ui'],
+  // Storage usage and housekeeping (/api/storage), for administrators: the wire contracts as types.
+  'viewer/storage': ['contracts', 'viewer/auth', 'viewer/i18n', 'viewer/ui'],
   'viewer/main.ts': ['*'],
 };
 
@@ -93,14 +108,17 @@ export const CONSTRUCTED_AT_THE_TOP: readonly RegExp[] = [
   /\bnew ShareService\(/,
   /\bnew ConsultService\(/,
   /\bnew CurationService\(/,
+  /\bBackupStore\.open\(/,
+  /\bnew BlobReplicator\(/,
+  /\bnew Housekeeping\(/,
 ];
 
 /** Where those may be built: the top, and the module that defines each (its own factory). */
-export const CONSTRUCTION_ALLOWED_IN: readonly string[] = ['server/src/services.ts', 'server/src/main.ts', 'server/src/worker.ts', 'server/src/fsck.ts'];
+export const CONSTRUCTION_ALLOWED_IN: readonly string[] = ['server/src/services.ts', 'server/src/main.ts', 'server/src/worker.ts', 'server/src/fsck.ts', 'server/src/restore.ts'];
 
 /** Packages only some modules may import: Fastify stays in routes and HTTP plumbing, Cornerstone in the viewer's imaging. */
 export const PACKAGE_OWNERS: Readonly<Record<string, readonly string[]>> = {
-  fastify: ['app.ts', 'http', 'auth', 'audit', 'dicomweb', 'ai', 'live', 'his', 'reports', 'fhir', 'sharing', 'curation'],
+  fastify: ['app.ts', 'http', 'auth', 'audit', 'dicomweb', 'ai', 'live', 'his', 'reports', 'fhir', 'sharing', 'curation', 'lifecycle', 'backup'],
   '@cornerstonejs/core': ['viewer/imaging'],
   '@cornerstonejs/tools': ['viewer/imaging'],
   '@cornerstonejs/dicom-image-loader': ['viewer/imaging'],

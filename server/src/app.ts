@@ -20,7 +20,9 @@ import { analysesRoutes } from './ai/analyses.routes.js';
 import { liveRoutes } from './live/live.routes.js';
 import { ordersRoutes } from './his/orders.routes.js';
 import { reportsRoutes } from './reports/reports.routes.js';
+import { backupRoutes } from './backup/backup.routes.js';
 import { curationRoutes } from './curation/curation.routes.js';
+import { storageRoutes } from './lifecycle/storage.routes.js';
 import { consultsRoutes } from './sharing/consults.routes.js';
 import { sharingRoutes } from './sharing/sharing.routes.js';
 import { installSecurityHeaders } from './http/security-headers.js';
@@ -131,6 +133,7 @@ export async function buildApp(config: Readonly<Config>, services: Services, opt
       tmpDir: path.join(config.dataDir, 'live-tmp'),
       maxFrameBytes: config.live.maxFrameBytes,
       maxWaitMs: config.live.maxWaitMs,
+      tracking: config.live.tracking,
       sessions: services.liveSessions,
       // Sessions from a worklist item (the hospital link's orders).
       ...(services.liveOrders === undefined ? {} : { orders: services.liveOrders }),
@@ -172,13 +175,18 @@ export async function buildApp(config: Readonly<Config>, services: Services, opt
 
   // Share links, result slips, the patient page and consults (sharing/): the services built by services.ts.
   if (services.sharing !== undefined) {
-    await app.register(sharingRoutes, { service: services.sharing.service, publicBaseUrl: config.publicBaseUrl, dicomwebPrefix: config.dicomwebPrefix });
+    await app.register(sharingRoutes, { service: services.sharing.service, publicBaseUrl: config.publicBaseUrl, dicomwebPrefix: config.dicomwebPrefix, archive });
     await app.register(consultsRoutes, { service: services.sharing.consults, publicBaseUrl: config.publicBaseUrl });
   }
 
   // Curation (curation/): IOCM rejection, restore, purge, move / split / merge under /curation; DELETE
   // beside the DICOMweb resources it removes. Last, so DICOMweb's own routes are in place before it.
   if (services.curation !== undefined) await app.register(curationRoutes, { service: services.curation, dicomwebPrefix: config.dicomwebPrefix });
+  // Storage lifecycle (lifecycle/): usage figures and housekeeping runs under /api/storage.
+  if (services.housekeeping !== undefined) await app.register(storageRoutes, { catalog: services.catalog, housekeeping: services.housekeeping });
+
+  // Backup (backup/): its state for administrators (enabled: false without a backup store), index backup now, verification.
+  await app.register(backupRoutes, services.backup === undefined ? {} : { service: services.backup });
 
   app.get('/healthz', PUBLIC, async () => ({ status: 'ok' }));
   // Public like /api: it describes the APIs, it holds no patient data.

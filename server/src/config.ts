@@ -11,8 +11,11 @@ import path from 'node:path';
 import { AppError, isAppError } from './errors.js';
 import { readAiConfig, readJobsConfig, readLiveConfig, type AiConfig, type JobsConfig, type LiveConfig } from './config/ai.js';
 import { readAuditConfig, type AuditConfig } from './config/audit.js';
+import { readBackupConfig, type BackupConfig } from './config/backup.js';
 import { readAuthConfig, type AuthConfig } from './config/auth.js';
+import { readChangeFeedConfig, type ChangeFeedConfig } from './config/changes.js';
 import { readCurationConfig, type CurationConfig } from './config/curation.js';
+import { readLifecycleConfig, type LifecycleConfig } from './config/lifecycle.js';
 import { readDimseConfig, type DimseConfig } from './config/dimse.js';
 import { readFhirConfig, withIssuerSystems, type FhirConfig } from './config/fhir.js';
 import { readHisConfig, type HisConfig } from './config/his.js';
@@ -24,9 +27,13 @@ import { readSharingConfig, type SharingConfig } from './config/sharing.js';
 import { readBlobStoreConfig, readIndexConfig, type BlobStoreConfig, type IndexConfig } from './config/storage.js';
 
 export { BUNDLED_MODELS_DIR, type AiConfig, type JobsConfig, type LiveConfig } from './config/ai.js';
+export { DEFAULT_TRACKING, validateTracking, type TrackingConfig } from './config/tracking.js';
 export type { AuditConfig } from './config/audit.js';
+export type { BackupConfig } from './config/backup.js';
 export { DEFAULT_ROLE_PERMISSIONS, type AuthConfig } from './config/auth.js';
+export type { ChangeFeedConfig, ChangeFeedKind } from './config/changes.js';
 export type { CurationConfig } from './config/curation.js';
+export type { LifecycleConfig } from './config/lifecycle.js';
 export type { DimseConfig } from './config/dimse.js';
 export type { FhirConfig, FhirPushConfig } from './config/fhir.js';
 export type { HisConfig } from './config/his.js';
@@ -94,6 +101,12 @@ export interface Config {
   sharing: SharingConfig;
   /** Curation (server/src/curation): IOCM rejection purge delay and sweep interval. */
   curation: CurationConfig;
+  /** Storage lifecycle (server/src/lifecycle): lossless recompression and retention rules (all off by default), housekeeping pace. */
+  lifecycle: LifecycleConfig;
+  /** Change feed (server/src/changes): how server processes sharing the index hear of each other's changes. */
+  changes: ChangeFeedConfig;
+  /** Backup (server/src/backup): the second store (blob copies, index backups), schedule and retention; off unless PACS_BACKUP_STORE. */
+  backup: BackupConfig;
   /** True when HTTP, DIMSE or HL7 listens beyond loopback with no authentication (allowed by override only). */
   exposedWithoutAuthentication: boolean;
 }
@@ -144,6 +157,9 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     fhir: readFhirConfig(read, read.string('PACS_PUBLIC_BASE_URL', '').replace(/\/+$/, '')),
     sharing: readSharingConfig(read, cwd),
     curation: readCurationConfig(read),
+    lifecycle: readLifecycleConfig(read),
+    backup: readBackupConfig(read, dataDir, blobStore),
+    changes: readChangeFeedConfig(read),
     exposedWithoutAuthentication: false,
   };
   // FHIR identifier systems of the hospital record number and national ID issuers the HL7 section names.

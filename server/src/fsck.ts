@@ -6,7 +6,9 @@
  * Exit status: 0 when no problem is left (none found, or all repaired), 1 when problems remain,
  * 2 when the configuration or the command line is wrong.
  */
+import pino from 'pino';
 import { formatFsckReport, runFsck, unresolvedProblems } from './archive/fsck.js';
+import { createChangeFeed } from './changes/create-change-feed.js';
 import { loadConfig } from './config.js';
 import { isAppError } from './errors.js';
 import { openStorage } from './services.js';
@@ -53,6 +55,16 @@ async function runFsckCommand(argv: readonly string[], write: (text: string) => 
       write(`fsck of index ${config.index.kind} and blob store ${config.blobStore.kind}${args.repair ? ' (repair)' : ''}; orphans older than ${minAgeSeconds} s\n\n`);
       const report = await runFsck(storage.blobStore, storage.catalog, { repair: args.repair, minAgeMs: minAgeSeconds * 1000, verifyChecksums: !args.sizeOnly });
       write(formatFsckReport(report));
+      // Rows a repair removed may be cached by running servers on the index: they flush (change feed).
+      if (args.repair) {
+        try {
+          const feed = await createChangeFeed(config, pino({ level: 'warn' }));
+          await feed.publish({ kind: 'flush', reason: 'announced' });
+          await feed.close();
+        } catch (err) {
+          process.stderr.write(`the repair could not be announced to running servers (they may answer from their caches for up to 60 s): ${messageOf(err)}\n`);
+        }
+      }
       const left = unresolvedProblems(report).length;
       write(left === 0 ? '\nindex and blob store agree\n' : `\n${left} problem(s) left${args.repair ? '' : ': run with --repair to fix them'}\n`);
       return left === 0 ? 0 : 1;

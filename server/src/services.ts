@@ -12,9 +12,16 @@
  */
 import pino, { type Logger } from 'pino';
 import { Archive } from './archive/archive.js';
+import type { ChangeFeed } from './changes/change-feed.js';
+import { createChangeFeed } from './changes/create-change-feed.js';
 import type { Catalog } from './catalog/catalog.js';
 import { createCatalog } from './catalog/create-catalog.js';
 import { CurationService } from './curation/curation-service.js';
+import { BackupService, backupAudit, describeBackupStore } from './backup/backup-service.js';
+import { BackupStore } from './backup/backup-store.js';
+import { BlobReplicator, type CopyMessage } from './backup/blob-replicator.js';
+import { IndexBackups } from './backup/index-backups.js';
+import { Housekeeping, type HousekeepingMessage } from './lifecycle/housekeeping.js';
 import type { AiConfig, Config } from './config.js';
 import type { AuditTrail } from './audit/audit-trail.js';
 import { createAuditTrail } from './audit/create-audit-trail.js';
@@ -88,6 +95,8 @@ export interface Services {
   readonly catalog: Catalog;
   /** The archive's use cases with their caches: one per process, shared by HTTP and DIMSE. */
   readonly archive: Archive;
+  /** What the processes sharing the index announce to each other (changes/): caches drop what changed. */
+  readonly changes: ChangeFeed;
   /** Absent when AI is disabled (PACS_AI_ENABLED=false) or a test wires none. */
   readonly inference?: InferenceEngine;
   /** Present whenever `inference` is: detection on stored frames kept as DICOM SR. */
@@ -110,6 +119,10 @@ export interface Services {
   readonly sharing?: Sharing;
   /** Curation (IOCM rejection, DELETE, move / split / merge) and the purge timer: built in the server. */
   readonly curation?: CurationService;
+  /** Backup (blob copies on the backup store, index backups): built in the server when PACS_BACKUP_STORE is set. */
+  readonly backup?: BackupService;
+  /** Storage lifecycle housekeeping (recompression, retention expiry; every rule off by default): built in the server. */
+  readonly housekeeping?: Housekeeping;
   close(): Promise<void>;
 }
 
@@ -126,6 +139,8 @@ export interface ServiceParts {
   his?: HospitalLink | null;
   reports?: Reporting | null;
   sharing?: Sharing | null;
+  /** A change feed to use instead of the configured one (closed with the services). */
+  changes?: ChangeFeed;
 }
 
 /**
@@ -175,6 +190,9 @@ export async function createServices(config: Readonly<Config>, options: Services
     if (role.kind === 'worker' && inference === undefined) throw new Error('A worker needs the models: PACS_AI_ENABLED must not be false');
     const audit = options.audit === undefined ? await createAuditTrail(config, logger) : (options.audit ?? undefined);
     if (audit !== undefined) closers.push(() => audit.close());
+    // Before every cache: what other processes sharing the index change reaches the caches through it.
+    const changes = options.changes ?? (await createChangeFeed(config, logger));
+    closers.push(() => changes.close());
     // The hospital link before the archive: ingest asks it for orders (coercion by accession number),
     // and its patient updates and merges reach the stored studies through the archive (index rows and
     // caches; the stored files are never rewritten).
@@ -188,6 +206,10 @@ export async function createServices(config: Readonly<Config>, options: Services
     let fhir: FhirLink | undefined;
     // Built right after the archive; the archive tells it of rejection notes received (audited there).
     let curation: CurationService | undefined;
+    // Built after the other services (server role, PACS_BACKUP_STORE set); the archive nudges it on every stored instance.
+    let backup: BackupService | undefined;
+    // Built right after curation; with compression at ingest the archive tells it of stored instances.
+    let housekeeping: Housekeeping | undefined;
     const archive = new Archive(blobStore, catalog, logger, {
       maxHeaderBytes: config.stow.maxHeaderBytes,
       maxNesting: config.limits.dicomMaxNesting,
@@ -195,10 +217,15 @@ export async function createServices(config: Readonly<Config>, options: Services
       renderMaxPixels: config.limits.renderMaxPixels,
       ...(his === undefined ? {} : { orderReconciliation: his.service.reconciliation() }),
       // A study that gains instances is pushed to the EMR once it settled (PACS_FHIR_PUSH_ON_STUDY).
-      instanceStored: (item) => fhir?.push?.studyStored(item.studyInstanceUid),
+      instanceStored: (item) => {
+        fhir?.push?.studyStored(item.studyInstanceUid);
+        housekeeping?.instanceStored(item);
+        backup?.instanceStored();
+      },
       // IOCM rejection notes (curation/): how long rejected instances stay; received notes audited.
       rejectionPurgeDelayMs: config.curation.rejectionPurgeDays * 24 * 3600 * 1000,
       rejectionApplied: (event) => curation?.noteApplied(event),
+      changes,
     });
     if (role.kind === 'server') {
       const service = new CurationService(archive, audit, logger, {
@@ -209,6 +236,9 @@ export async function createServices(config: Readonly<Config>, options: Services
       // Closed before the index and blob store (closers run in reverse): a sweep in progress finishes.
       closers.push(() => service.close());
       service.start();
+      housekeeping = await startHousekeeping(config, blobStore, catalog, archive, service, audit, logger);
+      const started = housekeeping;
+      closers.push(() => started.close());
     }
     let analyses: SlideAnalyses | undefined;
     if (inference !== undefined) {
@@ -225,8 +255,10 @@ export async function createServices(config: Readonly<Config>, options: Services
     // After the reports: signed reports are pushed to the EMR. Closed before them (closers run in reverse).
     fhir = await startFhirLink(config, his, reports, audit, logger, role, closers);
     // Share links and consults read the archive and the reports, and record link openings in the audit trail.
-    const sharing = options.sharing === undefined ? (role.kind === 'server' ? await startSharing(config, archive, reports, audit) : undefined) : (options.sharing ?? undefined);
+    const sharing = options.sharing === undefined ? (role.kind === 'server' ? await startSharing(config, archive, reports, audit, changes) : undefined) : (options.sharing ?? undefined);
     if (sharing !== undefined) closers.push(() => sharing.store.close());
+    // The backup: copies of every indexed blob and index backups on the backup store (closed before the index).
+    if (role.kind === 'server' && config.backup.store !== null) backup = await startBackup(config, blobStore, catalog, audit, logger, closers);
     const liveSessions = new LiveSessionRegistry();
     closers.push(() => liveSessions.drain());
     return {
@@ -234,6 +266,7 @@ export async function createServices(config: Readonly<Config>, options: Services
       blobStore,
       catalog,
       archive,
+      changes,
       liveSessions,
       ...(inference === undefined ? {} : { inference, frameDetections: new FrameDetections(archive, inference) }),
       ...(analyses === undefined ? {} : { analyses }),
@@ -243,6 +276,8 @@ export async function createServices(config: Readonly<Config>, options: Services
       ...(fhir === undefined ? {} : { fhir }),
       ...(sharing === undefined ? {} : { sharing }),
       ...(curation === undefined ? {} : { curation }),
+      ...(backup === undefined ? {} : { backup }),
+      ...(housekeeping === undefined ? {} : { housekeeping }),
       close: closeAll,
     };
   } catch (err) {
@@ -264,9 +299,9 @@ async function startReporting(config: Readonly<Config>, archive: Archive, logger
 }
 
 /** The share store (own tables in the index database), share links and consults on the archive. */
-async function startSharing(config: Readonly<Config>, archive: Archive, reports: Reporting | undefined, audit: AuditTrail | undefined): Promise<Sharing> {
+async function startSharing(config: Readonly<Config>, archive: Archive, reports: Reporting | undefined, audit: AuditTrail | undefined, changes: ChangeFeed): Promise<Sharing> {
   const store = await ShareStore.open(config.index);
-  const service = new ShareService(store, archive, reports?.service, audit, { config: config.sharing });
+  const service = new ShareService(store, archive, reports?.service, audit, { config: config.sharing, changes });
   return { store, service, consults: new ConsultService(store, archive, service, { maxInstanceBytes: config.limits.decodeMaxBytes }) };
 }
 
@@ -314,6 +349,74 @@ async function startFhirLink(
   await push.start();
   reports?.service.onSigned(({ report }) => push.reportSigned(report.id, report.studyInstanceUid));
   return { store, service, push };
+}
+
+/**
+ * Storage lifecycle housekeeping (lifecycle/): its units go through a job queue of their own name
+ * (in-process, or BullMQ like the slide analysis steps when a rule is on), expired instances are
+ * rejected through curation (113039 notes written as the REST rejection writes them).
+ */
+async function startHousekeeping(
+  config: Readonly<Config>,
+  blobStore: BlobStore,
+  catalog: Catalog,
+  archive: Archive,
+  curation: CurationService,
+  audit: AuditTrail | undefined,
+  logger: Logger,
+): Promise<Housekeeping> {
+  const { lifecycle } = config;
+  const rulesOn = lifecycle.compression !== null || lifecycle.retention !== null;
+  const queue: JobQueue<HousekeepingMessage> =
+    config.jobs.queue === 'bullmq' && rulesOn
+      ? new BullmqQueue<HousekeepingMessage>({ redisUrl: config.jobs.redisUrl, prefix: config.jobs.redisPrefix, stalledSeconds: config.jobs.stalledSeconds, queueName: 'storage-lifecycle' })
+      : new InProcessQueue<HousekeepingMessage>();
+  const housekeeping = new Housekeeping(blobStore, catalog, archive, queue, logger, {
+    config: lifecycle,
+    maxBytes: config.limits.decodeMaxBytes,
+    maxHeaderBytes: config.stow.maxHeaderBytes,
+    deleteGraceMs: lifecycle.deleteGraceSeconds * 1000,
+    // A recompression journalled longer ago than an upload may take is one a crash interrupted (as fsck decides).
+    staleConversionMs: config.orphanMinAgeSeconds * 1000,
+    retention: curation,
+    ...(audit === undefined ? {} : { audit }),
+  });
+  await housekeeping.start();
+  return housekeeping;
+}
+
+/**
+ * The backup (backup/): the backup store (a folder on another disk or an S3 bucket elsewhere), the
+ * outbox of blob copies sent through a job queue of its own name (in-process, or BullMQ like the slide
+ * analysis steps), and the index backup schedule.
+ */
+async function startBackup(
+  config: Readonly<Config>,
+  blobStore: BlobStore,
+  catalog: Catalog,
+  audit: AuditTrail | undefined,
+  logger: Logger,
+  closers: Array<() => Promise<void>>,
+): Promise<BackupService> {
+  const target = await createBlobStore(config.backup.store!);
+  closers.push(() => target.close());
+  const store = await BackupStore.open(config.index);
+  const queue: JobQueue<CopyMessage> =
+    config.jobs.queue === 'bullmq'
+      ? new BullmqQueue<CopyMessage>({ redisUrl: config.jobs.redisUrl, prefix: config.jobs.redisPrefix, stalledSeconds: config.jobs.stalledSeconds, queueName: 'backup-copies' })
+      : new InProcessQueue<CopyMessage>();
+  const { backup } = config;
+  const replicator = new BlobReplicator(store, catalog, blobStore, target, queue, logger, {
+    pollSeconds: backup.pollSeconds,
+    reconcileMinutes: backup.reconcileMinutes,
+    keepDeletedDays: backup.keepDeletedDays,
+    concurrency: backup.concurrency,
+  });
+  const indexBackups = new IndexBackups(store, target, logger, { index: config.index, intervalMinutes: backup.indexIntervalMinutes, generations: backup.indexGenerations }, backupAudit(audit));
+  const service = new BackupService(store, replicator, indexBackups, { description: describeBackupStore(backup.store!), keepDeletedDays: backup.keepDeletedDays });
+  closers.push(() => service.close());
+  await service.start();
+  return service;
 }
 
 /** Verifies the registry (sha256 of every model) and warms up one session per model. */

@@ -224,7 +224,7 @@ describe('viewer sign-in (authorization code + PKCE against oidc-provider)', () 
     await page.click('.top-nav a[href="#/"]');
     const row = page.locator(`tr[data-study="${ids.study}"]`);
     await row.waitFor({ timeout: 15_000 });
-    expect(await row.innerText()).toContain('AUTHTEST, ALICE');
+    expect(await row.innerText()).toContain('AUTHTEST ALICE');
     expect(await page.locator(`tr[data-study="${ids.detectStudy}"]`).count()).toBe(1);
     const isQido = (s: Seen) => new URL(s.url).pathname === '/dicomweb/studies';
     await expect.poll(() => seen.slice(before).filter(isQido).length).toBeGreaterThan(0);

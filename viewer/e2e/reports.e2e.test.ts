@@ -78,7 +78,7 @@ describe('report editor (endoscopy)', () => {
     await page.goto(`${server.url}/#/study/${study.studyInstanceUid}`);
     await page.click('#study-reports');
     await page.waitForSelector('#no-reports');
-    expect(await page.locator('#report-patient').innerText()).toBe('Nguyễn, Thị Hồng Nhung');
+    expect(await page.locator('#report-patient').innerText()).toBe(PATIENT_PRINTED);
     // The kind offered for an endoscopy study (modality ES).
     expect(await page.locator('#report-kind').inputValue()).toBe('endoscopy');
     await page.click('#report-create');

@@ -158,7 +158,7 @@ describe('study browser and image viewing', () => {
     const row = page.locator(`tr[data-study="${ids.stackStudy}"]`);
     await row.waitFor({ timeout: 15_000 });
     expect(await page.locator('tbody tr').count()).toBe(1);
-    expect(await row.innerText()).toContain('VIEWTEST, ALICE');
+    expect(await row.innerText()).toContain('VIEWTEST ALICE'); // family name first (i18n formatPersonName)
     await shoot(page, '01-study-search');
     // Keyboard: focus the row and open it with Enter.
     await row.focus();

@@ -1,13 +1,15 @@
 /**
  * Entry point and router. The URL hash carries UIDs only (`#/study/{uid}[/series/{uid}]`, reports:
- * `#/study/{uid}/report[/{id}[/version/{n}]]`, quality figures: `#/quality`): patient
+ * `#/study/{uid}/report[/{id}[/version/{n}]]`, quality figures: `#/quality`, storage: `#/storage`): patient
  * names and IDs never appear in the page URL, so they cannot end up in logs or browser history.
  */
 import { renderStudyBrowser } from './browser/study-browser.js';
 import { renderStudyView } from './viewer/study-view.js';
 import { renderLiveRoom } from './live/live-room.js';
-import { authEnabled, onSessionChange, signedInName, signIn, signOut, startAuth } from './auth/session.js';
+import { authEnabled, linkMode, linkSession, onSessionChange, signedInName, signIn, signOut, startAuth } from './auth/session.js';
+import { addConsultButton } from './consults/consult-button.js';
 import { errorBox, h, messageOf, showBanner } from './ui/dom.js';
+import { initI18n, languageSwitch, onLanguageChange, t } from './i18n/i18n.js';
 
 const app = document.getElementById('app') as HTMLElement;
 const UID = /^[0-9.]{1,64}$/;
@@ -24,7 +26,10 @@ async function route(): Promise<void> {
   if (banner !== null) banner.hidden = true;
   const parts = location.hash.replace(/^#\/?/, '').split('/').filter(Boolean);
   try {
-    if (parts[0] === 'study' && parts[1] !== undefined && UID.test(parts[1]) && parts[2] === 'report') {
+    if (linkMode() && parts[0] !== 'consult') {
+      // A consult link reaches its consult only.
+      location.hash = linkSession()?.home ?? '';
+    } else if (parts[0] === 'study' && parts[1] !== undefined && UID.test(parts[1]) && parts[2] === 'report') {
       // Reports of the study, a report (`…/report/{id}`) or one of its versions (`…/report/{id}/version/{n}`).
       const report = parts[3] !== undefined && REPORT_ID.test(parts[3]) ? parts[3] : undefined;
       const version = parts[4] === 'version' && /^[1-9][0-9]{0,5}$/.test(parts[5] ?? '') ? Number(parts[5]) : undefined;
@@ -33,13 +38,26 @@ async function route(): Promise<void> {
       const dispose = await renderReportPage(app, parts[1], report, version);
       if (mine !== generation) dispose();
       else teardown = dispose;
+    } else if (parts[0] === 'consult' && parts[1] !== undefined && REPORT_ID.test(parts[1])) {
+      // A consult asked of the specialist (through its link, or signed in), or one's own.
+      const { renderConsultPage } = await import('./consults/consult-page.js');
+      if (mine !== generation) return;
+      const dispose = await renderConsultPage(app, parts[1]);
+      if (mine !== generation) dispose();
+      else teardown = dispose;
+    } else if (parts[0] === 'consults') {
+      const { renderConsultsPage } = await import('./consults/consults-page.js');
+      if (mine === generation) teardown = renderConsultsPage(app);
+    } else if (parts[0] === 'storage') {
+      const { renderStoragePage } = await import('./storage/storage-page.js');
+      if (mine === generation) teardown = renderStoragePage(app);
     } else if (parts[0] === 'quality') {
       const { renderQualityPage } = await import('./reports/quality-page.js');
       if (mine === generation) teardown = renderQualityPage(app);
     } else if (parts[0] === 'study' && parts[1] !== undefined && UID.test(parts[1])) {
       const study = parts[1];
       const series = parts[2] === 'series' && parts[3] !== undefined && UID.test(parts[3]) ? parts[3] : undefined;
-      const dispose = await renderStudyView(app, study, series, (s) => (location.hash = `#/study/${study}/series/${s}`));
+      const dispose = await renderStudyView(app, study, series, (s) => (location.hash = `#/study/${study}/series/${s}`), { header: addConsultButton });
       if (mine !== generation) dispose();
       else teardown = dispose;
     } else if (parts[0] === 'live') {
@@ -61,7 +79,7 @@ function renderAuthStatus(): void {
     status.hidden = true;
     return;
   }
-  const button = h('button', { id: 'sign-out', type: 'button', text: 'Sign out' });
+  const button = h('button', { id: 'sign-out', type: 'button', text: t('auth:signOut') });
   button.addEventListener('click', async () => {
     button.disabled = true;
     teardown?.();
@@ -71,44 +89,86 @@ function renderAuthStatus(): void {
       if ((await signOut()) === 'local') showSignedOut();
     } catch (err) {
       button.disabled = false;
-      showBanner(`Sign-out failed: ${messageOf(err)}`);
+      showBanner(t('auth:signOutFailed', { message: messageOf(err) }));
     }
   });
-  status.replaceChildren('Signed in as ', h('strong', { id: 'auth-user', text: name }), ' ', button);
+  status.replaceChildren(t('auth:signedInAs'), h('strong', { id: 'auth-user', text: name }), ' ', button);
   status.hidden = false;
 }
 
 /** After a local sign-out (a provider without end_session_endpoint): nothing is shown until sign-in. */
 function showSignedOut(): void {
   generation += 1;
-  const again = h('button', { id: 'sign-in', type: 'button', text: 'Sign in' });
+  const again = h('button', { id: 'sign-in', type: 'button', text: t('auth:signIn') });
   again.addEventListener('click', () => void signIn());
-  app.replaceChildren(h('div', { class: 'signed-out', role: 'status' }, h('p', { text: 'You are signed out.' }), again));
+  app.replaceChildren(h('div', { class: 'signed-out', role: 'status' }, h('p', { text: t('auth:signedOut') }), again));
 }
 
-window.addEventListener('error', (e) => showBanner(`Unexpected error: ${e.message}`));
+window.addEventListener('error', (e) => showBanner(t('common:unexpectedError', { message: e.message })));
 window.addEventListener('unhandledrejection', (e) => {
   // Cornerstone's decoders can reject outside any promise we await: still say what happened.
   e.preventDefault();
-  showBanner(e.reason instanceof Event ? `This image ${messageOf(e.reason).replace(/^an image /, '')}` : `Unexpected error: ${messageOf(e.reason)}`);
+  showBanner(e.reason instanceof Event ? t('common:thisImageUndecodable') : t('common:unexpectedError', { message: messageOf(e.reason) }));
 });
 
+/** The header's static texts (index.html) in the page's language, and the language switch. */
+function renderHeader(): void {
+  document.title = t('common:pageTitle');
+  const set = (id: string, text: string) => {
+    const el = document.getElementById(id);
+    if (el !== null) el.textContent = text;
+  };
+  set('brand-sub', t('common:viewer'));
+  set('nav-studies', t('common:nav.studies'));
+  set('nav-live', t('common:nav.live'));
+  set('nav-quality', t('common:nav.quality'));
+  set('nav-consults', t('consult:nav'));
+  set('nav-storage', t('storage:nav'));
+  document.getElementById('top-nav')?.setAttribute('aria-label', t('common:nav.label'));
+}
+
+/** Set once the pages are shown: a language change then renders the current page again, in place. */
+let routing = false;
+
+function startI18n(): void {
+  initI18n();
+  renderHeader();
+  const slot = document.getElementById('lang-switch-slot');
+  if (slot !== null && slot.childElementCount === 0) slot.append(languageSwitch());
+  onLanguageChange(() => {
+    renderHeader();
+    renderAuthStatus();
+    // The same route again (the URL is the place; the study browser keeps its search and page). A page
+    // with work that a new render would lose (a report with unsaved changes, a live session) marks
+    // itself and updates its own texts or keeps them until the user leaves it.
+    if (routing && app.querySelector('[data-keep-on-language-change]') === null) void route();
+  });
+}
+
 async function start(): Promise<void> {
+  startI18n();
   let ready: boolean;
   try {
-    // Sign-in first when the server requires it (src/auth); with it off this only reads /api.
-    ready = await startAuth();
+    // Sign-in first when the server requires it (src/auth); with it off this only reads /api. A consult
+    // link's page (/s/{token}) signs nobody in: it opens the link (consults/link-open.ts).
+    if (linkMode()) {
+      const nav = document.getElementById('top-nav');
+      if (nav !== null) nav.hidden = true;
+      ready = await (await import('./consults/link-open.js')).openLinkMode(app);
+    } else ready = await startAuth();
   } catch (err) {
     app.replaceChildren(errorBox(messageOf(err), () => location.reload()));
     return;
   }
   if (!ready) {
-    app.replaceChildren(h('p', { class: 'muted', role: 'status', text: 'Signing in…' }));
+    // (A link that could not be opened has said why in the page.)
+    if (!linkMode()) app.replaceChildren(h('p', { class: 'muted', role: 'status', text: t('auth:signingIn') }));
     return;
   }
   onSessionChange(renderAuthStatus);
   renderAuthStatus();
   window.addEventListener('hashchange', () => void route());
+  routing = true;
   void route();
 }
 void start();

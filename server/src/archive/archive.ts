@@ -13,6 +13,7 @@ import { LRUCache } from 'lru-cache';
 import { once } from 'node:events';
 import type { Logger } from 'pino';
 import type { BlobStore } from '../storage/blob-store.js';
+import { studiesOf, type Change, type ChangeFeed, type InstancesChange } from '../changes/change-feed.js';
 import type {
   AppliedRejection,
   Catalog,
@@ -104,6 +105,12 @@ export interface ArchiveOptions {
   rejectionPurgeDelayMs?: number;
   /** Told after a rejection note was indexed and applied (STOW-RS, C-STORE, or one the server wrote). Must not throw or block. */
   rejectionApplied?: (event: { note: StoredItem; rejection: AppliedRejection }) => void;
+  /**
+   * The change feed of the processes sharing the index (changes/): what this archive changes is
+   * announced on it, and what any process announces drops the cached lookups (and open read handles)
+   * concerned. Absent: this process's caches only (a test's lone archive).
+   */
+  changes?: ChangeFeed;
 }
 
 /** 30 days: how long rejected instances stay restorable by default (PACS_REJECTION_PURGE_DAYS). */
@@ -124,18 +131,23 @@ export class Archive {
    * An indexed instance's row never changes (a second store of its UID is a duplicate or is refused);
    * its patient's identity can (hospital link): the entries of the studies a correction or merge
    * changes are dropped when this process applies it (applyPatientIdentity, mergePatients, coercion at
-   * ingest). Only found instances are kept, so one that arrives later is seen at once. An instance
-   * removed from the index by `npm run fsck`, or a patient corrected, in another process may be served
-   * from here for at most the TTL (cross-process invalidation: issue 22).
+   * ingest). Only found instances are kept, so one that arrives later is seen at once. What another
+   * process sharing the index changes reaches here through the change feed (`options.changes`), which
+   * drops the entries concerned; while the feed's subscription is lost the cache is neither read nor
+   * filled. The TTL is a last resort only (for a change nobody announced).
    */
   private readonly instanceLookups = new LRUCache<string, StoredInstance>({ max: 4096, ttl: 60_000 });
+  /** Bumped by every invalidation: a lookup that read the index before one is not kept (it may be stale). */
+  private lookupEpoch = 0;
 
   constructor(
     private readonly blobs: BlobStore,
     private readonly catalog: Catalog,
     private readonly log: Logger,
     private readonly options: ArchiveOptions,
-  ) {}
+  ) {
+    options.changes?.subscribe((change) => this.heard(change));
+  }
 
   /**
    * Streams one Part-10 file into blob storage while its header is parsed. Resolves when the source has
@@ -220,10 +232,14 @@ export class Archive {
   async findInstances(scope: InstanceScope): Promise<StoredInstance[]> {
     if (scope.seriesInstanceUid === undefined || scope.sopInstanceUid === undefined) return findInstances(this.catalog, scope);
     const key = `${scope.studyInstanceUid}/${scope.seriesInstanceUid}/${scope.sopInstanceUid}`;
-    const cached = this.instanceLookups.get(key);
-    if (cached !== undefined) return [cached];
+    const feed = this.options.changes;
+    if (feed === undefined || feed.live) {
+      const cached = this.instanceLookups.get(key);
+      if (cached !== undefined) return [cached];
+    }
+    const epoch = this.lookupEpoch;
     const found = await findInstances(this.catalog, scope);
-    this.instanceLookups.set(key, found[0]!);
+    if ((feed === undefined || feed.live || true) && epoch === this.lookupEpoch) this.instanceLookups.set(key, found[0]!);
     return found;
   }
 
@@ -255,24 +271,56 @@ export class Archive {
    */
   async applyPatientIdentity(identity: PatientIdentity): Promise<string[]> {
     const studies = await this.catalog.applyPatientIdentity(identity);
-    this.forgetStudies(studies);
+    await this.changed({ kind: 'patient-changed', studies });
     return studies;
   }
 
   /** The hospital link merged `prior` into the surviving patient (Catalog.mergePatients); caches as above. */
   async mergePatients(prior: PatientKey, surviving: PatientIdentity): Promise<string[]> {
     const studies = await this.catalog.mergePatients(prior, surviving);
-    this.forgetStudies(studies);
+    await this.changed({ kind: 'patient-changed', studies });
     return studies;
   }
 
   /**
-   * Drops the cached instance lookups of these studies (their patient identity, their instances or
-   * where their instances are changed). In this process only: another process sharing the index may
-   * answer from its lookups for up to their TTL (cross-process invalidation: issue 22).
+   * Announces a committed change of stored instances to every process sharing the index (this one
+   * first, synchronously): the cached lookups of `studies` are dropped everywhere, and open read
+   * handles of `blobKeys` (a blob rewritten in place or removed). For changes made outside the archive's
+   * own methods, e.g. storage lifecycle swapping an instance's blob: call it right after the commit.
+   */
+  async announceChange(change: InstancesChange): Promise<void> {
+    await this.changed(change);
+  }
+
+  private async changed(change: InstancesChange): Promise<void> {
+    if (change.studies.length === 0 && (change.blobKeys ?? []).length === 0) return;
+    if (this.options.changes === undefined) this.heard(change);
+    else await this.options.changes.publish(change);
+  }
+
+  /** A change announced by this process or another: what it concerns is dropped. */
+  private heard(change: Change): void {
+    const studies = studiesOf(change);
+    if (studies === 'all') {
+      this.lookupEpoch += 1;
+      this.instanceLookups.clear();
+      this.blobs.forgetCached?.();
+      return;
+    }
+    this.forgetStudies(studies);
+    if (change.kind !== 'link-revoked' && change.kind !== 'flush') {
+      for (const key of change.blobKeys ?? []) this.blobs.forgetCached?.(key);
+    }
+  }
+
+  /**
+   * Drops this process's cached instance lookups of these studies (their patient identity, their
+   * instances or where their instances are changed). Other processes hear of changes through
+   * `announceChange` (the change feed).
    */
   forgetStudies(studyInstanceUids: readonly string[]): void {
     if (studyInstanceUids.length === 0) return;
+    this.lookupEpoch += 1;
     const prefixes = studyInstanceUids.map((uid) => `${uid}/`);
     for (const key of [...this.instanceLookups.keys()]) {
       if (prefixes.some((prefix) => key.startsWith(prefix))) this.instanceLookups.delete(key);
@@ -412,7 +460,7 @@ export class Archive {
     const now = Date.now();
     const purgeAfter = new Date(now + (this.options.rejectionPurgeDelayMs ?? DEFAULT_REJECTION_PURGE_DELAY_MS)).toISOString();
     const outcome = await this.catalog.restoreRejected(sopInstanceUids, new Date(now).toISOString(), purgeAfter);
-    this.forgetStudies(outcome.studies);
+    await this.changed({ kind: 'instances-changed', studies: outcome.studies });
     return outcome;
   }
 
@@ -423,13 +471,17 @@ export class Archive {
   async purgeDue(limit = 500, now: Date = new Date()): Promise<Array<{ entry: RejectedEntry; removed?: RemovedInstance }>> {
     const due = await this.catalog.duePurges(now.toISOString(), limit);
     const purged: Array<{ entry: RejectedEntry; removed?: RemovedInstance }> = [];
+    const studies = new Set<string>();
     for (const entry of due) {
       const outcome = await this.catalog.purgeRejected(entry.sopInstanceUid, now.toISOString());
       if (outcome === undefined) continue;
       this.forgetStudies(outcome.studies);
+      for (const study of outcome.studies) studies.add(study);
       purged.push({ entry: outcome.entry, ...(outcome.removed === undefined ? {} : { removed: outcome.removed }) });
     }
-    await this.deleteBlobs(purged.flatMap((p) => (p.removed === undefined ? [] : [p.removed.blobKey])));
+    const blobKeys = purged.flatMap((p) => (p.removed === undefined ? [] : [p.removed.blobKey]));
+    await this.changed({ kind: 'instances-removed', studies: [...studies], blobKeys });
+    await this.deleteBlobs(blobKeys);
     return purged;
   }
 
@@ -445,15 +497,16 @@ export class Archive {
       if (scope.seriesInstanceUid !== undefined) throw new NotFoundError('Series not found');
       throw new NotFoundError('Study not found');
     }
-    this.forgetStudies(outcome.studies);
-    await this.deleteBlobs(outcome.removed.map((r) => r.blobKey));
+    const blobKeys = outcome.removed.map((r) => r.blobKey);
+    await this.changed({ kind: 'instances-removed', studies: outcome.studies, blobKeys });
+    await this.deleteBlobs(blobKeys);
     return outcome.removed;
   }
 
   /** Move, split, merge, another patient (Catalog.moveInstances): index rows only; reads apply the new place. */
   async moveInstances(request: MoveRequest): Promise<MoveOutcome> {
     const outcome = await this.catalog.moveInstances(request, new Date().toISOString());
-    this.forgetStudies(outcome.studies);
+    await this.changed({ kind: 'instances-changed', studies: outcome.studies });
     return outcome;
   }
 
@@ -507,7 +560,10 @@ export class Archive {
         ...(rejection === undefined ? {} : { rejection }),
       });
       if (outcome.status === 'stored') {
-        this.forgetStudies([...(outcome.identityChangedStudies ?? []), ...(outcome.rejection?.studies ?? [])]);
+        // A plain new instance is not announced: no cache holds what it changes (lookups keep found
+        // instances only; QIDO and series metadata read the index). Coercion and rejection are.
+        if ((outcome.identityChangedStudies ?? []).length > 0) await this.changed({ kind: 'patient-changed', studies: outcome.identityChangedStudies! });
+        if ((outcome.rejection?.studies ?? []).length > 0) await this.changed({ kind: 'instances-removed', studies: outcome.rejection!.studies });
         this.linkToOrder(accessionNumber, item);
         this.tellStored(item);
         if (outcome.rejection !== undefined) this.tellRejected(item, outcome.rejection);

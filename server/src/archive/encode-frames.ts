@@ -57,7 +57,7 @@ export function canEncodeFramesOf(instance: StoredInstance): boolean {
   return true;
 }
 
-interface RawFrame {
+export interface RawFrame {
   pixels: Buffer;
   photometricInterpretation: string;
   planarConfiguration: number;
@@ -119,8 +119,12 @@ export async function encodeFrames(
 
 const { Transcoder } = codecsPackage;
 
-/** JPEG-LS or HTJ2K lossless of the frame's bytes (unsigned samples of BitsAllocated bits). */
-function encodeLossless(syntax: typeof JPEG_LS_LOSSLESS | typeof HTJ2K_LOSSLESS, attributes: PixelAttributes, raw: RawFrame, frameNumber: number): Buffer {
+/**
+ * JPEG-LS or HTJ2K lossless of the frame's bytes (samples of BitsAllocated bits, unsigned unless
+ * `signed`: storage lifecycle codes signed data as signed for HTJ2K, whose decoder follows the data set's
+ * Pixel Representation; lifecycle/recompress.ts).
+ */
+export function encodeLossless(syntax: typeof JPEG_LS_LOSSLESS | typeof HTJ2K_LOSSLESS, attributes: PixelAttributes, raw: RawFrame, frameNumber: number, signed = false): Buffer {
   const bits = attributes.bitsAllocated;
   const pixels = attributes.samplesPerPixel > 1 && raw.planarConfiguration === 1 ? interleave(raw.pixels, attributes) : raw.pixels;
   const elements: Record<string, unknown> = {
@@ -131,7 +135,7 @@ function encodeLossless(syntax: typeof JPEG_LS_LOSSLESS | typeof HTJ2K_LOSSLESS,
     // sign-extended values and whatever sits in the bits above Bits Stored.
     BitsStored: bits,
     HighBit: bits - 1,
-    PixelRepresentation: 0,
+    PixelRepresentation: signed ? 1 : 0,
     SamplesPerPixel: attributes.samplesPerPixel,
     PhotometricInterpretation: raw.photometricInterpretation,
     PlanarConfiguration: 0,

@@ -21,6 +21,15 @@
  * (`pending_blob_deletes`); a crash before the blobs are gone leaves queued keys: fsck reports them
  * (`pending-delete`, not orphans: no age threshold applies, the index says they are garbage) and
  * --repair, like the startup recovery, deletes them.
+ *
+ * Storage lifecycle (docs/architecture.md, "Storage lifecycle"): a recompressed instance's row names its
+ * converted blob, size and checksum, so it is checked like any other (and counted, with the syntax it
+ * was received in kept in the row); the blob it replaced was queued in `pending_blob_deletes` by the
+ * same transaction (above). A recompression killed before its swap leaves a journal entry
+ * (`blob_conversions`) and possibly its converted blob, unreferenced: younger than the threshold it may
+ * be under way in another process and is left alone (`conversionsUnderWay`); older, it is an
+ * `interrupted-conversion`, which --repair and the startup recovery remove (the instance stays on its
+ * old blob, intact). It is never counted as an orphan.
  */
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -29,7 +38,7 @@ import type { Catalog, IndexedBlob } from '../catalog/catalog.js';
 import { AppError } from '../errors.js';
 import { deleteQueuedBlobs } from './blob-deletes.js';
 
-export type ProblemKind = 'missing-blob' | 'size-mismatch' | 'checksum-mismatch' | 'unreadable-blob' | 'orphan-blob' | 'pending-delete';
+export type ProblemKind = 'missing-blob' | 'size-mismatch' | 'checksum-mismatch' | 'unreadable-blob' | 'orphan-blob' | 'pending-delete' | 'interrupted-conversion';
 
 export interface FsckProblem {
   kind: ProblemKind;
@@ -51,6 +60,10 @@ export interface FsckReport {
   rejectedInstances: number;
   /** Queued deletions of removed rows' blobs finished (the blob was already gone, or --repair deleted it). */
   pendingDeletesFinished: number;
+  /** Instances whose stored file is a lossless recompression of the one received (storage lifecycle). */
+  recompressedInstances: number;
+  /** Recompressions journalled more recently than the threshold: possibly under way, left alone. */
+  conversionsUnderWay: number;
   bytesRead: number;
   blobsListed: number;
   /** Unreferenced blobs younger than the threshold: possibly an upload in progress, left alone. */
@@ -83,6 +96,8 @@ function emptyReport(options: FsckOptions): FsckReport {
     instancesWithoutChecksum: 0,
     rejectedInstances: 0,
     pendingDeletesFinished: 0,
+    recompressedInstances: 0,
+    conversionsUnderWay: 0,
     bytesRead: 0,
     blobsListed: 0,
     recentUnreferencedBlobs: 0,
@@ -97,9 +112,41 @@ function emptyReport(options: FsckOptions): FsckReport {
 export async function runFsck(blobs: BlobStore, catalog: Catalog, options: FsckOptions): Promise<FsckReport> {
   const report = emptyReport(options);
   await checkIndexedInstances(blobs, catalog, options, report);
+  const converting = await checkConversions(blobs, catalog, options, report);
   const pending = await checkPendingDeletes(blobs, catalog, options, report);
-  await sweepUnreferencedBlobs(blobs, catalog, options, report, pending);
+  await sweepUnreferencedBlobs(blobs, catalog, options, report, new Set([...pending, ...converting]));
   return report;
+}
+
+/**
+ * Recompressions journalled but never swapped in (storage lifecycle): younger than the threshold they
+ * may be under way and are counted; older ones are `interrupted-conversion` problems, which --repair
+ * gives up (the journal entry queues the converted blob for deletion, unless a row references it) and
+ * deletes. Returns the journalled keys still there, which the orphan sweep leaves to this.
+ */
+async function checkConversions(blobs: BlobStore, catalog: Catalog, options: FsckOptions, report: FsckReport): Promise<Set<string>> {
+  const left = new Set<string>();
+  const cutoff = (options.now ?? Date.now)() - options.minAgeMs;
+  for (const entry of await catalog.listConversions(100_000)) {
+    if (Date.parse(entry.startedAt) > cutoff) {
+      report.conversionsUnderWay += 1;
+      left.add(entry.blobKey);
+      continue;
+    }
+    const problem: FsckProblem = { kind: 'interrupted-conversion', blobKey: entry.blobKey, sopInstanceUid: entry.sopInstanceUid, detail: `recompression to ${entry.transferSyntaxUid} started ${entry.startedAt}, never swapped in (the instance keeps its stored file)`, action: 'reported' };
+    if (options.repair) {
+      try {
+        await catalog.abandonConversions([entry.blobKey], new Date(cutoff + options.minAgeMs).toISOString());
+        const { failed } = await deleteQueuedBlobs(blobs, catalog, [entry.blobKey]);
+        problem.action = failed > 0 ? 'failed (delete)' : 'removed journal entry and blob';
+      } catch (err) {
+        problem.action = `failed (${errorCode(err)})`;
+      }
+    }
+    if (problem.action === 'reported' || problem.action.startsWith('failed')) left.add(entry.blobKey);
+    report.problems.push(problem);
+  }
+  return left;
 }
 
 /**
@@ -163,8 +210,9 @@ async function checkPendingDeletes(blobs: BlobStore, catalog: Catalog, options: 
 export async function recoverStorage(blobs: BlobStore, catalog: Catalog, minAgeMs: number, now: () => number = Date.now): Promise<FsckReport> {
   const options: FsckOptions = { repair: true, minAgeMs, now };
   const report = emptyReport(options);
+  const converting = await checkConversions(blobs, catalog, options, report);
   const pending = await checkPendingDeletes(blobs, catalog, options, report);
-  await sweepUnreferencedBlobs(blobs, catalog, options, report, pending);
+  await sweepUnreferencedBlobs(blobs, catalog, options, report, new Set([...pending, ...converting]));
   return report;
 }
 
@@ -188,6 +236,7 @@ async function checkIndexedInstances(blobs: BlobStore, catalog: Catalog, options
         const problem = await checkOne(blobs, row, verify, report);
         report.instancesChecked += 1;
         if (row.rejected) report.rejectedInstances += 1;
+        if (row.originalTransferSyntaxUid !== undefined) report.recompressedInstances += 1;
         if (problem !== undefined) {
           problem.action = options.repair ? await repairRow(blobs, catalog, row) : 'reported';
           report.problems.push(problem);
@@ -298,7 +347,9 @@ export function formatFsckReport(report: FsckReport): string {
     ['checksums verified (sha256)', report.checksumsVerified],
     ['instances without recorded checksum (size checked only)', report.instancesWithoutChecksum],
     ['rejected instances (hidden until restored or purged)', report.rejectedInstances],
-    ['interrupted blob deletions finished (purge, DELETE)', report.repair ? report.pendingDeletesFinished : '– (with --repair)'],
+    ['interrupted blob deletions finished (purge, DELETE, recompression)', report.repair ? report.pendingDeletesFinished : '– (with --repair)'],
+    ['recompressed instances (lossless; original syntax in the index)', report.recompressedInstances],
+    [`recompressions started less than ${Math.round(report.minAgeMs / 1000)} s ago (left alone: may be under way)`, report.conversionsUnderWay],
     ['bytes read', report.bytesRead],
     ['blobs listed', report.blobsListed],
     [`unreferenced blobs younger than ${Math.round(report.minAgeMs / 1000)} s (left alone: may be uploading)`, report.recentUnreferencedBlobs],

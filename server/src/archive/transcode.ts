@@ -283,7 +283,13 @@ export async function transcodeToExplicitLittleEndian(
       if (attributes.samplesPerPixel > 1) dict['00280006'] = { vr: 'US', Value: [last.planarConfiguration] };
     }
     if (LOSSY.has(syntax)) dict['00282110'] = { vr: 'CS', Value: ['01'] };
-  } else if (syntax === EXPLICIT_VR_BIG_ENDIAN && pixelData !== undefined) {
+  }
+  if (syntax === EXPLICIT_VR_BIG_ENDIAN) {
+    // dcmjs reads every big-endian OW/OF/OL/OD/OV value as raw bytes: the other words (palette LUT data,
+    // overlay data, …) get their byte order here, pixel data below (PS3.5 §7.3).
+    swapOtherWords(dict, pixelData?.tag);
+  }
+  if (!encapsulated && syntax === EXPLICIT_VR_BIG_ENDIAN && pixelData !== undefined) {
     // dcmjs reads big-endian OW values as raw bytes: swap the pixel data's words.
     const element = dict[pixelData.tag];
     const value = element?.Value?.[0];
@@ -304,6 +310,31 @@ export async function transcodeToExplicitLittleEndian(
   const out = new dcmjs.data.DicomDict(meta);
   out.dict = dict;
   return Buffer.from(withSilentDcmjs(() => out.write({ allowInvalidVRLength: true })));
+}
+
+const WORD_BYTES: Readonly<Record<string, number>> = { OW: 2, OF: 4, OL: 4, OD: 8, OV: 8 };
+
+/** Big-endian "other" word values (except the pixel data, swapped by the caller) to little endian, at any depth. */
+function swapOtherWords(dict: DcmjsDict, pixelTag: string | undefined): void {
+  for (const [tag, element] of Object.entries(dict)) {
+    if (element === undefined || tag === pixelTag) continue;
+    if (element.vr === 'SQ') {
+      for (const item of element.Value ?? []) if (item !== null && typeof item === 'object') swapOtherWords(item as DcmjsDict, undefined);
+      continue;
+    }
+    const width = WORD_BYTES[element.vr ?? ''];
+    if (width === undefined) continue;
+    element.Value = (element.Value ?? []).map((value) => {
+      if (!(value instanceof ArrayBuffer)) return value;
+      const bytes = Buffer.from(value.slice(0));
+      const whole = bytes.length - (bytes.length % width);
+      const part = bytes.subarray(0, whole);
+      if (width === 2) part.swap16();
+      else if (width === 4) part.swap32();
+      else part.swap64();
+      return toArrayBuffer(bytes);
+    });
+  }
 }
 
 /**

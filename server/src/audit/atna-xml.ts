@@ -33,6 +33,7 @@ function requestorRole(record: AuditRecord): 'source' | 'destination' | undefine
       return 'destination';
     // A report's PDF (Export): the user it was exported to is the destination.
     case 'report-export':
+    case 'study-export':
       return 'destination';
     case 'retrieve':
       return 'destination';

@@ -22,6 +22,7 @@
  * | `report-export`      | a report's PDF served for print or the patient                | 110106 Export                             | R               |
  * | `share-link`         | a share link made (C), listed or printed on a slip (R), revoked (D) | 110106 Export                    | C / R / D (`detail.eventActionCode`) |
  * | `share-open`         | a share link opened: its PIN checked, a session given (or refused) | 110114 User Authentication        | E               |
+ * | `study-export`       | what a share link shares downloaded as a ZIP (JPEGs or DICOM files) | 110106 Export                    | R               |
  * | `consult-request`    | a second opinion asked for: the case (a de-identified copy) goes to a specialist | 110106 Export      | C               |
  * | `consult-read`       | a consult read (requester, specialist, or through its link)   | 110111 Procedure Record                   | R               |
  * | `consult-answer`     | the specialist's answer recorded                              | 110111 Procedure Record                   | U               |
@@ -29,6 +30,9 @@
  * | `restore`            | a rejection lifted: instances visible again, the note voided  | 110103 DICOM Instances Accessed           | U               |
  * | `move`               | instances, series or a study moved (move, split, merge, another patient), before and after in `detail` | 110103 DICOM Instances Accessed | U |
  * | `delete`             | a study, series or instance deleted (`DELETE`), or rejected instances purged | 110105 DICOM Study Deleted | D    |
+ * | `backup`             | an index backup taken, the backup's state read or verified, a restore (backup/) | 110106 Export | E |
+ * | `storage-read`       | storage usage and housekeeping status read (`/api/storage`; studies named) | 110103 DICOM Instances Accessed | R |
+ * | `recompress`         | an instance's stored file replaced by its lossless recompression (by the system), or a housekeeping run started | 110103 DICOM Instances Accessed | U |
  *
  * Requests made with a share link are recorded like any other (a DICOMweb read is `retrieve` or
  * `query`), with the link as the user: subject `link:<id>`, kind `link`.
@@ -106,6 +110,8 @@ export const ATNA_EVENTS: Record<AuditAction, { code: string; meaning: string; a
   // Data Export); the link's credential checked (110114 User Authentication); consults.
   'share-link': { code: '110106', meaning: 'Export', actionCode: 'R' },
   'share-open': { code: '110114', meaning: 'User Authentication', actionCode: 'E' },
+  // The study leaves the archive as a file (a ZIP downloaded through a share link): PS3.15 A.5.3.6 Data Export.
+  'study-export': { code: '110106', meaning: 'Export', actionCode: 'R' },
   'consult-request': { code: '110106', meaning: 'Export', actionCode: 'C' },
   'consult-read': { code: '110111', meaning: 'Procedure Record', actionCode: 'R' },
   'consult-answer': { code: '110111', meaning: 'Procedure Record', actionCode: 'U' },
@@ -116,6 +122,13 @@ export const ATNA_EVENTS: Record<AuditAction, { code: string; meaning: string; a
   restore: { code: '110103', meaning: 'DICOM Instances Accessed', actionCode: 'U' },
   move: { code: '110103', meaning: 'DICOM Instances Accessed', actionCode: 'U' },
   delete: { code: '110105', meaning: 'DICOM Study Deleted', actionCode: 'D' },
+  // Backup (backup/): the index (patient data) copied to the backup store, or restored from it (PS3.15
+  // A.5.3.6 Data Export; E = executed).
+  backup: { code: '110106', meaning: 'Export', actionCode: 'E' },
+  // Storage lifecycle (lifecycle/): the usage figures name studies (110103 R); a recompression rewrites
+  // the stored files of instances without changing them (110103 U, as curation's updates).
+  'storage-read': { code: '110103', meaning: 'DICOM Instances Accessed', actionCode: 'R' },
+  recompress: { code: '110103', meaning: 'DICOM Instances Accessed', actionCode: 'U' },
 };
 
 const ACTION_CODES: readonly string[] = ['C', 'R', 'U', 'D', 'E'];

@@ -29,6 +29,8 @@ export const AUDIT_ACTIONS = [
   // (the PIN checked, a session given); a consult asked for (with its de-identified copy), read, answered.
   'share-link',
   'share-open',
+  // The study downloaded through a share link (the patient's ZIP of JPEGs or of DICOM files).
+  'study-export',
   'consult-request',
   'consult-read',
   'consult-answer',
@@ -38,11 +40,18 @@ export const AUDIT_ACTIONS = [
   'restore',
   'move',
   'delete',
+  // Backup (backup/): an index backup taken (the whole index leaves for the backup store), the backup's
+  // state read, a restore recorded.
+  'backup',
+  // Storage lifecycle (lifecycle/): storage usage read (study UIDs and sizes); stored files replaced by
+  // their lossless recompression (the instances unchanged, their encoding changed).
+  'storage-read',
+  'recompress',
 ] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 
 /** Where the action came in: the record's `interface` field. */
-export const AUDIT_INTERFACES = ['dicomweb', 'ai', 'live', 'dimse', 'admin', 'his', 'fhir', 'reports', 'share', 'consults', 'curation'] as const;
+export const AUDIT_INTERFACES = ['dicomweb', 'ai', 'live', 'dimse', 'admin', 'his', 'fhir', 'reports', 'share', 'consults', 'curation', 'storage'] as const;
 export type AuditInterface = (typeof AUDIT_INTERFACES)[number];
 
 /** ATNA EventOutcomeIndicator: 0 success, 4 minor failure, 8 serious failure, 12 major failure. */

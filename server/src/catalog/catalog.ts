@@ -90,6 +90,8 @@ export interface IndexedBlob {
   checksum: string | undefined;
   /** A rejection note hides it (kept until restored or purged). */
   rejected: boolean;
+  /** Storage lifecycle: the blob is a recompression of the file received (its original transfer syntax). */
+  originalTransferSyntaxUid?: string;
 }
 
 export type StoreInstanceOutcome =
@@ -250,6 +252,95 @@ export interface MoveOutcome {
   studies: string[];
 }
 
+// ---------------------------------------------------------------------------------------------------
+// Storage lifecycle (server/src/lifecycle; catalog/lifecycle-rows.ts)
+
+/** Which instances a housekeeping rule applies to. Empty lists: any. */
+export interface LifecycleFilter {
+  /** Only instances stored in one of these transfer syntaxes. */
+  transferSyntaxes?: readonly string[];
+  modalities?: readonly string[];
+  sopClasses?: readonly string[];
+  /** Never these SOP classes (e.g. Key Object Selection: the rejection notes retention writes). */
+  excludeSopClasses?: readonly string[];
+  /** Study Date (or, for a study without one, the day its row was made) strictly before this YYYYMMDD. */
+  olderThan?: string;
+  /** Only instances whose file is still the one received (never recompressed). */
+  asReceived?: boolean;
+}
+
+/** An instance a housekeeping rule may act on (never a rejected one). */
+export interface LifecycleCandidate {
+  /** Position for paging: pass the last one seen as `after`. */
+  cursor: number;
+  studyInstanceUid: string;
+  seriesInstanceUid: string;
+  sopInstanceUid: string;
+  sopClassUid: string;
+  modality: string | null;
+  transferSyntaxUid: string;
+  blobKey: string;
+  blobSize: number;
+}
+
+/** A recompression under way: the converted blob's key, written in `blob_conversions` before the blob. */
+export interface ConversionEntry {
+  blobKey: string;
+  sopInstanceUid: string;
+  sourceBlobKey: string;
+  transferSyntaxUid: string;
+  startedAt: string;
+}
+
+/** A converted blob, durable in the store, to take the place of the instance's stored file. */
+export interface ConvertedBlob {
+  sopInstanceUid: string;
+  /** The key the row must still hold (else the instance changed meanwhile and nothing is swapped). */
+  sourceBlobKey: string;
+  blobKey: string;
+  blobSize: number;
+  checksum: string;
+  transferSyntaxUid: string;
+  pixelData: PixelDataLocation;
+  /** The instance's header JSON when the conversion changed it (Planar Configuration); absent: unchanged. */
+  attributes?: string;
+}
+
+export interface SwapOutcome {
+  /** The row now references the converted blob; its old blob is queued for deletion. */
+  swapped: boolean;
+  /** The instance's study (its caches are dropped) when swapped. */
+  studyInstanceUid?: string;
+}
+
+/** Bytes and counts, as the storage usage API reports them. */
+export interface UsageFigures {
+  instances: number;
+  /** Bytes of the stored files now. */
+  bytes: number;
+  /** Bytes of the files as received (recompressed ones counted at their original size). */
+  receivedBytes: number;
+  /** Instances whose stored file was recompressed by housekeeping. */
+  recompressedInstances: number;
+}
+
+export interface StorageUsage {
+  total: UsageFigures & { studies: number; series: number; rejectedInstances: number; rejectedBytes: number; pendingBlobDeletes: number; conversionsUnderWay: number };
+  byModality: Array<UsageFigures & { modality: string }>;
+  byTransferSyntax: Array<UsageFigures & { transferSyntaxUid: string }>;
+  /** Largest studies first. */
+  studies: Array<UsageFigures & { studyInstanceUid: string; studyDate: string | null; modalities: string | null }>;
+}
+
+export interface StudyStorageUsage extends UsageFigures {
+  studyInstanceUid: string;
+  studyDate: string | null;
+  modalities: string | null;
+  rejectedInstances: number;
+  series: Array<UsageFigures & { seriesInstanceUid: string; modality: string | null }>;
+  byTransferSyntax: Array<UsageFigures & { transferSyntaxUid: string }>;
+}
+
 export interface QidoResult {
   /** One DICOM JSON dataset per match, without RetrieveURL (the HTTP layer knows the base URL). */
   matches: DicomJsonDataset[];
@@ -323,5 +414,28 @@ export interface Catalog {
   clearPendingBlobDeletes(blobKeys: readonly string[]): Promise<void>;
   /** Moves instances, series or a study (move, split, merge, another patient); the stored files are not touched. */
   moveInstances(request: MoveRequest, now: string): Promise<MoveOutcome>;
+
+  // Storage lifecycle (docs/architecture.md, "Storage lifecycle").
+
+  /** Instances (not rejected) matching the filter, in id order, at most `limit` after `after`. */
+  lifecycleCandidates(filter: LifecycleFilter, after: number | undefined, limit: number): Promise<LifecycleCandidate[]>;
+  /** Records a recompression about to write `entry.blobKey` (before the blob is written). */
+  beginConversion(entry: ConversionEntry): Promise<void>;
+  /**
+   * One transaction: the instance row takes the converted blob (transfer syntax, size, checksum, frame
+   * spans; the original syntax and size recorded the first time), its old blob is queued for deletion
+   * (`pending_blob_deletes`) and the journal entry removed. When the row no longer holds
+   * `sourceBlobKey` (deleted, purged, converted by another process) nothing is swapped and the converted
+   * blob is queued for deletion instead.
+   */
+  swapConvertedBlob(converted: ConvertedBlob): Promise<SwapOutcome>;
+  /** Recompressions under way (journal entries), oldest first. */
+  listConversions(limit: number): Promise<ConversionEntry[]>;
+  /** Gives up these journal entries: their blobs (unless an instance row references one) are queued for deletion. */
+  abandonConversions(blobKeys: readonly string[], now: string): Promise<void>;
+  /** Bytes and counts of the whole archive, by modality and transfer syntax, and the largest studies. */
+  storageUsage(page: { limit: number; offset: number }): Promise<StorageUsage>;
+  /** One study's bytes and counts (undefined when the study is unknown). */
+  studyStorageUsage(studyInstanceUid: string): Promise<StudyStorageUsage | undefined>;
   close(): Promise<void>;
 }

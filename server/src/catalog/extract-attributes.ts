@@ -15,7 +15,7 @@ type Row<T> = { [K in keyof T as K extends 'id' ? never : K]: T[K] };
 export type PatientValues = Row<PatientsTable>;
 export type StudyValues = Omit<Row<StudiesTable>, 'patient_fk' | 'num_series' | 'num_instances' | 'modalities'>;
 export type SeriesValues = Omit<Row<SeriesTable>, 'study_fk' | 'num_instances'>;
-export type InstanceValues = Omit<Row<InstancesTable>, 'series_fk' | 'blob_key' | 'blob_size' | 'checksum' | 'rejected' | 'stored_study_uid' | 'stored_series_uid'>;
+export type InstanceValues = Omit<Row<InstancesTable>, 'series_fk' | 'blob_key' | 'blob_size' | 'checksum' | 'rejected' | 'stored_study_uid' | 'stored_series_uid' | 'original_transfer_syntax_uid' | 'original_blob_size'>;
 /** The identity columns of a patient row. */
 export type PatientIdentityColumns = Pick<PatientsTable, 'patient_id' | 'issuer' | 'patient_name' | 'birth_date' | 'sex' | 'other_ids'>;
 

@@ -29,7 +29,15 @@ import type {
   RestoreOutcome,
   StoreInstanceOutcome,
   StoredInstance,
+  ConversionEntry,
+  ConvertedBlob,
+  LifecycleCandidate,
+  LifecycleFilter,
+  StorageUsage,
+  StudyStorageUsage,
+  SwapOutcome,
 } from './catalog.js';
+import { abandonConversionRows, beginConversionRow, lifecycleCandidateRows, listConversionRows, storageUsageRows, studyStorageUsageRows, swapConvertedBlobRows } from './lifecycle-rows.js';
 import { deleteRows, duePurgeRows, listRejectedRows, moveRows, purgeRow, restoreRows, studyIdentityOfRow, studyOfRows } from './curation-rows.js';
 import { extractRows, identityDigest, identityOfPatientRow, type PatientIdentityColumns } from './extract-attributes.js';
 import { applyIdentityRows, mergePatientRows } from './patient-rows.js';
@@ -140,7 +148,7 @@ export abstract class KyselyCatalog implements Catalog {
         .selectFrom('instances as i')
         .innerJoin('series as se', 'se.id', 'i.series_fk')
         .innerJoin('studies as st', 'st.id', 'se.study_fk')
-        .select(['i.id', 'st.study_uid', 'se.series_uid', 'i.sop_instance_uid', 'i.blob_key', 'i.blob_size', 'i.checksum', 'i.rejected'])
+        .select(['i.id', 'st.study_uid', 'se.series_uid', 'i.sop_instance_uid', 'i.blob_key', 'i.blob_size', 'i.checksum', 'i.rejected', 'i.original_transfer_syntax_uid'])
         .$if(after !== undefined, (qb) => qb.where('i.id', '>', after!))
         .orderBy('i.id')
         .limit(limit)
@@ -154,6 +162,7 @@ export abstract class KyselyCatalog implements Catalog {
         blobSize: Number(row.blob_size),
         checksum: row.checksum ?? undefined,
         rejected: row.rejected === 1,
+        ...(row.original_transfer_syntax_uid === null ? {} : { originalTransferSyntaxUid: row.original_transfer_syntax_uid }),
       }));
     } catch (error) {
       throw asIndexFailure(error, 'listing indexed blobs');
@@ -257,6 +266,53 @@ export abstract class KyselyCatalog implements Catalog {
 
   async moveInstances(request: MoveRequest, now: string): Promise<MoveOutcome> {
     return this.retried('moving instances', (trx) => moveRows(trx, request, now));
+  }
+
+  // Storage lifecycle (lifecycle-rows.ts)
+
+  async lifecycleCandidates(filter: LifecycleFilter, after: number | undefined, limit: number): Promise<LifecycleCandidate[]> {
+    try {
+      return await lifecycleCandidateRows(this.db, filter, after, limit);
+    } catch (error) {
+      throw asIndexFailure(error, 'listing housekeeping candidates');
+    }
+  }
+
+  async beginConversion(entry: ConversionEntry): Promise<void> {
+    await this.retried('recording a recompression', (trx) => beginConversionRow(trx, entry));
+  }
+
+  async swapConvertedBlob(converted: ConvertedBlob): Promise<SwapOutcome> {
+    return this.retried('swapping in a recompressed blob', (trx) => swapConvertedBlobRows(trx, converted, new Date().toISOString()));
+  }
+
+  async listConversions(limit: number): Promise<ConversionEntry[]> {
+    try {
+      return await listConversionRows(this.db, limit);
+    } catch (error) {
+      throw asIndexFailure(error, 'listing recompressions under way');
+    }
+  }
+
+  async abandonConversions(blobKeys: readonly string[], now: string): Promise<void> {
+    if (blobKeys.length === 0) return;
+    await this.retried('abandoning recompressions', (trx) => abandonConversionRows(trx, blobKeys, now));
+  }
+
+  async storageUsage(page: { limit: number; offset: number }): Promise<StorageUsage> {
+    try {
+      return await storageUsageRows(this.db, page);
+    } catch (error) {
+      throw asIndexFailure(error, 'summing storage usage');
+    }
+  }
+
+  async studyStorageUsage(studyInstanceUid: string): Promise<StudyStorageUsage | undefined> {
+    try {
+      return await studyStorageUsageRows(this.db, studyInstanceUid);
+    } catch (error) {
+      throw asIndexFailure(error, 'summing storage usage of a study');
+    }
   }
 
   /** One write transaction, retried on the engine's transient failures as ingest is. */

@@ -217,6 +217,35 @@ function curation(): Migration {
   };
 }
 
+/**
+ * Storage lifecycle (docs/architecture.md, "Storage lifecycle"; server/src/lifecycle):
+ *
+ * - `instances.original_transfer_syntax_uid` / `original_blob_size`: set when housekeeping replaced the
+ *   stored file by a losslessly recompressed one (NULL: the file is the one received, byte for byte);
+ *   the row's `transfer_syntax_uid`, `blob_key`, `blob_size`, `checksum` and `pixel_data` describe the
+ *   new file;
+ * - `blob_conversions`: the journal of recompressions under way, one row per converted blob written
+ *   (its key, the instance, the key it replaces), inserted before the blob is written and removed in
+ *   the transaction that swaps the instance row to it; a kill in between leaves the row, so fsck and
+ *   the next housekeeping run know the unreferenced blob for what it is and remove it.
+ */
+function lifecycle(): Migration {
+  return {
+    async up(db) {
+      await db.schema.alterTable('instances').addColumn('original_transfer_syntax_uid', 'text').execute();
+      await db.schema.alterTable('instances').addColumn('original_blob_size', 'bigint').execute();
+      await db.schema
+        .createTable('blob_conversions')
+        .addColumn('blob_key', 'text', (c) => c.primaryKey())
+        .addColumn('sop_instance_uid', 'text', (c) => c.notNull())
+        .addColumn('source_blob_key', 'text', (c) => c.notNull())
+        .addColumn('transfer_syntax_uid', 'text', (c) => c.notNull())
+        .addColumn('started_at', 'text', (c) => c.notNull())
+        .execute();
+    },
+  };
+}
+
 export function catalogMigrations(engine: SqlEngine): MigrationProvider {
   return {
     getMigrations: async () => ({
@@ -224,6 +253,7 @@ export function catalogMigrations(engine: SqlEngine): MigrationProvider {
       '0002_blob_checksum': blobChecksum(),
       '0003_patient_identity': patientIdentity(engine),
       '0004_curation': curation(),
+      '0005_lifecycle': lifecycle(),
     }),
   };
 }

@@ -116,6 +116,10 @@ export interface InstancesTable {
    */
   stored_study_uid: string | null;
   stored_series_uid: string | null;
+  /** Storage lifecycle: the transfer syntax the instance was received in, once recompressed (NULL: stored as received). */
+  original_transfer_syntax_uid: string | null;
+  /** Storage lifecycle: the size of the file as received, once recompressed (bigint in PostgreSQL: read through Number()). */
+  original_blob_size: number | string | null;
 }
 
 /** Why an instance is hidden: named by a rejection note, or the note itself once its rejection was revoked. */
@@ -147,6 +151,17 @@ export interface PendingBlobDeletesTable {
   queued_at: string;
 }
 
+/** Recompressions under way (storage lifecycle): a converted blob written (or being written) not yet swapped in. */
+export interface BlobConversionsTable {
+  /** Key of the converted blob. */
+  blob_key: string;
+  sop_instance_uid: string;
+  /** Key of the stored blob it replaces. */
+  source_blob_key: string;
+  transfer_syntax_uid: string;
+  started_at: string;
+}
+
 export interface CatalogDatabase {
   patients: PatientsTable;
   patient_other_ids: PatientOtherIdsTable;
@@ -155,4 +170,5 @@ export interface CatalogDatabase {
   instances: InstancesTable;
   rejected_instances: RejectedInstancesTable;
   pending_blob_deletes: PendingBlobDeletesTable;
+  blob_conversions: BlobConversionsTable;
 }

@@ -5,6 +5,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { GiB, MiB, type EnvReader } from './env-reader.js';
+import { DEFAULT_TRACKING, validateTracking, type TrackingConfig } from './tracking.js';
 
 /** The models shipped with the product: `models/` at the repository root (from src/config/ or dist/config/). */
 export const BUNDLED_MODELS_DIR = fileURLToPath(new URL('../../../models/', import.meta.url));
@@ -42,12 +43,27 @@ export interface LiveConfig {
   maxFrameBytes: number;
   /** Latency bound: a frame that waited longer than this for the model is dropped instead of analysed. */
   maxWaitMs: number;
+  /** Steady live alerts (live/tracker.ts): which boxes are shown, and for how long. */
+  tracking: TrackingConfig;
 }
 
 export function readLiveConfig(read: EnvReader): LiveConfig {
+  const d = DEFAULT_TRACKING;
+  const percent = (name: string, fallback: number, min: number) => read.integer(name, Math.round(fallback * 100), min, 100) / 100;
+  const confirmWindow = read.integer('PACS_LIVE_TRACK_CONFIRM_WINDOW', d.confirmWindow, 1, 30);
   return {
     maxFrameBytes: read.integer('PACS_LIVE_MAX_FRAME_BYTES', 8 * MiB, 1024, 256 * MiB),
     maxWaitMs: read.integer('PACS_LIVE_MAX_WAIT_MS', 50, 1, 60_000),
+    tracking: validateTracking({
+      confirmHits: read.integer('PACS_LIVE_TRACK_CONFIRM_HITS', d.confirmHits, 1, confirmWindow),
+      confirmWindow,
+      maxMisses: read.integer('PACS_LIVE_TRACK_MAX_MISSES', d.maxMisses, 0, 250),
+      instantShare: percent('PACS_LIVE_TRACK_INSTANT_PERCENT', d.instantShare, 0),
+      keepRatio: percent('PACS_LIVE_TRACK_KEEP_PERCENT', d.keepRatio, 0),
+      minIou: percent('PACS_LIVE_TRACK_MIN_IOU_PERCENT', d.minIou, 0),
+      maxCentreDistance: read.integer('PACS_LIVE_TRACK_MAX_CENTRE_DISTANCE_PERCENT', Math.round(d.maxCentreDistance * 100), 0, 1000) / 100,
+      smoothing: percent('PACS_LIVE_TRACK_SMOOTHING_PERCENT', d.smoothing, 1),
+    }),
   };
 }
 

@@ -123,7 +123,10 @@ export interface LiveInstanceRef {
 export interface LiveStats {
   received: number;
   processed: number;
+  /** Frames received but not analysed: replaced by a newer frame, too late for the model, or stale. */
   dropped: number;
+  /** Of `dropped`: frames that were already older than the wait budget when read while a newer one was read too (`lateMs`). */
+  stale: number;
 }
 
 /** The order a session performs, with its step's state. */
@@ -150,6 +153,27 @@ export interface LiveDetection {
   label: string;
   score: number;
   box: { x: number; y: number; width: number; height: number };
+  /** The shown track this box belongs to (`tracks`); absent while its track is not shown. */
+  trackId?: number;
+}
+
+/**
+ * A shown track (server/src/live/tracker.ts): a finding followed across frames. Only tracks are meant to
+ * be drawn: a box shows once it persisted (or at once on a high score), is kept through a short miss,
+ * and is smoothed.
+ */
+export interface LiveTrack {
+  /** 1, 2, 3, … per session, never reused; the SR's finding "polyp track 2" is track 2. */
+  id: number;
+  label: string;
+  /** Score of its latest matching detection. */
+  score: number;
+  /** Smoothed box, in source-image pixels. */
+  box: { x: number; y: number; width: number; height: number };
+  /** First shown on this frame (a cue for a new finding). */
+  isNew: boolean;
+  /** Analysed frames since its last matching detection (0: seen on this frame). */
+  missed: number;
 }
 
 export interface LiveTimings {
@@ -161,6 +185,13 @@ export interface LiveTimings {
   receivedAt: number;
   waitMs: number;
   serverMs: number;
+  /**
+   * How much later than the stream's quickest frame this one was read by the server (ms): time spent in
+   * the sender's queue, the network and the server's socket (a stall). Measured on the client's
+   * `capturedAt` clock against the lowest `receivedAt − capturedAt` of the last ~20 s, so clock offsets
+   * cancel; `serverMs` starts only when the frame is read.
+   */
+  lateMs: number;
 }
 
 export interface LiveDetectionsMessage {
@@ -172,7 +203,10 @@ export interface LiveDetectionsMessage {
   model: LiveModelRef;
   width: number;
   height: number;
+  /** Boxes at or above the model's operating threshold, as the model found them on this frame. */
   detections: LiveDetection[];
+  /** The tracks to show on this frame (steady alerts): what a viewer should draw. */
+  tracks: LiveTrack[];
   timings: LiveTimings;
   stats: LiveStats;
 }
@@ -188,7 +222,8 @@ export interface LiveErrorMessage {
 export interface LiveStoredRecording {
   studyInstanceUid: string;
   video: LiveInstanceRef & { frames: number };
-  report: LiveInstanceRef & { framesWithDetections: number; detections: number };
+  /** The SR: one finding per shown track (`tracks`), with the frames it was seen on. */
+  report: LiveInstanceRef & { tracks: number; framesWithDetections: number; detections: number };
 }
 
 export interface LiveStoppedMessage {

@@ -43,7 +43,7 @@ export function negotiateInstances(acceptHeader: string | undefined, instances: 
   if (accepted.size === 0) {
     throw new AppError(
       'NOT_ACCEPTABLE',
-      'Instances are available as multipart/related; type="application/dicom" only (metadata and bulk data have their own routes; rendered images are not supported yet)',
+      'Instances are available as multipart/related; type="application/dicom" or as one application/zip only (metadata, bulk data and rendered images have their own routes)',
     );
   }
   const transcode = new Set<string>();

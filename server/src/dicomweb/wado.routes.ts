@@ -22,6 +22,7 @@ import { dicomwebBaseUrl } from '../http/base-url.js';
 import { boundaryOf, representationETag, sendIfNotModified, withCacheHeaders, type CachePolicy } from './http-cache.js';
 import { checkUidParam } from '../http/uid-param.js';
 import { negotiateFrames, negotiateInstances } from './wado-accept.js';
+import { sendInstancesZip, zipRequested } from './wado-zip.js';
 import { routeAccess } from '../http/route-access.js';
 
 const requires = routeAccess('dicomweb');
@@ -53,6 +54,9 @@ export async function wadoRoutes(app: FastifyInstance, options: WadoRoutesOption
 
   const retrieveInstances = async (request: FastifyRequest<{ Params: RetrieveParams }>, reply: FastifyReply) => {
     const instances = await archive.findInstances(scopeOf(request.params));
+    // `Accept: application/zip` (PS3.18 §8.7.3.5.2): the same instances as one ZIP file (wado-zip.ts).
+    const zip = zipRequested(request.headers.accept);
+    if (zip !== undefined) return sendInstancesZip(request, reply, archive, instances, zip.transferSyntax);
     const transcode = negotiateInstances(request.headers.accept, instances, archive.decodeMaxBytes);
     const base = dicomwebBaseUrl(request, options.publicBaseUrl, options.dicomwebPath);
     // Whole instances carry the patient's identity, which the hospital link can correct at any time:

@@ -8,6 +8,13 @@
  *
  * UIDs are derived from (model, version, source instance, frame), so asking again for the same
  * detections finds the stored report instead of writing a duplicate.
+ *
+ * A recorded live session (`tracks`) has one measurement group per tracked finding instead: TID 4108
+ * Tracking Identifier ("polyp track 2") and Tracking UID name the track, and its Image Region is one
+ * SCOORD per frame it was seen on, each SELECTED FROM that frame of the recording — the 1-n image
+ * regions of TID 1411 "Volumetric ROI Measurements" (regions of one finding on several frames), so the
+ * first and last Referenced Frame Number are its frame range. Its score is the track's highest, and the
+ * time offset is that of its first frame.
  */
 import '../dicom/dcmjs-sequence-charset.js';
 import dcmjs from 'dcmjs';
@@ -117,11 +124,24 @@ export interface ReportFrame {
   detections: Detection[];
 }
 
+/** One tracked finding of a recorded stream (live/tracker.ts TrackRecord). */
+export interface ReportTrack {
+  id: number;
+  label: string;
+  peakScore: number;
+  /** The frames it was seen on, in order, with its box on each. */
+  regions: Array<{ frame: number; box: Detection['box'] }>;
+  /** Milliseconds from the first frame of the recording to the track's first frame. */
+  firstTimeOffsetMs?: number;
+}
+
 export interface ReportInput {
   model: Pick<ModelSpec, 'id' | 'version' | 'sha256'>;
   source: SourceImage;
   /** The frames analysed, each with its detections. */
   frames: ReportFrame[];
+  /** Tracked findings (a recorded live session): one measurement group each, after those of `frames`. */
+  tracks?: ReportTrack[];
   /** Patient and study attributes (dcmjs-naturalized; dicom/patient-study-attributes.ts of the source instance). */
   patientStudy: PatientStudyAttributes;
   minScore: number;
@@ -170,6 +190,48 @@ function measurementGroup(detection: Detection, index: number, frame: ReportFram
           ]),
     ],
     '1410',
+  );
+}
+
+const polygonOf = ({ x, y, width, height }: Detection['box']) => [x, y, x + width, y, x + width, y + height, x, y + height, x, y];
+
+function trackGroup(track: ReportTrack, input: ReportInput, uids: ReportUids): Item {
+  return container(
+    'CONTAINS',
+    CODES.measurementGroup,
+    [
+      text('HAS OBS CONTEXT', CODES.trackingId, `${track.label} track ${track.id}`),
+      uidref('HAS OBS CONTEXT', CODES.trackingUid, derivedUid('ai-track', uids.sopInstanceUid, String(track.id))),
+      codeItem('CONTAINS', CODES.finding, findingOf(track.label)),
+      text('HAS CONCEPT MOD', CODES.algorithmName, input.model.id),
+      text('HAS CONCEPT MOD', CODES.algorithmVersion, input.model.version),
+      text('HAS CONCEPT MOD', CODES.algorithmParameters, `minScore=${input.minScore}; sha256=${input.model.sha256}; tracked`),
+      ...track.regions.map(({ frame, box }) => ({
+        RelationshipType: 'CONTAINS',
+        ValueType: 'SCOORD',
+        ConceptNameCodeSequence: [CODES.imageRegion],
+        GraphicType: 'POLYLINE',
+        GraphicData: polygonOf(box),
+        ContentSequence: [{ RelationshipType: 'SELECTED FROM', ValueType: 'IMAGE', ReferencedSOPSequence: [imageRef(input.source, frame)] }],
+      })),
+      {
+        RelationshipType: 'CONTAINS',
+        ValueType: 'NUM',
+        ConceptNameCodeSequence: [CODES.score],
+        MeasuredValueSequence: [{ NumericValue: String(track.peakScore), MeasurementUnitsCodeSequence: [CODES.noUnits] }],
+      },
+      ...(track.firstTimeOffsetMs === undefined
+        ? []
+        : [
+            {
+              RelationshipType: 'HAS OBS CONTEXT',
+              ValueType: 'NUM',
+              ConceptNameCodeSequence: [CODES.timeOffset],
+              MeasuredValueSequence: [{ NumericValue: String(Math.round(track.firstTimeOffsetMs)), MeasurementUnitsCodeSequence: [CODES.milliseconds] }],
+            },
+          ]),
+    ],
+    '1411',
   );
 }
 
@@ -230,7 +292,10 @@ export function buildDetectionReport(input: ReportInput): { part10: Buffer; uids
       container(
         'CONTAINS',
         CODES.imagingMeasurements,
-        input.frames.flatMap((frame) => frame.detections.map((d) => ({ d, frame }))).map(({ d, frame }, i) => measurementGroup(d, i, frame, input, uids)),
+        [
+          ...input.frames.flatMap((frame) => frame.detections.map((d) => ({ d, frame }))).map(({ d, frame }, i) => measurementGroup(d, i, frame, input, uids)),
+          ...(input.tracks ?? []).filter((t) => t.regions.length > 0).map((t) => trackGroup(t, input, uids)),
+        ],
       ),
     ],
   });
@@ -243,6 +308,8 @@ export interface StoredDetectionReport {
   report: { studyInstanceUid: string; seriesInstanceUid: string; sopInstanceUid: string; contentDate: string; contentTime: string };
   /** Frames with detections, in frame order (a single-frame report lists its frame even when empty). */
   frames: ReportFrame[];
+  /** Tracked findings (a recorded live session's report): id, label, highest score and frame range. */
+  tracks: Array<{ id: number; label: string; trackingUid: string; peakScore: number; firstFrame: number; lastFrame: number; frames: number }>;
 }
 
 const asList = (value: unknown): Item[] => (Array.isArray(value) ? (value as Item[]) : value === undefined ? [] : [value as Item]);
@@ -274,29 +341,50 @@ export function readDetectionReport(part10: Buffer): StoredDetectionReport {
   let modelId = '';
   let modelVersion = '';
   const measurements = child(ds, CODES.imagingMeasurements);
+  const tracks: StoredDetectionReport['tracks'] = [];
   for (const g of asList(measurements?.['ContentSequence']).filter((i) => isConcept(i, CODES.measurementGroup))) {
     const finding = child(g, CODES.finding);
-    const region = child(g, CODES.imageRegion);
     const score = child(g, CODES.score);
     const time = child(g, CODES.timeOffset);
     modelId = String(child(g, CODES.algorithmName)?.['TextValue'] ?? modelId);
     modelVersion = String(child(g, CODES.algorithmVersion)?.['TextValue'] ?? modelVersion);
-    const points = (region?.['GraphicData'] as number[] | undefined) ?? [];
-    const xs = points.filter((_, i) => i % 2 === 0);
-    const ys = points.filter((_, i) => i % 2 === 1);
     const measured = asList(score?.['MeasuredValueSequence'])[0];
-    const selectedFrom = asList(asList(region?.['ContentSequence'])[0]?.['ReferencedSOPSequence'])[0];
-    const frameNumber = Number(selectedFrom?.['ReferencedFrameNumber'] ?? 1);
-    const frame = frames.get(frameNumber) ?? { frame: frameNumber, detections: [] };
-    frames.set(frameNumber, frame);
+    const label = labelOf(asList(finding?.['ConceptCodeSequence'])[0] as unknown as Code);
     const timeValue = asList(time?.['MeasuredValueSequence'])[0]?.['NumericValue'];
-    if (timeValue !== undefined) frame.timeOffsetMs = Number(timeValue);
     const round = (v: number) => Math.round(v * 100) / 100;
-    frame.detections.push({
-      label: labelOf(asList(finding?.['ConceptCodeSequence'])[0] as unknown as Code),
-      score: Number(measured?.['NumericValue']),
-      box: { x: round(Math.min(...xs)), y: round(Math.min(...ys)), width: round(Math.max(...xs) - Math.min(...xs)), height: round(Math.max(...ys) - Math.min(...ys)) },
+    // One region per group (a detection), or one per frame (a tracked finding, TID 1411-style).
+    const regions = asList(g['ContentSequence']).filter((i) => isConcept(i, CODES.imageRegion));
+    const regionFrames: number[] = [];
+    regions.forEach((region, r) => {
+      const points = (region['GraphicData'] as number[] | undefined) ?? [];
+      const xs = points.filter((_, i) => i % 2 === 0);
+      const ys = points.filter((_, i) => i % 2 === 1);
+      const selectedFrom = asList(asList(region['ContentSequence'])[0]?.['ReferencedSOPSequence'])[0];
+      const frameNumber = Number(selectedFrom?.['ReferencedFrameNumber'] ?? 1);
+      regionFrames.push(frameNumber);
+      const frame = frames.get(frameNumber) ?? { frame: frameNumber, detections: [] };
+      frames.set(frameNumber, frame);
+      if (timeValue !== undefined && r === 0) frame.timeOffsetMs = Number(timeValue);
+      frame.detections.push({
+        label,
+        score: Number(measured?.['NumericValue']),
+        box: { x: round(Math.min(...xs)), y: round(Math.min(...ys)), width: round(Math.max(...xs) - Math.min(...xs)), height: round(Math.max(...ys) - Math.min(...ys)) },
+      });
     });
+    const template = asList(g['ContentTemplateSequence'])[0]?.['TemplateIdentifier'];
+    const trackingId = String(child(g, CODES.trackingId)?.['TextValue'] ?? '');
+    const trackNumber = /track (\d+)$/.exec(trackingId)?.[1];
+    if (template === '1411' && trackNumber !== undefined && regionFrames.length > 0) {
+      tracks.push({
+        id: Number(trackNumber),
+        label,
+        trackingUid: String(child(g, CODES.trackingUid)?.['UID'] ?? ''),
+        peakScore: Number(measured?.['NumericValue']),
+        firstFrame: Math.min(...regionFrames),
+        lastFrame: Math.max(...regionFrames),
+        frames: regionFrames.length,
+      });
+    }
   }
   const deviceModel = String(child(ds, CODES.deviceModel)?.['TextValue'] ?? '');
   if (modelId === '') [modelId = '', modelVersion = ''] = deviceModel.split(' ');
@@ -316,5 +404,6 @@ export function readDetectionReport(part10: Buffer): StoredDetectionReport {
       contentTime: String(ds['ContentTime'] ?? ''),
     },
     frames: [...frames.values()].sort((a, b) => a.frame - b.frame),
+    tracks,
   };
 }

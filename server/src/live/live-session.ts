@@ -2,12 +2,14 @@
  * One endoscopy room's stream on one WebSocket: frames in, detections out, recording kept.
  *
  * - Intake (sequential, cheap): parse, check size, append to the recording (every received frame is
- *   recorded, in order), then offer the frame to the latest-frame slot.
+ *   recorded, in order), then offer the frame to the latest-frame slot, unless it is stale: read more than
+ *   `maxWaitMs` late, judged from its capture time (arrival-clock.ts), while a newer frame was read too.
  * - Analysis: the slot runs at most one frame at a time through the shared inference engine (whose FIFO
  *   queue, with one frame per stream, serves several rooms in turn: fair by construction) and keeps at
- *   most one waiting, newest wins. Each analysed frame is answered with its detections and timings.
+ *   most one waiting, newest wins. Each analysed frame goes through the stream's tracker (tracker.ts)
+ *   and is answered with its detections, the tracks to show, and timings.
  * - Stop or disconnect: the slot is drained, then the recording (Video Endoscopic Image) and one TID 1500
- *   SR with every detection (frame number + time offset) are stored through the archive.
+ *   SR with one finding per shown track (its box on each frame it was seen on) are stored through the archive.
  *
  * A session may start from a worklist item (`{"orderId"}`): the recording and its SR take the order's
  * patient, accession number, study and request (order-attributes.ts), and the order's step is moved
@@ -15,7 +17,8 @@
  * series at the end, DISCONTINUED when nothing was stored.
  *
  * Memory per session is bounded: two frames in the slot, a few in intake (the socket is paused beyond
- * that, so a fast sender is held back by TCP), frame offsets of the recording (24 bytes per frame).
+ * that, so a fast sender is held back by TCP), frame offsets of the recording (24 bytes per frame), at
+ * most 32 live tracks, and one box per frame a shown track was seen on (for its SR finding).
  */
 import sharp from 'sharp';
 import dcmjs from 'dcmjs';
@@ -24,13 +27,15 @@ import type { Archive } from '../archive/archive.js';
 import { dicomDate, dicomTime } from '../dicom/dicom-datetime.js';
 import { patientStudyAttributes } from '../dicom/patient-study-attributes.js';
 import { isAppError } from '../errors.js';
-import { aiSeriesUid, buildDetectionReport, type ReportFrame } from '../inference/detection-report.js';
+import { aiSeriesUid, buildDetectionReport } from '../inference/detection-report.js';
 import type { InferenceEngine } from '../inference/inference-engine.js';
 import type { RawImage } from '../inference/letterbox.js';
 import { DeadlineExpiredError } from '../inference/model-queue.js';
 import { LatestFrameSlot } from './latest-frame-slot.js';
+import { ArrivalClock } from './arrival-clock.js';
+import { DEFAULT_TRACKING, DetectionTracker, trackThresholds, type TrackingConfig, type TrackRecord, type TrackThresholds } from './tracker.js';
 import { parseControl, parseFrame, ProtocolError, type FrameMessage } from './live-protocol.js';
-import type { LiveNewStudy, LiveOrderRef, LiveServerMessage, LiveStart, LiveStoppedMessage, LiveStoredRecording } from '../contracts/live.js';
+import type { LiveNewStudy, LiveOrderRef, LiveServerMessage, LiveStart, LiveStats, LiveStoppedMessage, LiveStoredRecording } from '../contracts/live.js';
 import type { LiveOrderActor, LiveOrderEnd, LiveOrders, LiveOrderStart } from './live-orders.js';
 import { orderAttributes } from './order-attributes.js';
 import { Recording, VIDEO_ENDOSCOPIC } from './recording.js';
@@ -45,8 +50,13 @@ export interface LiveDeps {
   log: Logger;
   tmpDir: string;
   maxFrameBytes: number;
-  /** Latency bound: a frame older than this when its turn comes is dropped if a newer frame waits. */
+  /**
+   * Latency bound: a frame older than this (counted from when it would have been read without a stall:
+   * `lateMs`, arrival-clock.ts) is dropped when a newer frame of its stream is already read.
+   */
   maxWaitMs: number;
+  /** Steady live alerts (tracker.ts); default DEFAULT_TRACKING. */
+  tracking?: TrackingConfig;
   /** The hospital link's worklist (sessions from an order); absent: `{"orderId"}` starts are refused. */
   orders?: LiveOrders;
 }
@@ -65,6 +75,8 @@ interface PendingFrame {
   receivedAt: number;
   /** performance.now() at receipt: a frame not at the model within maxWaitMs is dropped if a newer one waits. */
   receivedAtPerf: number;
+  /** How much later than the stream's quickest frame it was read (arrival-clock.ts). */
+  lateMs: number;
   frameNumber: number | undefined;
   image: Buffer | RawImage;
 }
@@ -80,7 +92,15 @@ interface Active {
   /** The order the session performs. */
   order: SessionOrder | undefined;
   slot: LatestFrameSlot<PendingFrame>;
-  detections: ReportFrame[];
+  /** Steady alerts: this stream's tracks, and the records of the shown ones that ended (the SR's findings). */
+  tracker: DetectionTracker;
+  thresholds: TrackThresholds;
+  trackRecords: TrackRecord[];
+  /** Recorded frames with boxes, and boxes (at or above the operating threshold) sent. */
+  framesWithDetections: number;
+  detectionCount: number;
+  /** Frames dropped at intake because they were read too late while a newer one was read too. */
+  stale: number;
   dimensions: { width: number; height: number } | undefined;
   /** Frames that reached the model's queue but were not analysed (deadline passed, model busy). */
   notAnalysed: number;
@@ -116,6 +136,17 @@ function refusalOf(result: Exclude<LiveOrderStart, { ok: true }>): string {
   }
 }
 
+/** The counts a client sees: `extra` frames analysed but not yet counted by the slot. */
+function statsOf(active: Active, extra: number): LiveStats {
+  const slot = active.slot.stats();
+  return {
+    received: slot.received + active.stale,
+    processed: slot.processed + extra - active.notAnalysed,
+    dropped: slot.dropped + active.notAnalysed + active.stale,
+    stale: active.stale,
+  };
+}
+
 const OPEN = 1;
 /** Frames parsed but not yet recorded/offered before the socket is paused. */
 const MAX_INTAKE = 4;
@@ -132,6 +163,8 @@ export class LiveSession {
    * as the answer to its stop.
    */
   private stoppedOnce = false;
+  /** Judges each frame's lateness from its capture time, not from when it was read. */
+  private readonly arrivals = new ArrivalClock();
 
   constructor(
     private readonly deps: LiveDeps,
@@ -167,6 +200,7 @@ export class LiveSession {
     }
     const receivedAt = Date.now();
     const receivedAtPerf = performance.now();
+    const lateMs = this.arrivals.lateMs(receivedAt, frame.capturedAt);
     this.intakeDepth += 1;
     if (this.intakeDepth >= MAX_INTAKE && !this.paused) {
       this.paused = true;
@@ -174,7 +208,7 @@ export class LiveSession {
     }
     this.intake = this.intake.then(async () => {
       try {
-        await this.onFrame(frame, receivedAt, receivedAtPerf);
+        await this.onFrame(frame, receivedAt, receivedAtPerf, lateMs);
       } catch (err) {
         this.sendError(err, frame.seq);
       } finally {
@@ -244,6 +278,8 @@ export class LiveSession {
       if (resolved.order !== undefined) await this.endOrder(resolved.order, { kind: 'not-started' });
       throw err;
     }
+    const tracking = this.deps.tracking ?? DEFAULT_TRACKING;
+    const thresholds = trackThresholds(spec.operatingThreshold, tracking);
     const active: Active = {
       start,
       model: { id: spec.id, version: spec.version, sha256: spec.sha256, operatingThreshold: spec.operatingThreshold },
@@ -253,7 +289,12 @@ export class LiveSession {
       recording,
       order: resolved.order === undefined ? undefined : { id: resolved.order.id, accessionNumber: resolved.order.accessionNumber, startedBySession: resolved.order.startedBySession },
       slot: new LatestFrameSlot<PendingFrame>((frame) => this.analyse(active, frame)),
-      detections: [],
+      tracker: new DetectionTracker(tracking, thresholds),
+      thresholds,
+      trackRecords: [],
+      framesWithDetections: 0,
+      detectionCount: 0,
+      stale: 0,
       dimensions: undefined,
       notAnalysed: 0,
     };
@@ -347,7 +388,7 @@ export class LiveSession {
     }
   }
 
-  private async onFrame(frame: FrameMessage, receivedAt: number, receivedAtPerf: number): Promise<void> {
+  private async onFrame(frame: FrameMessage, receivedAt: number, receivedAtPerf: number, lateMs: number): Promise<void> {
     const active = this.active;
     if (active === undefined) {
       // Queued behind the stop (see stoppedOnce).
@@ -382,19 +423,33 @@ export class LiveSession {
       }
       frameNumber = await active.recording.add(jpeg, width, height, frame.capturedAt);
     }
-    active.slot.offer({ seq: frame.seq, capturedAt: frame.capturedAt, receivedAt, receivedAtPerf, frameNumber, image });
+    // Stale: read past the wait budget (judged from its capture time: a frame that sat unread in the
+    // socket during a stall is old however fresh it looks) while a newer frame has been read too. It is
+    // recorded, not analysed; counted in `stats.dropped` and `stats.stale`.
+    if (lateMs + (performance.now() - receivedAtPerf) > this.deps.maxWaitMs && this.intakeDepth > 1) {
+      active.stale += 1;
+      return;
+    }
+    active.slot.offer({ seq: frame.seq, capturedAt: frame.capturedAt, receivedAt, receivedAtPerf, lateMs, frameNumber, image });
   }
 
   private async analyse(active: Active, frame: PendingFrame): Promise<void> {
     const startedAt = Date.now();
     try {
-      // Stale: past the wait budget while a newer frame of this stream is already waiting to replace it.
-      const isStale = () => performance.now() - frame.receivedAtPerf > this.deps.maxWaitMs && active.slot.hasWaiting();
-      const result = await this.deps.engine.detect(active.model.id, frame.image, undefined, isStale);
-      if (frame.frameNumber !== undefined && result.detections.length > 0) {
-        active.detections.push({ frame: frame.frameNumber, timeOffsetMs: active.recording!.timeOffsetMs(frame.frameNumber), detections: result.detections });
-      }
-      const stats = active.slot.stats();
+      // Stale: past the wait budget (from its capture-judged arrival) while a newer frame of this stream
+      // is already read (waiting in the slot, or still in intake).
+      const isStale = () => frame.lateMs + performance.now() - frame.receivedAtPerf > this.deps.maxWaitMs && (active.slot.hasWaiting() || this.intakeDepth > 0);
+      // Boxes down to the tracks' keep threshold (hysteresis); `detections` shows those at the operating threshold.
+      const result = await this.deps.engine.detect(active.model.id, frame.image, active.thresholds.keep, isStale);
+      const update = active.tracker.update(result.detections, frame.frameNumber);
+      active.trackRecords.push(...update.ended);
+      const detections = result.detections.flatMap((d, i) => {
+        if (d.score < active.thresholds.show) return [];
+        const trackId = update.trackIds[i];
+        return [trackId === undefined ? d : { ...d, trackId }];
+      });
+      if (frame.frameNumber !== undefined && detections.length > 0) active.framesWithDetections += 1;
+      active.detectionCount += detections.length;
       this.send({
         type: 'detections',
         seq: frame.seq,
@@ -403,10 +458,11 @@ export class LiveSession {
         model: result.model,
         width: result.width,
         height: result.height,
-        detections: result.detections,
-        timings: { ...result.timings, receivedAt: frame.receivedAt, waitMs: startedAt - frame.receivedAt, serverMs: Date.now() - frame.receivedAt },
+        detections,
+        tracks: update.shown,
+        timings: { ...result.timings, receivedAt: frame.receivedAt, waitMs: startedAt - frame.receivedAt, serverMs: Date.now() - frame.receivedAt, lateMs: Math.round(frame.lateMs) },
         // The slot counts this frame as processed only once this function returns: +1.
-        stats: { received: stats.received, processed: stats.processed + 1 - active.notAnalysed, dropped: stats.dropped + active.notAnalysed },
+        stats: statsOf(active, 1),
       });
     } catch (err) {
       // Too late for the model (other rooms went first): dropped, like a replaced frame.
@@ -431,11 +487,11 @@ export class LiveSession {
 
   private async finish(active: Active, reason: 'stopped' | 'disconnected'): Promise<void> {
     await active.slot.close();
-    const stats = active.slot.stats();
+    active.trackRecords.push(...active.tracker.finish());
     const summary: LiveStoppedMessage = {
       type: 'stopped',
       reason,
-      stats: { received: stats.received, processed: stats.processed - active.notAnalysed, dropped: stats.dropped + active.notAnalysed },
+      stats: statsOf(active, 0),
       recording: null,
     };
     const recording = active.recording;
@@ -481,7 +537,8 @@ export class LiveSession {
     const { part10, uids } = buildDetectionReport({
       model: active.model,
       source: { studyInstanceUid: identity.studyInstanceUid, seriesInstanceUid: identity.seriesInstanceUid, sopInstanceUid: identity.sopInstanceUid, sopClassUid: VIDEO_ENDOSCOPIC },
-      frames: active.detections,
+      frames: [],
+      tracks: active.trackRecords.filter((t) => t.regions.length > 0).map((t) => ({ ...t, firstTimeOffsetMs: recording.timeOffsetMs(t.regions[0]!.frame) })),
       patientStudy: active.reportAttributes,
       minScore: active.model.operatingThreshold,
       uids: { seriesInstanceUid: aiSeriesUid(identity.studyInstanceUid, active.model.id), sopInstanceUid: DicomMetaDictionary.uid() },
@@ -492,7 +549,7 @@ export class LiveSession {
     return {
       studyInstanceUid: identity.studyInstanceUid,
       video: { seriesInstanceUid: identity.seriesInstanceUid, sopInstanceUid: identity.sopInstanceUid, frames: recording.frameCount },
-      report: { seriesInstanceUid: uids.seriesInstanceUid, sopInstanceUid: uids.sopInstanceUid, framesWithDetections: active.detections.length, detections: active.detections.reduce((n, f) => n + f.detections.length, 0) },
+      report: { seriesInstanceUid: uids.seriesInstanceUid, sopInstanceUid: uids.sopInstanceUid, tracks: active.trackRecords.filter((t) => t.regions.length > 0).length, framesWithDetections: active.framesWithDetections, detections: active.detectionCount },
     };
   }
 

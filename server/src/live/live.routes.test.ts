@@ -68,16 +68,19 @@ describe('live endoscopy stream', () => {
       expect(Math.abs(box.x - (10 + 20 * i))).toBeLessThanOrEqual(3);
       expect(Math.abs(box.y - 40)).toBeLessThanOrEqual(3);
       expect(m.timings.serverMs).toBeGreaterThanOrEqual(0);
-      expect(m.stats).toEqual({ received: i + 1, processed: i + 1, dropped: 0 });
+      expect(m.stats).toEqual({ received: i + 1, processed: i + 1, dropped: 0, stale: 0 });
+      // Score 1.0: shown at once, and followed as one track.
+      expect(m.tracks).toMatchObject([{ id: 1, isNew: i === 0, missed: 0 }]);
+      expect(m.detections[0].trackId).toBe(1);
     });
 
     client.sendJson({ type: 'stop' });
     const stopped = await client.next((m) => m.type === 'stopped');
-    expect(stopped.stats).toEqual({ received: 6, processed: 6, dropped: 0 });
+    expect(stopped.stats).toEqual({ received: 6, processed: 6, dropped: 0, stale: 0 });
     const { studyInstanceUid, video, report } = stopped.recording;
     expect(studyInstanceUid).toBe(started.studyInstanceUid);
     expect(video.frames).toBe(6);
-    expect(report.detections).toBe(6);
+    expect(report).toMatchObject({ tracks: 1, framesWithDetections: 6, detections: 6 });
 
     // The recording: a Video Endoscopic Image whose frames are the JPEGs exactly as sent.
     for (const frame of [1, 4, 6]) {
@@ -104,12 +107,13 @@ describe('live endoscopy stream', () => {
       await rm(dir, { recursive: true, force: true });
     }
 
-    // The SR: every detection sent live, on the frame it was sent for.
+    // The SR: one finding for the one track, with the box shown live on each frame it was seen on.
     const sr = readDetectionReport(await readStored(studyInstanceUid, report.seriesInstanceUid));
     expect(sr.source.sopInstanceUid).toBe(video.sopInstanceUid);
+    expect(sr.tracks).toMatchObject([{ id: 1, firstFrame: 1, lastFrame: 6, frames: 6 }]);
     expect(sr.frames.map((f) => f.frame)).toEqual([1, 2, 3, 4, 5, 6]);
-    expect(sr.frames.map((f) => f.timeOffsetMs)).toEqual([0, 40, 80, 120, 160, 200]);
-    sr.frames.forEach((f, i) => expect(f.detections).toEqual(live[i]!.detections));
+    expect(sr.frames[0]!.timeOffsetMs).toBe(0);
+    sr.frames.forEach((f, i) => expect(f.detections.map((d) => d.box)).toEqual([live[i]!.tracks[0].box]));
     client.ws.close();
   });
 

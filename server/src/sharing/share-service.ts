@@ -13,7 +13,8 @@
  *   already given go on.
  * - **Credentials on requests**: `Authorization: Bearer share.<token or session>`; a link with a PIN is
  *   opened only through a session. Credentials are looked up by their hash, the answer kept 10 s in
- *   this process (a revocation here drops it at once; in another process it takes effect within 10 s).
+ *   this process; a revocation is announced on the change feed (changes/) and drops it at once in every
+ *   server process sharing the index (none is kept while the feed's subscription is lost).
  * - **Audit**: requests made with a link are recorded by the audit hook with the link as the user
  *   (`link:<id>`, kind `link`); opening a link (`POST /share/{token}/session`, the page `GET /s/{token}`)
  *   is recorded here as `share-open`, refusals (wrong PIN, locked, expired) included.
@@ -22,6 +23,7 @@ import { createHash, randomBytes, randomInt, randomUUID, scrypt as scryptCallbac
 import { readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import type { Archive } from '../archive/archive.js';
+import type { ChangeFeed } from '../changes/change-feed.js';
 import type { AuditRecord } from '../audit/audit-record.js';
 import type { AuditTrail } from '../audit/audit-trail.js';
 import type { LinkCredentials, LinkScope, Principal } from '../auth/principal.js';
@@ -70,6 +72,8 @@ export interface RequestContext {
 export interface ShareServiceOptions {
   config: SharingConfig;
   now?: () => number;
+  /** Revocations are announced here and heard from the other processes sharing the index. */
+  changes?: ChangeFeed;
 }
 
 export function personOf(actor: ShareActor): PersonRef {
@@ -121,6 +125,8 @@ const first = (dataset: DicomJsonDataset | undefined, tag: string): string | nul
 export class ShareService implements LinkCredentials {
   private readonly now: () => number;
   private readonly cache = new Map<string, { principal: Principal; until: number }>();
+  /** Bumped by every revocation heard: an answer read from the store before one is not kept. */
+  private cacheEpoch = 0;
   private readonly viewedConsults = new Set<string>();
   private logo: Buffer | null | undefined;
 
@@ -132,6 +138,17 @@ export class ShareService implements LinkCredentials {
     private readonly options: ShareServiceOptions,
   ) {
     this.now = options.now ?? Date.now;
+    options.changes?.subscribe((change) => {
+      if (change.kind === 'link-revoked') this.forgetLink(change.linkId);
+      else if (change.kind === 'flush') this.forgetLink(undefined);
+    });
+  }
+
+  /** Drops the cached credentials of a link (undefined: of every link). */
+  private forgetLink(linkId: string | undefined): void {
+    this.cacheEpoch += 1;
+    if (linkId === undefined) this.cache.clear();
+    else for (const [key, entry] of this.cache) if (entry.principal.scope?.linkId === linkId) this.cache.delete(key);
   }
 
   get config(): SharingConfig {
@@ -229,7 +246,8 @@ export class ShareService implements LinkCredentials {
   async revoke(id: string, actor: ShareActor): Promise<StoredLink> {
     await this.get(id);
     await this.store.revoke(id, personOf(actor), this.now());
-    for (const [key, entry] of this.cache) if (entry.principal.scope?.linkId === id) this.cache.delete(key);
+    if (this.options.changes === undefined) this.forgetLink(id);
+    else await this.options.changes.publish({ kind: 'link-revoked', linkId: id });
     return this.get(id);
   }
 
@@ -260,9 +278,11 @@ export class ShareService implements LinkCredentials {
   async principalOf(credential: string): Promise<Principal> {
     const hash = sha256Hex(credential);
     const now = this.now();
-    const cached = this.cache.get(hash);
+    const cacheable = this.options.changes?.live ?? true;
+    const cached = cacheable ? this.cache.get(hash) : undefined;
     if (cached !== undefined && cached.until > now) return cached.principal;
     this.cache.delete(hash);
+    const epoch = this.cacheEpoch;
     let link = await this.store.linkByToken(hash);
     let until: number;
     if (link !== undefined) {
@@ -282,7 +302,7 @@ export class ShareService implements LinkCredentials {
     }
     const principal = linkPrincipal(link);
     if (this.cache.size >= CACHE_MAX) this.cache.clear();
-    this.cache.set(hash, { principal, until: Math.min(until, now + CACHE_MS) });
+    if (cacheable && epoch === this.cacheEpoch && (this.options.changes?.live ?? true)) this.cache.set(hash, { principal, until: Math.min(until, now + CACHE_MS) });
     if (link.consultId !== null) this.consultOpened(link.consultId);
     return principal;
   }
@@ -294,13 +314,13 @@ export class ShareService implements LinkCredentials {
     void this.store.consultViewed(consultId, this.now()).catch(() => this.viewedConsults.delete(consultId));
   }
 
-  /** What `GET /s/{token}` shows: the link's state (recorded as `share-open` for a known link). */
-  async pageState(token: string, context: RequestContext): Promise<LinkState | 'unknown'> {
+  /** What `GET /s/{token}` shows: the link's state and purpose (recorded as `share-open` for a known link). */
+  async pageState(token: string, context: RequestContext): Promise<{ state: LinkState | 'unknown'; purpose?: StoredLink['purpose'] }> {
     const link = await this.store.linkByToken(sha256Hex(token));
-    if (link === undefined) return 'unknown';
+    if (link === undefined) return { state: 'unknown' };
     const state = linkState(link, this.now());
     this.recordOpen(link, context, state === 'active' ? 200 : 410, { page: true, ...(state === 'active' ? {} : { state }) });
-    return state;
+    return { state, purpose: link.purpose };
   }
 
   /**

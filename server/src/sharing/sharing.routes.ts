@@ -12,8 +12,9 @@
  * - `POST /share/{token}/session` `{"pin"?}`: open a link (the PIN checked) → a session credential,
  *   also set as an HttpOnly cookie; `DELETE /share/session`: forget the cookie
  * - `GET /share/view`, `GET /share/view/reports/{id}/pdf` (with the link's credentials): what it shares
+ * - `GET /share/view/download/images.zip`, `…/dicom.zip` (with the link's credentials): share-download.ts
  * - `GET /share/hospital-logo` (public): PACS_HOSPITAL_LOGO_FILE
- * - `GET /s/{token}` (public): the patient page, or a clear page when the link is unknown, expired or revoked
+ * - `GET /s/{token}` (public): the patient page (a consult link: the viewer in link mode), or a clear page when the link is unknown, expired or revoked
  */
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -43,6 +44,8 @@ import { AppError } from '../errors.js';
 import { PUBLIC, routeAccess } from '../http/route-access.js';
 import { withSchema } from '../http/route-schema.js';
 import { DEFAULT_VIEWER_DIR } from '../http/viewer-static.js';
+import type { Archive } from '../archive/archive.js';
+import { shareDownloadRoutes } from './share-download.js';
 import { linkPage } from './share-pages.js';
 import { linkPrincipal, PinLockedError, type ShareService } from './share-service.js';
 
@@ -56,6 +59,8 @@ export interface SharingRoutesOptions {
   dicomwebPrefix: string;
   /** The built viewer (its `share.html` is the patient page); default viewer/dist or PACS_VIEWER_DIR. */
   viewerDir?: string;
+  /** The archive, for the downloads of what a link shares (share-download.ts); without it there are none. */
+  archive?: Archive;
 }
 
 export async function sharingRoutes(app: FastifyInstance, options: SharingRoutesOptions): Promise<void> {
@@ -196,6 +201,9 @@ export async function sharingRoutes(app: FastifyInstance, options: SharingRoutes
     },
   );
 
+  // GET /share/view/download/images.zip and dicom.zip: what the link shares as a ZIP (share-download.ts).
+  if (options.archive !== undefined) await app.register(shareDownloadRoutes, { service, archive: options.archive });
+
   app.get('/share/hospital-logo', PUBLIC, async (_request, reply) => {
     const logo = await service.hospitalLogo();
     if (logo === undefined) throw new AppError('NOT_FOUND', 'No hospital logo is configured');
@@ -207,8 +215,10 @@ export async function sharingRoutes(app: FastifyInstance, options: SharingRoutes
     const page = (status: number, html: string) => reply.code(status).type('text/html; charset=utf-8').header('cache-control', 'no-store').header('x-robots-tag', 'noindex').send(html);
     const token = request.params.token;
     if (!/^[A-Za-z0-9_-]{43}$/.test(token)) return page(404, linkPage('unknown', service.config.hospitalName));
-    const state = await service.pageState(token, context(request));
+    const { state, purpose } = await service.pageState(token, context(request));
     if (state !== 'active') return page(state === 'unknown' ? 404 : 410, linkPage(state, service.config.hospitalName));
+    // A consult link opens the full viewer (stacks and slides) in its link mode (viewer/src/consults/link-open.ts).
+    if (purpose === 'consult') return page(200, await consultViewerPage(viewerDir, service.config.hospitalName));
     return page(200, await patientPage(viewerDir, service.config.hospitalName));
   });
 }
@@ -222,4 +232,20 @@ async function patientPage(viewerDir: string, hospitalName: string): Promise<str
   if (!existsSync(file)) return linkPage('not-built', hospitalName);
   shareHtml = { file, html: await readFile(file, 'utf8') };
   return shareHtml.html;
+}
+
+let viewerHtml: { file: string; html: string } | undefined;
+
+/**
+ * The viewer's index.html for a consult link: served at `/s/{token}`, where relative URLs resolve under
+ * `/s/`. The built page's own files are absolute (Vite `base: '/'`); its one relative URL, the preload
+ * of the sign-in settings (`api`), is dropped: link mode does not sign in.
+ */
+async function consultViewerPage(viewerDir: string, hospitalName: string): Promise<string> {
+  const file = path.join(viewerDir, 'index.html');
+  if (viewerHtml?.file === file) return viewerHtml.html;
+  if (!existsSync(file)) return linkPage('not-built', hospitalName);
+  const html = (await readFile(file, 'utf8')).replace(/<link\s+rel="preload"\s+href="api"[^>]*>\s*/, '');
+  viewerHtml = { file, html };
+  return html;
 }

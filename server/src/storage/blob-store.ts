@@ -54,6 +54,11 @@ export interface BlobStore {
    * processes sharing the store out of harm's way.
    */
   removePartials(olderThan: Date): Promise<number>;
+  /**
+   * Optional: drops what the store keeps open of `key` (read handles), or of every key when none is
+   * given, because another process sharing the store rewrote or removed it (the change feed says so).
+   */
+  forgetCached?(key?: string): void;
   /** Releases connections or handles. */
   close(): Promise<void>;
 }

@@ -44,6 +44,12 @@ export class FsBlobStore implements BlobStore {
     return store;
   }
 
+  /** The change feed said another process rewrote or removed `key` (or anything): reopen on the next read. */
+  forgetCached(key?: string): void {
+    if (key === undefined) this.readHandles.clear();
+    else this.readHandles.invalidate(key);
+  }
+
   async put(key: string, body: Readable): Promise<BlobInfo> {
     const target = this.pathOf(key);
     const tmp = path.join(this.tmpDir, `${randomUUID()}.part`);

@@ -8,8 +8,9 @@
  * LRU of handles removes most of that.
  *
  * Safe because a handle reads the inode it opened: a put renames a new file over the key, so the
- * cache drops the key on put and delete (this process), and a file removed by another process is read
- * as it was, which is what a reader that opened it just before would see too. A handle in use is
+ * cache drops the key on put and delete (this process), and on a change another process announces for
+ * the key (the change feed: `FsBlobStore.forgetCached`); until that arrives a file removed by another
+ * process is read as it was, which is what a reader that opened it just before would see too. A handle in use is
  * closed only once its last user releases it. Idle handles are closed after `idleMs`.
  *
  * Hand-written rather than lru-cache's `dispose`: eviction there would close a handle another request
@@ -91,6 +92,11 @@ export class ReadHandleCache {
   invalidate(key: string): void {
     const entry = this.entries.get(key);
     if (entry !== undefined) this.retire(entry);
+  }
+
+  /** Forgets every key (another process may have replaced any file); in-use handles close on release. */
+  clear(): void {
+    for (const entry of [...this.entries.values()]) this.retire(entry);
   }
 
   /** Closes every handle (those in use when their users release them). */

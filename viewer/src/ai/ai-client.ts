@@ -1,6 +1,7 @@
 /** The AI API (`/ai`, docs/api.md "AI inference"): model list and stored-frame detections. */
 import type { FrameDetectionOutcome, ModelInfo, ModelList } from '../../../server/src/contracts/ai.js';
 import { AI_ROOT, request, ViewerError } from '../dicomweb/client.js';
+import { t } from '../i18n/i18n.js';
 
 /** A model as `GET /ai/models` describes it (the server's wire contract). */
 export type AiModel = ModelInfo;
@@ -8,7 +9,7 @@ export type AiModel = ModelInfo;
 /** Detection models, or [] when the server has no AI (404) — the viewer then hides the action. */
 export async function listModels(): Promise<AiModel[]> {
   try {
-    const res = await request(`${AI_ROOT}/models`, { what: 'AI model list', headers: { Accept: 'application/json' } });
+    const res = await request(`${AI_ROOT}/models`, { what: t('ai:what.models'), headers: { Accept: 'application/json' } });
     const body = (await res.json()) as Partial<ModelList>;
     return (body.models ?? []).filter((m) => m.task === 'detection');
   } catch (err) {
@@ -22,8 +23,8 @@ export type StoredReportRef = Pick<FrameDetectionOutcome['report'], 'studyInstan
 /** Runs `model` on a stored frame; the server stores the result as a TID 1500 SR and returns where. */
 export async function detectOnFrame(study: string, series: string, sop: string, frame: number, model: string, signal?: AbortSignal): Promise<StoredReportRef> {
   const url = `${AI_ROOT}/studies/${study}/series/${series}/instances/${sop}/frames/${frame}/detections?model=${encodeURIComponent(model)}`;
-  const res = await request(url, { method: 'POST', what: `Detection (${model})`, headers: { Accept: 'application/json' }, ...(signal ? { signal } : {}) });
+  const res = await request(url, { method: 'POST', what: t('ai:what.detection', { model }), headers: { Accept: 'application/json' }, ...(signal ? { signal } : {}) });
   const body = (await res.json()) as Partial<FrameDetectionOutcome>;
-  if (body.report === undefined) throw new ViewerError('Detection answered without a stored report');
+  if (body.report === undefined) throw new ViewerError(t('ai:noStoredReport'));
   return body.report;
 }

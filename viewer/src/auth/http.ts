@@ -3,9 +3,10 @@
  * request goes through dicomweb/client.ts `request`, which uses it), `authHeaders` (Cornerstone's image
  * loader, imaging/cornerstone.ts), `withTokenInQuery` (WebSocket and EventSource, which cannot send
  * headers: the server accepts `?access_token=` on those routes only) and `setAuthorizedSource`
- * (<img>/<video>, fetched with the token into an object URL). With sign-in off they change nothing.
+ * (<img>/<video>, fetched with the token into an object URL). With sign-in off they change nothing; in
+ * link mode (a consult link, session.ts) the token is the link's `share.…` credential.
  */
-import { accessToken, authEnabled, renew, signIn } from './session.js';
+import { accessToken, authEnabled, linkMode, renew, signIn } from './session.js';
 
 export function authHeaders(): Record<string, string> {
   const token = accessToken();
@@ -54,7 +55,8 @@ const objectUrls = new WeakMap<HTMLElement, string>();
  */
 export function setAuthorizedSource(element: HTMLImageElement | HTMLVideoElement, url: string): void {
   releaseSource(element);
-  if (!authEnabled()) {
+  // A share link's credential (link mode) goes in the header too: the link's cookie may be another link's.
+  if (!authEnabled() && !linkMode()) {
     element.src = url;
     return;
   }

@@ -19,6 +19,7 @@
  * study list's first screen does not wait for it.
  */
 import type { User, UserManager } from 'oidc-client-ts';
+import { t } from '../i18n/i18n.js';
 
 export interface AuthSettings {
   enabled: boolean;
@@ -42,9 +43,65 @@ export function authEnabled(): boolean {
   return manager !== undefined;
 }
 
-/** The current access token, or undefined (auth off, or not signed in). */
+/** The current access token, or undefined (auth off, or not signed in); in link mode the link's credential. */
 export function accessToken(): string | undefined {
-  return user?.access_token;
+  return linkMode() ? linkSession()?.accessToken : user?.access_token;
+}
+
+// ------------------------------------------------------------------------------------------ link mode
+/**
+ * Link mode: the page was opened at a consult link's URL (`/s/{token}`; the server answers it with this
+ * viewer, docs/api.md "Share links"). There is no sign-in: the link is opened with `POST
+ * /share/{token}/session` (consults/link-open.ts, which asks for the PIN when the link has one) and the
+ * session's `share.…` credential is the Bearer of every request (`accessToken` above). It is kept in
+ * memory and in sessionStorage (gone with the tab; a reload reuses it until it expires), never in the URL.
+ */
+export interface LinkSession {
+  /** `share.…`: the Authorization Bearer of every request. */
+  accessToken: string;
+  /** ISO 8601: the session's end. */
+  expiresAt: string;
+  /** The page the link opens (`#/consult/{id}`). */
+  home: string;
+}
+
+const LINK_PATH = /\/s\/([A-Za-z0-9_-]{43})\/?$/;
+const LINK_STORAGE_KEY = 'pacs.link';
+let link: LinkSession | undefined;
+
+/** The link's token when the page is a share link's URL (link mode), else undefined. */
+export function linkToken(): string | undefined {
+  return typeof location === 'undefined' ? undefined : LINK_PATH.exec(location.pathname)?.[1];
+}
+
+export function linkMode(): boolean {
+  return linkToken() !== undefined;
+}
+
+/** The opened link's session (memory, else this tab's sessionStorage for this link), while it lasts. */
+export function linkSession(): LinkSession | undefined {
+  if (link === undefined) {
+    try {
+      const stored = JSON.parse(sessionStorage.getItem(LINK_STORAGE_KEY) ?? 'null') as (LinkSession & { path: string }) | null;
+      if (stored !== null && stored.path === location.pathname) link = { accessToken: stored.accessToken, expiresAt: stored.expiresAt, home: stored.home };
+    } catch {
+      // No storage (private mode) or not ours: open the link again.
+    }
+  }
+  if (link !== undefined && !(Date.parse(link.expiresAt) > Date.now())) setLinkSession(undefined);
+  return link;
+}
+
+/** Keeps (or forgets, with undefined) the link's session for this tab. */
+export function setLinkSession(session: LinkSession | undefined): void {
+  link = session;
+  try {
+    if (session === undefined) sessionStorage.removeItem(LINK_STORAGE_KEY);
+    else sessionStorage.setItem(LINK_STORAGE_KEY, JSON.stringify({ ...session, path: location.pathname }));
+  } catch {
+    // Without storage the session lasts as long as the page.
+  }
+  for (const l of listeners) l();
 }
 
 /** Who is signed in, for the page header. */
@@ -91,7 +148,7 @@ export async function startAuth(): Promise<boolean> {
   const settings = await readSettings();
   if (!settings.enabled) return true;
   if (!settings.issuer || !settings.clientId) {
-    throw new Error('Sign-in is enabled on the server but PACS_AUTH_VIEWER_CLIENT_ID (or the issuer) is not set: the viewer cannot sign you in');
+    throw new Error(t('auth:notConfigured'));
   }
   const base = appUrl();
   const { UserManager, WebStorageStateStore } = await import('oidc-client-ts');
@@ -118,7 +175,7 @@ export async function startAuth(): Promise<boolean> {
       signedIn = await manager.signinRedirectCallback();
     } catch (err) {
       history.replaceState(null, '', base);
-      throw new Error(`Sign-in failed: ${(err as Error).message}`);
+      throw new Error(t('auth:signInFailed', { message: (err as Error).message }));
     }
     // The code and state must not stay in the address bar or history; back to the route of before.
     const hash = (signedIn.state as { hash?: unknown } | undefined)?.hash;

@@ -12,6 +12,7 @@ import { formatDate, num, personName, str, TAG, values, type DicomJson } from '.
 import { setAuthorizedSource } from '../auth/http.js';
 import { ordersOfStudies } from '../his/his-client.js';
 import { errorBox, h, messageOf } from '../ui/dom.js';
+import { orderStateText, t } from '../i18n/i18n.js';
 
 const PAGE_SIZE = 25;
 const MODALITIES = ['', 'CT', 'MR', 'CR', 'DX', 'US', 'XA', 'NM', 'PT', 'ES', 'SM', 'XC', 'GM', 'OT', 'SR', 'ANN'];
@@ -23,22 +24,22 @@ const dicomDate = (iso: string | undefined) => (iso ?? '').replaceAll('-', '');
 
 export function renderStudyBrowser(root: HTMLElement, open: (study: string, series?: string) => void): void {
   const field = (label: string, input: HTMLInputElement | HTMLSelectElement) => h('label', {}, h('span', { text: label }), input);
-  const name = h('input', { name: 'PatientName', type: 'search', placeholder: 'DOE^J* or *smith*', autocomplete: 'off' });
+  const name = h('input', { name: 'PatientName', type: 'search', placeholder: t('browser:patientNamePlaceholder'), autocomplete: 'off' });
   const id = h('input', { name: 'PatientID', type: 'search', autocomplete: 'off' });
   const from = h('input', { name: 'from', type: 'date' });
   const to = h('input', { name: 'to', type: 'date' });
-  const modality = h('select', { name: 'ModalitiesInStudy' }, ...MODALITIES.map((m) => h('option', { value: m, text: m === '' ? 'any' : m })));
+  const modality = h('select', { name: 'ModalitiesInStudy' }, ...MODALITIES.map((m) => h('option', { value: m, text: m === '' ? t('browser:anyModality') : m })));
   const accession = h('input', { name: 'AccessionNumber', type: 'search', autocomplete: 'off' });
-  const submit = h('button', { type: 'submit', text: 'Search' });
+  const submit = h('button', { type: 'submit', text: t('browser:search') });
   const form = h(
     'form',
-    { class: 'search', role: 'search', 'aria-label': 'Study search' },
-    field('Patient name', name),
-    field('Patient ID', id),
-    field('Date from', from),
-    field('Date to', to),
-    field('Modality', modality),
-    field('Accession', accession),
+    { class: 'search', role: 'search', 'aria-label': t('browser:searchLabel') },
+    field(t('browser:patientName'), name),
+    field(t('browser:patientId'), id),
+    field(t('browser:dateFrom'), from),
+    field(t('browser:dateTo'), to),
+    field(t('browser:modality'), modality),
+    field(t('browser:accession'), accession),
     submit,
   );
   const q = remembered.query;
@@ -50,8 +51,8 @@ export function renderStudyBrowser(root: HTMLElement, open: (study: string, seri
   accession.value = q.AccessionNumber ?? '';
 
   const results = h('section', { class: 'results', 'aria-live': 'polite' });
-  const preview = h('section', { class: 'series-preview', 'aria-label': 'Series of the selected study' });
-  root.replaceChildren(h('h2', { text: 'Studies' }), form, results, preview);
+  const preview = h('section', { class: 'series-preview', 'aria-label': t('browser:previewLabel') });
+  root.replaceChildren(h('h2', { text: t('browser:title') }), form, results, preview);
 
   let previewTimer: ReturnType<typeof setTimeout> | undefined;
   let previewed: string | undefined;
@@ -64,7 +65,7 @@ export function renderStudyBrowser(root: HTMLElement, open: (study: string, seri
         const series = await searchSeries(study);
         if (previewed !== study) return;
         preview.replaceChildren(
-          h('h3', { text: 'Series' }),
+          h('h3', { text: t('browser:series') }),
           h(
             'div',
             { class: 'series-strip' },
@@ -104,7 +105,7 @@ export function renderStudyBrowser(root: HTMLElement, open: (study: string, seri
     remembered.searched = true;
     controller?.abort();
     controller = new AbortController();
-    results.replaceChildren(h('p', { class: 'muted', text: 'Searching…' }));
+    results.replaceChildren(h('p', { class: 'muted', text: t('browser:searching') }));
     const { from: _f, to: _t, ...query } = remembered.query;
     const { signal } = controller;
     try {
@@ -120,7 +121,7 @@ export function renderStudyBrowser(root: HTMLElement, open: (study: string, seri
 
   const showResults = (studies: DicomJson[], offset: number, more: boolean) => {
     if (studies.length === 0) {
-      results.replaceChildren(h('p', { class: 'muted', text: offset === 0 ? 'No study matches.' : 'No more studies.' }));
+      results.replaceChildren(h('p', { class: 'muted', text: offset === 0 ? t('browser:noMatch') : t('browser:noMore') }));
       return;
     }
     const rows = studies.map((s) => {
@@ -157,15 +158,15 @@ export function renderStudyBrowser(root: HTMLElement, open: (study: string, seri
     const head = h(
       'tr',
       {},
-      ...['Patient', 'Patient ID', 'Date', 'Modalities', 'Accession', 'Description', 'Series / instances'].map((t) => h('th', { scope: 'col', text: t })),
-      h('th', { scope: 'col', class: 'order-cell', text: 'Order', hidden: true }),
+      ...(['patient', 'patientId', 'date', 'modalities', 'accession', 'description', 'counts'] as const).map((c) => h('th', { scope: 'col', text: t(`browser:col.${c}`) })),
+      h('th', { scope: 'col', class: 'order-cell', text: t('browser:col.order'), hidden: true }),
     );
     const table = h('table', { class: 'study-table' }, h('thead', {}, head), h('tbody', {}, ...rows));
-    const prev = h('button', { type: 'button', text: '← Previous', disabled: offset === 0 });
-    const next = h('button', { type: 'button', text: 'Next →', disabled: !more });
+    const prev = h('button', { type: 'button', text: t('browser:previous'), disabled: offset === 0 });
+    const next = h('button', { type: 'button', text: t('browser:next'), disabled: !more });
     prev.addEventListener('click', () => void run(Math.max(0, offset - PAGE_SIZE)));
     next.addEventListener('click', () => void run(offset + PAGE_SIZE));
-    const pager = h('nav', { class: 'pager', 'aria-label': 'Result pages' }, prev, h('span', { text: `Studies ${offset + 1}–${offset + studies.length}` }), next);
+    const pager = h('nav', { class: 'pager', 'aria-label': t('browser:pages') }, prev, h('span', { text: t('browser:range', { from: offset + 1, to: offset + studies.length }) }), next);
     results.replaceChildren(table, pager);
     // Time to the first list of studies on screen, from navigation start (for the benchmark).
     results.dataset['firstListMs'] ??= performance.now().toFixed(0);
@@ -191,7 +192,7 @@ export function renderStudyBrowser(root: HTMLElement, open: (study: string, seri
       const found = orders.get(row.dataset['study'] ?? '') ?? [];
       cell?.replaceChildren(
         ...found.map((order) =>
-          h('span', { class: `order-state state-${order.status.replace(' ', '-').toLowerCase()}`, 'data-state': order.status, title: `Order ${order.accessionNumber}`, text: order.status }),
+          h('span', { class: `order-state state-${order.status.replace(' ', '-').toLowerCase()}`, 'data-state': order.status, title: t('browser:orderTitle', { accession: order.accessionNumber }), text: orderStateText(order.status) }),
         ),
       );
     }

@@ -5,6 +5,7 @@
  */
 import { authorizedFetch } from '../auth/http.js';
 import { authEnabled } from '../auth/session.js';
+import { t } from '../i18n/i18n.js';
 import type { DicomJson } from './dicom-json.js';
 import { parseMultipart, type Part } from './multipart.js';
 
@@ -37,10 +38,11 @@ async function describeFailure(res: Response, what: string): Promise<ViewerError
   }
   if (res.status === 403) {
     // Signed in, but the user's roles do not allow this: say so plainly (the server says which permission).
-    return new ViewerError(`You are not allowed to do this (${what}): ${detail || 'your roles do not allow it'}. Ask your administrator for access.`, 403);
+    // The framing in the page's language; the server's own words (detail) as it sent them.
+    return new ViewerError(t('common:request.forbidden', { what, detail: detail || t('common:request.forbiddenDefault') }), 403);
   }
-  if (res.status === 401 && authEnabled()) return new ViewerError(`${what}: your sign-in has ended; taking you to sign in again…`, 401);
-  return new ViewerError(`${what} failed: HTTP ${res.status}${detail ? ` (${detail})` : ''}`, res.status);
+  if (res.status === 401 && authEnabled()) return new ViewerError(t('common:request.signInEnded', { what }), 401);
+  return new ViewerError(detail ? t('common:request.failedDetail', { what, status: res.status, detail }) : t('common:request.failed', { what, status: res.status }), res.status);
 }
 
 export async function request(url: string, init: RequestInit & { what: string }): Promise<Response> {
@@ -50,7 +52,7 @@ export async function request(url: string, init: RequestInit & { what: string })
     res = await authorizedFetch(url, init);
   } catch (err) {
     if ((err as Error).name === 'AbortError') throw err;
-    throw new ViewerError(`${init.what} failed: the server cannot be reached (is it running?)`);
+    throw new ViewerError(t('common:request.unreachable', { what: init.what }));
   }
   if (!res.ok) throw await describeFailure(res, init.what);
   return res;
@@ -82,20 +84,20 @@ export function searchStudies(query: StudyQuery, limit: number, offset: number, 
   params.set('limit', String(limit));
   params.set('offset', String(offset));
   params.append('includefield', '00081030');
-  return json(`${DICOMWEB_ROOT}/studies?${params}`, 'Study search', signal);
+  return json(`${DICOMWEB_ROOT}/studies?${params}`, t('common:what.studySearch'), signal);
 }
 
 export function searchSeries(study: string, signal?: AbortSignal): Promise<DicomJson[]> {
-  return json(`${studyPath(study)}/series?includefield=0008103E`, 'Series search', signal);
+  return json(`${studyPath(study)}/series?includefield=0008103E`, t('common:what.seriesSearch'), signal);
 }
 
 /** One study's attributes (QIDO-RS with a UID: no patient data in the URL). */
 export async function studyAttributes(study: string): Promise<DicomJson | undefined> {
-  return (await json<DicomJson[]>(`${DICOMWEB_ROOT}/studies?StudyInstanceUID=${study}&includefield=00081030`, 'Study lookup'))[0];
+  return (await json<DicomJson[]>(`${DICOMWEB_ROOT}/studies?StudyInstanceUID=${study}&includefield=00081030`, t('common:what.studyLookup')))[0];
 }
 
 export function seriesMetadata(study: string, series: string, signal?: AbortSignal): Promise<DicomJson[]> {
-  return json(`${seriesPath(study, series)}/metadata`, 'Series metadata', signal);
+  return json(`${seriesPath(study, series)}/metadata`, t('common:what.seriesMetadata'), signal);
 }
 
 export const seriesThumbnailUrl = (study: string, series: string) => `${seriesPath(study, series)}/thumbnail?viewport=96,96`;
@@ -104,7 +106,7 @@ export const renderedUrl = (study: string, series: string, sop: string) => `${in
 /** WADO-RS frames in their stored syntax (`transfer-syntax=*` on the given media type): the parts. */
 export async function retrieveFrames(study: string, series: string, sop: string, frames: number[], mediaType: string, signal?: AbortSignal): Promise<Part[]> {
   const res = await request(`${instancePath(study, series, sop)}/frames/${frames.join(',')}`, {
-    what: 'Frame retrieval',
+    what: t('common:what.frameRetrieval'),
     headers: { Accept: `multipart/related; type="${mediaType}"; transfer-syntax=*` },
     ...(signal ? { signal } : {}),
   });
@@ -114,11 +116,11 @@ export async function retrieveFrames(study: string, series: string, sop: string,
 /** WADO-RS instance as stored (Part-10 bytes). */
 export async function retrieveInstance(study: string, series: string, sop: string, signal?: AbortSignal): Promise<Uint8Array> {
   const res = await request(instancePath(study, series, sop), {
-    what: 'Instance retrieval',
+    what: t('common:what.instanceRetrieval'),
     headers: { Accept: 'multipart/related; type="application/dicom"; transfer-syntax=*' },
     ...(signal ? { signal } : {}),
   });
   const [part] = parseMultipart(new Uint8Array(await res.arrayBuffer()), res.headers.get('content-type') ?? '');
-  if (part === undefined) throw new ViewerError('Instance retrieval returned no part');
+  if (part === undefined) throw new ViewerError(t('common:request.noPart', { what: t('common:what.instanceRetrieval') }));
   return part.body;
 }

@@ -1,4 +1,6 @@
 /** Reading DICOM JSON (PS3.18 Annex F) data sets: tags are 8 upper-case hex digits. */
+import { formatDicomDate, formatPersonName as formatPn } from '../i18n/i18n.js';
+
 export interface DicomJsonElement {
   vr: string;
   Value?: unknown[];
@@ -116,21 +118,17 @@ export function pixelSpacing(ds: DicomJson | undefined, frame = 1): PixelSpacing
   return imager === undefined ? undefined : { row: imager[0], column: imager[1], source: 'ImagerPixelSpacing' };
 }
 
-/** `DOE^JANE` → `DOE, JANE` for display. */
+/** A PN attribute as a name is written in Vietnam: `NGUYỄN^AN^VĂN` → `NGUYỄN VĂN AN` (i18n formatPersonName). */
 export function personName(ds: DicomJson | undefined, tag: string): string {
   return formatPersonName(str(ds, tag) ?? '');
 }
 
-/** A PN string (`Family^Given^Middle`, its first component group) → `Family, Given Middle`. */
-export function formatPersonName(raw: string): string {
-  const [family = '', given = '', middle = ''] = (raw.split('=')[0] ?? '').split('^');
-  return [family, [given, middle].filter(Boolean).join(' ')].filter(Boolean).join(', ');
-}
+/** A PN string, family name first (i18n/i18n.ts). */
+export const formatPersonName = (raw: string): string => formatPn(raw);
 
-/** `20240102` → `2024-01-02`. */
+/** A DA in the page's language: `02/01/2024` (vi), `2 Jan 2024` (en) (i18n formatDicomDate). */
 export function formatDate(da: string | undefined): string {
-  if (da === undefined || !/^\d{8}$/.test(da)) return da ?? '';
-  return `${da.slice(0, 4)}-${da.slice(4, 6)}-${da.slice(6, 8)}`;
+  return formatDicomDate(da);
 }
 
 /** Base64 InlineBinary → bytes. */

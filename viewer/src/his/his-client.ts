@@ -8,6 +8,7 @@
  */
 import type { HisOrderJson, OrderList, WorklistPage } from '../../../server/src/contracts/his.js';
 import { request, ViewerError } from '../dicomweb/client.js';
+import { t } from '../i18n/i18n.js';
 
 /** An order with its patient and state (a worklist item). */
 export type HisOrder = HisOrderJson;
@@ -41,7 +42,7 @@ export function todayDicomDate(now = new Date()): string {
 export async function todaysWorklist(station: string, signal?: AbortSignal): Promise<HisOrder[] | undefined> {
   const params = new URLSearchParams({ date: todayDicomDate(), modality: 'ES' });
   if (station.trim() !== '') params.set('station', station.trim());
-  return (await getJson<WorklistPage>(`${HIS_ROOT}/worklist?${params}`, 'Worklist', signal))?.items;
+  return (await getJson<WorklistPage>(`${HIS_ROOT}/worklist?${params}`, t('common:what.worklist'), signal))?.items;
 }
 
 /**
@@ -55,7 +56,7 @@ export async function ordersOfStudies(studies: ReadonlyArray<{ uid: string; acce
   if (uids.length === 0) return new Map();
   const params = new URLSearchParams();
   for (const uid of uids) params.append('study', uid);
-  const body = await getJson<OrderList>(`${HIS_ROOT}/orders?${params}`, 'Order states', signal);
+  const body = await getJson<OrderList>(`${HIS_ROOT}/orders?${params}`, t('common:what.orders'), signal);
   if (body === undefined) return undefined;
   const byStudy = new Map<string, HisOrder[]>();
   const add = (study: string, order: HisOrder) => byStudy.set(study, [...(byStudy.get(study) ?? []), order]);

@@ -16,6 +16,7 @@ import { authHeaders } from '../auth/http.js';
 import { DICOMWEB_ROOT } from '../dicomweb/client.js';
 import { num, pixelSpacing, str, TAG, type DicomJson } from '../dicomweb/dicom-json.js';
 import type { FrameFetcher, FrameRef } from '../dicomweb/frames.js';
+import { t } from '../i18n/i18n.js';
 
 /** Image id → the fetcher and frame it stands for (set by StackView.load, removed by destroy). */
 const frameSources = new Map<string, { fetcher: FrameFetcher; ref: FrameRef }>();
@@ -104,12 +105,37 @@ export interface StackState {
 
 let viewCounter = 0;
 
+/** Every stack view on the page: a consult's answer (consults/) takes what is drawn on any of them. */
+const liveViews = new Set<StackView>();
+
+/** The series shown in stack views on the page, and the measurements drawn on them, each with its series. */
+export function drawnOnStacks(): { series: string[]; measurements: Array<StackMeasurement & { series: string }> } {
+  const views = [...liveViews];
+  return { series: views.map((view) => view.series), measurements: views.flatMap((view) => view.measurements().map((m) => ({ ...m, series: view.series }))) };
+}
+
+/** Called when a measurement is drawn, changed or removed on any stack; returns the unsubscribe. */
+export function onDrawnOnStacks(listener: () => void): () => void {
+  for (const type of MEASUREMENT_EVENTS) eventTarget.addEventListener(type, listener);
+  return () => {
+    for (const type of MEASUREMENT_EVENTS) eventTarget.removeEventListener(type, listener);
+  };
+}
+
+/** Removes a drawn measurement wherever it is (also from a stack no longer shown). */
+export function removeDrawn(uid: string): void {
+  tools.annotation.state.removeAnnotation(uid);
+  for (const view of liveViews) view.removeMeasurement(uid);
+}
+
 export class StackView {
   private readonly engine: RenderingEngine;
   private readonly viewportId: string;
   private readonly toolGroupId: string;
   private frames: StackFrame[] = [];
   private imageIds: string[] = [];
+  /** The series loaded (`load`). */
+  series = '';
   private cineTimer: ReturnType<typeof setInterval> | undefined;
   private fetcher: FrameFetcher | undefined;
   private prefetchedFor = -1;
@@ -128,7 +154,7 @@ export class StackView {
     const detail = (evt as CustomEvent<{ imageId?: string; error?: unknown }>).detail;
     if (detail?.imageId === undefined || !this.imageIds.includes(detail.imageId)) return;
     const message = describeError(detail.error);
-    for (const l of this.errorListeners) l(`This image cannot be decoded or loaded: ${message}`);
+    for (const l of this.errorListeners) l(t('stack:undecodable', { message }));
   };
 
   private constructor(readonly element: HTMLDivElement) {
@@ -157,6 +183,7 @@ export class StackView {
     element.addEventListener('contextmenu', (e) => e.preventDefault());
     eventTarget.addEventListener(Enums.Events.IMAGE_LOAD_ERROR, this.onLoadError);
     eventTarget.addEventListener(Enums.Events.IMAGE_LOAD_FAILED, this.onLoadError);
+    liveViews.add(this);
   }
 
   static async create(element: HTMLDivElement): Promise<StackView> {
@@ -175,6 +202,7 @@ export class StackView {
   async load(study: string, series: string, instances: DicomJson[], fetcher: FrameFetcher): Promise<void> {
     this.stopCine();
     this.releaseFrames();
+    this.series = series;
     // Prefetching starts once the first image is shown: it comes before the rest.
     this.fetcher = undefined;
     for (const instance of instances) {
@@ -212,7 +240,7 @@ export class StackView {
       this.fetcher = fetcher;
       this.prefetchAround(0);
     } catch (err) {
-      throw new Error(`This image cannot be decoded or loaded: ${describeError(err)}`);
+      throw new Error(t('stack:undecodable', { message: describeError(err) }));
     } finally {
       stopWatching();
       failed.catch(() => undefined);
@@ -388,6 +416,7 @@ export class StackView {
   }
 
   destroy(): void {
+    liveViews.delete(this);
     this.stopCine();
     this.fetcher?.prefetch([]);
     this.fetcher = undefined;

@@ -5,6 +5,7 @@
  */
 import type { LiveClientMessage, LiveDetectionsMessage, LiveFrameHeader, LiveServerMessage, LiveStartedMessage, LiveStartMessage, LiveStoppedMessage } from '../../../server/src/contracts/live.js';
 import { withTokenInQuery } from '../auth/http.js';
+import { t } from '../i18n/i18n.js';
 
 /** What `start` sends: the start message without its type (record and fps default on the server). */
 export type StartOptions = Omit<LiveStartMessage, 'type'>;
@@ -45,12 +46,12 @@ export class LiveConnection {
       } else if (message.type === 'error') {
         // An error naming a frame (seq) is about that frame, never the answer to a start or stop.
         const failed = message.seq === undefined ? this.pending.shift() : undefined;
-        if (failed !== undefined) failed.reject(new Error(message.message ?? 'refused'));
-        else this.onProblem(message.message ?? 'The server refused a frame');
+        if (failed !== undefined) failed.reject(new Error(message.message ?? t('live:refusedShort')));
+        else this.onProblem(message.message ?? t('live:refused'));
       }
     });
     ws.addEventListener('close', () => {
-      this.pending.splice(0).forEach((p) => p.reject(new Error('The live connection closed')));
+      this.pending.splice(0).forEach((p) => p.reject(new Error(t('live:closed'))));
       this.onProblem('The live connection closed');
     });
   }
@@ -60,7 +61,7 @@ export class LiveConnection {
       const ws = new WebSocket(url);
       ws.addEventListener('open', () => resolve(new LiveConnection(ws)), { once: true });
       // Never the URL itself in the message: it may carry the access token.
-      ws.addEventListener('error', () => reject(new Error(`Cannot reach the live service at ${url.split('?')[0]}`)), { once: true });
+      ws.addEventListener('error', () => reject(new Error(t('live:unreachable', { url: url.split('?')[0] }))), { once: true });
     });
   }
 

@@ -17,10 +17,10 @@ import { listModels } from '../ai/ai-client.js';
 import { retrieveFrames, seriesMetadata } from '../dicomweb/client.js';
 import { nums, str, TAG, type DicomJson } from '../dicomweb/dicom-json.js';
 import { parseSrDetections, type SrDetection } from '../overlays/sr-detections.js';
-import { formatPersonName } from '../dicomweb/dicom-json.js';
+import { formatPersonName, orderStateText, t } from '../i18n/i18n.js';
 import { scheduledTime, todaysWorklist, type HisOrder } from '../his/his-client.js';
 import { errorBox, h, messageOf } from '../ui/dom.js';
-import type { LiveDetection, LiveDetectionsMessage, LiveStartedMessage, LiveStoppedMessage } from '../../../server/src/contracts/live.js';
+import type { LiveDetectionsMessage, LiveStartedMessage, LiveStoppedMessage, LiveTrack } from '../../../server/src/contracts/live.js';
 import { LiveConnection, type StartOptions } from './live-connection.js';
 
 const CAPTURE_FPS = 25;
@@ -30,6 +30,24 @@ const MAX_BUFFERED_BYTES = 512 * 1024;
 const BOX_COLOUR = '#ffff00';
 /** Where this browser keeps the room's Scheduled Station AE Title (not patient data). */
 const STATION_KEY = 'filmless.live.stationAeTitle';
+/** Whether the room wants the new-finding beep ('1'); off unless switched on in this browser. */
+const SOUND_KEY = 'filmless.live.soundCue';
+
+/**
+ * The new-finding cue: one short, soft 880 Hz beep (WebAudio), played when a track is first shown.
+ * Off by default: an endoscopy room has its own alarms, and a cue nobody asked for is one more sound to
+ * tune out; a room that wants it switches it on once (kept in this browser).
+ */
+function beep(audio: AudioContext): void {
+  const osc = audio.createOscillator();
+  const gain = audio.createGain();
+  osc.frequency.value = 880;
+  gain.gain.setValueAtTime(0.08, audio.currentTime);
+  gain.gain.exponentialRampToValueAtTime(0.0001, audio.currentTime + 0.12);
+  osc.connect(gain).connect(audio.destination);
+  osc.start();
+  osc.stop(audio.currentTime + 0.13);
+}
 
 function storedStation(): string {
   try {
@@ -72,53 +90,66 @@ function drawFrame(canvas: HTMLCanvasElement, image: CanvasImageSource, width: n
   canvas.dataset['boxes'] = JSON.stringify(boxes);
 }
 
-const labelOf = (d: LiveDetection) => `${d.label} ${(d.score * 100).toFixed(0)}%`;
+/** A shown track: its id (the SR's "polyp track 2"), label and latest score. */
+const labelOf = (tr: LiveTrack) => `#${tr.id} ${tr.label} ${(tr.score * 100).toFixed(0)}%`;
 const median = (values: number[]) => {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted.length === 0 ? NaN : sorted[Math.floor(sorted.length / 2)]!;
 };
 
 export function renderLiveRoom(root: HTMLElement): () => void {
-  const modelSelect = h('select', { id: 'live-model', 'aria-label': 'Model' });
-  const sourceSelect = h('select', { id: 'live-source', 'aria-label': 'Source' }, h('option', { value: 'camera', text: 'Camera' }), h('option', { value: 'file', text: 'Video file' }));
-  const fileInput = h('input', { id: 'live-file', type: 'file', accept: 'video/*', 'aria-label': 'Video file' });
-  const studyInput = h('input', { id: 'live-study', placeholder: 'StudyInstanceUID (existing study)', size: 40, 'aria-label': 'Existing study UID' });
-  const nameInput = h('input', { id: 'live-patient-name', placeholder: 'Patient name (new study)', autocomplete: 'off', 'aria-label': 'Patient name' });
-  const idInput = h('input', { id: 'live-patient-id', placeholder: 'Patient ID (new study)', autocomplete: 'off', 'aria-label': 'Patient ID' });
+  const modelSelect = h('select', { id: 'live-model', 'aria-label': t('live:model') });
+  const sourceSelect = h('select', { id: 'live-source', 'aria-label': t('live:source') }, h('option', { value: 'camera', text: t('live:camera') }), h('option', { value: 'file', text: t('live:videoFile') }));
+  const fileInput = h('input', { id: 'live-file', type: 'file', accept: 'video/*', 'aria-label': t('live:videoFile') });
+  const studyInput = h('input', { id: 'live-study', placeholder: t('live:studyPlaceholder'), size: 40, 'aria-label': t('live:studyLabel') });
+  const nameInput = h('input', { id: 'live-patient-name', placeholder: t('live:namePlaceholder'), autocomplete: 'off', 'aria-label': t('live:nameLabel') });
+  const idInput = h('input', { id: 'live-patient-id', placeholder: t('live:idPlaceholder'), autocomplete: 'off', 'aria-label': t('live:idLabel') });
   const recordBox = h('input', { id: 'live-record', type: 'checkbox', checked: true });
-  const startButton = h('button', { id: 'live-start', type: 'button', text: 'Start' });
-  const stopButton = h('button', { id: 'live-stop', type: 'button', text: 'Stop', disabled: true });
-  const replayButton = h('button', { id: 'live-replay', type: 'button', text: 'Replay recording', disabled: true });
+  const soundBox = h('input', { id: 'live-sound', type: 'checkbox', checked: (() => { try { return localStorage.getItem(SOUND_KEY) === '1'; } catch { return false; } })() });
+  let audio: AudioContext | undefined;
+  soundBox.addEventListener('change', () => {
+    try {
+      localStorage.setItem(SOUND_KEY, soundBox.checked ? '1' : '0');
+    } catch {
+      /* storage blocked: this page only */
+    }
+    // Created on the click (a user gesture), so the browser lets it play.
+    if (soundBox.checked && audio === undefined && typeof AudioContext === 'function') audio = new AudioContext();
+  });
+  const startButton = h('button', { id: 'live-start', type: 'button', text: t('live:start') });
+  const stopButton = h('button', { id: 'live-stop', type: 'button', text: t('live:stop'), disabled: true });
+  const replayButton = h('button', { id: 'live-replay', type: 'button', text: t('live:replay'), disabled: true });
   const latencyOut = h('output', { id: 'live-latency', text: '–' });
   const analysedOut = h('output', { id: 'live-analysed', text: '0' });
   const droppedOut = h('output', { id: 'live-dropped', text: '0' });
-  const status = h('p', { id: 'live-status', class: 'muted', role: 'status', text: 'Choose a source and press Start.' });
+  const status = h('p', { id: 'live-status', class: 'muted', role: 'status', text: t('live:choose') });
   const problems = h('div', { id: 'live-problems' });
-  const stationInput = h('input', { id: 'live-station', placeholder: 'all stations', size: 16, maxlength: 16, autocomplete: 'off', 'aria-label': 'Station AE title' });
+  const stationInput = h('input', { id: 'live-station', placeholder: t('live:stationPlaceholder'), size: 16, maxlength: 16, autocomplete: 'off', 'aria-label': t('live:stationLabel') });
   stationInput.value = storedStation();
-  const refreshButton = h('button', { id: 'live-worklist-refresh', type: 'button', text: 'Refresh' });
-  const worklistBody = h('div', { id: 'live-worklist-items' }, h('p', { class: 'muted', text: 'Loading the worklist…' }));
+  const refreshButton = h('button', { id: 'live-worklist-refresh', type: 'button', text: t('live:refresh') });
+  const worklistBody = h('div', { id: 'live-worklist-items' }, h('p', { class: 'muted', text: t('live:loadingWorklist') }));
   const worklist = h(
     'section',
-    { id: 'live-worklist', class: 'live-worklist', 'aria-label': "Today's worklist" },
-    h('h2', {}, "Today's worklist ", h('label', { class: 'muted' }, ' station ', stationInput), ' ', refreshButton),
+    { id: 'live-worklist', class: 'live-worklist', 'aria-label': t('live:worklist') },
+    h('h2', {}, `${t('live:worklist')} `, h('label', { class: 'muted' }, t('live:station'), stationInput), ' ', refreshButton),
     worklistBody,
   );
   const video = h('video', { id: 'live-video', muted: true, playsinline: true, class: 'live-preview' });
   video.muted = true;
-  const canvas = h('canvas', { id: 'live-canvas', class: 'live-canvas', 'aria-label': 'Analysed frame with detections' });
+  const canvas = h('canvas', { id: 'live-canvas', class: 'live-canvas', 'aria-label': t('live:canvas') });
 
   // No inline handler (the Content-Security-Policy forbids them): the form never submits.
   const controls = h(
     'form',
     { class: 'live-controls' },
-    h('label', {}, 'Source ', sourceSelect),
+    h('label', {}, `${t('live:source')} `, sourceSelect),
     fileInput,
-    h('label', {}, 'Model ', modelSelect),
+    h('label', {}, `${t('live:model')} `, modelSelect),
     studyInput,
     nameInput,
     idInput,
-    h('label', {}, recordBox, ' Record'),
+    h('label', {}, recordBox, t('live:record')),
+    h('label', { title: t('live:soundTitle') }, soundBox, t('live:sound')),
     startButton,
     stopButton,
     replayButton,
@@ -129,10 +160,10 @@ export function renderLiveRoom(root: HTMLElement): () => void {
     h(
       'section',
       { class: 'live-room' },
-      h('h1', { text: 'Live endoscopy' }),
+      h('h1', { text: t('live:title') }),
       worklist,
       controls,
-      h('p', { class: 'live-counters' }, 'Latency (median) ', latencyOut, ' ms · analysed ', analysedOut, ' · dropped ', droppedOut),
+      h('p', { class: 'live-counters' }, t('live:counters.latency'), latencyOut, t('live:counters.ms'), analysedOut, t('live:counters.dropped'), droppedOut),
       status,
       problems,
       h('div', { class: 'live-stage' }, canvas, video),
@@ -155,6 +186,8 @@ export function renderLiveRoom(root: HTMLElement): () => void {
   let busy = false;
   const setBusy = (value: boolean) => {
     busy = value;
+    // A running session is not torn down by a language change (main.ts): the room keeps its texts until then.
+    root.querySelector('.live-room')?.toggleAttribute('data-keep-on-language-change', value);
     startButton.disabled = value;
     for (const b of worklistBody.querySelectorAll<HTMLButtonElement>('button[data-order]')) b.disabled = value;
   };
@@ -180,11 +213,11 @@ export function renderLiveRoom(root: HTMLElement): () => void {
 
   const showWorklist = (items: HisOrder[]) => {
     if (items.length === 0) {
-      worklistBody.replaceChildren(h('p', { class: 'muted', text: stationInput.value.trim() === '' ? 'No endoscopy scheduled today.' : 'Nothing scheduled today at this station.' }));
+      worklistBody.replaceChildren(h('p', { class: 'muted', text: stationInput.value.trim() === '' ? t('live:noneToday') : t('live:noneAtStation') }));
       return;
     }
     const rows = items.map((item) => {
-      const start = h('button', { type: 'button', text: 'Start', 'data-order': item.id, disabled: busy, title: 'Start the session for this order' });
+      const start = h('button', { type: 'button', text: t('live:start'), 'data-order': item.id, disabled: busy, title: t('live:startOrder') });
       start.addEventListener('click', () => void startSession({ orderId: item.id }));
       const procedure = item.requestedProcedureDescription ?? item.requestedProcedureCode?.meaning ?? item.requestedProcedureId;
       return h(
@@ -195,11 +228,11 @@ export function renderLiveRoom(root: HTMLElement): () => void {
         h('td', { text: item.patient.patientId }),
         h('td', { text: item.accessionNumber }),
         h('td', { text: procedure }),
-        h('td', {}, h('span', { class: `order-state state-${item.status.replace(' ', '-').toLowerCase()}`, text: item.status })),
+        h('td', {}, h('span', { class: `order-state state-${item.status.replace(' ', '-').toLowerCase()}`, text: orderStateText(item.status) })),
         h('td', {}, start),
       );
     });
-    const head = h('tr', {}, ...['Time', 'Patient', 'Patient ID', 'Accession', 'Procedure', 'State', ''].map((t) => h('th', { scope: 'col', text: t })));
+    const head = h('tr', {}, ...[t('live:col.time'), t('live:col.patient'), t('live:col.patientId'), t('live:col.accession'), t('live:col.procedure'), t('live:col.state'), ''].map((text) => h('th', { scope: 'col', text })));
     worklistBody.replaceChildren(h('table', { class: 'study-table worklist-table' }, h('thead', {}, head), h('tbody', {}, ...rows)));
   };
 
@@ -214,7 +247,7 @@ export function renderLiveRoom(root: HTMLElement): () => void {
   void listModels()
     .then((models) => {
       modelSelect.replaceChildren(...models.map((m) => h('option', { value: m.id, text: `${m.id} ${m.version}` })));
-      if (models.length === 0) showProblem('The server offers no detection model: live analysis is not available.');
+      if (models.length === 0) showProblem(t('live:noModel'));
     })
     .catch((err: unknown) => showProblem(messageOf(err)));
 
@@ -223,7 +256,15 @@ export function renderLiveRoom(root: HTMLElement): () => void {
     if (frame !== undefined) {
       latencies.push(performance.now() - frame.sentAt);
       if (latencies.length > 50) latencies.shift();
-      drawFrame(canvas, frame.bitmap, frame.bitmap.width, frame.bitmap.height, m.detections.map((d) => ({ ...d.box, label: labelOf(d) })));
+      // Steady alerts: the shown tracks (persisting, smoothed), not every raw box of the frame.
+      drawFrame(canvas, frame.bitmap, frame.bitmap.width, frame.bitmap.height, m.tracks.map((tr) => ({ ...tr.box, label: labelOf(tr) })));
+    }
+    if (soundBox.checked && m.tracks.some((tr) => tr.isNew)) {
+      if (audio === undefined && typeof AudioContext === 'function') audio = new AudioContext();
+      if (audio !== undefined) {
+        void audio.resume().catch(() => {});
+        beep(audio);
+      }
     }
     for (const [s, c] of captured) {
       if (s > m.seq) break;
@@ -272,12 +313,12 @@ export function renderLiveRoom(root: HTMLElement): () => void {
 
   const openSource = async () => {
     if (sourceSelect.value === 'camera') {
-      if (navigator.mediaDevices?.getUserMedia === undefined) throw new Error('This browser offers no camera access (a secure context is needed)');
+      if (navigator.mediaDevices?.getUserMedia === undefined) throw new Error(t('live:noCamera'));
       stream = await navigator.mediaDevices.getUserMedia({ video: { width: { ideal: 1280 } }, audio: false });
       video.srcObject = stream;
     } else {
       const file = fileInput.files?.[0];
-      if (file === undefined) throw new Error('Choose a video file first');
+      if (file === undefined) throw new Error(t('live:chooseFile'));
       video.srcObject = null;
       video.src = URL.createObjectURL(file);
     }
@@ -287,7 +328,7 @@ export function renderLiveRoom(root: HTMLElement): () => void {
   const closeSource = () => {
     if (timer !== undefined) window.clearInterval(timer);
     timer = undefined;
-    stream?.getTracks().forEach((t) => t.stop());
+    stream?.getTracks().forEach((track) => track.stop());
     stream = undefined;
     video.pause();
     if (video.src.startsWith('blob:')) URL.revokeObjectURL(video.src);
@@ -299,7 +340,7 @@ export function renderLiveRoom(root: HTMLElement): () => void {
     problems.replaceChildren();
     setBusy(true);
     try {
-      if (modelSelect.value === '') throw new Error('No detection model is available');
+      if (modelSelect.value === '') throw new Error(t('live:noModelAvailable'));
       await openSource();
       const conn = await LiveConnection.open();
       conn.onDetections = onDetections;
@@ -321,8 +362,8 @@ export function renderLiveRoom(root: HTMLElement): () => void {
       latencyOut.value = '–';
       analysedOut.value = '0';
       droppedOut.value = '0';
-      const order = started.order === undefined ? '' : ` · order ${started.order.accessionNumber} ${started.order.status}`;
-      status.textContent = `Live: ${started.model.id} ${started.model.version}${started.recording === null ? '' : ', recording'}${order}`;
+      const order = started.order === undefined ? '' : t('live:order', { accession: started.order.accessionNumber, state: orderStateText(started.order.status) });
+      status.textContent = `${t('live:running', { model: `${started.model.id} ${started.model.version}` })}${started.recording === null ? '' : t('live:recording')}${order}`;
       stopButton.disabled = false;
       replayButton.disabled = true;
       timer = window.setInterval(() => void captureOne().catch((err: unknown) => showProblem(messageOf(err))), 1000 / CAPTURE_FPS);
@@ -335,11 +376,14 @@ export function renderLiveRoom(root: HTMLElement): () => void {
   };
 
   startButton.addEventListener('click', () => {
+    // A user gesture: the browser lets an AudioContext made (or resumed) here play the cue later.
+    if (soundBox.checked && audio === undefined && typeof AudioContext === 'function') audio = new AudioContext();
+    void audio?.resume().catch(() => {});
     const study = studyInput.value.trim();
     const name = nameInput.value.trim();
     const id = idInput.value.trim();
     if (study === '' && (name === '' || id === '')) {
-      showProblem(worklist.hidden ? 'Give an existing StudyInstanceUID, or the patient name and ID of a new study' : 'Start an item of the worklist, or give an existing StudyInstanceUID, or the patient name and ID of a new study');
+      showProblem(worklist.hidden ? t('live:needStudy') : t('live:needStudyOrItem'));
       return;
     }
     void startSession(study !== '' ? { studyInstanceUid: study } : { patientName: name, patientId: id });
@@ -356,16 +400,16 @@ export function renderLiveRoom(root: HTMLElement): () => void {
       }
       // At once, not after the answer: a capture still encoding sees the session is over and sends nothing.
       connection = undefined;
-      status.textContent = 'Storing the recording…';
+      status.textContent = t('live:storing');
       try {
         lastStopped = await conn.stop();
         conn.close();
         const r = lastStopped.recording;
-        const order = lastStopped.order === undefined ? '' : ` Order ${lastStopped.order.accessionNumber}: ${lastStopped.order.status}.`;
+        const order = lastStopped.order === undefined ? '' : t('live:orderAfter', { accession: lastStopped.order.accessionNumber, state: orderStateText(lastStopped.order.status) });
         status.textContent =
           (r === null
-            ? `Stopped: ${lastStopped.stats.processed} frames analysed, nothing recorded.`
-            : `Stored: ${r.video.frames} frames and ${r.report.detections} detections in the study.`) + order;
+            ? t('live:stopped', { frames: lastStopped.stats.processed })
+            : t('live:stored', { frames: r.video.frames, detections: r.report.detections })) + order;
         if (lastStopped.error !== undefined) showProblem(lastStopped.error.message);
         replayButton.disabled = r === null;
       } catch (err) {
@@ -388,6 +432,7 @@ export function renderLiveRoom(root: HTMLElement): () => void {
 
   return () => {
     disposed = true;
+    void audio?.close().catch(() => {});
     worklistController?.abort();
     closeSource();
     connection?.close();
@@ -425,8 +470,8 @@ async function replay(canvas: HTMLCanvasElement, r: NonNullable<LiveStoppedMessa
       drawFrame(canvas, bitmap, bitmap.width, bitmap.height, boxes);
       canvas.dataset['replayFrame'] = String(frame);
       bitmap.close();
-      status.textContent = `Replay: frame ${frame} of ${frames}`;
+      status.textContent = t('live:replayFrame', { frame, frames });
     }
   }
-  status.textContent = `Replay finished (${frames} frames, ${detections.length} detections).`;
+  status.textContent = t('live:replayDone', { frames, detections: detections.length });
 }

@@ -5,6 +5,7 @@
  * Works for reports from any producer that follows TID 1500/1410; ours are described in docs/api.md.
  */
 import { num, seq, str, TAG, type DicomJson } from '../dicomweb/dicom-json.js';
+import { t } from '../i18n/i18n.js';
 
 const SR = {
   ValueType: '0040A040',
@@ -110,12 +111,12 @@ export function parseSrDetections(instance: DicomJson): SrResult | undefined {
         const info = group === undefined ? { label: undefined, score: undefined } : groupInfo(group);
         for (const ref of imageRefs(child)) {
           for (const frame of ref.frames) {
-            detections.push({ sop: ref.sop, frame, graphicType, points, label: info.label ?? meaning(c) ?? 'finding', score: info.score });
+            detections.push({ sop: ref.sop, frame, graphicType, points, label: info.label ?? meaning(c) ?? t('ai:finding'), score: info.score });
           }
         }
       }
     }
   };
   walk(instance, undefined);
-  return { study, series, sop, title: device ?? str(instance, TAG.SeriesDescription) ?? 'Report', detections };
+  return { study, series, sop, title: device ?? str(instance, TAG.SeriesDescription) ?? t('ai:report'), detections };
 }

@@ -6,6 +6,7 @@
  * accept or reject (an accepted one cites its SR and frame), key images, conclusion and recommendation.
  */
 import { h } from '../ui/dom.js';
+import { t } from '../i18n/i18n.js';
 import type { EndoscopyContent, ImageRef, Lesion, OfferedAiFinding } from '../../../server/src/contracts/reports.js';
 import { checkbox, field, numberInput, section, selectInput, smallButton, textArea, textInput, type Kit } from './form-kit.js';
 import { thumbnail } from './image-picker.js';
@@ -34,7 +35,8 @@ import type { StudyImages } from './study-images.js';
 
 type Scores = Partial<Record<(typeof BBPS_SEGMENTS)[number], number>>;
 const SCORES = ['0', '1', '2', '3'] as const;
-const BBPS_LABEL: Record<(typeof BBPS_SEGMENTS)[number], string> = { right: 'Right colon', transverse: 'Transverse colon', left: 'Left colon' };
+const bbpsLabel = (segment: (typeof BBPS_SEGMENTS)[number]): string =>
+  ({ right: t('reports:form.bbpsRight'), transverse: t('reports:form.bbpsTransverse'), left: t('reports:form.bbpsLeft') })[segment];
 
 export function endoscopyForm(kit: Kit, study: string, images: StudyImages, offered: OfferedAiFinding[], content: EndoscopyContent): HTMLElement {
   content.lesions ??= [];
@@ -48,13 +50,13 @@ export function endoscopyForm(kit: Kit, study: string, images: StudyImages, offe
   content.indication ??= {};
   const indication = content.indication;
   const indicationSection = section(
-    'Indication',
+    t('reports:form.indication'),
     'indication',
     h(
       'div',
       { class: 'report-row' },
-      field('Category', selectInput(kit, 'indication.category', INDICATIONS, { get: () => indication.category, set: (v) => (v === undefined ? delete indication.category : (indication.category = v)) }, { empty: '—' })),
-      field('Indication', textInput(kit, 'indication.text', { get: () => indication.text, set: (v) => (indication.text = v) }, { maxlength: 1000 }), { wide: true }),
+      field(t('reports:form.category'), selectInput(kit, 'indication.category', INDICATIONS, { get: () => indication.category, set: (v) => (v === undefined ? delete indication.category : (indication.category = v)) }, { empty: '—' })),
+      field(t('reports:form.indication'), textInput(kit, 'indication.text', { get: () => indication.text, set: (v) => (indication.text = v) }, { maxlength: 1000 }), { wide: true }),
     ),
   );
 
@@ -62,9 +64,9 @@ export function endoscopyForm(kit: Kit, study: string, images: StudyImages, offe
   const scores: Scores = { ...(content.bowelPreparation ?? {}) };
   const total = h('output', { id: 'bbps-total', 'aria-live': 'polite' });
   const showTotal = () => {
-    const t = bbpsTotal(scores);
-    total.textContent = t === undefined ? '–' : String(t);
-    total.dataset['total'] = t === undefined ? '' : String(t);
+    const sum = bbpsTotal(scores);
+    total.textContent = sum === undefined ? '–' : String(sum);
+    total.dataset['total'] = sum === undefined ? '' : String(sum);
     const all = BBPS_SEGMENTS.every((s) => scores[s] !== undefined);
     const none = BBPS_SEGMENTS.every((s) => scores[s] === undefined);
     if (all) content.bowelPreparation = { right: scores.right!, transverse: scores.transverse!, left: scores.left! };
@@ -73,14 +75,14 @@ export function endoscopyForm(kit: Kit, study: string, images: StudyImages, offe
     else content.bowelPreparation = { ...scores } as NonNullable<EndoscopyContent['bowelPreparation']>;
   };
   const bbps = section(
-    'Bowel preparation (Boston Bowel Preparation Scale)',
+    t('reports:form.bbpsTitle'),
     'bbps',
     h(
       'div',
       { class: 'report-row' },
       ...BBPS_SEGMENTS.map((s) =>
         field(
-          BBPS_LABEL[s],
+          bbpsLabel(s),
           selectInput(
             kit,
             `bbps.${s}`,
@@ -93,9 +95,9 @@ export function endoscopyForm(kit: Kit, study: string, images: StudyImages, offe
           ),
         ),
       ),
-      h('div', { class: 'report-field' }, h('span', { class: 'field-label', text: 'Total (0–9)' }), h('strong', { class: 'bbps-total' }, total)),
+      h('div', { class: 'report-field' }, h('span', { class: 'field-label', text: t('reports:form.bbpsTotal') }), h('strong', { class: 'bbps-total' }, total)),
     ),
-    h('small', { class: 'muted', text: 'Adequate: total ≥ 6 with every segment ≥ 2 (ESGE).' }),
+    h('small', { class: 'muted', text: t('reports:form.bbpsAdequate') }),
   );
   showTotal();
 
@@ -106,12 +108,12 @@ export function endoscopyForm(kit: Kit, study: string, images: StudyImages, offe
     landmarkPhotos.replaceChildren(
       ...LANDMARKS.map((landmark) => {
         const entry = () => list.find((l) => l.landmark === landmark);
-        const photo = h('select', { name: `landmark.${landmark}.image`, disabled: kit.readOnly || entry() === undefined, 'aria-label': `Photo of the ${label(landmark).toLowerCase()}` });
-        photo.append(h('option', { value: '', text: 'no photo' }));
+        const photo = h('select', { name: `landmark.${landmark}.image`, disabled: kit.readOnly || entry() === undefined, 'aria-label': t('reports:form.photoOf', { landmark: label(landmark).toLowerCase() }) });
+        photo.append(h('option', { value: '', text: t('reports:form.noPhoto') }));
         const choices: ImageRef[] = [...content.keyImages!];
         const current = entry()?.image;
         if (current !== undefined && !choices.some((c) => sameImage(c, current))) choices.push(current);
-        choices.forEach((ref, i) => photo.append(h('option', { value: String(i), text: `photo: ${describeImage(ref, images.name)}` })));
+        choices.forEach((ref, i) => photo.append(h('option', { value: String(i), text: t('reports:form.photo', { image: describeImage(ref, images.name) }) })));
         photo.value = current === undefined ? '' : String(choices.findIndex((c) => sameImage(c, current)));
         photo.addEventListener('change', () => {
           const e = entry();
@@ -146,7 +148,7 @@ export function endoscopyForm(kit: Kit, study: string, images: StudyImages, offe
     set: (v) => {
       if (content.extent !== undefined) content.extent.limitation = v;
     },
-  }, { maxlength: 500, placeholder: 'why the caecum was not reached' });
+  }, { maxlength: 500, placeholder: t('reports:form.limitationPlaceholder') });
   limitation.disabled = kit.readOnly || content.extent === undefined;
   const reached = selectInput(
     kit,
@@ -162,10 +164,10 @@ export function endoscopyForm(kit: Kit, study: string, images: StudyImages, offe
     { empty: '—', onChange: () => (limitation.disabled = kit.readOnly || content.extent === undefined) },
   );
   const extentSection = section(
-    'Extent and caecal landmarks',
+    t('reports:form.extentTitle'),
     'extent',
-    h('div', { class: 'report-row' }, field('Extent reached', reached), field('Limitation (caecum not reached)', limitation, { wide: true })),
-    h('div', { class: 'field-label', text: 'Caecal landmarks seen, with their photo-documentation (from the key images):' }),
+    h('div', { class: 'report-row' }, field(t('reports:form.extentReached'), reached), field(t('reports:form.limitation'), limitation, { wide: true })),
+    h('div', { class: 'field-label', text: t('reports:form.landmarksSeen') }),
     landmarkPhotos,
   );
 
@@ -176,33 +178,33 @@ export function endoscopyForm(kit: Kit, study: string, images: StudyImages, offe
     const w = content.withdrawal;
     withdrawalInput.value = formatDuration(w?.seconds);
     withdrawalInput.dataset['source'] = w?.source ?? '';
-    if (w === undefined) withdrawalNote.textContent = 'Not recorded. With a live recording in the study, saving computes it from the first caecal landmark photographed in the recording.';
-    else if (w.source === 'manual') withdrawalNote.textContent = 'Entered by hand.';
-    else if (w.recording === undefined) withdrawalNote.textContent = 'From the live recording: none found in the study.';
-    else if (w.recording.fromFrame === null)
-      withdrawalNote.textContent = `From the live recording (${formatDuration(w.recording.recordingSeconds)} long): pick a caecal landmark's photo from the recording to time the withdrawal from it.`;
-    else withdrawalNote.textContent = `From the live recording: frame ${w.recording.fromFrame} (caecal landmark) to frame ${w.recording.toFrame}${kit.readOnly ? '' : '; recomputed on saving'}.`;
+    if (w === undefined) withdrawalNote.textContent = t('reports:form.withdrawalNone');
+    else if (w.source === 'manual') withdrawalNote.textContent = t('reports:form.withdrawalManual');
+    else if (w.recording === undefined) withdrawalNote.textContent = t('reports:form.withdrawalNoRecording');
+    else if (w.recording.fromFrame === null) withdrawalNote.textContent = t('reports:form.withdrawalPick', { length: formatDuration(w.recording.recordingSeconds) });
+    else
+      withdrawalNote.textContent = `${t('reports:form.withdrawalFrames', { from: w.recording.fromFrame, to: w.recording.toFrame })}${kit.readOnly ? '' : t('reports:form.withdrawalRecomputed')}.`;
   };
   withdrawalInput.addEventListener('input', () => {
     const seconds = parseDuration(withdrawalInput.value);
-    withdrawalInput.setCustomValidity(seconds === undefined ? 'm:ss, e.g. 7:30' : '');
+    withdrawalInput.setCustomValidity(seconds === undefined ? t('reports:form.withdrawalInvalid') : '');
     if (seconds === undefined) return;
     content.withdrawal = { seconds, source: 'manual' };
-    withdrawalNote.textContent = 'Entered by hand.';
+    withdrawalNote.textContent = t('reports:form.withdrawalManual');
     kit.changed();
   });
   const useRecording = smallButton(
-    "Use the recording's time",
+    t('reports:form.useRecording'),
     () => {
       content.withdrawal = { seconds: null, source: 'recording' };
       showWithdrawal();
-      withdrawalNote.textContent = 'Computed from the live recording when you save.';
+      withdrawalNote.textContent = t('reports:form.withdrawalOnSave');
       kit.changed();
     },
     { id: 'withdrawal-recording', disabled: kit.readOnly },
   );
   showWithdrawal();
-  const withdrawalSection = section('Withdrawal time', 'withdrawal', h('div', { class: 'report-row' }, field('Withdrawal (m:ss)', withdrawalInput), kit.readOnly ? undefined : useRecording), withdrawalNote);
+  const withdrawalSection = section(t('reports:form.withdrawalTitle'), 'withdrawal', h('div', { class: 'report-row' }, field(t('reports:form.withdrawal'), withdrawalInput), kit.readOnly ? undefined : useRecording), withdrawalNote);
 
   // Lesions
   const lesionBody = h('tbody');
@@ -210,7 +212,7 @@ export function endoscopyForm(kit: Kit, study: string, images: StudyImages, offe
   const renderLesions = () => {
     const list = content.lesions!;
     if (list.length === 0) {
-      lesionBody.replaceChildren(h('tr', {}, h('td', { colspan: 11, class: 'muted', text: 'No lesions.' })));
+      lesionBody.replaceChildren(h('tr', {}, h('td', { colspan: 11, class: 'muted', text: t('reports:form.noLesions') })));
     } else {
       lesionBody.replaceChildren(...list.map((lesion, i) => lesionRow(kit, lesion, i, () => removeLesion(i), renderLesions)));
     }
@@ -228,7 +230,7 @@ export function endoscopyForm(kit: Kit, study: string, images: StudyImages, offe
     renderAi();
   };
   const addLesion = smallButton(
-    'Add lesion',
+    t('reports:form.addLesion'),
     () => {
       content.lesions!.push({ location: 'sigmoid' });
       kit.changed();
@@ -238,7 +240,7 @@ export function endoscopyForm(kit: Kit, study: string, images: StudyImages, offe
     { id: 'add-lesion' },
   );
   const lesionsSection = section(
-    'Lesions',
+    t('reports:form.lesions'),
     'lesions',
     h(
       'div',
@@ -246,7 +248,15 @@ export function endoscopyForm(kit: Kit, study: string, images: StudyImages, offe
       h(
         'table',
         { class: 'lesions' },
-        h('thead', {}, h('tr', {}, ...['#', 'Location', 'Size (mm)', 'Paris', 'Resection', 'Completeness', 'Retrieved', 'Histology', 'Status', 'Dysplasia', ''].map((t) => h('th', { text: t })))),
+        h(
+          'thead',
+          {},
+          h(
+            'tr',
+            {},
+            ...(['#', t('reports:form.lesionCol.location'), t('reports:form.lesionCol.size'), t('reports:form.lesionCol.paris'), t('reports:form.lesionCol.resection'), t('reports:form.lesionCol.completeness'), t('reports:form.lesionCol.retrieved'), t('reports:form.lesionCol.histology'), t('reports:form.lesionCol.status'), t('reports:form.lesionCol.dysplasia'), ''] as const).map((text) => h('th', { text })),
+          ),
+        ),
         lesionBody,
       ),
     ),
@@ -262,11 +272,16 @@ export function endoscopyForm(kit: Kit, study: string, images: StudyImages, offe
     const rows = aiRows();
     if (rows.length === 0) {
       aiList.replaceChildren();
-      aiSummary.textContent = 'No AI findings are stored for this study.';
+      aiSummary.textContent = t('reports:form.noAi');
       return;
     }
     const pending = rows.filter((r) => r.decision.decision === 'pending').length;
-    aiSummary.textContent = `${rows.length} AI finding${rows.length === 1 ? '' : 's'}: ${rows.filter((r) => r.decision.decision === 'accepted').length} accepted, ${rows.filter((r) => r.decision.decision === 'rejected').length} rejected, ${pending} to review${pending > 0 && !kit.readOnly ? ' (a report is signed once all are reviewed)' : ''}.`;
+    aiSummary.textContent = `${t('reports:form.aiSummary', {
+      count: rows.length,
+      accepted: rows.filter((r) => r.decision.decision === 'accepted').length,
+      rejected: rows.filter((r) => r.decision.decision === 'rejected').length,
+      pending,
+    })}${pending > 0 && !kit.readOnly ? t('reports:form.aiSignNote') : ''}.`;
     aiList.replaceChildren(...rows.map((row, i) => aiFindingItem(row, i)));
   };
   const aiFindingItem = (row: AiFindingRow, i: number): HTMLElement => {
@@ -274,7 +289,7 @@ export function endoscopyForm(kit: Kit, study: string, images: StudyImages, offe
     const source = d.source ?? row.offered?.source;
     const box = d.box ?? row.offered?.box;
     const score = d.score ?? row.offered?.score;
-    const labelText = d.label ?? row.offered?.label ?? 'finding';
+    const labelText = d.label ?? row.offered?.label ?? t('reports:form.finding');
     const offset = d.timeOffsetMs ?? row.offered?.timeOffsetMs ?? undefined;
     const model = d.model ?? row.offered?.model;
     const decide = (decision: 'accepted' | 'rejected') => {
@@ -283,13 +298,13 @@ export function endoscopyForm(kit: Kit, study: string, images: StudyImages, offe
       kit.changed();
       renderAi();
     };
-    const accept = smallButton('Accept', () => decide('accepted'), { class: 'ai-accept', 'aria-pressed': d.decision === 'accepted' ? 'true' : 'false', disabled: kit.readOnly });
-    const reject = smallButton('Reject', () => decide('rejected'), { class: 'ai-reject', 'aria-pressed': d.decision === 'rejected' ? 'true' : 'false', disabled: kit.readOnly });
+    const accept = smallButton(t('reports:form.accept'), () => decide('accepted'), { class: 'ai-accept', 'aria-pressed': d.decision === 'accepted' ? 'true' : 'false', disabled: kit.readOnly });
+    const reject = smallButton(t('reports:form.reject'), () => decide('rejected'), { class: 'ai-reject', 'aria-pressed': d.decision === 'rejected' ? 'true' : 'false', disabled: kit.readOnly });
     const details: Array<Node | undefined> = [];
     if (d.decision === 'accepted') {
-      const lesion = h('select', { name: 'ai.lesion', disabled: kit.readOnly, 'aria-label': 'Recorded as lesion' });
+      const lesion = h('select', { name: 'ai.lesion', disabled: kit.readOnly, 'aria-label': t('reports:form.recordedAs') });
       const fill = () => {
-        lesion.replaceChildren(h('option', { value: '', text: 'not linked to a lesion' }), ...(content.lesions ?? []).map((l, j) => h('option', { value: String(j + 1), text: `lesion ${j + 1} (${label(l.location)})` })));
+        lesion.replaceChildren(h('option', { value: '', text: t('reports:form.notLinked') }), ...(content.lesions ?? []).map((l, j) => h('option', { value: String(j + 1), text: t('reports:form.lesionOption', { n: j + 1, location: label(l.location) }) })));
         lesion.value = d.lesion === undefined ? '' : String(d.lesion);
       };
       fill();
@@ -300,36 +315,36 @@ export function endoscopyForm(kit: Kit, study: string, images: StudyImages, offe
         kit.changed();
       });
       details.push(
-        h('div', { class: 'ai-citation', text: `Cites the AI report (SR …${d.report.slice(-8)}), frame ${d.frame}, detection ${d.index}.` }),
-        h('div', { class: 'report-row' }, lesion, source === undefined || kit.readOnly ? undefined : smallButton('Add frame to key images', () => keyImages?.add(source), { class: 'ai-key-image' })),
+        h('div', { class: 'ai-citation', text: t('reports:form.cites', { sr: d.report.slice(-8), frame: d.frame, index: d.index }) }),
+        h('div', { class: 'report-row' }, lesion, source === undefined || kit.readOnly ? undefined : smallButton(t('reports:form.addFrame'), () => keyImages?.add(source), { class: 'ai-key-image' })),
       );
     }
     return h(
       'li',
       { class: `ai-finding decision-${d.decision}`, 'data-finding': row.key, 'data-decision': d.decision, 'data-frame': d.frame, 'data-index': d.index },
-      source === undefined ? h('span', { class: 'thumb-placeholder', text: 'AI' }) : thumbnail(study, source, { image: images.find(source), box, size: '192,144', alt: `AI finding ${i + 1} on frame ${d.frame}` }),
+      source === undefined ? h('span', { class: 'thumb-placeholder', text: 'AI' }) : thumbnail(study, source, { image: images.find(source), box, size: '192,144', alt: t('reports:form.aiAlt', { n: i + 1, frame: d.frame }) }),
       h(
         'div',
         { class: 'ai-finding-body' },
-        h('div', {}, h('strong', { text: `AI finding ${i + 1}: ${labelText}${score === undefined ? '' : ` ${Math.round(score * 100)} %`}` })),
-        h('div', { class: 'muted', text: `frame ${d.frame}${offset === undefined ? '' : ` (${formatDuration(offset / 1000)} into the recording)`}${model === undefined ? '' : ` · model ${model.id} ${model.version}`}` }),
-        h('div', { class: 'ai-decision' }, accept, ' ', reject, ' ', h('span', { class: 'decision-label', text: d.decision === 'pending' ? 'to review' : d.decision })),
+        h('div', {}, h('strong', { text: `${t('reports:form.aiTitle', { n: i + 1, label: labelText })}${score === undefined ? '' : ` ${Math.round(score * 100)} %`}` })),
+        h('div', { class: 'muted', text: `${t('reports:form.aiFrame', { frame: d.frame })}${offset === undefined ? '' : t('reports:form.aiOffset', { offset: formatDuration(offset / 1000) })}${model === undefined ? '' : t('reports:form.aiModel', { model: `${model.id} ${model.version}` })}` }),
+        h('div', { class: 'ai-decision' }, accept, ' ', reject, ' ', h('span', { class: 'decision-label', text: label(d.decision) })),
         ...details,
       ),
     );
   };
   renderLesions();
   renderAi();
-  const aiSection = section('AI findings', 'ai-findings', aiSummary, aiList);
+  const aiSection = section(t('reports:form.aiFindings'), 'ai-findings', aiSummary, aiList);
 
   keyImages = keyImagesSection(kit, study, images, content.keyImages, renderLandmarks);
-  const keySection = section('Key images', 'key-images', keyImages.element);
+  const keySection = section(t('reports:form.keyImages'), 'key-images', keyImages.element);
 
   const conclusion = section(
-    'Conclusion',
+    t('reports:form.conclusion'),
     'conclusion',
-    field('Conclusion', textArea(kit, 'conclusion', { get: () => content.conclusion, set: (v) => (content.conclusion = v) }, 4, 4000), { wide: true }),
-    field('Recommendation (surveillance interval, referral)', textArea(kit, 'recommendation', { get: () => content.recommendation, set: (v) => (content.recommendation = v) }, 2, 2000), { wide: true }),
+    field(t('reports:form.conclusion'), textArea(kit, 'conclusion', { get: () => content.conclusion, set: (v) => (content.conclusion = v) }, 4, 4000), { wide: true }),
+    field(t('reports:form.recommendation'), textArea(kit, 'recommendation', { get: () => content.recommendation, set: (v) => (content.recommendation = v) }, 2, 2000), { wide: true }),
   );
   return h('div', { class: 'report-form', 'data-kind': 'endoscopy' }, indicationSection, bbps, extentSection, withdrawalSection, lesionsSection, aiSection, keySection, conclusion);
 }
@@ -366,7 +381,7 @@ function lesionRow(kit: Kit, lesion: Lesion, i: number, remove: () => void, rere
         lesion.resection === undefined,
       ),
     ),
-    cell(off(checkbox(kit, 'retrieved', 'yes', { get: () => lesion.resection?.retrieved === true, set: (on) => (resection().retrieved = on) }), lesion.resection === undefined)),
+    cell(off(checkbox(kit, 'retrieved', t('reports:form.yes'), { get: () => lesion.resection?.retrieved === true, set: (on) => (resection().retrieved = on) }), lesion.resection === undefined)),
     cell(
       selectInput(
         kit,
@@ -383,6 +398,6 @@ function lesionRow(kit: Kit, lesion: Lesion, i: number, remove: () => void, rere
         lesion.histology === undefined,
       ),
     ),
-    h('td', {}, kit.readOnly ? undefined : smallButton('Remove', remove, { class: 'remove-lesion', 'aria-label': `Remove lesion ${i + 1}` })),
+    h('td', {}, kit.readOnly ? undefined : smallButton(t('common:remove'), remove, { class: 'remove-lesion', 'aria-label': t('reports:form.removeLesion', { n: i + 1 }) })),
   );
 }

@@ -5,6 +5,7 @@
  */
 import { setAuthorizedSource } from '../auth/http.js';
 import { h } from '../ui/dom.js';
+import { t } from '../i18n/i18n.js';
 import type { ImageRef } from '../../../server/src/contracts/reports.js';
 import { describeImage } from './report-model.js';
 import { frameUrl, type StudyImage, type StudyImages } from './study-images.js';
@@ -24,7 +25,7 @@ export interface BoxOnFrame {
 export function thumbnail(study: string, ref: ImageRef, options: { image?: StudyImage | undefined; box?: BoxOnFrame | undefined; size?: string; alt?: string } = {}): HTMLElement {
   const img = h('img', { alt: options.alt ?? '', loading: 'lazy', decoding: 'async' });
   const wrap = h('span', { class: 'report-thumb' }, img);
-  img.addEventListener('error', () => img.replaceWith(h('span', { class: 'thumb-placeholder', text: 'no preview' })));
+  img.addEventListener('error', () => img.replaceWith(h('span', { class: 'thumb-placeholder', text: t('reports:form.noPreview') })));
   setAuthorizedSource(img, frameUrl(study, ref, options.size));
   const { box, image } = options;
   if (box !== undefined && image?.columns !== undefined && image.rows !== undefined) {
@@ -50,13 +51,13 @@ export interface Picker {
 }
 
 /** The study's frames to pick key images from; `toggle` adds or removes one. */
-export function imagePicker(study: string, images: StudyImages, isPicked: (ref: ImageRef) => boolean, toggle: (ref: ImageRef) => void, what = 'key images'): Picker {
+export function imagePicker(study: string, images: StudyImages, isPicked: (ref: ImageRef) => boolean, toggle: (ref: ImageRef) => void, what = t('reports:form.keyImagesWhat')): Picker {
   const grid = h('div', { class: 'picker-grid' });
   const buttons: Array<{ button: HTMLButtonElement; ref: ImageRef }> = [];
   const button = (image: StudyImage, frame: number) => {
     const ref = refOf(image, frame);
     const name = describeImage(ref, images.name);
-    const b = h('button', { type: 'button', class: 'picker-item', 'aria-pressed': isPicked(ref) ? 'true' : 'false', title: name, 'data-sop': image.sop, 'data-frame': ref.frame ?? 1 }, thumbnail(study, ref, { image, size: '160,120' }), h('small', { text: image.frames > 1 ? `frame ${frame}` : `image ${image.instanceNumber ?? ''}` }));
+    const b = h('button', { type: 'button', class: 'picker-item', 'aria-pressed': isPicked(ref) ? 'true' : 'false', title: name, 'data-sop': image.sop, 'data-frame': ref.frame ?? 1 }, thumbnail(study, ref, { image, size: '160,120' }), h('small', { text: image.frames > 1 ? t('reports:form.pickerFrame', { frame }) : t('reports:form.pickerImage', { number: image.instanceNumber ?? '' }) }));
     b.addEventListener('click', () => {
       toggle(ref);
       b.setAttribute('aria-pressed', isPicked(ref) ? 'true' : 'false');
@@ -67,18 +68,18 @@ export function imagePicker(study: string, images: StudyImages, isPicked: (ref: 
   const fill = () => {
     const usable = images.images.filter((i) => !i.video);
     if (usable.length === 0) {
-      grid.replaceChildren(h('p', { class: 'muted', text: 'This study has no images to pick from (a video bitstream cannot be cut into still images by the archive).' }));
+      grid.replaceChildren(h('p', { class: 'muted', text: t('reports:form.noImages') }));
       return;
     }
     const groups: HTMLElement[] = [];
     for (const image of usable) {
       const frames = framesToShow(image);
       const items = h('div', { class: 'picker-items' }, ...frames.map((f) => button(image, f)));
-      const title = h('div', { class: 'picker-title' }, h('strong', { text: `${image.seriesLabel} · image ${image.instanceNumber ?? ''}` }), image.frames > 1 ? ` (${image.frames} frames${frames.length < image.frames ? `, ${frames.length} shown` : ''})` : '');
+      const title = h('div', { class: 'picker-title' }, h('strong', { text: t('reports:form.pickerTitle', { series: image.seriesLabel, number: image.instanceNumber ?? '' }) }), image.frames > 1 ? t('reports:form.pickerFrames', { frames: image.frames, shown: frames.length < image.frames ? t('reports:form.pickerShown', { count: frames.length }) : '' }) : '');
       if (frames.length < image.frames) {
         // Any other frame by its number (a long recording, a slide level with many tiles).
-        const n = h('input', { type: 'number', min: 1, max: image.frames, step: 1, class: 'frame-number', 'aria-label': 'Frame number' });
-        const add = h('button', { type: 'button', text: 'Show frame' });
+        const n = h('input', { type: 'number', min: 1, max: image.frames, step: 1, class: 'frame-number', 'aria-label': t('reports:form.frameNumber') });
+        const add = h('button', { type: 'button', text: t('reports:form.showFrame') });
         add.addEventListener('click', () => {
           const f = Number(n.value);
           if (Number.isInteger(f) && f >= 1 && f <= image.frames && !buttons.some((x) => x.ref.sopInstanceUid === image.sop && x.ref.frame === f)) items.prepend(button(image, f));
@@ -89,7 +90,7 @@ export function imagePicker(study: string, images: StudyImages, isPicked: (ref: 
     }
     grid.replaceChildren(...groups);
   };
-  const details = h('details', { class: 'picker' }, h('summary', { text: `Pick ${what} from the study's frames` }), grid);
+  const details = h('details', { class: 'picker' }, h('summary', { text: t('reports:form.pick', { what }) }), grid);
   let filled = false;
   // Thumbnails are requested only once the picker is opened.
   details.addEventListener('toggle', () => {

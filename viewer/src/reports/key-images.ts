@@ -3,6 +3,7 @@
  * the study's frames (key tiles of a slide are frames of a slide level). At most 24 (the contract's).
  */
 import { h } from '../ui/dom.js';
+import { t } from '../i18n/i18n.js';
 import type { ImageRef, KeyImage } from '../../../server/src/contracts/reports.js';
 import { smallButton, type Kit } from './form-kit.js';
 import { imagePicker, thumbnail } from './image-picker.js';
@@ -19,7 +20,7 @@ export interface KeyImagesSection {
 }
 
 /** `list` is the content's own array: it is changed in place. `onChange` runs after each change. */
-export function keyImagesSection(kit: Kit, study: string, images: StudyImages, list: KeyImage[], onChange: () => void, what = 'key images'): KeyImagesSection {
+export function keyImagesSection(kit: Kit, study: string, images: StudyImages, list: KeyImage[], onChange: () => void, what = t('reports:form.keyImagesWhat')): KeyImagesSection {
   const items = h('ol', { class: 'key-images' });
   const note = h('p', { class: 'muted', role: 'status' });
   const isPicked = (ref: ImageRef) => list.some((k) => sameImage(k, ref));
@@ -27,7 +28,7 @@ export function keyImagesSection(kit: Kit, study: string, images: StudyImages, l
     const at = list.findIndex((k) => sameImage(k, ref));
     if (at >= 0) list.splice(at, 1);
     else if (list.length >= MAX_KEY_IMAGES) {
-      note.textContent = `At most ${MAX_KEY_IMAGES} ${what}: remove one first.`;
+      note.textContent = t('reports:form.atMost', { max: MAX_KEY_IMAGES, what });
       return;
     } else list.push({ ...ref });
     note.textContent = '';
@@ -38,11 +39,11 @@ export function keyImagesSection(kit: Kit, study: string, images: StudyImages, l
   const picker = kit.readOnly ? undefined : imagePicker(study, images, isPicked, toggle, what);
   const render = () => {
     if (list.length === 0) {
-      items.replaceChildren(h('li', { class: 'muted', text: kit.readOnly ? 'None.' : 'None yet: pick frames below.' }));
+      items.replaceChildren(h('li', { class: 'muted', text: kit.readOnly ? t('reports:form.noneReadOnly') : t('reports:form.noneYet') }));
     } else {
       items.replaceChildren(
         ...list.map((k, i) => {
-          const caption = h('input', { type: 'text', name: 'caption', maxlength: 200, placeholder: 'Caption', disabled: kit.readOnly, 'aria-label': `Caption of key image ${i + 1}` });
+          const caption = h('input', { type: 'text', name: 'caption', maxlength: 200, placeholder: t('reports:form.caption'), disabled: kit.readOnly, 'aria-label': t('reports:form.captionOf', { n: i + 1 }) });
           caption.value = k.caption ?? '';
           caption.addEventListener('input', () => {
             k.caption = caption.value;
@@ -52,7 +53,7 @@ export function keyImagesSection(kit: Kit, study: string, images: StudyImages, l
             'li',
             { class: 'key-image', 'data-sop': k.sopInstanceUid, 'data-frame': k.frame ?? 1 },
             thumbnail(study, k, { image: images.find(k), size: '160,120' }),
-            h('div', {}, h('div', { class: 'muted', text: `${i + 1}. ${describeImage(k, images.name)}` }), caption, kit.readOnly ? undefined : smallButton('Remove', () => toggle(k), { class: 'remove-key-image' })),
+            h('div', {}, h('div', { class: 'muted', text: `${i + 1}. ${describeImage(k, images.name)}` }), caption, kit.readOnly ? undefined : smallButton(t('common:remove'), () => toggle(k), { class: 'remove-key-image' })),
           );
         }),
       );

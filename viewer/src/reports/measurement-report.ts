@@ -11,6 +11,8 @@
  */
 import type { ImageRef, Measurement, RadiologyContent, ReportContent, ReportJson } from '../../../server/src/contracts/reports.js';
 import type { PixelSpacing } from '../dicomweb/dicom-json.js';
+import { t } from '../i18n/i18n.js';
+import { stack } from '../i18n/locales/stack.js';
 
 export type MeasurementType = Measurement['type'];
 
@@ -62,7 +64,7 @@ export function measure(type: MeasurementType, points: readonly number[], spacin
 
 /** "12.3 mm", "56.8 px (no pixel spacing)". */
 export function formatMeasured(m: Measured): string {
-  return `${m.value.toFixed(1)} ${m.unit}${m.unit.startsWith('px') ? ' (no pixel spacing)' : ''}`;
+  return `${m.value.toFixed(1)} ${m.unit}${m.unit.startsWith('px') ? t('stack:measure.noSpacing') : ''}`;
 }
 
 /** At most `max` points of a polygon, evenly picked along it (a freehand outline can have thousands). */
@@ -87,17 +89,17 @@ export interface MeasuredImage {
 
 export type Conversion = { ok: true; measurement: Measurement } | { ok: false; reason: string };
 
-export const NO_SPACING =
-  'This image has no pixel spacing (neither Pixel Spacing nor Imager Pixel Spacing): its sizes are in pixels, and the report holds lengths in mm and areas in mm². Measure on an image with a pixel spacing, or enter the size in the report by hand.';
+/** Why an image without a pixel spacing cannot give the report a size (English; the page shows it in its language). */
+export const NO_SPACING: string = stack.en.measure.noSpacingReason;
 
 /** A drawn measurement as the report's contract holds it: type, value in mm / mm² (to 0.1), image, points (to 0.01 pixel). */
 export function toReportMeasurement(m: DrawnMeasurement, image: MeasuredImage): Conversion {
-  if (image.spacing === undefined) return { ok: false, reason: NO_SPACING };
+  if (image.spacing === undefined) return { ok: false, reason: t('stack:measure.noSpacingReason') };
   const outline = m.points.length >= 4 && m.points[0] === m.points.at(-2) && m.points[1] === m.points.at(-1) ? m.points.slice(0, -2) : m.points;
   const points = (m.type === 'area' ? limitPolygon(outline) : m.points.slice(0, 4)).map(round2);
   const enough = m.type === 'length' ? points.length === 4 : points.length >= 6;
   if (!enough || points.some((p) => !Number.isFinite(p)))
-    return { ok: false, reason: m.type === 'length' ? 'A length needs two points.' : 'An area needs an outline of at least three points.' };
+    return { ok: false, reason: m.type === 'length' ? t('stack:measure.lengthPoints') : t('stack:measure.areaPoints') };
   const ref: ImageRef = { seriesInstanceUid: image.series, sopInstanceUid: m.sop, ...(image.frames > 1 ? { frame: m.frame } : {}) };
   return { ok: true, measurement: { type: m.type, value: round1(measure(m.type, points, image.spacing).value), image: ref, points } };
 }

@@ -5,6 +5,7 @@
  * as they are; the form does not offer a code picker.
  */
 import { h } from '../ui/dom.js';
+import { t } from '../i18n/i18n.js';
 import type { AnnotationRegionRef, PathologyContent } from '../../../server/src/contracts/reports.js';
 import { field, section, selectInput, smallButton, textArea, textInput, type Kit } from './form-kit.js';
 import { keyImagesSection } from './key-images.js';
@@ -21,36 +22,36 @@ export function pathologyForm(kit: Kit, study: string, images: StudyImages, cont
   const specimen = content.specimen;
 
   const specimenSection = section(
-    'Specimen',
+    t('reports:form.specimen'),
     'specimen',
     h(
       'div',
       { class: 'report-row' },
-      field('Identifier', textInput(kit, 'specimen.identifier', { get: () => specimen.identifier, set: (v) => (specimen.identifier = v) }, { maxlength: 64 })),
-      field('Collection', selectInput(kit, 'specimen.collection', COLLECTIONS, { get: () => specimen.collection, set: (v) => (v === undefined ? delete specimen.collection : (specimen.collection = v)) }, { empty: '—' })),
-      field('Site', textInput(kit, 'specimen.siteText', { get: () => specimen.siteText, set: (v) => (specimen.siteText = v) }, { maxlength: 200 }), { hint: specimen.site === undefined ? undefined : `coded: ${specimen.site.meaning}` }),
+      field(t('reports:form.identifier'), textInput(kit, 'specimen.identifier', { get: () => specimen.identifier, set: (v) => (specimen.identifier = v) }, { maxlength: 64 })),
+      field(t('reports:form.collection'), selectInput(kit, 'specimen.collection', COLLECTIONS, { get: () => specimen.collection, set: (v) => (v === undefined ? delete specimen.collection : (specimen.collection = v)) }, { empty: '—' })),
+      field(t('reports:form.site'), textInput(kit, 'specimen.siteText', { get: () => specimen.siteText, set: (v) => (specimen.siteText = v) }, { maxlength: 200 }), { hint: specimen.site === undefined ? undefined : t('reports:form.coded', { meaning: specimen.site.meaning }) }),
     ),
-    field('Description (as received)', textArea(kit, 'specimen.description', { get: () => specimen.description, set: (v) => (specimen.description = v) }, 2, 1000), { wide: true }),
+    field(t('reports:form.description'), textArea(kit, 'specimen.description', { get: () => specimen.description, set: (v) => (specimen.description = v) }, 2, 1000), { wide: true }),
   );
 
   const diagnosisSection = section(
-    'Diagnosis',
+    t('reports:form.diagnosis'),
     'diagnosis',
     field(
-      'Diagnosis',
+      t('reports:form.diagnosis'),
       textArea(kit, 'diagnosis', {
         get: () => content.diagnosis?.text,
         set: (v) => (content.diagnosis = { ...(content.diagnosis ?? {}), text: v ?? '' }),
       }, 3, 4000),
-      { wide: true, ...(content.diagnosis?.code === undefined ? {} : { hint: `coded: ${content.diagnosis.code.meaning} (${content.diagnosis.code.scheme} ${content.diagnosis.code.value})` }) },
+      { wide: true, ...(content.diagnosis?.code === undefined ? {} : { hint: t('reports:form.coded', { meaning: `${content.diagnosis.code.meaning} (${content.diagnosis.code.scheme} ${content.diagnosis.code.value})` }) }) },
     ),
-    h('div', { class: 'report-row' }, field('Grade', selectInput(kit, 'grade', GRADES, { get: () => content.grade, set: (v) => (v === undefined ? delete content.grade : (content.grade = v)) }, { empty: '—' }))),
+    h('div', { class: 'report-row' }, field(t('reports:form.grade'), selectInput(kit, 'grade', GRADES, { get: () => content.grade, set: (v) => (v === undefined ? delete content.grade : (content.grade = v)) }, { empty: '—' }))),
   );
 
   const findingList = h('ol', { class: 'pathology-findings' });
   const renderFindings = () => {
     const list = content.findings!;
-    if (list.length === 0) findingList.replaceChildren(h('li', { class: 'muted', text: 'No findings.' }));
+    if (list.length === 0) findingList.replaceChildren(h('li', { class: 'muted', text: t('reports:form.noFindings') }));
     else findingList.replaceChildren(...list.map((f, i) => findingItem(f, i)));
   };
   const findingItem = (finding: Finding, i: number): HTMLElement => {
@@ -59,7 +60,7 @@ export function pathologyForm(kit: Kit, study: string, images: StudyImages, cont
     const groups = images.annotationGroups;
     const regionBoxes =
       groups.length === 0
-        ? h('p', { class: 'muted', text: 'The study has no annotation regions (Microscopy Bulk Simple Annotations) to link.' })
+        ? h('p', { class: 'muted', text: t('reports:form.noRegions') })
         : h(
             'div',
             { class: 'regions' },
@@ -79,13 +80,13 @@ export function pathologyForm(kit: Kit, study: string, images: StudyImages, cont
     return h(
       'li',
       { class: 'pathology-finding', 'data-finding': i + 1 },
-      field(`Finding ${i + 1}`, textArea(kit, 'finding', { get: () => finding.text, set: (v) => (finding.text = v ?? '') }, 2, 4000), { wide: true, ...(finding.code === undefined ? {} : { hint: `coded: ${finding.code.meaning}` }) }),
-      h('div', { class: 'field-label', text: 'Annotation regions on the slide:' }),
+      field(t('reports:form.findingN', { n: i + 1 }), textArea(kit, 'finding', { get: () => finding.text, set: (v) => (finding.text = v ?? '') }, 2, 4000), { wide: true, ...(finding.code === undefined ? {} : { hint: t('reports:form.coded', { meaning: finding.code.meaning }) }) }),
+      h('div', { class: 'field-label', text: t('reports:form.regions') }),
       regionBoxes,
-      single.length === 0 ? undefined : h('p', { class: 'muted', text: `Also ${single.length} single annotation${single.length === 1 ? '' : 's'}: ${single.map((r) => `${r.groupLabel ?? `group ${r.group}`} #${r.annotation}`).join(', ')}` }),
+      single.length === 0 ? undefined : h('p', { class: 'muted', text: t('reports:form.single', { count: single.length, list: single.map((r) => `${r.groupLabel ?? t('reports:form.group', { n: r.group })} #${r.annotation}`).join(', ') }) }),
       kit.readOnly
         ? undefined
-        : smallButton('Remove finding', () => {
+        : smallButton(t('reports:form.removeFinding'), () => {
             content.findings!.splice(i, 1);
             kit.changed();
             renderFindings();
@@ -94,13 +95,13 @@ export function pathologyForm(kit: Kit, study: string, images: StudyImages, cont
   };
   renderFindings();
   const findingsSection = section(
-    'Findings',
+    t('reports:form.findings'),
     'findings',
     findingList,
     kit.readOnly
       ? undefined
       : smallButton(
-          'Add finding',
+          t('reports:form.addFinding'),
           () => {
             content.findings!.push({ text: '', regions: [] });
             kit.changed();
@@ -110,7 +111,7 @@ export function pathologyForm(kit: Kit, study: string, images: StudyImages, cont
         ),
   );
 
-  const keyImages = keyImagesSection(kit, study, images, content.keyImages, () => undefined, 'key tiles');
-  const conclusion = section('Comment', 'conclusion', field('Comment', textArea(kit, 'conclusion', { get: () => content.conclusion, set: (v) => (content.conclusion = v) }, 3, 4000), { wide: true }));
-  return h('div', { class: 'report-form', 'data-kind': 'pathology' }, specimenSection, diagnosisSection, findingsSection, section('Key tiles', 'key-images', keyImages.element), conclusion);
+  const keyImages = keyImagesSection(kit, study, images, content.keyImages, () => undefined, t('reports:form.keyTilesWhat'));
+  const conclusion = section(t('reports:form.comment'), 'conclusion', field(t('reports:form.comment'), textArea(kit, 'conclusion', { get: () => content.conclusion, set: (v) => (content.conclusion = v) }, 3, 4000), { wide: true }));
+  return h('div', { class: 'report-form', 'data-kind': 'pathology' }, specimenSection, diagnosisSection, findingsSection, section(t('reports:form.keyTiles'), 'key-images', keyImages.element), conclusion);
 }

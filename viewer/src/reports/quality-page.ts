@@ -6,6 +6,7 @@
  * its counts. The period lives in the page (and the last one shown in this tab's memory).
  */
 import { errorBox, h, messageOf } from '../ui/dom.js';
+import { formatDicomDate, t } from '../i18n/i18n.js';
 import './reports.css';
 import type { QualityFigures, QualityReport } from '../../../server/src/contracts/reports.js';
 import { defaultPeriod, dicomDateOf, medianText, rateText, type MeasureText } from './report-model.js';
@@ -13,15 +14,17 @@ import { qualityFigures } from './reports-client.js';
 
 const remembered: { from?: string; to?: string } = {};
 
-const COLUMNS: Array<{ key: keyof QualityFigures; title: string; text: (f: QualityFigures) => MeasureText }> = [
-  { key: 'adenomaDetectionRate', title: 'Adenoma detection rate', text: (f) => rateText(f.adenomaDetectionRate) },
-  { key: 'polypDetectionRate', title: 'Polyp detection rate', text: (f) => rateText(f.polypDetectionRate) },
-  { key: 'caecalIntubationRate', title: 'Caecal intubation rate', text: (f) => rateText(f.caecalIntubationRate) },
-  { key: 'medianWithdrawalTimeSeconds', title: 'Median withdrawal time', text: (f) => medianText(f.medianWithdrawalTimeSeconds) },
-  { key: 'adequateBowelPreparationRate', title: 'Adequate bowel preparation', text: (f) => rateText(f.adequateBowelPreparationRate) },
+// Titles are read when the table is drawn (the page's language then).
+const COLUMNS: Array<{ key: keyof QualityFigures; title: () => string; text: (f: QualityFigures) => MeasureText }> = [
+  { key: 'adenomaDetectionRate', title: () => t('reports:quality.adr'), text: (f) => rateText(f.adenomaDetectionRate) },
+  { key: 'polypDetectionRate', title: () => t('reports:quality.pdr'), text: (f) => rateText(f.polypDetectionRate) },
+  { key: 'caecalIntubationRate', title: () => t('reports:quality.cir'), text: (f) => rateText(f.caecalIntubationRate) },
+  { key: 'medianWithdrawalTimeSeconds', title: () => t('reports:quality.mwt'), text: (f) => medianText(f.medianWithdrawalTimeSeconds) },
+  { key: 'adequateBowelPreparationRate', title: () => t('reports:quality.bowel'), text: (f) => rateText(f.adequateBowelPreparationRate) },
 ];
 
-const STATE_TEXT: Record<MeasureText['state'], string> = { met: 'met', 'not-met': 'not met', 'no-target': 'no ESGE target', 'no-data': 'no data' };
+const stateText = (state: MeasureText['state']): string =>
+  ({ met: t('reports:quality.met'), 'not-met': t('reports:quality.notMet'), 'no-target': t('reports:quality.noTarget'), 'no-data': t('reports:quality.noData') })[state];
 
 export function renderQualityPage(root: HTMLElement): () => void {
   const period = defaultPeriod();
@@ -29,27 +32,27 @@ export function renderQualityPage(root: HTMLElement): () => void {
   const to = h('input', { type: 'date', id: 'quality-to', name: 'to', required: true });
   from.value = remembered.from ?? period.from;
   to.value = remembered.to ?? period.to;
-  const show = h('button', { type: 'submit', id: 'quality-show', text: 'Show' });
+  const show = h('button', { type: 'submit', id: 'quality-show', text: t('reports:quality.show') });
   const form = h(
     'form',
-    { class: 'search', 'aria-label': 'Period' },
-    h('label', {}, h('span', { text: 'Procedures from' }), from),
-    h('label', {}, h('span', { text: 'to' }), to),
+    { class: 'search', 'aria-label': t('reports:quality.period') },
+    h('label', {}, h('span', { text: t('reports:quality.from') }), from),
+    h('label', {}, h('span', { text: t('reports:quality.to') }), to),
     show,
   );
   const result = h('section', { class: 'quality-result', 'aria-live': 'polite' });
-  root.replaceChildren(h('div', { class: 'quality-page' }, h('h2', { text: 'Endoscopy quality figures (colonoscopy)' }), form, result));
+  root.replaceChildren(h('div', { class: 'quality-page' }, h('h2', { text: t('reports:quality.title') }), form, result));
 
   let controller: AbortController | undefined;
   const load = async () => {
     const f = dicomDateOf(from.value);
-    const t = dicomDateOf(to.value);
-    if (f === undefined || t === undefined) {
-      result.replaceChildren(errorBox('Enter both dates of the period.'));
+    const until = dicomDateOf(to.value);
+    if (f === undefined || until === undefined) {
+      result.replaceChildren(errorBox(t('reports:quality.bothDates')));
       return;
     }
-    if (f > t) {
-      result.replaceChildren(errorBox('The period starts after it ends.'));
+    if (f > until) {
+      result.replaceChildren(errorBox(t('reports:quality.startsAfter')));
       return;
     }
     remembered.from = from.value;
@@ -57,9 +60,9 @@ export function renderQualityPage(root: HTMLElement): () => void {
     controller?.abort();
     const mine = new AbortController();
     controller = mine;
-    result.replaceChildren(h('p', { class: 'muted loading', text: 'Loading…' }));
+    result.replaceChildren(h('p', { class: 'muted loading', text: t('common:loading') }));
     try {
-      const report = await qualityFigures(f, t, mine.signal);
+      const report = await qualityFigures(f, until, mine.signal);
       if (controller === mine) result.replaceChildren(...figures(report));
     } catch (err) {
       if ((err as Error).name === 'AbortError') return;
@@ -88,7 +91,7 @@ function figures(report: QualityReport): HTMLElement[] {
           { class: `measure measure-${m.state}`, 'data-measure': c.key, 'data-state': m.state },
           h('span', { class: 'measure-value', text: m.value }),
           h('span', { class: 'measure-detail', text: ` ${m.detail}` }),
-          h('span', { class: `measure-badge badge-${m.state}`, text: STATE_TEXT[m.state] }),
+          h('span', { class: `measure-badge badge-${m.state}`, text: stateText(m.state) }),
         );
       }),
       h('td', { class: 'num', 'data-measure': 'awaitingHistology', text: String(figures.awaitingHistology) }),
@@ -97,29 +100,28 @@ function figures(report: QualityReport): HTMLElement[] {
   const head = h(
     'tr',
     {},
-    h('th', { text: 'Endoscopist' }),
-    h('th', { class: 'num', text: 'Procedures' }),
-    ...COLUMNS.map((c) => h('th', {}, c.title, h('br'), h('small', { class: 'muted', text: `ESGE: ${c.text(targets).target}` }))),
-    h('th', { class: 'num', title: 'Procedures with a resected lesion whose histology is only suspected', text: 'Awaiting histology' }),
+    h('th', { text: t('reports:quality.endoscopist') }),
+    h('th', { class: 'num', text: t('reports:quality.procedures') }),
+    ...COLUMNS.map((c) => h('th', {}, c.title(), h('br'), h('small', { class: 'muted', text: t('reports:quality.esge', { target: c.text(targets).target }) }))),
+    h('th', { class: 'num', title: t('reports:quality.awaitingTitle'), text: t('reports:quality.awaiting') }),
   );
   const rows = report.endoscopists.map((e) => row(e.endoscopist.name ?? e.endoscopist.subject, e.figures, { 'data-endoscopist': e.endoscopist.subject }));
   const table = h(
     'table',
     { class: 'study-table quality-table', id: 'quality-table' },
     h('thead', {}, head),
-    h('tbody', {}, ...(rows.length === 0 ? [h('tr', {}, h('td', { colspan: COLUMNS.length + 3, class: 'muted', text: 'No final colonoscopy reports in this period.' }))] : rows)),
-    h('tfoot', {}, row('All endoscopists', report.overall, { 'data-endoscopist': '*', class: 'overall' })),
+    h('tbody', {}, ...(rows.length === 0 ? [h('tr', {}, h('td', { colspan: COLUMNS.length + 3, class: 'muted', text: t('reports:quality.noReports') }))] : rows)),
+    h('tfoot', {}, row(t('reports:quality.all'), report.overall, { 'data-endoscopist': '*', class: 'overall' })),
   );
-  const fmt = (d: string) => `${d.slice(0, 4)}-${d.slice(4, 6)}-${d.slice(6, 8)}`;
   return [
-    h('p', { class: 'muted', text: `Procedures dated ${fmt(report.from)} to ${fmt(report.to)}: ${report.overall.procedures} final colonoscopy report${report.overall.procedures === 1 ? '' : 's'}.` }),
+    h('p', { class: 'muted', text: t('reports:quality.summary', { from: formatDicomDate(report.from), to: formatDicomDate(report.to), count: report.overall.procedures }) }),
     h('div', { class: 'table-scroll' }, table),
     h(
       'details',
       { class: 'quality-definitions' },
-      h('summary', { text: 'How each figure is counted' }),
+      h('summary', { text: t('reports:quality.how') }),
       h('dl', {}, ...Object.entries(report.definitions).flatMap(([k, v]) => [h('dt', { text: k }), h('dd', { text: v })])),
-      h('p', { class: 'muted', text: `Targets: ${report.source}.` }),
+      h('p', { class: 'muted', text: t('reports:quality.targets', { source: report.source }) }),
     ),
   ];
 }

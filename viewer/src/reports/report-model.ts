@@ -8,6 +8,7 @@
  * values and cannot be imported here: the lists below are checked against the contract's types, so
  * a value added to the contract and missing here is a compile error (`every`).
  */
+import { t } from '../i18n/i18n.js';
 import type { AiFindingDecision, ColonSegment, EndoscopyContent, HistologyType, ImageRef, KeyImage, Lesion, MedianMeasure, OfferedAiFinding, PathologyContent, RadiologyContent, RateMeasure, ReportContent, ReportKind, VersionStatus } from '../../../server/src/contracts/reports.js';
 
 type Missing<T, L extends readonly unknown[]> = Exclude<T, L[number]>;
@@ -66,16 +67,22 @@ const SPECIAL_LABELS: Record<string, string> = {
   endoscopy: 'Endoscopy (colonoscopy)',
 };
 
-/** `hepatic-flexure` → `Hepatic flexure`; Paris classes and grades stay as written. */
+/**
+ * `hepatic-flexure` → `Hepatic flexure` / `Đại tràng góc gan` (locales/reports.ts `value`); Paris classes
+ * and grades stay as written; a value the texts do not know is spelled out from its words.
+ */
 export function label(value: string): string {
-  const special = SPECIAL_LABELS[value];
-  if (special !== undefined) return special;
   if (/^0-|^G\d$/.test(value)) return value;
+  const special = SPECIAL_LABELS[value];
   const words = value.replaceAll('-', ' ');
-  return words.charAt(0).toUpperCase() + words.slice(1);
+  return t(`reports:value.${value}`, { defaultValue: special ?? words.charAt(0).toUpperCase() + words.slice(1) });
 }
 
-export const VERSION_STATUS_LABEL: Record<VersionStatus, string> = { draft: 'Draft', final: 'Final (signed)', superseded: 'Superseded' };
+/** A version's state in the page's language. */
+export function versionStatusLabel(status: VersionStatus): string {
+  return t(`reports:versionStatus.${status}`);
+}
+
 
 /** The BBPS total, or undefined until all three segments are scored. */
 export function bbpsTotal(scores: Partial<Record<(typeof BBPS_SEGMENTS)[number], number | undefined>> | undefined): number | undefined {
@@ -173,20 +180,20 @@ export function problemsOf(content: ReportContent): string[] {
   const problems: string[] = [];
   if (content.kind === 'endoscopy') {
     const b = content.bowelPreparation as Partial<Record<(typeof BBPS_SEGMENTS)[number], number>> | undefined;
-    if (b !== undefined && bbpsTotal(b) === undefined) problems.push('Boston scale: score all three segments (or none)');
+    if (b !== undefined && bbpsTotal(b) === undefined) problems.push(t('reports:problem.bbps'));
     (content.lesions ?? []).forEach((l, i) => {
-      if (l.sizeMm !== undefined && (l.sizeMm < 0 || l.sizeMm > 300)) problems.push(`Lesion ${i + 1}: the size must be 0 to 300 mm`);
+      if (l.sizeMm !== undefined && (l.sizeMm < 0 || l.sizeMm > 300)) problems.push(t('reports:problem.lesionSize', { n: i + 1 }));
     });
   }
   if (content.kind === 'radiology') {
     (content.measurements ?? []).forEach((m, i) => {
       const n = m.points.length;
-      if (m.type === 'length' && n !== 4) problems.push(`Measurement ${i + 1}: a length needs two points (x1,y1,x2,y2)`);
-      if (m.type === 'area' && (n < 6 || n % 2 !== 0)) problems.push(`Measurement ${i + 1}: an area needs at least three points (x1,y1,x2,y2,x3,y3,…)`);
-      if (!Number.isFinite(m.value) || m.value < 0) problems.push(`Measurement ${i + 1}: the value must be a number ≥ 0`);
+      if (m.type === 'length' && n !== 4) problems.push(t('reports:problem.lengthPoints', { n: i + 1 }));
+      if (m.type === 'area' && (n < 6 || n % 2 !== 0)) problems.push(t('reports:problem.areaPoints', { n: i + 1 }));
+      if (!Number.isFinite(m.value) || m.value < 0) problems.push(t('reports:problem.value', { n: i + 1 }));
     });
   }
-  if ((content.keyImages ?? []).length > 24) problems.push('At most 24 key images');
+  if ((content.keyImages ?? []).length > 24) problems.push(t('reports:problem.keyImages'));
   return problems;
 }
 
@@ -201,8 +208,8 @@ export const sameImage = (a: ImageRef, b: ImageRef) => a.sopInstanceUid === b.so
 
 /** How an image reference is named in the page (no patient data: series/instance numbers and frame). */
 export function describeImage(ref: ImageRef | KeyImage, names?: (ref: ImageRef) => string | undefined): string {
-  const base = names?.(ref) ?? `image …${ref.sopInstanceUid.slice(-6)}`;
-  return ref.frame === undefined ? base : `${base}, frame ${ref.frame}`;
+  const base = names?.(ref) ?? t('reports:image', { uid: ref.sopInstanceUid.slice(-6) });
+  return ref.frame === undefined ? base : t('reports:imageFrame', { image: base, frame: ref.frame });
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -226,7 +233,7 @@ export function rateText(m: RateMeasure): MeasureText {
   return {
     value: percent(m.value),
     detail: `${m.numerator}/${m.denominator}`,
-    target: m.target.minimum === null ? 'no target' : `≥ ${percent(m.target.minimum)}`,
+    target: m.target.minimum === null ? t('reports:quality.targetNone') : `≥ ${percent(m.target.minimum)}`,
     state: measureState(m),
   };
 }
@@ -235,7 +242,7 @@ export function medianText(m: MedianMeasure): MeasureText {
   return {
     value: m.value === null ? '–' : formatDuration(m.value),
     detail: `n = ${m.count}`,
-    target: m.target.minimum === null ? 'no target' : `≥ ${formatDuration(m.target.minimum)}`,
+    target: m.target.minimum === null ? t('reports:quality.targetNone') : `≥ ${formatDuration(m.target.minimum)}`,
     state: measureState(m),
   };
 }

@@ -12,14 +12,15 @@
  * turns the button off for the rest of the session.
  */
 import { errorBox, h, messageOf } from '../ui/dom.js';
+import { formatDateTime, onLanguageChange, t } from '../i18n/i18n.js';
 import './reports.css';
 import type { ReportContent, ReportJson, ReportKind, ReportVersionJson } from '../../../server/src/contracts/reports.js';
 import { endoscopyForm } from './endoscopy-form.js';
 import type { Kit } from './form-kit.js';
 import { pathologyForm } from './pathology-form.js';
 import { radiologyForm } from './radiology-form.js';
-import { cleanContent, KINDS, label, problemsOf, VERSION_STATUS_LABEL } from './report-model.js';
-import { aiFindings, amendReport, createReport, getReport, getVersion, ReportApiError, saveReport, signReport, SIGN_REFUSED, studyReports, versionPdf } from './reports-client.js';
+import { cleanContent, KINDS, label, problemsOf, versionStatusLabel } from './report-model.js';
+import { aiFindings, amendReport, createReport, getReport, getVersion, ReportApiError, saveReport, signReport, signRefusedText, studyReports, versionPdf } from './reports-client.js';
 import { loadStudyImages, type StudyImages } from './study-images.js';
 
 /** Set once the server refused this user a signature (403): Sign stays off until the page reloads. */
@@ -27,12 +28,12 @@ let signRefused = false;
 
 const reportsUrl = (study: string) => `#/study/${study}/report`;
 const reportUrl = (study: string, id: string, version?: number) => `#/study/${study}/report/${id}${version === undefined ? '' : `/version/${version}`}`;
-const when = (iso: string | null | undefined) => (iso === null || iso === undefined ? '' : new Date(iso).toLocaleString());
+const when = (iso: string | null | undefined) => (iso === null || iso === undefined ? '' : formatDateTime(iso));
 const person = (p: { subject: string; name: string | null } | null | undefined) => (p === null || p === undefined ? '' : (p.name ?? p.subject));
 
 export async function renderReportPage(root: HTMLElement, study: string, reportId: string | undefined, version: number | undefined): Promise<() => void> {
-  const header = h('div', { class: 'report-header' }, h('a', { href: `#/study/${study}`, text: '← Study' }));
-  const body = h('div', { class: 'report-body' }, h('p', { class: 'muted loading', text: 'Loading…' }));
+  const header = h('div', { class: 'report-header' }, h('a', { href: `#/study/${study}`, text: t('reports:backToStudy') }));
+  const body = h('div', { class: 'report-body' }, h('p', { class: 'muted loading', text: t('common:loading') }));
   root.replaceChildren(h('div', { class: 'report-page' }, header, body));
   let images: StudyImages;
   try {
@@ -44,7 +45,7 @@ export async function renderReportPage(root: HTMLElement, study: string, reportI
   const hd = images.header;
   header.append(
     ' ',
-    reportId === undefined ? '' : h('a', { href: reportsUrl(study), text: 'All reports of the study' }),
+    reportId === undefined ? '' : h('a', { href: reportsUrl(study), text: t('reports:allReports') }),
     h('div', { class: 'patient' }, h('strong', { id: 'report-patient', text: hd.patient }), ` ${hd.patientId}`, h('span', { class: 'muted', text: ` · ${hd.date} ${hd.description}` })),
   );
   if (reportId === undefined) {
@@ -66,7 +67,7 @@ function defaultKind(modalities: string[]): ReportKind {
 async function renderList(body: HTMLElement, study: string, images: StudyImages): Promise<void> {
   const kind = h('select', { id: 'report-kind', name: 'kind' }, ...KINDS.map((k) => h('option', { value: k, text: label(k) })));
   kind.value = defaultKind(images.header.modalities);
-  const create = h('button', { type: 'button', id: 'report-create', text: 'New draft' });
+  const create = h('button', { type: 'button', id: 'report-create', text: t('reports:newDraft') });
   const message = h('div', { class: 'report-message' });
   create.addEventListener('click', async () => {
     create.disabled = true;
@@ -79,11 +80,11 @@ async function renderList(body: HTMLElement, study: string, images: StudyImages)
       create.disabled = false;
     }
   });
-  const list = h('div', { class: 'report-list' }, h('p', { class: 'muted', text: 'Loading the reports…' }));
-  body.replaceChildren(h('h2', { text: 'Reports' }), list, h('h3', { text: 'New report' }), h('div', { class: 'report-row' }, h('label', { for: 'report-kind', text: 'Kind ' }), kind, ' ', create), message);
+  const list = h('div', { class: 'report-list' }, h('p', { class: 'muted', text: t('reports:loadingReports') }));
+  body.replaceChildren(h('h2', { text: t('reports:title') }), list, h('h3', { text: t('reports:newReport') }), h('div', { class: 'report-row' }, h('label', { for: 'report-kind', text: t('reports:kind') }), kind, ' ', create), message);
   try {
     const reports = await studyReports(study);
-    list.replaceChildren(reports.length === 0 ? h('p', { class: 'muted', id: 'no-reports', text: 'No reports for this study yet.' }) : reportTable(study, reports));
+    list.replaceChildren(reports.length === 0 ? h('p', { class: 'muted', id: 'no-reports', text: t('reports:none') }) : reportTable(study, reports));
   } catch (err) {
     list.replaceChildren(errorBox(messageOf(err)));
   }
@@ -93,7 +94,7 @@ function reportTable(study: string, reports: ReportJson[]): HTMLElement {
   return h(
     'table',
     { class: 'study-table report-table' },
-    h('thead', {}, h('tr', {}, ...['Kind', 'State', 'Versions', 'Created', 'Signed by', ''].map((t) => h('th', { text: t })))),
+    h('thead', {}, h('tr', {}, ...[t('reports:col.kind'), t('reports:col.state'), t('reports:col.versions'), t('reports:col.created'), t('reports:col.signedBy'), ''].map((text) => h('th', { text })))),
     h(
       'tbody',
       {},
@@ -103,18 +104,18 @@ function reportTable(study: string, reports: ReportJson[]): HTMLElement {
           'tr',
           { 'data-report': r.id, 'data-status': r.status },
           h('td', { text: label(r.kind) }),
-          h('td', {}, statusBadge(r.status), r.amendmentInProgress ? h('span', { class: 'muted', text: ' amendment in progress' }) : undefined),
-          h('td', {}, ...r.versions.map((v) => h('a', { href: reportUrl(study, r.id, v.version), class: `version-link status-${v.status}`, 'data-version': v.version, text: `v${v.version} ${v.status}` }))),
+          h('td', {}, statusBadge(r.status), r.amendmentInProgress ? h('span', { class: 'muted', text: t('reports:amendmentInProgress') }) : undefined),
+          h('td', {}, ...r.versions.map((v) => h('a', { href: reportUrl(study, r.id, v.version), class: `version-link status-${v.status}`, 'data-version': v.version, text: `v${v.version} ${label(v.status).toLowerCase()}` }))),
           h('td', { text: `${when(r.createdAt)} ${person(r.createdBy)}` }),
           h('td', { text: inForce?.signature ? `${person(inForce.signature.signer)}, ${when(inForce.signature.signedAt)}` : '' }),
-          h('td', {}, h('a', { href: reportUrl(study, r.id), class: 'open-report', text: r.version.status === 'draft' ? 'Edit' : 'Open' })),
+          h('td', {}, h('a', { href: reportUrl(study, r.id), class: 'open-report', text: r.version.status === 'draft' ? t('reports:edit') : t('reports:open') })),
         );
       }),
     ),
   );
 }
 
-const statusBadge = (status: string) => h('span', { class: `report-status status-${status}`, 'data-status': status, text: status in VERSION_STATUS_LABEL ? VERSION_STATUS_LABEL[status as keyof typeof VERSION_STATUS_LABEL] : label(status) });
+const statusBadge = (status: string) => h('span', { class: `report-status status-${status}`, 'data-status': status, text: status === 'draft' || status === 'final' || status === 'superseded' ? versionStatusLabel(status) : label(status) });
 
 // ---------------------------------------------------------------------------------------------------
 // The editor
@@ -132,7 +133,7 @@ function renderEditor(body: HTMLElement, study: string, images: StudyImages, id:
   const toolbar = h('div', { class: 'report-toolbar toolbar' });
   const info = h('div', { class: 'report-info' });
   const formBox = h('div', { class: 'report-form-box' });
-  body.replaceChildren(h('h2', { id: 'report-title', text: 'Report' }), info, toolbar, message, formBox);
+  body.replaceChildren(h('h2', { id: 'report-title', text: t('reports:report') }), info, toolbar, message, formBox);
 
   const say = (text: string) => message.replaceChildren(h('p', { class: 'report-ok', role: 'status', text }));
   const fail = (err: unknown, retry?: () => void) => message.replaceChildren(errorBox(messageOf(err), retry));
@@ -155,7 +156,7 @@ function renderEditor(body: HTMLElement, study: string, images: StudyImages, id:
   const load = async () => {
     try {
       const [r, ai] = await Promise.all([getReport(id), aiFindings(study).catch(() => [])]);
-      if (r.studyInstanceUid !== study) throw new Error('This report belongs to another study');
+      if (r.studyInstanceUid !== study) throw new Error(t('reports:otherStudy'));
       offered = ai;
       const version = wanted === undefined || wanted === r.latestVersion ? undefined : await getVersion(id, wanted);
       if (!destroyed) show(r, version);
@@ -180,7 +181,7 @@ function renderEditor(body: HTMLElement, study: string, images: StudyImages, id:
   const render = () => {
     if (report === undefined || shown === undefined || content === undefined) return;
     const title = document.getElementById('report-title');
-    if (title !== null) title.textContent = `${label(report.kind)} report`;
+    if (title !== null) title.textContent = t('reports:reportOfKind', { kind: label(report.kind) });
     renderInfo();
     renderToolbar();
     kit.readOnly = !editable();
@@ -196,16 +197,16 @@ function renderEditor(body: HTMLElement, study: string, images: StudyImages, id:
       h(
         'div',
         { class: 'report-row' },
-        h('span', { text: `Version ${v.version} ` }),
+        h('span', { text: t('reports:version', { version: v.version }) }),
         statusBadge(v.status),
-        h('span', { class: 'muted', id: 'report-revision', 'data-revision': v.revision, text: ` revision ${v.revision} · last saved ${when(v.updatedAt)} by ${person(v.updatedBy)}` }),
+        h('span', { class: 'muted', id: 'report-revision', 'data-revision': v.revision, text: t('reports:revision', { revision: v.revision, when: when(v.updatedAt), who: person(v.updatedBy) }) }),
       ),
     );
     lines.push(
       h(
         'nav',
-        { class: 'report-versions', 'aria-label': 'Versions' },
-        h('span', { class: 'muted', text: 'Versions: ' }),
+        { class: 'report-versions', 'aria-label': t('reports:versionsLabel') },
+        h('span', { class: 'muted', text: t('reports:versions') }),
         ...r.versions.map((item) =>
           h('a', {
             href: reportUrl(r.studyInstanceUid, r.id, item.version === r.latestVersion ? undefined : item.version),
@@ -213,34 +214,34 @@ function renderEditor(body: HTMLElement, study: string, images: StudyImages, id:
             'data-version': item.version,
             'data-status': item.status,
             'aria-current': item.version === v.version ? 'page' : undefined,
-            text: `v${item.version} ${VERSION_STATUS_LABEL[item.status].toLowerCase()}${item.signature ? ` (${person(item.signature.signer)}, ${when(item.signature.signedAt)})` : ''}`,
+            text: `v${item.version} ${versionStatusLabel(item.status).toLowerCase()}${item.signature ? ` (${person(item.signature.signer)}, ${when(item.signature.signedAt)})` : ''}`,
           }),
         ),
       ),
     );
     if (v.status === 'superseded') {
       lines.push(
-        h('div', { class: 'superseded-note', id: 'superseded-note', role: 'note' }, h('strong', { text: 'Superseded' }), ` by version ${v.supersededBy ?? '?'} on ${when(v.supersededAt)}: kept for the record, not in force. `, h('a', { href: reportUrl(r.studyInstanceUid, r.id), text: 'Open the current version' })),
+        h('div', { class: 'superseded-note', id: 'superseded-note', role: 'note' }, h('strong', { text: t('reports:supersededTitle') }), t('reports:supersededBy', { version: v.supersededBy ?? '?', when: when(v.supersededAt) }), h('a', { href: reportUrl(r.studyInstanceUid, r.id), text: t('reports:openCurrent') })),
       );
     }
-    if (v.amends !== null) lines.push(h('div', { class: 'muted', id: 'amendment-reason', text: `Amends version ${v.amends}: ${v.amendmentReason ?? ''}` }));
+    if (v.amends !== null) lines.push(h('div', { class: 'muted', id: 'amendment-reason', text: t('reports:amends', { version: v.amends, reason: v.amendmentReason ?? '' }) }));
     if (v.signature !== null) {
       lines.push(
         h(
           'div',
           { class: 'signature', id: 'report-signature' },
-          'Signed by ',
+          t('reports:signedBy'),
           h('strong', { id: 'report-signer', text: person(v.signature.signer) }),
-          ` on ${when(v.signature.signedAt)}`,
-          h('div', { class: 'muted hash', text: `Content SHA-256 ${v.signature.contentSha256}` }),
+          t('reports:signedOn', { when: when(v.signature.signedAt) }),
+          h('div', { class: 'muted hash', text: t('reports:hash', { hash: v.signature.contentSha256 }) }),
         ),
       );
     }
     if (v.dicom !== null) {
       lines.push(
         v.dicom.stored
-          ? h('div', { class: 'muted', id: 'report-stored', text: 'Stored in the study as a DICOM Comprehensive SR and an Encapsulated PDF.' })
-          : h('div', { class: 'error', id: 'report-not-stored', text: 'Signed, but not yet stored in the study (the archive could not store the SR and PDF): press "Store in the study" to try again.' }),
+          ? h('div', { class: 'muted', id: 'report-stored', text: t('reports:stored') })
+          : h('div', { class: 'error', id: 'report-not-stored', text: t('reports:notStored') }),
       );
     }
     info.replaceChildren(...lines.filter((l): l is HTMLElement => l !== undefined));
@@ -252,27 +253,29 @@ function renderEditor(body: HTMLElement, study: string, images: StudyImages, id:
     const v = shown;
     const buttons: HTMLElement[] = [];
     if (editable()) {
-      const save = h('button', { type: 'button', id: 'report-save', text: dirty ? 'Save draft *' : 'Save draft', disabled: busy });
+      const save = h('button', { type: 'button', id: 'report-save', text: dirty ? t('reports:saveDraftDirty') : t('reports:saveDraft'), disabled: busy });
       save.addEventListener('click', () => void saveDraft());
       buttons.push(save);
-      const sign = h('button', { type: 'button', id: 'report-sign', text: 'Sign…', disabled: busy || signRefused, title: signRefused ? SIGN_REFUSED : 'Sign this version: it becomes final and is stored in the study' });
+      const sign = h('button', { type: 'button', id: 'report-sign', text: t('reports:sign'), disabled: busy || signRefused, title: signRefused ? signRefusedText() : t('reports:signTitle') });
       sign.addEventListener('click', () => confirmSign());
       buttons.push(sign);
     }
     if (v.status === 'final' && v.version === r.latestVersion) {
-      const amend = h('button', { type: 'button', id: 'report-amend', text: 'Amend…', disabled: busy });
+      const amend = h('button', { type: 'button', id: 'report-amend', text: t('reports:amend'), disabled: busy });
       amend.addEventListener('click', () => askAmendment());
       buttons.push(amend);
     }
     if (v.dicom !== null && !v.dicom.stored) {
-      const store = h('button', { type: 'button', id: 'report-store', text: 'Store in the study', disabled: busy });
+      const store = h('button', { type: 'button', id: 'report-store', text: t('reports:store'), disabled: busy });
       store.addEventListener('click', () => void sign());
       buttons.push(store);
     }
-    const pdf = h('button', { type: 'button', id: 'report-pdf', text: v.status === 'draft' ? 'Download PDF (draft)' : 'Download PDF', disabled: busy });
+    const pdf = h('button', { type: 'button', id: 'report-pdf', text: v.status === 'draft' ? t('reports:pdfDraft') : t('reports:pdf'), disabled: busy });
     pdf.addEventListener('click', () => void download());
     buttons.push(pdf);
-    if (dirty) buttons.push(h('span', { class: 'muted', id: 'report-dirty', text: 'unsaved changes' }));
+    if (dirty) buttons.push(h('span', { class: 'muted', id: 'report-dirty', text: t('reports:unsaved') }));
+    // Unsaved changes survive a language change: the page is not rendered again (main.ts), the form is (below).
+    body.toggleAttribute('data-keep-on-language-change', dirty);
     toolbar.replaceChildren(...buttons);
   };
 
@@ -294,7 +297,7 @@ function renderEditor(body: HTMLElement, study: string, images: StudyImages, id:
     const cleaned = cleanContent(content);
     const problems = problemsOf(cleaned);
     if (problems.length > 0) {
-      message.replaceChildren(errorBox(`Not saved: ${problems.join('; ')}.`));
+      message.replaceChildren(errorBox(t('reports:notSaved', { problems: problems.join('; ') })));
       return false;
     }
     try {
@@ -304,12 +307,12 @@ function renderEditor(body: HTMLElement, study: string, images: StudyImages, id:
     } catch (err) {
       if (err instanceof ReportApiError && err.status === 409) {
         // Keep what the user typed; offer to load the version saved meanwhile.
-        const reload = h('button', { type: 'button', id: 'report-reload', text: 'Reload the report (drops your changes)' });
+        const reload = h('button', { type: 'button', id: 'report-reload', text: t('reports:reload') });
         reload.addEventListener('click', () => {
           dirty = false;
-          void load().then(() => say('Reloaded: this is the version saved meanwhile.'));
+          void load().then(() => say(t('reports:reloaded')));
         });
-        message.replaceChildren(h('div', { class: 'error', role: 'alert', id: 'report-conflict' }, h('strong', { text: 'Conflict: ' }), err.message, ' ', reload));
+        message.replaceChildren(h('div', { class: 'error', role: 'alert', id: 'report-conflict' }, h('strong', { text: t('reports:conflict') }), err.message, ' ', reload));
       } else fail(err);
       return false;
     }
@@ -317,22 +320,22 @@ function renderEditor(body: HTMLElement, study: string, images: StudyImages, id:
 
   const saveDraft = () =>
     run(async () => {
-      if (await persist()) say(`Draft saved (revision ${shown?.revision ?? '?'}).`);
+      if (await persist()) say(t('reports:saved', { revision: shown?.revision ?? '?' }));
     });
 
   const confirmSign = () => {
     if (shown === undefined) return;
-    const ok = h('button', { type: 'button', id: 'report-sign-confirm', text: `Sign version ${shown.version} as final` });
-    const cancel = h('button', { type: 'button', text: 'Cancel' });
+    const ok = h('button', { type: 'button', id: 'report-sign-confirm', text: t('reports:signConfirm', { version: shown.version }) });
+    const cancel = h('button', { type: 'button', text: t('common:cancel') });
     const pending = (content?.kind === 'endoscopy' ? (content.aiFindings ?? []) : []).filter((f) => f.decision === 'pending').length;
     cancel.addEventListener('click', () => message.replaceChildren());
     ok.addEventListener('click', () => void sign());
     message.replaceChildren(
       h(
         'div',
-        { class: 'confirm', role: 'dialog', 'aria-label': 'Sign the report' },
+        { class: 'confirm', role: 'dialog', 'aria-label': t('reports:signDialog') },
         h('p', {
-          text: `Signing makes this version final: it is stored in the study as a DICOM SR and PDF with your name, the time and a hash of its content, and it can then only be amended.${dirty ? ' Your unsaved changes are saved first.' : ''}${pending > 0 ? ` ${pending} AI finding${pending === 1 ? ' is' : 's are'} still to review: accept or reject each first.` : ''}`,
+          text: `${t('reports:signText')}${dirty ? t('reports:signUnsaved') : ''}${pending > 0 ? t('reports:signPending', { count: pending }) : ''}`,
         }),
         ok,
         ' ',
@@ -351,11 +354,11 @@ function renderEditor(body: HTMLElement, study: string, images: StudyImages, id:
         const signed = await signReport(report.id, shown?.status === 'draft' ? shown.revision : undefined);
         show(signed);
         const v = signed.version;
-        say(v.dicom?.stored === false ? `Version ${v.version} signed; not yet stored in the study.` : `Version ${v.version} signed: final, stored in the study as SR and PDF.`);
+        say(v.dicom?.stored === false ? t('reports:signedNotStored', { version: v.version }) : t('reports:signedStored', { version: v.version }));
       } catch (err) {
         if (err instanceof ReportApiError && err.status === 403) {
           signRefused = true;
-          message.replaceChildren(h('div', { class: 'error', role: 'alert', id: 'sign-refused' }, h('strong', { text: 'Not signed. ' }), SIGN_REFUSED));
+          message.replaceChildren(h('div', { class: 'error', role: 'alert', id: 'sign-refused' }, h('strong', { text: t('reports:notSigned') }), signRefusedText()));
         } else {
           fail(err);
           // A 503 leaves the version signed but not stored: show that state.
@@ -365,29 +368,29 @@ function renderEditor(body: HTMLElement, study: string, images: StudyImages, id:
     });
 
   const askAmendment = () => {
-    const reason = h('textarea', { id: 'amend-reason', rows: 2, maxlength: 1000, placeholder: 'Why is the signed report amended?' });
-    const ok = h('button', { type: 'button', id: 'amend-confirm', text: 'Create the amendment' });
-    const cancel = h('button', { type: 'button', text: 'Cancel' });
+    const reason = h('textarea', { id: 'amend-reason', rows: 2, maxlength: 1000, placeholder: t('reports:amendPlaceholder') });
+    const ok = h('button', { type: 'button', id: 'amend-confirm', text: t('reports:amendCreate') });
+    const cancel = h('button', { type: 'button', text: t('common:cancel') });
     cancel.addEventListener('click', () => message.replaceChildren());
     ok.addEventListener('click', () =>
       void run(async () => {
         if (report === undefined) return;
         if (reason.value.trim() === '') {
-          reason.setCustomValidity('The reason is required');
+          reason.setCustomValidity(t('reports:amendRequired'));
           reason.reportValidity();
           return;
         }
         try {
           const amended = await amendReport(report.id, reason.value);
           show(amended);
-          say(`Version ${amended.version.version} is a draft amending version ${amended.version.amends ?? '?'}; version ${amended.version.amends ?? '?'} stays in force until this one is signed.`);
+          say(t('reports:amended', { version: amended.version.version, amends: amended.version.amends ?? '?' }));
         } catch (err) {
           fail(err);
         }
       }),
     );
     reason.addEventListener('input', () => reason.setCustomValidity(''));
-    message.replaceChildren(h('div', { class: 'confirm', role: 'dialog', 'aria-label': 'Amend the report' }, h('label', { for: 'amend-reason', text: 'Reason for the amendment' }), reason, h('div', {}, ok, ' ', cancel)));
+    message.replaceChildren(h('div', { class: 'confirm', role: 'dialog', 'aria-label': t('reports:amendDialog') }, h('label', { for: 'amend-reason', text: t('reports:amendReason') }), reason, h('div', {}, ok, ' ', cancel)));
     reason.focus();
   };
 
@@ -407,9 +410,14 @@ function renderEditor(body: HTMLElement, study: string, images: StudyImages, id:
       }
     });
 
+  // With unsaved changes the editor re-renders its form from the content being edited, in the new language.
+  const stopTranslating = onLanguageChange(() => {
+    if (dirty && !destroyed) render();
+  });
   void load();
   return () => {
     destroyed = true;
+    stopTranslating();
     window.removeEventListener('beforeunload', warnUnsaved);
   };
 }

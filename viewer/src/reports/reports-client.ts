@@ -12,6 +12,7 @@ import type { AiFindingList, QualityReport, ReportContent, ReportJson, ReportKin
 import { authorizedFetch } from '../auth/http.js';
 import { authEnabled } from '../auth/session.js';
 import { ViewerError } from '../dicomweb/client.js';
+import { t } from '../i18n/i18n.js';
 
 /** Reports API root, from `<meta name="reports-root">` (default `/reports`). */
 export const REPORTS_ROOT = (document.querySelector<HTMLMetaElement>('meta[name="reports-root"]')?.content ?? '/reports').replace(/\/$/, '');
@@ -31,17 +32,11 @@ export class ReportApiError extends ViewerError {
   }
 }
 
-export const SIGN_REFUSED = 'You are not allowed to sign reports: your roles do not include the sign permission. A physician who may sign has to sign this report.';
+/** Why Sign is off for this user, in the page's language. */
+export const signRefusedText = (): string => t('reports:api.signRefused');
 
-const WHAT: Record<Action, string> = {
-  load: 'Loading the report',
-  create: 'Creating the report',
-  save: 'Saving the draft',
-  sign: 'Signing the report',
-  amend: 'Amending the report',
-  pdf: 'Downloading the PDF',
-  quality: 'Loading the quality figures',
-};
+/** The action, as the messages name it (in the page's language when the request is made). */
+const what = (action: Action): string => t(`reports:api.what.${action}`);
 
 async function failure(res: Response, action: Action): Promise<ReportApiError> {
   let code: string | undefined;
@@ -60,17 +55,17 @@ async function failure(res: Response, action: Action): Promise<ReportApiError> {
   }
   const why = detail === '' ? res.statusText : detail;
   let message: string;
-  if (res.status === 403 && action === 'sign') message = SIGN_REFUSED;
-  else if (res.status === 403) message = `You are not allowed to do this (${WHAT[action].toLowerCase()}): ${why}. Ask your administrator for access.`;
-  else if (res.status === 401 && authEnabled()) message = `${WHAT[action]}: your sign-in has ended; taking you to sign in again…`;
-  else if (res.status === 409 && action === 'save')
-    message = `Not saved: this draft was changed since you opened it (saved by someone else, signed or amended meanwhile). Your changes are still in the form; reload the report to see the current version, then enter them again. (${why})`;
-  else if (res.status === 409 && action === 'sign') message = `Not signed: ${why}`;
-  else if (res.status === 409) message = `${WHAT[action]} was refused: ${why}`;
-  else if (res.status === 400) message = `${action === 'save' || action === 'create' ? 'Not saved' : `${WHAT[action]} was refused`}: ${why}`;
-  else if (res.status === 503 && code === 'STORAGE_FAILURE') message = `Signed, but the SR and PDF could not be stored in the study yet: press Sign again to store them. (${why})`;
-  else if (res.status === 404) message = `${WHAT[action]} failed: not found (${why})`;
-  else message = `${WHAT[action]} failed: HTTP ${res.status}${why ? ` (${why})` : ''}`;
+  // The framing in the page's language; the server's reason (why) as it sent it.
+  if (res.status === 403 && action === 'sign') message = signRefusedText();
+  else if (res.status === 403) message = t('reports:api.forbidden', { what: what(action).toLowerCase(), why });
+  else if (res.status === 401 && authEnabled()) message = t('reports:api.signInEnded', { what: what(action) });
+  else if (res.status === 409 && action === 'save') message = t('reports:api.conflictSave', { why });
+  else if (res.status === 409 && action === 'sign') message = t('reports:api.notSigned', { why });
+  else if (res.status === 409) message = t('reports:api.refused', { what: what(action), why });
+  else if (res.status === 400) message = action === 'save' || action === 'create' ? t('reports:api.notSaved', { why }) : t('reports:api.refused', { what: what(action), why });
+  else if (res.status === 503 && code === 'STORAGE_FAILURE') message = t('reports:api.storageFailure', { why });
+  else if (res.status === 404) message = t('reports:api.notFound', { what: what(action), why });
+  else message = why ? t('common:request.failedDetail', { what: what(action), status: res.status, detail: why }) : t('common:request.failed', { what: what(action), status: res.status });
   return new ReportApiError(message, res.status, code, action);
 }
 
@@ -80,7 +75,7 @@ async function call(url: string, action: Action, init: RequestInit = {}): Promis
     res = await authorizedFetch(url, { ...init, headers: { Accept: 'application/json', ...(init.body === undefined ? {} : { 'Content-Type': 'application/json' }), ...(init.headers as Record<string, string> | undefined) } });
   } catch (err) {
     if ((err as Error).name === 'AbortError') throw err;
-    throw new ReportApiError(`${WHAT[action]} failed: the server cannot be reached (is it running?)`, undefined, undefined, action);
+    throw new ReportApiError(t('reports:api.unreachable', { what: what(action) }), undefined, undefined, action);
   }
   if (!res.ok) throw await failure(res, action);
   return res;

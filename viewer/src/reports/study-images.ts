@@ -5,6 +5,7 @@
  * (from series metadata: the groups' headers, not their coordinates). Also the study's header line.
  */
 import { instancePath, searchSeries, seriesMetadata, studyAttributes } from '../dicomweb/client.js';
+import { t } from '../i18n/i18n.js';
 import { formatDate, isVideoTransferSyntax, num, personName, seq, SOP_CLASS, str, TAG, type DicomJson } from '../dicomweb/dicom-json.js';
 import type { ImageRef } from '../../../server/src/contracts/reports.js';
 
@@ -50,7 +51,7 @@ export function frameUrl(study: string, ref: ImageRef, size = '192,144'): string
 
 export async function loadStudyImages(study: string): Promise<StudyImages> {
   const [attrs, seriesList] = await Promise.all([studyAttributes(study), searchSeries(study)]);
-  if (attrs === undefined) throw new Error('Study not found in the archive');
+  if (attrs === undefined) throw new Error(t('study:notFound'));
   seriesList.sort((a, b) => (num(a, TAG.SeriesNumber) ?? 0) - (num(b, TAG.SeriesNumber) ?? 0));
   const images: StudyImage[] = [];
   const annotationGroups: AnnotationGroupInfo[] = [];
@@ -91,7 +92,7 @@ export async function loadStudyImages(study: string): Promise<StudyImages> {
   const find = (ref: ImageRef) => images.find((i) => i.sop === ref.sopInstanceUid);
   return {
     header: {
-      patient: personName(attrs, TAG.PatientName) || '(no name)',
+      patient: personName(attrs, TAG.PatientName) || t('reports:noName'),
       patientId: str(attrs, TAG.PatientID) ?? '',
       date: formatDate(str(attrs, TAG.StudyDate)),
       description: str(attrs, TAG.StudyDescription) ?? '',
@@ -103,7 +104,7 @@ export async function loadStudyImages(study: string): Promise<StudyImages> {
     name(ref) {
       const image = find(ref);
       if (image === undefined) return undefined;
-      return `${image.seriesLabel} · image ${image.instanceNumber ?? '?'}`;
+      return t('reports:form.imageOption', { series: image.seriesLabel, number: image.instanceNumber ?? '?' });
     },
   };
 }
@@ -121,7 +122,7 @@ function groupsOf(series: string, sop: string, instance: DicomJson): AnnotationG
       series,
       sop,
       group: num(g, AnnotationGroupNumber) ?? i + 1,
-      label: str(g, AnnotationGroupLabel) ?? `group ${i + 1}`,
+      label: str(g, AnnotationGroupLabel) ?? t('reports:form.group', { n: i + 1 }),
       count: num(g, NumberOfAnnotations),
       ai: generation === 'AUTOMATIC' || generation === 'SEMIAUTOMATIC',
     };

@@ -1,4 +1,6 @@
-/** Tiny DOM helpers (no framework): element creation and in-page messages. */
+/** Tiny DOM helpers (no framework): element creation and in-page messages (in the page's language). */
+import { t } from '../i18n/i18n.js';
+
 export function h<K extends keyof HTMLElementTagNameMap>(
   tag: K,
   attrs: Record<string, string | number | boolean | undefined> = {},
@@ -17,9 +19,9 @@ export function h<K extends keyof HTMLElementTagNameMap>(
 
 /** A clear message in the page (role=alert): failures are shown, never a blank or frozen view. */
 export function errorBox(message: string, retry?: () => void): HTMLElement {
-  const box = h('div', { class: 'error', role: 'alert' }, h('strong', { text: 'Error: ' }), message);
+  const box = h('div', { class: 'error', role: 'alert' }, h('strong', { text: t('common:error') }), message);
   if (retry !== undefined) {
-    const button = h('button', { type: 'button', text: 'Retry' });
+    const button = h('button', { type: 'button', text: t('common:retry') });
     button.addEventListener('click', retry);
     box.append(' ', button);
   }
@@ -29,7 +31,7 @@ export function errorBox(message: string, retry?: () => void): HTMLElement {
 export function messageOf(err: unknown): string {
   if (err instanceof Error) return err.message;
   // Browser image decoders reject with a bare `error` Event.
-  if (typeof Event !== 'undefined' && err instanceof Event) return 'an image cannot be decoded: its data is corrupt or in a format this browser cannot decode';
+  if (typeof Event !== 'undefined' && err instanceof Event) return t('common:imageUndecodable');
   return String(err);
 }
 

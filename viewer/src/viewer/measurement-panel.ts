@@ -10,6 +10,7 @@ import { pixelSpacing, str, num, TAG, type DicomJson } from '../dicomweb/dicom-j
 import type { StackMeasurement, StackView } from '../imaging/cornerstone.js';
 import { formatMeasured, measure, toReportMeasurement, type Conversion, type Measured } from '../reports/measurement-report.js';
 import { errorBox, h, messageOf } from '../ui/dom.js';
+import { t } from '../i18n/i18n.js';
 
 type MeasuringView = Pick<StackView, 'measurements' | 'onMeasurementsChange' | 'removeMeasurement' | 'state' | 'onChange'>;
 
@@ -26,13 +27,13 @@ const pointsKey = (m: StackMeasurement) => m.points.map((p) => p.toFixed(2)).joi
 export function measurementPanel(view: MeasuringView, options: MeasurementPanelOptions): { element: HTMLElement; dispose: () => void } {
   const byUid = new Map(options.instances.map((i) => [str(i, TAG.SOPInstanceUID), i]));
   const list = h('ul', { class: 'measurement-list' });
-  const empty = h('span', { class: 'muted', text: 'No measurements on this image (L: length, A: area).' });
-  const addAll = h('button', { type: 'button', text: 'Add all to report', 'data-action': 'add-all-measurements' });
+  const empty = h('span', { class: 'muted', text: t('stack:measure.none') });
+  const addAll = h('button', { type: 'button', text: t('stack:measure.addAll'), 'data-action': 'add-all-measurements' });
   const note = h('p', { class: 'muted measurement-note', hidden: true });
   const status = h('div', { class: 'measurement-status', role: 'status', 'aria-live': 'polite' });
   // Always there, at a fixed height: the viewport above keeps its size (and its image's place under the
   // mouse) when the first measurement appears, while it is being drawn.
-  const element = h('section', { class: 'measurements-panel', 'aria-label': 'Measurements', 'data-testid': 'measurements' }, h('div', { class: 'measurement-row' }, empty, list, addAll), note, status);
+  const element = h('section', { class: 'measurements-panel', 'aria-label': t('stack:measure.label'), 'data-testid': 'measurements' }, h('div', { class: 'measurement-row' }, empty, list, addAll), note, status);
 
   const convert = (m: StackMeasurement): Conversion => {
     const instance = byUid.get(m.sop);
@@ -47,7 +48,7 @@ export function measurementPanel(view: MeasuringView, options: MeasurementPanelO
       return;
     }
     for (const b of buttons) b.disabled = true;
-    status.replaceChildren(h('span', { class: 'muted', text: 'Adding to the radiology report…' }));
+    status.replaceChildren(h('span', { class: 'muted', text: t('stack:measure.adding') }));
     try {
       const { addMeasurementsToReport } = await import('../reports/add-to-report.js');
       const result = await addMeasurementsToReport(
@@ -55,12 +56,14 @@ export function measurementPanel(view: MeasuringView, options: MeasurementPanelO
         converted.flatMap((c) => (c.ok ? [c.measurement] : [])),
       );
       for (const m of measurements) added.set(m.uid, pointsKey(m));
-      const n = (k: number) => `${k} measurement${k === 1 ? '' : 's'}`;
+      const n = (k: number) => t('stack:measure.count', { count: k });
       const what =
         result.added === 0
-          ? `The radiology report already holds ${measurements.length === 1 ? 'this measurement' : 'these measurements'}.`
-          : `${n(result.added)} added to ${result.created ? 'a new radiology report (draft)' : 'the radiology report draft'}${result.already > 0 ? ` (${n(result.already)} already there)` : ''}.`;
-      status.replaceChildren(h('span', { 'data-testid': 'measurement-added', 'data-report': result.reportId, text: `${what} ` }), h('a', { href: result.href, 'data-testid': 'measurement-report-link', text: 'Open the report' }));
+          ? measurements.length === 1
+            ? t('stack:measure.alreadyOne')
+            : t('stack:measure.alreadyMany')
+          : `${t(result.created ? 'stack:measure.addedNew' : 'stack:measure.addedDraft', { what: n(result.added) })}${result.already > 0 ? t('stack:measure.alreadyThere', { what: n(result.already) }) : ''}.`;
+      status.replaceChildren(h('span', { 'data-testid': 'measurement-added', 'data-report': result.reportId, text: `${what} ` }), h('a', { href: result.href, 'data-testid': 'measurement-report-link', text: t('stack:measure.openReport') }));
     } catch (err) {
       status.replaceChildren(errorBox(messageOf(err)));
     } finally {
@@ -85,19 +88,19 @@ export function measurementPanel(view: MeasuringView, options: MeasurementPanelO
       const isAdded = added.get(m.uid) === pointsKey(m);
       const button = h('button', {
         type: 'button',
-        text: isAdded ? 'Added' : 'Add to report',
+        text: isAdded ? t('stack:measure.added') : t('stack:measure.add'),
         'data-action': 'add-measurement',
         disabled: !conversion.ok || isAdded,
-        title: conversion.ok ? (isAdded ? 'In the radiology report' : 'Add to the study’s radiology report draft') : conversion.reason,
+        title: conversion.ok ? (isAdded ? t('stack:measure.inReport') : t('stack:measure.addTitle')) : conversion.reason,
       });
       button.addEventListener('click', () => void add([m], [button, addAll]));
       buttons.push(button);
-      const remove = h('button', { type: 'button', text: '✕', 'aria-label': `Remove measurement ${i + 1}`, 'data-action': 'remove-measurement' });
+      const remove = h('button', { type: 'button', text: '✕', 'aria-label': t('stack:measure.remove', { n: i + 1 }), 'data-action': 'remove-measurement' });
       remove.addEventListener('click', () => view.removeMeasurement(m.uid));
       return h(
         'li',
         { class: 'measurement', 'data-measurement': m.uid, 'data-type': m.type, 'data-value': String(value.value), 'data-unit': value.unit },
-        h('span', { class: 'measurement-value', text: `${m.type === 'length' ? 'Length' : 'Area'} ${formatMeasured(value)}` }),
+        h('span', { class: 'measurement-value', text: `${m.type === 'length' ? t('stack:measure.length') : t('stack:measure.area')} ${formatMeasured(value)}` }),
         ' ',
         button,
         ' ',
@@ -110,7 +113,7 @@ export function measurementPanel(view: MeasuringView, options: MeasurementPanelO
     addAll.disabled = false;
     addAll.onclick = () => void add(addable, [...buttons, addAll]);
     note.hidden = measurements.length === 0 || spacing?.source !== 'ImagerPixelSpacing';
-    note.textContent = 'Sizes from Imager Pixel Spacing: at the detector, not corrected for magnification.';
+    note.textContent = t('stack:measure.imagerNote');
     empty.hidden = measurements.length > 0;
   };
 

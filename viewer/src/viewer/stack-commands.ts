@@ -8,6 +8,10 @@
  */
 import type { ToolName } from '../imaging/cornerstone.js';
 import { h } from '../ui/dom.js';
+import { t } from '../i18n/i18n.js';
+
+/** A CT preset's name in the page's language (`Soft tissue` → `Mô mềm`); an unknown one as given. */
+const presetName = (name: string): string => t(`stack:preset.${name.toLowerCase().replace(/\s+/g, '_')}`, { defaultValue: name });
 
 /** What the commands drive: a subset of `StackView`. */
 export interface StackCommandTarget {
@@ -90,40 +94,40 @@ export function stackCommands(view: StackCommandTarget, options: StackCommandOpt
       ? []
       : Object.entries(options.presets).map(([name, p], i) => ({
           id: `preset-${name}`,
-          label: `Window preset ${name}`,
+          label: t('stack:cmd.presetNamed', { name: presetName(name) }),
           keys: i < 9 ? [String(i + 1)] : [],
-          toolbar: { kind: 'option', select: 'Window preset', value: name, text: `${name} (${i + 1})` },
+          toolbar: { kind: 'option', select: t('stack:cmd.preset'), value: name, text: `${presetName(name)} (${i + 1})` },
           run: () => view.setWindow(p.center, p.width),
         }));
   return [
-    toolCommand('windowLevel', 'Window/level', 'W'),
-    toolCommand('pan', 'Pan', 'P'),
-    toolCommand('zoom', 'Zoom', 'Z'),
-    toolCommand('length', 'Measure length', 'L', true),
-    toolCommand('area', 'Measure area', 'A', true),
-    { id: 'reset', label: 'Reset', keys: ['r', 'R'], toolbar: { kind: 'button', hint: 'R' }, run: () => view.reset() },
+    toolCommand('windowLevel', t('stack:cmd.windowLevel'), 'W'),
+    toolCommand('pan', t('stack:cmd.pan'), 'P'),
+    toolCommand('zoom', t('stack:cmd.zoom'), 'Z'),
+    toolCommand('length', t('stack:cmd.length'), 'L', true),
+    toolCommand('area', t('stack:cmd.area'), 'A', true),
+    { id: 'reset', label: t('stack:cmd.reset'), keys: ['r', 'R'], toolbar: { kind: 'button', hint: 'R' }, run: () => view.reset() },
     ...presets,
-    { id: 'previous', label: 'Previous image', keys: ['ArrowUp', 'ArrowLeft'], toolbar: { kind: 'button', hint: '↑', text: '◀' }, run: () => view.scroll(-1) },
-    { id: 'next', label: 'Next image', keys: ['ArrowDown', 'ArrowRight'], toolbar: { kind: 'button', hint: '↓', text: '▶' }, run: () => view.scroll(1) },
+    { id: 'previous', label: t('stack:cmd.previous'), keys: ['ArrowUp', 'ArrowLeft'], toolbar: { kind: 'button', hint: '↑', text: '◀' }, run: () => view.scroll(-1) },
+    { id: 'next', label: t('stack:cmd.next'), keys: ['ArrowDown', 'ArrowRight'], toolbar: { kind: 'button', hint: '↓', text: '▶' }, run: () => view.scroll(1) },
     {
       id: 'cine',
-      label: 'Cine',
+      label: t('stack:cmd.cine'),
       keys: [' '],
       toolbar:
         options.count > 1
-          ? { kind: 'button', hint: 'space', text: () => (view.playing ? 'Stop' : 'Play'), pressed: () => view.playing, attributes: { 'data-action': 'cine' } }
+          ? { kind: 'button', hint: t('stack:cmd.space'), text: () => (view.playing ? t('stack:cmd.stop') : t('stack:cmd.play')), pressed: () => view.playing, attributes: { 'data-action': 'cine' } }
           : undefined,
       run: () => {
         if (view.playing) view.stopCine();
         else view.playCine(options.fps);
       },
     },
-    { id: 'page-back', label: 'Back 10 images', keys: ['PageUp'], run: () => view.scroll(-10) },
-    { id: 'page-forward', label: 'Forward 10 images', keys: ['PageDown'], run: () => view.scroll(10) },
-    { id: 'first', label: 'First image', keys: ['Home'], run: () => view.setIndex(0) },
-    { id: 'last', label: 'Last image', keys: ['End'], run: () => view.setIndex(Number.MAX_SAFE_INTEGER) },
-    { id: 'zoom-in', label: 'Zoom in', keys: ['+', '='], run: () => view.zoomBy(1.25) },
-    { id: 'zoom-out', label: 'Zoom out', keys: ['-'], run: () => view.zoomBy(0.8) },
+    { id: 'page-back', label: t('stack:cmd.back10'), keys: ['PageUp'], run: () => view.scroll(-10) },
+    { id: 'page-forward', label: t('stack:cmd.forward10'), keys: ['PageDown'], run: () => view.scroll(10) },
+    { id: 'first', label: t('stack:cmd.first'), keys: ['Home'], run: () => view.setIndex(0) },
+    { id: 'last', label: t('stack:cmd.last'), keys: ['End'], run: () => view.setIndex(Number.MAX_SAFE_INTEGER) },
+    { id: 'zoom-in', label: t('stack:cmd.zoomIn'), keys: ['+', '='], run: () => view.zoomBy(1.25) },
+    { id: 'zoom-out', label: t('stack:cmd.zoomOut'), keys: ['-'], run: () => view.zoomBy(0.8) },
   ];
 }
 

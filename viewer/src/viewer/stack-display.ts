@@ -11,6 +11,7 @@ import { num, str, TAG, type DicomJson } from '../dicomweb/dicom-json.js';
 import { CT_PRESETS, StackView } from '../imaging/cornerstone.js';
 import { OverlayCanvas } from '../overlays/overlay-canvas.js';
 import { errorBox, h, messageOf } from '../ui/dom.js';
+import { t } from '../i18n/i18n.js';
 import type { FrameFetcher } from '../dicomweb/frames.js';
 import type { Display, StudyContext } from './display.js';
 import type { StackPreview } from './stack-preview.js';
@@ -46,7 +47,7 @@ export class StackDisplay implements Display {
     // The preview's box: the first image stays on top of the Cornerstone element until it has rendered.
     const viewportBox = options.preview.box;
     viewportBox.prepend(element);
-    const toolbar = h('div', { class: 'toolbar', role: 'toolbar', 'aria-label': 'Image tools' });
+    const toolbar = h('div', { class: 'toolbar', role: 'toolbar', 'aria-label': t('stack:tools') });
     root.replaceChildren(toolbar, viewportBox, status);
     const overlay = new OverlayCanvas(viewportBox);
     // The info overlay stays above the boxes.
@@ -77,11 +78,11 @@ export class StackDisplay implements Display {
       const instance = instances.find((i) => str(i, TAG.SOPInstanceUID) === s.current?.sop);
       const frames = num(instance, TAG.NumberOfFrames) ?? 1;
       const lines = [
-        `Series ${num(options.seriesInfo, TAG.SeriesNumber) ?? ''} ${str(options.seriesInfo, TAG.SeriesDescription) ?? ''} (${modality})`,
-        `Image ${s.index + 1} / ${s.count}`,
-        `Instance ${num(instance, TAG.InstanceNumber) ?? '?'}${frames > 1 ? `, frame ${s.current?.frame ?? 1} / ${frames}` : ''}`,
-        s.window !== undefined && !view.isColour() ? `W ${Math.round(s.window.width)} L ${Math.round(s.window.center)}` : 'Colour',
-        `Zoom ${(s.zoom * 100).toFixed(0)}%`,
+        t('stack:info.series', { number: num(options.seriesInfo, TAG.SeriesNumber) ?? '', description: str(options.seriesInfo, TAG.SeriesDescription) ?? '', modality }),
+        t('stack:info.image', { index: s.index + 1, count: s.count }),
+        t('stack:info.instance', { number: num(instance, TAG.InstanceNumber) ?? '?' }) + (frames > 1 ? t('stack:info.frame', { frame: s.current?.frame ?? 1, frames }) : ''),
+        s.window !== undefined && !view.isColour() ? t('stack:info.window', { width: Math.round(s.window.width), center: Math.round(s.window.center) }) : t('stack:info.colour'),
+        t('stack:info.zoom', { percent: (s.zoom * 100).toFixed(0) }),
       ];
       info.replaceChildren(...lines.map((l) => h('div', { text: l })));
       if (viewportBox.dataset['firstImageMs'] === undefined && s.current !== undefined) {
@@ -139,11 +140,11 @@ export class StackDisplay implements Display {
       return; // No AI on this archive: no action.
     }
     if (models.length === 0) return;
-    const select = h('select', { 'aria-label': 'Detection model', 'data-testid': 'model' }, ...models.map((m) => h('option', { value: m.id, text: `${m.id} ${m.version}` })));
+    const select = h('select', { 'aria-label': t('stack:detect.model'), 'data-testid': 'model' }, ...models.map((m) => h('option', { value: m.id, text: `${m.id} ${m.version}` })));
     const preferred = models.find((m) => m.id === 'polyp-detector') ?? models[0];
     if (preferred !== undefined) select.value = preferred.id;
-    const button = h('button', { type: 'button', text: 'Detect polyps', 'data-action': 'detect' });
-    const progress = h('span', { class: 'progress', hidden: true }, h('progress', { 'aria-label': 'Detection running' }), ' Running…');
+    const button = h('button', { type: 'button', text: t('stack:detect.button'), 'data-action': 'detect' });
+    const progress = h('span', { class: 'progress', hidden: true }, h('progress', { 'aria-label': t('stack:detect.running') }), t('stack:detect.runningText'));
     button.addEventListener('click', async () => {
       const frame = this.view.state().current;
       if (frame === undefined) return;
@@ -157,7 +158,7 @@ export class StackDisplay implements Display {
         await this.options.refresh();
         const result = this.options.context.results.find((r) => r.sop === report.sopInstanceUid);
         const n = result?.detections.length ?? 0;
-        status.replaceChildren(h('span', { 'data-testid': 'detect-done', text: `${select.value}: ${n === 0 ? 'no findings' : `${n} finding${n === 1 ? '' : 's'}`} on this frame (stored as a report).` }));
+        status.replaceChildren(h('span', { 'data-testid': 'detect-done', text: t('stack:detect.done', { model: select.value, what: n === 0 ? t('study:noFindings') : t('study:findings', { count: n }) }) }));
       } catch (err) {
         status.replaceChildren(errorBox(messageOf(err)));
       } finally {

@@ -17,11 +17,12 @@ import { instancePath, request } from '../dicomweb/client.js';
 import { num, str, TAG, type DicomJson } from '../dicomweb/dicom-json.js';
 import type { FrameFetcher } from '../dicomweb/frames.js';
 import { h } from '../ui/dom.js';
+import { t } from '../i18n/i18n.js';
 
 const JPEG_BASELINE = '1.2.840.10008.1.2.4.50';
 /** JPEG quality of the rendered preview: legible, a fraction of the full frame. */
 export const PREVIEW_QUALITY = 60;
-export const PREVIEW_LABEL = 'Preview (lossy) — loading full quality…';
+export const PREVIEW_LABEL = (): string => t('stack:previewLabel');
 
 export interface PreviewOptions {
   study: string;
@@ -44,8 +45,8 @@ export class StackPreview {
   private constructor(root: HTMLElement, options: PreviewOptions) {
     this.canvas = h('canvas', { class: 'preview-canvas' });
     this.layer = h('div', { class: 'stack-preview', 'data-testid': 'stack-preview' }, this.canvas);
-    this.box = h('div', { class: 'viewport', tabindex: 0, 'aria-label': 'Image viewport: arrow keys scroll, R resets' }, this.layer);
-    root.replaceChildren(h('div', { class: 'toolbar', role: 'toolbar', 'aria-label': 'Image tools' }), this.box);
+    this.box = h('div', { class: 'viewport', tabindex: 0, 'aria-label': t('stack:viewport') }, this.layer);
+    root.replaceChildren(h('div', { class: 'toolbar', role: 'toolbar', 'aria-label': t('stack:tools') }), this.box);
     this.resize.observe(this.box);
     this.shown = this.load(options).catch(() => undefined);
   }
@@ -74,7 +75,7 @@ export class StackPreview {
       const w = Math.max(64, Math.min(2048, Math.round((this.box.clientWidth || 512) * ratio)));
       const hh = Math.max(64, Math.min(2048, Math.round((this.box.clientHeight || 512) * ratio)));
       const url = `${instancePath(study, series, sop)}/frames/1/rendered?quality=${PREVIEW_QUALITY}&viewport=${w},${hh}`;
-      const res = await request(url, { what: 'Preview', headers: { Accept: 'image/jpeg' }, signal: this.controller.signal, priority: 'high' } as RequestInit & { what: string });
+      const res = await request(url, { what: t('common:what.preview'), headers: { Accept: 'image/jpeg' }, signal: this.controller.signal, priority: 'high' } as RequestInit & { what: string });
       blob = await res.blob();
       lossy = true;
     }
@@ -82,7 +83,7 @@ export class StackPreview {
     if (this.controller.signal.aborted) return;
     this.draw();
     this.box.dataset['preview'] = lossy ? 'lossy' : 'original';
-    if (lossy) this.layer.append(h('div', { class: 'preview-label', role: 'status', 'data-testid': 'preview-label', text: PREVIEW_LABEL }));
+    if (lossy) this.layer.append(h('div', { class: 'preview-label', role: 'status', 'data-testid': 'preview-label', text: PREVIEW_LABEL() }));
     // Time to the first image on screen, from navigation start (for the benchmark).
     this.box.dataset['firstImageMs'] ??= performance.now().toFixed(0);
   }

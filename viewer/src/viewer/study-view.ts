@@ -10,6 +10,7 @@ import { formatDate, num, personName, str, TAG, type DicomJson } from '../dicomw
 import { kindOf, type SeriesKind } from './series-kind.js';
 import { parseSrDetections, type SrResult } from '../overlays/sr-detections.js';
 import { errorBox, h, messageOf } from '../ui/dom.js';
+import { t } from '../i18n/i18n.js';
 import { StudyContext, type Display } from './display.js';
 import { StackPreview } from './stack-preview.js';
 
@@ -17,12 +18,18 @@ const NON_IMAGE_MODALITIES = ['SR', 'ANN', 'KO', 'PR', 'SEG', 'RTSTRUCT', 'DOC']
 
 const byNumber = (tag: string) => (a: DicomJson, b: DicomJson) => (num(a, tag) ?? 0) - (num(b, tag) ?? 0);
 
-export async function renderStudyView(root: HTMLElement, study: string, series: string | undefined, navigate: (series: string) => void): Promise<() => void> {
-  const seriesNav = h('nav', { class: 'series-list', 'aria-label': 'Series' });
-  const aiPanel = h('section', { class: 'ai-results', 'aria-label': 'AI results' });
-  const header = h('div', { class: 'study-header' }, h('a', { href: '#/', text: '← Studies' }), ' · ', h('a', { href: `#/study/${study}/report`, id: 'study-reports', text: 'Report' }));
-  const display = h('section', { class: 'display', 'aria-label': 'Image display' });
+export interface StudyViewOptions {
+  /** Fills the study header (its links to the study list and the reports; the patient is added after): main.ts adds "Ask for a second opinion", a consult's case (consults/) keeps no way out of it. */
+  header?: (header: HTMLElement, study: string) => void;
+}
+
+export async function renderStudyView(root: HTMLElement, study: string, series: string | undefined, navigate: (series: string) => void, options: StudyViewOptions = {}): Promise<() => void> {
+  const seriesNav = h('nav', { class: 'series-list', 'aria-label': t('study:seriesLabel') });
+  const aiPanel = h('section', { class: 'ai-results', 'aria-label': t('study:aiLabel') });
+  const header = h('div', { class: 'study-header' }, h('a', { href: '#/', text: t('study:backToStudies') }), ' · ', h('a', { href: `#/study/${study}/report`, id: 'study-reports', text: t('study:report') }));
+  const display = h('section', { class: 'display', 'aria-label': t('study:displayLabel') });
   root.replaceChildren(h('div', { class: 'study-view' }, h('aside', {}, header, seriesNav, aiPanel), display));
+  options.header?.(header, study);
 
   const context = new StudyContext(study);
   let current: Display | undefined;
@@ -31,14 +38,14 @@ export async function renderStudyView(root: HTMLElement, study: string, series: 
   let seriesList: DicomJson[];
   try {
     const [attrs, list] = await Promise.all([studyAttributes(study), searchSeries(study)]);
-    if (attrs === undefined) throw new Error('Study not found in the archive');
+    if (attrs === undefined) throw new Error(t('study:notFound'));
     header.append(
-      h('div', { class: 'patient' }, h('strong', { text: personName(attrs, TAG.PatientName) || '(no name)' }), ` ${str(attrs, TAG.PatientID) ?? ''}`),
+      h('div', { class: 'patient' }, h('strong', { text: personName(attrs, TAG.PatientName) || t('study:noName') }), ` ${str(attrs, TAG.PatientID) ?? ''}`),
       h('div', { class: 'muted', text: `${formatDate(str(attrs, TAG.StudyDate))} ${str(attrs, TAG.StudyDescription) ?? ''}` }),
     );
     seriesList = list.sort(byNumber(TAG.SeriesNumber));
   } catch (err) {
-    display.replaceChildren(errorBox(messageOf(err), () => void renderStudyView(root, study, series, navigate)));
+    display.replaceChildren(errorBox(messageOf(err), () => void renderStudyView(root, study, series, navigate, options)));
     return () => undefined;
   }
 
@@ -60,7 +67,7 @@ export async function renderStudyView(root: HTMLElement, study: string, series: 
 
   const renderAiPanel = () => {
     if (context.results.length === 0) {
-      aiPanel.replaceChildren(h('h3', { text: 'AI results' }), h('p', { class: 'muted', text: 'None stored for this study.' }));
+      aiPanel.replaceChildren(h('h3', { text: t('study:aiResults') }), h('p', { class: 'muted', text: t('study:aiNone') }));
       return;
     }
     const items = context.results.map((r) => {
@@ -71,9 +78,9 @@ export async function renderStudyView(root: HTMLElement, study: string, series: 
         context.changed();
       });
       const n = r.detections.length;
-      return h('li', {}, h('label', {}, box, ` ${r.title}: ${n === 0 ? 'no findings' : `${n} finding${n === 1 ? '' : 's'}`}`));
+      return h('li', {}, h('label', {}, box, ` ${r.title}: ${n === 0 ? t('study:noFindings') : t('study:findings', { count: n })}`));
     });
-    aiPanel.replaceChildren(h('h3', { text: 'AI results' }), h('ul', {}, ...items));
+    aiPanel.replaceChildren(h('h3', { text: t('study:aiResults') }), h('ul', {}, ...items));
   };
 
   const renderSeriesNav = (selected: string | undefined) => {
@@ -95,7 +102,7 @@ export async function renderStudyView(root: HTMLElement, study: string, series: 
           'button',
           { type: 'button', class: 'series-item', 'data-series': uid, 'aria-current': uid === selected ? 'true' : undefined },
           img,
-          h('span', {}, h('strong', { text: `${modality} ${num(s, TAG.SeriesNumber) ?? ''}` }), h('br'), str(s, TAG.SeriesDescription) ?? '', h('br'), h('small', { text: `${num(s, TAG.NumberOfSeriesRelatedInstances) ?? '?'} inst.` })),
+          h('span', {}, h('strong', { text: `${modality} ${num(s, TAG.SeriesNumber) ?? ''}` }), h('br'), str(s, TAG.SeriesDescription) ?? '', h('br'), h('small', { text: t('study:instances', { n: num(s, TAG.NumberOfSeriesRelatedInstances) ?? '?' }) })),
         );
         button.addEventListener('click', () => navigate(uid));
         return button;
@@ -112,12 +119,12 @@ export async function renderStudyView(root: HTMLElement, study: string, series: 
   // Default: the first series with images (not SR / annotations).
   const selectedSeries = series ?? str(seriesList.find((s) => !NON_IMAGE_MODALITIES.includes(str(s, TAG.Modality) ?? '')) ?? seriesList[0], TAG.SeriesInstanceUID);
   renderSeriesNav(selectedSeries);
-  void loadResults().catch((err) => aiPanel.replaceChildren(errorBox(`AI results could not be loaded: ${messageOf(err)}`)));
+  void loadResults().catch((err) => aiPanel.replaceChildren(errorBox(t('study:aiFailed', { message: messageOf(err) }))));
 
   if (selectedSeries === undefined) {
-    display.replaceChildren(h('p', { class: 'muted', text: 'This study has no series.' }));
+    display.replaceChildren(h('p', { class: 'muted', text: t('study:noSeries') }));
   } else {
-    display.replaceChildren(h('p', { class: 'muted loading', text: 'Loading series…' }));
+    display.replaceChildren(h('p', { class: 'muted loading', text: t('study:loadingSeries') }));
     // A slide (SM): its viewer's code (a few kB) is fetched while the metadata is on its way.
     const modality = str(seriesList.find((s) => str(s, TAG.SeriesInstanceUID) === selectedSeries), TAG.Modality);
     const slideCode = modality === 'SM' ? import('../wsi/wsi-display.js') : undefined;
@@ -165,11 +172,11 @@ function showDocument(root: HTMLElement, kind: SeriesKind, instances: DicomJson[
   const items = instances.map((i) => {
     const sop = str(i, TAG.SOPInstanceUID);
     const result = context.results.find((r) => r.sop === sop);
-    const text = result === undefined ? `${str(i, TAG.Modality) ?? ''} document` : `${result.title}: ${result.detections.map((d) => `${d.label}${d.score === undefined ? '' : ` ${(d.score * 100).toFixed(0)}%`}`).join(', ') || 'no findings'}`;
+    const text = result === undefined ? t('study:document', { modality: str(i, TAG.Modality) ?? '' }) : `${result.title}: ${result.detections.map((d) => `${d.label}${d.score === undefined ? '' : ` ${(d.score * 100).toFixed(0)}%`}`).join(', ') || t('study:noFindings')}`;
     return h('li', { text });
   });
   root.replaceChildren(
-    h('p', { class: 'muted', text: kind === 'annotation' ? 'Annotations: open the slide series they belong to, where they are drawn.' : 'Not an image series. Findings of reports are drawn on the images they reference.' }),
+    h('p', { class: 'muted', text: kind === 'annotation' ? t('study:annotationsHere') : t('study:notImages') }),
     h('ul', {}, ...items),
   );
   return { destroy: () => undefined };

@@ -6,6 +6,7 @@ import { releaseSource, setAuthorizedSource } from '../auth/http.js';
 import { renderedUrl } from '../dicomweb/client.js';
 import { str, TAG, type DicomJson } from '../dicomweb/dicom-json.js';
 import { errorBox, h } from '../ui/dom.js';
+import { t } from '../i18n/i18n.js';
 import type { Display } from './display.js';
 
 export const VideoDisplay = {
@@ -13,8 +14,8 @@ export const VideoDisplay = {
     let index = 0;
     const video = h('video', { controls: true, autoplay: true, muted: true, playsinline: true, preload: 'auto', 'data-testid': 'video' });
     const status = h('div', { class: 'display-status', role: 'status' });
-    const picker = h('select', { 'aria-label': 'Video instance' });
-    instances.forEach((inst, i) => picker.append(h('option', { value: i, text: `Video ${i + 1}` })));
+    const picker = h('select', { 'aria-label': t('study:video.instance') });
+    instances.forEach((inst, i) => picker.append(h('option', { value: i, text: t('study:video.item', { n: i + 1 }) })));
     const show = () => {
       const sop = str(instances[index], TAG.SOPInstanceUID);
       if (sop === undefined) return;
@@ -24,14 +25,14 @@ export const VideoDisplay = {
     video.addEventListener('error', () => {
       const code = video.error?.code;
       status.replaceChildren(
-        errorBox(code === 4 ? 'This video cannot be played: the browser does not support its format or codec, or the server refused it.' : `This video could not be loaded (media error ${code ?? '?'}).`),
+        errorBox(code === 4 ? t('study:video.unsupported') : t('study:video.failed', { code: code ?? '?' })),
       );
     });
     picker.addEventListener('change', () => {
       index = Number(picker.value);
       show();
     });
-    root.replaceChildren(h('div', { class: 'toolbar' }, instances.length > 1 ? picker : h('span', { text: 'Video' })), h('div', { class: 'video-box' }, video), status);
+    root.replaceChildren(h('div', { class: 'toolbar' }, instances.length > 1 ? picker : h('span', { text: t('study:video.label') })), h('div', { class: 'video-box' }, video), status);
     show();
     return {
       destroy() {

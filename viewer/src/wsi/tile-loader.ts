@@ -16,6 +16,7 @@ import { renderedUrl, request, retrieveFrames } from '../dicomweb/client.js';
 import { TransferRate } from '../dicomweb/frames.js';
 import { parseMultipart } from '../dicomweb/multipart.js';
 import type { TileRef } from './pyramid.js';
+import { t } from '../i18n/i18n.js';
 
 const JPEG_BASELINE = '1.2.840.10008.1.2.4.50';
 const CACHE_TILES = 600;
@@ -160,7 +161,7 @@ export class TileLoader {
         if ((err as Error).name !== 'AbortError' && !flight.prefetch) {
           this.failed.add(key);
           this.counters.failed += 1;
-          this.onError(`A tile could not be loaded: ${(err as Error).message}`);
+          this.onError(t('wsi:tileFailed', { message: (err as Error).message }));
         }
         this.pump();
       },
@@ -186,7 +187,7 @@ export class TileLoader {
       // Another syntax: encoded as JPEG by the archive (one request, a fraction of a PNG's bytes).
       const frameUrl = `${renderedUrl(this.study, this.series, ref.sop).replace(/\/rendered$/, '')}/frames/${ref.frame}?quality=${TILE_JPEG_QUALITY}`;
       try {
-        const res = await request(frameUrl, { what: 'Tile retrieval', headers: { Accept: 'multipart/related; type="image/jpeg"' }, signal });
+        const res = await request(frameUrl, { what: t('common:what.tileRetrieval'), headers: { Accept: 'multipart/related; type="image/jpeg"' }, signal });
         const body = new Uint8Array(await res.arrayBuffer());
         const [part] = parseMultipart(body, res.headers.get('content-type') ?? '');
         if (part === undefined) throw new Error('empty frame response');
@@ -201,7 +202,7 @@ export class TileLoader {
     } else {
       // An archive that does not encode frames: the frame rendered as PNG.
       const url = `${renderedUrl(this.study, this.series, ref.sop).replace(/\/rendered$/, '')}/frames/${ref.frame}/rendered`;
-      const res = await request(url, { what: 'Tile retrieval', headers: { Accept: 'image/png' }, signal });
+      const res = await request(url, { what: t('common:what.tileRetrieval'), headers: { Accept: 'image/png' }, signal });
       blob = await res.blob();
       this.measured(blob.size, started);
     }

@@ -12,6 +12,7 @@
 import { seriesMetadata, retrieveInstance } from '../dicomweb/client.js';
 import { str, TAG, values, type DicomJson } from '../dicomweb/dicom-json.js';
 import { errorBox, h, messageOf } from '../ui/dom.js';
+import { t } from '../i18n/i18n.js';
 import type { Display } from '../viewer/display.js';
 import { parseAnnotations, type Annotations } from './annotations.js';
 import { buildPyramid, levelFor, niceLength, tileKey, type Level, type TileRef } from './pyramid.js';
@@ -31,20 +32,20 @@ export const WsiDisplay = {
     const levels = buildPyramid(options.instances);
     const base = levels[0];
     if (base === undefined) {
-      root.replaceChildren(errorBox('This slide has no tiled pyramid levels (Total Pixel Matrix missing).'));
+      root.replaceChildren(errorBox(t('wsi:noPyramid')));
       return { destroy: () => undefined };
     }
-    const canvas = h('canvas', { class: 'wsi-canvas', tabindex: 0, 'aria-label': 'Slide: drag or arrow keys to pan, wheel or +/- to zoom, 0 to fit' });
+    const canvas = h('canvas', { class: 'wsi-canvas', tabindex: 0, 'aria-label': t('wsi:canvas') });
     const info = h('div', { class: 'info-overlay', 'data-testid': 'info' });
     const scaleBar = h('div', { class: 'scale-bar', 'data-testid': 'scale-bar' });
     const status = h('div', { class: 'display-status', role: 'status', 'aria-live': 'polite' });
     const box = h('div', { class: 'viewport wsi' }, canvas, info, scaleBar);
-    const zoomIn = h('button', { type: 'button', text: 'Zoom in', 'data-action': 'zoom-in' });
-    const zoomOut = h('button', { type: 'button', text: 'Zoom out', 'data-action': 'zoom-out' });
-    const fit = h('button', { type: 'button', text: 'Fit', 'data-action': 'fit' });
+    const zoomIn = h('button', { type: 'button', text: t('wsi:zoomIn'), 'data-action': 'zoom-in' });
+    const zoomOut = h('button', { type: 'button', text: t('wsi:zoomOut'), 'data-action': 'zoom-out' });
+    const fit = h('button', { type: 'button', text: t('wsi:fit'), 'data-action': 'fit' });
     const annotationToggles = h('span', { class: 'annotation-toggles' });
-    const analyse = h('button', { type: 'button', text: 'Analyse slide', disabled: true, title: 'Not available yet' });
-    root.replaceChildren(h('div', { class: 'toolbar', role: 'toolbar' }, zoomIn, zoomOut, fit, annotationToggles, analyse), box, status);
+    const analyse = h('button', { type: 'button', text: t('wsi:analyse'), disabled: true, title: t('wsi:notYet') });
+    root.replaceChildren(h('div', { class: 'toolbar', role: 'toolbar', 'aria-label': t('wsi:tools') }, zoomIn, zoomOut, fit, annotationToggles, analyse), box, status);
 
     const loader = new TileLoader(options.study, options.series);
     // The overview: the coarsest level still about a screen tile in size (1×1-pixel levels show nothing).
@@ -277,19 +278,19 @@ export const WsiDisplay = {
       });
     };
 
-    const updateInfo = (t: number) => {
-      const level = levels[t] as Level;
+    const updateInfo = (shown: number) => {
+      const level = levels[shown] as Level;
       const spacing = base.pixelSpacing;
       info.replaceChildren(
-        h('div', { text: `Slide ${base.width} × ${base.height} px, ${levels.length} levels` }),
-        h('div', { text: `Level ${t + 1} / ${levels.length} (${level.width} × ${level.height}, ×${level.downsample.toFixed(level.downsample < 10 ? 1 : 0)})` }),
-        h('div', { text: `Zoom ${(view.scale * 100).toFixed(view.scale < 0.1 ? 2 : 0)}%` }),
-        ...(loader.reencoded ? [h('div', { 'data-testid': 'tiles-lossy', text: 'Tiles re-encoded as JPEG (lossy) for this link' })] : []),
+        h('div', { text: t('wsi:slide', { width: base.width, height: base.height, levels: levels.length }) }),
+        h('div', { text: t('wsi:level', { level: shown + 1, levels: levels.length, width: level.width, height: level.height, downsample: level.downsample.toFixed(level.downsample < 10 ? 1 : 0) }) }),
+        h('div', { text: t('wsi:zoom', { percent: (view.scale * 100).toFixed(view.scale < 0.1 ? 2 : 0) }) }),
+        ...(loader.reencoded ? [h('div', { 'data-testid': 'tiles-lossy', text: t('wsi:lossy') })] : []),
       );
-      box.dataset['level'] = String(t);
+      box.dataset['level'] = String(shown);
       box.dataset['levelWidth'] = String(level.width);
       if (spacing === undefined) {
-        scaleBar.replaceChildren(h('span', { text: 'no pixel spacing' }));
+        scaleBar.replaceChildren(h('span', { text: t('wsi:noSpacing') }));
         return;
       }
       // µm per CSS px, along columns.
@@ -382,7 +383,7 @@ export const WsiDisplay = {
             if (!related) continue;
             const annotations = parseAnnotations(await retrieveInstance(options.study, annSeries, sop));
             if (annotations.coordinateType !== '2D') {
-              status.append(errorBox('Annotations in 3D slide coordinates are not drawn yet.'));
+              status.append(errorBox(t('wsi:annotations3d')));
               continue;
             }
             const layer = { annotations, visible: true };
@@ -401,7 +402,7 @@ export const WsiDisplay = {
             schedule();
           }
         } catch (err) {
-          status.append(errorBox(`Annotations could not be loaded: ${messageOf(err)}`));
+          status.append(errorBox(t('wsi:annotationsFailed', { message: messageOf(err) })));
         }
       }
       box.dataset['annotationsDone'] = 'true';
