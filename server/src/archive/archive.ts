@@ -239,7 +239,7 @@ export class Archive {
     }
     const epoch = this.lookupEpoch;
     const found = await findInstances(this.catalog, scope);
-    if ((feed === undefined || feed.live || true) && epoch === this.lookupEpoch) this.instanceLookups.set(key, found[0]!);
+    if ((feed === undefined || feed.live) && epoch === this.lookupEpoch) this.instanceLookups.set(key, found[0]!);
     return found;
   }
 
