@@ -50,6 +50,8 @@ export const ALLOWED_IMPORTS: Readonly<Record<string, readonly string[]>> = {
   backup: ['audit/audit-record.ts', 'catalog', 'config.ts', 'contracts', 'errors.ts', 'http', 'pathology/job-queue.ts', 'storage'],
   // Storage lifecycle: lossless recompression, retention expiry (through a rejection port), usage, housekeeping jobs on the queue interface
   lifecycle: ['archive', 'audit/audit-record.ts', 'catalog', 'config.ts', 'contracts', 'dicom', 'errors.ts', 'http', 'pathology/job-queue.ts', 'storage'],
+  // AI in use, measured: findings shown and clinicians' decisions per model version (own side tables), the verdict and usage routes under /ai
+  'ai-usage': ['archive', 'auth', 'catalog', 'config.ts', 'contracts', 'dicom', 'errors.ts', 'http', 'inference', 'reports'],
   // The composition module and the entry points at the top
   'services.ts': ['*'],
   'app.ts': ['*'],
@@ -75,8 +77,8 @@ export const ALLOWED_IMPORTS: Readonly<Record<string, readonly string[]>> = {
   'viewer/viewer': ['viewer/ai', 'viewer/auth', 'viewer/dicomweb', 'viewer/i18n', 'viewer/imaging', 'viewer/overlays', 'viewer/reports', 'viewer/ui', 'viewer/wsi'],
   // The report editor and the endoscopy quality figures (/reports): the wire contracts as types, DICOMweb for the study's images.
   'viewer/reports': ['contracts', 'viewer/auth', 'viewer/dicomweb', 'viewer/i18n', 'viewer/ui'],
-  // Second opinions: the ask dialog, the consults page, a consult's page (the case in the study view, regions from the stack's drawings), a consult link's opening.
-  'viewer/consults': ['contracts', 'viewer/auth', 'viewer/dicomweb', 'viewer/i18n', 'viewer/imaging', 'viewer/ui', 'viewer/viewer'],
+  // Second opinions: the ask dialog, the consults page, a consult's page (the case in the study view, regions from the stack's drawings and the slide viewer's), a consult link's opening.
+  'viewer/consults': ['contracts', 'viewer/auth', 'viewer/dicomweb', 'viewer/i18n', 'viewer/imaging', 'viewer/ui', 'viewer/viewer', 'viewer/wsi'],
   // The patient's phone page of a share link (share.html): fetch only, the wire contracts as types.
   'viewer/share': ['contracts', 'viewer/i18n', 'viewer/ui'],
   // Storage usage and housekeeping (/api/storage), for administrators: the wire contracts as types.
@@ -111,6 +113,8 @@ export const CONSTRUCTED_AT_THE_TOP: readonly RegExp[] = [
   /\bBackupStore\.open\(/,
   /\bnew BlobReplicator\(/,
   /\bnew Housekeeping\(/,
+  /\bAiUsageStore\.open\(/,
+  /\bnew AiUsageService\(/,
 ];
 
 /** Where those may be built: the top, and the module that defines each (its own factory). */
@@ -118,7 +122,7 @@ export const CONSTRUCTION_ALLOWED_IN: readonly string[] = ['server/src/services.
 
 /** Packages only some modules may import: Fastify stays in routes and HTTP plumbing, Cornerstone in the viewer's imaging. */
 export const PACKAGE_OWNERS: Readonly<Record<string, readonly string[]>> = {
-  fastify: ['app.ts', 'http', 'auth', 'audit', 'dicomweb', 'ai', 'live', 'his', 'reports', 'fhir', 'sharing', 'curation', 'lifecycle', 'backup'],
+  fastify: ['app.ts', 'http', 'auth', 'audit', 'dicomweb', 'ai', 'live', 'his', 'reports', 'fhir', 'sharing', 'curation', 'lifecycle', 'backup', 'ai-usage'],
   '@cornerstonejs/core': ['viewer/imaging'],
   '@cornerstonejs/tools': ['viewer/imaging'],
   '@cornerstonejs/dicom-image-loader': ['viewer/imaging'],

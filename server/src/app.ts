@@ -11,6 +11,8 @@ import websocket from '@fastify/websocket';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Config } from './config.js';
 import { aiRoutes } from './ai/ai.routes.js';
+import { aiUsageRoutes } from './ai-usage/ai-usage.routes.js';
+import type { FrameReport } from './inference/frame-detections.js';
 import { installAuditHook } from './audit/audit-http.js';
 import { auditRoutes } from './audit/audit.routes.js';
 import { auditSourceOf } from './audit/create-audit-trail.js';
@@ -145,6 +147,8 @@ export async function buildApp(config: Readonly<Config>, services: Services, opt
       maxImageBytes: config.ai.maxImageBytes,
       publicBaseUrl: config.publicBaseUrl,
       dicomwebPrefix: config.dicomwebPrefix,
+      // "Shown" of the AI usage figures: the detections the viewer's AI panel gets.
+      ...(services.aiUsage === undefined ? {} : { findingsShown: (reports: FrameReport[]) => services.aiUsage!.service.returned(reports) }),
     });
   }
   if (analyses !== undefined) {
@@ -156,6 +160,8 @@ export async function buildApp(config: Readonly<Config>, services: Services, opt
   // The hospital link's orders REST API and worklist (his/): the service and store built by services.ts.
   if (services.his !== undefined) await app.register(ordersRoutes, { prefix: '/his', link: services.his.service, store: services.his.store, publicBaseUrl: config.publicBaseUrl });
   // Reports (reports/): the service built by services.ts.
+  // AI in use, measured (ai-usage/): verdicts on stored AI findings and the figures per model version, under /ai.
+  if (services.aiUsage !== undefined) await app.register(aiUsageRoutes, { prefix: '/ai', service: services.aiUsage.service });
   if (services.reports !== undefined) await app.register(reportsRoutes, { prefix: '/reports', service: services.reports.service, publicBaseUrl: config.publicBaseUrl, dicomwebPrefix: config.dicomwebPrefix });
 
   // The FHIR R4 API (fhir/): its read model built by services.ts; the push outbox for administrators.

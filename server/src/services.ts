@@ -43,6 +43,8 @@ import { loadModelRegistry } from './inference/model-registry.js';
 import type { LiveOrders } from './live/live-orders.js';
 import { LiveSessionRegistry } from './live/live-session-registry.js';
 import { KyselyReportStore } from './reports/kysely-report-store.js';
+import { AiUsageService } from './ai-usage/ai-usage-service.js';
+import { AiUsageStore } from './ai-usage/ai-usage-store.js';
 import { ReportService } from './reports/report-service.js';
 import type { ReportStore } from './reports/report-store.js';
 import { ConsultService } from './sharing/consult-service.js';
@@ -66,6 +68,12 @@ export interface SlideAnalyses {
 export interface Reporting {
   readonly store: ReportStore;
   readonly service: ReportService;
+}
+
+/** AI in use, measured (ai-usage/): findings shown and clinicians' decisions per model version. */
+export interface AiUsage {
+  readonly store: AiUsageStore;
+  readonly service: AiUsageService;
 }
 
 /** The FHIR R4 link (fhir/): the read model of the /fhir API, the outbox and, when configured, the push to the EMR. */
@@ -113,6 +121,8 @@ export interface Services {
   readonly liveOrders?: LiveOrders;
   /** Reports (own tables in the index database): always built; absent only where a test leaves it out. */
   readonly reports?: Reporting;
+  /** AI in use, measured (own tables in the index database): built in the server; absent in a worker or where a test leaves it out. */
+  readonly aiUsage?: AiUsage;
   /** The FHIR link: present unless PACS_FHIR_ENABLED=false and no push is configured. */
   readonly fhir?: FhirLink;
   /** Share links and consults: built in the server; absent in a worker or where a test leaves it out. */
@@ -138,6 +148,7 @@ export interface ServiceParts {
   inference?: InferenceEngine | null;
   his?: HospitalLink | null;
   reports?: Reporting | null;
+  aiUsage?: AiUsage | null;
   sharing?: Sharing | null;
   /** A change feed to use instead of the configured one (closed with the services). */
   changes?: ChangeFeed;
@@ -252,6 +263,9 @@ export async function createServices(config: Readonly<Config>, options: Services
     }
     const reports = options.reports === undefined ? await startReporting(config, archive, logger) : (options.reports ?? undefined);
     if (reports !== undefined) closers.push(() => reports.store.close());
+    // AI in use: told of the findings the reports offer and of signed reports' decisions.
+    const aiUsage = options.aiUsage === undefined ? (role.kind === 'server' ? await startAiUsage(config, archive, reports, inference, logger) : undefined) : (options.aiUsage ?? undefined);
+    if (aiUsage !== undefined) closers.push(() => aiUsage.store.close());
     // After the reports: signed reports are pushed to the EMR. Closed before them (closers run in reverse).
     fhir = await startFhirLink(config, his, reports, audit, logger, role, closers);
     // Share links and consults read the archive and the reports, and record link openings in the audit trail.
@@ -273,6 +287,7 @@ export async function createServices(config: Readonly<Config>, options: Services
       ...(audit === undefined ? {} : { audit }),
       ...(his === undefined ? {} : { his, liveOrders: new LiveProcedureSteps(his.store, audit, logger) satisfies LiveOrders }),
       ...(reports === undefined ? {} : { reports }),
+      ...(aiUsage === undefined ? {} : { aiUsage }),
       ...(fhir === undefined ? {} : { fhir }),
       ...(sharing === undefined ? {} : { sharing }),
       ...(curation === undefined ? {} : { curation }),
@@ -296,6 +311,15 @@ async function startHospitalLink(config: Readonly<Config>, audit: AuditTrail | u
 async function startReporting(config: Readonly<Config>, archive: Archive, logger: Logger): Promise<Reporting> {
   const store = await KyselyReportStore.open(config.index);
   return { store, service: new ReportService(archive, store, logger) };
+}
+
+/** The AI usage store (own tables in the index database) and its use cases, told by the reports of findings shown and signed decisions. */
+async function startAiUsage(config: Readonly<Config>, archive: Archive, reports: Reporting | undefined, inference: InferenceEngine | undefined, logger: Logger): Promise<AiUsage> {
+  const store = await AiUsageStore.open(config.index);
+  const service = new AiUsageService(archive, store, logger, { models: () => inference?.list() ?? [] });
+  reports?.service.onAiFindingsShown((study, findings) => service.offered(study, findings));
+  reports?.service.onSigned((event) => service.signed(event));
+  return { store, service };
 }
 
 /** The share store (own tables in the index database), share links and consults on the archive. */

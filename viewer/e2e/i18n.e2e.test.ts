@@ -9,8 +9,8 @@
  */
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { storeImageStudy } from '../../server/src/test-support/endoscopy-study.js';
-import { buildViewer, launchChromium, removeViewerBuild, shoot, startServer, watchErrors, type RunningServer } from './harness.js';
+import { makeInstance, newUid } from '../../server/src/test-support/make-dicom.js';
+import { buildViewer, launchChromium, removeViewerBuild, shoot, startServer, stowAll, watchErrors, type RunningServer } from './harness.js';
 
 /**
  * PS3.5 PN: Family^Given^Middle. Written in Vietnam family, middle, given: "TRAN THI HOA". (Without
@@ -26,7 +26,10 @@ let study: { studyInstanceUid: string; seriesInstanceUid: string };
 beforeAll(async () => {
   buildViewer();
   server = await startServer();
-  study = await storeImageStudy(server.t.services.archive, { patientName: PATIENT, studyDate: '20260603', modality: 'OT' });
+  study = { studyInstanceUid: newUid(), seriesInstanceUid: newUid() };
+  // Three images: the image shown is part of the place a language change keeps.
+  const images = [0, 1, 2].map(() => makeInstance({ ...study, patientName: PATIENT, patientId: 'I18N-1', studyDate: '20260603', modality: 'OT', accessionNumber: 'I18NACC', rows: 64, columns: 64 }));
+  await stowAll(server.url, images);
   browser = await launchChromium();
 }, 180_000);
 
@@ -69,7 +72,10 @@ describe('the viewer in Vietnamese and English', () => {
       await row(page).click();
       await page.waitForURL(/#\/study\//);
       await page.locator('[data-testid=info]').waitFor({ timeout: 30_000 });
-      await page.waitForFunction(() => /Ảnh 1 \/ 1/.test(document.querySelector('[data-testid=info]')?.textContent ?? ''), undefined, { timeout: 30_000 });
+      await page.waitForFunction(() => /Ảnh 1 \/ 3/.test(document.querySelector('[data-testid=info]')?.textContent ?? ''), undefined, { timeout: 30_000 });
+      await page.keyboard.press('ArrowDown');
+      await page.keyboard.press('ArrowDown');
+      await page.waitForFunction(() => /Ảnh 3 \/ 3/.test(document.querySelector('[data-testid=info]')?.textContent ?? ''), undefined, { timeout: 15_000 });
       expect(await text(page, '#study-reports')).toBe('Báo cáo kết quả');
       expect(await text(page, '.study-header a[href="#/"]')).toBe('← Danh sách ca chụp');
       expect(await text(page, '.study-header .patient strong')).toBe(SHOWN_NAME);
@@ -90,7 +96,8 @@ describe('the viewer in Vietnamese and English', () => {
       expect(await text(page, '.study-header .patient strong')).toBe(SHOWN_NAME); // names read family first in English too
       expect(await text(page, '.study-header .patient + .muted')).toContain('3 Jun 2026');
       expect(await text(page, '.ai-results h3')).toBe('AI results');
-      await page.waitForFunction(() => /Image 1 \/ 1/.test(document.querySelector('[data-testid=info]')?.textContent ?? ''), undefined, { timeout: 30_000 });
+      // The same image (the third), in English.
+      await page.waitForFunction(() => /Image 3 \/ 3/.test(document.querySelector('[data-testid=info]')?.textContent ?? ''), undefined, { timeout: 30_000 });
       expect(await page.locator(`.series-item[data-series="${study.seriesInstanceUid}"]`).getAttribute('aria-current')).toBe('true');
       expect(await page.evaluate(() => localStorage.getItem('pacs.lang'))).toBe('en');
       await shoot(page, 'i18n-3-study-en');

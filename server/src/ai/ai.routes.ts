@@ -24,6 +24,8 @@ export interface AiRoutesOptions {
   maxImageBytes: number;
   publicBaseUrl: string;
   dicomwebPrefix: string;
+  /** Told of the stored detections returned to a user ("shown" of the AI usage figures, ai-usage/); never fails the request. */
+  findingsShown?: (reports: FrameReport[]) => void | Promise<void>;
 }
 
 type FramePath = { study: string; series: string; instance: string; frame: string };
@@ -119,6 +121,7 @@ export async function aiRoutes(app: FastifyInstance, options: AiRoutesOptions): 
       const ref = parseFrameRef(request.params);
       const model = request.query.model;
       const outcome = await frameDetections.detectAndStore(ref, model);
+      await options.findingsShown?.([outcome.report]);
       // Audit: the frame analysed (from the URL) and the report stored.
       request.auditObjects = [{ study: outcome.report.report.studyInstanceUid, series: outcome.report.report.seriesInstanceUid, instance: outcome.report.report.sopInstanceUid }];
       request.auditDetail = { model, created: outcome.created };
@@ -137,7 +140,9 @@ export async function aiRoutes(app: FastifyInstance, options: AiRoutesOptions): 
     },
     async (request) => {
       const ref = parseFrameRef(request.params);
-      return { results: (await frameDetections.list(ref)).map((r) => withUrl(request, r)) };
+      const reports = await frameDetections.list(ref);
+      await options.findingsShown?.(reports);
+      return { results: reports.map((r) => withUrl(request, r)) };
     },
   );
 }

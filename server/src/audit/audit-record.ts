@@ -10,6 +10,7 @@
  * | `ai-run`             | a model run (detect, detections on a stored frame, slide analysis job) | 110103 DICOM Instances Accessed  | E               |
  * | `ai-read`            | AI API reads (models, job status and progress)               | 110103 DICOM Instances Accessed           | R               |
  * | `ai-cancel`          | cancelling a slide analysis job                               | 110103 DICOM Instances Accessed           | E               |
+ * | `ai-verdict`         | a clinician marked a stored AI finding right or wrong (`/ai/findings/…/verdict`; the AI result named) | 110111 Procedure Record | C |
  * | `live-session-start` | live endoscopy session started (or its WebSocket refused)     | 110102 Begin Transferring DICOM Instances | E               |
  * | `live-session-end`   | live endoscopy session ended (recording stored or not)        | 110104 DICOM Instances Transferred        | C               |
  * | `audit-read`         | the administrators' audit API                                 | 110101 Audit Log Used                     | R               |
@@ -94,6 +95,8 @@ export const ATNA_EVENTS: Record<AuditAction, { code: string; meaning: string; a
   'live-session-start': { code: '110102', meaning: 'Begin Transferring DICOM Instances', actionCode: 'E' },
   'live-session-end': { code: '110104', meaning: 'DICOM Instances Transferred', actionCode: 'C' },
   'audit-read': { code: '110101', meaning: 'Audit Log Used', actionCode: 'R' },
+  // A clinician's judgement of an AI finding becomes part of the procedure's record (as a report's decisions).
+  'ai-verdict': { code: '110111', meaning: 'Procedure Record', actionCode: 'C' },
   // The code of these two depends on the event: detail.eventActionCode (atnaEventOf); these are the fallbacks.
   'patient-record': { code: '110110', meaning: 'Patient Record', actionCode: 'U' },
   'order-record': { code: '110109', meaning: 'Order Record', actionCode: 'U' },

@@ -12,6 +12,8 @@ export const AUDIT_ACTIONS = [
   'ai-run',
   'ai-read',
   'ai-cancel',
+  // AI in use (ai-usage/): a clinician's verdict on a stored AI finding (right / wrong) recorded.
+  'ai-verdict',
   'live-session-start',
   'live-session-end',
   'audit-read',

@@ -109,6 +109,7 @@ export class ReportService {
   /** Parsed AI detection reports by SOP Instance UID (a stored instance never changes). */
   private readonly detectionReports = new LRUCache<string, { parsed: StoredDetectionReport | null }>({ max: 512 });
   private readonly signedListeners: Array<(event: SignedReportEvent) => void | Promise<void>> = [];
+  private readonly shownListeners: Array<(studyInstanceUid: string, findings: OfferedAiFinding[]) => void | Promise<void>> = [];
 
   constructor(
     private readonly archive: Archive,
@@ -124,7 +125,9 @@ export class ReportService {
     let content = input.content ?? emptyContent(input.kind);
     if (input.content === undefined && content.kind === 'endoscopy') {
       // Offer every AI finding of the study's detection reports for review.
-      content.aiFindings = (await this.offeredAiFindings(study)).map((f) => ({ report: f.report.sopInstanceUid, frame: f.frame, index: f.index, decision: 'pending' as const }));
+      const offered = await this.offeredAiFindings(study);
+      await this.tellShown(study.studyInstanceUid, offered);
+      content.aiFindings = offered.map((f) => ({ report: f.report.sopInstanceUid, frame: f.frame, index: f.index, decision: 'pending' as const }));
     }
     content = await this.resolve(input.kind, content, study);
     const at = this.now();
@@ -224,7 +227,28 @@ export class ReportService {
 
   /** AI findings of the study's stored detection reports (TID 1500 SRs), each frame's detections numbered from 1. */
   async aiFindings(studyInstanceUid: string): Promise<OfferedAiFinding[]> {
-    return this.offeredAiFindings(await this.study(studyInstanceUid));
+    const offered = await this.offeredAiFindings(await this.study(studyInstanceUid));
+    await this.tellShown(studyInstanceUid, offered);
+    return offered;
+  }
+
+  /**
+   * Calls `listener` with the AI findings offered for review (a study's AI findings read, a new
+   * endoscopy draft): "shown" of the AI usage figures (ai-usage/). A listener's failure is logged only.
+   */
+  onAiFindingsShown(listener: (studyInstanceUid: string, findings: OfferedAiFinding[]) => void | Promise<void>): void {
+    this.shownListeners.push(listener);
+  }
+
+  private async tellShown(studyInstanceUid: string, findings: OfferedAiFinding[]): Promise<void> {
+    if (findings.length === 0) return;
+    for (const listener of this.shownListeners) {
+      try {
+        await listener(studyInstanceUid, findings);
+      } catch (err) {
+        this.log.error({ err: { type: err instanceof Error ? err.name : typeof err } }, 'a listener of AI findings shown failed');
+      }
+    }
   }
 
   async quality(from: string, to: string, endoscopist?: string): Promise<QualityReport> {

@@ -19,6 +19,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import type { Archive } from '../archive/archive.js';
 import type { Principal } from '../auth/principal.js';
 import type { AnswerConsultBody, ConsultJson, ConsultRegion, CreateConsultBody } from '../contracts/sharing.js';
+import type { DicomJsonDataset } from '../dicom/dicom-json.js';
 import { deidentifyPart10, DeidentificationRefusedError, replacementUid } from '../deid/deidentify.js';
 import { AppError, NotFoundError } from '../errors.js';
 import { personOf, type ShareActor, type ShareService } from './share-service.js';
@@ -49,6 +50,39 @@ async function readAll(stream: AsyncIterable<Buffer | string>, limit: number): P
     chunks.push(buffer);
   }
   return Buffer.concat(chunks);
+}
+
+/**
+ * The Total Pixel Matrix Columns / Rows (0048,0006 / 0048,0007) of a tiled whole-slide image, or
+ * undefined for any other image.
+ */
+function totalPixelMatrixOf(attributes: DicomJsonDataset): { columns: number; rows: number } | undefined {
+  const value = (tag: string) => {
+    const v = (attributes[tag] as { Value?: unknown[] } | undefined)?.Value?.[0];
+    return typeof v === 'number' && v > 0 ? v : undefined;
+  };
+  const columns = value('00480006');
+  const rows = value('00480007');
+  return columns === undefined || rows === undefined ? undefined : { columns, rows };
+}
+
+/**
+ * A region on a whole-slide image is in the coordinates of the instance's total pixel matrix (PS3.3
+ * C.8.12.4.1: 0,0 the top-left corner of its top-left pixel), not of one tile: it names no frame and
+ * its points lie within 0…Total Pixel Matrix Columns and 0…Rows. (Regions on other images are image
+ * pixels of the frame, as drawn; not bounded here.)
+ */
+function checkSlideRegion(region: ConsultRegion, matrix: { columns: number; rows: number }, index: number): void {
+  if (region.frame !== undefined) {
+    throw new AppError('BAD_REQUEST', `Body field "regions[${index}].frame": a region on a whole-slide image is in its total pixel matrix and names no frame`);
+  }
+  for (let i = 0; i + 1 < region.points.length; i += 2) {
+    const x = region.points[i]!;
+    const y = region.points[i + 1]!;
+    if (!(x >= 0 && x <= matrix.columns && y >= 0 && y <= matrix.rows)) {
+      throw new AppError('BAD_REQUEST', `Body field "regions[${index}].points": point ${i / 2 + 1} (${x}, ${y}) lies outside the slide's total pixel matrix (${matrix.columns} × ${matrix.rows})`);
+    }
+  }
 }
 
 export class ConsultService {
@@ -180,16 +214,18 @@ export class ConsultService {
     const regions = body.regions ?? [];
     for (const [index, region] of regions.entries()) {
       const found = await this.archive
-        .findInstances({ studyInstanceUid: consult.caseStudyInstanceUid, seriesInstanceUid: region.seriesInstanceUid, sopInstanceUid: region.sopInstanceUid })
+        .findInstancesWithAttributes({ studyInstanceUid: consult.caseStudyInstanceUid, seriesInstanceUid: region.seriesInstanceUid, sopInstanceUid: region.sopInstanceUid })
         .catch((err: unknown) => {
           if (err instanceof AppError && err.code === 'NOT_FOUND') return [];
           throw err;
         });
       const instance = found[0];
-      if (instance === undefined || (region.frame !== undefined && region.frame > instance.numberOfFrames)) {
+      if (instance === undefined || (region.frame !== undefined && region.frame > instance.instance.numberOfFrames)) {
         throw new AppError('BAD_REQUEST', `Body field "regions[${index}]": no such image in the consult's study`);
       }
       if (region.points.length % 2 !== 0) throw new AppError('BAD_REQUEST', `Body field "regions[${index}].points": must be pairs x,y`);
+      const slide = totalPixelMatrixOf(instance.attributes);
+      if (slide !== undefined) checkSlideRegion(region, slide, index);
     }
     const by = principal.kind === 'link' ? { subject: principal.subject, name: consult.specialistName } : { subject: principal.subject, name: principal.name ?? null };
     const answered = await this.store.answer(id, { text: body.text, regions: JSON.stringify(regions), by, at: this.now() });

@@ -16,6 +16,8 @@ import { authEnv, startTestIssuer, type TestIssuer } from '../test-support/test-
 const BASE = 'https://pacs.example.org';
 const CT2 = path.join(requireSharedData(), 'dicom-pydicom/debian-python3-pydicom-2.3.1/dicomdirtests/77654033/CT2');
 const files = ['17106', '17136', '17166', '17196'].map((name) => readFileSync(path.join(CT2, name)));
+/** One level of the CMU-1 pyramid (TILED_FULL): a 277 × 370 total pixel matrix in one 500 × 500 tile. */
+const SLIDE_LEVEL = readFileSync(path.join(requireSharedData(), 'wsi-cmu1-small-region/tiled-full-gcp-wsi2dcm/level-3-frames-0-1.dcm'));
 
 let issuer: TestIssuer;
 let t: TestApp;
@@ -139,5 +141,40 @@ describe('a consult round trip', () => {
     expect(answered.statusCode, answered.body).toBe(200);
     const seen = (await t.app.inject({ url: `/consults/${consult.id}`, headers: { authorization: `Bearer ${requester}` } })).json();
     expect(seen).toMatchObject({ status: 'answered', answer: { text: 'Agree.', answeredBy: { subject: 'dr-minh' }, regions: [{ sopInstanceUid: sop }] } });
+  });
+
+  it('takes regions on a whole-slide image in its total pixel matrix, and refuses one outside it or naming a frame', async () => {
+    const uploader = { authorization: `Bearer ${await issuer.token({ roles: ['uploader'] })}` };
+    expect((await t.app.inject({ method: 'POST', url: '/dicomweb/studies', headers: { 'content-type': STOW_CONTENT_TYPE(), ...uploader }, payload: multipartBody([{ body: SLIDE_LEVEL }]) })).statusCode).toBe(200);
+    const slideStudy = uidOf((await t.app.inject({ url: '/dicomweb/studies?ModalitiesInStudy=SM', headers: { authorization: `Bearer ${requester}` } })).json()[0], '0020000D');
+    const asked = await t.app.inject({
+      method: 'POST',
+      url: '/consults',
+      headers: { authorization: `Bearer ${requester}`, 'content-type': 'application/json' },
+      payload: JSON.stringify({ studyInstanceUid: slideStudy, specialist: { name: 'GS. Hoa' }, message: 'Bờ tổn thương?' }),
+    });
+    expect(asked.statusCode, asked.body).toBe(201);
+    const { consult, link } = asked.json();
+    const session = (await t.app.inject({ method: 'POST', url: `/share/${link.token}/session`, headers: { 'content-type': 'application/json' }, payload: '{}' })).json();
+    const specialist = { authorization: `Bearer ${session.accessToken}`, 'content-type': 'application/json' };
+    const [image] = (await t.app.inject({ url: `/dicomweb/studies/${consult.caseStudyInstanceUid}/instances`, headers: specialist })).json() as Json[];
+    const on = { seriesInstanceUid: uidOf(image!, '0020000E'), sopInstanceUid: uidOf(image!, '00080018') };
+    const answer = (regions: unknown[]) => t.app.inject({ method: 'POST', url: `/consults/${consult.id}/answer`, headers: specialist, payload: JSON.stringify({ text: 'Bờ rõ.', regions }) });
+    // Beyond the 277 columns of the total pixel matrix (the one 500 × 500 tile's Columns would allow it).
+    const outside = await answer([{ ...on, points: [10, 10, 300, 10, 300, 200] }]);
+    expect(outside.statusCode).toBe(400);
+    expect(outside.json().error.message).toContain('outside the slide\'s total pixel matrix (277 × 370)');
+    expect((await answer([{ ...on, points: [10, 10, 100, 380, 50, 50] }])).statusCode).toBe(400);
+    // A frame: tile coordinates are not what a slide region is given in.
+    const framed = await answer([{ ...on, frame: 1, points: [10, 10, 100, 10, 50, 50] }]);
+    expect(framed.statusCode).toBe(400);
+    expect(framed.json().error.message).toContain('names no frame');
+    // Within it, to the matrix's far corner: stored, and the requester gets it on the original slide.
+    const region = { ...on, points: [10.5, 20, 277, 20, 277, 370, 10.5, 370], label: 'bờ' };
+    const answered = await answer([region]);
+    expect(answered.statusCode, answered.body).toBe(200);
+    const mine = (await t.app.inject({ url: `/consults/${consult.id}`, headers: { authorization: `Bearer ${requester}` } })).json();
+    const original = (await t.app.inject({ url: `/dicomweb/studies/${slideStudy}/instances`, headers: { authorization: `Bearer ${requester}` } })).json() as Json[];
+    expect(mine.answer.regions).toEqual([{ seriesInstanceUid: uidOf(original[0]!, '0020000E'), sopInstanceUid: uidOf(original[0]!, '00080018'), points: region.points, label: 'bờ' }]);
   });
 });

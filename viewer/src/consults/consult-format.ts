@@ -6,8 +6,12 @@ import type { StackMeasurement } from '../imaging/cornerstone.js';
 import { t } from '../i18n/i18n.js';
 import type { ConsultRegion } from './consults-client.js';
 
-/** A measurement drawn on a stack image (imaging/cornerstone.ts `drawnOnStacks`), with its series. */
-export type Drawn = StackMeasurement & { series: string };
+/**
+ * A region drawn for the answer: a measurement on a stack image (imaging/cornerstone.ts `drawnOnStacks`),
+ * with its series, or a polygon on a slide (`type` `slide`, wsi/slide-regions.ts: points in the total
+ * pixel matrix of the base level's instance, no frame).
+ */
+export type Drawn = (StackMeasurement & { series: string }) | { uid: string; type: 'slide'; sop: string; series: string; points: number[] };
 
 /** The API's limit on a region's numbers (server/src/contracts/sharing.ts ConsultRegion): 1000 points. */
 export const MAX_REGION_NUMBERS = 2000;
@@ -15,7 +19,8 @@ export const MAX_REGION_NUMBERS = 2000;
 /**
  * A drawn measurement as an answer's region: image pixels (0,0 the top-left corner of the top-left
  * pixel, PS3.3 C.18.6.1.1) rounded to 0.01, none below 0 (a drag may leave the image), a long freehand
- * outline thinned to every k-th point to stay within the limit; `frame` only after the first frame.
+ * outline thinned to every k-th point to stay within the limit; `frame` only after the first frame (and
+ * never for a slide region: its points are in the total pixel matrix, not a tile).
  */
 export function toRegion(m: Drawn, label: string | undefined): ConsultRegion {
   let points = m.points.map((p) => Math.round(Math.max(0, p) * 100) / 100);
@@ -26,7 +31,7 @@ export function toRegion(m: Drawn, label: string | undefined): ConsultRegion {
   return {
     seriesInstanceUid: m.series,
     sopInstanceUid: m.sop,
-    ...(m.frame > 1 ? { frame: m.frame } : {}),
+    ...(m.type !== 'slide' && m.frame > 1 ? { frame: m.frame } : {}),
     points,
     ...(label === undefined || label.trim() === '' ? {} : { label: label.trim().slice(0, 64) }),
   };

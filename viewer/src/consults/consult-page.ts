@@ -3,8 +3,10 @@
  * account) or signed in as the named specialist. The question and who asks it, the case study
  * (`caseStudyInstanceUid`: the de-identified copy, under its pseudonym) in the ordinary study view, and
  * the answer form: a text and the regions drawn on the case's stack images with the measurement tools
- * (area: a closed outline, A; length: a line, L), taken as image-pixel points of the case's instances
- * (`POST /consults/{id}/answer`, docs/api.md "Consults"). Once answered the page shows the answer.
+ * (area: a closed outline, A; length: a line, L), taken as image-pixel points of the case's instances,
+ * and on its whole-slide images with the slide viewer's "Draw region" (offered while this page is up:
+ * polygons in the total pixel matrix, wsi/slide-regions.ts) (`POST /consults/{id}/answer`, docs/api.md
+ * "Consults"). Once answered the page shows the answer.
  * Opened by the requester, it shows the question and the answer on the original study instead.
  *
  * Changing series re-renders the case only, never the page: the text being written and the regions
@@ -16,6 +18,7 @@ import { renderStudyView } from '../viewer/study-view.js';
 import { answerConsult, getConsult, type ConsultJson } from './consults-client.js';
 import { toRegion, type Drawn } from './consult-format.js';
 import { answerView, consultTimes, statusBadge } from './consults-page.js';
+import { drawnOnSlides, offerSlideRegionDrawing, onDrawnOnSlides, removeSlideRegion } from '../wsi/slide-regions.js';
 import './consults.css';
 
 /** The API's limit on the regions of an answer (server/src/contracts/sharing.ts AnswerConsultBody). */
@@ -85,10 +88,12 @@ export async function renderConsultPage(root: HTMLElement, id: string): Promise<
         const remove = h('button', { type: 'button', text: '✕', 'aria-label': t('consult:removeRegion', { n: i + 1 }), 'data-action': 'remove-region' });
         remove.addEventListener('click', () => {
           drawn.delete(m.uid);
-          removeDrawn(m.uid);
+          if (m.type === 'slide') removeSlideRegion(m.uid);
+          else removeDrawn(m.uid);
           renderRegions();
         });
-        return h('li', { 'data-region': m.uid, 'data-type': m.type, 'data-sop': m.sop }, h('span', { text: m.type === 'area' ? t('consult:regionArea') : t('consult:regionLine') }), ' ', label, ' ', remove);
+        const kind = m.type === 'area' ? t('consult:regionArea') : m.type === 'slide' ? t('consult:regionSlide') : t('consult:regionLine');
+        return h('li', { 'data-region': m.uid, 'data-type': m.type, 'data-sop': m.sop }, h('span', { text: kind }), ' ', label, ' ', remove);
       }),
     );
   };
@@ -101,6 +106,7 @@ export async function renderConsultPage(root: HTMLElement, id: string): Promise<
     { class: 'consult-answer-form' },
     h('h2', { text: t('consult:yourAnswer') }),
     h('p', { class: 'muted', text: t('consult:drawHelp') }),
+    h('p', { class: 'muted', text: t('consult:drawHelpSlide') }),
     regionsEmpty,
     regionList,
     h('label', { for: 'consult-answer', text: t('consult:answerText') }),
@@ -132,6 +138,22 @@ export async function renderConsultPage(root: HTMLElement, id: string): Promise<
   if (consult.status === 'answered') showAnswered();
   else brief.replaceChildren(...header(consult), form);
 
+  if (consult.status !== 'answered') {
+    // Slides of the case offer "Draw region" while this page is up; its polygons are regions too.
+    offerSlideRegionDrawing(true);
+    const collectSlides = () => {
+      const now = drawnOnSlides();
+      const ids = new Set(now.map((r) => r.uid));
+      for (const [uid, m] of drawn) if (m.type === 'slide' && !ids.has(uid)) drawn.delete(uid);
+      for (const r of now) drawn.set(r.uid, { uid: r.uid, type: 'slide', sop: r.sop, series: r.series, points: r.points });
+      renderRegions();
+    };
+    const stopSlides = onDrawnOnSlides(collectSlides);
+    disposers.push(() => {
+      stopSlides();
+      offerSlideRegionDrawing(false);
+    });
+  }
   await showCase(undefined);
   if (consult.status !== 'answered') {
     try {

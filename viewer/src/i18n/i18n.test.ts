@@ -2,7 +2,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { NAMESPACES } from './locales/index.js';
-import { formatDicomDate, formatPersonName, initI18n, setLanguage, t } from './i18n.js';
+import { formatDateTime, formatDicomDate, formatPersonName, initI18n, setLanguage, t } from './i18n.js';
 
 function keysOf(obj: Record<string, unknown>, prefix = ''): string[] {
   return Object.entries(obj).flatMap(([k, v]) =>
@@ -53,6 +53,8 @@ describe('viewer texts in Vietnamese and English', () => {
     initI18n();
     await setLanguage('vi');
     expect(formatDicomDate('20260603')).toBe('03/06/2026');
+    // Local time (no zone in the string): the date first, then the time.
+    expect(formatDateTime('2026-12-06T09:40:00')).toBe('06/12/2026 09:40');
     expect(t('common:retry')).toBe('Thử lại');
     await setLanguage('en');
     expect(formatDicomDate('20260603')).toBe('3 Jun 2026');

@@ -74,6 +74,12 @@ export function language(): Language {
 }
 
 const listeners = new Set<() => void>();
+let changing = false;
+
+/** True while the pages are told of a language change: a display torn down now is rendered again at once. */
+export function isLanguageChanging(): boolean {
+  return changing;
+}
 
 /** Called after every language change (pages re-render themselves). Returns the unsubscribe. */
 export function onLanguageChange(listener: () => void): () => void {
@@ -93,7 +99,12 @@ export async function setLanguage(lng: Language): Promise<void> {
   if (lng === language() && i18next.language?.slice(0, 2) === lng) return;
   await i18next.changeLanguage(lng);
   if (typeof document !== 'undefined') document.documentElement.lang = lng;
-  for (const listener of listeners) listener();
+  changing = true;
+  try {
+    for (const listener of listeners) listener();
+  } finally {
+    changing = false;
+  }
 }
 
 /** "Tiếng Việt | English": two buttons, the current one pressed. */
@@ -163,14 +174,12 @@ export function formatDateTime(iso: string | undefined): string {
   if (iso === undefined || iso === '') return '';
   const date = new Date(iso);
   if (Number.isNaN(date.getTime())) return iso;
-  return new Intl.DateTimeFormat(locale(), {
-    day: language() === 'vi' ? '2-digit' : 'numeric',
-    month: language() === 'vi' ? '2-digit' : 'short',
-    year: 'numeric',
-    hour: '2-digit',
-    minute: '2-digit',
-    hour12: false,
-  }).format(date);
+  if (language() === 'vi') {
+    // Intl's vi-VN puts the time first ("09:40 06/12/2026"); forms and slips here write the date first.
+    const p = (n: number) => String(n).padStart(2, '0');
+    return `${p(date.getDate())}/${p(date.getMonth() + 1)}/${date.getFullYear()} ${p(date.getHours())}:${p(date.getMinutes())}`;
+  }
+  return new Intl.DateTimeFormat('en-GB', { day: 'numeric', month: 'short', year: 'numeric', hour: '2-digit', minute: '2-digit', hour12: false }).format(date);
 }
 
 /**

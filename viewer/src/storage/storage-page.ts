@@ -5,6 +5,7 @@
  * named by date, modalities and UID only (a link to the study): no patient data on this page.
  */
 import { errorBox, h, messageOf } from '../ui/dom.js';
+import './storage.css';
 import { formatDicomDate, language, t } from '../i18n/i18n.js';
 import type { HousekeepingStatusJson, StorageUsageJson, StudyUsageJson } from '../../../server/src/contracts/storage.js';
 import { housekeepingStatus, startHousekeeping, storageUsage, studyUsage } from './storage-client.js';

@@ -11,7 +11,7 @@ import { num, str, TAG, type DicomJson } from '../dicomweb/dicom-json.js';
 import { CT_PRESETS, StackView } from '../imaging/cornerstone.js';
 import { OverlayCanvas } from '../overlays/overlay-canvas.js';
 import { errorBox, h, messageOf } from '../ui/dom.js';
-import { t } from '../i18n/i18n.js';
+import { isLanguageChanging, t } from '../i18n/i18n.js';
 import type { FrameFetcher } from '../dicomweb/frames.js';
 import type { Display, StudyContext } from './display.js';
 import type { StackPreview } from './stack-preview.js';
@@ -30,6 +30,9 @@ export interface StackOptions {
   /** The first image shown before the imaging code arrived; its box becomes the viewport. */
   preview: StackPreview;
 }
+
+/** The image shown when a language change tore the display down: the new one opens there (the user's place). */
+let resume: { key: string; index: number } | undefined;
 
 export class StackDisplay implements Display {
   private disposers: Array<() => void> = [];
@@ -126,6 +129,9 @@ export class StackDisplay implements Display {
     };
     window.addEventListener('resize', onResize);
     display.disposers.push(() => window.removeEventListener('resize', onResize));
+    const key = `${options.study}/${options.series}`;
+    if (resume?.key === key && resume.index > 0) void view.setIndex(resume.index);
+    resume = undefined;
     redraw();
     viewportBox.focus();
     return display;
@@ -170,6 +176,13 @@ export class StackDisplay implements Display {
   }
 
   destroy(): void {
+    if (isLanguageChanging()) {
+      try {
+        resume = { key: `${this.options.study}/${this.options.series}`, index: this.view.state().index };
+      } catch {
+        // A view that never loaded: nothing to come back to.
+      }
+    }
     for (const d of this.disposers) d();
     this.view.destroy();
     this.options.preview.destroy();

@@ -24,6 +24,8 @@ export interface Level {
   /** mm per pixel (row spacing, column spacing) of this level, when known. */
   pixelSpacing: [number, number] | undefined;
   tiles: Map<string, TileRef>;
+  /** The SOP Instance UIDs of this level (one per focal plane / optical path or part); they share its total pixel matrix. */
+  instances: string[];
 }
 
 export const tileKey = (col: number, row: number) => `${col},${row}`;
@@ -66,9 +68,11 @@ export function buildPyramid(instances: DicomJson[]): Level[] {
         downsample: 1,
         pixelSpacing: pixelSpacingOf(instance),
         tiles: new Map(),
+        instances: [],
       };
       bySize.set(key, level);
     }
+    level.instances.push(sop);
     const transferSyntax = str(instance, TAG.TransferSyntaxUID) ?? str(instance, TAG.AvailableTransferSyntaxUID);
     const frames = num(instance, TAG.NumberOfFrames) ?? 1;
     const perFrame = seq(instance, TAG.PerFrameFunctionalGroupsSequence);

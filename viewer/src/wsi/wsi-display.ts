@@ -16,6 +16,7 @@ import { t } from '../i18n/i18n.js';
 import type { Display } from '../viewer/display.js';
 import { parseAnnotations, type Annotations } from './annotations.js';
 import { buildPyramid, levelFor, niceLength, tileKey, type Level, type TileRef } from './pyramid.js';
+import { addSlideRegion, drawnOnSlides, onDrawnOnSlides, slideRegionDrawingOffered } from './slide-regions.js';
 import { TileLoader } from './tile-loader.js';
 
 export interface WsiOptions {
@@ -26,6 +27,10 @@ export interface WsiOptions {
 }
 
 const ANNOTATION_COLOURS = ['#00e5ff', '#ff4081', '#76ff03', '#ffea00', '#e040fb', '#ff9100'];
+/** Regions drawn with "Draw region" (slide-regions.ts), as the consult pages draw them. */
+const REGION_COLOUR = '#ffd400';
+/** A press moving less than this (CSS px) before release is a click (a corner), not a pan. */
+const CLICK_SLOP = 5;
 
 export const WsiDisplay = {
   async create(root: HTMLElement, options: WsiOptions): Promise<Display> {
@@ -45,13 +50,20 @@ export const WsiDisplay = {
     const fit = h('button', { type: 'button', text: t('wsi:fit'), 'data-action': 'fit' });
     const annotationToggles = h('span', { class: 'annotation-toggles' });
     const analyse = h('button', { type: 'button', text: t('wsi:analyse'), disabled: true, title: t('wsi:notYet') });
-    root.replaceChildren(h('div', { class: 'toolbar', role: 'toolbar', 'aria-label': t('wsi:tools') }, zoomIn, zoomOut, fit, annotationToggles, analyse), box, status);
+    // Region drawing, when the page asks for it (the consult page): a toggle.
+    const drawToggle = slideRegionDrawingOffered()
+      ? h('button', { type: 'button', text: t('wsi:drawRegion'), title: t('wsi:drawRegionHelp'), 'aria-pressed': 'false', 'data-action': 'draw-region' })
+      : undefined;
+    const drawHint = drawToggle === undefined ? undefined : h('span', { class: 'muted draw-hint', hidden: true, role: 'status', text: t('wsi:drawRegionHelp') });
+    root.replaceChildren(h('div', { class: 'toolbar', role: 'toolbar', 'aria-label': t('wsi:tools') }, zoomIn, zoomOut, fit, drawToggle, drawHint, annotationToggles, analyse), box, status);
 
     const loader = new TileLoader(options.study, options.series);
     // The overview: the coarsest level still about a screen tile in size (1×1-pixel levels show nothing).
     let overview = levels.length - 1;
     while (overview > 0 && Math.max((levels[overview] as Level).width, (levels[overview] as Level).height) < 256) overview -= 1;
     const annotationLayers: Array<{ annotations: Annotations; visible: boolean }> = [];
+    // Region drawing: the corners placed so far and the pointer (base pixels), while the mode is on.
+    const drawState = { on: false, corners: [] as number[], pointer: undefined as { x: number; y: number } | undefined };
     // View: centre in base pixels, scale = CSS px per base pixel.
     const view = { cx: base.width / 2, cy: base.height / 2, scale: 1 };
     let fitted = false;
@@ -148,6 +160,7 @@ export const WsiDisplay = {
       }
       ctx.restore();
       paintAnnotations(ctx, s, ox, oy);
+      paintRegions(ctx, s, ox, oy);
       updateInfo(t);
       // The visible tiles of the target level first, nearest the centre first: they make the screen. Once
       // they are here, the coarsest level whole, drawn under finer levels wherever their tiles are still
@@ -278,6 +291,47 @@ export const WsiDisplay = {
       });
     };
 
+    /** The regions drawn on this slide, and the one being drawn (its corners, and a line to the pointer). */
+    const paintRegions = (ctx: CanvasRenderingContext2D, s: number, ox: number, oy: number) => {
+      const mine = drawnOnSlides().filter((r) => r.series === options.series);
+      box.dataset['regions'] = String(mine.length);
+      if (mine.length === 0 && drawState.corners.length === 0) return;
+      const ratio = dpr();
+      const path = (xy: readonly number[]) => {
+        ctx.beginPath();
+        for (let i = 0; i + 1 < xy.length; i += 2) {
+          const x = ox + (xy[i] as number) * s;
+          const y = oy + (xy[i + 1] as number) * s;
+          if (i === 0) ctx.moveTo(x, y);
+          else ctx.lineTo(x, y);
+        }
+      };
+      ctx.save();
+      ctx.strokeStyle = REGION_COLOUR;
+      ctx.lineWidth = 2 * ratio;
+      ctx.fillStyle = 'rgba(255, 212, 0, 0.15)';
+      for (const region of mine) {
+        path(region.points);
+        ctx.closePath();
+        ctx.fill();
+        ctx.stroke();
+      }
+      if (drawState.corners.length > 0) {
+        const pointer = drawState.pointer;
+        path(pointer === undefined ? drawState.corners : [...drawState.corners, pointer.x, pointer.y]);
+        ctx.setLineDash([6 * ratio, 4 * ratio]);
+        ctx.stroke();
+        ctx.setLineDash([]);
+        ctx.fillStyle = REGION_COLOUR;
+        for (let i = 0; i + 1 < drawState.corners.length; i += 2) {
+          ctx.beginPath();
+          ctx.arc(ox + (drawState.corners[i] as number) * s, oy + (drawState.corners[i + 1] as number) * s, 3 * ratio, 0, Math.PI * 2);
+          ctx.fill();
+        }
+      }
+      ctx.restore();
+    };
+
     const updateInfo = (shown: number) => {
       const level = levels[shown] as Level;
       const spacing = base.pixelSpacing;
@@ -332,12 +386,26 @@ export const WsiDisplay = {
       },
       { passive: false },
     );
+    // A page point → base pixels (the total pixel matrix of level 0), kept within the slide.
+    const toBase = (clientX: number, clientY: number) => {
+      const r = canvas.getBoundingClientRect();
+      const { w, h: hh } = size();
+      const round = (v: number, max: number) => Math.round(Math.min(max, Math.max(0, v)) * 100) / 100;
+      return { x: round(view.cx + (clientX - r.left - w / 2) / view.scale, base.width), y: round(view.cy + (clientY - r.top - hh / 2) / view.scale, base.height) };
+    };
     let drag: { x: number; y: number } | undefined;
+    // Where a press began (page and base pixels): a release near it places a corner there.
+    let press: { clientX: number; clientY: number; at: { x: number; y: number } } | undefined;
     canvas.addEventListener('pointerdown', (e) => {
       drag = { x: e.clientX, y: e.clientY };
+      press = { clientX: e.clientX, clientY: e.clientY, at: toBase(e.clientX, e.clientY) };
       canvas.setPointerCapture(e.pointerId);
     });
     canvas.addEventListener('pointermove', (e) => {
+      if (drawState.on) {
+        drawState.pointer = toBase(e.clientX, e.clientY);
+        if (drawState.corners.length > 0) schedule();
+      }
       if (drag === undefined) return;
       view.cx -= (e.clientX - drag.x) / view.scale;
       view.cy -= (e.clientY - drag.y) / view.scale;
@@ -358,6 +426,64 @@ export const WsiDisplay = {
       e.preventDefault();
       schedule();
     });
+    // Region drawing: a click places a corner (a drag still pans), a double-click or Enter closes the
+    // polygon (three corners at least), Backspace takes the last corner back, Escape drops the polygon
+    // (and, with none begun, leaves the mode).
+    const setDrawing = (on: boolean) => {
+      drawState.on = on;
+      drawState.corners = [];
+      drawState.pointer = undefined;
+      canvas.style.cursor = on ? 'crosshair' : '';
+      box.dataset['drawing'] = String(on);
+      drawToggle?.setAttribute('aria-pressed', String(on));
+      drawToggle?.classList.toggle('active', on);
+      if (drawHint !== undefined) drawHint.hidden = !on;
+      schedule();
+    };
+    const closeRegion = () => {
+      if (drawState.corners.length >= 6) {
+        const sop = base.instances[0];
+        if (sop !== undefined) addSlideRegion({ series: options.series, sop, points: drawState.corners });
+      }
+      drawState.corners = [];
+      schedule();
+    };
+    drawToggle?.addEventListener('click', () => {
+      setDrawing(!drawState.on);
+      canvas.focus();
+    });
+    canvas.addEventListener('click', (e) => {
+      const p = press;
+      if (!drawState.on || p === undefined || Math.hypot(e.clientX - p.clientX, e.clientY - p.clientY) >= CLICK_SLOP) return;
+      // The second click of a double-click closes (dblclick below): its corner is the first click's.
+      if (e.detail > 1) return;
+      const last = drawState.corners.length;
+      if (last >= 2 && drawState.corners[last - 2] === p.at.x && drawState.corners[last - 1] === p.at.y) return;
+      drawState.corners.push(p.at.x, p.at.y);
+      schedule();
+    });
+    canvas.addEventListener('dblclick', (e) => {
+      if (!drawState.on) return;
+      e.preventDefault();
+      closeRegion();
+    });
+    canvas.addEventListener('keydown', (e) => {
+      if (!drawState.on) return;
+      if (e.key === 'Enter') closeRegion();
+      else if (e.key === 'Backspace') {
+        drawState.corners.splice(-2, 2);
+        schedule();
+      } else if (e.key === 'Escape') {
+        if (drawState.corners.length > 0) {
+          drawState.corners = [];
+          schedule();
+        } else setDrawing(false);
+      } else return;
+      e.preventDefault();
+      e.stopPropagation();
+    });
+    // Regions removed (or drawn) elsewhere: the page's list.
+    const stopRegions = onDrawnOnSlides(schedule);
     zoomIn.addEventListener('click', () => zoomAt(2));
     zoomOut.addEventListener('click', () => zoomAt(0.5));
     fit.addEventListener('click', () => {
@@ -417,9 +543,15 @@ export const WsiDisplay = {
       view.cy += dy / view.scale;
       schedule();
     };
-    (box as HTMLElement & { wsiView?: unknown }).wsiView = { view, levels: levels.length, zoomAt, panBy };
+    // Base pixels → CSS px in the canvas (tests place region corners with it).
+    const toCanvas = (x: number, y: number) => {
+      const { w, h: hh } = size();
+      return { x: w / 2 + (x - view.cx) * view.scale, y: hh / 2 + (y - view.cy) * view.scale };
+    };
+    (box as HTMLElement & { wsiView?: unknown }).wsiView = { view, levels: levels.length, zoomAt, panBy, toCanvas, base: { width: base.width, height: base.height, sop: base.instances[0] } };
     return {
       destroy() {
+        stopRegions();
         resize.disconnect();
         loader.destroy();
       },

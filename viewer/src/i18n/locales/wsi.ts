@@ -17,6 +17,8 @@ export const wsi = {
     annotations3d: 'Annotations in 3D slide coordinates are not drawn yet.',
     annotationsFailed: 'Annotations could not be loaded: {{message}}',
     tileFailed: 'A tile could not be loaded: {{message}}',
+    drawRegion: 'Draw region',
+    drawRegionHelp: 'Click the corners of the region; double-click or Enter closes it, Backspace removes the last corner, Escape cancels.',
   },
   vi: {
     noPyramid: 'Tiêu bản này không có các mức ảnh dạng ô (thiếu Total Pixel Matrix).',
@@ -35,5 +37,7 @@ export const wsi = {
     annotations3d: 'Chưa vẽ được chú thích theo tọa độ 3D của tiêu bản.',
     annotationsFailed: 'Không tải được chú thích: {{message}}',
     tileFailed: 'Không tải được một ô ảnh: {{message}}',
+    drawRegion: 'Khoanh vùng',
+    drawRegionHelp: 'Nhấp vào các góc của vùng; nhấp đúp hoặc Enter để khép vùng, Backspace xóa góc vừa đặt, Escape để hủy.',
   },
 } as const;
