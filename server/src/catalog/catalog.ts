@@ -267,6 +267,8 @@ export interface LifecycleFilter {
   olderThan?: string;
   /** Only instances whose file is still the one received (never recompressed). */
   asReceived?: boolean;
+  /** Only instances of this study. */
+  studyInstanceUid?: string;
 }
 
 /** An instance a housekeeping rule may act on (never a rejected one). */

@@ -42,6 +42,7 @@ export async function lifecycleCandidateRows(db: Db, filter: LifecycleFilter, af
     .$if((filter.excludeSopClasses?.length ?? 0) > 0, (qb) => qb.where('i.sop_class_uid', 'not in', [...filter.excludeSopClasses!]))
     .$if(filter.olderThan !== undefined, (qb) => qb.where(studyDay, '<', filter.olderThan!))
     .$if(filter.asReceived === true, (qb) => qb.where('i.original_transfer_syntax_uid', 'is', null))
+    .$if(filter.studyInstanceUid !== undefined, (qb) => qb.where('st.study_uid', '=', filter.studyInstanceUid!))
     .orderBy('i.id')
     .limit(limit)
     .execute();

@@ -238,6 +238,7 @@ describe('storage lifecycle: retention expiry', () => {
     await stow(t, [
       makeInstance({ modality: 'CT', studyDate: '19990101', studyInstanceUid: old }),
       makeInstance({ modality: 'CT', studyDate: '19990101', studyInstanceUid: old }),
+      makeInstance({ modality: 'CT', studyDate: '19990101', studyInstanceUid: old }),
       makeInstance({ modality: 'CT', studyDate: new Date().toISOString().slice(0, 10).replace(/-/g, ''), studyInstanceUid: recent }),
     ]);
   });
@@ -245,9 +246,10 @@ describe('storage lifecycle: retention expiry', () => {
 
   it('rejects the instances of studies older than the rule with a 113039 note, then the purge removes them', async () => {
     const run = await runHousekeeping(t);
-    expect(run).toMatchObject({ expired: 2, failed: 0 });
+    // Three instances over two units of two (PACS_LIFECYCLE_BATCH): one note for the study.
+    expect(run).toMatchObject({ expired: 3, failed: 0 });
     const rejected = (await t.app.inject({ method: 'GET', url: `/curation/rejected?study=${old}` })).json() as { rejected: Array<{ reason: { code: string; meaning: string }; kind: string }> };
-    expect(rejected.rejected).toHaveLength(2);
+    expect(rejected.rejected).toHaveLength(3);
     expect(rejected.rejected.every((r) => r.reason.code === '113039' && r.reason.meaning === 'Data Retention Policy Expired')).toBe(true);
     // The note is in the study, visible (the record); the expired instances are not.
     const visible = (await t.app.inject({ method: 'GET', url: `/dicomweb/studies/${old}/instances` })).json() as Json[];
@@ -257,7 +259,7 @@ describe('storage lifecycle: retention expiry', () => {
     expect(await runHousekeeping(t)).toMatchObject({ expired: 0 });
     // 113039 is purged at the next sweep.
     const purge = await t.app.inject({ method: 'POST', url: '/curation/purge' });
-    expect(purge.json()).toMatchObject({ instancesRemoved: 2 });
+    expect(purge.json()).toMatchObject({ instancesRemoved: 3 });
     const fsck = await runFsck(t.services.blobStore, t.services.catalog, { repair: false, minAgeMs: 0 });
     expect(fsck.problems).toEqual([]);
     expect(fsck.instancesChecked).toBe(2);

@@ -310,10 +310,17 @@ export class Housekeeping {
     if (rule === null || rejecter === undefined || this.closed) return this.unitDone(message.jobId);
     const filter: LifecycleFilter = { modalities: rule.modalities, sopClasses: rule.sopClasses, excludeSopClasses: [KEY_OBJECT_SELECTION], olderThan: dayBefore(this.now(), rule.minAgeDays) };
     const batch = await this.catalog.lifecycleCandidates(filter, message.after, this.options.config.batchSize);
-    const byStudy = new Map<string, string[]>();
-    for (const c of batch) byStudy.set(c.studyInstanceUid, [...(byStudy.get(c.studyInstanceUid) ?? []), c.sopInstanceUid]);
-    for (const [studyInstanceUid, sopInstanceUids] of byStudy) {
+    // One note per study naming every instance of it the rule expires (not one per unit of the study).
+    for (const studyInstanceUid of new Set(batch.map((c) => c.studyInstanceUid))) {
       if (this.closed) return;
+      const sopInstanceUids: string[] = [];
+      for (let after: number | undefined; ; ) {
+        const page = await this.catalog.lifecycleCandidates({ ...filter, studyInstanceUid }, after, 10_000);
+        sopInstanceUids.push(...page.map((c) => c.sopInstanceUid));
+        if (page.length < 10_000) break;
+        after = page[page.length - 1]!.cursor;
+      }
+      if (sopInstanceUids.length === 0) continue;
       try {
         await rejecter.reject({ studyInstanceUid, sopInstanceUids, reason: RETENTION_EXPIRED, description: `Data retention policy expired: studies older than ${rule.years} years` });
         if (this.run !== undefined) this.run.expired += sopInstanceUids.length;
