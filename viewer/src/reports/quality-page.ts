@@ -11,6 +11,7 @@ import './reports.css';
 import type { QualityFigures, QualityReport } from '../../../server/src/contracts/reports.js';
 import { defaultPeriod, dicomDateOf, medianText, rateText, type MeasureText } from './report-model.js';
 import { qualityFigures } from './reports-client.js';
+import { renderAiUsage } from './ai-usage-section.js';
 
 const remembered: { from?: string; to?: string } = {};
 
@@ -41,7 +42,9 @@ export function renderQualityPage(root: HTMLElement): () => void {
     show,
   );
   const result = h('section', { class: 'quality-result', 'aria-live': 'polite' });
-  root.replaceChildren(h('div', { class: 'quality-page' }, h('h2', { text: t('reports:quality.title') }), form, result));
+  // AI in use, measured (ai-usage-section.ts): the same period, for administrators.
+  const aiUsage = h('section', { class: 'ai-usage', id: 'ai-usage', 'aria-live': 'polite' });
+  root.replaceChildren(h('div', { class: 'quality-page' }, h('h2', { text: t('reports:quality.title') }), form, result, aiUsage));
 
   let controller: AbortController | undefined;
   const load = async () => {
@@ -61,6 +64,7 @@ export function renderQualityPage(root: HTMLElement): () => void {
     const mine = new AbortController();
     controller = mine;
     result.replaceChildren(h('p', { class: 'muted loading', text: t('common:loading') }));
+    void renderAiUsage(aiUsage, f, until, mine.signal);
     try {
       const report = await qualityFigures(f, until, mine.signal);
       if (controller === mine) result.replaceChildren(...figures(report));

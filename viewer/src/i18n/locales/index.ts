@@ -4,6 +4,7 @@
  * `t('ns:key')` used in viewer/src exists).
  */
 import { ai } from './ai.js';
+import { aiusage } from './aiusage.js';
 import { auth } from './auth.js';
 import { browser } from './browser.js';
 import { common } from './common.js';
@@ -21,6 +22,7 @@ type Texts = { readonly en: Record<string, unknown>; readonly vi: Record<string,
 export const NAMESPACES: Record<string, Texts> = {
   common,
   ai,
+  aiusage,
   consult,
   auth,
   browser,
