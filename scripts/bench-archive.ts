@@ -5,13 +5,17 @@
  *   npm run bench:archive -- --quick      # smoke run (~30 s), smaller counts, < 1 GB upload
  *   npm run bench:archive -- --servers orthanc   # only one side (ours | orthanc | ours,orthanc)
  *   options: --rounds N  --keep (keep temp storage)  --orthanc-no-sync (Orthanc SyncStorageArea=false)
- *            --ours-path /dicomweb (where our DICOMweb root is mounted)  --concurrency 4 (parallel STOW clients in (a))
+ *            --ours-path /dicomweb (where our DICOMweb root is mounted)  --concurrency 4 (parallel STOW clients in (a), (e))
+ *            --workers N|auto (our PACS_WORKERS: server processes sharing the port; default: the server's, auto)
+ *            --single N (instances per round in (e), default 200; 40 with --quick)
  *
  * Measures (a) STOW-RS of small instances in batches of one study (50 instances per request), sent
  * sequentially and by several parallel clients,
  * (b) STOW-RS of one large native multi-frame instance, (c) QIDO-RS latency on the resulting index,
  * (d) peak RSS of each server while a >= 1 GB multipart upload streams in. Every measurement is repeated
  * in rounds that alternate which server goes first; the table shows medians (and min-max).
+ * (e) STOW-RS of one small instance per request (fresh UIDs): latency p50/p95 of one client sending them
+ * one after the other, and instances/s of `--concurrency` clients.
  * Output: markdown on stdout and in .bench/archive-results.md; progress on stderr.
  */
 import fs from 'node:fs';
@@ -19,15 +23,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { ensureSmallCorpus, largeMultiframeInstance, SERIES_PER_STUDY, INSTANCES_PER_SERIES, type StudyPlan } from './bench/generate.js';
+import { el, ensureSmallCorpus, largeMultiframeInstance, loadTemplateDict, pixelDataElementHeader, pseudoRandomPixels, randomUid, writeHeader, SERIES_PER_STUDY, INSTANCES_PER_SERIES, type StudyPlan } from './bench/generate.js';
 import { findOrthanc, INSTALL_HINT, startOrthanc } from './bench/orthanc.js';
 import { OUR_ENTRY, startOurServer } from './bench/our-server.js';
 import { indexSummary, queryTypes, runQido, verifyStudy, type QidoQueryType } from './bench/qido.js';
 import { latencyTable, machineInfo, medianTable, metric, ORTHANC, OURS, record, type LatencySeries, type Metric } from './bench/report.js';
-import { memoryUpload, stowBuffer, stowStreamed, studyBody } from './bench/stow.js';
+import { buildMultipart, memoryUpload, stowBuffer, stowStreamed, studyBody, type MultipartBody } from './bench/stow.js';
 import type { TargetServer } from './bench/target.js';
 import { BenchRun, ordered, parseCommonOptions } from './bench/run.js';
-import { cpuSeconds, directoryBytes, formatBytes, log, MB, MiB } from './bench/util.js';
+import { cpuSeconds, directoryBytes, formatBytes, log, MB, MiB, percentile } from './bench/util.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const benchDir = path.join(repoRoot, '.bench');
@@ -49,10 +53,16 @@ interface Options {
   orthancSync: boolean;
   oursPath: string;
   concurrency: number;
+  /** Our PACS_WORKERS (`--workers`), or undefined: the server's default. */
+  workers: string | undefined;
+  /** Instances per round in (e). */
+  single: number;
 }
 
 function parseOptions(argv: string[]): Options {
-  const { quick, servers, rounds, keep, flag, value } = parseCommonOptions(argv, import.meta.url, (quick) => (quick ? 3 : 5));
+  const { quick, servers, rounds, keep, workers, flag, value } = parseCommonOptions(argv, import.meta.url, (quick) => (quick ? 3 : 5));
+  const single = Number(value('single') ?? (quick ? 40 : 200));
+  if (!Number.isInteger(single) || single < 2 || single > 100_000) throw new Error('--single must be 2..100000');
   const concurrency = Number(value('concurrency') ?? 4);
   if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 32) throw new Error('--concurrency must be 1..32');
   return {
@@ -69,6 +79,8 @@ function parseOptions(argv: string[]): Options {
     orthancSync: !flag('orthanc-no-sync'),
     concurrency,
     oursPath: (value('ours-path') ?? '/dicomweb').replace(/\/+$/, ''),
+    workers,
+    single,
   };
 }
 
@@ -77,6 +89,37 @@ function parseOptions(argv: string[]): Options {
 
 const run = new BenchRun();
 
+
+const SINGLE_SIZE = 256;
+const CT_IMAGE_STORAGE = '1.2.840.10008.5.1.4.1.1.2';
+let singleTemplate: ReturnType<typeof loadTemplateDict> | undefined;
+const singlePixels = pseudoRandomPixels(SINGLE_SIZE * SINGLE_SIZE * 2, SINGLE_SIZE);
+
+/** `count` one-instance STOW bodies of one new series (UIDs never sent before). */
+function freshSingleInstances(count: number): MultipartBody[] {
+  singleTemplate ??= loadTemplateDict();
+  const study = randomUid();
+  const series = randomUid();
+  return Array.from({ length: count }, (_, k) => {
+    const sop = randomUid();
+    const dict = {
+      ...singleTemplate!,
+      '00080016': el('UI', CT_IMAGE_STORAGE),
+      '00080018': el('UI', sop),
+      '00080060': el('CS', 'CT'),
+      '0020000D': el('UI', study),
+      '0020000E': el('UI', series),
+      '00200013': el('IS', k + 1),
+      '00280010': el('US', SINGLE_SIZE),
+      '00280011': el('US', SINGLE_SIZE),
+      '00280100': el('US', 16),
+      '00280101': el('US', 12),
+      '00280102': el('US', 11),
+      '00280103': el('US', 0),
+    };
+    return buildMultipart([Buffer.concat([writeHeader(dict, CT_IMAGE_STORAGE, sop), pixelDataElementHeader(singlePixels.length), singlePixels])]);
+  });
+}
 
 function chunk<T>(items: T[], parts: number): T[][] {
   const out: T[][] = [];
@@ -127,7 +170,7 @@ async function main(): Promise<number> {
       const server =
         name === ORTHANC
           ? await startOrthanc(orthancInstall!, dir, { syncStorageArea: opts.orthancSync })
-          : await startOurServer(repoRoot, dir, opts.oursPath);
+          : await startOurServer(repoRoot, dir, opts.oursPath, { workers: opts.workers });
       run.running.push(server);
       servers.push(server);
       log(`${name} ready (pid ${server.pid}) at ${server.dicomwebRoot}`);
@@ -241,6 +284,50 @@ async function main(): Promise<number> {
     log(`(c) QIDO round ${round + 1}/${opts.rounds} done`);
   }
 
+  // (e) STOW-RS, one small instance per request (fresh UIDs, after (c): the QIDO checks count the corpus only).
+  const singleSeq: LatencySeries = { label: `one ${SINGLE_SIZE}×${SINGLE_SIZE}×16 bit instance per request, sequential`, rounds: new Map(), errors: new Map(), bytes: new Map() };
+  const singleParLabel = `(e) STOW-RS 1 instance/request, ${opts.concurrency} concurrent`;
+  const singlePar = metric(singleParLabel, 'instances/s', true);
+  const singleParCpu = metric(`${singleParLabel}: server CPU per 1000 instances`, 'CPU s', false, 2);
+  for (let round = 0; round < opts.rounds; round++) {
+    for (const server of ordered(servers, round)) {
+      const [sequential, parallel] = [freshSingleInstances(opts.single), freshSingleInstances(opts.single)]; // built before timing
+      const samples: number[] = [];
+      for (const body of sequential) {
+        const out = await stowBuffer(server, body);
+        if (out.error) {
+          singleSeq.errors.set(server.name, (singleSeq.errors.get(server.name) ?? 0) + 1);
+          if ((singleSeq.errors.get(server.name) ?? 0) <= 3) problem(server.name, `STOW one instance (sequential): ${out.error}`);
+        } else {
+          samples.push(out.elapsedMs);
+          addStored(server, body.dicomBytes);
+        }
+      }
+      singleSeq.rounds.set(server.name, [...(singleSeq.rounds.get(server.name) ?? []), samples]);
+      const cpuBefore = cpuSeconds(server.pid);
+      const started = performance.now();
+      let next = 0;
+      let failed = false;
+      await Promise.all(
+        Array.from({ length: opts.concurrency }, async () => {
+          while (next < parallel.length) {
+            const body = parallel[next++]!;
+            const out = await stowBuffer(server, body);
+            if (out.error) {
+              failed = true;
+              problem(server.name, `STOW one instance (${opts.concurrency} concurrent): ${out.error}`);
+            } else addStored(server, body.dicomBytes);
+          }
+        }),
+      );
+      const seconds = (performance.now() - started) / 1000;
+      const cpu = cpuSeconds(server.pid) - cpuBefore;
+      record(singlePar, server.name, failed ? Number.NaN : parallel.length / seconds);
+      record(singleParCpu, server.name, failed ? Number.NaN : (cpu / parallel.length) * 1000);
+      log(`(e) round ${round + 1}/${opts.rounds} ${server.name}: sequential p50 ${percentile(samples, 50).toFixed(1)} ms; ${opts.concurrency} concurrent ${(parallel.length / seconds).toFixed(0)} inst/s`);
+    }
+  }
+
   // (b) STOW-RS of one large native multi-frame instance per request.
   const largeMBps = metric(`(b) STOW-RS 1 multi-frame instance of ${(opts.largeBytes / MB).toFixed(0)} MB`, 'MB/s', true);
   const largeSeconds = metric(`(b) STOW-RS 1 multi-frame instance of ${(opts.largeBytes / MB).toFixed(0)} MB`, 's', false, 2);
@@ -316,6 +403,7 @@ async function main(): Promise<number> {
   const maxKB = Math.max(...allSizes) / 1000;
   const stowMetrics: Metric[] = [...stowModes.flatMap((m) => [m.inst, m.mbps, m.cpu]), largeMBps, largeSeconds, largeCpu];
   const memMetrics: Metric[] = [memPeak, memGrowth, memMBps];
+  const singleMetrics: Metric[] = [singlePar, singleParCpu];
   const md = [
     `# Archive benchmark: ${names.join(' vs ')}${opts.quick ? ' (--quick smoke run)' : ''}`,
     '',
@@ -330,9 +418,11 @@ async function main(): Promise<number> {
     '',
     `- One client (this script, on the same machine); requests are sequential except in the concurrent half of (a). ${names.length > 1 ? `Both servers are started fresh, run side by side and are measured alternately: even rounds run ${names.join(' then ')}, odd rounds the reverse.` : 'The server is started fresh.'} Values are medians over rounds, (min–max) in parentheses.`,
     `- (a) ${opts.studies} studies × ${SERIES_PER_STUDY} series × ${INSTANCES_PER_SERIES} instances = ${allSizes.length} instances, ${(corpusBytes / MB).toFixed(0)} MB (instances ${minKB.toFixed(0)}–${maxKB.toFixed(0)} KB, explicit VR LE, generated from pydicom CT_small.dcm), one study per STOW-RS request (50 instances, built in memory before timing), split over ${studyChunks.length} rounds; in each round half the studies go one request at a time, the other half over ${opts.concurrency} parallel connections. Rate = instances / wall time. MB = 10^6 bytes of DICOM payload.`,
-    `- Server CPU time = user + system time of the server process (all threads) from /proc/<pid>/stat over the requests; the client runs on the same ${os.cpus().length} cores.`,
+    `- Server CPU time = user + system time of the server process (all threads; with PACS_WORKERS > 1 the primary and every worker) from /proc/<pid>/stat over the requests; the client runs on the same ${os.cpus().length} cores.`,
+    `- Our server: PACS_WORKERS=${opts.workers ?? process.env['PACS_WORKERS'] ?? 'auto (default)'}. A keep-alive connection stays with one worker: the sequential client of (a) and (e) uses one worker, the concurrent clients spread over all.`,
     `- (b) one native multi-frame instance (512×512×16 bit frames) per request, streamed from a generator with Content-Length, fresh UIDs each time, ${opts.rounds} rounds.`,
     `- (c) QIDO-RS on the index built by (a) (${allSizes.length} instances); ${opts.qidoRepsPerRound} requests per query and round with varied parameters, each answer's result count checked against the corpus; p50/p95 per round, median over ${opts.rounds} rounds; 3 warm-up requests per query first. Latency = request start to last response byte.`,
+    `- (e) ${opts.single} fresh instances per round and mode (${SINGLE_SIZE}×${SINGLE_SIZE}×16 bit CT, ${(2 * SINGLE_SIZE * SINGLE_SIZE / 1000).toFixed(0)} KB of pixels, built before timing), one per STOW-RS request: sent one after the other (latency p50/p95 per round, median over rounds), then by ${opts.concurrency} parallel clients (instances / wall time), ${opts.rounds} rounds, after (c).`,
     `- (d) ${opts.memoryParts} multi-frame instances totalling ${(opts.memoryBytes / MB).toFixed(0)} MB in one multipart request, streamed (the client never holds it); peak RSS from ${[...memMethod].join(', ')} of the server process (kernel peak counter reset via /proc/<pid>/clear_refs before the upload, plus 25 ms VmRSS sampling), ${opts.memoryRounds} round(s).${opts.quick ? ' **--quick uses less than 1 GB; run without --quick for the real figure.**' : ''}`,
     '',
     '## Results',
@@ -344,6 +434,12 @@ async function main(): Promise<number> {
     '### QIDO-RS latency',
     '',
     latencyTable(latency, names),
+    '',
+    '### One instance per request (e)',
+    '',
+    latencyTable([singleSeq], names, 'STOW-RS'),
+    '',
+    medianTable(singleMetrics, names),
     '',
     '### Memory during a large upload',
     '',

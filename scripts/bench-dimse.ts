@@ -6,6 +6,8 @@
  *   npm run bench:dimse -- --quick       # smoke run, fewer instances, one round
  *   npm run bench:dimse -- --servers ours       # only one side (ours | orthanc | ours,orthanc)
  *   options: --rounds N  --instances N (per measurement, multiple of 50)  --keep (keep temp storage)
+ *            --workers N|auto (our PACS_WORKERS: server processes sharing the DIMSE port; one association
+ *            stays in one worker, four spread over them; default: the server's, auto)
  *
  * Measures instances/s stored by one storescu association and by four concurrent storescu associations
  * (the files split four ways), wall clock from the first process start to the last exit, counting only
@@ -43,15 +45,16 @@ interface Options {
   rounds: number;
   instances: number;
   keep: boolean;
+  workers: string | undefined;
 }
 
 function parseOptions(argv: string[]): Options {
-  const { quick, servers, rounds, keep, value } = parseCommonOptions(argv, import.meta.url, (quick) => (quick ? 1 : 3));
+  const { quick, servers, rounds, keep, workers, value } = parseCommonOptions(argv, import.meta.url, (quick) => (quick ? 1 : 3));
   const instances = Number(value('instances') ?? (quick ? 100 : 300));
   if (!Number.isInteger(instances) || instances < INSTANCES_PER_STUDY || instances % INSTANCES_PER_STUDY !== 0) {
     throw new Error(`--instances must be a positive multiple of ${INSTANCES_PER_STUDY}`);
   }
-  return { quick, servers, rounds, instances, keep };
+  return { quick, servers, rounds, instances, keep, workers };
 }
 
 interface DimseTarget {
@@ -145,7 +148,7 @@ async function main(): Promise<void> {
     process.env['PACS_DIMSE_AE_TITLE'] = 'FILMLESS';
     process.env['PACS_AI_ENABLED'] ??= 'false';
     fs.mkdirSync(path.join(workDir, 'ours'), { recursive: true });
-    const server = await startOurServer(repoRoot, path.join(workDir, 'ours'));
+    const server = await startOurServer(repoRoot, path.join(workDir, 'ours'), '/dicomweb', { workers: options.workers });
     run.running.push(server);
     targets.push({ server, port, aeTitle: 'FILMLESS' });
   }

@@ -8,6 +8,8 @@
  *            --multiframe-mb 26 (size of the native multi-frame instance)  --series-instances 500
  *            --ours-store fs|s3 (our blob store: the folder, or S3 on the tests' s3rver in its own process)
  *            --wsi generated|cmu1 (WSI data: an 8192x6144 generated pyramid, or the shared CMU-1 region)
+ *            --workers N|auto (our PACS_WORKERS: server processes sharing the port; default: the server's, auto;
+ *            the one keep-alive client of (6) is served by one worker)
  *
  * Both servers are started fresh and get the same data by STOW-RS: one native multi-frame instance
  * (512x512x16 bit frames), a WSI pyramid (generated, 8192x6144 base level in 256-px JPEG tiles; or the
@@ -50,6 +52,7 @@ interface Options {
   rounds: number;
   keep: boolean;
   oursPath: string;
+  workers: string | undefined;
   multiframeBytes: number;
   seriesInstances: number;
   seriesSide: number;
@@ -62,7 +65,7 @@ interface Options {
 type RequestKey = 'frame1' | 'frame16' | 'list8' | 'wsi' | 'rendered' | 'metadata' | 'series';
 
 function parseOptions(argv: string[]): Options {
-  const { quick, servers, rounds, keep, flag, value } = parseCommonOptions(argv, import.meta.url, (quick) => (quick ? 3 : 5));
+  const { quick, servers, rounds, keep, workers, flag, value } = parseCommonOptions(argv, import.meta.url, (quick) => (quick ? 3 : 5));
   const multiframeMb = Number(value('multiframe-mb') ?? 26);
   if (!(multiframeMb > 0)) throw new Error('--multiframe-mb must be positive');
   const seriesInstances = Number(value('series-instances') ?? 500);
@@ -79,6 +82,7 @@ function parseOptions(argv: string[]): Options {
     rounds,
     keep,
     oursPath: (value('ours-path') ?? '/dicomweb').replace(/\/+$/, ''),
+    workers,
     multiframeBytes: multiframeMb * MB,
     seriesInstances,
     seriesSide: 256,
@@ -198,7 +202,7 @@ async function main(): Promise<number> {
       const server =
         name === ORTHANC
           ? await startOrthanc(orthancInstall!, dir, { syncStorageArea: true, extraPlugins: gdcm ? [gdcm] : [] })
-          : await startOurServer(repoRoot, dir, opts.oursPath);
+          : await startOurServer(repoRoot, dir, opts.oursPath, { workers: opts.workers });
       run.running.push(server);
       servers.push(server);
       log(`${name} ready (pid ${server.pid}) at ${server.dicomwebRoot}`);

@@ -52,6 +52,8 @@ export const ALLOWED_IMPORTS: Readonly<Record<string, readonly string[]>> = {
   lifecycle: ['archive', 'audit/audit-record.ts', 'catalog', 'config.ts', 'contracts', 'dicom', 'errors.ts', 'http', 'pathology/job-queue.ts', 'storage'],
   // AI in use, measured: findings shown and clinicians' decisions per model version (own side tables), the verdict and usage routes under /ai
   'ai-usage': ['archive', 'auth', 'catalog', 'config.ts', 'contracts', 'dicom', 'errors.ts', 'http', 'inference', 'reports'],
+  // Every core of one machine: the cluster's primary (forks, replaces, drains workers) and a worker's slot
+  cluster: ['config.ts', 'errors.ts'],
   // The composition module and the entry points at the top
   'services.ts': ['*'],
   'app.ts': ['*'],
@@ -83,6 +85,8 @@ export const ALLOWED_IMPORTS: Readonly<Record<string, readonly string[]>> = {
   'viewer/share': ['contracts', 'viewer/i18n', 'viewer/ui'],
   // Storage usage and housekeeping (/api/storage), for administrators: the wire contracts as types.
   'viewer/storage': ['contracts', 'viewer/auth', 'viewer/i18n', 'viewer/ui'],
+  // Curation for administrators: the study view's "Correct" menu (reject, move, split, merge, delete) and the curation page (/curation, DELETE, the audit trail's curation records).
+  'viewer/curation': ['contracts', 'viewer/auth', 'viewer/dicomweb', 'viewer/i18n', 'viewer/ui'],
   'viewer/main.ts': ['*'],
 };
 

@@ -5,14 +5,19 @@
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { spawnLogged, type TargetServer } from './target.js';
 import { freePort, waitForHttp200 } from './util.js';
 
 export const OUR_ENTRY = 'server/src/main.ts';
 
-/** `dicomwebPath` is where our DICOMweb root is mounted (default /dicomweb; override with --ours-path). */
-export async function startOurServer(repoRoot: string, workDir: string, dicomwebPath = '/dicomweb'): Promise<TargetServer> {
+/**
+ * `dicomwebPath` is where our DICOMweb root is mounted (default /dicomweb; override with --ours-path);
+ * `options.workers` our PACS_WORKERS (`--workers`): with more than one, `pid` is the cluster's primary and
+ * the CPU and memory readings of bench/util.ts add its workers in.
+ */
+export async function startOurServer(repoRoot: string, workDir: string, dicomwebPath = '/dicomweb', options: { workers?: string | undefined } = {}): Promise<TargetServer> {
   const entry = path.join(repoRoot, OUR_ENTRY);
   if (!fs.existsSync(entry)) throw new Error(`${OUR_ENTRY} does not exist (yet)`);
   const port = await freePort();
@@ -25,6 +30,7 @@ export async function startOurServer(repoRoot: string, workDir: string, dicomweb
     PACS_DATA_DIR: dataDir,
     PACS_LOG_LEVEL: 'warn',
     NODE_ENV: 'production',
+    ...(options.workers === undefined ? {} : { PACS_WORKERS: options.workers }),
   };
   // Whatever PACS_* the caller has set (e.g. PACS_INDEX=postgres) is kept, except the ones above.
   // BENCH_OURS_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof": extra node flags for profiling our side.
@@ -39,6 +45,10 @@ export async function startOurServer(repoRoot: string, workDir: string, dicomweb
   const base = `http://127.0.0.1:${port}`;
   try {
     await waitForHttp200(`${base}${dicomwebPath}/studies?limit=1`, 90_000, proc.alive);
+    // A cluster answers once worker 0 listens; the measurements start when every worker does.
+    const setting = (env['PACS_WORKERS'] ?? 'auto').trim().toLowerCase();
+    const workers = setting === 'auto' ? os.availableParallelism() : Number(setting);
+    if (workers > 1) await waitForClusterReady(path.join(workDir, 'ours.log'), 90_000, proc.alive);
   } catch (err) {
     await proc.stop();
     throw new Error(`our server did not start: ${(err as Error).message}\n${proc.logTail()}`);
@@ -66,4 +76,15 @@ export async function startOurServer(repoRoot: string, workDir: string, dicomweb
     logTail: proc.logTail,
     stop: proc.stop,
   };
+}
+
+/** Waits for the primary's "cluster ready" line (logged whatever PACS_LOG_LEVEL short of silent). */
+async function waitForClusterReady(logFile: string, timeoutMs: number, alive: () => boolean): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (!alive()) throw new Error('our server exited while its workers started');
+    if (fs.existsSync(logFile) && fs.readFileSync(logFile, 'utf8').includes('cluster ready: every worker listens')) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`our server's workers did not all listen within ${timeoutMs / 1000} s`);
 }

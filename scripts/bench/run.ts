@@ -16,6 +16,11 @@ export interface CommonOptions {
   servers: string[];
   rounds: number;
   keep: boolean;
+  /**
+   * `--workers N|auto`: our server's PACS_WORKERS (processes sharing its ports); absent: PACS_WORKERS of
+   * this environment, else the server's default (auto = one per core).
+   */
+  workers: string | undefined;
   flag(name: string): boolean;
   /** `--name value` or `--name=value`. */
   value(name: string): string | undefined;
@@ -39,7 +44,9 @@ export function parseCommonOptions(argv: string[], scriptUrl: string, defaultRou
   for (const s of servers) if (![OURS, ORTHANC].includes(s)) throw new Error(`--servers: unknown server "${s}"`);
   const rounds = Number(value('rounds') ?? defaultRounds(quick));
   if (!Number.isInteger(rounds) || rounds < 1) throw new Error('--rounds must be a positive integer');
-  return { quick, servers, rounds, keep: flag('keep'), flag, value };
+  const workers = value('workers')?.trim().toLowerCase();
+  if (workers !== undefined && workers !== 'auto' && !/^([1-9]|[1-5]\d|6[0-4])$/.test(workers)) throw new Error('--workers must be 1..64 or auto');
+  return { quick, servers, rounds, keep: flag('keep'), workers, flag, value };
 }
 
 /** The servers a benchmark started and their temp storage; stopped and removed on exit or signal. */

@@ -56,7 +56,41 @@ export interface ProcMemory {
   hwmBytes: number;
 }
 
+/**
+ * `pid` and its descendants (our server with PACS_WORKERS > 1 is a primary and its workers): memory
+ * and CPU readings add them all up.
+ */
+export function processTree(pid: number): number[] {
+  const parents = new Map<number, number[]>();
+  let entries: string[] = [];
+  try {
+    entries = fs.readdirSync('/proc').filter((name) => /^\d+$/.test(name));
+  } catch {
+    return [pid];
+  }
+  for (const name of entries) {
+    try {
+      const stat = fs.readFileSync(`/proc/${name}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      parents.set(ppid, [...(parents.get(ppid) ?? []), Number(name)]);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const tree = [pid];
+  for (let i = 0; i < tree.length; i += 1) tree.push(...(parents.get(tree[i]!) ?? []));
+  return tree;
+}
+
+/** RSS and peak RSS of `pid` and its descendants, summed (the peak: the sum of each process's own peak). */
 export function readProcMemory(pid: number): ProcMemory | undefined {
+  const readings = processTree(pid).map(readOneProcMemory);
+  if (readings[0] === undefined) return undefined;
+  const present = readings.filter((m): m is ProcMemory => m !== undefined);
+  return { rssBytes: present.reduce((sum, m) => sum + m.rssBytes, 0), hwmBytes: present.reduce((sum, m) => sum + m.hwmBytes, 0) };
+}
+
+function readOneProcMemory(pid: number): ProcMemory | undefined {
   let text: string;
   try {
     text = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -70,10 +104,10 @@ export function readProcMemory(pid: number): ProcMemory | undefined {
   return { rssBytes: kb('VmRSS'), hwmBytes: kb('VmHWM') };
 }
 
-/** Resets the kernel's peak-RSS counter (VmHWM) of a process; false when not permitted. */
+/** Resets the kernel's peak-RSS counter (VmHWM) of a process and its descendants; false when not permitted. */
 export function resetPeakRss(pid: number): boolean {
   try {
-    fs.writeFileSync(`/proc/${pid}/clear_refs`, '5');
+    for (const one of processTree(pid)) fs.writeFileSync(`/proc/${one}/clear_refs`, '5');
     return true;
   } catch {
     return false;
@@ -206,10 +240,14 @@ export function directoryBytes(dir: string): number {
 /** CPU time (user + system, all threads) the process has used so far, in seconds. */
 export function cpuSeconds(pid: number): number {
   try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Fields after the parenthesised command name; utime and stime are fields 14 and 15 (1-based).
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const ticks = Number(fields[11]) + Number(fields[12]);
+    let ticks = 0;
+    for (const [i, one] of processTree(pid).entries()) {
+      const stat = fs.readFileSync(`/proc/${one}/stat`, 'utf8');
+      // Fields after the parenthesised command name; utime and stime are fields 14 and 15 (1-based),
+      // cutime and cstime (children waited for: a cluster worker that died) 16 and 17.
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]) + (i === 0 ? Number(fields[13]) + Number(fields[14]) : 0);
+    }
     return ticks / CLOCK_TICKS;
   } catch {
     return Number.NaN;

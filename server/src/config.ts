@@ -14,6 +14,7 @@ import { readAuditConfig, type AuditConfig } from './config/audit.js';
 import { readBackupConfig, type BackupConfig } from './config/backup.js';
 import { readAuthConfig, type AuthConfig } from './config/auth.js';
 import { readChangeFeedConfig, type ChangeFeedConfig } from './config/changes.js';
+import { readClusterConfig, type ClusterConfig } from './config/cluster.js';
 import { readCurationConfig, type CurationConfig } from './config/curation.js';
 import { readLifecycleConfig, type LifecycleConfig } from './config/lifecycle.js';
 import { readDimseConfig, type DimseConfig } from './config/dimse.js';
@@ -32,6 +33,7 @@ export type { AuditConfig } from './config/audit.js';
 export type { BackupConfig } from './config/backup.js';
 export { DEFAULT_ROLE_PERMISSIONS, type AuthConfig } from './config/auth.js';
 export type { ChangeFeedConfig, ChangeFeedKind } from './config/changes.js';
+export type { ClusterConfig } from './config/cluster.js';
 export type { CurationConfig } from './config/curation.js';
 export type { LifecycleConfig } from './config/lifecycle.js';
 export type { DimseConfig } from './config/dimse.js';
@@ -105,6 +107,8 @@ export interface Config {
   lifecycle: LifecycleConfig;
   /** Change feed (server/src/changes): how server processes sharing the index hear of each other's changes. */
   changes: ChangeFeedConfig;
+  /** Cluster (server/src/cluster): server processes sharing this machine's ports, which one runs the background duties, drain time. */
+  cluster: ClusterConfig;
   /** Backup (server/src/backup): the second store (blob copies, index backups), schedule and retention; off unless PACS_BACKUP_STORE. */
   backup: BackupConfig;
   /** True when HTTP, DIMSE or HL7 listens beyond loopback with no authentication (allowed by override only). */
@@ -160,8 +164,14 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     lifecycle: readLifecycleConfig(read),
     backup: readBackupConfig(read, dataDir, blobStore),
     changes: readChangeFeedConfig(read),
+    cluster: readClusterConfig(read),
     exposedWithoutAuthentication: false,
   };
+  // The in-process change feed keeps the caches of one process only: several workers would answer stale.
+  if (config.changes.kind === 'memory' && config.cluster.workers > 1) {
+    if (config.cluster.workersAuto) config.cluster = { ...config.cluster, workers: 1 };
+    else read.problems.push(`PACS_CHANGE_FEED=memory keeps the caches of one process only: with PACS_WORKERS=${config.cluster.workers} choose another feed (auto)`);
+  }
   // FHIR identifier systems of the hospital record number and national ID issuers the HL7 section names.
   config.fhir = withIssuerSystems(config.fhir, config.hl7.patientIdIssuer, config.hl7.nationalIdIssuer);
 

@@ -159,7 +159,17 @@ export interface ServiceParts {
  * steps run in this process when PACS_JOBS_WORKERS_IN_PROCESS) or `worker` (worker.ts: a process that
  * only takes steps from the BullMQ queue).
  */
-export type ServicesRole = { kind: 'server' } | { kind: 'worker'; workerId?: string; prepareEngine?: (engine: InferenceEngine) => void };
+export type ServicesRole =
+  | {
+      kind: 'server';
+      /**
+       * Whether this process runs the duties only one process on the index may run (default true): the
+       * purge sweep, housekeeping runs and their crash recovery, backup replication and index backups,
+       * slide-job resumption. A cluster (cluster/) gives them to worker 0 alone; the others only serve.
+       */
+      backgroundDuties?: boolean;
+    }
+  | { kind: 'worker'; workerId?: string; prepareEngine?: (engine: InferenceEngine) => void };
 
 export interface ServicesOptions extends ServiceParts {
   role?: ServicesRole;
@@ -186,6 +196,8 @@ export async function openStorage(config: Readonly<Config>): Promise<{ blobStore
 
 export async function createServices(config: Readonly<Config>, options: ServicesOptions = {}): Promise<Services> {
   const role = options.role ?? { kind: 'server' };
+  // Duties claimed row by row through leases in the database (the FHIR outbox) run in every process.
+  const duties = role.kind === 'server' && role.backgroundDuties !== false;
   const logger = options.logger ?? pino(loggerOptions(config));
   const closers: Array<() => Promise<void>> = [];
   const closeAll = async () => {
@@ -231,7 +243,8 @@ export async function createServices(config: Readonly<Config>, options: Services
       instanceStored: (item) => {
         fhir?.push?.studyStored(item.studyInstanceUid);
         housekeeping?.instanceStored(item);
-        backup?.instanceStored();
+        // Replication passes run only where the duties do: that process finds the new blob at its next poll.
+        if (duties) backup?.instanceStored();
       },
       // IOCM rejection notes (curation/): how long rejected instances stay; received notes audited.
       rejectionPurgeDelayMs: config.curation.rejectionPurgeDays * 24 * 3600 * 1000,
@@ -246,8 +259,8 @@ export async function createServices(config: Readonly<Config>, options: Services
       curation = service;
       // Closed before the index and blob store (closers run in reverse): a sweep in progress finishes.
       closers.push(() => service.close());
-      service.start();
-      housekeeping = await startHousekeeping(config, blobStore, catalog, archive, service, audit, logger);
+      if (duties) service.start();
+      housekeeping = await startHousekeeping(config, blobStore, catalog, archive, service, audit, logger, duties);
       const started = housekeeping;
       closers.push(() => started.close());
     }
@@ -272,7 +285,7 @@ export async function createServices(config: Readonly<Config>, options: Services
     const sharing = options.sharing === undefined ? (role.kind === 'server' ? await startSharing(config, archive, reports, audit, changes) : undefined) : (options.sharing ?? undefined);
     if (sharing !== undefined) closers.push(() => sharing.store.close());
     // The backup: copies of every indexed blob and index backups on the backup store (closed before the index).
-    if (role.kind === 'server' && config.backup.store !== null) backup = await startBackup(config, blobStore, catalog, audit, logger, closers);
+    if (role.kind === 'server' && config.backup.store !== null) backup = await startBackup(config, blobStore, catalog, audit, logger, closers, duties);
     const liveSessions = new LiveSessionRegistry();
     closers.push(() => liveSessions.drain());
     return {
@@ -388,9 +401,10 @@ async function startHousekeeping(
   curation: CurationService,
   audit: AuditTrail | undefined,
   logger: Logger,
+  duties: boolean,
 ): Promise<Housekeeping> {
   const { lifecycle } = config;
-  const rulesOn = lifecycle.compression !== null || lifecycle.retention !== null;
+  const rulesOn = lifecycle.compression !== null || lifecycle.retention !== null || lifecycle.lossy !== null;
   const queue: JobQueue<HousekeepingMessage> =
     config.jobs.queue === 'bullmq' && rulesOn
       ? new BullmqQueue<HousekeepingMessage>({ redisUrl: config.jobs.redisUrl, prefix: config.jobs.redisPrefix, stalledSeconds: config.jobs.stalledSeconds, queueName: 'storage-lifecycle' })
@@ -405,7 +419,8 @@ async function startHousekeeping(
     retention: curation,
     ...(audit === undefined ? {} : { audit }),
   });
-  await housekeeping.start();
+  // Without the duties: only the units this process queues (cluster workers other than worker 0).
+  await housekeeping.start(true, duties);
   return housekeeping;
 }
 
@@ -421,6 +436,7 @@ async function startBackup(
   audit: AuditTrail | undefined,
   logger: Logger,
   closers: Array<() => Promise<void>>,
+  duties: boolean,
 ): Promise<BackupService> {
   const target = await createBlobStore(config.backup.store!);
   closers.push(() => target.close());
@@ -439,7 +455,8 @@ async function startBackup(
   const indexBackups = new IndexBackups(store, target, logger, { index: config.index, intervalMinutes: backup.indexIntervalMinutes, generations: backup.indexGenerations }, backupAudit(audit));
   const service = new BackupService(store, replicator, indexBackups, { description: describeBackupStore(backup.store!), keepDeletedDays: backup.keepDeletedDays });
   closers.push(() => service.close());
-  await service.start();
+  // Without the duties the status API still answers; the copies and index backups run in the process with them.
+  if (duties) await service.start();
   return service;
 }
 
@@ -472,7 +489,8 @@ async function startSlideAnalyses(config: Readonly<Config>, archive: Archive, en
   });
   try {
     if (role.kind === 'server') {
-      await service.recover();
+      // Resuming unfinished jobs is a duty: two processes resuming one job would run its steps twice.
+      if (role.backgroundDuties !== false) await service.recover();
       if (config.jobs.workersInProcess) await queue.startWorkers(service.handle, config.jobs.concurrency);
     } else {
       await queue.startWorkers(service.handle, config.jobs.concurrency);

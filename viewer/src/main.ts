@@ -1,6 +1,6 @@
 /**
  * Entry point and router. The URL hash carries UIDs only (`#/study/{uid}[/series/{uid}]`, reports:
- * `#/study/{uid}/report[/{id}[/version/{n}]]`, quality figures: `#/quality`, storage: `#/storage`): patient
+ * `#/study/{uid}/report[/{id}[/version/{n}]]`, quality figures: `#/quality`, storage: `#/storage`, curation: `#/curation`): patient
  * names and IDs never appear in the page URL, so they cannot end up in logs or browser history.
  */
 import { renderStudyBrowser } from './browser/study-browser.js';
@@ -8,6 +8,7 @@ import { renderStudyView } from './viewer/study-view.js';
 import { renderLiveRoom } from './live/live-room.js';
 import { authEnabled, linkMode, linkSession, onSessionChange, signedInName, signIn, signOut, startAuth } from './auth/session.js';
 import { addConsultButton } from './consults/consult-button.js';
+import { addCorrectMenu } from './curation/correct-menu.js';
 import { errorBox, h, messageOf, showBanner } from './ui/dom.js';
 import { initI18n, languageSwitch, onLanguageChange, t } from './i18n/i18n.js';
 
@@ -51,13 +52,16 @@ async function route(): Promise<void> {
     } else if (parts[0] === 'storage') {
       const { renderStoragePage } = await import('./storage/storage-page.js');
       if (mine === generation) teardown = renderStoragePage(app);
+    } else if (parts[0] === 'curation') {
+      const { renderCurationPage } = await import('./curation/curation-page.js');
+      if (mine === generation) teardown = renderCurationPage(app);
     } else if (parts[0] === 'quality') {
       const { renderQualityPage } = await import('./reports/quality-page.js');
       if (mine === generation) teardown = renderQualityPage(app);
     } else if (parts[0] === 'study' && parts[1] !== undefined && UID.test(parts[1])) {
       const study = parts[1];
       const series = parts[2] === 'series' && parts[3] !== undefined && UID.test(parts[3]) ? parts[3] : undefined;
-      const dispose = await renderStudyView(app, study, series, (s) => (location.hash = `#/study/${study}/series/${s}`), { header: addConsultButton });
+      const dispose = await renderStudyView(app, study, series, (s) => (location.hash = `#/study/${study}/series/${s}`), { header: addConsultButton, actions: addCorrectMenu });
       if (mine !== generation) dispose();
       else teardown = dispose;
     } else if (parts[0] === 'live') {
@@ -124,6 +128,7 @@ function renderHeader(): void {
   set('nav-quality', t('common:nav.quality'));
   set('nav-consults', t('consult:nav'));
   set('nav-storage', t('storage:nav'));
+  set('nav-curation', t('curation:nav'));
   document.getElementById('top-nav')?.setAttribute('aria-label', t('common:nav.label'));
 }
 

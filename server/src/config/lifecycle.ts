@@ -27,6 +27,20 @@ export interface RetentionRule extends LifecycleSelection {
   years: number;
 }
 
+/**
+ * The optional lossy policy (docs/architecture.md "Storage lifecycle", "Lossy policy"): uncompressed (or
+ * losslessly recompressed) images a rule selects are replaced by a lossy compressed copy under a new SOP
+ * Instance UID; the original is rejected with 113039 and purged.
+ */
+export interface LossyRule extends LifecycleSelection {
+  /** JPEG Baseline quality 1–100 (libjpeg's quality scale) for 8-bit images. */
+  jpegQuality: number;
+  /** JPEG 2000 irreversible compression ratio (OpenJPEG's rate) for images of more than 8 bits. */
+  j2kRatio: number;
+  /** A conversion whose decoded frames fall below this PSNR (dB) against the original is not made. */
+  minPsnr: number;
+}
+
 export interface LifecycleConfig {
   /**
    * PACS_LIFECYCLE_COMPRESS (`off`, `jpeg-ls`, `htj2k`; default off): recompress uncompressed images
@@ -40,6 +54,13 @@ export interface LifecycleConfig {
    * PACS_LIFECYCLE_RETENTION_MODALITIES and PACS_LIFECYCLE_RETENTION_SOP_CLASSES.
    */
   retention: RetentionRule | null;
+  /**
+   * PACS_LIFECYCLE_LOSSY (`off`, `on`; default off): lossy compression of images (JPEG Baseline for 8
+   * bits, JPEG 2000 irreversible above) with PACS_LIFECYCLE_LOSSY_MODALITIES, _SOP_CLASSES, _AFTER_DAYS,
+   * _JPEG_QUALITY (90), _J2K_RATIO (10) and _MIN_PSNR (40 dB). Each converted instance gets a new SOP
+   * Instance UID; the original is rejected with 113039.
+   */
+  lossy: LossyRule | null;
   /** PACS_LIFECYCLE_INTERVAL_SECONDS: how often a housekeeping run starts (default 86400; 0: only `POST /api/storage/housekeeping`). */
   intervalSeconds: number;
   /** PACS_LIFECYCLE_PAUSE_MS: pause after each recompressed instance, so reads go first (default 200). */
@@ -70,7 +91,16 @@ export function readLifecycleConfig(read: EnvReader): LifecycleConfig {
   const compressSelection = selection(read, 'PACS_LIFECYCLE_COMPRESS');
   const years = read.integer('PACS_LIFECYCLE_RETENTION_YEARS', 0, 0, 200);
   const retentionSelection = selection(read, 'PACS_LIFECYCLE_RETENTION');
+  const lossy = read.oneOf('PACS_LIFECYCLE_LOSSY', ['off', 'on'] as const, 'off');
+  const lossyRule: LossyRule = {
+    ...selection(read, 'PACS_LIFECYCLE_LOSSY'),
+    minAgeDays: read.integer('PACS_LIFECYCLE_LOSSY_AFTER_DAYS', 0, 0, 365 * 200),
+    jpegQuality: read.integer('PACS_LIFECYCLE_LOSSY_JPEG_QUALITY', 90, 1, 100),
+    j2kRatio: read.integer('PACS_LIFECYCLE_LOSSY_J2K_RATIO', 10, 2, 200),
+    minPsnr: read.integer('PACS_LIFECYCLE_LOSSY_MIN_PSNR', 40, 0, 100),
+  };
   return {
+    lossy: lossy === 'off' ? null : lossyRule,
     compression: compress === 'off' ? null : { target: compress, minAgeDays: compressAfterDays, ...compressSelection },
     retention: years === 0 ? null : { years, minAgeDays: Math.round(years * 365.25), ...retentionSelection },
     intervalSeconds: read.integer('PACS_LIFECYCLE_INTERVAL_SECONDS', 86_400, 0, 365 * 86_400),

@@ -78,6 +78,12 @@ export const HousekeepingStatusJson = Type.Object(
           Type.Null(),
         ]),
         retention: Type.Union([Type.Object({ years: Type.Integer(), modalities: Type.Array(Type.String()), sopClasses: Type.Array(Type.String()) }, closed), Type.Null()]),
+        lossy: Type.Optional(
+          Type.Union([
+            Type.Object({ jpegQuality: Type.Integer(), j2kRatio: Type.Integer(), minPsnr: Type.Number(), modalities: Type.Array(Type.String()), sopClasses: Type.Array(Type.String()), minAgeDays: Type.Integer() }, closed),
+            Type.Null(),
+          ]),
+        ),
         intervalSeconds: Type.Integer(),
       },
       closed,
@@ -95,6 +101,7 @@ export const HousekeepingStatusJson = Type.Object(
           bytesBefore: Bytes('bytes of the files recompressed, before'),
           bytesAfter: Bytes('and after'),
           expired: Type.Integer({ minimum: 0, description: 'instances rejected with 113039 Data Retention Policy Expired' }),
+          lossy: Type.Optional(Type.Integer({ minimum: 0, description: 'instances replaced by a lossy compressed copy with a new SOP Instance UID (the original rejected with 113039)' })),
           skipReasons: Type.Record(Type.String(), Type.Integer()),
         },
         closed,

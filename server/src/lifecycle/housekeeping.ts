@@ -14,6 +14,8 @@
  *   the row on the old blob (journal entry + unreferenced new blob: removed by the next run and by fsck)
  *   or on the new one (old blob queued: deleted by the next start, fsck --repair or the grace timer);
  *   never a row without its file, never a half file (the blob store's put is atomic).
+ * - **Lossy policy** (`lossy` units, PACS_LIFECYCLE_LOSSY, off by default; lossy.ts): a lossy copy stored as a
+ *   new instance through the archive's ingest, then the originals rejected with 113039 (see lossyUnit).
  * - **Retention** (`retention` units): instances of studies older than PACS_LIFECYCLE_RETENTION_YEARS
  *   (by modality, SOP class) are rejected, study by study, with a Key Object Selection rejection note
  *   titled 113039 "Data Retention Policy Expired" written exactly as the REST rejection writes it
@@ -34,8 +36,10 @@ import type { Catalog, LifecycleCandidate, LifecycleFilter } from '../catalog/ca
 import type { LifecycleConfig } from '../config.js';
 import type { HousekeepingStatusJson } from '../contracts/storage.js';
 import { HTJ2K_LOSSLESS, JPEG_LS_LOSSLESS } from '../dicom/transfer-syntax.js';
+import type { StoreResult } from '../archive/archive.js';
 import type { JobQueue } from '../pathology/job-queue.js';
 import type { BlobStore } from '../storage/blob-store.js';
+import { derivedUid, lossyCompressInstance, lossyEligibility } from './lossy.js';
 import { losslessTargets, recompressInstance, recompressionEligibility, UNCOMPRESSED_SYNTAXES, type LosslessSyntax } from './recompress.js';
 
 /** Key Object Selection Document Storage: the rejection notes retention writes are never expired themselves. */
@@ -45,6 +49,7 @@ const RETENTION_EXPIRED = '113039';
 export type HousekeepingMessage =
   | { kind: 'compress'; jobId: string; runId: string; after: number }
   | { kind: 'retention'; jobId: string; runId: string; after: number }
+  | { kind: 'lossy'; jobId: string; runId: string; after: number }
   | { kind: 'compress-instance'; jobId: string; studyInstanceUid: string; seriesInstanceUid: string };
 
 /** Rejects instances of a study with a rejection note (curation/'s CurationService.reject). */
@@ -102,16 +107,19 @@ export class Housekeeping {
 
   /** Whether any rule is on (otherwise nothing is ever queued and every blob stays as received). */
   get enabled(): boolean {
-    return this.options.config.compression !== null || this.options.config.retention !== null;
+    return this.options.config.compression !== null || this.options.config.retention !== null || this.options.config.lossy !== null;
   }
 
   /**
    * In the server: takes units from the queue (one at a time), gives up the recompressions a crash
    * interrupted, and, when a rule is on, starts a run soon after start and every interval.
+   * `scheduled` false (a cluster worker other than the one running the background duties, cluster/):
+   * only takes the units this process queues (instances it stored, runs asked of it); no crash
+   * recovery, no timed runs.
    */
-  async start(takeUnits = true): Promise<void> {
+  async start(takeUnits = true, scheduled = true): Promise<void> {
     if (takeUnits) await this.queue.startWorkers(this.handle, 1);
-    if (!this.enabled) return;
+    if (!this.enabled || !scheduled) return;
     await this.abandonStaleConversions(this.options.staleConversionMs ?? 10 * 60_000);
     const interval = this.options.config.intervalSeconds * 1000;
     if (interval <= 0) return;
@@ -136,11 +144,12 @@ export class Housekeeping {
 
   /** The rules in force and what the last (or current) run did. */
   status(): HousekeepingStatusJson {
-    const { compression, retention, intervalSeconds } = this.options.config;
+    const { compression, retention, lossy, intervalSeconds } = this.options.config;
     return {
       rules: {
         compression: compression === null ? null : { target: compression.target, modalities: compression.modalities, sopClasses: compression.sopClasses, minAgeDays: compression.minAgeDays },
         retention: retention === null ? null : { years: retention.years, modalities: retention.modalities, sopClasses: retention.sopClasses },
+        lossy: lossy === null ? null : { jpegQuality: lossy.jpegQuality, j2kRatio: lossy.j2kRatio, minPsnr: lossy.minPsnr, modalities: lossy.modalities, sopClasses: lossy.sopClasses, minAgeDays: lossy.minAgeDays },
         intervalSeconds,
       },
       run: this.run === undefined ? null : { ...this.run, skipReasons: { ...this.run.skipReasons } },
@@ -152,9 +161,10 @@ export class Housekeeping {
     if (!this.enabled) return undefined;
     if (this.run?.state === 'running') return this.run;
     const id = `${this.now().toISOString()}-${randomUUID().slice(0, 8)}`;
-    this.run = { id, state: 'running', startedAt: this.now().toISOString(), finishedAt: null, recompressed: 0, skipped: 0, failed: 0, bytesBefore: 0, bytesAfter: 0, expired: 0, skipReasons: {} };
+    this.run = { id, state: 'running', startedAt: this.now().toISOString(), finishedAt: null, recompressed: 0, skipped: 0, failed: 0, bytesBefore: 0, bytesAfter: 0, expired: 0, lossy: 0, skipReasons: {} };
     const units: HousekeepingMessage[] = [];
     if (this.options.config.compression !== null) units.push({ kind: 'compress', jobId: `${id}:compress:0`, runId: id, after: 0 });
+    if (this.options.config.lossy !== null && this.options.retention !== undefined) units.push({ kind: 'lossy', jobId: `${id}:lossy:0`, runId: id, after: 0 });
     if (this.options.config.retention !== null && this.options.retention !== undefined) units.push({ kind: 'retention', jobId: `${id}:retention:0`, runId: id, after: 0 });
     for (const unit of units) this.pendingUnits.add(unit.jobId);
     this.log.info({ run: id, rules: units.map((u) => u.kind).join(',') }, 'housekeeping run started');
@@ -178,6 +188,7 @@ export class Housekeeping {
     try {
       if (message.kind === 'compress-instance') await this.compressStored(message);
       else if (message.kind === 'compress') await this.compressUnit(message);
+      else if (message.kind === 'lossy') await this.lossyUnit(message);
       else await this.retentionUnit(message);
     } catch (err) {
       this.log.warn({ err: errorSummary(err), unit: message.kind }, 'a housekeeping unit failed; the next run takes up its instances');
@@ -302,6 +313,116 @@ export class Housekeeping {
       detail: { from: instance.transferSyntaxUid, to: file.syntax, bytesBefore: instance.blobSize, bytesAfter: file.size },
     });
     return { status: 'recompressed', before: instance.blobSize, after: file.size, syntax: file.syntax };
+  }
+
+  /**
+   * A unit of the lossy policy: each selected instance gets its lossy copy stored as a new instance
+   * (through the archive's own ingest), then the originals of the unit are rejected study by study with
+   * a 113039 note (curation, like retention) and purged. A kill between the two leaves both instances,
+   * each whole; the next run finds the copy (its UID is derived from the original's) and only rejects.
+   */
+  private async lossyUnit(message: Extract<HousekeepingMessage, { kind: 'lossy' }>): Promise<void> {
+    const rule = this.options.config.lossy;
+    const rejecter = this.options.retention;
+    if (rule === null || rejecter === undefined || this.closed) return this.unitDone(message.jobId);
+    const filter: LifecycleFilter = {
+      transferSyntaxes: [...UNCOMPRESSED_SYNTAXES, JPEG_LS_LOSSLESS, HTJ2K_LOSSLESS],
+      modalities: rule.modalities,
+      excludeSopClasses: [KEY_OBJECT_SELECTION],
+      sopClasses: rule.sopClasses,
+      ...(rule.minAgeDays > 0 ? { olderThan: dayBefore(this.now(), rule.minAgeDays) } : {}),
+    };
+    const batch = await this.catalog.lifecycleCandidates(filter, message.after, this.options.config.batchSize);
+    const replaced = new Map<string, Array<{ original: string; copy: string; series: string; sopClass: string }>>();
+    for (const candidate of batch) {
+      if (this.closed) return;
+      const outcome = await this.lossyCopy(candidate);
+      if (outcome.status === 'converted') {
+        const list = replaced.get(candidate.studyInstanceUid) ?? [];
+        list.push({ original: candidate.sopInstanceUid, copy: outcome.sopInstanceUid, series: candidate.seriesInstanceUid, sopClass: candidate.sopClassUid });
+        replaced.set(candidate.studyInstanceUid, list);
+        if (this.run !== undefined) {
+          this.run.bytesBefore += outcome.before;
+          this.run.bytesAfter += outcome.after;
+        }
+      } else {
+        this.count(outcome);
+      }
+      await pause(this.options.config.pauseMs);
+    }
+    for (const [studyInstanceUid, list] of replaced) {
+      try {
+        await rejecter.reject({
+          studyInstanceUid,
+          sopInstanceUids: list.map((r) => r.original),
+          reason: RETENTION_EXPIRED,
+          description: 'Replaced by a lossy compressed copy (new SOP Instance UID; Source Image Sequence names the original)',
+        });
+        if (this.run !== undefined) this.run.lossy = (this.run.lossy ?? 0) + list.length;
+        this.options.audit?.record({
+          time: Date.now(),
+          action: 'recompress',
+          outcome: 0,
+          status: 200,
+          who: SYSTEM,
+          clientAddress: '',
+          interface: 'storage',
+          route: 'storage lifecycle: lossy compression',
+          objects: list.flatMap((r) => [
+            { study: studyInstanceUid, series: r.series, instance: r.original, sopClass: r.sopClass },
+            { study: studyInstanceUid, series: r.series, instance: r.copy, sopClass: r.sopClass },
+          ]),
+          detail: { reason: RETENTION_EXPIRED, replaced: list.length },
+        });
+      } catch (err) {
+        if (this.run !== undefined) this.run.failed += list.length;
+        this.log.warn({ err: errorSummary(err) }, 'originals of lossy copies could not be rejected; the next run tries again (both stay readable meanwhile)');
+      }
+    }
+    if (batch.length === this.options.config.batchSize && !this.closed) {
+      const after = batch[batch.length - 1]!.cursor;
+      const next = { kind: 'lossy' as const, jobId: `${message.runId}:lossy:${after}`, runId: message.runId, after };
+      this.pendingUnits.add(next.jobId);
+      await this.queue.add([next]);
+    }
+    this.unitDone(message.jobId);
+  }
+
+  /** The lossy copy of one instance, stored as a new instance (or found stored by an interrupted run). */
+  async lossyCopy(candidate: LifecycleCandidate): Promise<{ status: 'converted'; sopInstanceUid: string; before: number; after: number } | Exclude<RecompressOutcome, { status: 'recompressed' }>> {
+    const rule = this.options.config.lossy;
+    if (rule === null) return { status: 'skipped', reason: 'lossy policy is off' };
+    const scope = { studyInstanceUid: candidate.studyInstanceUid, seriesInstanceUid: candidate.seriesInstanceUid, sopInstanceUid: candidate.sopInstanceUid };
+    const [entry] = await this.catalog.listInstancesWithAttributes(scope);
+    if (entry === undefined || entry.instance.blobKey !== candidate.blobKey) return { status: 'skipped', reason: 'changed meanwhile' };
+    const instance = entry.instance;
+    const copyUid = derivedUid(instance.sopInstanceUid);
+    const [existing] = await this.catalog.listInstancesWithAttributes({ ...scope, sopInstanceUid: copyUid });
+    if (existing !== undefined) return { status: 'converted', sopInstanceUid: copyUid, before: instance.blobSize, after: existing.instance.blobSize };
+    const eligibility = lossyEligibility(instance, entry.attributes, this.options.maxBytes);
+    if (!eligibility.ok) return { status: 'skipped', reason: eligibility.reason };
+    let file;
+    try {
+      file = await lossyCompressInstance(this.blobs, instance, entry.attributes, eligibility, { ...rule, maxBytes: this.options.maxBytes, maxHeaderBytes: this.options.maxHeaderBytes });
+    } catch (err) {
+      return { status: 'failed', reason: errorMessage(err) };
+    }
+    if (file.size >= instance.blobSize) return { status: 'skipped', reason: 'no space saved' };
+    // The archive's own ingest: blob written atomically, then the index row; every cache told.
+    let result: StoreResult;
+    try {
+      const part = await this.archive.scanAndStore(
+        (async function* () {
+          yield* file.chunks;
+        })(),
+        { studyInstanceUid: instance.studyInstanceUid },
+      );
+      result = await part.completion;
+    } catch (err) {
+      return { status: 'failed', reason: errorMessage(err) };
+    }
+    if (!result.ok) return { status: 'failed', reason: result.failure.message ?? 'the lossy copy was not stored' };
+    return { status: 'converted', sopInstanceUid: file.sopInstanceUid, before: instance.blobSize, after: file.size };
   }
 
   private async retentionUnit(message: Extract<HousekeepingMessage, { kind: 'retention' }>): Promise<void> {

@@ -110,7 +110,7 @@ export interface RecompressedFile {
 }
 
 /** An Explicit VR Little Endian source: the bytes before Pixel Data, the frames, and what follows. */
-interface Source {
+export interface Source {
   prefix: Buffer;
   frames: Buffer[];
   trailer: Buffer;
@@ -206,7 +206,7 @@ function encodeFrames(frames: readonly Buffer[], attributes: PixelAttributes, ta
 }
 
 /** Stored Explicit VR Little Endian: ranged reads of the header, each frame and the trailer. */
-async function explicitSource(blobs: BlobStore, instance: StoredInstance): Promise<Source> {
+export async function explicitSource(blobs: BlobStore, instance: StoredInstance): Promise<Source> {
   const location = instance.pixelData!;
   const headerStart = location.valueOffset - 12;
   const head = await blobs.getRange(instance.blobKey, { start: 0, end: location.valueOffset - 1 });
@@ -222,7 +222,7 @@ async function explicitSource(blobs: BlobStore, instance: StoredInstance): Promi
 }
 
 /** Implicit VR or big endian: the whole file rewritten as Explicit VR Little Endian by transcode.ts, then scanned. */
-async function rewrittenSource(blobs: BlobStore, instance: StoredInstance, options: { maxBytes: number; maxHeaderBytes: number }): Promise<Source> {
+export async function rewrittenSource(blobs: BlobStore, instance: StoredInstance, options: { maxBytes: number; maxHeaderBytes: number }): Promise<Source> {
   const stored = await readWholeInstance(blobs, instance, options.maxBytes);
   const file = await transcodeToExplicitLittleEndian(instance, stored, options.maxBytes);
   const header = await scanPart10(
@@ -247,15 +247,15 @@ async function rewrittenSource(blobs: BlobStore, instance: StoredInstance, optio
 // ---------------------------------------------------------------------------------------------------
 // Encoding helpers (Explicit VR Little Endian, PS3.5 §7.1.2)
 
-const LONG_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'SV', 'UC', 'UN', 'UR', 'UT', 'UV']);
+export const LONG_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'SV', 'UC', 'UN', 'UR', 'UT', 'UV']);
 
-interface MetaElement {
+export interface MetaElement {
   tag: number;
   bytes: Buffer;
 }
 
 /** The 128-byte preamble with "DICM", the File Meta elements, and where the data set starts. */
-function fileMeta(prefix: Buffer): { preamble: Buffer; meta: MetaElement[]; datasetStart: number } {
+export function fileMeta(prefix: Buffer): { preamble: Buffer; meta: MetaElement[]; datasetStart: number } {
   if (prefix.length < 132 || prefix.toString('latin1', 128, 132) !== 'DICM') throw new AppError('NOT_ACCEPTABLE', 'The stored file has no File Meta Information (PS3.10 §7.1): kept as received');
   const meta: MetaElement[] = [];
   let pos = 132;
@@ -284,8 +284,9 @@ function shortElement(element: number, vr: string, value: string): Buffer {
 }
 
 /** File Meta with the new Transfer Syntax and our implementation, its group length (0002,0000) recomputed. */
-function metaGroup(meta: readonly MetaElement[], target: string): Buffer {
+export function metaGroup(meta: readonly MetaElement[], target: string, sopInstanceUid?: string): Buffer {
   const replaced = new Map<number, Buffer>([
+    ...(sopInstanceUid === undefined ? [] : [[0x00020003, shortElement(0x0003, 'UI', sopInstanceUid)] as [number, Buffer]]),
     [0x00020010, shortElement(0x0010, 'UI', target)],
     [0x00020012, shortElement(0x0012, 'UI', IMPLEMENTATION_CLASS_UID)],
     [0x00020013, shortElement(0x0013, 'SH', IMPLEMENTATION_VERSION_NAME)],
@@ -299,14 +300,14 @@ function metaGroup(meta: readonly MetaElement[], target: string): Buffer {
   return Buffer.concat([length, body]);
 }
 
-function itemHeader(length: number): Buffer {
+export function itemHeader(length: number): Buffer {
   const header = Buffer.from([0xfe, 0xff, 0x00, 0xe0, 0, 0, 0, 0]);
   header.writeUInt32LE(length, 4);
   return header;
 }
 
 /** The Basic Offset Table item: each frame's first fragment offset (PS3.5 A.4); empty when they pass 4 GiB. */
-function basicOffsetTable(fragments: readonly Buffer[]): Buffer {
+export function basicOffsetTable(fragments: readonly Buffer[]): Buffer {
   const offsets: number[] = [];
   let at = 0;
   for (const fragment of fragments) {
@@ -347,7 +348,7 @@ export function findTopLevelValue(dataset: Buffer, tag: number): number | undefi
 }
 
 /** Position after the Sequence Delimitation Item of an undefined-length sequence starting at `pos`. */
-function skipUndefinedSequence(buf: Buffer, pos: number): number | undefined {
+export function skipUndefinedSequence(buf: Buffer, pos: number): number | undefined {
   while (pos + 8 <= buf.length) {
     const group = buf.readUInt16LE(pos);
     const element = buf.readUInt16LE(pos + 2);

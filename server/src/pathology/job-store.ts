@@ -170,7 +170,12 @@ export class JobStore {
   }
 
   private migrate(): Promise<void> {
-    return this.side.write((db) => this.createTables(db));
+    // Several processes (servers, workers) may start at once on one PostgreSQL schema: concurrent
+    // `CREATE TABLE IF NOT EXISTS` race (duplicate key in pg_type). One migrates, the others wait.
+    return this.side.transaction(async (trx) => {
+      if (this.dialect === 'postgres') await sql`select pg_advisory_xact_lock(hashtext('filmless-pacs job migration'))`.execute(trx);
+      await this.createTables(trx);
+    });
   }
 
   private async createTables(db: Kysely<JobDatabase>): Promise<void> {

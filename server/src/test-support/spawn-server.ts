@@ -37,11 +37,13 @@ async function procStatusBytes(pid: number, field: 'VmHWM' | 'VmRSS'): Promise<n
   return Number(match[1]) * 1024;
 }
 
-export async function spawnServer(env: Record<string, string>): Promise<SpawnedServer> {
-  const port = await freePort();
+/** `env.PACS_PORT`, when given, is used (e.g. to restart a killed server where a load balancer expects it). */
+export async function spawnServer(env: Record<string, string>, options: { readyTimeoutMs?: number } = {}): Promise<SpawnedServer> {
+  const port = env['PACS_PORT'] ? Number(env['PACS_PORT']) : await freePort();
   const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'server/src/main.ts')], {
     cwd: repoRoot,
-    env: { ...process.env, PACS_HOST: '127.0.0.1', PACS_PORT: String(port), PACS_LOG_LEVEL: 'info', ...env },
+    // One process unless the test asks for a cluster (PACS_WORKERS): the pid is then the server itself.
+    env: { ...process.env, PACS_HOST: '127.0.0.1', PACS_LOG_LEVEL: 'info', PACS_WORKERS: '1', ...env, PACS_PORT: String(port) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
@@ -54,7 +56,7 @@ export async function spawnServer(env: Record<string, string>): Promise<SpawnedS
     }),
   );
   const url = `http://127.0.0.1:${port}`;
-  await waitUntilReady(url, child, () => output);
+  await waitUntilReady(url, child, () => output, options.readyTimeoutMs ?? 30_000);
   const pid = child.pid!;
   return {
     url,
@@ -69,8 +71,8 @@ export async function spawnServer(env: Record<string, string>): Promise<SpawnedS
   };
 }
 
-async function waitUntilReady(url: string, child: ChildProcess, output: () => string): Promise<void> {
-  const deadline = Date.now() + 30_000;
+async function waitUntilReady(url: string, child: ChildProcess, output: () => string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`server exited early: ${output()}`);
     try {
@@ -82,5 +84,5 @@ async function waitUntilReady(url: string, child: ChildProcess, output: () => st
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   child.kill('SIGKILL');
-  throw new Error(`server did not start within 30 s: ${output()}`);
+  throw new Error(`server did not start within ${timeoutMs / 1000} s: ${output()}`);
 }

@@ -21,6 +21,17 @@ const byNumber = (tag: string) => (a: DicomJson, b: DicomJson) => (num(a, tag) ?
 export interface StudyViewOptions {
   /** Fills the study header (its links to the study list and the reports; the patient is added after): main.ts adds "Ask for a second opinion", a consult's case (consults/) keeps no way out of it. */
   header?: (header: HTMLElement, study: string) => void;
+  /** Adds actions on the study once its series are known: main.ts adds the "Correct" menu (curation/: reject, move, split, merge, delete). */
+  actions?: (slot: HTMLElement, view: StudyViewActions) => void;
+}
+
+/** What the study's actions may know of the page: the series listed, the one shown and, for images, the instance shown. */
+export interface StudyViewActions {
+  study: string;
+  seriesList: () => DicomJson[];
+  shownSeries: string | undefined;
+  /** The SOP Instance UID of the image on screen (a stack), or of the series' only instance; undefined when none. */
+  shownInstance: () => string | undefined;
 }
 
 export async function renderStudyView(root: HTMLElement, study: string, series: string | undefined, navigate: (series: string) => void, options: StudyViewOptions = {}): Promise<() => void> {
@@ -117,8 +128,19 @@ export async function renderStudyView(root: HTMLElement, study: string, series: 
   };
 
   // Default: the first series with images (not SR / annotations).
+  let shownInstances: DicomJson[] = [];
   const selectedSeries = series ?? str(seriesList.find((s) => !NON_IMAGE_MODALITIES.includes(str(s, TAG.Modality) ?? '')) ?? seriesList[0], TAG.SeriesInstanceUID);
   renderSeriesNav(selectedSeries);
+  if (options.actions !== undefined) {
+    const slot = h('div', { class: 'study-actions' });
+    header.append(slot);
+    options.actions(slot, {
+      study,
+      seriesList: () => seriesList,
+      shownSeries: selectedSeries,
+      shownInstance: () => display.querySelector<HTMLElement>('[data-sop]:not([data-sop=""])')?.dataset['sop'] ?? (shownInstances.length === 1 ? str(shownInstances[0], TAG.SOPInstanceUID) : undefined),
+    });
+  }
   void loadResults().catch((err) => aiPanel.replaceChildren(errorBox(t('study:aiFailed', { message: messageOf(err) }))));
 
   if (selectedSeries === undefined) {
@@ -134,6 +156,7 @@ export async function renderStudyView(root: HTMLElement, study: string, series: 
     try {
       const instances = (await seriesMetadata(study, selectedSeries)).sort(byNumber(TAG.InstanceNumber));
       if (destroyed) return () => undefined;
+      shownInstances = instances;
       const seriesInfo = seriesList.find((s) => str(s, TAG.SeriesInstanceUID) === selectedSeries);
       const kind = kindOf(instances);
       if (kind === 'wsi') {

@@ -9,6 +9,7 @@ import { auth } from './auth.js';
 import { browser } from './browser.js';
 import { common } from './common.js';
 import { consult } from './consult.js';
+import { curation } from './curation.js';
 import { live } from './live.js';
 import { reports } from './reports.js';
 import { share } from './share.js';
@@ -24,6 +25,7 @@ export const NAMESPACES: Record<string, Texts> = {
   ai,
   aiusage,
   consult,
+  curation,
   auth,
   browser,
   live,
