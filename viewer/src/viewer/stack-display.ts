@@ -91,6 +91,7 @@ export class StackDisplay implements Display {
       if (viewportBox.dataset['firstImageMs'] === undefined && s.current !== undefined) {
         // Time to the first rendered image, from navigation start (for the benchmark).
         viewportBox.dataset['firstImageMs'] = performance.now().toFixed(0);
+        viewportBox.dataset['firstImage'] ??= 'full';
       }
       viewportBox.dataset['index'] = String(s.index);
       viewportBox.dataset['sop'] = s.current?.sop ?? '';

@@ -83,6 +83,8 @@ export class StackPreview {
     if (this.controller.signal.aborted) return;
     this.draw();
     this.box.dataset['preview'] = lossy ? 'lossy' : 'original';
+    // What the first image on screen was, kept when the full-quality image replaces it (tests, benchmark).
+    this.box.dataset['firstImage'] ??= lossy ? 'lossy' : 'original';
     if (lossy) this.layer.append(h('div', { class: 'preview-label', role: 'status', 'data-testid': 'preview-label', text: PREVIEW_LABEL() }));
     // Time to the first image on screen, from navigation start (for the benchmark).
     this.box.dataset['firstImageMs'] ??= performance.now().toFixed(0);
