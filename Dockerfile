@@ -12,6 +12,8 @@ RUN npm run build && npm prune --omit=dev
 FROM node:24-bookworm-slim
 WORKDIR /app
 ENV NODE_ENV=production
+# Debian 12's ffmpeg (libx264): the lossy policy's video re-encoding (PACS_LIFECYCLE_LOSSY; without it video is skipped, "ffmpeg not available").
+RUN apt-get update && apt-get install -y --no-install-recommends ffmpeg && rm -rf /var/lib/apt/lists/*
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/server/dist ./server/dist
 COPY --from=build /app/viewer/dist ./viewer/dist

@@ -10,6 +10,7 @@
  * that keeps data safe: live recordings finish, slide steps stop, audit records are written, then the
  * engine, index and blob store close.
  */
+import path from 'node:path';
 import pino, { type Logger } from 'pino';
 import { Archive } from './archive/archive.js';
 import type { ChangeFeed } from './changes/change-feed.js';
@@ -417,6 +418,8 @@ async function startHousekeeping(
     // A recompression journalled longer ago than an upload may take is one a crash interrupted (as fsck decides).
     staleConversionMs: config.orphanMinAgeSeconds * 1000,
     retention: curation,
+    // Video re-encoding's temporary files (lifecycle/lossy-video.ts): next to the data, removed at start when left by a kill.
+    tmpDir: path.join(config.dataDir, 'lifecycle-tmp'),
     ...(audit === undefined ? {} : { audit }),
   });
   // Without the duties: only the units this process queues (cluster workers other than worker 0).

@@ -39,6 +39,12 @@ export interface LossyRule extends LifecycleSelection {
   j2kRatio: number;
   /** A conversion whose decoded frames fall below this PSNR (dB) against the original is not made. */
   minPsnr: number;
+  /**
+   * Video (lifecycle/lossy-video.ts): re-encoded to MPEG-4 AVC/H.264 High Profile / Level 4.1 by ffmpeg
+   * (libx264) at this constant rate factor, preset, bit-rate cap (kbit/s, 0: the level's own) and thread
+   * count; `ffmpeg` is a path or a name looked up on PATH (missing: videos are skipped, "ffmpeg not available").
+   */
+  video: { crf: number; preset: string; maxKbps: number; threads: number; ffmpeg: string };
 }
 
 export interface LifecycleConfig {
@@ -57,8 +63,9 @@ export interface LifecycleConfig {
   /**
    * PACS_LIFECYCLE_LOSSY (`off`, `on`; default off): lossy compression of images (JPEG Baseline for 8
    * bits, JPEG 2000 irreversible above) with PACS_LIFECYCLE_LOSSY_MODALITIES, _SOP_CLASSES, _AFTER_DAYS,
-   * _JPEG_QUALITY (90), _J2K_RATIO (10) and _MIN_PSNR (40 dB). Each converted instance gets a new SOP
-   * Instance UID; the original is rejected with 113039.
+   * _JPEG_QUALITY (90), _J2K_RATIO (10) and _MIN_PSNR (40 dB); video to H.264 by ffmpeg with
+   * _VIDEO_CRF (23), _VIDEO_PRESET (medium), _VIDEO_MAX_KBPS (0), _VIDEO_THREADS (1), _FFMPEG (ffmpeg).
+   * Each converted instance gets a new SOP Instance UID; the original is rejected with 113039.
    */
   lossy: LossyRule | null;
   /** PACS_LIFECYCLE_INTERVAL_SECONDS: how often a housekeeping run starts (default 86400; 0: only `POST /api/storage/housekeeping`). */
@@ -72,6 +79,15 @@ export interface LifecycleConfig {
    * deleted (default 120: longer than the 60 s another server process may keep an instance lookup).
    */
   deleteGraceSeconds: number;
+}
+
+/** libx264's presets, fastest first. */
+export const X264_PRESETS = ['ultrafast', 'superfast', 'veryfast', 'faster', 'fast', 'medium', 'slow', 'slower', 'veryslow'] as const;
+
+function ffmpegPath(read: EnvReader): string {
+  const value = read.string('PACS_LIFECYCLE_LOSSY_FFMPEG', 'ffmpeg');
+  if (!/^[A-Za-z0-9._/+-]{1,512}$/.test(value)) read.problems.push(`PACS_LIFECYCLE_LOSSY_FFMPEG must be a path or a program name, got "${value}"`);
+  return value;
 }
 
 const UID = /^[0-9]+(\.[0-9]+)*$/;
@@ -98,6 +114,13 @@ export function readLifecycleConfig(read: EnvReader): LifecycleConfig {
     jpegQuality: read.integer('PACS_LIFECYCLE_LOSSY_JPEG_QUALITY', 90, 1, 100),
     j2kRatio: read.integer('PACS_LIFECYCLE_LOSSY_J2K_RATIO', 10, 2, 200),
     minPsnr: read.integer('PACS_LIFECYCLE_LOSSY_MIN_PSNR', 40, 0, 100),
+    video: {
+      crf: read.integer('PACS_LIFECYCLE_LOSSY_VIDEO_CRF', 23, 0, 51),
+      preset: read.oneOf('PACS_LIFECYCLE_LOSSY_VIDEO_PRESET', X264_PRESETS, 'medium'),
+      maxKbps: read.integer('PACS_LIFECYCLE_LOSSY_VIDEO_MAX_KBPS', 0, 0, 50_000),
+      threads: read.integer('PACS_LIFECYCLE_LOSSY_VIDEO_THREADS', 1, 1, 64),
+      ffmpeg: ffmpegPath(read),
+    },
   };
   return {
     lossy: lossy === 'off' ? null : lossyRule,

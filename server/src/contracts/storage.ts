@@ -80,7 +80,30 @@ export const HousekeepingStatusJson = Type.Object(
         retention: Type.Union([Type.Object({ years: Type.Integer(), modalities: Type.Array(Type.String()), sopClasses: Type.Array(Type.String()) }, closed), Type.Null()]),
         lossy: Type.Optional(
           Type.Union([
-            Type.Object({ jpegQuality: Type.Integer(), j2kRatio: Type.Integer(), minPsnr: Type.Number(), modalities: Type.Array(Type.String()), sopClasses: Type.Array(Type.String()), minAgeDays: Type.Integer() }, closed),
+            Type.Object(
+              {
+                jpegQuality: Type.Integer(),
+                j2kRatio: Type.Integer(),
+                minPsnr: Type.Number(),
+                modalities: Type.Array(Type.String()),
+                sopClasses: Type.Array(Type.String()),
+                minAgeDays: Type.Integer(),
+                video: Type.Optional(
+                  Type.Object(
+                    {
+                      crf: Type.Integer(),
+                      preset: Type.String(),
+                      maxKbps: Type.Integer({ description: '0: only H.264 Level 4.1\'s own cap' }),
+                      ffmpeg: Type.Union([Type.Literal('available'), Type.Literal('ffmpeg not available'), Type.Literal('not checked')], {
+                        description: 'whether ffmpeg and ffprobe were found when the last run started (videos are skipped without them)',
+                      }),
+                    },
+                    closed,
+                  ),
+                ),
+              },
+              closed,
+            ),
             Type.Null(),
           ]),
         ),

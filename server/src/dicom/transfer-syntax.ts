@@ -108,6 +108,9 @@ const VIDEO: ReadonlySet<string> = new Set([
   HEVC_M10P51,
 ]);
 
+/** The MPEG-2, MPEG-4 AVC/H.264 and HEVC/H.265 video transfer syntaxes (PS3.5 §8.2.5–8.2.8, Table A-4). */
+export const VIDEO_TRANSFER_SYNTAXES: readonly string[] = [...VIDEO];
+
 const DEFLATED: ReadonlySet<string> = new Set([
   DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN,
   JPIP_REFERENCED_DEFLATE,

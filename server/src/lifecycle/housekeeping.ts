@@ -27,19 +27,23 @@
  * twice is harmless.
  */
 import { randomUUID } from 'node:crypto';
+import os from 'node:os';
+import path from 'node:path';
 import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Archive } from '../archive/archive.js';
 import { deleteQueuedBlobs } from '../archive/blob-deletes.js';
 import type { AuditRecord } from '../audit/audit-record.js';
-import type { Catalog, LifecycleCandidate, LifecycleFilter } from '../catalog/catalog.js';
+import type { Catalog, LifecycleCandidate, LifecycleFilter, StoredInstance } from '../catalog/catalog.js';
+import type { DicomJsonDataset } from '../dicom/dicom-json.js';
 import type { LifecycleConfig } from '../config.js';
 import type { HousekeepingStatusJson } from '../contracts/storage.js';
-import { HTJ2K_LOSSLESS, JPEG_LS_LOSSLESS } from '../dicom/transfer-syntax.js';
+import { HTJ2K_LOSSLESS, JPEG_BASELINE_8BIT, JPEG_LS_LOSSLESS, VIDEO_TRANSFER_SYNTAXES } from '../dicom/transfer-syntax.js';
 import type { StoreResult } from '../archive/archive.js';
 import type { JobQueue } from '../pathology/job-queue.js';
 import type { BlobStore } from '../storage/blob-store.js';
 import { derivedUid, lossyCompressInstance, lossyEligibility } from './lossy.js';
+import { FFMPEG_UNAVAILABLE, findFfmpeg, isVideoCandidate, reencodeVideo, removeStaleTemp, VIDEO_SOP_CLASSES, videoEligibility, videoFileChunks, type FfmpegTools, type VideoFile } from './lossy-video.js';
 import { losslessTargets, recompressInstance, recompressionEligibility, UNCOMPRESSED_SYNTAXES, type LosslessSyntax } from './recompress.js';
 
 /** Key Object Selection Document Storage: the rejection notes retention writes are never expired themselves. */
@@ -73,6 +77,8 @@ export interface HousekeepingOptions {
   staleConversionMs?: number;
   retention?: RetentionRejecter;
   audit?: HousekeepingAuditSink;
+  /** Where the lossy policy's video re-encoding keeps its temporary files (default: the OS's). */
+  tmpDir?: string;
   now?: () => Date;
 }
 
@@ -92,6 +98,10 @@ export class Housekeeping {
   private readonly superseded: Array<{ key: string; at: number }> = [];
   private closed = false;
   private readonly target: LosslessSyntax | undefined;
+  /** ffmpeg and ffprobe as found when the last run started (null: not looked for yet, undefined: missing). */
+  private ffmpeg: FfmpegTools | undefined | null = null;
+  /** Stops a running ffmpeg at close. */
+  private readonly abort = new AbortController();
 
   constructor(
     private readonly blobs: BlobStore,
@@ -121,6 +131,11 @@ export class Housekeeping {
     if (takeUnits) await this.queue.startWorkers(this.handle, 1);
     if (!this.enabled || !scheduled) return;
     await this.abandonStaleConversions(this.options.staleConversionMs ?? 10 * 60_000);
+    if (this.options.config.lossy !== null) {
+      // Temporary folders of video re-encodings a kill interrupted (nothing was stored from them).
+      await removeStaleTemp(this.tmpDir, this.options.staleConversionMs ?? 10 * 60_000).catch(() => 0);
+      await this.findVideoTools();
+    }
     const interval = this.options.config.intervalSeconds * 1000;
     if (interval <= 0) return;
     const tick = () => {
@@ -135,6 +150,7 @@ export class Housekeeping {
 
   async close(): Promise<void> {
     this.closed = true;
+    this.abort.abort();
     for (const t of [this.first, this.graceTimer]) if (t !== undefined) clearTimeout(t);
     if (this.timer !== undefined) clearInterval(this.timer);
     await this.queue.close();
@@ -149,7 +165,18 @@ export class Housekeeping {
       rules: {
         compression: compression === null ? null : { target: compression.target, modalities: compression.modalities, sopClasses: compression.sopClasses, minAgeDays: compression.minAgeDays },
         retention: retention === null ? null : { years: retention.years, modalities: retention.modalities, sopClasses: retention.sopClasses },
-        lossy: lossy === null ? null : { jpegQuality: lossy.jpegQuality, j2kRatio: lossy.j2kRatio, minPsnr: lossy.minPsnr, modalities: lossy.modalities, sopClasses: lossy.sopClasses, minAgeDays: lossy.minAgeDays },
+        lossy:
+          lossy === null
+            ? null
+            : {
+                jpegQuality: lossy.jpegQuality,
+                j2kRatio: lossy.j2kRatio,
+                minPsnr: lossy.minPsnr,
+                modalities: lossy.modalities,
+                sopClasses: lossy.sopClasses,
+                minAgeDays: lossy.minAgeDays,
+                video: { crf: lossy.video.crf, preset: lossy.video.preset, maxKbps: lossy.video.maxKbps, ffmpeg: this.ffmpeg === null ? 'not checked' : this.ffmpeg === undefined ? FFMPEG_UNAVAILABLE : 'available' },
+              },
         intervalSeconds,
       },
       run: this.run === undefined ? null : { ...this.run, skipReasons: { ...this.run.skipReasons } },
@@ -163,6 +190,7 @@ export class Housekeeping {
     const id = `${this.now().toISOString()}-${randomUUID().slice(0, 8)}`;
     this.run = { id, state: 'running', startedAt: this.now().toISOString(), finishedAt: null, recompressed: 0, skipped: 0, failed: 0, bytesBefore: 0, bytesAfter: 0, expired: 0, lossy: 0, skipReasons: {} };
     const units: HousekeepingMessage[] = [];
+    if (this.options.config.lossy !== null) await this.findVideoTools();
     if (this.options.config.compression !== null) units.push({ kind: 'compress', jobId: `${id}:compress:0`, runId: id, after: 0 });
     if (this.options.config.lossy !== null && this.options.retention !== undefined) units.push({ kind: 'lossy', jobId: `${id}:lossy:0`, runId: id, after: 0 });
     if (this.options.config.retention !== null && this.options.retention !== undefined) units.push({ kind: 'retention', jobId: `${id}:retention:0`, runId: id, after: 0 });
@@ -196,6 +224,19 @@ export class Housekeeping {
     }
     await this.deleteSuperseded(false);
   };
+
+  private get tmpDir(): string {
+    return this.options.tmpDir ?? path.join(os.tmpdir(), 'filmless-pacs-lifecycle');
+  }
+
+  /** Looks for ffmpeg (PACS_LIFECYCLE_LOSSY_FFMPEG, on PATH) at each run: installed or removed meanwhile is noticed. */
+  private async findVideoTools(): Promise<void> {
+    const lossy = this.options.config.lossy;
+    if (lossy === null) return;
+    const had = this.ffmpeg;
+    this.ffmpeg = await findFfmpeg(lossy.video.ffmpeg);
+    if (this.ffmpeg === undefined && had !== undefined) this.log.warn('ffmpeg not available: the lossy policy skips video (install Debian\'s ffmpeg, or set PACS_LIFECYCLE_LOSSY_FFMPEG)');
+  }
 
   private now(): Date {
     return (this.options.now ?? (() => new Date()))();
@@ -326,7 +367,8 @@ export class Housekeeping {
     const rejecter = this.options.retention;
     if (rule === null || rejecter === undefined || this.closed) return this.unitDone(message.jobId);
     const filter: LifecycleFilter = {
-      transferSyntaxes: [...UNCOMPRESSED_SYNTAXES, JPEG_LS_LOSSLESS, HTJ2K_LOSSLESS],
+      // JPEG Baseline for video recorded as JPEG frames (live/recording.ts) only; MPEG-2 / H.264 / HEVC video.
+      transferSyntaxes: [...UNCOMPRESSED_SYNTAXES, JPEG_LS_LOSSLESS, HTJ2K_LOSSLESS, JPEG_BASELINE_8BIT, ...VIDEO_TRANSFER_SYNTAXES],
       modalities: rule.modalities,
       excludeSopClasses: [KEY_OBJECT_SELECTION],
       sopClasses: rule.sopClasses,
@@ -336,6 +378,8 @@ export class Housekeeping {
     const replaced = new Map<string, Array<{ original: string; copy: string; series: string; sopClass: string }>>();
     for (const candidate of batch) {
       if (this.closed) return;
+      // A JPEG still is already lossy: only video stored as JPEG frames is taken (not counted otherwise).
+      if (candidate.transferSyntaxUid === JPEG_BASELINE_8BIT && !VIDEO_SOP_CLASSES.includes(candidate.sopClassUid)) continue;
       const outcome = await this.lossyCopy(candidate);
       if (outcome.status === 'converted') {
         const list = replaced.get(candidate.studyInstanceUid) ?? [];
@@ -396,9 +440,11 @@ export class Housekeeping {
     const [entry] = await this.catalog.listInstancesWithAttributes(scope);
     if (entry === undefined || entry.instance.blobKey !== candidate.blobKey) return { status: 'skipped', reason: 'changed meanwhile' };
     const instance = entry.instance;
+    if (isOwnLossyCopy(instance.sopInstanceUid, entry.attributes)) return { status: 'skipped', reason: 'already a lossy copy made by this policy' };
     const copyUid = derivedUid(instance.sopInstanceUid);
     const [existing] = await this.catalog.listInstancesWithAttributes({ ...scope, sopInstanceUid: copyUid });
     if (existing !== undefined) return { status: 'converted', sopInstanceUid: copyUid, before: instance.blobSize, after: existing.instance.blobSize };
+    if (isVideoCandidate(instance.sopClassUid, instance.transferSyntaxUid)) return this.videoCopy(instance, entry.attributes);
     const eligibility = lossyEligibility(instance, entry.attributes, this.options.maxBytes);
     if (!eligibility.ok) return { status: 'skipped', reason: eligibility.reason };
     let file;
@@ -423,6 +469,39 @@ export class Housekeeping {
     }
     if (!result.ok) return { status: 'failed', reason: result.failure.message ?? 'the lossy copy was not stored' };
     return { status: 'converted', sopInstanceUid: file.sopInstanceUid, before: instance.blobSize, after: file.size };
+  }
+
+  /**
+   * The H.264 copy of a video (lossy-video.ts), stored as a new instance through the archive's ingest,
+   * streamed from ffmpeg's output file; only when it is smaller than the stored file.
+   */
+  private async videoCopy(instance: StoredInstance, attributes: DicomJsonDataset): Promise<{ status: 'converted'; sopInstanceUid: string; before: number; after: number } | Exclude<RecompressOutcome, { status: 'recompressed' }>> {
+    const rule = this.options.config.lossy!;
+    const tools = this.ffmpeg;
+    if (tools === undefined || tools === null) return { status: 'skipped', reason: FFMPEG_UNAVAILABLE };
+    const eligibility = videoEligibility(instance, attributes);
+    if (!eligibility.ok) return { status: 'skipped', reason: eligibility.reason };
+    let file: VideoFile;
+    try {
+      file = await reencodeVideo(this.blobs, tools, instance, attributes, eligibility, { ...rule.video, tmpDir: this.tmpDir }, this.abort.signal);
+    } catch (err) {
+      return { status: 'failed', reason: errorMessage(err) };
+    }
+    try {
+      if (file.size >= instance.blobSize) return { status: 'skipped', reason: 'no space saved' };
+      if (this.closed) return { status: 'skipped', reason: 'stopped' };
+      let result: StoreResult;
+      try {
+        const part = await this.archive.scanAndStore(videoFileChunks(file), { studyInstanceUid: instance.studyInstanceUid });
+        result = await part.completion;
+      } catch (err) {
+        return { status: 'failed', reason: errorMessage(err) };
+      }
+      if (!result.ok) return { status: 'failed', reason: result.failure.message ?? 'the lossy copy was not stored' };
+      return { status: 'converted', sopInstanceUid: file.sopInstanceUid, before: instance.blobSize, after: file.size };
+    } finally {
+      await file.dispose();
+    }
   }
 
   private async retentionUnit(message: Extract<HousekeepingMessage, { kind: 'retention' }>): Promise<void> {
@@ -544,6 +623,18 @@ export class Housekeeping {
     this.log.warn({ interrupted: stale.length }, 'interrupted recompressions abandoned (their instances stay as they were)');
     return stale.length;
   }
+}
+
+/**
+ * Whether the instance is a copy this policy made: its Source Image Sequence names one instance whose
+ * derived UID is its own (a lossy copy is never compressed again).
+ */
+function isOwnLossyCopy(sopInstanceUid: string, attributes: DicomJsonDataset): boolean {
+  const items = (attributes['00082112'] as { Value?: unknown[] } | undefined)?.Value ?? [];
+  return items.some((item) => {
+    const source = ((item as Record<string, { Value?: unknown[] }>)['00081155']?.Value ?? [])[0];
+    return typeof source === 'string' && derivedUid(source) === sopInstanceUid;
+  });
 }
 
 /** YYYYMMDD of `days` days before `now` (UTC). */

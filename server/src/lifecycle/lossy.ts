@@ -221,26 +221,26 @@ export function framePsnr(raw: Buffer, decoded: Buffer, a: PixelAttributes): num
 // ---------------------------------------------------------------------------------------------------
 // Data set edits (Explicit VR Little Endian, top level only)
 
-function stringValue(dataset: DicomJsonDataset, tag: string): string | undefined {
+export function stringValue(dataset: DicomJsonDataset, tag: string): string | undefined {
   const value = (dataset[tag] as { Value?: unknown[] } | undefined)?.Value;
   return value === undefined || value.length === 0 ? undefined : value.map((v) => String(v)).join('\\');
 }
 
-function appendValues(dataset: DicomJsonDataset, tag: string, value: string): string {
+export function appendValues(dataset: DicomJsonDataset, tag: string, value: string): string {
   const existing = stringValue(dataset, tag);
   return existing === undefined || existing.trim() === '' ? value : `${existing}\\${value}`;
 }
 
-function appendText(existing: string | undefined, text: string, max: number): string {
+export function appendText(existing: string | undefined, text: string, max: number): string {
   return (existing === undefined || existing.trim() === '' ? text : `${existing.trim()}; ${text}`).slice(-max);
 }
 
 /** DS (at most 16 characters, PS3.5 Table 6.2-1). */
-function formatDs(ratio: number): string {
+export function formatDs(ratio: number): string {
   return ratio >= 1e6 ? ratio.toExponential(3) : ratio.toFixed(3);
 }
 
-function element(tag: number, vr: string, value: string): Buffer {
+export function element(tag: number, vr: string, value: string): Buffer {
   const pad = vr === 'UI' ? '\0' : ' ';
   const text = value.length % 2 === 1 ? `${value}${pad}` : value;
   const out = Buffer.alloc(8 + text.length);
@@ -252,7 +252,7 @@ function element(tag: number, vr: string, value: string): Buffer {
   return out;
 }
 
-function usElement(tag: number, value: number): Buffer {
+export function usElement(tag: number, value: number): Buffer {
   const out = Buffer.alloc(10);
   out.writeUInt16LE(tag >>> 16, 0);
   out.writeUInt16LE(tag & 0xffff, 2);
@@ -263,7 +263,7 @@ function usElement(tag: number, value: number): Buffer {
 }
 
 /** A sequence of defined length with the given items (each a list of encoded elements in tag order). */
-function sequence(tag: number, items: Buffer[][]): Buffer {
+export function sequence(tag: number, items: Buffer[][]): Buffer {
   const encodedItems = items.map((elements) => {
     const body = Buffer.concat(elements);
     return Buffer.concat([itemHeader(body.length), body]);
@@ -277,7 +277,7 @@ function sequence(tag: number, items: Buffer[][]): Buffer {
   return Buffer.concat([header, body]);
 }
 
-function code(value: string, scheme: string, meaning: string): Buffer[] {
+export function code(value: string, scheme: string, meaning: string): Buffer[] {
   return [element(0x00080100, 'SH', value), element(0x00080102, 'SH', scheme), element(0x00080104, 'LO', meaning)];
 }
 
