@@ -31,6 +31,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
+import { LRUCache } from 'lru-cache';
 import type { Archive } from '../archive/archive.js';
 import { deleteQueuedBlobs } from '../archive/blob-deletes.js';
 import type { AuditRecord } from '../audit/audit-record.js';
@@ -91,6 +92,11 @@ const SYSTEM = { subject: 'filmless-pacs', kind: 'system' as const };
 export class Housekeeping {
   private run: RunState | undefined;
   private readonly pendingUnits = new Set<string>();
+  /**
+   * Blobs whose lossy copy came out no smaller: not tried again by later runs of this process (a video is
+   * minutes of ffmpeg). Kept in memory only: after a restart each is tried once more.
+   */
+  private readonly noGain = new LRUCache<string, true>({ max: 100_000 });
   private timer: NodeJS.Timeout | undefined;
   private first: NodeJS.Timeout | undefined;
   private graceTimer: NodeJS.Timeout | undefined;
@@ -441,6 +447,7 @@ export class Housekeeping {
     if (entry === undefined || entry.instance.blobKey !== candidate.blobKey) return { status: 'skipped', reason: 'changed meanwhile' };
     const instance = entry.instance;
     if (isOwnLossyCopy(instance.sopInstanceUid, entry.attributes)) return { status: 'skipped', reason: 'already a lossy copy made by this policy' };
+    if (this.noGain.has(instance.blobKey)) return { status: 'skipped', reason: 'no space saved' };
     const copyUid = derivedUid(instance.sopInstanceUid);
     const [existing] = await this.catalog.listInstancesWithAttributes({ ...scope, sopInstanceUid: copyUid });
     if (existing !== undefined) return { status: 'converted', sopInstanceUid: copyUid, before: instance.blobSize, after: existing.instance.blobSize };
@@ -453,7 +460,10 @@ export class Housekeeping {
     } catch (err) {
       return { status: 'failed', reason: errorMessage(err) };
     }
-    if (file.size >= instance.blobSize) return { status: 'skipped', reason: 'no space saved' };
+    if (file.size >= instance.blobSize) {
+      this.noGain.set(instance.blobKey, true);
+      return { status: 'skipped', reason: 'no space saved' };
+    }
     // The archive's own ingest: blob written atomically, then the index row; every cache told.
     let result: StoreResult;
     try {
@@ -488,7 +498,10 @@ export class Housekeeping {
       return { status: 'failed', reason: errorMessage(err) };
     }
     try {
-      if (file.size >= instance.blobSize) return { status: 'skipped', reason: 'no space saved' };
+      if (file.size >= instance.blobSize) {
+        this.noGain.set(instance.blobKey, true);
+        return { status: 'skipped', reason: 'no space saved' };
+      }
       if (this.closed) return { status: 'skipped', reason: 'stopped' };
       let result: StoreResult;
       try {
