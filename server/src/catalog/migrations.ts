@@ -246,6 +246,22 @@ function lifecycle(): Migration {
   };
 }
 
+/**
+ * Index growth (issue 22; docs/benchmarks.md, "Index growth"): date and time ranges are compared
+ * bytewise in PostgreSQL (`collate "C"`, match-sql.ts rangeMatch, as PS3.4 §C.2.2.2.5 range matching
+ * of DA values orders them as strings), which a btree under the database's collation cannot serve, so
+ * `StudyDate=from-to` read the whole studies table. The column under "C" serves it; the plain index
+ * stays for single-date equality. SQLite compares with BINARY already and its index serves ranges.
+ */
+function rangeIndexes(engine: SqlEngine): Migration {
+  return {
+    async up(db) {
+      if (engine !== 'postgres') return;
+      await db.schema.createIndex('studies_study_date_c_idx').on('studies').expression(sql`${sql.ref('study_date')} collate "C"`).execute();
+    },
+  };
+}
+
 export function catalogMigrations(engine: SqlEngine): MigrationProvider {
   return {
     getMigrations: async () => ({
@@ -254,6 +270,7 @@ export function catalogMigrations(engine: SqlEngine): MigrationProvider {
       '0003_patient_identity': patientIdentity(engine),
       '0004_curation': curation(),
       '0005_lifecycle': lifecycle(),
+      '0006_range_indexes': rangeIndexes(engine),
     }),
   };
 }
