@@ -23,12 +23,12 @@ const ROLE_FOR: Record<Permission, string> = { read: 'reader', store: 'uploader'
 const ROLES = { ...DEFAULT_ROLE_PERMISSIONS, 'ai-only': ['ai'], 'admin-only': ['admin'], 'his-only': ['his'], 'report-only': ['report'], 'sign-only': ['sign'], 'share-only': ['share'], 'delete-only': ['delete'] } as const;
 const roleEnv = Object.entries(ROLES).map(([role, permissions]) => `${role}=${permissions.join(',')}`).join(';');
 
-const SAMPLE_PARAMS: Record<string, string> = { study, series, instance: sop, frames: '1', frame: '1', tag: '7FE00010', id: 'polyp-unknown-job', issuer: '-', version: '1', '*': '', sop, note: '9.9.9.9' };
+const SAMPLE_PARAMS: Record<string, string> = { study, series, instance: sop, frames: '1', frame: '1', tag: '7FE00010', id: 'polyp-unknown-job', issuer: '-', version: '1', '*': '', sop, note: '9.9.9.9', item: '1-0' };
 
 function concreteUrl(url: string): string {
   // A wildcard route (bulkdata/*: TAG[/ITEM/TAG...]) gets the pixel data tag.
   const sample = (url.startsWith('/ai/models/') ? url.replace(':id', 'bright-spot') : url).replace(/\/\*$/, `/${SAMPLE_PARAMS['tag']}`);
-  const query = url.endsWith('/frames/:frame/detections') ? '?model=bright-spot' : url === '/his/orders' || url === '/share/links' ? `?study=${study}` : url === '/reports/quality' ? '?from=20240101&to=20241231' : '';
+  const query = url.endsWith('/frames/:frame/detections') ? '?model=bright-spot' : url === '/his/orders' || url === '/share/links' ? `?study=${study}` : url === '/reports/quality' || url === '/ai/usage' ? '?from=20240101&to=20241231' : '';
   return sample.replace(/:([A-Za-z]+)/g, (_match, name: string) => {
     const value = SAMPLE_PARAMS[name];
     if (value === undefined) throw new Error(`the route-table test has no sample value for :${name} in ${url}: add one`);
@@ -59,6 +59,7 @@ async function requestFor(method: string, url: string): Promise<{ payload?: Buff
   if (method === 'POST' && url.endsWith('/slip.pdf')) return json({ token: 'A'.repeat(43) });
   if (method === 'POST' && url === '/consults') return json({ studyInstanceUid: study, specialist: { name: 'Route Walk' }, message: 'route walk' });
   if (method === 'POST' && url.endsWith('/answer')) return json({ text: 'route walk' });
+  if (method === 'POST' && url.endsWith('/verdict')) return json({ verdict: 'right' });
   // Curation: about a study nobody stored, so the walk changes nothing (the handler answers 404).
   if (method === 'POST' && url === '/curation/rejections') return json({ studyInstanceUid: '9.9.9', reason: '113001' });
   if (method === 'POST' && url === '/curation/move') return json({ from: { studyInstanceUid: '9.9.9' }, to: { studyInstanceUid: '9.9.8' } });
@@ -181,7 +182,9 @@ describe('the route table, walked: no token → 401, wrong role → 403, right r
           // sample instance with the first of its routes, so the series and study are gone after it.
           ((route.url.startsWith('/curation/') || route.method === 'DELETE') && allowed.json().error.code === 'NOT_FOUND') ||
           // Storage usage of the sample study, which a DELETE of the walk may have removed.
-          (route.url.startsWith('/api/storage/usage/studies/') && allowed.json().error.code === 'NOT_FOUND'));
+          (route.url.startsWith('/api/storage/usage/studies/') && allowed.json().error.code === 'NOT_FOUND') ||
+          // A verdict on an AI finding: the sample instance is not a stored AI result.
+          (route.url.endsWith('/verdict') && allowed.json().error.code === 'NOT_FOUND'));
       // Storage lifecycle: every rule is off by default, so a housekeeping run has nothing to do (409).
       const lifecycleOff = allowed.statusCode === 409 && route.url === '/api/storage/housekeeping' && allowed.json().error.code === 'CONFLICT';
       // Backup: no backup store in the test app, so taking an index backup or verifying the copies has nothing to work on (409).
