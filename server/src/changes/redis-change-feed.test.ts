@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { quietLogger, runChangeFeedContract } from './change-feed.contract.js';
 import { RedisChangeFeed } from './redis-change-feed.js';
@@ -32,3 +33,16 @@ runChangeFeedContract(
   },
   { crossProcess: true },
 );
+
+describe('the Redis change feed with Redis down at start', () => {
+  it('opens anyway, not live (caches bypassed), instead of stopping the server from starting', async () => {
+    const feed = await RedisChangeFeed.open({ url: 'redis://127.0.0.1:1', prefix: 'feed-down', heartbeatMs: 500 }, quietLogger());
+    try {
+      expect(feed.live).toBe(false);
+      // Announcing a change meanwhile is not an error either (it is logged).
+      await expect(feed.publish({ kind: 'flush', reason: 'announced' })).resolves.toBeUndefined();
+    } finally {
+      await feed.close();
+    }
+  });
+});

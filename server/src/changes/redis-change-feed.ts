@@ -61,11 +61,14 @@ export class RedisChangeFeed extends BaseChangeFeed {
     try {
       await feed.subscriber.connect();
       await feed.subscriber.subscribe(feed.channel);
-      await feed.publisher.connect();
     } catch (err) {
-      await feed.close();
-      throw err;
+      // Redis down at start: the server still starts (as the BullMQ queue does), with its caches bypassed
+      // until the subscriber connects; ioredis keeps retrying and the `ready` handler subscribes then.
+      feed.lost(err);
     }
+    // Publishing needs no connection at start: a change announced while Redis is down is logged
+    // (publish), and every other process flushes when its own subscription comes back.
+    feed.publisher.connect().catch(() => undefined);
     return feed;
   }
 
