@@ -107,7 +107,7 @@ describe('a second opinion on a whole-slide image', () => {
     for (const [x, y] of [[200, 2200], [600, 2200], [400, 2600]] as const) await specialist.mouse.click(...(await pagePoint(specialist, x, y)));
     await specialist.keyboard.press('Enter');
     await expect.poll(() => regions.count()).toBe(1);
-    expect(await wsi.getAttribute('data-regions')).toBe('1');
+    await expect.poll(() => wsi.getAttribute('data-regions')).toBe('1');
     await regions.locator('[data-action=remove-region]').click();
     await expect.poll(() => regions.count()).toBe(0);
     await expect.poll(() => wsi.getAttribute('data-regions')).toBe('0');
@@ -119,7 +119,7 @@ describe('a second opinion on a whole-slide image', () => {
     await expect.poll(() => regions.count()).toBe(1);
     expect(await regions.getAttribute('data-type')).toBe('slide');
     expect(await regions.getAttribute('data-sop')).toBe(view.sop);
-    expect(await wsi.getAttribute('data-regions')).toBe('1');
+    await expect.poll(() => wsi.getAttribute('data-regions')).toBe('1');
     await regions.locator('input').fill(LABEL);
     await specialist.locator('#consult-answer').fill(ANSWER);
     // The polygon is drawn over the slide (yellow in the screenshot).
