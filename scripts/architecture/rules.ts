@@ -73,7 +73,7 @@ export const ALLOWED_IMPORTS: Readonly<Record<string, readonly string[]>> = {
   // The hospital link's read API (/his): the live room's worklist, the study browser's order states.
   'viewer/his': ['contracts', 'viewer/dicomweb', 'viewer/i18n'],
   'viewer/browser': ['viewer/auth', 'viewer/dicomweb', 'viewer/his', 'viewer/i18n', 'viewer/ui'],
-  'viewer/wsi': ['viewer/dicomweb', 'viewer/i18n', 'viewer/ui', 'viewer/viewer/display.ts'],
+  'viewer/wsi': ['viewer/ai', 'viewer/dicomweb', 'viewer/i18n', 'viewer/ui', 'viewer/viewer/display.ts'],
   'viewer/live': ['contracts', 'viewer/ai', 'viewer/auth', 'viewer/dicomweb', 'viewer/his', 'viewer/i18n', 'viewer/overlays', 'viewer/ui'],
   // The study page; the stack's measurements go to the radiology report through viewer/reports (measurement-report.ts, add-to-report.ts).
   'viewer/viewer': ['viewer/ai', 'viewer/auth', 'viewer/dicomweb', 'viewer/i18n', 'viewer/imaging', 'viewer/overlays', 'viewer/reports', 'viewer/ui', 'viewer/wsi'],

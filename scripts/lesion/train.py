@@ -1,12 +1,21 @@
-"""Train the colon lesion tile classifier (6 classes, from scratch, CPU, seeded). Usage:
-  /usr/bin/python3 scripts/lesion/train.py --time-budget 480 --out /tmp/patho/lesion1
-Class-balanced sampling, flips/rot90/colour jitter/random resized crops. No validation split (240 images,
-134 cases): fixed wall-time cosine schedule, the last checkpoint is the model. Never reads the test split.
+"""Train the colon lesion tile classifier (6 classes, from scratch, CPU, seeded, resumable). Usage:
+  nice -n 19 /usr/bin/python3 scripts/lesion/train.py --steps 6000 --val-fraction 0.2 --out /tmp/patho/lesion2
+  nice -n 19 /usr/bin/python3 scripts/lesion/train.py --resume --out /tmp/patho/lesion2        # continue
+Class-balanced sampling, flips/rot90/colour jitter/random resized crops. The schedule is fixed in advance in
+STEPS (linear warm-up, cosine to 2 % of the peak lr at --steps), so a run can be stopped and resumed on another
+day and still follow the same schedule. Every --ckpt-every steps (and at the end, and on SIGTERM/SIGINT) it writes
+`<out>/last.pt` (model, optimizer, RNG states: python, numpy, torch) and `<out>/run.json` (seed, schedule, steps
+done, CPU and wall seconds summed over sessions, data split). --resume reads both and refuses a different
+schedule. --val-fraction holds out a case-disjoint part of TRAIN (cases in SHA-1 order); the test split is never
+read. --time-budget (wall seconds in this session) stops early without changing the schedule (resume later).
 """
 import argparse
+import hashlib
 import json
 import math
 import os
+import random
+import signal
 import sys
 import time
 
@@ -19,31 +28,82 @@ import common  # noqa: E402
 from model import LesionNet  # noqa: E402
 
 p = argparse.ArgumentParser()
-p.add_argument("--time-budget", type=float, default=480)
+p.add_argument("--steps", type=int, default=6000, help="schedule length in optimizer steps (fixed in advance)")
+p.add_argument("--warmup", type=int, default=30)
 p.add_argument("--size", type=int, default=224)
 p.add_argument("--bs", type=int, default=16)
 p.add_argument("--lr", type=float, default=2e-3)
 p.add_argument("--wd", type=float, default=5e-4)
 p.add_argument("--seed", type=int, default=0)
+p.add_argument("--val-fraction", type=float, default=0.0, help="case-disjoint part of train held out (0 = none)")
 p.add_argument("--threads", type=int, default=2)
-p.add_argument("--out", default="/tmp/patho/lesion1")
+p.add_argument("--ckpt-every", type=int, default=200)
+p.add_argument("--time-budget", type=float, default=0, help="stop after this many wall seconds (0 = no limit)")
+p.add_argument("--resume", action="store_true")
+p.add_argument("--out", default="/tmp/patho/lesion2")
 args = p.parse_args()
+SCHEDULE_KEYS = ["steps", "warmup", "size", "bs", "lr", "wd", "seed", "val_fraction"]
+os.makedirs(args.out, exist_ok=True)
+ckpt_path, run_path = os.path.join(args.out, "last.pt"), os.path.join(args.out, "run.json")
+run = None
+if args.resume:
+    run = json.load(open(run_path))
+    for k in SCHEDULE_KEYS:  # the schedule recorded at the start wins; a different one on the command line is an error
+        if k in run["schedule"] and getattr(args, k) != run["schedule"][k] and f"--{k.replace('_', '-')}" in " ".join(sys.argv):
+            sys.exit(f"--resume: {k}={getattr(args, k)} differs from the recorded schedule {run['schedule'][k]}")
+        setattr(args, k, run["schedule"][k])
 torch.set_num_threads(args.threads)
+random.seed(args.seed)
 np.random.seed(args.seed)
 torch.manual_seed(args.seed)
-os.makedirs(args.out, exist_ok=True)
+
+
+def val_cases(cases, frac):
+    """Case-disjoint hold-out from train: cases in SHA-1 order of the case id, per class, ~frac of each class's
+    cases (at least one when the class has 3+ cases)."""
+    if frac <= 0:
+        return set()
+    out = set()
+    for k in range(len(common.CLASSES)):
+        cs = sorted(set(cases[d["y"] == k]), key=lambda c: hashlib.sha1(c.encode()).hexdigest())
+        n = int(round(frac * len(cs))) if len(cs) >= 3 else 0
+        out.update(cs[:n])
+    return out
+
+
 d = common.load_split("train")
-X = torch.from_numpy(d["images"]).permute(0, 3, 1, 2).float()
-y = torch.from_numpy(d["y"])
-counts = np.bincount(d["y"], minlength=6)
-pw = (1.0 / counts[d["y"]])
+held = val_cases(d["cases"], args.val_fraction)
+# a case whose images span classes goes wholly to validation (case-disjoint)
+is_val = np.array([c in held for c in d["cases"]])
+tr = np.where(~is_val)[0]
+X = torch.from_numpy(d["images"][tr]).permute(0, 3, 1, 2).float()
+y = torch.from_numpy(d["y"][tr])
+counts = np.bincount(d["y"][tr], minlength=6)
+pw = (1.0 / counts[d["y"][tr]])
 pw /= pw.sum()
-print("train", len(y), "per class", counts.tolist(), flush=True)
+print("train", len(y), "per class", counts.tolist(), "| val", int(is_val.sum()), "images",
+      len(held), "cases", flush=True)
 net = LesionNet()
 opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=args.wd)
 mean = torch.tensor(common.MEAN).view(1, 3, 1, 1) * 255.0
 std = torch.tensor(common.STD).view(1, 3, 1, 1) * 255.0
 S = args.size
+step, cpu_total, wall_total, sessions = 0, 0.0, 0.0, []
+if args.resume:
+    ck = torch.load(ckpt_path, map_location="cpu")
+    net.load_state_dict(ck["model"])
+    opt.load_state_dict(ck["optimizer"])
+    random.setstate(ck["rng"]["python"])
+    np.random.set_state(ck["rng"]["numpy"])
+    torch.set_rng_state(ck["rng"]["torch"])
+    step, cpu_total, wall_total, sessions = ck["step"], run["cpu_seconds"], run["wall_seconds"], run["sessions"]
+    print("resumed at step", step, flush=True)
+
+
+def lr_at(s):
+    """Fixed schedule: linear warm-up, then cosine from lr to 0.02*lr over args.steps."""
+    frac = min(1.0, s / args.steps)
+    return args.lr * min(1.0, (s + 1) / args.warmup) * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * frac)))
 
 
 def batch():
@@ -67,10 +127,40 @@ def batch():
     return x, y[idx]
 
 
-t0, step = time.time(), 0
-while time.time() - t0 < args.time_budget:
-    frac = (time.time() - t0) / args.time_budget
-    lr = args.lr * min(1.0, (step + 1) / 30) * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * frac)))
+t0, c0, step0 = time.time(), time.process_time(), step
+
+
+def save():
+    wall, cpu = time.time() - t0, time.process_time() - c0
+    ck = dict(model=net.state_dict(), optimizer=opt.state_dict(), step=step, args=vars(args),
+              rng=dict(python=random.getstate(), numpy=np.random.get_state(), torch=torch.get_rng_state()))
+    torch.save(ck, ckpt_path + ".tmp")
+    os.replace(ckpt_path + ".tmp", ckpt_path)
+    rec = dict(schedule={k: getattr(args, k) for k in SCHEDULE_KEYS},
+               schedule_formula="lr(s) = lr * min(1, (s+1)/warmup) * (0.02 + 0.98*0.5*(1+cos(pi*min(1, s/steps))))",
+               step=step, done=step >= args.steps, cpu_seconds=cpu_total + cpu, wall_seconds=wall_total + wall,
+               sessions=sessions + [dict(start_step=step0, end_step=step, wall_seconds=round(wall, 1),
+                                         cpu_seconds=round(cpu, 1), threads=args.threads, ended=time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                                                         time.gmtime()))],
+               train_images=int(len(tr)), val_images=int(is_val.sum()), val_cases=sorted(held),
+               threads=args.threads)
+    json.dump(rec, open(run_path + ".tmp", "w"), indent=1)
+    os.replace(run_path + ".tmp", run_path)
+
+
+stop = {"flag": False}
+
+
+def on_signal(signum, frame):
+    stop["flag"] = True
+
+
+signal.signal(signal.SIGTERM, on_signal)
+signal.signal(signal.SIGINT, on_signal)
+while step < args.steps and not stop["flag"]:
+    if args.time_budget and time.time() - t0 >= args.time_budget:
+        break
+    lr = lr_at(step)
     for g in opt.param_groups:
         g["lr"] = lr
     x, t = batch()
@@ -80,7 +170,8 @@ while time.time() - t0 < args.time_budget:
     opt.step()
     step += 1
     if step % 20 == 0:
-        print(f"step {step} t {time.time() - t0:.0f}s lr {lr:.2e} loss {loss.item():.4f}", flush=True)
-torch.save(dict(model=net.state_dict(), step=step, args=vars(args)), os.path.join(args.out, "last.pt"))
-json.dump(dict(steps=step, seconds=time.time() - t0, args=vars(args)), open(os.path.join(args.out, "train.json"), "w"))
-print("done", step, "steps", f"{time.time() - t0:.0f}s", flush=True)
+        print(f"step {step}/{args.steps} t {time.time() - t0:.0f}s lr {lr:.2e} loss {loss.item():.4f}", flush=True)
+    if step % args.ckpt_every == 0:
+        save()
+save()
+print("stopped" if step < args.steps else "done", step, "steps", f"{time.time() - t0:.0f}s this session", flush=True)

@@ -609,6 +609,26 @@ describe('whole-slide viewing', () => {
     expectClean();
   }, 120_000);
 
+  it('"Analyse slide" offers the models that run on slides, runs the chosen one and draws its regions', async () => {
+    const { stop } = await openSlide(wsiFull.study, '11-analyse-before');
+    await page.waitForSelector('.viewport.wsi[data-annotations-done]', { timeout: 30_000 });
+    await page.waitForSelector('select[data-action=analyse-model]:not([hidden])', { timeout: 30_000 });
+    const offered = await page.locator('select[data-action=analyse-model] option').allTextContents();
+    // The test models with a training resolution (input.pixelSpacingMm); bright-spot has none.
+    expect(offered).toEqual(expect.arrayContaining(['dark-spot 1.0.0', 'dark-tissue 1.0.0']));
+    expect(offered.some((o) => o.startsWith('bright-spot'))).toBe(false);
+    const before = Number((await viewport().getAttribute('data-annotations')) ?? 0);
+    await page.selectOption('select[data-action=analyse-model]', 'dark-tissue');
+    await page.click('button[data-action=analyse]');
+    await page.waitForFunction((n) => Number(document.querySelector<HTMLElement>('.viewport.wsi')?.dataset['annotations'] ?? 0) > n, before, { timeout: 60_000 });
+    expect(await page.locator('[data-testid=analysis-progress]').textContent()).toMatch(/^dark-tissue: \d+ /);
+    // The regions (POLYGONs of the tile classifier) have a layer toggle of their own.
+    expect(await page.locator('.annotation-toggles label').last().textContent()).toMatch(/lesion \(\d+\)/);
+    await shoot(viewport(), '11-analyse-regions');
+    stop();
+    expectClean();
+  }, 120_000);
+
   it('draws the bulk annotations (highdicom sample) on the slide', async () => {
     const { stop } = await openSlide(slide.study, '11-annotations-loading');
     await page.waitForSelector('.viewport.wsi[data-annotations-done]', { timeout: 30_000 });

@@ -52,6 +52,36 @@ describe('the model registry over HTTP', () => {
   });
 });
 
+describe('a tile classifier on an uploaded image', () => {
+  it('answers the class probabilities in label order, the positive score and the top label', async () => {
+    const classify = async (grey: number) => {
+      const png = await sharp({ create: { width: 48, height: 40, channels: 3, background: { r: grey, g: grey, b: grey } } }).png().toBuffer();
+      const res = await t.app.inject({ method: 'POST', url: '/ai/models/dark-tissue/classify', headers: { 'content-type': 'image/png' }, payload: png });
+      expect(res.statusCode, res.body).toBe(200);
+      return res.json();
+    };
+    const dark = await classify(60);
+    expect(dark).toMatchObject({ model: { id: 'dark-tissue', version: '1.0.0' }, width: 48, height: 40, label: 'lesion' });
+    expect(dark.probabilities).toHaveLength(2);
+    expect(dark.probabilities[0] + dark.probabilities[1]).toBeCloseTo(1, 4);
+    expect(dark.positiveScore).toBeCloseTo(dark.probabilities[1], 5);
+    expect(dark.positiveScore).toBeGreaterThan(0.5);
+    expect(Object.keys(dark.timings).sort()).toEqual(['modelMs', 'postprocessMs', 'preprocessMs', 'queueMs']);
+    const light = await classify(240);
+    expect(light.label).toBe('normal');
+    expect(light.positiveScore).toBeLessThan(0.5);
+  });
+
+  it('refuses a detector (and detect refuses a classifier) with 400, an unknown model with 404', async () => {
+    const png = await brightRectPng();
+    const wrongTask = await t.app.inject({ method: 'POST', url: '/ai/models/bright-spot/classify', headers: { 'content-type': 'image/png' }, payload: png });
+    expect(wrongTask.statusCode).toBe(400);
+    expect((await t.app.inject({ method: 'POST', url: '/ai/models/dark-tissue/detect', headers: { 'content-type': 'image/png' }, payload: png })).statusCode).toBe(400);
+    expect((await t.app.inject({ method: 'POST', url: '/ai/models/nope/classify', headers: { 'content-type': 'image/png' }, payload: png })).statusCode).toBe(404);
+    expect((await t.app.inject({ method: 'POST', url: '/ai/models/dark-tissue/classify', headers: { 'content-type': 'text/plain' }, payload: 'hello' })).statusCode).toBe(415);
+  });
+});
+
 describe('detection on an uploaded image', () => {
   it('answers boxes in the source image pixels, with label, score and per-stage timings', async () => {
     const res = await t.app.inject({ method: 'POST', url: '/ai/models/bright-spot/detect', headers: { 'content-type': 'image/png' }, payload: await brightRectPng() });

@@ -4,7 +4,7 @@
  * frame-detections.ts); every error is a typed AppError mapped once by the error handler.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { DetectQuery, DetectionResult, ErrorBody, FrameDetectionOutcome, FrameDetectionQuery, FrameParams, FrameReports, IdParams, ModelInfo, ModelList } from '../contracts/ai.js';
+import { ClassificationResult, DetectQuery, DetectionResult, ErrorBody, FrameDetectionOutcome, FrameDetectionQuery, FrameParams, FrameReports, IdParams, ModelInfo, ModelList } from '../contracts/ai.js';
 import type { FrameReport as FrameReportJson } from '../contracts/ai.js';
 import { dicomwebBaseUrl } from '../http/base-url.js';
 import { checkUidParam } from '../http/uid-param.js';
@@ -60,6 +60,17 @@ function parseFrameRef(params: FramePath): FrameRef {
 
 const errors = { 400: ErrorBody, 404: ErrorBody };
 
+/** The JPEG or PNG image a model-run request carries as its body (415 for another type, 400 when empty). */
+function imageBody(request: FastifyRequest): Buffer {
+  const mediaType = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+  if (mediaType !== 'image/jpeg' && mediaType !== 'image/png') {
+    throw new AppError('UNSUPPORTED_MEDIA_TYPE', `Unsupported Content-Type "${mediaType}": send the image as image/jpeg or image/png`);
+  }
+  const body = request.body;
+  if (!Buffer.isBuffer(body) || body.length === 0) throw new AppError('BAD_REQUEST', 'The request body must be a JPEG or PNG image (Content-Type image/jpeg or image/png)');
+  return body;
+}
+
 export async function aiRoutes(app: FastifyInstance, options: AiRoutesOptions): Promise<void> {
   const { engine, frameDetections } = options;
   const reportUrl = (request: FastifyRequest, report: FrameReport) =>
@@ -95,13 +106,24 @@ export async function aiRoutes(app: FastifyInstance, options: AiRoutesOptions): 
     },
     async (request) => {
       const spec = engine.spec(request.params.id);
-      const mediaType = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-      if (mediaType !== 'image/jpeg' && mediaType !== 'image/png') {
-        throw new AppError('UNSUPPORTED_MEDIA_TYPE', `Unsupported Content-Type "${mediaType}": send the image as image/jpeg or image/png`);
-      }
-      const body = request.body;
-      if (!Buffer.isBuffer(body) || body.length === 0) throw new AppError('BAD_REQUEST', 'The request body must be a JPEG or PNG image (Content-Type image/jpeg or image/png)');
-      return engine.detect(spec.id, body, request.query.minScore);
+      return engine.detect(spec.id, imageBody(request), request.query.minScore);
+    },
+  );
+
+  app.post<{ Params: { id: string } }>(
+    '/models/:id/classify',
+    {
+      ...requires('ai', { audit: 'ai-run' }),
+      ...withSchema({
+        tags: ['ai'],
+        summary: 'Run a tile classifier (task "classification") on a JPEG or PNG image (the body, image/jpeg or image/png): class probabilities in label order',
+        params: IdParams,
+        response: { 200: ClassificationResult, ...errors },
+      }),
+    },
+    async (request) => {
+      const spec = engine.spec(request.params.id);
+      return engine.classify(spec.id, imageBody(request));
     },
   );
 

@@ -27,7 +27,7 @@ const SAMPLE_PARAMS: Record<string, string> = { study, series, instance: sop, fr
 
 function concreteUrl(url: string): string {
   // A wildcard route (bulkdata/*: TAG[/ITEM/TAG...]) gets the pixel data tag.
-  const sample = (url.startsWith('/ai/models/') ? url.replace(':id', 'bright-spot') : url).replace(/\/\*$/, `/${SAMPLE_PARAMS['tag']}`);
+  const sample = (url.startsWith('/ai/models/') ? url.replace(':id', url.endsWith('/classify') ? 'dark-tissue' : 'bright-spot') : url).replace(/\/\*$/, `/${SAMPLE_PARAMS['tag']}`);
   const query = url.endsWith('/frames/:frame/detections') ? '?model=bright-spot' : url === '/his/orders' || url === '/share/links' ? `?study=${study}` : url === '/reports/quality' || url === '/ai/usage' ? '?from=20240101&to=20241231' : '';
   return sample.replace(/:([A-Za-z]+)/g, (_match, name: string) => {
     const value = SAMPLE_PARAMS[name];
@@ -45,7 +45,7 @@ async function requestFor(method: string, url: string): Promise<{ payload?: Buff
   if (method === 'POST' && url.startsWith('/dicomweb/studies')) {
     return { payload: multipartBody([{ body: makeInstance({ studyInstanceUid: study, seriesInstanceUid: series }) }]), headers: { 'content-type': STOW_CONTENT_TYPE() } };
   }
-  if (method === 'POST' && url.endsWith('/detect')) return { payload: await jpeg(), headers: { 'content-type': 'image/jpeg' } };
+  if (method === 'POST' && (url.endsWith('/detect') || url.endsWith('/classify'))) return { payload: await jpeg(), headers: { 'content-type': 'image/jpeg' } };
   if (method === 'POST' && url.endsWith('/analyses')) return { payload: JSON.stringify({ model: 'dark-spot' }), headers: { 'content-type': 'application/json' } };
   const json = (body: unknown) => ({ payload: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
   const order = { patient: { patientId: 'WALK-1', issuer: '' }, accessionNumber: 'WALK-ACC-1', modality: 'ES', scheduledStart: '20260105' };
@@ -93,6 +93,7 @@ describe('every route declares who may use it', () => {
     expect(permissionOf('POST', '/dicomweb/studies')).toBe('store');
     expect(permissionOf('GET', '/dicomweb/studies/:study/series/:series/instances/:instance/frames/:frames')).toBe('read');
     expect(permissionOf('POST', '/ai/models/:id/detect')).toBe('ai');
+    expect(permissionOf('POST', '/ai/models/:id/classify')).toBe('ai');
     expect(permissionOf('POST', '/ai/studies/:study/series/:series/analyses')).toBe('ai');
     expect(permissionOf('GET', '/live')).toBe('ai');
     expect(permissionOf('POST', '/his/orders')).toBe('his');

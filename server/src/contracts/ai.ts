@@ -36,6 +36,21 @@ export const DetectionResult = Type.Object(
 );
 export type DetectionResult = Static<typeof DetectionResult>;
 
+/** `POST /ai/models/{id}/classify`: a tile classifier's answer for one image. */
+export const ClassificationResult = Type.Object(
+  {
+    model: ModelRef,
+    width: Type.Integer(),
+    height: Type.Integer(),
+    probabilities: Type.Array(Type.Number(), { description: "One probability per label, in the model's label order" }),
+    positiveScore: Type.Number({ description: "Sum of the probabilities of the model's output.positiveLabels" }),
+    label: Type.String({ description: 'The most probable label' }),
+    timings: Timings,
+  },
+  closed,
+);
+export type ClassificationResult = Static<typeof ClassificationResult>;
+
 /** A model as `GET /ai/models` lists it (the manifest entry without its file name). */
 export const ModelInfo = Type.Object(
   {

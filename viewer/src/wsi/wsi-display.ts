@@ -16,6 +16,7 @@ import { t } from '../i18n/i18n.js';
 import type { Display } from '../viewer/display.js';
 import { parseAnnotations, type Annotations } from './annotations.js';
 import { buildPyramid, levelFor, niceLength, tileKey, type Level, type TileRef } from './pyramid.js';
+import { analysisJob, listSlideModels, startSlideAnalysis } from '../ai/ai-client.js';
 import { addSlideRegion, drawnOnSlides, onDrawnOnSlides, slideRegionDrawingOffered } from './slide-regions.js';
 import { TileLoader } from './tile-loader.js';
 
@@ -49,13 +50,15 @@ export const WsiDisplay = {
     const zoomOut = h('button', { type: 'button', text: t('wsi:zoomOut'), 'data-action': 'zoom-out' });
     const fit = h('button', { type: 'button', text: t('wsi:fit'), 'data-action': 'fit' });
     const annotationToggles = h('span', { class: 'annotation-toggles' });
-    const analyse = h('button', { type: 'button', text: t('wsi:analyse'), disabled: true, title: t('wsi:notYet') });
+    // "Analyse slide": the models that can run on slides (input.pixelSpacingMm), offered once listed.
+    const analyseModel = h('select', { 'aria-label': t('wsi:analyseModel'), 'data-action': 'analyse-model', hidden: true });
+    const analyse = h('button', { type: 'button', text: t('wsi:analyse'), disabled: true, title: t('wsi:notYet'), 'data-action': 'analyse' });
     // Region drawing, when the page asks for it (the consult page): a toggle.
     const drawToggle = slideRegionDrawingOffered()
       ? h('button', { type: 'button', text: t('wsi:drawRegion'), title: t('wsi:drawRegionHelp'), 'aria-pressed': 'false', 'data-action': 'draw-region' })
       : undefined;
     const drawHint = drawToggle === undefined ? undefined : h('span', { class: 'muted draw-hint', hidden: true, role: 'status', text: t('wsi:drawRegionHelp') });
-    root.replaceChildren(h('div', { class: 'toolbar', role: 'toolbar', 'aria-label': t('wsi:tools') }, zoomIn, zoomOut, fit, drawToggle, drawHint, annotationToggles, analyse), box, status);
+    root.replaceChildren(h('div', { class: 'toolbar', role: 'toolbar', 'aria-label': t('wsi:tools') }, zoomIn, zoomOut, fit, drawToggle, drawHint, annotationToggles, analyseModel, analyse), box, status);
 
     const loader = new TileLoader(options.study, options.series);
     // The overview: the coarsest level still about a screen tile in size (1×1-pixel levels show nothing).
@@ -493,6 +496,79 @@ export const WsiDisplay = {
     const resize = new ResizeObserver(schedule);
     resize.observe(canvas);
 
+    /** Retrieves one Bulk Annotations instance and draws it as a layer with its own toggle (once per SOP). */
+    const addAnnotationLayer = async (annSeries: string, sop: string): Promise<number> => {
+      const known = annotationLayers.find((l) => l.annotations.sop === sop);
+      if (known !== undefined) return known.annotations.groups.reduce((n, g) => n + g.count, 0);
+      const annotations = parseAnnotations(await retrieveInstance(options.study, annSeries, sop));
+      if (annotations.coordinateType !== '2D') {
+        status.append(errorBox(t('wsi:annotations3d')));
+        return 0;
+      }
+      const layer = { annotations, visible: true };
+      annotationLayers.push(layer);
+      annVersion += 1;
+      const colour = ANNOTATION_COLOURS[(annotationLayers.length - 1) % ANNOTATION_COLOURS.length] as string;
+      const total = annotations.groups.reduce((n, g) => n + g.count, 0);
+      const cb = h('input', { type: 'checkbox', checked: true, 'data-annotation': sop });
+      cb.addEventListener('change', () => {
+        layer.visible = cb.checked;
+        annVersion += 1;
+        schedule();
+      });
+      annotationToggles.append(h('label', { style: `color:${colour}` }, cb, ` ${annotations.groups.map((g) => g.label).join(', ')} (${total})`));
+      box.dataset['annotations'] = String(annotationLayers.reduce((n, l) => n + l.annotations.groups.reduce((m, g) => m + g.count, 0), 0));
+      schedule();
+      return total;
+    };
+
+    // "Analyse slide": start a job with the chosen model, follow its progress, then draw its result
+    // (a Bulk Annotations instance: points for detectors, region POLYGONs for tile classifiers).
+    let analysing = false;
+    void listSlideModels()
+      .then((models) => {
+        if (models.length === 0) {
+          analyse.title = t('wsi:noSlideModels');
+          return;
+        }
+        analyseModel.replaceChildren(...models.map((m) => h('option', { value: m.id, text: `${m.id} ${m.version}` })));
+        analyseModel.hidden = false;
+        analyse.disabled = false;
+        analyse.title = '';
+      })
+      .catch((err: unknown) => {
+        analyse.title = messageOf(err);
+      });
+    analyse.addEventListener('click', () => {
+      const model = analyseModel.value;
+      if (analysing || model === '') return;
+      analysing = true;
+      analyse.disabled = true;
+      const progress = h('span', { class: 'muted', 'data-testid': 'analysis-progress', text: t('wsi:analysing', { model, percent: 0 }) });
+      status.append(progress);
+      void (async () => {
+        try {
+          let job = await startSlideAnalysis(options.study, options.series, model);
+          while (!['completed', 'failed', 'cancelled'].includes(job.state)) {
+            progress.textContent = t('wsi:analysing', { model, percent: Math.round(job.progress.fraction * 100) });
+            await new Promise((resolve) => setTimeout(resolve, 1000));
+            job = await analysisJob(job.id);
+          }
+          if (job.state !== 'completed' || job.result === null) {
+            progress.replaceWith(errorBox(t('wsi:analysisFailed', { reason: job.reason ?? job.state })));
+            return;
+          }
+          const count = await addAnnotationLayer(job.result.seriesInstanceUid, job.result.sopInstanceUid);
+          progress.textContent = t('wsi:analysed', { model, count });
+        } catch (err) {
+          progress.replaceWith(errorBox(messageOf(err)));
+        } finally {
+          analysing = false;
+          analyse.disabled = false;
+        }
+      })();
+    });
+
     // Bulk annotations of this slide: ANN series of the study that reference it (or, when they name no
     // series, share its container / frame of reference).
     void (async () => {
@@ -507,25 +583,7 @@ export const WsiDisplay = {
             const refs = values(inst, TAG.ReferencedSeriesSequence).map((r) => str(r as DicomJson, TAG.SeriesInstanceUID));
             const related = refs.length > 0 ? refs.includes(options.series) : str(inst, TAG.ContainerIdentifier) === container;
             if (!related) continue;
-            const annotations = parseAnnotations(await retrieveInstance(options.study, annSeries, sop));
-            if (annotations.coordinateType !== '2D') {
-              status.append(errorBox(t('wsi:annotations3d')));
-              continue;
-            }
-            const layer = { annotations, visible: true };
-            annotationLayers.push(layer);
-            annVersion += 1;
-            const colour = ANNOTATION_COLOURS[(annotationLayers.length - 1) % ANNOTATION_COLOURS.length] as string;
-            const total = annotations.groups.reduce((n, g) => n + g.count, 0);
-            const cb = h('input', { type: 'checkbox', checked: true, 'data-annotation': sop });
-            cb.addEventListener('change', () => {
-              layer.visible = cb.checked;
-              annVersion += 1;
-              schedule();
-            });
-            annotationToggles.append(h('label', { style: `color:${colour}` }, cb, ` ${annotations.groups.map((g) => g.label).join(', ')} (${total})`));
-            box.dataset['annotations'] = String(annotationLayers.reduce((n, l) => n + l.annotations.groups.reduce((m, g) => m + g.count, 0), 0));
-            schedule();
+            await addAnnotationLayer(annSeries, sop);
           }
         } catch (err) {
           status.append(errorBox(t('wsi:annotationsFailed', { message: messageOf(err) })));

@@ -51,6 +51,9 @@ export function buildAnnotationInstance(input: AnnotationInput): { part10: Buffe
     SOPInstanceUID: uids.sopInstanceUid,
     SpecificCharacterSet: 'ISO_IR 192',
     Modality: 'ANN',
+    // General Series Laterality (Type 2C) is required unless the body part is known to be unpaired; the
+    // annotation names no body part, so it is present and empty (dciodvfy asks for it).
+    Laterality: '',
     SeriesInstanceUID: uids.seriesInstanceUid,
     SeriesNumber: '9101',
     SeriesDescription: `AI ${model.id} ${model.version}`.slice(0, 64),
@@ -103,7 +106,7 @@ export function buildAnnotationInstance(input: AnnotationInput): { part10: Buffe
         AnnotationPropertyTypeCodeSequence: [property.type],
         NumberOfAnnotations: count,
         AnnotationAppliesToAllOpticalPaths: 'YES',
-        AnnotationAppliesToAllZPlanes: 'YES',
+        // AnnotationAppliesToAllZPlanes is Type 1C, only for 3D coordinates (PS3.3 C.37.1.2): absent in 2D.
         GraphicType: polygon ? 'POLYGON' : 'POINT',
         PointCoordinatesData: arrayBufferOf(group.points),
         // OL. dcmjs 0.51 has no OL writer (it would write UL, with a 16-bit length): written as OB,
