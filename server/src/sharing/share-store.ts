@@ -219,25 +219,7 @@ export class ShareStore {
     await this.side.write((db) =>
       db
         .insertInto('share_link')
-        .values({
-          id: link.id,
-          token_sha256: link.tokenSha256,
-          purpose: link.purpose,
-          study_instance_uid: link.studyInstanceUid,
-          series_uids: link.seriesInstanceUids === null ? null : JSON.stringify(link.seriesInstanceUids),
-          include_report: link.includeReport ? 1 : 0,
-          created_at: link.createdAt,
-          created_by: link.createdBy.subject,
-          created_by_name: link.createdBy.name,
-          expires_at: link.expiresAt,
-          revoked_at: null,
-          revoked_by: null,
-          revoked_by_name: null,
-          pin_hash: link.pinHash,
-          pin_failures: 0,
-          pin_locked_until: null,
-          consult_id: link.consultId,
-        })
+        .values(linkRow(link))
         .execute(),
     );
   }
@@ -321,25 +303,7 @@ export class ShareStore {
         .execute();
       await trx
         .insertInto('share_link')
-        .values({
-          id: link.id,
-          token_sha256: link.tokenSha256,
-          purpose: link.purpose,
-          study_instance_uid: link.studyInstanceUid,
-          series_uids: link.seriesInstanceUids === null ? null : JSON.stringify(link.seriesInstanceUids),
-          include_report: link.includeReport ? 1 : 0,
-          created_at: link.createdAt,
-          created_by: link.createdBy.subject,
-          created_by_name: link.createdBy.name,
-          expires_at: link.expiresAt,
-          revoked_at: null,
-          revoked_by: null,
-          revoked_by_name: null,
-          pin_hash: link.pinHash,
-          pin_failures: 0,
-          pin_locked_until: null,
-          consult_id: link.consultId,
-        })
+        .values(linkRow(link))
         .execute();
       const rows = [...uids].map(([original, copy]) => ({ consult_id: consult.id, copy_uid: copy, original_uid: original }));
       for (let i = 0; i < rows.length; i += 200) await trx.insertInto('consult_uid').values(rows.slice(i, i + 200)).execute();
@@ -452,4 +416,27 @@ async function createTables(db: Db): Promise<void> {
     .addColumn('original_uid', 'varchar(64)', (c) => c.notNull())
     .addPrimaryKeyConstraint('consult_uid_pk', ['consult_id', 'copy_uid'])
     .execute();
+}
+
+/** The row of a new link (made alone, or with its consult in one transaction). */
+function linkRow(link: StoredLink) {
+  return {
+    id: link.id,
+    token_sha256: link.tokenSha256,
+    purpose: link.purpose,
+    study_instance_uid: link.studyInstanceUid,
+    series_uids: link.seriesInstanceUids === null ? null : JSON.stringify(link.seriesInstanceUids),
+    include_report: link.includeReport ? 1 : 0,
+    created_at: link.createdAt,
+    created_by: link.createdBy.subject,
+    created_by_name: link.createdBy.name,
+    expires_at: link.expiresAt,
+    revoked_at: null,
+    revoked_by: null,
+    revoked_by_name: null,
+    pin_hash: link.pinHash,
+    pin_failures: 0,
+    pin_locked_until: null,
+    consult_id: link.consultId,
+  };
 }
