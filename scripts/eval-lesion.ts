@@ -10,16 +10,13 @@
  *   npm run eval:lesion -- --url http://127.0.0.1:8080   # against a running server
  *   options: --model lesion-classifier  --split test|train  --models-dir models  --json out.json
  */
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import pino from 'pino';
-import { buildApp } from '../server/src/app.js';
-import { createServices } from '../server/src/services.js';
-import { BUNDLED_MODELS_DIR, loadConfig } from '../server/src/config.js';
+import { BUNDLED_MODELS_DIR } from '../server/src/config.js';
 import { argmax, binaryReport, confusionMatrix, rocAuc } from './eval/classification-metrics.js';
 import { option } from './bench/cli.js';
+import { evalServer } from './eval/eval-server.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const ebhiDir = path.join(process.env['PACS_SHARED_DATA'] ?? path.resolve(repoRoot, '../shared/data'), 'histo-ebhi-seg-colon');
@@ -106,18 +103,7 @@ async function main(): Promise<void> {
   const modelId = option('model', 'lesion-classifier');
   const splitName = option('split', 'test');
   const jsonOut = option('json', '');
-  let baseUrl = option('url', '');
-  let close = async () => {};
-  if (baseUrl === '') {
-    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'pacs-eval-'));
-    const config = loadConfig({ PACS_DATA_DIR: dataDir, PACS_LOG_LEVEL: 'warn', PACS_MODELS_DIR: option('models-dir', BUNDLED_MODELS_DIR), PACS_PORT: '0' });
-    const app = await buildApp(config, await createServices(config, { logger: pino({ level: 'warn' }) }));
-    baseUrl = (await app.listen({ host: '127.0.0.1', port: 0 })).replace('[::1]', '127.0.0.1');
-    close = async () => {
-      await app.close();
-      await rm(dataDir, { recursive: true, force: true });
-    };
-  }
+  const { baseUrl, close } = await evalServer(option('url', ''), option('models-dir', BUNDLED_MODELS_DIR));
   try {
     const started = performance.now();
     const e = await evaluate(baseUrl, modelId, splitName);

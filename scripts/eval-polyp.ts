@@ -5,32 +5,16 @@
  *   npm run eval:polyp -- --url http://127.0.0.1:8080   # against a running server
  *   options: --model polyp-detector  --split test|train  --models-dir models
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import pino from 'pino';
-import { buildApp } from '../server/src/app.js';
-import { createServices } from '../server/src/services.js';
-import { BUNDLED_MODELS_DIR, loadConfig } from '../server/src/config.js';
+import { BUNDLED_MODELS_DIR } from '../server/src/config.js';
 import { evaluateOverHttp } from './eval/evaluate-over-http.js';
 import { option } from './bench/cli.js';
+import { evalServer } from './eval/eval-server.js';
 
 
 async function main(): Promise<void> {
   const modelId = option('model', 'polyp-detector');
   const split = option('split', 'test') as 'test' | 'train';
-  let baseUrl = option('url', '');
-  let close = async () => {};
-  if (baseUrl === '') {
-    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'pacs-eval-'));
-    const config = loadConfig({ PACS_DATA_DIR: dataDir, PACS_LOG_LEVEL: 'warn', PACS_MODELS_DIR: option('models-dir', BUNDLED_MODELS_DIR), PACS_PORT: '0' });
-    const app = await buildApp(config, await createServices(config, { logger: pino({ level: 'warn' }) }));
-    baseUrl = (await app.listen({ host: '127.0.0.1', port: 0 })).replace('[::1]', '127.0.0.1');
-    close = async () => {
-      await app.close();
-      await rm(dataDir, { recursive: true, force: true });
-    };
-  }
+  const { baseUrl, close } = await evalServer(option('url', ''), option('models-dir', BUNDLED_MODELS_DIR));
   try {
     const started = performance.now();
     const e = await evaluateOverHttp(baseUrl, modelId, split);
