@@ -13,6 +13,7 @@ import Database from 'better-sqlite3';
 import { Kysely, PostgresDialect, SqliteDialect } from 'kysely';
 import pg from 'pg';
 import type { IndexConfig } from '../config.js';
+import { withStatementCache } from './sqlite-statement-cache.js';
 import { sqliteWriteTransaction, useWriteGate } from './sqlite-write-gate.js';
 
 export interface SideDatabase<DB> {
@@ -36,7 +37,7 @@ export function openSideDatabase<DB>(index: IndexConfig, poolSize: number): Side
     if (index.file !== ':memory:') database.pragma('journal_mode = WAL');
     database.pragma('synchronous = NORMAL');
     const gate = useWriteGate(database);
-    const db = new Kysely<DB>({ dialect: new SqliteDialect({ database }) });
+    const db = new Kysely<DB>({ dialect: new SqliteDialect({ database: withStatementCache(database) }) });
     const write = <T>(work: (db: Kysely<DB>) => Promise<T>) => sqliteWriteTransaction(db, gate, work);
     return { db, dialect: 'sqlite', write, transaction: write };
   }

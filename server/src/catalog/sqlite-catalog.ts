@@ -11,6 +11,7 @@ import Database from 'better-sqlite3';
 import { Kysely, SqliteDialect } from 'kysely';
 import { KyselyCatalog } from './kysely-catalog.js';
 import { migrateToLatest } from './migrations.js';
+import { withStatementCache } from './sqlite-statement-cache.js';
 import type { CatalogDatabase } from './schema.js';
 import { sqliteWriteTransaction, SQLITE_WRITE_WAIT_MS, useWriteGate, withWriteGate, type WriteGateKey } from './sqlite-write-gate.js';
 
@@ -31,33 +32,6 @@ function openDatabase(file: string): Database.Database {
   // (PS3.4 §C.2.2.2.1), as it is in PostgreSQL. Person names use an upper-cased column instead.
   database.pragma('case_sensitive_like = ON');
   return database;
-}
-
-/**
- * Kysely's SQLite driver prepares every statement anew; ingest runs the same few statements for each
- * instance, and preparing them was a fifth of the ingest CPU. better-sqlite3 statements are reusable,
- * and Kysely runs one statement at a time on this single connection, so a cache keyed by SQL is safe.
- */
-function withStatementCache(database: Database.Database): Database.Database {
-  const cache = new Map<string, Database.Statement>();
-  const MAX_CACHED = 500;
-  return new Proxy(database, {
-    get(target, property, receiver) {
-      if (property !== 'prepare') {
-        const value = Reflect.get(target, property, receiver);
-        return typeof value === 'function' ? value.bind(target) : value;
-      }
-      return (source: string) => {
-        let statement = cache.get(source);
-        if (!statement) {
-          statement = target.prepare(source);
-          if (cache.size >= MAX_CACHED) cache.clear();
-          cache.set(source, statement);
-        }
-        return statement;
-      };
-    },
-  });
 }
 
 function sqliteCode(error: unknown): string | undefined {
