@@ -1,14 +1,24 @@
-"""Train the nuclei segmentation net (seeded, CPU). Usage:
-  /usr/bin/python3 scripts/nuclei/train.py --time-budget 1000 --out /tmp/patho/run1
+"""Train the nuclei segmentation net (seeded, CPU, resumable). Usage:
+  nice -n 19 /usr/bin/python3 scripts/nuclei/train.py --steps 12000 --crop 192 --eval-every 250 --out /tmp/patho/run2
+  nice -n 19 /usr/bin/python3 scripts/nuclei/train.py --resume --out /tmp/patho/run2        # continue
 Target: nucleus pixels with no OTHER nucleus within 2 px (common.separated_target), so touching nuclei are
 split by a gap and connected components of the mask ~ instances; band pixels get extra loss weight.
 Holds out --val tiles of the train split (seeded) for checkpoint / threshold choice; never reads the test split.
+The schedule is fixed in advance in STEPS (linear warm-up over --warmup steps, cosine to 2 % of the peak lr at
+--steps), so a run can be stopped and resumed on another day and still follow the same schedule. Every
+--eval-every steps (and at the last step) it scores the held-out tiles; the best AP50 + centroid F1 goes to
+`<out>/best.pt` (what export.py reads). Every --ckpt-every steps (and at the end, and on SIGTERM/SIGINT) it
+writes `<out>/last.pt` (model, optimizer, RNG states: python, numpy, torch, step, validation history, best
+score/step/weights) and `<out>/run.json` (seed, schedule, steps done, CPU and wall seconds summed and per
+session, validation tiles, best step). --resume reads both and refuses a different schedule.
+--time-budget (wall seconds in this session) stops early without changing the schedule (resume later).
 """
 import argparse
 import json
 import math
 import os
 import random
+import signal
 import sys
 import time
 
@@ -20,33 +30,55 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 from model import NucleiNet  # noqa: E402
 
-p = argparse.ArgumentParser()
+p = argparse.ArgumentParser(allow_abbrev=False)
+p.add_argument("--steps", type=int, default=4000, help="schedule length in optimizer steps (fixed in advance)")
+p.add_argument("--warmup", type=int, default=40, help="linear warm-up steps")
 p.add_argument("--crop", type=int, default=160, help="training window (multiple of 16)")
-p.add_argument("--time-budget", type=float, default=1000, help="seconds; cosine LR on elapsed wall time")
 p.add_argument("--width", default="24,32,64,96,128")
 p.add_argument("--dec", default="48,32")
 p.add_argument("--bs", type=int, default=8)
 p.add_argument("--lr", type=float, default=3e-3)
 p.add_argument("--wd", type=float, default=1e-4)
 p.add_argument("--band-weight", type=float, default=3.0)
-p.add_argument("--val", type=int, default=12)
+p.add_argument("--val", type=int, default=12, help="train tiles held out (seeded) for checkpoint choice")
 p.add_argument("--seed", type=int, default=0)
 p.add_argument("--eval-every", type=int, default=60, help="steps")
 p.add_argument("--threads", type=int, default=2)
+p.add_argument("--ckpt-every", type=int, default=200, help="steps")
+p.add_argument("--time-budget", type=float, default=0,
+               help="stop after this many wall seconds in this session (0 = no limit); the schedule is unchanged")
+p.add_argument("--resume", action="store_true")
 p.add_argument("--out", default="/tmp/patho/run1")
 args = p.parse_args()
+SCHEDULE_KEYS = ["steps", "warmup", "crop", "width", "dec", "bs", "lr", "wd", "band_weight", "val", "seed",
+                 "eval_every"]
+given = {a.dest for a in p._actions for s in sys.argv[1:] for o in a.option_strings
+         if s == o or s.startswith(o + "=")}
+os.makedirs(args.out, exist_ok=True)
+ckpt_path, run_path = os.path.join(args.out, "last.pt"), os.path.join(args.out, "run.json")
+best_path, hist_path = os.path.join(args.out, "best.pt"), os.path.join(args.out, "history.json")
+run = None
+if args.resume:
+    if not (os.path.exists(run_path) and os.path.exists(ckpt_path)):
+        sys.exit(f"--resume: no {run_path} / {ckpt_path}")
+    run = json.load(open(run_path))
+    for k in SCHEDULE_KEYS:  # the schedule recorded at the start wins; a different one on the command line is an error
+        if k in run["schedule"] and k in given and getattr(args, k) != run["schedule"][k]:
+            sys.exit(f"--resume: {k}={getattr(args, k)} differs from the recorded schedule {run['schedule'][k]}")
+        setattr(args, k, run["schedule"][k])
+elif os.path.exists(ckpt_path) or os.path.exists(run_path):
+    sys.exit(f"{args.out} already holds a run (last.pt / run.json): use --resume, or another --out")
 
 torch.set_num_threads(args.threads)
 random.seed(args.seed)
 np.random.seed(args.seed)
 torch.manual_seed(args.seed)
-os.makedirs(args.out, exist_ok=True)
-data = common.load_split("train")
+data = common.load_split("train")  # the test split is never read here
 n = len(data["ids"])
 perm = np.random.RandomState(args.seed).permutation(n)
 val_idx = np.sort(perm[: args.val])
 tr_idx = np.sort(perm[args.val:])
-with open(os.path.join(args.out, "split.json"), "w") as f:
+with open(os.path.join(args.out, "split.json"), "w") as f:  # read by evaluate.py --split val --run-dir
     json.dump({"val": [data["ids"][i] for i in val_idx], "train": [data["ids"][i] for i in tr_idx]}, f)
 print(f"train {len(tr_idx)} val {len(val_idx)}", flush=True)
 
@@ -59,6 +91,29 @@ S = net.stride
 imgs = torch.from_numpy(data["images"]).permute(0, 3, 1, 2).float()  # [N,3,320,320] letterboxed canvas
 tgt = torch.from_numpy(data["target"]).float()[:, None]
 bnd = torch.from_numpy(data["band"]).float()[:, None]
+step, cpu_total, wall_total, sessions = 0, 0.0, 0.0, []
+hist, best = [], dict(score=-1.0, step=None, val=None, model=None)
+if args.resume:
+    ck = torch.load(ckpt_path, map_location="cpu")
+    net.load_state_dict(ck["model"])
+    opt.load_state_dict(ck["optimizer"])
+    random.setstate(ck["rng"]["python"])
+    np.random.set_state(ck["rng"]["numpy"])
+    torch.set_rng_state(ck["rng"]["torch"])
+    step, cpu_total, wall_total, sessions = ck["step"], run["cpu_seconds"], run["wall_seconds"], run["sessions"]
+    hist, best = ck["history"], ck["best"]
+    if best["model"] is not None:  # best.pt as of the checkpoint (a killed session may have written a later one)
+        torch.save(dict(model=best["model"], step=best["step"], val=best["val"], args=vars(args)), best_path + ".tmp")
+        os.replace(best_path + ".tmp", best_path)
+    elif os.path.exists(best_path):  # written after the checkpoint by a session that was killed hard: not ours yet
+        os.remove(best_path)
+    print("resumed at step", step, "best step", best["step"], flush=True)
+
+
+def lr_at(s):
+    """Fixed schedule: linear warm-up, then cosine from lr to 0.02*lr over args.steps."""
+    frac = min(1.0, s / args.steps)
+    return args.lr * min(1.0, (s + 1) / args.warmup) * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * frac)))
 
 
 def batch():
@@ -115,24 +170,66 @@ def predict(idx):
 
 
 def val_metrics():
+    """Held-out train tiles only; consumes no random numbers (so evaluation does not change the training stream)."""
     probs = predict(val_idx)
     dets = common.postprocess_all(probs, data, val_idx, S)
     gts = [data["gts"][i] for i in val_idx]
     cents = [data["cents"][i] for i in val_idx]
     ap50 = common.pc.average_precision(dets, gts, 0.5)
-    best = common.best_centroid_threshold(dets, cents, 6.0)
-    return dict(ap50=ap50, f1=best["f1"], p=best["precision"], r=best["recall"], thr=best["threshold"])
+    bt = common.best_centroid_threshold(dets, cents, 6.0)
+    return dict(ap50=ap50, f1=bt["f1"], p=bt["precision"], r=bt["recall"], thr=bt["threshold"])
 
 
-t0 = time.time()
-step, best_score, hist = 0, -1.0, []
-warm = 40
-while True:
-    el = time.time() - t0
-    if el > args.time_budget:
+t0, c0, step0 = time.time(), time.process_time(), step
+
+
+def evaluate():
+    m = val_metrics()
+    score = m["ap50"] + m["f1"]
+    hist.append(dict(step=step, t=round(wall_total + time.time() - t0, 1), **m))
+    print("VAL", json.dumps(hist[-1]), flush=True)
+    if score > best["score"]:
+        best.update(score=score, step=step, val=m, model={k: v.clone() for k, v in net.state_dict().items()})
+        torch.save(dict(model=best["model"], step=step, val=m, args=vars(args)), best_path + ".tmp")
+        os.replace(best_path + ".tmp", best_path)
+
+
+def save():
+    wall, cpu = time.time() - t0, time.process_time() - c0
+    last_val = hist[-1] if hist and hist[-1]["step"] == step else None
+    ck = dict(model=net.state_dict(), optimizer=opt.state_dict(), step=step, val=last_val, args=vars(args),
+              rng=dict(python=random.getstate(), numpy=np.random.get_state(), torch=torch.get_rng_state()),
+              history=hist, best=best)
+    torch.save(ck, ckpt_path + ".tmp")
+    os.replace(ckpt_path + ".tmp", ckpt_path)
+    sess = sessions + [dict(start_step=step0, end_step=step, wall_seconds=round(wall, 1), cpu_seconds=round(cpu, 1),
+                            threads=args.threads,
+                            ended=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))]
+    rec = dict(schedule={k: getattr(args, k) for k in SCHEDULE_KEYS},
+               schedule_formula="lr(s) = lr * min(1, (s+1)/warmup) * (0.02 + 0.98*0.5*(1+cos(pi*min(1, s/steps))))",
+               step=step, done=step >= args.steps, cpu_seconds=cpu_total + cpu, wall_seconds=wall_total + wall,
+               sessions=sess, best_step=best["step"], best_score=best["score"], best_val=best["val"],
+               train_tiles=int(len(tr_idx)), val_tiles=[data["ids"][i] for i in val_idx], threads=args.threads)
+    json.dump(rec, open(run_path + ".tmp", "w"), indent=1)
+    os.replace(run_path + ".tmp", run_path)
+    json.dump(dict(history=hist, steps=step, seconds=wall_total + wall, args=vars(args)), open(hist_path + ".tmp", "w"),
+              indent=1)
+    os.replace(hist_path + ".tmp", hist_path)
+
+
+stop = {"flag": False}
+
+
+def on_signal(signum, frame):
+    stop["flag"] = True
+
+
+signal.signal(signal.SIGTERM, on_signal)
+signal.signal(signal.SIGINT, on_signal)
+while step < args.steps and not stop["flag"]:
+    if args.time_budget and time.time() - t0 >= args.time_budget:
         break
-    frac = min(1.0, el / args.time_budget)
-    lr = args.lr * min(1.0, (step + 1) / warm) * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * frac)))
+    lr = lr_at(step)
     for gq in opt.param_groups:
         gq["lr"] = lr
     x, t, b = batch()
@@ -147,25 +244,12 @@ while True:
     opt.step()
     step += 1
     if step % 20 == 0:
-        print(f"step {step} t {el:.0f}s lr {lr:.2e} loss {loss.item():.4f} bce {bce.item():.4f} dice {dice.item():.4f}",
-              flush=True)
-    if step % args.eval_every == 0:
-        m = val_metrics()
-        score = m["ap50"] + m["f1"]
-        hist.append(dict(step=step, t=time.time() - t0, **m))
-        print("VAL", json.dumps(hist[-1]), flush=True)
-        ck = dict(model=net.state_dict(), step=step, val=m, args=vars(args))
-        torch.save(ck, os.path.join(args.out, "last.pt"))
-        if score > best_score:
-            best_score = score
-            torch.save(ck, os.path.join(args.out, "best.pt"))
-m = val_metrics()
-hist.append(dict(step=step, t=time.time() - t0, **m))
-print("VAL final", json.dumps(hist[-1]), flush=True)
-ck = dict(model=net.state_dict(), step=step, val=m, args=vars(args))
-torch.save(ck, os.path.join(args.out, "last.pt"))
-if m["ap50"] + m["f1"] > best_score:
-    torch.save(ck, os.path.join(args.out, "best.pt"))
-with open(os.path.join(args.out, "history.json"), "w") as f:
-    json.dump(dict(history=hist, steps=step, seconds=time.time() - t0, args=vars(args)), f, indent=1)
-print("done", step, "steps", f"{time.time() - t0:.0f}s", flush=True)
+        print(f"step {step}/{args.steps} t {time.time() - t0:.0f}s lr {lr:.2e} loss {loss.item():.4f} "
+              f"bce {bce.item():.4f} dice {dice.item():.4f}", flush=True)
+    if step % args.eval_every == 0 or step == args.steps:  # the last step is always scored
+        evaluate()
+    if step % args.ckpt_every == 0:
+        save()
+save()
+print("stopped" if step < args.steps else "done", step, "steps", f"{time.time() - t0:.0f}s this session",
+      "| best step", best["step"], "score", f"{best['score']:.4f}", flush=True)
