@@ -466,7 +466,7 @@ async function startBackup(
 /** Verifies the registry (sha256 of every model) and warms up one session per model. */
 async function startInference(ai: AiConfig, log: Logger): Promise<InferenceEngine> {
   const models = await loadModelRegistry(ai.modelsDir);
-  return InferenceEngine.start(models, { executionProvider: ai.executionProvider, threads: ai.threads, maxBatch: ai.maxBatch, queueDepth: ai.queueDepth }, log);
+  return InferenceEngine.start(models, { executionProvider: ai.executionProvider, threads: ai.threads, threadSpinning: ai.threadSpinning, maxBatch: ai.maxBatch, queueDepth: ai.queueDepth }, log);
 }
 
 function createJobQueue(config: Readonly<Config>): JobQueue {

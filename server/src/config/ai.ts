@@ -18,6 +18,12 @@ export interface AiConfig {
   executionProvider: 'cpu' | 'cuda' | 'webgpu';
   /** onnxruntime intra-op threads per session; 0 = all cores. */
   threads: number;
+  /**
+   * Whether onnxruntime's idle intra-op threads spin (busy-wait) for the next task instead of sleeping
+   * (`session.intra_op.allow_spinning`). Spinning saves microseconds per run and burns whole cores
+   * between frames, which the other live rooms and the archive need (issue 23; docs/benchmarks.md).
+   */
+  threadSpinning: boolean;
   maxBatch: number;
   /** Requests allowed to wait per model before 503 + Retry-After. */
   queueDepth: number;
@@ -31,6 +37,7 @@ export function readAiConfig(read: EnvReader, cwd: string): AiConfig {
     modelsDir: path.resolve(cwd, read.string('PACS_MODELS_DIR', BUNDLED_MODELS_DIR)),
     executionProvider: read.oneOf('PACS_AI_EXECUTION_PROVIDER', ['cpu', 'cuda', 'webgpu'] as const, 'cpu'),
     threads: read.integer('PACS_AI_THREADS', 0, 0, 256),
+    threadSpinning: read.boolean('PACS_AI_THREAD_SPINNING', true),
     maxBatch: read.integer('PACS_AI_MAX_BATCH', 4, 1, 64),
     queueDepth: read.integer('PACS_AI_QUEUE_DEPTH', 16, 0, 10_000),
     maxImageBytes: read.integer('PACS_AI_MAX_IMAGE_BYTES', 32 * MiB, 1024, GiB),

@@ -30,6 +30,18 @@ describe('choosing where models run', () => {
     }
   });
 
+  it('runs models with idle onnxruntime threads sleeping instead of spinning (PACS_AI_THREAD_SPINNING=false), same answers', async () => {
+    const { log } = capturingLogger();
+    const engine = await InferenceEngine.start(await loadModelRegistry(TEST_MODELS_DIR), { executionProvider: 'cpu', threads: 2, threadSpinning: false, maxBatch: 2, queueDepth: 4 }, log);
+    try {
+      const raw = { pixels: Buffer.alloc(32 * 32 * 3, 255), width: 32, height: 32, channels: 3 as const };
+      const result = await engine.detect('bright-spot', raw, 0);
+      expect(result.detections.map((d) => d.box)).toEqual([{ x: 0, y: 0, width: 32, height: 32 }]);
+    } finally {
+      await engine.close();
+    }
+  });
+
   it('runs concurrent requests in batches and gives each caller its own boxes', async () => {
     const { log } = capturingLogger();
     const engine = await InferenceEngine.start(await loadModelRegistry(TEST_MODELS_DIR), { executionProvider: 'cpu', threads: 1, maxBatch: 4, queueDepth: 16 }, log);

@@ -21,6 +21,8 @@ export interface EngineOptions {
   executionProvider: ExecutionProvider;
   /** onnxruntime intra-op threads; 0 = onnxruntime's default (all cores). */
   threads: number;
+  /** false: idle onnxruntime threads sleep instead of spinning (`session.intra_op.allow_spinning = 0`). */
+  threadSpinning?: boolean;
   maxBatch: number;
   /** Requests allowed to wait per model before SERVICE_BUSY. */
   queueDepth: number;
@@ -121,6 +123,8 @@ export class InferenceEngine {
         executionProviders: ep === 'cpu' ? ['cpu'] : [ep, 'cpu'],
         graphOptimizationLevel: 'all',
         ...(options.threads > 0 ? { intraOpNumThreads: options.threads } : {}),
+        // Session config keys (onnxruntime_session_options_config_keys.h), read by onnxruntime-node's binding.
+        ...(options.threadSpinning === false ? { extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } } } : {}),
       });
       let session: ort.InferenceSession;
       try {
