@@ -7,6 +7,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { autoWorkers } from '../../server/src/config/cluster.js';
 import { spawnLogged, type TargetServer } from './target.js';
 import { freePort, waitForHttp200 } from './util.js';
 
@@ -47,7 +48,7 @@ export async function startOurServer(repoRoot: string, workDir: string, dicomweb
     await waitForHttp200(`${base}${dicomwebPath}/studies?limit=1`, 90_000, proc.alive);
     // A cluster answers once worker 0 listens; the measurements start when every worker does.
     const setting = (env['PACS_WORKERS'] ?? 'auto').trim().toLowerCase();
-    const workers = setting === 'auto' ? os.availableParallelism() : Number(setting);
+    const workers = setting === 'auto' ? autoWorkers(os.availableParallelism()) : Number(setting);
     if (workers > 1) await waitForClusterReady(path.join(workDir, 'ours.log'), 90_000, proc.alive);
   } catch (err) {
     await proc.stop();

@@ -2,11 +2,16 @@
 import os from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../config.js';
+import { autoWorkers } from '../config/cluster.js';
 
 describe('cluster settings', () => {
   it('uses every core by default: one worker per core this process may use, worker 0 with the duties', () => {
     const { cluster } = loadConfig({}, '/srv/pacs');
-    expect(cluster).toEqual({ workers: os.availableParallelism(), workersAuto: true, backgroundDuties: true, shutdownGraceSeconds: 30 });
+    expect(cluster).toEqual({ workers: autoWorkers(os.availableParallelism()), workersAuto: true, backgroundDuties: true, shutdownGraceSeconds: 30 });
+  });
+
+  it('runs one process on a machine of one or two cores, where a second worker measured slower, and one per core above', () => {
+    expect([1, 2, 3, 4, 16, 200].map(autoWorkers)).toEqual([1, 1, 3, 4, 16, 64]);
   });
 
   it('takes a number of workers, 1 meaning no cluster', () => {

@@ -21,7 +21,9 @@ export interface AiConfig {
   /**
    * Whether onnxruntime's idle intra-op threads spin (busy-wait) for the next task instead of sleeping
    * (`session.intra_op.allow_spinning`). Spinning saves microseconds per run and burns whole cores
-   * between frames, which the other live rooms and the archive need (issue 23; docs/benchmarks.md).
+   * between frames, which the other live rooms and the archive need. Default false: measured with one
+   * live room at 25 fps while another process kept one core busy, p99 29.8 ms without spinning against
+   * 48.4 ms with it (alone: 28.5 against 24.3; docs/benchmarks.md, "Live stream").
    */
   threadSpinning: boolean;
   maxBatch: number;
@@ -37,7 +39,7 @@ export function readAiConfig(read: EnvReader, cwd: string): AiConfig {
     modelsDir: path.resolve(cwd, read.string('PACS_MODELS_DIR', BUNDLED_MODELS_DIR)),
     executionProvider: read.oneOf('PACS_AI_EXECUTION_PROVIDER', ['cpu', 'cuda', 'webgpu'] as const, 'cpu'),
     threads: read.integer('PACS_AI_THREADS', 0, 0, 256),
-    threadSpinning: read.boolean('PACS_AI_THREAD_SPINNING', true),
+    threadSpinning: read.boolean('PACS_AI_THREAD_SPINNING', false),
     maxBatch: read.integer('PACS_AI_MAX_BATCH', 4, 1, 64),
     queueDepth: read.integer('PACS_AI_QUEUE_DEPTH', 16, 0, 10_000),
     maxImageBytes: read.integer('PACS_AI_MAX_IMAGE_BYTES', 32 * MiB, 1024, GiB),
