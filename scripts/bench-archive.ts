@@ -23,7 +23,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { el, ensureSmallCorpus, largeMultiframeInstance, loadTemplateDict, pixelDataElementHeader, pseudoRandomPixels, randomUid, writeHeader, SERIES_PER_STUDY, INSTANCES_PER_SERIES, type StudyPlan } from './bench/generate.js';
+import { ctSliceInstance, ensureSmallCorpus, largeMultiframeInstance, pseudoRandomPixels, randomUid, SERIES_PER_STUDY, INSTANCES_PER_SERIES, type StudyPlan } from './bench/generate.js';
 import { findOrthanc, INSTALL_HINT, startOrthanc } from './bench/orthanc.js';
 import { OUR_ENTRY, startOurServer } from './bench/our-server.js';
 import { indexSummary, queryTypes, runQido, verifyStudy, type QidoQueryType } from './bench/qido.js';
@@ -91,34 +91,15 @@ const run = new BenchRun();
 
 
 const SINGLE_SIZE = 256;
-const CT_IMAGE_STORAGE = '1.2.840.10008.5.1.4.1.1.2';
-let singleTemplate: ReturnType<typeof loadTemplateDict> | undefined;
 const singlePixels = pseudoRandomPixels(SINGLE_SIZE * SINGLE_SIZE * 2, SINGLE_SIZE);
 
 /** `count` one-instance STOW bodies of one new series (UIDs never sent before). */
 function freshSingleInstances(count: number): MultipartBody[] {
-  singleTemplate ??= loadTemplateDict();
   const study = randomUid();
   const series = randomUid();
-  return Array.from({ length: count }, (_, k) => {
-    const sop = randomUid();
-    const dict = {
-      ...singleTemplate!,
-      '00080016': el('UI', CT_IMAGE_STORAGE),
-      '00080018': el('UI', sop),
-      '00080060': el('CS', 'CT'),
-      '0020000D': el('UI', study),
-      '0020000E': el('UI', series),
-      '00200013': el('IS', k + 1),
-      '00280010': el('US', SINGLE_SIZE),
-      '00280011': el('US', SINGLE_SIZE),
-      '00280100': el('US', 16),
-      '00280101': el('US', 12),
-      '00280102': el('US', 11),
-      '00280103': el('US', 0),
-    };
-    return buildMultipart([Buffer.concat([writeHeader(dict, CT_IMAGE_STORAGE, sop), pixelDataElementHeader(singlePixels.length), singlePixels])]);
-  });
+  return Array.from({ length: count }, (_, k) =>
+    buildMultipart([ctSliceInstance({ side: SINGLE_SIZE, pixels: singlePixels, studyUid: study, seriesUid: series, sopInstanceUid: randomUid(), instanceNumber: k + 1 })]),
+  );
 }
 
 function chunk<T>(items: T[], parts: number): T[][] {

@@ -31,7 +31,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { el, largeMultiframeInstance, loadTemplateDict, pixelDataElementHeader, pseudoRandomPixels, randomUid, writeHeader } from './bench/generate.js';
+import { ctSliceInstance, largeMultiframeInstance, pseudoRandomPixels, randomUid } from './bench/generate.js';
 import { startOurServer } from './bench/our-server.js';
 import { machineInfo } from './bench/report.js';
 import { runPool, seededRandom, seriesCorpus, timedGet, type GetSample } from './bench/retrieve.js';
@@ -44,7 +44,6 @@ const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..'
 const ACCEPT_FRAMES = 'multipart/related; type="application/octet-stream"; transfer-syntax=*';
 const FRAME_BYTES = 512 * 512 * 2;
 const SIDE = 256;
-const CT_IMAGE_STORAGE = '1.2.840.10008.5.1.4.1.1.2';
 const SERIES_INSTANCES = 500;
 
 const argv = process.argv.slice(2);
@@ -65,13 +64,11 @@ run.keep = keep;
 // ---------------------------------------------------------------------------------------------------
 // Test data: new 256×256×16-bit CT instances, one new study (and patient) per 50.
 
-let template: ReturnType<typeof loadTemplateDict> | undefined;
 const pixels = pseudoRandomPixels(SIDE * SIDE * 2, SIDE);
 const patientIds: string[] = [];
 let instanceBytes = 0;
 
 function freshInstances(count: number): Buffer[] {
-  template ??= loadTemplateDict();
   let study = '';
   let series = '';
   let patientId = '';
@@ -80,24 +77,7 @@ function freshInstances(count: number): Buffer[] {
       [study, series, patientId] = [randomUid(), randomUid(), `CAPACITY-${patientIds.length + 1}`];
       patientIds.push(patientId);
     }
-    const sop = randomUid();
-    const dict = {
-      ...template!,
-      '00080016': el('UI', CT_IMAGE_STORAGE),
-      '00080018': el('UI', sop),
-      '00080060': el('CS', 'CT'),
-      '00100020': el('LO', patientId),
-      '0020000D': el('UI', study),
-      '0020000E': el('UI', series),
-      '00200013': el('IS', (k % 50) + 1),
-      '00280010': el('US', SIDE),
-      '00280011': el('US', SIDE),
-      '00280100': el('US', 16),
-      '00280101': el('US', 12),
-      '00280102': el('US', 11),
-      '00280103': el('US', 0),
-    };
-    const file = Buffer.concat([writeHeader(dict, CT_IMAGE_STORAGE, sop), pixelDataElementHeader(pixels.length), pixels]);
+    const file = ctSliceInstance({ side: SIDE, pixels, studyUid: study, seriesUid: series, sopInstanceUid: randomUid(), instanceNumber: (k % 50) + 1, patientId });
     instanceBytes = file.length;
     return file;
   });

@@ -119,6 +119,35 @@ export function loadTemplateDict(): Record<string, DicomElement> {
   return dict;
 }
 
+const CT_IMAGE_STORAGE_UID = '1.2.840.10008.5.1.4.1.1.2';
+let ctTemplate: Record<string, DicomElement> | undefined;
+
+/**
+ * One Part-10 CT slice of `side`×`side` 16-bit (12 stored) pixels given as `pixels`, built on the
+ * CT_small template with the UIDs and numbers given (bench:archive's one-instance-per-request and
+ * bench:capacity's instances).
+ */
+export function ctSliceInstance(o: { side: number; pixels: Buffer; studyUid: string; seriesUid: string; sopInstanceUid: string; instanceNumber: number; patientId?: string }): Buffer {
+  ctTemplate ??= loadTemplateDict();
+  const dict = {
+    ...ctTemplate,
+    '00080016': el('UI', CT_IMAGE_STORAGE_UID),
+    '00080018': el('UI', o.sopInstanceUid),
+    '00080060': el('CS', 'CT'),
+    ...(o.patientId === undefined ? {} : { '00100020': el('LO', o.patientId) }),
+    '0020000D': el('UI', o.studyUid),
+    '0020000E': el('UI', o.seriesUid),
+    '00200013': el('IS', o.instanceNumber),
+    '00280010': el('US', o.side),
+    '00280011': el('US', o.side),
+    '00280100': el('US', 16),
+    '00280101': el('US', 12),
+    '00280102': el('US', 11),
+    '00280103': el('US', 0),
+  };
+  return Buffer.concat([writeHeader(dict, CT_IMAGE_STORAGE_UID, o.sopInstanceUid), pixelDataElementHeader(o.pixels.length), o.pixels]);
+}
+
 /** Encodes a dataset (no pixel data) as a Part-10 file prefix, explicit VR LE. */
 export function writeHeader(dict: Record<string, DicomElement>, sopClassUid: string, sopInstanceUid: string): Buffer {
   const meta: Record<string, DicomElement> = {
