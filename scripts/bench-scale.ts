@@ -6,6 +6,8 @@
  *
  *   npm run bench:scale                                  # 10k, 100k, 1M instances, SQLite (hours)
  *   npm run bench:scale -- --index postgres              # same on PostgreSQL (schema of its own in db `test`)
+ *   npm run bench:scale -- --index postgres --private-postgres   # on a cluster of its own with PostgreSQL's
+ *                                                        # defaults (autovacuum on), in the work dir, port 5439
  *   npm run bench:scale -- --checkpoints 10000,20000     # a short run
  *   npm run bench:scale -- --resume /tmp/pacs-bench-scale-XXXX   # continue an interrupted run
  *   options: --patients 1000  --series-per-study 4  --instances-per-series 25  (study shape)
@@ -26,6 +28,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { startOurServer } from './bench/our-server.js';
+import { startPrivatePostgres } from './bench/private-postgres.js';
 import { machineInfo } from './bench/report.js';
 import { BenchRun, parseCommonOptions } from './bench/run.js';
 import { encodeInstance, newUidRoot, studyPlan, type ScaleShape } from './bench/scale-corpus.js';
@@ -42,6 +45,8 @@ interface Options {
   checkpoints: number[];
   index: 'sqlite' | 'postgres';
   postgresUrl: string;
+  /** Port of a PostgreSQL cluster of the run's own (`--private-postgres`), in the work dir. */
+  privatePostgresPort: number | undefined;
   shape: ScaleShape;
   batch: number;
   concurrency: number;
@@ -76,6 +81,7 @@ function parseOptions(argv: string[]): Options {
     checkpoints,
     index,
     postgresUrl: value('postgres-url') ?? DEFAULT_POSTGRES_URL,
+    privatePostgresPort: argv.includes('--private-postgres') ? positive(value('private-postgres-port'), 5439, 'private-postgres-port', 65535) : undefined,
     shape,
     batch,
     concurrency: positive(value('concurrency'), 4, 'concurrency', 64),
@@ -123,6 +129,10 @@ interface RunState {
   root: string;
   index: 'sqlite' | 'postgres';
   postgresSchema: string | undefined;
+  /** The run's own PostgreSQL cluster (in the work dir), when it has one. */
+  privatePostgresPort?: number | undefined;
+  /** PostgreSQL's autovacuum setting during the run (read at start). */
+  autovacuum?: string | undefined;
   shape: ScaleShape;
   /** Studies 0..loadedStudies-1 are acknowledged in full. */
   loadedStudies: number;
@@ -232,6 +242,17 @@ async function indexBytes(opts: Options, state: RunState, dataDir: string): Prom
   }
 }
 
+async function postgresSetting(url: string, name: string): Promise<string> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ setting: string }>('select current_setting($1) as setting', [name]);
+    return rows[0]!.setting;
+  } finally {
+    await client.end();
+  }
+}
+
 async function dropSchema(url: string, schema: string): Promise<void> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
@@ -255,6 +276,9 @@ function report(opts: Options, state: RunState, describe: string[], bytesPerInst
     '',
     `Run ${new Date().toISOString()}; ${machineInfo().join('; ')}.`,
     `Server: ${describe.join(' ')}`,
+    ...(state.index === 'postgres'
+      ? [`PostgreSQL: ${state.privatePostgresPort !== undefined ? `a cluster of the run's own (initdb defaults) on port ${state.privatePostgresPort}` : 'the shared server'}, autovacuum ${state.autovacuum ?? 'not read'}.`]
+      : []),
     `Corpus: ${state.shape.patients} patients; studies of ${state.shape.seriesPerStudy} series × ${state.shape.instancesPerSeries} instances (${perStudy}); ` +
       `${bytesPerInstance} bytes per instance (8×8×16-bit CT-like, Explicit VR LE); STOW-RS ${opts.batch} instances per request, ${opts.concurrency} concurrent clients; ` +
       `${opts.samples} samples per query and checkpoint (p50/p95 in ms, client-side, one request at a time).`,
@@ -307,13 +331,30 @@ async function main(): Promise<number> {
     workDir = opts.workDir ? path.resolve(opts.workDir) : fs.mkdtempSync(path.join(os.tmpdir(), 'pacs-bench-scale-'));
     fs.mkdirSync(workDir, { recursive: true });
     const schema = opts.index === 'postgres' ? `bench_scale_${process.pid}_${Date.now().toString(36)}` : undefined;
-    state = { version: 1, root: newUidRoot(), index: opts.index, postgresSchema: schema, shape: opts.shape, loadedStudies: 0, results: [] };
+    state = {
+      version: 1,
+      root: newUidRoot(),
+      index: opts.index,
+      postgresSchema: schema,
+      privatePostgresPort: opts.index === 'postgres' ? opts.privatePostgresPort : undefined,
+      shape: opts.shape,
+      loadedStudies: 0,
+      results: [],
+    };
     saveState(workDir, state);
   }
   // Until the run ends well, an interruption keeps the data so that --resume can continue it.
   run.workDir = workDir;
   run.keep = true;
+  const cluster = state.privatePostgresPort === undefined ? undefined : startPrivatePostgres(path.join(workDir, 'postgres'), state.privatePostgresPort);
+  if (cluster !== undefined) {
+    run.running.push({ name: 'private PostgreSQL', stop: async () => cluster.stop() });
+    opts.postgresUrl = cluster.url;
+    log(`private PostgreSQL in ${cluster.dataDir} on port ${state.privatePostgresPort}`);
+  }
   if (state.index === 'postgres') {
+    state.autovacuum = await postgresSetting(opts.postgresUrl, 'autovacuum');
+    log(`PostgreSQL autovacuum: ${state.autovacuum}`);
     process.env['PACS_INDEX'] = 'postgres';
     process.env['PACS_POSTGRES_URL'] = opts.postgresUrl;
     process.env['PACS_POSTGRES_SCHEMA'] = state.postgresSchema;
@@ -324,7 +365,7 @@ async function main(): Promise<number> {
   // (1) The server.
   log(`starting our server (${state.index}) in ${workDir}`);
   const server = await startOurServer(repoRoot, workDir, '/dicomweb', { workers: opts.workers });
-  run.running.push(server);
+  run.running.unshift(server); // stopped before the private PostgreSQL (run.running stops in order)
   const dataDir = path.join(workDir, 'ours-data');
   const perStudy = state.shape.seriesPerStudy * state.shape.instancesPerSeries;
   const sample = studyPlan(state.root, state.shape, 0);
@@ -393,7 +434,8 @@ async function main(): Promise<number> {
     return 1;
   }
   if (!opts.keep) {
-    if (state.index === 'postgres' && state.postgresSchema) await dropSchema(opts.postgresUrl, state.postgresSchema);
+    // A private cluster goes with the work dir.
+    if (state.index === 'postgres' && state.postgresSchema && state.privatePostgresPort === undefined) await dropSchema(opts.postgresUrl, state.postgresSchema);
     fs.rmSync(workDir, { recursive: true, force: true });
   } else log(`kept ${workDir}${state.postgresSchema ? ` and schema ${state.postgresSchema}` : ''}`);
   return 0;

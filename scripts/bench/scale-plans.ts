@@ -14,7 +14,7 @@ import { KyselyCatalog } from '../../server/src/catalog/kysely-catalog.js';
 import { migrateToLatest, type SqlEngine } from '../../server/src/catalog/migrations.js';
 import { parseQidoQuery } from '../../server/src/catalog/parse-qido-query.js';
 import type { CatalogDatabase } from '../../server/src/catalog/schema.js';
-import { sopInstanceUidOf, studyPlan, type ScaleShape } from './scale-corpus.js';
+import { QUERY_MODALITIES, sopInstanceUidOf, studyPlan, type ScaleShape } from './scale-corpus.js';
 import { prng, scaleQueries } from './scale-queries.js';
 
 interface Captured {
@@ -99,7 +99,7 @@ export async function openPlanTarget(engine: SqlEngine, where: { file?: string; 
     take: () => [captured, (captured = [])][0]!,
     explain: async (s) => {
       // ANALYZE runs the statement: only for reads (a write would be applied twice).
-      const analyze = /^\s*select/i.test(s.sql) ? 'analyze, timing off, summary off, ' : '';
+      const analyze = /^\s*select/i.test(s.sql) ? 'analyze, timing off, ' : '';
       const { rows } = await pool.query<{ 'QUERY PLAN': string }>(`explain (${analyze}costs off) ${s.sql}`, s.parameters as unknown[]);
       return rows.map((r) => r['QUERY PLAN']);
     },
@@ -252,8 +252,13 @@ export async function explainQueries(target: PlanTarget, root: string, shape: Sc
     }
     out.push({ query, statements });
   };
-  for (const q of scaleQueries(root, shape)) {
-    const call = q.call(studies, pick);
+  // ModalitiesInStudy once per modality: the plan depends on how common the modality is.
+  const calls = scaleQueries(root, shape).flatMap((q) =>
+    q.id === 'modalities'
+      ? QUERY_MODALITIES.map((modality, m) => ({ label: q.label.replace('{modality}', modality), call: q.call(studies, () => m) }))
+      : [{ label: q.label, call: q.call(studies, pick) }],
+  );
+  for (const { label, call } of calls) {
     const url = new URL(call.path, 'http://x');
     const parts = url.pathname.split('/').filter(Boolean);
     target.take();
@@ -265,7 +270,7 @@ export async function explainQueries(target: PlanTarget, root: string, shape: Sc
       const result = await target.catalog.search(parseQidoQuery(level, { studyInstanceUid: parts[1], seriesInstanceUid: parts[3] }, params, limits));
       if (result.matches.length !== call.expectedCount) throw new Error(`${call.path}: ${result.matches.length} matches, expected ${call.expectedCount}`);
     }
-    await explainAll(q.label);
+    await explainAll(label);
   }
   target.take();
   const outcome = await target.catalog.storeInstance(newInstanceOf(root, shape, pick()));

@@ -439,5 +439,10 @@ export interface Catalog {
   storageUsage(page: { limit: number; offset: number }): Promise<StorageUsage>;
   /** One study's bytes and counts (undefined when the study is unknown). */
   studyStorageUsage(studyInstanceUid: string): Promise<StudyStorageUsage | undefined>;
+  /**
+   * Settings of the database engine that make the index degrade as it grows, each as a sentence for the
+   * operator (logged at start-up). Optional: engines with nothing to check leave it out.
+   */
+  engineWarnings?(): Promise<string[]>;
   close(): Promise<void>;
 }

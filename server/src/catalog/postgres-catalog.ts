@@ -36,6 +36,23 @@ function checkSchemaName(schema: string): string {
   return schema;
 }
 
+/**
+ * What the operator must fix in the engine's settings. Autovacuum off: every stored instance updates its
+ * study and series counters, so without VACUUM those rows bloat (a 100k-instance index measured 25 MB of
+ * heap for 1,000 study rows), and without ANALYZE the planner has no statistics; the index-growth
+ * benchmark measured ModalitiesInStudy at 33 ms p50 / 127 ms p95 at 1M instances that way
+ * (docs/benchmarks.md, "Index growth"). PostgreSQL's default is on.
+ */
+export function warningsOfSettings(settings: { autovacuum: string; trackCounts: string }): string[] {
+  const warnings: string[] = [];
+  if (settings.autovacuum !== 'on' || settings.trackCounts !== 'on') {
+    warnings.push(
+      `PostgreSQL autovacuum is off (autovacuum=${settings.autovacuum}, track_counts=${settings.trackCounts}): the index's study and series rows bloat and query plans degrade as it grows; turn it on (the default), or run VACUUM ANALYZE on the catalog's tables regularly`,
+    );
+  }
+  return warnings;
+}
+
 export class PostgresCatalog extends KyselyCatalog {
   private readonly schema: string;
 
@@ -61,6 +78,12 @@ export class PostgresCatalog extends KyselyCatalog {
       if (!SCHEMA_RACE_CODES.has(pgCode(error) ?? '')) throw error;
     }
     await migrateToLatest(this.db as Kysely<unknown>, 'postgres', this.schema);
+  }
+
+  async engineWarnings(): Promise<string[]> {
+    const result = await sql<{ autovacuum: string; track_counts: string }>`select current_setting('autovacuum') as autovacuum, current_setting('track_counts') as track_counts`.execute(this.db);
+    const row = result.rows[0];
+    return row === undefined ? [] : warningsOfSettings({ autovacuum: row.autovacuum, trackCounts: row.track_counts });
   }
 
   protected inTransaction<T>(work: (trx: Kysely<CatalogDatabase>) => Promise<T>): Promise<T> {
