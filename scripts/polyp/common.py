@@ -64,6 +64,15 @@ def _load_one(args):
     return im_lb, m_lb, scale, img.size
 
 
+def _map(fn, args, workers):
+    """fn over args, in `workers` processes when more than one (image decoding is CPU-bound)."""
+    if workers <= 1:
+        return [fn(a) for a in args]
+    from multiprocessing import Pool
+    with Pool(workers) as p:
+        return p.map(fn, args, chunksize=8)
+
+
 def build_cache(split, size, workers=2):
     """Letterboxed uint8 images [N,S,S,3], soft masks [N,S,S], scales, sizes; cached as .npz."""
     path = os.path.join(CACHE_DIR, f"cache_{split}_{size}.npz")
@@ -73,13 +82,7 @@ def build_cache(split, size, workers=2):
         assert list(z["ids"]) == ids
         return dict(ids=ids, meta=meta, images=z["images"], masks=z["masks"], scales=z["scales"], sizes=z["sizes"])
     os.makedirs(CACHE_DIR, exist_ok=True)
-    args = [(split, i, size) for i in ids]
-    if workers > 1:
-        from multiprocessing import Pool
-        with Pool(workers) as p:
-            res = p.map(_load_one, args, chunksize=8)
-    else:
-        res = [_load_one(a) for a in args]
+    res = _map(_load_one, [(split, i, size) for i in ids], workers)
     images = np.stack([r[0] for r in res])
     masks = np.stack([r[1] for r in res])
     scales = np.array([r[2] for r in res], dtype=np.float64)
@@ -237,3 +240,38 @@ def evaluate_probs(probs, data, stride, idx=None, mask_threshold=0.5, min_area_f
     ts = np.arange(0.5, 0.951, 0.05)
     ap_all = [average_precision(dets, gts, t) for t in ts]
     return dict(ap50=ap50, ap50_95=float(np.mean(ap_all)), dets=dets, gts=gts)
+
+
+# ----------------------------------------------------------------------------- negatives (polyp-free frames)
+NORMAL_ROOT = os.environ.get("NORMAL_ROOT", "/work/shared/data/endoscopy-normal-hyperkvasir")
+
+
+def list_negatives(split):
+    """Relative paths of the polyp-free HyperKvasir frames of a fixed split ('train' or 'test')."""
+    with open(os.path.join(NORMAL_ROOT, "splits", split + ".txt")) as f:
+        return [line.strip() for line in f if line.strip()]
+
+
+def _load_negative(args):
+    rel, size = args
+    img = Image.open(os.path.join(NORMAL_ROOT, rel)).convert("RGB")
+    im_lb, scale = letterbox(img, size)
+    return im_lb, scale, img.size
+
+
+def build_negative_cache(split, size, workers=2):
+    """Letterboxed polyp-free frames like build_cache (masks all zero, no boxes); cached as .npz."""
+    path = os.path.join(CACHE_DIR, f"cache_normal_{split}_{size}.npz")
+    ids = list_negatives(split)
+    if os.path.exists(path):
+        z = np.load(path)
+        assert list(z["ids"]) == ids
+        return dict(ids=ids, images=z["images"], masks=np.zeros(z["images"].shape[:3], np.uint8),
+                    scales=z["scales"], sizes=z["sizes"])
+    os.makedirs(CACHE_DIR, exist_ok=True)
+    res = _map(_load_negative, [(rel, size) for rel in ids], workers)
+    images = np.stack([r[0] for r in res])
+    scales = np.array([r[1] for r in res], dtype=np.float64)
+    sizes = np.array([r[2] for r in res], dtype=np.int64)
+    np.savez(path, ids=np.array(ids), images=images, scales=scales, sizes=sizes)
+    return dict(ids=ids, images=images, masks=np.zeros(images.shape[:3], np.uint8), scales=scales, sizes=sizes)

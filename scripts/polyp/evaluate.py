@@ -5,6 +5,10 @@ Test set (final numbers; never used for selection):
       --threshold 0.6 --json /tmp/polyp/test_metrics.json
 Validation (the 80 held-out train images of a run; used for threshold / post-processing choice):
   /usr/bin/python3 scripts/polyp/evaluate.py --onnx ... --split val --run-dir /tmp/polyp/run1 --tune
+--negatives adds polyp-free HyperKvasir frames (shared/data/endoscopy-normal-hyperkvasir) as images with no
+box: with --split val the run's held-out ones (split.json "neg_val"), with --split test the 175 of the
+fixed test split. Their boxes are false positives in the same ranking ("mixed" AP), and the share of them
+with a box at the operating threshold is reported.
 
 Backends: 'ort-node' runs the .onnx with onnxruntime-node (the runtime the server uses; Python
 onnxruntime is not installed in /usr/bin/python3); 'torch' runs the checkpoint through the same
@@ -39,6 +43,7 @@ p.add_argument("--min-area", type=float, default=0.002, help="minAreaFraction")
 p.add_argument("--threshold", type=float, default=None, help="operating minScore for P/R (default: best F1)")
 p.add_argument("--tune", action="store_true", help="grid-search maskThreshold/minAreaFraction (val only)")
 p.add_argument("--latency-runs", type=int, default=30)
+p.add_argument("--negatives", action="store_true", help="add polyp-free frames (see above)")
 p.add_argument("--json", default=None)
 p.add_argument("--tmp", default="/tmp/polyp/eval")
 args = p.parse_args()
@@ -52,14 +57,26 @@ if not S:
     S = m.graph.input[0].type.tensor_type.shape.dim[1].dim_value
 split_name = "test" if args.split == "test" else "train"
 data = common.build_cache(split_name, S)
-if args.split == "val":
+
+
+def indices(ids, key):
+    """All of a test split; for --split val, those the run's split.json lists under `key`."""
+    if args.split != "val":
+        return np.arange(len(ids))
     with open(os.path.join(args.run_dir, "split.json")) as f:
-        val_ids = set(json.load(f)["val"])
-    idx = np.array([i for i, k in enumerate(data["ids"]) if k in val_ids])
-else:
-    idx = np.arange(len(data["ids"]))
-imgs = np.ascontiguousarray(data["images"][idx])
-N = len(idx)
+        wanted = set(json.load(f)[key])
+    return np.array([i for i, k in enumerate(ids) if k in wanted])
+
+
+idx = indices(data["ids"], "val")
+imgs = data["images"][idx]
+neg = None
+if args.negatives:
+    neg = common.build_negative_cache("test" if args.split == "test" else "train", S)
+    neg_idx = indices(neg["ids"], "neg_val")
+    imgs = np.concatenate([imgs, neg["images"][neg_idx]])
+imgs = np.ascontiguousarray(imgs)
+N = len(imgs)
 
 backend = args.backend
 if backend == "auto":
@@ -106,7 +123,17 @@ else:
 
 
 def run(mt, ma):
-    return common.evaluate_probs(probs, data, args.stride, idx, mt, ma)
+    r = common.evaluate_probs(probs[:len(idx)], data, args.stride, idx, mt, ma)
+    if neg is None:
+        return r
+    neg_dets = []
+    for k, i in enumerate(neg_idx):
+        w, h = neg["sizes"][i]
+        neg_dets.append(common.postprocess(probs[len(idx) + k], args.stride, neg["scales"][i], w, h, mt, ma))
+    dets, gts = r["dets"] + neg_dets, r["gts"] + [np.zeros((0, 4))] * len(neg_dets)
+    return dict(ap50=common.average_precision(dets, gts, 0.5),
+                ap50_95=float(np.mean([common.average_precision(dets, gts, t) for t in np.arange(0.5, 0.951, 0.05)])),
+                dets=dets, gts=gts, pos_ap50=r["ap50"], pos_ap50_95=r["ap50_95"], neg_dets=neg_dets)
 
 
 if args.tune:
@@ -133,6 +160,10 @@ info.update(dict(split=args.split, maskThreshold=args.mask_threshold, minAreaFra
                  ap_per_iou={f"{t:.2f}": common.average_precision(r["dets"], r["gts"], t) for t in ts},
                  n_gt=int(sum(len(g) for g in r["gts"])), n_dets=int(sum(len(d) for d in r["dets"])),
                  at_threshold=op, best_f1=bf))
+if neg is not None:
+    info.update(dict(ap_is_mixed=True, n_negative_frames=int(len(neg_idx)),
+                     positives_only=dict(ap50=r["pos_ap50"], ap50_95=r["pos_ap50_95"]),
+                     negative_frames_with_box_at_threshold=int(sum(1 for d in r["neg_dets"] if any(sc >= thr for sc, _ in d)))))
 print(json.dumps({k: v for k, v in info.items() if k != "tune"}, indent=1))
 if args.json:
     with open(args.json, "w") as f:

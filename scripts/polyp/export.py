@@ -18,6 +18,7 @@ p.add_argument("--size", type=int, default=256)
 p.add_argument("--flip-tta", action="store_true")
 p.add_argument("--opset", type=int, default=13)
 p.add_argument("--out", required=True)
+p.add_argument("--version", default="1.0.0", help="model version written into the graph's doc string")
 args = p.parse_args()
 torch.set_num_threads(2)
 
@@ -38,7 +39,7 @@ import onnx  # noqa: E402
 m = onnx.load(args.out)
 onnx.checker.check_model(m)
 m.producer_name = "filmless-pacs scripts/polyp"
-m.doc_string = ("polyp-detector 1.0.0: input image uint8 [N,%d,%d,3] RGB letterboxed top-left (pad 0); "
+m.doc_string = ("polyp-detector " + args.version + ": input image uint8 [N,%d,%d,3] RGB letterboxed top-left (pad 0); "
                 "output prob float32 [N,1,%d,%d] sigmoid polyp probability, stride %d" % (S, S, S // 4, S // 4, 4))
 onnx.save(m, args.out)
 with torch.no_grad():
@@ -49,4 +50,4 @@ os.makedirs("/tmp/polyp", exist_ok=True)
 np.save(st + ".selftest_in.npy", x.numpy())
 np.save(st + ".selftest_out.npy", ref)
 print("exported", args.out, os.path.getsize(args.out), "bytes; out shape", ref.shape,
-      "epoch", ck.get("epoch"), "val", ck.get("val"))
+      "epoch", ck.get("epoch"), "step", ck.get("step"), "val", ck.get("val"))

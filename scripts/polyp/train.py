@@ -1,76 +1,107 @@
-"""Train the polyp segmentation net (seeded). Usage:
-  /usr/bin/python3 scripts/polyp/train.py --epochs 90 --out /tmp/polyp/run1
-Holds out --val images of the train split (seeded) for checkpoint / threshold selection.
-The test split is never read here.
+"""Train the polyp segmentation net (seeded, CPU, resumable). Usage:
+  nice -n 5 /usr/bin/python3 scripts/polyp/train.py --steps 6000 --out /tmp/polyp/run3
+  nice -n 5 /usr/bin/python3 scripts/polyp/train.py --resume --out /tmp/polyp/run3        # continue
+Positives: Kvasir-SEG train split, --val images held out (seeded) for checkpoint / threshold choice.
+Negatives: the polyp-free HyperKvasir frames of shared/data/endoscopy-normal-hyperkvasir's TRAIN split
+(--neg-val held out, seeded); each batch holds --neg-per-batch of them with an all-zero target, so the net
+learns what normal mucosa, stool and the caecum look like (issue 23: false alarms on polyp-free video).
+The test splits (Kvasir-SEG test, normal test) are never read here.
+The schedule is fixed in advance in STEPS (scripts/training/resumable.py: linear warm-up, cosine to 0.5 %
+of the peak lr at --steps), so a run stopped and resumed on another day follows the same schedule;
+last.pt (model, EMA, optimizer, RNG states, history, best) every --ckpt-every steps, at the end and on
+SIGTERM/SIGINT; run.json records the schedule, the steps done and the CPU/wall seconds of every session.
+Every --eval-every steps the EMA weights are scored on the held-out positives AND negatives together (a
+box on a polyp-free frame is a false positive in the ranking): best AP50 + 0.25 AP50:95 goes to best.pt.
 """
 import argparse
 import copy
+import io
 import json
 import math
 import os
-import random
 import sys
 import time
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "training"))
 import common  # noqa: E402
+import resumable  # noqa: E402
 from model import PolypNet  # noqa: E402
 
-p = argparse.ArgumentParser()
+p = argparse.ArgumentParser(allow_abbrev=False)
 p.add_argument("--size", type=int, default=256)
-p.add_argument("--crop", type=int, default=192, help="training window (multiple of 32)")
+p.add_argument("--crop", type=int, default=224, help="training window (multiple of 32)")
 p.add_argument("--src-size", type=int, default=320, help="cache size used as augmentation source")
-p.add_argument("--epochs", type=int, default=90)
-p.add_argument("--time-budget", type=float, default=0,
-               help="seconds; if >0 the cosine schedule runs on elapsed wall time instead of steps and training "
-                    "stops at the first epoch end past the budget (robust to a shared CPU; epochs/steps are logged)")
+p.add_argument("--steps", type=int, default=6000, help="schedule length in optimizer steps (fixed in advance)")
 p.add_argument("--width", default="32,48,96,160,256", help="encoder widths")
 p.add_argument("--dec", default="64,48", help="decoder widths")
 p.add_argument("--warmup", type=int, default=100, help="warm-up steps")
 p.add_argument("--bs", type=int, default=16)
+p.add_argument("--neg-per-batch", type=int, default=4, help="polyp-free frames in each batch of --bs")
+p.add_argument("--jpeg-prob", type=float, default=0.5, help="share of training windows re-encoded as JPEG")
 p.add_argument("--lr", type=float, default=2e-3)
 p.add_argument("--wd", type=float, default=1e-4)
 p.add_argument("--val", type=int, default=80)
+p.add_argument("--neg-val", type=int, default=60)
 p.add_argument("--seed", type=int, default=0)
-p.add_argument("--eval-every", type=int, default=3)
+p.add_argument("--eval-every", type=int, default=250, help="steps")
+p.add_argument("--ckpt-every", type=int, default=200, help="steps")
 p.add_argument("--threads", type=int, default=2)
-p.add_argument("--out", default="/tmp/polyp/run1")
-p.add_argument("--max-batches", type=int, default=0, help="debug: stop epoch after n batches")
+p.add_argument("--time-budget", type=float, default=0,
+               help="stop after this many wall seconds in this session (0 = no limit); the schedule is unchanged")
+p.add_argument("--resume", action="store_true")
+p.add_argument("--out", default="/tmp/polyp/run3")
 args = p.parse_args()
+SCHEDULE_KEYS = ["size", "crop", "src_size", "steps", "width", "dec", "warmup", "bs", "neg_per_batch", "jpeg_prob",
+                 "lr", "wd", "val", "neg_val", "seed", "eval_every"]
+run = resumable.Run(p, args, SCHEDULE_KEYS)
 
 torch.set_num_threads(args.threads)
-random.seed(args.seed)
 np.random.seed(args.seed)
 torch.manual_seed(args.seed)
-os.makedirs(args.out, exist_ok=True)
 
 S = args.size
 src = common.build_cache("train", args.src_size)
 ev = common.build_cache("train", S)
-n = len(src["ids"])
+neg_src = common.build_negative_cache("train", args.src_size)
+neg_ev = common.build_negative_cache("train", S)
+n, n_neg = len(src["ids"]), len(neg_src["ids"])
 perm = np.random.RandomState(args.seed).permutation(n)
 val_idx = np.sort(perm[: args.val])
-tr_idx = np.sort(perm[args.val:]) if args.val > 0 else np.arange(n)
+tr_idx = np.sort(perm[args.val:])
+nperm = np.random.RandomState(args.seed + 2).permutation(n_neg)
+neg_val = np.sort(nperm[: args.neg_val])
+neg_tr = np.sort(nperm[args.neg_val:])
 with open(os.path.join(args.out, "split.json"), "w") as f:
-    json.dump({"val": [src["ids"][i] for i in val_idx], "train": [src["ids"][i] for i in tr_idx]}, f)
-print(f"train {len(tr_idx)} val {len(val_idx)}", flush=True)
+    json.dump({"val": [src["ids"][i] for i in val_idx], "train": [src["ids"][i] for i in tr_idx],
+               "neg_val": [neg_src["ids"][i] for i in neg_val], "neg_train": [neg_src["ids"][i] for i in neg_tr]}, f)
+print(f"train {len(tr_idx)} + {len(neg_tr)} polyp-free, val {len(val_idx)} + {len(neg_val)} polyp-free", flush=True)
 
-src_img = torch.from_numpy(src["images"])  # uint8 [n,R,R,3]
-src_msk = torch.from_numpy(src["masks"])   # uint8 [n,R,R]
+# one source array: positives 0..n-1, negatives n..n+n_neg-1 (all-zero masks)
+src_img = torch.from_numpy(np.concatenate([src["images"], neg_src["images"]]))  # uint8 [n+n_neg,R,R,3]
+src_msk = torch.from_numpy(np.concatenate([src["masks"], neg_src["masks"]]))    # uint8 [n+n_neg,R,R]
 R = args.src_size
-# content extent (pixels) of each source image inside its R canvas
 content_wh = []
-for i in range(n):
-    w, h = src["sizes"][i]
+for w, h in list(src["sizes"]) + list(neg_src["sizes"]):
     _, nw, nh = common.letterbox_params(w, h, R)
     content_wh.append((nw, nh))
 content_wh = np.array(content_wh)
 mean = torch.tensor(common.MEAN).view(1, 3, 1, 1)
 std = torch.tensor(common.STD).view(1, 3, 1, 1)
+
+
+def jpeg_roundtrip(chw, quality):
+    """[3,H,W] float in 0..1 -> encoded as JPEG (PIL, 4:2:0) and decoded again."""
+    arr = (chw.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="JPEG", quality=quality)
+    back = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+    return torch.from_numpy(back.copy()).permute(2, 0, 1).float() / 255.0
 
 
 def make_batch(idx, rng):
@@ -135,6 +166,12 @@ def make_batch(idx, rng):
         img[sel] = F.conv2d(F.pad(img[sel], (2, 2, 2, 2), mode="reflect"), kern, groups=3)
     img = img + torch.randn_like(img) * torch.from_numpy(rng.uniform(0, 0.02, (b, 1, 1, 1))).float()
     img = (img.clamp(0, 1) * 255).round() / 255  # emulate uint8 input
+    # JPEG re-encoding at a random quality, positives and negatives alike: the polyp-free frames are
+    # third-party q95 re-encodes and the Kvasir-SEG images Simula's originals, so the encoding must not
+    # tell the two apart (shared/data/endoscopy-normal-hyperkvasir/README.md); a live camera's encoder varies.
+    for k in range(b):
+        if rng.rand() < args.jpeg_prob:
+            img[k] = jpeg_roundtrip(img[k], int(rng.randint(55, 96)))
     # flips / rot90 (whole window)
     for k in range(b):
         dims = []
@@ -163,97 +200,99 @@ def loss_fn(logits, y):
 
 
 @torch.no_grad()
-def predict(net, data, idx, flip=False, bs=16):
+def predict(net, images, idx, bs=16):
     net.eval()
     out = []
     for s in range(0, len(idx), bs):
         ii = idx[s:s + bs]
-        x = torch.from_numpy(data["images"][ii]).permute(0, 3, 1, 2).float() / 255.0
-        x = (x - mean) / std
-        pr = torch.sigmoid(net(x))
-        if flip:
-            pr = 0.5 * (pr + torch.flip(torch.sigmoid(net(torch.flip(x, [3]))), [3]))
-        out.append(pr[:, 0].numpy())
+        x = torch.from_numpy(images[ii]).permute(0, 3, 1, 2).float() / 255.0
+        out.append(torch.sigmoid(net((x - mean) / std))[:, 0].numpy())
     return np.concatenate(out)
 
 
+def validate(net):
+    """AP on the held-out positives and polyp-free frames together; consumes no random numbers."""
+    r = common.evaluate_probs(predict(net, ev["images"], val_idx), ev, PolypNet.stride, val_idx)
+    neg_probs = predict(net, neg_ev["images"], neg_val)
+    neg_dets = []
+    for k, i in enumerate(neg_val):
+        w, h = neg_ev["sizes"][i]
+        neg_dets.append(common.postprocess(neg_probs[k], PolypNet.stride, neg_ev["scales"][i], w, h))
+    dets, gts = r["dets"] + neg_dets, r["gts"] + [np.zeros((0, 4))] * len(neg_dets)
+    ap50 = common.average_precision(dets, gts, 0.5)
+    ap50_95 = float(np.mean([common.average_precision(dets, gts, t) for t in np.arange(0.5, 0.951, 0.05)]))
+    bf = common.best_f1_threshold(dets, gts)
+    kept_neg = sum(1 for d in neg_dets if any(s >= bf["threshold"] for s, _ in d))
+    return dict(ap50=ap50, ap50_95=ap50_95, pos_ap50=r["ap50"], pos_ap50_95=r["ap50_95"], f1=bf["f1"],
+                thr=bf["threshold"], neg_frames_with_box=kept_neg, neg_frames=len(neg_dets))
+
+
 net = PolypNet(tuple(int(v) for v in args.width.split(',')), tuple(int(v) for v in args.dec.split(',')))
-print("params", sum(p.numel() for p in net.parameters()), flush=True)
+print("params", sum(q.numel() for q in net.parameters()), flush=True)
 ema = copy.deepcopy(net)
 for q in ema.parameters():
     q.requires_grad_(False)
 opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=args.wd)
-steps_per_epoch = len(tr_idx) // args.bs
-if args.max_batches:
-    steps_per_epoch = min(steps_per_epoch, args.max_batches)
-total = steps_per_epoch * args.epochs
-n_epochs = args.epochs
-
-
-def progress(step):
-    if args.time_budget > 0:
-        return min(1.0, (time.time() - t0) / args.time_budget)
-    total = n_epochs * steps_per_epoch
-    return min(1.0, (step - args.warmup) / max(1, total - args.warmup))
-
-
-def lr_at(step):
-    """linear warm-up (fixed steps) then cosine to lr/200 (over steps, or over wall time with --time-budget)."""
-    if step < args.warmup:
-        return args.lr * (0.05 + 0.95 * step / args.warmup)
-    f = progress(step)
-    return args.lr * (0.005 + 0.995 * 0.5 * (1 + math.cos(math.pi * f)))
-
-
 rng = np.random.RandomState(args.seed + 1)
-best = -1.0
-hist = []
+step, hist, best = 0, [], dict(score=-1.0, step=None, val=None, model=None)
+ck = run.load()
+if ck is not None:
+    net.load_state_dict(ck["model"])
+    ema.load_state_dict(ck["ema"])
+    opt.load_state_dict(ck["optimizer"])
+    resumable.Run.set_rng_state(ck["rng"], {"batch": rng})
+    step, hist, best = ck["step"], ck["history"], ck["best"]
+    print("resumed at step", step, "best step", best["step"], flush=True)
+
+
+def evaluate():
+    m = validate(ema)
+    score = m["ap50"] + 0.25 * m["ap50_95"]
+    hist.append(dict(step=step, t=round(run.elapsed(), 1), score=score, **m))
+    star = ""
+    if score > best["score"]:
+        best.update(score=score, step=step, val=m, model={k: v.clone() for k, v in ema.state_dict().items()})
+        run.save_best(best["model"], step, m)
+        star = " *"
+    print("VAL", json.dumps(hist[-1]) + star, flush=True)
+
+
+def save():
+    ckpt = dict(model=net.state_dict(), ema=ema.state_dict(), optimizer=opt.state_dict(), step=step,
+                rng=resumable.Run.rng_state({"batch": rng}), history=hist, best=best, args=vars(args))
+    run.save(ckpt, step, step >= args.steps,
+             dict(schedule_formula=resumable.cosine_formula(0.005), best_step=best["step"],
+                  best_score=best["score"], best_val=best["val"], train_images=int(len(tr_idx)),
+                  train_negatives=int(len(neg_tr)), val_images=int(len(val_idx)), val_negatives=int(len(neg_val))))
+
+
+n_neg_b = args.neg_per_batch
 t0 = time.time()
-step = 0
-ep = 0
-while True:
+while step < args.steps and not run.should_stop():
+    idx = np.concatenate([rng.choice(tr_idx, args.bs - n_neg_b, replace=False),
+                          n + rng.choice(neg_tr, n_neg_b, replace=False)])
     net.train()
-    order = rng.permutation(tr_idx)
-    tl = 0.0
-    te = time.time()
-    for bi in range(steps_per_epoch):
-        idx = order[bi * args.bs:(bi + 1) * args.bs]
-        x, y = make_batch(idx, rng)
-        logits = net(x)
-        loss = loss_fn(logits, y)
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        step += 1
-        d = min(0.995, (1 + step) / (10 + step))
-        with torch.no_grad():
-            for pe, pn in zip(ema.parameters(), net.parameters()):
-                pe.mul_(d).add_(pn.detach(), alpha=1 - d)
-            for be, bn in zip(ema.buffers(), net.buffers()):
-                be.copy_(bn)
-        tl += loss.item()
-    f_now = progress(step)
-    last = (args.time_budget > 0 and f_now >= 1.0) or (args.time_budget <= 0 and ep + 1 == n_epochs)
-    msg = f"ep {ep + 1} prog {f_now:.3f} step {step} loss {tl / steps_per_epoch:.4f} lr {lr_at(step):.2e} " \
-          f"ep_s {time.time() - te:.1f} tot_s {time.time() - t0:.0f}"
-    if len(val_idx) and ((ep + 1) % args.eval_every == 0 or last or f_now > 0.7):
-        probs = predict(ema, ev, val_idx)
-        r = common.evaluate_probs(probs, ev, PolypNet.stride, val_idx)
-        msg += f" | val ap50 {r['ap50']:.4f} ap50_95 {r['ap50_95']:.4f}"
-        score = r["ap50"] + 0.25 * r["ap50_95"]
-        hist.append(dict(epoch=ep + 1, ap50=r["ap50"], ap50_95=r["ap50_95"]))
-        if score > best:
-            best = score
-            torch.save({"model": ema.state_dict(), "epoch": ep + 1, "step": step, "val": hist[-1], "args": vars(args)},
-                       os.path.join(args.out, "best.pt"))
-            msg += " *"
-    torch.save({"model": ema.state_dict(), "epoch": ep + 1, "args": vars(args)}, os.path.join(args.out, "last.pt"))
-    print(msg, flush=True)
-    ep += 1
-    if last:
-        break
-with open(os.path.join(args.out, "history.json"), "w") as f:
-    json.dump(dict(hist=hist, wall_s=time.time() - t0, epochs=ep, steps=step), f)
-print("done", time.time() - t0, flush=True)
+    x, y = make_batch(idx, rng)
+    lr = resumable.cosine_lr(step, args.steps, args.lr, args.warmup, 0.005)
+    for g in opt.param_groups:
+        g["lr"] = lr
+    loss = loss_fn(net(x), y)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    step += 1
+    d = min(0.995, (1 + step) / (10 + step))
+    with torch.no_grad():
+        for pe, pn in zip(ema.parameters(), net.parameters()):
+            pe.mul_(d).add_(pn.detach(), alpha=1 - d)
+        for be, bn in zip(ema.buffers(), net.buffers()):
+            be.copy_(bn)
+    if step % 50 == 0:
+        print(f"step {step}/{args.steps} t {time.time() - t0:.0f}s lr {lr:.2e} loss {loss.item():.4f}", flush=True)
+    if step % args.eval_every == 0 or step == args.steps:  # the last step is always scored
+        evaluate()
+    if step % args.ckpt_every == 0:
+        save()
+save()
+print("stopped" if step < args.steps else "done", step, "steps", f"{time.time() - t0:.0f}s this session",
+      "| best step", best["step"], "score", f"{best['score']:.4f}", flush=True)
