@@ -8,14 +8,13 @@ day and still follow the same schedule. Every --ckpt-every steps (and at the end
 done, CPU and wall seconds summed over sessions, data split). --resume reads both and refuses a different
 schedule. --val-fraction holds out a case-disjoint part of TRAIN (cases in SHA-1 order); the test split is never
 read. --time-budget (wall seconds in this session) stops early without changing the schedule (resume later).
+The run plumbing (schedule check, atomic writes, session accounting, stop flag) is scripts/training/resumable.py;
+--resume also refuses a --out without a run, and a new run refuses a --out that already holds one.
 """
 import argparse
 import hashlib
-import json
-import math
 import os
 import random
-import signal
 import sys
 import time
 
@@ -24,10 +23,12 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "training"))
 import common  # noqa: E402
+import resumable  # noqa: E402
 from model import LesionNet  # noqa: E402
 
-p = argparse.ArgumentParser()
+p = argparse.ArgumentParser(allow_abbrev=False)
 p.add_argument("--steps", type=int, default=6000, help="schedule length in optimizer steps (fixed in advance)")
 p.add_argument("--warmup", type=int, default=30)
 p.add_argument("--size", type=int, default=224)
@@ -43,15 +44,7 @@ p.add_argument("--resume", action="store_true")
 p.add_argument("--out", default="/tmp/patho/lesion2")
 args = p.parse_args()
 SCHEDULE_KEYS = ["steps", "warmup", "size", "bs", "lr", "wd", "seed", "val_fraction"]
-os.makedirs(args.out, exist_ok=True)
-ckpt_path, run_path = os.path.join(args.out, "last.pt"), os.path.join(args.out, "run.json")
-run = None
-if args.resume:
-    run = json.load(open(run_path))
-    for k in SCHEDULE_KEYS:  # the schedule recorded at the start wins; a different one on the command line is an error
-        if k in run["schedule"] and getattr(args, k) != run["schedule"][k] and f"--{k.replace('_', '-')}" in " ".join(sys.argv):
-            sys.exit(f"--resume: {k}={getattr(args, k)} differs from the recorded schedule {run['schedule'][k]}")
-        setattr(args, k, run["schedule"][k])
+run = resumable.Run(p, args, SCHEDULE_KEYS)  # --resume: the recorded schedule wins, a different one is an error
 torch.set_num_threads(args.threads)
 random.seed(args.seed)
 np.random.seed(args.seed)
@@ -88,22 +81,14 @@ opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=args.wd)
 mean = torch.tensor(common.MEAN).view(1, 3, 1, 1) * 255.0
 std = torch.tensor(common.STD).view(1, 3, 1, 1) * 255.0
 S = args.size
-step, cpu_total, wall_total, sessions = 0, 0.0, 0.0, []
-if args.resume:
-    ck = torch.load(ckpt_path, map_location="cpu")
+step = 0
+ck = run.load()
+if ck is not None:
     net.load_state_dict(ck["model"])
     opt.load_state_dict(ck["optimizer"])
-    random.setstate(ck["rng"]["python"])
-    np.random.set_state(ck["rng"]["numpy"])
-    torch.set_rng_state(ck["rng"]["torch"])
-    step, cpu_total, wall_total, sessions = ck["step"], run["cpu_seconds"], run["wall_seconds"], run["sessions"]
+    resumable.Run.set_rng_state(ck["rng"])
+    step = ck["step"]
     print("resumed at step", step, flush=True)
-
-
-def lr_at(s):
-    """Fixed schedule: linear warm-up, then cosine from lr to 0.02*lr over args.steps."""
-    frac = min(1.0, s / args.steps)
-    return args.lr * min(1.0, (s + 1) / args.warmup) * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * frac)))
 
 
 def batch():
@@ -127,40 +112,17 @@ def batch():
     return x, y[idx]
 
 
-t0, c0, step0 = time.time(), time.process_time(), step
-
-
 def save():
-    wall, cpu = time.time() - t0, time.process_time() - c0
     ck = dict(model=net.state_dict(), optimizer=opt.state_dict(), step=step, args=vars(args),
-              rng=dict(python=random.getstate(), numpy=np.random.get_state(), torch=torch.get_rng_state()))
-    torch.save(ck, ckpt_path + ".tmp")
-    os.replace(ckpt_path + ".tmp", ckpt_path)
-    rec = dict(schedule={k: getattr(args, k) for k in SCHEDULE_KEYS},
-               schedule_formula="lr(s) = lr * min(1, (s+1)/warmup) * (0.02 + 0.98*0.5*(1+cos(pi*min(1, s/steps))))",
-               step=step, done=step >= args.steps, cpu_seconds=cpu_total + cpu, wall_seconds=wall_total + wall,
-               sessions=sessions + [dict(start_step=step0, end_step=step, wall_seconds=round(wall, 1),
-                                         cpu_seconds=round(cpu, 1), threads=args.threads, ended=time.strftime("%Y-%m-%dT%H:%M:%SZ",
-                                                                                         time.gmtime()))],
-               train_images=int(len(tr)), val_images=int(is_val.sum()), val_cases=sorted(held),
-               threads=args.threads)
-    json.dump(rec, open(run_path + ".tmp", "w"), indent=1)
-    os.replace(run_path + ".tmp", run_path)
+              rng=resumable.Run.rng_state())
+    run.save(ck, step, step >= args.steps,
+             dict(schedule_formula=resumable.cosine_formula(0.02), train_images=int(len(tr)),
+                  val_images=int(is_val.sum()), val_cases=sorted(held), threads=args.threads))
 
 
-stop = {"flag": False}
-
-
-def on_signal(signum, frame):
-    stop["flag"] = True
-
-
-signal.signal(signal.SIGTERM, on_signal)
-signal.signal(signal.SIGINT, on_signal)
-while step < args.steps and not stop["flag"]:
-    if args.time_budget and time.time() - t0 >= args.time_budget:
-        break
-    lr = lr_at(step)
+t0 = time.time()
+while step < args.steps and not run.should_stop():
+    lr = resumable.cosine_lr(step, args.steps, args.lr, args.warmup, 0.02)
     for g in opt.param_groups:
         g["lr"] = lr
     x, t = batch()

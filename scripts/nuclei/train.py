@@ -12,13 +12,12 @@ writes `<out>/last.pt` (model, optimizer, RNG states: python, numpy, torch, step
 score/step/weights) and `<out>/run.json` (seed, schedule, steps done, CPU and wall seconds summed and per
 session, validation tiles, best step). --resume reads both and refuses a different schedule.
 --time-budget (wall seconds in this session) stops early without changing the schedule (resume later).
+The run plumbing (schedule check, atomic writes, session accounting, stop flag) is scripts/training/resumable.py.
 """
 import argparse
 import json
-import math
 import os
 import random
-import signal
 import sys
 import time
 
@@ -27,7 +26,9 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "training"))
 import common  # noqa: E402
+import resumable  # noqa: E402
 from model import NucleiNet  # noqa: E402
 
 p = argparse.ArgumentParser(allow_abbrev=False)
@@ -52,22 +53,8 @@ p.add_argument("--out", default="/tmp/patho/run1")
 args = p.parse_args()
 SCHEDULE_KEYS = ["steps", "warmup", "crop", "width", "dec", "bs", "lr", "wd", "band_weight", "val", "seed",
                  "eval_every"]
-given = {a.dest for a in p._actions for s in sys.argv[1:] for o in a.option_strings
-         if s == o or s.startswith(o + "=")}
-os.makedirs(args.out, exist_ok=True)
-ckpt_path, run_path = os.path.join(args.out, "last.pt"), os.path.join(args.out, "run.json")
-best_path, hist_path = os.path.join(args.out, "best.pt"), os.path.join(args.out, "history.json")
-run = None
-if args.resume:
-    if not (os.path.exists(run_path) and os.path.exists(ckpt_path)):
-        sys.exit(f"--resume: no {run_path} / {ckpt_path}")
-    run = json.load(open(run_path))
-    for k in SCHEDULE_KEYS:  # the schedule recorded at the start wins; a different one on the command line is an error
-        if k in run["schedule"] and k in given and getattr(args, k) != run["schedule"][k]:
-            sys.exit(f"--resume: {k}={getattr(args, k)} differs from the recorded schedule {run['schedule'][k]}")
-        setattr(args, k, run["schedule"][k])
-elif os.path.exists(ckpt_path) or os.path.exists(run_path):
-    sys.exit(f"{args.out} already holds a run (last.pt / run.json): use --resume, or another --out")
+run = resumable.Run(p, args, SCHEDULE_KEYS)  # --resume: the recorded schedule wins, a different one is an error
+hist_path = os.path.join(args.out, "history.json")
 
 torch.set_num_threads(args.threads)
 random.seed(args.seed)
@@ -91,29 +78,14 @@ S = net.stride
 imgs = torch.from_numpy(data["images"]).permute(0, 3, 1, 2).float()  # [N,3,320,320] letterboxed canvas
 tgt = torch.from_numpy(data["target"]).float()[:, None]
 bnd = torch.from_numpy(data["band"]).float()[:, None]
-step, cpu_total, wall_total, sessions = 0, 0.0, 0.0, []
-hist, best = [], dict(score=-1.0, step=None, val=None, model=None)
-if args.resume:
-    ck = torch.load(ckpt_path, map_location="cpu")
+step, hist, best = 0, [], dict(score=-1.0, step=None, val=None, model=None)
+ck = run.load()  # also re-writes best.pt as of the checkpoint (a killed session may have written a later one)
+if ck is not None:
     net.load_state_dict(ck["model"])
     opt.load_state_dict(ck["optimizer"])
-    random.setstate(ck["rng"]["python"])
-    np.random.set_state(ck["rng"]["numpy"])
-    torch.set_rng_state(ck["rng"]["torch"])
-    step, cpu_total, wall_total, sessions = ck["step"], run["cpu_seconds"], run["wall_seconds"], run["sessions"]
-    hist, best = ck["history"], ck["best"]
-    if best["model"] is not None:  # best.pt as of the checkpoint (a killed session may have written a later one)
-        torch.save(dict(model=best["model"], step=best["step"], val=best["val"], args=vars(args)), best_path + ".tmp")
-        os.replace(best_path + ".tmp", best_path)
-    elif os.path.exists(best_path):  # written after the checkpoint by a session that was killed hard: not ours yet
-        os.remove(best_path)
+    resumable.Run.set_rng_state(ck["rng"])
+    step, hist, best = ck["step"], ck["history"], ck["best"]
     print("resumed at step", step, "best step", best["step"], flush=True)
-
-
-def lr_at(s):
-    """Fixed schedule: linear warm-up, then cosine from lr to 0.02*lr over args.steps."""
-    frac = min(1.0, s / args.steps)
-    return args.lr * min(1.0, (s + 1) / args.warmup) * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * frac)))
 
 
 def batch():
@@ -180,56 +152,30 @@ def val_metrics():
     return dict(ap50=ap50, f1=bt["f1"], p=bt["precision"], r=bt["recall"], thr=bt["threshold"])
 
 
-t0, c0, step0 = time.time(), time.process_time(), step
-
-
 def evaluate():
     m = val_metrics()
     score = m["ap50"] + m["f1"]
-    hist.append(dict(step=step, t=round(wall_total + time.time() - t0, 1), **m))
+    hist.append(dict(step=step, t=round(run.elapsed(), 1), **m))
     print("VAL", json.dumps(hist[-1]), flush=True)
     if score > best["score"]:
         best.update(score=score, step=step, val=m, model={k: v.clone() for k, v in net.state_dict().items()})
-        torch.save(dict(model=best["model"], step=step, val=m, args=vars(args)), best_path + ".tmp")
-        os.replace(best_path + ".tmp", best_path)
+        run.save_best(best["model"], step, m)
 
 
 def save():
-    wall, cpu = time.time() - t0, time.process_time() - c0
     last_val = hist[-1] if hist and hist[-1]["step"] == step else None
     ck = dict(model=net.state_dict(), optimizer=opt.state_dict(), step=step, val=last_val, args=vars(args),
-              rng=dict(python=random.getstate(), numpy=np.random.get_state(), torch=torch.get_rng_state()),
-              history=hist, best=best)
-    torch.save(ck, ckpt_path + ".tmp")
-    os.replace(ckpt_path + ".tmp", ckpt_path)
-    sess = sessions + [dict(start_step=step0, end_step=step, wall_seconds=round(wall, 1), cpu_seconds=round(cpu, 1),
-                            threads=args.threads,
-                            ended=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))]
-    rec = dict(schedule={k: getattr(args, k) for k in SCHEDULE_KEYS},
-               schedule_formula="lr(s) = lr * min(1, (s+1)/warmup) * (0.02 + 0.98*0.5*(1+cos(pi*min(1, s/steps))))",
-               step=step, done=step >= args.steps, cpu_seconds=cpu_total + cpu, wall_seconds=wall_total + wall,
-               sessions=sess, best_step=best["step"], best_score=best["score"], best_val=best["val"],
-               train_tiles=int(len(tr_idx)), val_tiles=[data["ids"][i] for i in val_idx], threads=args.threads)
-    json.dump(rec, open(run_path + ".tmp", "w"), indent=1)
-    os.replace(run_path + ".tmp", run_path)
-    json.dump(dict(history=hist, steps=step, seconds=wall_total + wall, args=vars(args)), open(hist_path + ".tmp", "w"),
-              indent=1)
-    os.replace(hist_path + ".tmp", hist_path)
+              rng=resumable.Run.rng_state(), history=hist, best=best)
+    run.save(ck, step, step >= args.steps,
+             dict(schedule_formula=resumable.cosine_formula(0.02), best_step=best["step"], best_score=best["score"],
+                  best_val=best["val"], train_tiles=int(len(tr_idx)), val_tiles=[data["ids"][i] for i in val_idx],
+                  threads=args.threads))
+    resumable.atomic_json(dict(history=hist, steps=step, seconds=run.elapsed(), args=vars(args)), hist_path)
 
 
-stop = {"flag": False}
-
-
-def on_signal(signum, frame):
-    stop["flag"] = True
-
-
-signal.signal(signal.SIGTERM, on_signal)
-signal.signal(signal.SIGINT, on_signal)
-while step < args.steps and not stop["flag"]:
-    if args.time_budget and time.time() - t0 >= args.time_budget:
-        break
-    lr = lr_at(step)
+t0 = time.time()
+while step < args.steps and not run.should_stop():
+    lr = resumable.cosine_lr(step, args.steps, args.lr, args.warmup, 0.02)
     for gq in opt.param_groups:
         gq["lr"] = lr
     x, t, b = batch()
