@@ -61,7 +61,7 @@ export function spawnLogged(
     stop: async () => {
       if (!exited && child.pid !== undefined) {
         child.kill('SIGTERM');
-        const done = await Promise.race([exitPromise.then(() => true), sleep(15_000).then(() => false)]);
+        const done = await Promise.race([exitPromise.then(() => true), sleep(15_000, { unref: true }).then(() => false)]);
         if (!done) {
           log(`${command} (pid ${child.pid}) did not stop after SIGTERM; sending SIGKILL`);
           child.kill('SIGKILL');

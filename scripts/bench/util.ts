@@ -12,8 +12,12 @@ import { Readable } from 'node:stream';
 export const MB = 1_000_000;
 export const MiB = 1024 * 1024;
 
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+/** `unref`: the timer does not keep the process alive (a give-up timeout that usually loses its race). */
+export function sleep(ms: number, options: { unref?: boolean } = {}): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    if (options.unref === true) timer.unref();
+  });
 }
 
 export async function freePort(): Promise<number> {
