@@ -14,7 +14,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { sql, type Kysely } from 'kysely';
-import { openSideDatabase, type SideDatabase } from '../catalog/open-side-database.js';
+import { createSideTables, opened, openSideDatabase, type SideDatabase } from '../catalog/open-side-database.js';
 import type { IndexConfig } from '../config.js';
 
 export type AiDecisionValue = 'accepted' | 'rejected';
@@ -109,24 +109,7 @@ export class AiUsageStore {
 
   static async open(index: IndexConfig): Promise<AiUsageStore> {
     const store = new AiUsageStore(openSideDatabase<AiUsageDatabase>(index, 2));
-    try {
-      await store.migrate();
-    } catch (err) {
-      await store.close();
-      throw err;
-    }
-    return store;
-  }
-
-  private async migrate(): Promise<void> {
-    if (this.side.dialect === 'sqlite') {
-      await this.side.write(createTables);
-      return;
-    }
-    await this.db.transaction().execute(async (trx) => {
-      await sql`select pg_advisory_xact_lock(hashtext('filmless-pacs ai usage migration'))`.execute(trx);
-      await createTables(trx);
-    });
+    return opened(store, () => createSideTables(store.side, 'filmless-pacs ai usage migration', createTables));
   }
 
   /** Records findings as shown at `at` (the first time only). Returns how many were shown for the first time. */

@@ -10,7 +10,7 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { Kysely, PostgresDialect, SqliteDialect } from 'kysely';
+import { Kysely, PostgresDialect, sql, SqliteDialect } from 'kysely';
 import pg from 'pg';
 import type { IndexConfig } from '../config.js';
 import { withStatementCache } from './sqlite-statement-cache.js';
@@ -51,4 +51,31 @@ export function openSideDatabase<DB>(index: IndexConfig, poolSize: number): Side
     write: (work) => work(db),
     transaction: (work) => db.transaction().execute(work),
   };
+}
+
+/**
+ * Creates a side store's tables once, however many servers start together: on SQLite in the write gate
+ * (one BEGIN IMMEDIATE transaction); on PostgreSQL in one transaction that first takes the advisory lock
+ * named `lockName`, so one process creates and the others wait, then find the tables there.
+ */
+export async function createSideTables<DB>(side: SideDatabase<DB>, lockName: string, createTables: (db: Kysely<DB>) => Promise<void>): Promise<void> {
+  if (side.dialect === 'sqlite') {
+    await side.write(createTables);
+    return;
+  }
+  await side.db.transaction().execute(async (trx) => {
+    await sql`select pg_advisory_xact_lock(hashtext(${lockName}))`.execute(trx);
+    await createTables(trx);
+  });
+}
+
+/** A store just built on its side database, once `prepare` (its migration) has run; closed when that fails. */
+export async function opened<S extends { close(): Promise<void> }>(store: S, prepare: () => Promise<void>): Promise<S> {
+  try {
+    await prepare();
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+  return store;
 }

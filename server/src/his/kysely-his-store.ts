@@ -24,7 +24,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { sql, type Kysely, type SqlBool, type Expression, type ExpressionBuilder } from 'kysely';
-import { openSideDatabase, type SideDatabase } from '../catalog/open-side-database.js';
+import { createSideTables, opened, openSideDatabase, type SideDatabase } from '../catalog/open-side-database.js';
 import { likePattern } from '../catalog/match-sql.js';
 import type { IndexConfig } from '../config.js';
 import type { OtherPatientId, PatientIdentity, PatientKey } from '../dicom/patient-identity.js';
@@ -475,25 +475,7 @@ export class KyselyHisStore implements HisStore {
 
   static async open(index: IndexConfig, options: { now?: () => number } = {}): Promise<KyselyHisStore> {
     const store = new KyselyHisStore(openSideDatabase<HisDatabase>(index, 2), options.now ?? Date.now);
-    try {
-      await store.migrate();
-    } catch (err) {
-      await store.close();
-      throw err;
-    }
-    return store;
-  }
-
-  private async migrate(): Promise<void> {
-    if (this.dialect === 'sqlite') {
-      await this.side.write(createTables);
-      return;
-    }
-    // Several processes may start at once: one creates the tables, the others wait (transaction-scoped lock).
-    await this.db.transaction().execute(async (trx) => {
-      await sql`select pg_advisory_xact_lock(hashtext('filmless-pacs his migration'))`.execute(trx);
-      await createTables(trx);
-    });
+    return opened(store, () => createSideTables(store.side, 'filmless-pacs his migration', createTables));
   }
 
   async transaction<T>(work: (tx: HisTransaction) => Promise<T>): Promise<T> {

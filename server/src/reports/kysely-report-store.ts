@@ -15,7 +15,7 @@
  * waiting for other writers asynchronously (catalog/sqlite-write-gate.ts).
  */
 import { sql, type Kysely } from 'kysely';
-import { openSideDatabase, type SideDatabase } from '../catalog/open-side-database.js';
+import { createSideTables, opened, openSideDatabase, type SideDatabase } from '../catalog/open-side-database.js';
 import type { IndexConfig } from '../config.js';
 import type { Person, ReportContent, ReportKind, VersionStatus } from '../contracts/reports.js';
 import { AppError, NotFoundError } from '../errors.js';
@@ -138,24 +138,7 @@ export class KyselyReportStore implements ReportStore {
 
   static async open(index: IndexConfig): Promise<KyselyReportStore> {
     const store = new KyselyReportStore(openSideDatabase<ReportDatabase>(index, 2));
-    try {
-      await store.migrate();
-    } catch (err) {
-      await store.close();
-      throw err;
-    }
-    return store;
-  }
-
-  private async migrate(): Promise<void> {
-    if (this.dialect === 'sqlite') {
-      await this.side.write(createTables);
-      return;
-    }
-    await this.db.transaction().execute(async (trx) => {
-      await sql`select pg_advisory_xact_lock(hashtext('filmless-pacs report migration'))`.execute(trx);
-      await createTables(trx);
-    });
+    return opened(store, () => createSideTables(store.side, 'filmless-pacs report migration', createTables));
   }
 
   async create(report: NewReport): Promise<{ report: StoredReport; version: StoredVersion }> {

@@ -17,7 +17,7 @@
  * Rows are never deleted: a revoked or expired link stays listed (and in the audit trail).
  */
 import { sql, type Kysely } from 'kysely';
-import { openSideDatabase, type SideDatabase } from '../catalog/open-side-database.js';
+import { createSideTables, opened, openSideDatabase, type SideDatabase } from '../catalog/open-side-database.js';
 import type { IndexConfig } from '../config.js';
 
 export interface PersonRef {
@@ -194,19 +194,7 @@ export class ShareStore {
 
   static async open(index: IndexConfig): Promise<ShareStore> {
     const store = new ShareStore(openSideDatabase<ShareDatabase>(index, 2));
-    try {
-      if (store.side.dialect === 'sqlite') await store.side.write(createTables);
-      else {
-        await store.side.transaction(async (trx) => {
-          await sql`select pg_advisory_xact_lock(hashtext('filmless-pacs sharing migration'))`.execute(trx);
-          await createTables(trx);
-        });
-      }
-    } catch (err) {
-      await store.close();
-      throw err;
-    }
-    return store;
+    return opened(store, () => createSideTables(store.side, 'filmless-pacs sharing migration', createTables));
   }
 
   async close(): Promise<void> {
