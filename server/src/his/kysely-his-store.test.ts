@@ -1,53 +1,14 @@
 /**
- * The HIS store contract (his-store.contract.ts) on both index databases: an SQLite file, and
- * PostgreSQL in a throw-away schema of the machine's server (127.0.0.1:5432, database `test`).
+ * The HIS store contract (his-store.contract.ts) on both index databases (test-support/side-store-engines.ts).
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import pg from 'pg';
-import { describe, it } from 'vitest';
-import type { IndexConfig } from '../config.js';
-import { createTestSchema, isPostgresAvailable, TEST_POSTGRES_URL } from '../test-support/postgres-test-schema.js';
+import { runOnBothIndexes } from '../test-support/side-store-engines.js';
 import { runHisStoreContract } from './his-store.contract.js';
 import { KyselyHisStore } from './kysely-his-store.js';
 
-async function underTest(index: IndexConfig, cleanup: () => Promise<void>) {
-  const store = await KyselyHisStore.open(index);
-  return {
-    store,
-    openAgain: () => KyselyHisStore.open(index),
-    async teardown() {
-      await store.close();
-      await cleanup();
-    },
-  };
-}
-
-runHisStoreContract('SQLite', async () => {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'his-store-'));
-  return underTest({ kind: 'sqlite', file: path.join(dir, 'index.sqlite') }, () => rm(dir, { recursive: true, force: true }));
+await runOnBothIndexes({
+  what: 'the HIS store',
+  tempPrefix: 'his-store-',
+  schemaPrefix: 'pacs_his',
+  open: (index) => KyselyHisStore.open(index),
+  contract: runHisStoreContract,
 });
-
-const postgres = await isPostgresAvailable();
-if (postgres) {
-  runHisStoreContract('PostgreSQL', async () => {
-    // The catalog creates the schema in production (it opens first); here the test does.
-    const schema = createTestSchema('pacs_his');
-    const client = new pg.Client({ connectionString: TEST_POSTGRES_URL });
-    await client.connect();
-    await client.query(`create schema if not exists ${schema.schema}`);
-    await client.end();
-    return underTest({ kind: 'postgres', connectionString: schema.connectionString, schema: schema.schema, poolSize: 2 }, () => schema.drop());
-  });
-} else if (process.env.PACS_TEST_SKIP_POSTGRES === '1') {
-  describe('the HIS store on PostgreSQL', () => {
-    it.skip('skipped on request (PACS_TEST_SKIP_POSTGRES=1)', () => {});
-  });
-} else {
-  describe('the HIS store on PostgreSQL', () => {
-    it('needs the PostgreSQL test server', () => {
-      throw new Error(`No PostgreSQL at ${TEST_POSTGRES_URL.replace(/\/\/[^@]*@/, '//')}: start it (.ci/run does) or set PACS_TEST_POSTGRES_URL; PACS_TEST_SKIP_POSTGRES=1 skips explicitly`);
-    });
-  });
-}

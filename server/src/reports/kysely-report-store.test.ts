@@ -1,53 +1,14 @@
 /**
- * The report store contract (report-store.contract.ts) on both index databases: an SQLite file, and
- * PostgreSQL in a throw-away schema of the machine's server (127.0.0.1:5432, database `test`).
+ * The report store contract (report-store.contract.ts) on both index databases (test-support/side-store-engines.ts).
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import pg from 'pg';
-import { describe, it } from 'vitest';
-import type { IndexConfig } from '../config.js';
-import { createTestSchema, isPostgresAvailable, TEST_POSTGRES_URL } from '../test-support/postgres-test-schema.js';
+import { runOnBothIndexes } from '../test-support/side-store-engines.js';
 import { runReportStoreContract } from './report-store.contract.js';
 import { KyselyReportStore } from './kysely-report-store.js';
 
-async function underTest(index: IndexConfig, cleanup: () => Promise<void>) {
-  const store = await KyselyReportStore.open(index);
-  return {
-    store,
-    openAgain: () => KyselyReportStore.open(index),
-    async teardown() {
-      await store.close();
-      await cleanup();
-    },
-  };
-}
-
-runReportStoreContract('SQLite', async () => {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'report-store-'));
-  return underTest({ kind: 'sqlite', file: path.join(dir, 'index.sqlite') }, () => rm(dir, { recursive: true, force: true }));
+await runOnBothIndexes({
+  what: 'the report store',
+  tempPrefix: 'report-store-',
+  schemaPrefix: 'pacs_reports',
+  open: (index) => KyselyReportStore.open(index),
+  contract: runReportStoreContract,
 });
-
-const postgres = await isPostgresAvailable();
-if (postgres) {
-  runReportStoreContract('PostgreSQL', async () => {
-    // The catalog creates the schema in production (it opens first); here the test does.
-    const schema = createTestSchema('pacs_reports');
-    const client = new pg.Client({ connectionString: TEST_POSTGRES_URL });
-    await client.connect();
-    await client.query(`create schema if not exists ${schema.schema}`);
-    await client.end();
-    return underTest({ kind: 'postgres', connectionString: schema.connectionString, schema: schema.schema, poolSize: 2 }, () => schema.drop());
-  });
-} else if (process.env.PACS_TEST_SKIP_POSTGRES === '1') {
-  describe('the report store on PostgreSQL', () => {
-    it.skip('skipped on request (PACS_TEST_SKIP_POSTGRES=1)', () => {});
-  });
-} else {
-  describe('the report store on PostgreSQL', () => {
-    it('needs the PostgreSQL test server', () => {
-      throw new Error(`No PostgreSQL at ${TEST_POSTGRES_URL.replace(/\/\/[^@]*@/, '//')}: start it (.ci/run does) or set PACS_TEST_POSTGRES_URL; PACS_TEST_SKIP_POSTGRES=1 skips explicitly`);
-    });
-  });
-}
