@@ -209,7 +209,8 @@ export async function createServices(config: Readonly<Config>, options: Services
     closers.push(() => blobStore.close());
     const catalog = options.catalog ?? (await createCatalog(config.index));
     closers.push(() => catalog.close());
-    if (role.kind === 'server') for (const warning of (await catalog.engineWarnings?.()) ?? []) logger.warn(warning);
+    // A diagnostic: a failing check must not keep the server from starting.
+    if (role.kind === 'server') for (const warning of (await catalog.engineWarnings?.().catch(() => [])) ?? []) logger.warn(warning);
     const inference = options.inference === undefined ? (config.ai.enabled ? await startInference(config.ai, logger) : undefined) : (options.inference ?? undefined);
     if (inference !== undefined) closers.push(() => inference.close());
     if (role.kind === 'worker' && inference === undefined) throw new Error('A worker needs the models: PACS_AI_ENABLED must not be false');
