@@ -39,9 +39,8 @@ function checkSchemaName(schema: string): string {
 /**
  * What the operator must fix in the engine's settings. Autovacuum off: every stored instance updates its
  * study and series counters, so without VACUUM those rows bloat (a 100k-instance index measured 25 MB of
- * heap for 1,000 study rows), and without ANALYZE the planner has no statistics; the index-growth
- * benchmark measured ModalitiesInStudy at 33 ms p50 / 127 ms p95 at 1M instances that way
- * (docs/benchmarks.md, "Index growth"). PostgreSQL's default is on.
+ * heap for 1,000 study rows; 5 MB with autovacuum on), and without ANALYZE the planner has no statistics
+ * and picks worse plans (docs/benchmarks.md, "Index growth"). PostgreSQL's default is on.
  */
 export function warningsOfSettings(settings: { autovacuum: string; trackCounts: string }): string[] {
   const warnings: string[] = [];
