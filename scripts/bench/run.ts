@@ -60,7 +60,10 @@ export class BenchRun {
 
   constructor() {
     for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-      process.once(signal, () => {
+      // `on`, not `once`: Ctrl-C reaches this process twice (from the terminal and relayed by tsx), and a
+      // second signal with no listener would kill it before the cleanup has stopped what it started.
+      process.on(signal, () => {
+        if (this.interrupted) return;
         this.interrupted = true;
         log(`${signal}: stopping servers`);
         void this.cleanup().finally(() => process.exit(130));
@@ -73,13 +76,29 @@ export class BenchRun {
     return this.workDir;
   }
 
-  /** Stops every server; removes the temp storage too unless `removeWorkDir` is false or `keep` is set. */
-  async cleanup(removeWorkDir = true): Promise<void> {
+  private stopping: Promise<void> | undefined;
+
+  private async stopAll(): Promise<void> {
     for (const s of this.running.splice(0)) {
       try {
         await s.stop();
       } catch (err) {
         log(`stopping ${s.name}: ${(err as Error).message}`);
+      }
+    }
+  }
+
+  /** Stops every server; removes the temp storage too unless `removeWorkDir` is false or `keep` is set. */
+  async cleanup(removeWorkDir = true): Promise<void> {
+    // A signal's cleanup and the benchmark's own may overlap: the second waits until the first has
+    // stopped everything, so neither exits the process while a server (or database) is still running.
+    while (this.stopping !== undefined) await this.stopping;
+    if (this.running.length > 0) {
+      this.stopping = this.stopAll();
+      try {
+        await this.stopping;
+      } finally {
+        this.stopping = undefined;
       }
     }
     if (!removeWorkDir || !this.workDir) return;
