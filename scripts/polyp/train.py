@@ -63,10 +63,8 @@ args = p.parse_args()
 SCHEDULE_KEYS = ["size", "crop", "src_size", "steps", "width", "dec", "warmup", "bs", "neg_per_batch", "jpeg_prob",
                  "jpeg_min_quality", "dice_on",
                  "lr", "wd", "val", "neg_val", "seed", "eval_every"]
-run = resumable.Run(p, args, SCHEDULE_KEYS)
-if run.recorded is not None:  # runs recorded before these options existed ran with what is now 'all' / 55
-    args.dice_on = run.recorded["schedule"].get("dice_on", "all")
-    args.jpeg_min_quality = run.recorded["schedule"].get("jpeg_min_quality", 55)
+# runs recorded before these two options existed ran with Dice on every window and JPEG quality from 55
+run = resumable.Run(p, args, SCHEDULE_KEYS, recorded_before={"dice_on": "all", "jpeg_min_quality": 55})
 
 torch.set_num_threads(args.threads)
 np.random.seed(args.seed)

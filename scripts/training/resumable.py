@@ -51,7 +51,9 @@ def atomic_json(obj, path):
 class Run:
     """One training run's folder, schedule, session accounting and stop flag."""
 
-    def __init__(self, parser, args, schedule_keys):
+    def __init__(self, parser, args, schedule_keys, recorded_before=None):
+        """`recorded_before`: for schedule keys added to a trainer after some runs were recorded, the value
+        those runs ran with; a resumed run that did not record the key gets it (not today's default)."""
         self.args = args
         self.schedule_keys = schedule_keys
         given = {a.dest for a in parser._actions for s in sys.argv[1:] for o in a.option_strings
@@ -72,6 +74,8 @@ class Run:
                              f"{self.recorded['schedule'][k]}")
                 if k in self.recorded["schedule"]:
                     setattr(args, k, self.recorded["schedule"][k])
+                elif recorded_before and k in recorded_before:
+                    setattr(args, k, recorded_before[k])
         elif os.path.exists(self.ckpt_path) or os.path.exists(self.run_path):
             sys.exit(f"{args.out} already holds a run (last.pt / run.json): use --resume, or another --out")
         self.cpu_total, self.wall_total, self.sessions = 0.0, 0.0, []
