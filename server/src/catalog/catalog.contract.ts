@@ -463,6 +463,29 @@ export function runCatalogContract(name: string, setup: () => Promise<CatalogUnd
         expect(await catalog.listInstances({ studyInstanceUid: '22.1' })).toHaveLength(20);
       });
 
+      it('concurrent stores where some conflict and one repeats: those alone are refused or deduplicated (with no row left behind), the rest stored with exact counters', async () => {
+        await store({ study: '24.1', series: '24.1.1', sop: '24.1.1.1', modality: 'CT' });
+        const arriving = [
+          fakeInstance({ study: '24.1', series: '24.1.1', sop: '24.1.1.2', modality: 'CT' }),
+          fakeInstance({ study: '24.1', series: '24.1.2', sop: '24.1.1.1', modality: 'MR' }), // stored before under 24.1.1
+          fakeInstance({ study: '24.1', series: '24.1.2', sop: '24.1.2.1', modality: 'MR' }),
+          fakeInstance({ study: '24.1', series: '24.1.1', sop: '24.1.1.2', modality: 'CT' }), // the first of this batch again
+          fakeInstance({ study: '24.3', series: '24.1.1', sop: '24.3.1.1', modality: 'CT' }), // a new study claiming 24.1's series
+          fakeInstance({ study: '24.2', series: '24.2.1', sop: '24.2.1.1', modality: 'US' }),
+        ];
+        const outcomes = await Promise.all(arriving.map((i) => catalog.storeInstance(i)));
+        expect(outcomes.map((o) => o.status)).toEqual(['stored', 'conflict', 'stored', 'duplicate', 'conflict', 'stored']);
+        // The refused instance's new study row went with it.
+        expect(await uidsOf('study', {}, STUDY)).toEqual(['24.1', '24.2']);
+        const studies = await search('study');
+        const byUid = new Map(studies.map((ds) => [first(ds, '0020000D'), ds]));
+        expect(first(byUid.get('24.1'), '00201206')).toBe(2);
+        expect(first(byUid.get('24.1'), '00201208')).toBe(3);
+        expect(value(byUid.get('24.1'), '00080061')).toEqual(['CT', 'MR']);
+        expect(first(byUid.get('24.2'), '00201208')).toBe(1);
+        expect((await catalog.listInstances({ studyInstanceUid: '24.1' })).map((i) => i.sopInstanceUid).sort()).toEqual(['24.1.1.1', '24.1.1.2', '24.1.2.1']);
+      });
+
       it('concurrent stores of the same instance store it once', async () => {
         const instance = fakeInstance({ study: '23.1', series: '23.1.1', sop: '23.1.1.1' });
         const outcomes = await Promise.all(Array.from({ length: 5 }, () => catalog.storeInstance(instance)));

@@ -1,10 +1,26 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import type { Kysely } from 'kysely';
 import { describe, expect, it } from 'vitest';
-import { runCatalogContract } from './catalog.contract.js';
+import { runCatalogContract, fakeInstance } from './catalog.contract.js';
 import { createCatalog } from './create-catalog.js';
 import { SqliteCatalog } from './sqlite-catalog.js';
+import type { CatalogDatabase } from './schema.js';
+
+/** Counts the catalog's write transactions; `failCommits` makes each one fail after its work (a full disk at COMMIT). */
+class ObservedCatalog extends SqliteCatalog {
+  transactions = 0;
+  failCommits = false;
+  protected override inTransaction<T>(work: (trx: Kysely<CatalogDatabase>) => Promise<T>): Promise<T> {
+    this.transactions += 1;
+    return super.inTransaction(async (trx) => {
+      const result = await work(trx);
+      if (this.failCommits) throw Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
+      return result;
+    });
+  }
+}
 
 runCatalogContract('SQLite (in memory)', async () => {
   const catalog = new SqliteCatalog(':memory:');
@@ -18,7 +34,6 @@ describe('SQLite catalog file', () => {
     try {
       const file = path.join(dir, 'nested', 'index.sqlite');
       const first = await createCatalog({ kind: 'sqlite', file });
-      const { fakeInstance } = await import('./catalog.contract.js');
       await first.storeInstance(fakeInstance({ study: '1.1', series: '1.1.1', sop: '1.1.1.1' }));
       await first.close();
       const second = await createCatalog({ kind: 'sqlite', file });
@@ -34,9 +49,43 @@ describe('SQLite catalog file', () => {
   });
 });
 
+describe('SQLite catalog group commit', () => {
+  it('stores instances arriving together in one transaction, and a lone one in a transaction of its own', async () => {
+    const catalog = new ObservedCatalog(':memory:');
+    await catalog.migrate();
+    try {
+      const together = Array.from({ length: 10 }, (_, i) => fakeInstance({ study: '70.1', series: '70.1.1', sop: `70.1.1.${i}` }));
+      expect((await Promise.all(together.map((i) => catalog.storeInstance(i)))).every((o) => o.status === 'stored')).toBe(true);
+      expect(catalog.transactions).toBe(1);
+      expect(await catalog.storeInstance(fakeInstance({ study: '70.1', series: '70.1.1', sop: '70.1.1.99' }))).toEqual({ status: 'stored' });
+      expect(catalog.transactions).toBe(2);
+      expect(await catalog.listInstances({ studyInstanceUid: '70.1' })).toHaveLength(11);
+    } finally {
+      await catalog.close();
+    }
+  });
+
+  it('keeps no row of a group whose commit failed, fails every member with INDEX_FAILURE, and stores the next group', async () => {
+    const catalog = new ObservedCatalog(':memory:');
+    await catalog.migrate();
+    try {
+      catalog.failCommits = true;
+      const group = Array.from({ length: 4 }, (_, i) => fakeInstance({ study: '71.1', series: '71.1.1', sop: `71.1.1.${i}` }));
+      const settled = await Promise.allSettled(group.map((i) => catalog.storeInstance(i)));
+      expect(settled.map((s) => (s.status === 'rejected' ? (s.reason as { code?: string }).code : s.status))).toEqual(Array(4).fill('INDEX_FAILURE'));
+      expect(await catalog.listInstances({ studyInstanceUid: '71.1' })).toEqual([]);
+      catalog.failCommits = false;
+      const again = await Promise.all(group.map((i) => catalog.storeInstance(i)));
+      expect(again.every((o) => o.status === 'stored')).toBe(true);
+      expect(await catalog.listInstances({ studyInstanceUid: '71.1' })).toHaveLength(4);
+    } finally {
+      await catalog.close();
+    }
+  });
+});
+
 describe('SQLite catalog speed', () => {
   it('answers typical study queries over 10,000 instances in well under 10 ms (p50)', async () => {
-    const { fakeInstance } = await import('./catalog.contract.js');
     const { parseQidoQuery } = await import('./parse-qido-query.js');
     const catalog = new SqliteCatalog(':memory:');
     await catalog.migrate();

@@ -45,7 +45,7 @@ export class SqliteCatalog extends KyselyCatalog {
   /** @param file path of the database file (its folder is created), or ':memory:'. */
   constructor(file: string) {
     const database = openDatabase(file);
-    super(new Kysely<CatalogDatabase>({ dialect: new SqliteDialect({ database: withStatementCache(database) }) }), 'sqlite');
+    super(new Kysely<CatalogDatabase>({ dialect: new SqliteDialect({ database: withStatementCache(database) }) }), 'sqlite', { groupCommit: true });
     this.database = database;
     this.gate = useWriteGate(database);
   }
