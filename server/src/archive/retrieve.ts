@@ -114,10 +114,18 @@ export interface ReadAheadLimits {
 
 export const READ_AHEAD: ReadAheadLimits = { maxInstanceBytes: 4 << 20, windowBytes: 32 << 20, windowCount: 16 };
 
+/** Bytes a caller wants around an instance's stored bytes (a multipart part's head and its CRLF). */
+export interface Framing {
+  head: Buffer;
+  tail: Buffer;
+}
+
 /**
  * The instances in order, each with its stored bytes when it is small enough to be read whole (one
  * ranged read each, several issued ahead of the one being sent, within `limits`), or without bytes
- * when the caller must stream it (large) or wants none (`skip`, e.g. instances it transcodes).
+ * when the caller must stream it (large) or wants none (`skip`, e.g. instances it transcodes). With
+ * `framing`, `bytes` is head + stored bytes + tail in one buffer, the file read straight into place
+ * (BlobStore.readInto) instead of into a buffer of its own and copied.
  *
  * Why read ahead: a series is hundreds of small files; reading them one after another leaves the
  * socket idle during every open and read (and on S3 every GET's round trip). Memory stays bounded by
@@ -128,21 +136,22 @@ export async function* instancesWithBytes(
   instances: readonly StoredInstance[],
   skip: (instance: StoredInstance) => boolean,
   limits: ReadAheadLimits = READ_AHEAD,
+  framing?: (instance: StoredInstance) => Framing,
 ): AsyncGenerator<{ instance: StoredInstance; bytes?: Buffer }> {
   const pending: { instance: StoredInstance; read?: Promise<Buffer> }[] = [];
   let next = 0;
   let bytesAhead = 0;
-  const readWhole = (instance: StoredInstance) =>
+  const readsWhole = (instance: StoredInstance) =>
     !skip(instance) && instance.blobSize > 0 && instance.blobSize <= limits.maxInstanceBytes;
   const fill = () => {
     while (next < instances.length && pending.length < limits.windowCount) {
       const instance = instances[next]!;
-      if (!readWhole(instance)) {
+      if (!readsWhole(instance)) {
         pending.push({ instance });
       } else {
         if (pending.length > 0 && bytesAhead + instance.blobSize > limits.windowBytes) return;
         bytesAhead += instance.blobSize;
-        const read = blobs.getRange(instance.blobKey, { start: 0, end: instance.blobSize - 1 });
+        const read = readWhole(blobs, instance, framing?.(instance));
         // Awaited in order below; until then (or if the client leaves first) a failure must not go unhandled.
         read.catch(() => undefined);
         pending.push({ instance, read });
@@ -162,4 +171,20 @@ export async function* instancesWithBytes(
     bytesAhead -= head.instance.blobSize;
     yield { instance: head.instance, bytes };
   }
+}
+
+/** The stored bytes of `instance`, framed when asked, in one buffer when the store can read into one. */
+async function readWhole(blobs: BlobStore, instance: StoredInstance, framing: Framing | undefined): Promise<Buffer> {
+  const range = { start: 0, end: instance.blobSize - 1 };
+  if (blobs.readInto === undefined) {
+    const bytes = await blobs.getRange(instance.blobKey, range);
+    return framing === undefined ? bytes : Buffer.concat([framing.head, bytes, framing.tail]);
+  }
+  const head = framing?.head.length ?? 0;
+  // Every byte is written below (head, the whole range, tail) or the read throws and the buffer is dropped.
+  const out = Buffer.allocUnsafe(head + instance.blobSize + (framing?.tail.length ?? 0));
+  framing?.head.copy(out, 0);
+  await blobs.readInto(instance.blobKey, range, out, head);
+  framing?.tail.copy(out, head + instance.blobSize);
+  return out;
 }

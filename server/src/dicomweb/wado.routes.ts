@@ -189,13 +189,19 @@ async function* instanceParts(
   boundary: string,
   base: string,
 ): AsyncGenerator<Buffer> {
-  for await (const { instance, bytes } of archive.readInstancesAhead(instances, (i) => transcode.has(i.sopInstanceUid))) {
+  // Instances read whole come as whole parts (head, stored bytes, CRLF in one buffer, the file read into
+  // place): one chunk per part, fewer writes to the socket than head, body and CRLF apart, and no copy.
+  const framing = (instance: StoredInstance) => ({ head: partHead(boundary, base, instance, instance.transferSyntaxUid), tail: CRLF });
+  for await (const { instance, bytes } of archive.readInstancesAhead(instances, (i) => transcode.has(i.sopInstanceUid), framing)) {
+    if (bytes !== undefined) {
+      yield bytes;
+      continue;
+    }
     const transcoded = transcode.has(instance.sopInstanceUid);
-    const body = transcoded ? (prepared.get(instance.sopInstanceUid) ?? (await archive.transcodeInstance(instance))) : bytes;
-    prepared.delete(instance.sopInstanceUid);
     const head = partHead(boundary, base, instance, transcoded ? EXPLICIT_VR_LITTLE_ENDIAN : instance.transferSyntaxUid);
-    if (body !== undefined) {
-      // One chunk per part: fewer writes to the socket than head, body and CRLF apart.
+    if (transcoded) {
+      const body = prepared.get(instance.sopInstanceUid) ?? (await archive.transcodeInstance(instance));
+      prepared.delete(instance.sopInstanceUid);
       yield Buffer.concat([head, body, CRLF]);
       continue;
     }

@@ -122,6 +122,24 @@ export function runBlobStoreContract(name: string, setup: () => Promise<BlobStor
       }
     });
 
+    it('reads a range into a buffer at an offset, leaving the rest of the buffer as it was', async () => {
+      const readInto = store().readInto?.bind(store());
+      expect(readInto, `${name} offers readInto`).toBeDefined();
+      const key = freshKey('read-into');
+      const data = randomBytes(150_000);
+      await store().put(key, streamOf(data));
+      const target = Buffer.alloc(150_010, 0xaa);
+      await readInto!(key, { start: 0, end: 149_999 }, target, 7);
+      expect(target.subarray(7, 150_007).equals(data)).toBe(true);
+      expect([...target.subarray(0, 7), ...target.subarray(150_007)].every((b) => b === 0xaa)).toBe(true);
+      const small = Buffer.alloc(10, 0xaa);
+      await readInto!(key, { start: 100, end: 104 }, small, 5);
+      expect(small.equals(Buffer.concat([Buffer.alloc(5, 0xaa), data.subarray(100, 105)]))).toBe(true);
+      await expectAppError(readInto!(key, { start: 149_990, end: 150_000 }, Buffer.alloc(20), 0), 'BAD_REQUEST');
+      expect(await rejectionOf(readInto!(freshKey('read-into-missing'), { start: 0, end: 0 }, Buffer.alloc(1), 0))).toBeInstanceOf(NotFoundError);
+      expect(await rejectionOf(readInto!(key, { start: 0, end: 9 }, Buffer.alloc(12), 3))).toBeInstanceOf(RangeError);
+    });
+
     it('refuses a range outside the blob, or a malformed one, with BAD_REQUEST', async () => {
       const key = freshKey('range-out');
       await store().put(key, streamOf(randomBytes(1000)));

@@ -38,6 +38,13 @@ export interface BlobStore {
   get(key: string): Promise<Readable>;
   /** Bytes `start..end` inclusive, as one ranged read (file read at offset; S3 Range GET). */
   getRange(key: string, range: ByteRange): Promise<Buffer>;
+  /**
+   * Optional: bytes `start..end` inclusive written into `target` from `targetOffset` (nothing else of
+   * `target` is touched), for a read that is not expected to repeat soon (a whole instance of a study or
+   * series retrieve): the folder store keeps nothing open for it and makes no buffer of its own. The same
+   * errors as getRange; a `target` too small is a RangeError. Without it, callers use getRange and copy.
+   */
+  readInto?(key: string, range: ByteRange, target: Buffer, targetOffset: number): Promise<void>;
   /** Size of the blob, or undefined if it does not exist. */
   stat(key: string): Promise<BlobInfo | undefined>;
   /** Removes the blob; removing a missing blob is not an error. */

@@ -98,6 +98,42 @@ export class FsBlobStore implements BlobStore {
     }
   }
 
+  /**
+   * Open, read, close with plain file descriptors: no FileHandle object (whose open, close and garbage
+   * collection cost more than the read of a 130 KB instance: CPU profile of whole-series retrieves) and no
+   * entry in the handle cache, which a series larger than it would only churn.
+   */
+  async readInto(key: string, range: ByteRange, target: Buffer, targetOffset: number): Promise<void> {
+    assertValidRange(range);
+    const length = rangeLength(range);
+    if (!Number.isInteger(targetOffset) || targetOffset < 0 || targetOffset + length > target.length) {
+      throw new RangeError(`a target of ${target.length} bytes cannot take ${length} bytes at ${targetOffset}`);
+    }
+    const file = this.pathOf(key);
+    let fd: number;
+    try {
+      fd = await fdOpen(file, 'r');
+    } catch (err) {
+      throw isMissing(err) ? blobNotFound() : storageFailure('read', err);
+    }
+    try {
+      let filled = 0;
+      while (filled < length) {
+        const bytesRead = await fdRead(fd, target, targetOffset + filled, length - filled, range.start + filled);
+        // Files are replaced whole by rename, never truncated: the end of the file is the end of the blob.
+        if (bytesRead === 0) throw rangeOutsideBlob(range, (await fdStat(fd)).size);
+        filled += bytesRead;
+      }
+    } catch (err) {
+      // EISDIR: the key names a folder of other blobs (open succeeds on a folder, the read does not).
+      if (errorCode(err) === 'EISDIR') throw blobNotFound();
+      throw err instanceof AppError ? err : storageFailure('read', err);
+    } finally {
+      // Not awaited: the bytes are in; a failing close of a read-only descriptor loses nothing.
+      fs.close(fd, () => undefined);
+    }
+  }
+
   async stat(key: string): Promise<BlobInfo | undefined> {
     const file = this.pathOf(key);
     try {
@@ -304,6 +340,11 @@ async function syncFolder(folder: string): Promise<void> {
 
 const fdOpen = promisify(fs.open) as (path: string, flags: string) => Promise<number>;
 const fdClose = promisify(fs.close);
+/** fs.read as a promise of the bytes read (util.promisify's version resolves to { bytesRead, buffer }). */
+function fdRead(fd: number, buffer: Buffer, offset: number, length: number, position: number): Promise<number> {
+  return new Promise((resolve, reject) => fs.read(fd, buffer, offset, length, position, (err, bytesRead) => (err ? reject(err) : resolve(bytesRead))));
+}
+const fdStat = promisify(fs.fstat);
 const fdSync = promisify(fs.fsync);
 const fdWritev = promisify(fs.writev);
 const fdWrite = promisify(fs.write);

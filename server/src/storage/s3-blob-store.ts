@@ -110,6 +110,16 @@ export class S3BlobStore implements BlobStore {
     return bytes;
   }
 
+  /** One ranged GET, as getRange, copied into place (the response arrives in chunks of its own anyway). */
+  async readInto(key: string, range: ByteRange, target: Buffer, targetOffset: number): Promise<void> {
+    assertValidRange(range);
+    const length = rangeLength(range);
+    if (!Number.isInteger(targetOffset) || targetOffset < 0 || targetOffset + length > target.length) {
+      throw new RangeError(`a target of ${target.length} bytes cannot take ${length} bytes at ${targetOffset}`);
+    }
+    (await this.getRange(key, range)).copy(target, targetOffset);
+  }
+
   async stat(key: string): Promise<BlobInfo | undefined> {
     const name = this.objectName(key);
     try {
