@@ -138,7 +138,9 @@ export function sampleRss(pid: number, intervalMs = 25): { stop: () => number } 
 // ---------------------------------------------------------------------------------------------------
 // HTTP
 
-const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+/** The benchmarks' one keep-alive agent (as a viewer keeps its connections). */
+export const httpAgent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+const agent = httpAgent;
 
 export interface HttpResult {
   status: number;
