@@ -5,9 +5,11 @@
  *
  * Why the turn: a better-sqlite3 transaction runs start to end without giving the event loop a turn
  * (its statements are synchronous; Kysely's awaits are microtasks), so ingests never queue behind one
- * another at the writer, and grouping only "what waits" would find groups of one. Measured on this
- * 2-core machine, sequential 50-instance STOW-RS requests: groups of 1–6, 297–358 → 397–404
- * instances/s; four clients: groups of 1–14, 279–326 → 452–465 (scratch driver, same data, same hour).
+ * another at the writer, and grouping only "what waits" would find groups of one (measured: every
+ * group of 5,000 STOW-RS instances had one member; with the turn, groups of 1–6 for one client sending
+ * 50-instance requests and 1–14 for four). Paired before/after on this 2-core machine (docs/
+ * benchmarks.md, "Group commit of ingests"): +5–9 % instances/s where parts or clients overlap, no
+ * change for one client sending one instance per request.
  *
  * Why: per transaction SQLite pays BEGIN, COMMIT and the WAL frames of every page the transaction
  * touched (the study and series rows, the upper pages of each index); instances of one series touch the
