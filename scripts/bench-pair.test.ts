@@ -1,0 +1,46 @@
+/**
+ * bench:pair, the paired before/after benchmark: its options, and a small real run of two of our
+ * servers side by side (the same checkout with two settings).
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { parsePairOptions, runPair } from './bench-pair.js';
+
+const signals = ['SIGINT', 'SIGTERM'] as const;
+const before = new Map(signals.map((s) => [s, process.listeners(s)]));
+afterEach(() => {
+  for (const s of signals) for (const l of process.listeners(s)) if (!before.get(s)!.includes(l)) process.removeListener(s, l);
+});
+
+describe('bench:pair options', () => {
+  it('needs something to compare: a base revision or settings for A or B', () => {
+    expect(() => parsePairOptions([])).toThrow(/nothing to compare/);
+    expect(parsePairOptions(['--base', 'HEAD~1'])).toMatchObject({ base: 'HEAD~1', mode: 'stow50', clients: 1, rounds: 8, perRound: 4 });
+    expect(parsePairOptions(['--env-a', 'PACS_X=1', '--env-b=PACS_X=2', '--env-b', 'PACS_Y=a=b', '--mode', 'stow1'])).toMatchObject({
+      envA: { PACS_X: '1' },
+      envB: { PACS_X: '2', PACS_Y: 'a=b' },
+      mode: 'stow1',
+      perRound: 150,
+    });
+  });
+
+  it('refuses an unknown mode, a bad client count and a setting without a value', () => {
+    expect(() => parsePairOptions(['--base', 'x', '--mode', 'fast'])).toThrow(/--mode/);
+    expect(() => parsePairOptions(['--base', 'x', '--clients', '0'])).toThrow(/--clients/);
+    expect(() => parsePairOptions(['--env-a', 'PACS_X'])).toThrow(/NAME=value/);
+  });
+});
+
+describe('bench:pair run', () => {
+  it('stores the same kind of work in both servers, round by round, and reports medians with their range', async () => {
+    const report = await runPair({ ...parsePairOptions(['--env-b', 'PACS_LOG_LEVEL=error', '--mode', 'stow1', '--rounds', '2', '--per-round', '5']) });
+    expect(report).toContain('A: this checkout, defaults; B: the working tree, PACS_LOG_LEVEL=error');
+    const rate = /\| rate \[instances\/s\] \| ([\d.]+) \(([\d.]+)–([\d.]+)\) \| ([\d.]+) \(/.exec(report);
+    expect(rate).not.toBeNull();
+    const [, medianA, minA, maxA, medianB] = rate!.map(Number);
+    expect(medianA).toBeGreaterThan(0);
+    expect(medianB).toBeGreaterThan(0);
+    expect(minA).toBeLessThanOrEqual(medianA!);
+    expect(maxA).toBeGreaterThanOrEqual(medianA!);
+    expect(report).toMatch(/Per round, A: \d+ \d+; B: \d+ \d+/);
+  }, 180_000);
+});

@@ -1,0 +1,242 @@
+/**
+Paired before/after benchmark: two of our servers side by side, the same work sent to each in turn.
+
+  npm run bench:pair -- --base HEAD~1                      # the working tree (B) against a commit (A)
+  npm run bench:pair -- --base main --mode stow1 --clients 4
+  npm run bench:pair -- --env-a PACS_X=1 --env-b PACS_X=2   # one checkout, two settings
+  options: --mode stow50|stow1|series (default stow50)  --clients N (default 1)  --rounds N (default 8)
+           --per-round N (requests per round and server; default 4 for stow50, 150 for stow1, 3 for series)
+           --keep (keep temp storage)
+
+On this shared 2-core machine three runs of the same benchmark one after the other moved by ±25 %
+(docs/benchmarks.md, "Group commit of ingests"): a change of a few per cent can only be seen when
+both versions run in the same minutes. So A and B run at the same time, one process each
+(PACS_WORKERS=1), and every round sends the same kind of work to each in alternating order.
+Modes: stow50 = one 50-instance study per STOW-RS request (the archive corpus of bench:archive);
+stow1 = one 256×256×16 bit CT instance per request, fresh UIDs; series = WADO-RS retrieve of one
+500-instance series (66 MB), counted as it streams. Reported per server: the median over rounds of
+instances/s (or MB/s), server CPU per 1,000 instances (or per request), and request p50.
+`--base REV` checks REV out in a git worktree beside this checkout (node_modules linked from here;
+a REV with other dependencies is refused) and removes it afterwards.
+Output: markdown on stdout and in .bench/pair-results.md; progress on stderr.
+*/
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startOurServer } from './bench/our-server.js';
+import { ctSliceInstance, ensureSmallCorpus, pseudoRandomPixels, randomUid } from './bench/generate.js';
+import { timedGet } from './bench/retrieve.js';
+import { BenchRun, ordered, parseCommonOptions } from './bench/run.js';
+import { buildMultipart, stowBuffer, studyBody, type MultipartBody } from './bench/stow.js';
+import type { TargetServer } from './bench/target.js';
+import { cpuSeconds, log, median, percentile } from './bench/util.js';
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const benchDir = path.join(repoRoot, '.bench');
+type Mode = 'stow50' | 'stow1' | 'series';
+
+export interface PairOptions {
+  mode: Mode;
+  clients: number;
+  rounds: number;
+  perRound: number;
+  base: string | undefined;
+  envA: Record<string, string>;
+  envB: Record<string, string>;
+  keep: boolean;
+}
+
+function envPairs(values: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const v of values) {
+    const at = v.indexOf('=');
+    if (at <= 0) throw new Error(`--env-a / --env-b take NAME=value, got "${v}"`);
+    out[v.slice(0, at)] = v.slice(at + 1);
+  }
+  return out;
+}
+
+export function parsePairOptions(argv: string[]): PairOptions {
+  const common = parseCommonOptions(argv, import.meta.url, () => 8);
+  const mode = (common.value('mode') ?? 'stow50') as Mode;
+  if (!['stow50', 'stow1', 'series'].includes(mode)) throw new Error('--mode must be stow50, stow1 or series');
+  const clients = Number(common.value('clients') ?? 1);
+  if (!Number.isInteger(clients) || clients < 1 || clients > 64) throw new Error('--clients must be 1..64');
+  const perRound = Number(common.value('per-round') ?? { stow50: 4, stow1: 150, series: 3 }[mode]);
+  if (!Number.isInteger(perRound) || perRound < 1) throw new Error('--per-round must be a positive integer');
+  const all = (name: string) => argv.flatMap((a, i) => (a === `--${name}` ? [argv[i + 1] ?? ''] : a.startsWith(`--${name}=`) ? [a.slice(name.length + 3)] : []));
+  const envA = envPairs(all('env-a'));
+  const envB = envPairs(all('env-b'));
+  const base = common.value('base');
+  if (base === undefined && Object.keys(envA).length === 0 && Object.keys(envB).length === 0) {
+    throw new Error('nothing to compare: give --base REV, or --env-a / --env-b settings');
+  }
+  return { mode, clients, rounds: common.rounds, perRound, base, envA, envB, keep: common.keep };
+}
+
+/** A worktree of `rev` beside this checkout (tests there read ../shared), node_modules linked from here. */
+function baseWorktree(rev: string): { dir: string; remove(): void } {
+  const commit = execFileSync('git', ['rev-parse', '--verify', `${rev}^{commit}`], { cwd: repoRoot, encoding: 'utf8' }).trim();
+  const lockHere = fs.readFileSync(path.join(repoRoot, 'package-lock.json'), 'utf8');
+  const lockThere = execFileSync('git', ['show', `${commit}:package-lock.json`], { cwd: repoRoot, encoding: 'utf8', maxBuffer: 64 << 20 });
+  if (lockHere !== lockThere) throw new Error(`${rev} has other dependencies (package-lock.json differs): its server cannot run on this checkout's node_modules`);
+  const dir = path.join(path.dirname(repoRoot), `.bench-pair-${commit.slice(0, 12)}-${process.pid}`);
+  execFileSync('git', ['worktree', 'add', '--detach', dir, commit], { cwd: repoRoot, stdio: 'ignore' });
+  fs.symlinkSync(path.join(repoRoot, 'node_modules'), path.join(dir, 'node_modules'));
+  return {
+    dir,
+    remove: () => {
+      fs.rmSync(path.join(dir, 'node_modules'), { force: true });
+      execFileSync('git', ['worktree', 'remove', '--force', dir], { cwd: repoRoot, stdio: 'ignore' });
+    },
+  };
+}
+
+async function startWith(root: string, workDir: string, env: Record<string, string>): Promise<TargetServer> {
+  const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
+  Object.assign(process.env, env);
+  try {
+    return await startOurServer(root, workDir, '/dicomweb', { workers: '1' });
+  } finally {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  }
+}
+
+interface RoundResult {
+  /** instances/s (stow) or MB/s (series). */
+  rate: number;
+  /** server CPU s per 1,000 instances (stow) or CPU ms per request (series). */
+  cpu: number;
+  p50: number;
+}
+
+const SERIES_SIZE = 500;
+const pixels = pseudoRandomPixels(2 * 256 * 256, 11);
+
+/** One round of `mode` against `server`: `work` is the same kind of work for both servers, never the same UIDs. */
+async function runRound(server: TargetServer, options: PairOptions, stowWork: () => MultipartBody[], seriesPath: string): Promise<RoundResult> {
+  const cpu0 = cpuSeconds(server.pid);
+  const latencies: number[] = [];
+  const started = performance.now();
+  let units = 0;
+  if (options.mode === 'series') {
+    for (let i = 0; i < options.perRound; i++) {
+      const sample = await timedGet(server, seriesPath, 'multipart/related; type="application/dicom"; transfer-syntax=*');
+      if (!sample.ok || sample.parts !== SERIES_SIZE) throw new Error(`${server.name}: series retrieve failed: ${sample.error ?? `${sample.parts} parts`}`);
+      latencies.push(sample.elapsedMs);
+      units += sample.payloadBytes;
+    }
+    const seconds = (performance.now() - started) / 1000;
+    return { rate: units / 1e6 / seconds, cpu: ((cpuSeconds(server.pid) - cpu0) * 1000) / options.perRound, p50: percentile(latencies, 50) };
+  }
+  const bodies = stowWork();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: options.clients }, async () => {
+      while (next < bodies.length) {
+        const outcome = await stowBuffer(server, bodies[next++]!);
+        if (outcome.error) throw new Error(`${server.name}: ${outcome.error}`);
+        latencies.push(outcome.elapsedMs);
+        units += outcome.stored;
+      }
+    }),
+  );
+  const seconds = (performance.now() - started) / 1000;
+  return { rate: units / seconds, cpu: ((cpuSeconds(server.pid) - cpu0) / units) * 1000, p50: percentile(latencies, 50) };
+}
+
+async function storeSeries(server: TargetServer, study: string, series: string): Promise<void> {
+  for (let b = 0; b < SERIES_SIZE / 50; b++) {
+    const parts = Array.from({ length: 50 }, (_, k) =>
+      ctSliceInstance({ side: 256, pixels, studyUid: study, seriesUid: series, sopInstanceUid: `${series}.${b * 50 + k + 1}`, instanceNumber: b * 50 + k + 1 }),
+    );
+    const outcome = await stowBuffer(server, buildMultipart(parts));
+    if (outcome.error) throw new Error(`${server.name}: storing the series: ${outcome.error}`);
+  }
+}
+
+function table(options: PairOptions, results: Record<'A' | 'B', RoundResult[]>): string {
+  const unit = options.mode === 'series' ? 'MB/s' : 'instances/s';
+  const cpuUnit = options.mode === 'series' ? 'server CPU per request [ms]' : 'server CPU per 1,000 instances [s]';
+  const cell = (values: number[], digits: number) => `${median(values).toFixed(digits)} (${Math.min(...values).toFixed(digits)}–${Math.max(...values).toFixed(digits)})`;
+  const row = (label: string, pick: (r: RoundResult) => number, digits: number) => {
+    const [a, b] = [median(results.A.map(pick)), median(results.B.map(pick))];
+    return `| ${label} | ${cell(results.A.map(pick), digits)} | ${cell(results.B.map(pick), digits)} | ${(((b - a) / a) * 100).toFixed(1)} % |`;
+  };
+  return [
+    `| ${options.mode}, ${options.clients} client(s), ${options.rounds} rounds | A median (min–max) | B median (min–max) | B vs A (medians) |`,
+    '|---|---|---|---|',
+    row(`rate [${unit}]`, (r) => r.rate, 1),
+    row(cpuUnit, (r) => r.cpu, 2),
+    row('request p50 [ms]', (r) => r.p50, 2),
+    '',
+    `Per round, A: ${results.A.map((r) => r.rate.toFixed(0)).join(' ')}; B: ${results.B.map((r) => r.rate.toFixed(0)).join(' ')} (${unit}). A difference inside both ranges is noise.`,
+  ].join('\n');
+}
+
+/** Runs the pair and returns the markdown report (also written to .bench/pair-results.md). */
+export async function runPair(options: PairOptions): Promise<string> {
+  const run = new BenchRun();
+  run.keep = options.keep;
+  const workDir = run.makeWorkDir('bench-pair-');
+  const worktree = options.base === undefined ? undefined : baseWorktree(options.base);
+  try {
+    const rootA = worktree?.dir ?? repoRoot;
+    const describeA = options.base === undefined ? 'this checkout' : `${options.base} (${execFileSync('git', ['rev-parse', '--short', options.base], { cwd: repoRoot, encoding: 'utf8' }).trim()})`;
+    const servers = {
+      A: await startWith(rootA, path.join(workDir, 'a'), options.envA),
+      B: await startWith(repoRoot, path.join(workDir, 'b'), options.envB),
+    };
+    run.running.push(servers.A, servers.B);
+    const corpus = options.mode === 'stow50' ? ensureSmallCorpus(benchDir, (options.rounds + 1) * 2 * options.perRound) : [];
+    let corpusAt = 0;
+    const stowWork = (): MultipartBody[] => {
+      if (options.mode === 'stow50') return Array.from({ length: options.perRound }, () => studyBody(benchDir, corpus[corpusAt++]!));
+      const study = randomUid();
+      const series = randomUid();
+      return Array.from({ length: options.perRound }, (_, k) => buildMultipart([ctSliceInstance({ side: 256, pixels, studyUid: study, seriesUid: series, sopInstanceUid: randomUid(), instanceNumber: k + 1 })]));
+    };
+    const study = randomUid();
+    const series = randomUid();
+    if (options.mode === 'series') {
+      for (const s of [servers.A, servers.B]) await storeSeries(s, study, series);
+    }
+    const seriesPath = `/studies/${study}/series/${series}`;
+    // One warm-up round each, not counted.
+    for (const s of [servers.A, servers.B]) await runRound(s, { ...options, perRound: Math.min(options.perRound, options.mode === 'stow1' ? 20 : 1) }, stowWork, seriesPath);
+    const results: Record<'A' | 'B', RoundResult[]> = { A: [], B: [] };
+    for (let round = 0; round < options.rounds; round++) {
+      for (const name of ordered(['A', 'B'] as const, round)) results[name].push(await runRound(servers[name], options, stowWork, seriesPath));
+      log(`round ${round + 1}/${options.rounds}: A ${results.A.at(-1)!.rate.toFixed(0)}, B ${results.B.at(-1)!.rate.toFixed(0)}`);
+    }
+    const env = (e: Record<string, string>) => (Object.keys(e).length === 0 ? 'defaults' : Object.entries(e).map(([k, v]) => `${k}=${v}`).join(' '));
+    const report = [
+      `# Paired benchmark (${new Date().toISOString()})`,
+      '',
+      `- A: ${describeA}, ${env(options.envA)}; B: the working tree${options.base === undefined ? '' : ` (${execFileSync('git', ['describe', '--always', '--dirty'], { cwd: repoRoot, encoding: 'utf8' }).trim()})`}, ${env(options.envB)}. One process each (PACS_WORKERS=1), side by side; rounds alternate which goes first; medians over rounds.`,
+      '',
+      table(options, results),
+      '',
+    ].join('\n');
+    fs.mkdirSync(benchDir, { recursive: true });
+    fs.writeFileSync(path.join(benchDir, 'pair-results.md'), report);
+    return report;
+  } finally {
+    await run.cleanup();
+    worktree?.remove();
+  }
+}
+
+if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {
+  runPair(parsePairOptions(process.argv.slice(2)))
+    .then((report) => process.stdout.write(report))
+    .catch((err: unknown) => {
+      console.error((err as Error).message);
+      process.exit(1);
+    });
+}
+
