@@ -154,7 +154,7 @@ export interface GetSample {
  * GET `${root}${path}` with `accept`; ok means HTTP 200 (further checks are the caller's). A multipart
  * answer whose body is not kept is parsed as it streams in (parts counted, part bodies summed) and never
  * held: holding a 66 MB series cost this client ~350 ms of CPU per request (fresh pages for every
- * chunk kept, then the concatenation), on the same 2 cores as the server it measures, against ~50 ms
+ * chunk kept, then the concatenation), on the same 2 cores as the server it measures, against 50–100 ms
  * streamed (2026-12-06, 20:05).
  */
 export async function timedGet(server: TargetServer, path: string, accept: string, keepBody = false): Promise<GetSample> {

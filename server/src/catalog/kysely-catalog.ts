@@ -53,7 +53,7 @@ const MAX_ATTEMPTS = 8;
 
 /**
  * Most instances whose rows one grouped transaction writes (group commit): it holds the writer for
- * about 0.3 ms per instance, so the other stores of the file wait at most ~10 ms behind a full group.
+ * about 0.3–0.5 ms per instance, so the other stores of the file wait at most ~15 ms behind a full group.
  */
 export const MAX_STORE_GROUP = 32;
 
