@@ -23,12 +23,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { ctSliceInstance, ensureSmallCorpus, largeMultiframeInstance, pseudoRandomPixels, randomUid, SERIES_PER_STUDY, INSTANCES_PER_SERIES, type StudyPlan } from './bench/generate.js';
+import { ensureSmallCorpus, largeMultiframeInstance, SERIES_PER_STUDY, INSTANCES_PER_SERIES, type StudyPlan } from './bench/generate.js';
 import { findOrthanc, INSTALL_HINT, startOrthanc } from './bench/orthanc.js';
 import { OUR_ENTRY, startOurServer } from './bench/our-server.js';
 import { indexSummary, queryTypes, runQido, verifyStudy, type QidoQueryType } from './bench/qido.js';
 import { latencyTable, machineInfo, medianTable, metric, ORTHANC, OURS, record, type LatencySeries, type Metric } from './bench/report.js';
-import { buildMultipart, memoryUpload, stowBuffer, stowStreamed, studyBody, type MultipartBody } from './bench/stow.js';
+import { buildMultipart, freshSingleInstances, memoryUpload, SINGLE_SIZE, stowBuffer, stowStreamed, studyBody, type MultipartBody } from './bench/stow.js';
 import type { TargetServer } from './bench/target.js';
 import { BenchRun, ordered, parseCommonOptions } from './bench/run.js';
 import { cpuSeconds, directoryBytes, formatBytes, log, MB, MiB, percentile } from './bench/util.js';
@@ -89,18 +89,6 @@ function parseOptions(argv: string[]): Options {
 
 const run = new BenchRun();
 
-
-const SINGLE_SIZE = 256;
-const singlePixels = pseudoRandomPixels(SINGLE_SIZE * SINGLE_SIZE * 2, SINGLE_SIZE);
-
-/** `count` one-instance STOW bodies of one new series (UIDs never sent before). */
-function freshSingleInstances(count: number): MultipartBody[] {
-  const study = randomUid();
-  const series = randomUid();
-  return Array.from({ length: count }, (_, k) =>
-    buildMultipart([ctSliceInstance({ side: SINGLE_SIZE, pixels: singlePixels, studyUid: study, seriesUid: series, sopInstanceUid: randomUid(), instanceNumber: k + 1 })]),
-  );
-}
 
 function chunk<T>(items: T[], parts: number): T[][] {
   const out: T[][] = [];

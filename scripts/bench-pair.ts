@@ -25,10 +25,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startOurServer } from './bench/our-server.js';
-import { ctSliceInstance, ensureSmallCorpus, pseudoRandomPixels, randomUid } from './bench/generate.js';
-import { timedGet } from './bench/retrieve.js';
+import { ensureSmallCorpus } from './bench/generate.js';
+import { seriesCorpus, timedGet } from './bench/retrieve.js';
 import { BenchRun, ordered, parseCommonOptions } from './bench/run.js';
-import { buildMultipart, stowBuffer, studyBody, type MultipartBody } from './bench/stow.js';
+import { buildMultipart, freshSingleInstances, stowBuffer, studyBody, type MultipartBody } from './bench/stow.js';
 import type { TargetServer } from './bench/target.js';
 import { cpuSeconds, log, median, percentile } from './bench/util.js';
 
@@ -115,7 +115,6 @@ interface RoundResult {
 }
 
 const SERIES_SIZE = 500;
-const pixels = pseudoRandomPixels(2 * 256 * 256, 11);
 
 /** One round of `mode` against `server`: `work` is the same kind of work for both servers, never the same UIDs. */
 async function runRound(server: TargetServer, options: PairOptions, stowWork: () => MultipartBody[], seriesPath: string): Promise<RoundResult> {
@@ -149,12 +148,10 @@ async function runRound(server: TargetServer, options: PairOptions, stowWork: ()
   return { rate: units / seconds, cpu: ((cpuSeconds(server.pid) - cpu0) / units) * 1000, p50: percentile(latencies, 50) };
 }
 
-async function storeSeries(server: TargetServer, study: string, series: string): Promise<void> {
-  for (let b = 0; b < SERIES_SIZE / 50; b++) {
-    const parts = Array.from({ length: 50 }, (_, k) =>
-      ctSliceInstance({ side: 256, pixels, studyUid: study, seriesUid: series, sopInstanceUid: `${series}.${b * 50 + k + 1}`, instanceNumber: b * 50 + k + 1 }),
-    );
-    const outcome = await stowBuffer(server, buildMultipart(parts));
+/** The series of bench:retrieve (500 CT instances, 66 MB, the same bytes for both servers), 50 per request. */
+async function storeSeries(server: TargetServer, files: Buffer[]): Promise<void> {
+  for (let at = 0; at < files.length; at += 50) {
+    const outcome = await stowBuffer(server, buildMultipart(files.slice(at, at + 50)));
     if (outcome.error) throw new Error(`${server.name}: storing the series: ${outcome.error}`);
   }
 }
@@ -196,16 +193,13 @@ export async function runPair(options: PairOptions): Promise<string> {
     let corpusAt = 0;
     const stowWork = (): MultipartBody[] => {
       if (options.mode === 'stow50') return Array.from({ length: options.perRound }, () => studyBody(benchDir, corpus[corpusAt++]!));
-      const study = randomUid();
-      const series = randomUid();
-      return Array.from({ length: options.perRound }, (_, k) => buildMultipart([ctSliceInstance({ side: 256, pixels, studyUid: study, seriesUid: series, sopInstanceUid: randomUid(), instanceNumber: k + 1 })]));
+      return freshSingleInstances(options.perRound);
     };
-    const study = randomUid();
-    const series = randomUid();
-    if (options.mode === 'series') {
-      for (const s of [servers.A, servers.B]) await storeSeries(s, study, series);
+    const series = options.mode === 'series' ? seriesCorpus(SERIES_SIZE, 256) : undefined;
+    if (series !== undefined) {
+      for (const s of [servers.A, servers.B]) await storeSeries(s, series.files);
     }
-    const seriesPath = `/studies/${study}/series/${series}`;
+    const seriesPath = series === undefined ? '' : `/studies/${series.studyInstanceUid}/series/${series.seriesInstanceUid}`;
     // One warm-up round each, not counted.
     for (const s of [servers.A, servers.B]) await runRound(s, { ...options, perRound: Math.min(options.perRound, options.mode === 'stow1' ? 20 : 1) }, stowWork, seriesPath);
     const results: Record<'A' | 'B', RoundResult[]> = { A: [], B: [] };

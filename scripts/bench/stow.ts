@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { Readable } from 'node:stream';
 import type { TargetServer } from './target.js';
-import { corpusFile, largeMultiframeInstance, type StreamedInstance, type StudyPlan } from './generate.js';
+import { corpusFile, ctSliceInstance, largeMultiframeInstance, pseudoRandomPixels, randomUid, type StreamedInstance, type StudyPlan } from './generate.js';
 import { httpRequest, readProcMemory, resetPeakRss, sampleRss } from './util.js';
 
 const CRLF = '\r\n';
@@ -53,6 +53,19 @@ export function buildMultipart(parts: Buffer[]): MultipartBody {
 export function studyBody(cacheDir: string, study: StudyPlan): MultipartBody {
   const parts = study.series.flatMap((s) => s.instances.map((i) => fs.readFileSync(corpusFile(cacheDir, i.file))));
   return buildMultipart(parts);
+}
+
+/** Side of the small CT instances sent one per request (bench:archive (e), bench:pair stow1). */
+export const SINGLE_SIZE = 256;
+const singlePixels = pseudoRandomPixels(SINGLE_SIZE * SINGLE_SIZE * 2, SINGLE_SIZE);
+
+/** `count` one-instance STOW bodies of one new series (UIDs never sent before). */
+export function freshSingleInstances(count: number): MultipartBody[] {
+  const study = randomUid();
+  const series = randomUid();
+  return Array.from({ length: count }, (_, k) =>
+    buildMultipart([ctSliceInstance({ side: SINGLE_SIZE, pixels: singlePixels, studyUid: study, seriesUid: series, sopInstanceUid: randomUid(), instanceNumber: k + 1 })]),
+  );
 }
 
 export function streamMultipart(instances: StreamedInstance[]): { boundary: string; contentLength: number; stream: Readable } {
