@@ -10,6 +10,7 @@ import dcmjs, { type DcmjsDict, type DcmjsElement } from 'dcmjs';
 import type { UnRegion, VrRelabel } from './dataset-walker.js';
 import type { DicomJsonDataset, DicomJsonElement, DicomJsonPersonName } from './dicom-json.js';
 import { UNDEFINED_LENGTH } from './element-encoding.js';
+import { fastHeaderToJson } from './fast-header-json.js';
 import { IMPLICIT_VR_LITTLE_ENDIAN } from './transfer-syntax.js';
 
 /** Binary values up to this size are kept as InlineBinary; larger ones are left for bulk data. */
@@ -29,6 +30,17 @@ const TEXT_VRS = new Set(['LT', 'ST', 'UT']);
  * first byte, which the regions' offsets are relative to.
  */
 export function headerToJson(datasetBytes: Buffer, datasetStart: number, regions: UnRegion[], syntax: string, relabels: readonly VrRelabel[] = []): DicomJsonDataset {
+  // The usual header (explicit VR LE, no UN sequence, no relabelled VR) is read directly: the same JSON,
+  // about ten times faster (fast-header-json.ts); anything it does not read exactly as dcmjs goes on below.
+  if (regions.length === 0 && relabels.length === 0) {
+    const fast = fastHeaderToJson(datasetBytes, syntax);
+    if (fast !== undefined) return fast;
+  }
+  return dcmjsHeaderToJson(datasetBytes, datasetStart, regions, syntax, relabels);
+}
+
+/** headerToJson through dcmjs alone (the reference fast-header-json.test.ts compares with). */
+export function dcmjsHeaderToJson(datasetBytes: Buffer, datasetStart: number, regions: UnRegion[], syntax: string, relabels: readonly VrRelabel[] = []): DicomJsonDataset {
   // Every region is parsed before any is masked: a region may hold another.
   const parsed: Array<[UnRegion, DicomJsonElement | undefined]> = [];
   for (const region of regions) parsed.push([region, parseUnSequence(datasetBytes, datasetStart, region)]);
