@@ -57,14 +57,20 @@ p.add_argument("--ckpt-every", type=int, default=200, help="steps")
 p.add_argument("--threads", type=int, default=2)
 p.add_argument("--time-budget", type=float, default=0,
                help="stop after this many wall seconds in this session (0 = no limit); the schedule is unchanged")
+p.add_argument("--init-onnx", default="",
+               help="start from the weights of this exported .onnx (e.g. models/polyp-detector-1.0.0.onnx; "
+                    "init_from_onnx.py); use with --freeze-bn, as its BatchNorms are folded")
+p.add_argument("--freeze-bn", action="store_true",
+               help="keep every BatchNorm in eval mode while training (statistics and folding kept)")
 p.add_argument("--resume", action="store_true")
 p.add_argument("--out", default="/tmp/polyp/run3")
 args = p.parse_args()
 SCHEDULE_KEYS = ["size", "crop", "src_size", "steps", "width", "dec", "warmup", "bs", "neg_per_batch", "jpeg_prob",
                  "jpeg_min_quality", "dice_on",
-                 "lr", "wd", "val", "neg_val", "seed", "eval_every"]
+                 "lr", "wd", "val", "neg_val", "seed", "eval_every", "init_onnx", "freeze_bn"]
 # runs recorded before these two options existed ran with Dice on every window and JPEG quality from 55
-run = resumable.Run(p, args, SCHEDULE_KEYS, recorded_before={"dice_on": "all", "jpeg_min_quality": 55})
+run = resumable.Run(p, args, SCHEDULE_KEYS, recorded_before={"dice_on": "all", "jpeg_min_quality": 55,
+                                                            "init_onnx": "", "freeze_bn": False})
 
 torch.set_num_threads(args.threads)
 np.random.seed(args.seed)
@@ -241,6 +247,19 @@ def validate(net):
 
 net = PolypNet(tuple(int(v) for v in args.width.split(',')), tuple(int(v) for v in args.dec.split(',')))
 print("params", sum(q.numel() for q in net.parameters()), flush=True)
+init_sha = None
+if args.init_onnx:
+    import init_from_onnx  # noqa: E402
+    init_sha = init_from_onnx.sha256(args.init_onnx)
+    recorded_sha = (run.recorded or {}).get("init_sha256")
+    if recorded_sha and recorded_sha != init_sha:
+        sys.exit(f"--resume: {args.init_onnx} is not the file this run started from (sha256 {recorded_sha})")
+    print("init from", args.init_onnx, init_sha, init_from_onnx.load(net, args.init_onnx, S), "convs", flush=True)
+    if run.recorded is None:
+        diff = init_from_onnx.check(net, args.init_onnx, ev["images"][val_idx[:8]])
+        print(f"init check: max |prob - onnxruntime prob| = {diff:.2e} on 8 validation images", flush=True)
+        if diff > 1e-4:
+            sys.exit("the loaded weights do not reproduce the .onnx")
 ema = copy.deepcopy(net)
 for q in ema.parameters():
     q.requires_grad_(False)
@@ -275,15 +294,22 @@ def save():
     run.save(ckpt, step, step >= args.steps,
              dict(schedule_formula=resumable.cosine_formula(0.005), best_step=best["step"],
                   best_score=best["score"], best_val=best["val"], train_images=int(len(tr_idx)),
-                  train_negatives=int(len(neg_tr)), val_images=int(len(val_idx)), val_negatives=int(len(neg_val))))
+                  train_negatives=int(len(neg_tr)), val_images=int(len(val_idx)), val_negatives=int(len(neg_val)),
+                  init_sha256=init_sha))
 
 
 n_neg_b = args.neg_per_batch
 t0 = time.time()
+if args.init_onnx and step == 0 and not hist:
+    evaluate()  # the starting point (the .onnx itself) on the same validation images
 while step < args.steps and not run.should_stop():
     idx = np.concatenate([rng.choice(tr_idx, args.bs - n_neg_b, replace=False),
                           n + rng.choice(neg_tr, n_neg_b, replace=False)])
     net.train()
+    if args.freeze_bn:
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.eval()
     x, y = make_batch(idx, rng)
     lr = resumable.cosine_lr(step, args.steps, args.lr, args.warmup, 0.005)
     for g in opt.param_groups:
