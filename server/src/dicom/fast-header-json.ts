@@ -1,13 +1,13 @@
 /**
- * A direct reader of the kept header bytes (explicit VR little endian, PS3.5 §7.1.2) into the same DICOM
+ * A direct reader of the kept header bytes (little endian, explicit or implicit VR, PS3.5 §7.1) into the same DICOM
  * JSON (PS3.18 §F.2) that header-json.ts makes through dcmjs, for the headers ingest sees every time.
  *
  * Why by hand: dcmjs builds a Tag object, a Proxy, a copied sub-stream per item and a copied buffer per
  * encoded string for every element (~5 µs each, measured), which made header → JSON the largest single
  * cost of storing a small instance (~0.5 ms of ~2.5 ms, docs/benchmarks.md). No maintained library reads
  * DICOM into DICOM JSON faster and identically; this one only reads what dcmjs would read the same way,
- * and *declines* (returns undefined, and header-json.ts uses dcmjs) on anything else: another byte order
- * or implicit VR, a VR outside those below, UN (dcmjs re-reads it by the dictionary), an undefined-length
+ * and *declines* (returns undefined, and header-json.ts uses dcmjs) on anything else: big endian, a VR
+ * outside those below, UN (dcmjs re-reads it by the dictionary), an undefined-length
  * value other than a sequence or item, a zero-length item (dcmjs drops it), a zero-length or ragged
  * binary number (dcmjs reads a default or past the value), several character sets or one dcmjs does not
  * map. `fast-header-json.test.ts` checks it gives exactly dcmjs's JSON on every file of the shared corpus
@@ -19,8 +19,29 @@
  * (PS3.5 §6.4) and the per-value clean-up of header-json.ts (padding dropped, '' → null, no Value when
  * all are null).
  */
+import dcmjs from 'dcmjs';
 import type { DicomJsonDataset, DicomJsonElement, DicomJsonPersonName } from './dicom-json.js';
 import { EXPLICIT_VR_BIG_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN } from './transfer-syntax.js';
+
+/**
+ * Implicit VR (PS3.5 §7.1.3): the VR dcmjs gives a tag — its dictionary's (PS3.6), 'xs' read as US as dcmjs
+ * does; a tag it does not know is a sequence when of undefined length, LO when a private creator, else UN
+ * (which declines). Cached per tag: the dictionary is fixed.
+ */
+const implicitVrs = new Map<number, string>();
+function implicitVr(group: number, element: number, length: number): string {
+  const key = ((group << 16) | element) >>> 0;
+  let vr = implicitVrs.get(key);
+  if (vr === undefined) {
+    const entry = dcmjs.data.DicomMetaDictionary.dictionary[`(${hex4(group)},${hex4(element)})`];
+    if (entry !== undefined && typeof entry.vr === 'string') vr = entry.vr === 'xs' ? 'US' : entry.vr;
+    else if (group % 2 === 1 && element > 0 && element < 0x100) vr = 'LO';
+    else vr = 'UN';
+    implicitVrs.set(key, vr);
+  }
+  // an unknown tag of undefined length is a sequence for dcmjs (not cached: it depends on the length)
+  return vr === 'UN' && length === UNDEFINED ? 'SQ' : vr;
+}
 
 /** Thrown inside the reader when dcmjs must read this header instead; never escapes. */
 class Decline extends Error {}
@@ -93,9 +114,9 @@ const DEFAULT_CHARSET = charset('latin1');
  */
 export function fastHeaderToJson(bytes: Buffer, syntax: string): DicomJsonDataset | undefined {
   // dcmjs reads every syntax but these two as explicit VR little endian (DicomMessage._normalizeSyntax).
-  if (syntax === IMPLICIT_VR_LITTLE_ENDIAN || syntax === EXPLICIT_VR_BIG_ENDIAN) return undefined;
+  if (syntax === EXPLICIT_VR_BIG_ENDIAN) return undefined;
   try {
-    return new Reader(bytes).dataset(0, bytes.length, DEFAULT_CHARSET, true)[0];
+    return new Reader(bytes, syntax === IMPLICIT_VR_LITTLE_ENDIAN).dataset(0, bytes.length, DEFAULT_CHARSET, true)[0];
   } catch (err) {
     if (err instanceof Decline) return undefined;
     throw err;
@@ -103,7 +124,10 @@ export function fastHeaderToJson(bytes: Buffer, syntax: string): DicomJsonDatase
 }
 
 class Reader {
-  constructor(private readonly b: Buffer) {}
+  constructor(
+    private readonly b: Buffer,
+    private readonly implicit: boolean,
+  ) {}
 
   /**
    * Elements from `pos` → a JSON data set, and the offset after it: up to `end` (the header, a defined-length
@@ -128,19 +152,26 @@ class Reader {
         pos += 8;
         break;
       }
-      const vr = String.fromCharCode(b[pos + 4]!, b[pos + 5]!);
-      const kind = KIND[vr];
-      if (kind === undefined && vr !== 'SQ') throw DECLINE;
+      let vr: string;
       let length: number;
       let valuePos: number;
-      if (LONG_LENGTH.has(vr)) {
-        if (pos + 12 > end) throw DECLINE;
-        length = b.readUInt32LE(pos + 8);
-        valuePos = pos + 12;
-      } else {
-        length = b.readUInt16LE(pos + 6);
+      if (this.implicit) {
+        length = b.readUInt32LE(pos + 4);
         valuePos = pos + 8;
+        vr = implicitVr(group, element, length);
+      } else {
+        vr = String.fromCharCode(b[pos + 4]!, b[pos + 5]!);
+        if (LONG_LENGTH.has(vr)) {
+          if (pos + 12 > end) throw DECLINE;
+          length = b.readUInt32LE(pos + 8);
+          valuePos = pos + 12;
+        } else {
+          length = b.readUInt16LE(pos + 6);
+          valuePos = pos + 8;
+        }
       }
+      const kind = KIND[vr];
+      if (kind === undefined && vr !== 'SQ') throw DECLINE;
       const tag = hex4(group) + hex4(element);
       if (tag <= last) sorted = false;
       last = tag;
