@@ -17,6 +17,7 @@ import type { ChangeFeed } from './changes/change-feed.js';
 import { createChangeFeed } from './changes/create-change-feed.js';
 import type { Catalog } from './catalog/catalog.js';
 import { createCatalog } from './catalog/create-catalog.js';
+import { startWalCheckpointer } from './catalog/wal-checkpointer.js';
 import { CurationService } from './curation/curation-service.js';
 import { BackupService, backupAudit, describeBackupStore } from './backup/backup-service.js';
 import { BackupStore } from './backup/backup-store.js';
@@ -209,6 +210,14 @@ export async function createServices(config: Readonly<Config>, options: Services
     closers.push(() => blobStore.close());
     const catalog = options.catalog ?? (await createCatalog(config.index));
     closers.push(() => catalog.close());
+    // SQLite WAL checkpoints in a worker thread instead of inside commits on the event loop; one per
+    // index file, in the process with the duties (the others fall back to checkpointing themselves).
+    if (duties && config.index.kind === 'sqlite' && config.index.file !== ':memory:') {
+      const checkpointer = startWalCheckpointer(config.index.file, {
+        onError: (message) => logger.warn({ error: message }, 'SQLite WAL checkpoint failed (tried again)'),
+      });
+      closers.push(() => checkpointer.stop());
+    }
     // A diagnostic: a failing check must not keep the server from starting.
     if (role.kind === 'server') for (const warning of (await catalog.engineWarnings?.().catch(() => [])) ?? []) logger.warn(warning);
     const inference = options.inference === undefined ? (config.ai.enabled ? await startInference(config.ai, logger) : undefined) : (options.inference ?? undefined);

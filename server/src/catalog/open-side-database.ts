@@ -15,6 +15,7 @@ import pg from 'pg';
 import type { IndexConfig } from '../config.js';
 import { withStatementCache } from './sqlite-statement-cache.js';
 import { sqliteWriteTransaction, useWriteGate } from './sqlite-write-gate.js';
+import { useBackgroundCheckpoints } from './wal-checkpointer.js';
 
 export interface SideDatabase<DB> {
   db: Kysely<DB>;
@@ -35,6 +36,8 @@ export function openSideDatabase<DB>(index: IndexConfig, poolSize: number): Side
     const database = new Database(index.file);
     // WAL: the catalog's connection and this one read and write the same file concurrently.
     if (index.file !== ':memory:') database.pragma('journal_mode = WAL');
+    // Its commits leave checkpoints to the worker thread too (wal-checkpointer.ts).
+    if (index.file !== ':memory:') useBackgroundCheckpoints(database);
     database.pragma('synchronous = NORMAL');
     const gate = useWriteGate(database);
     const db = new Kysely<DB>({ dialect: new SqliteDialect({ database: withStatementCache(database) }) });

@@ -13,6 +13,7 @@ import { KyselyCatalog } from './kysely-catalog.js';
 import { migrateToLatest } from './migrations.js';
 import { withStatementCache } from './sqlite-statement-cache.js';
 import type { CatalogDatabase } from './schema.js';
+import { useBackgroundCheckpoints } from './wal-checkpointer.js';
 import { sqliteWriteTransaction, SQLITE_WRITE_WAIT_MS, useWriteGate, withWriteGate, type WriteGateKey } from './sqlite-write-gate.js';
 
 /** Migrations only (at open, before the server serves): another process migrating may hold the lock. */
@@ -23,6 +24,8 @@ function openDatabase(file: string): Database.Database {
   if (!inMemory) mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
   const database = new Database(file);
   if (!inMemory) database.pragma('journal_mode = WAL');
+  // Checkpoints run in a worker thread, not inside this connection's commits (wal-checkpointer.ts).
+  if (!inMemory) useBackgroundCheckpoints(database);
   // In WAL mode NORMAL never corrupts the database; a power cut can only forget the last commits,
   // whose blobs then stay unreferenced (harmless). It saves an fsync per ingested instance. Orthanc
   // runs its SQLite index the same way.
