@@ -42,5 +42,9 @@ describe('bench:pair run', () => {
     expect(minA).toBeLessThanOrEqual(medianA!);
     expect(maxA).toBeGreaterThanOrEqual(medianA!);
     expect(report).toMatch(/Per round, A: \d+ \d+; B: \d+ \d+/);
+    // the tail beside the median: a round's p95 is at least its p50
+    const p50 = /\| request p50 \[ms\] \| ([\d.]+) /.exec(report);
+    const p95 = /\| request p95 \[ms\] \| ([\d.]+) /.exec(report);
+    expect(Number(p95?.[1])).toBeGreaterThanOrEqual(Number(p50?.[1]));
   }, 180_000);
 });

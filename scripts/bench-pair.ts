@@ -15,7 +15,7 @@ both versions run in the same minutes. So A and B run at the same time, one proc
 Modes: stow50 = one 50-instance study per STOW-RS request (the archive corpus of bench:archive);
 stow1 = one 256×256×16 bit CT instance per request, fresh UIDs; series = WADO-RS retrieve of one
 500-instance series (66 MB), counted as it streams. Reported per server: the median over rounds of
-instances/s (or MB/s), server CPU per 1,000 instances (or per request), and request p50.
+instances/s (or MB/s), server CPU per 1,000 instances (or per request), and request p50 and p95.
 `--base REV` checks REV out in a git worktree beside this checkout (node_modules linked from here;
 a REV with other dependencies is refused) and removes it afterwards.
 Output: markdown on stdout and in .bench/pair-results.md; progress on stderr.
@@ -112,6 +112,8 @@ interface RoundResult {
   /** server CPU s per 1,000 instances (stow) or CPU ms per request (series). */
   cpu: number;
   p50: number;
+  /** Per round; with the default 150 one-instance requests a round's p95 is its 8th-slowest request. */
+  p95: number;
 }
 
 const SERIES_SIZE = 500;
@@ -130,7 +132,7 @@ async function runRound(server: TargetServer, options: PairOptions, stowWork: ()
       units += sample.payloadBytes;
     }
     const seconds = (performance.now() - started) / 1000;
-    return { rate: units / 1e6 / seconds, cpu: ((cpuSeconds(server.pid) - cpu0) * 1000) / options.perRound, p50: percentile(latencies, 50) };
+    return { rate: units / 1e6 / seconds, cpu: ((cpuSeconds(server.pid) - cpu0) * 1000) / options.perRound, p50: percentile(latencies, 50), p95: percentile(latencies, 95) };
   }
   const bodies = stowWork();
   let next = 0;
@@ -145,7 +147,7 @@ async function runRound(server: TargetServer, options: PairOptions, stowWork: ()
     }),
   );
   const seconds = (performance.now() - started) / 1000;
-  return { rate: units / seconds, cpu: ((cpuSeconds(server.pid) - cpu0) / units) * 1000, p50: percentile(latencies, 50) };
+  return { rate: units / seconds, cpu: ((cpuSeconds(server.pid) - cpu0) / units) * 1000, p50: percentile(latencies, 50), p95: percentile(latencies, 95) };
 }
 
 /** The series of bench:retrieve (500 CT instances, 66 MB, the same bytes for both servers), 50 per request. */
@@ -170,6 +172,7 @@ function table(options: PairOptions, results: Record<'A' | 'B', RoundResult[]>):
     row(`rate [${unit}]`, (r) => r.rate, 1),
     row(cpuUnit, (r) => r.cpu, 2),
     row('request p50 [ms]', (r) => r.p50, 2),
+    row('request p95 [ms]', (r) => r.p95, 2),
     '',
     `Per round, A: ${results.A.map((r) => r.rate.toFixed(0)).join(' ')}; B: ${results.B.map((r) => r.rate.toFixed(0)).join(' ')} (${unit}). A difference inside both ranges is noise.`,
   ].join('\n');
