@@ -1,6 +1,7 @@
 /**
- * The kept header bytes (the data set before Pixel Data, File Meta excluded) → DICOM JSON (PS3.18 §F.2),
- * parsed by dcmjs (types in server/src/types/vendor.d.ts). The walker has already checked the structure,
+ * The kept header bytes (the data set before Pixel Data, File Meta excluded) → DICOM JSON (PS3.18 §F.2):
+ * read directly by fast-header-json.ts where it reads them exactly as dcmjs would (most headers), else
+ * parsed by dcmjs (types in server/src/types/vendor.d.ts), the reference for both. The walker has already checked the structure,
  * so dcmjs only ever sees lengths that fit their containers. Two things dcmjs does not do as DICOMweb
  * needs are done here: sequences sent as UN are parsed as the Implicit VR sequences they are (PS3.5
  * §6.2.2), and binary values become InlineBinary only when small, the rest being left for bulk data.
@@ -30,8 +31,8 @@ const TEXT_VRS = new Set(['LT', 'ST', 'UT']);
  * first byte, which the regions' offsets are relative to.
  */
 export function headerToJson(datasetBytes: Buffer, datasetStart: number, regions: UnRegion[], syntax: string, relabels: readonly VrRelabel[] = []): DicomJsonDataset {
-  // The usual header (explicit VR LE, no UN sequence, no relabelled VR) is read directly: the same JSON,
-  // about ten times faster (fast-header-json.ts); anything it does not read exactly as dcmjs goes on below.
+  // The usual header (little endian, no UN sequence, no relabelled VR) is read directly: the same JSON,
+  // several times faster (fast-header-json.ts); anything it does not read exactly as dcmjs goes on below.
   if (regions.length === 0 && relabels.length === 0) {
     const fast = fastHeaderToJson(datasetBytes, syntax);
     if (fast !== undefined) return fast;
