@@ -68,7 +68,7 @@ args = p.parse_args()
 SCHEDULE_KEYS = ["size", "crop", "src_size", "steps", "width", "dec", "warmup", "bs", "neg_per_batch", "jpeg_prob",
                  "jpeg_min_quality", "dice_on",
                  "lr", "wd", "val", "neg_val", "seed", "eval_every", "init_onnx", "freeze_bn"]
-# runs recorded before these two options existed ran with Dice on every window and JPEG quality from 55
+# runs recorded before these options existed ran with Dice on every window, JPEG quality from 55, from scratch
 run = resumable.Run(p, args, SCHEDULE_KEYS, recorded_before={"dice_on": "all", "jpeg_min_quality": 55,
                                                             "init_onnx": "", "freeze_bn": False})
 
