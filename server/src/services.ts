@@ -212,7 +212,8 @@ export async function createServices(config: Readonly<Config>, options: Services
     closers.push(() => catalog.close());
     // SQLite WAL checkpoints in a worker thread instead of inside commits on the event loop; one per
     // index file, in the process with the duties (the others fall back to checkpointing themselves).
-    if (duties && config.index.kind === 'sqlite' && config.index.file !== ':memory:') {
+    // Only for the catalog built here from the config: one given by the caller may be another file.
+    if (duties && options.catalog === undefined && config.index.kind === 'sqlite' && config.index.file !== ':memory:') {
       const checkpointer = startWalCheckpointer(config.index.file, {
         onError: (message) => logger.warn({ error: message }, 'SQLite WAL checkpoint failed (tried again)'),
       });
