@@ -1,7 +1,7 @@
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { relative } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
-import { requireSharedData } from '../test-support/shared-data.js';
+import { sharedDataDir, sharedFiles } from '../test-support/shared-data.js';
 import { dcmjsHeaderToJson } from './header-json.js';
 import { fastHeaderToJson } from './fast-header-json.js';
 import { scanPart10 } from './part10-scanner.js';
@@ -26,26 +26,15 @@ vi.mock('./fast-header-json.js', async (importOriginal) => {
 
 const CORPUS_DIRS = ['dicom-pydicom', 'dicom-orthanc-tests', 'dicom-dcmjs-tests', 'dicom-highdicom', 'wsi-cmu1-small-region', 'endoscopy-dicom-kvasir', 'wsi-openslide-python-fixtures'];
 
-function listFiles(dir: string): string[] {
-  const out: string[] = [];
-  for (const name of readdirSync(dir).sort()) {
-    const p = join(dir, name);
-    if (statSync(p).isDirectory()) out.push(...listFiles(p));
-    else out.push(p);
-  }
-  return out;
-}
-
 const same = (a: unknown, b: unknown) => expect(JSON.stringify(a)).toBe(JSON.stringify(b));
 
 describe('the direct header reader gives what dcmjs gives', () => {
   it('on every header of the shared DICOM corpus it reads, and it reads most of them', async () => {
-    const data = requireSharedData();
-    const files = CORPUS_DIRS.flatMap((d) => listFiles(join(data, d)));
+    const files = await sharedFiles(CORPUS_DIRS);
     expect(files.length).toBeGreaterThan(300);
     seen.length = 0;
     for (const file of files) {
-      current.file = relative(data, file);
+      current.file = relative(sharedDataDir, file);
       const buf = readFileSync(file);
       try {
         await scanPart10((async function* () { yield buf; })(), () => {}, { maxHeaderBytes: 64 * 1024 * 1024 });

@@ -5,7 +5,9 @@
  * Why by hand: dcmjs builds a Tag object, a Proxy, a copied sub-stream per item and a copied buffer per
  * encoded string for every element (~5 µs each, measured), which made header → JSON the largest single
  * cost of storing a small instance (~0.5 ms of ~2.5 ms, docs/benchmarks.md). No maintained library reads
- * DICOM into DICOM JSON faster and identically; this one only reads what dcmjs would read the same way,
+ * DICOM into DICOM JSON faster and identically (dicom-parser, Cornerstone's, finds elements fast but
+ * leaves every value rule below to the caller; our walker already finds them), so this one only reads
+ * what dcmjs would read the same way,
  * and *declines* (returns undefined, and header-json.ts uses dcmjs) on anything else: big endian, a VR
  * outside those below, UN (dcmjs re-reads it by the dictionary), an undefined-length
  * value other than a sequence or item, a zero-length item (dcmjs drops it), a zero-length or ragged
@@ -100,7 +102,13 @@ const charsets = new Map<string, Charset>();
 function charset(label: string): Charset {
   let c = charsets.get(label);
   if (c === undefined) {
-    c = { decoder: new TextDecoder(label), asciiCompatible: ASCII_COMPATIBLE.has(label) };
+    let decoder: TextDecoder;
+    try {
+      decoder = new TextDecoder(label);
+    } catch {
+      throw DECLINE; // a Node built without full ICU lacks some legacy encodings: dcmjs decides then
+    }
+    c = { decoder, asciiCompatible: ASCII_COMPATIBLE.has(label) };
     charsets.set(label, c);
   }
   return c;
