@@ -20,17 +20,14 @@
  * no-delay on its sockets itself).
  * Output: markdown on stdout and in .bench/dimse-results.md; progress on stderr.
  */
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
-import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { corpusFile, ensureSmallCorpus, INSTANCES_PER_SERIES, SERIES_PER_STUDY, type StudyPlan } from './bench/generate.js';
+import { ensureSmallCorpus, INSTANCES_PER_SERIES, SERIES_PER_STUDY } from './bench/generate.js';
+import { filesOf, storeRun, waitForPort, type DimseTarget } from './bench/storescu.js';
 import { findOrthanc, INSTALL_HINT, startOrthanc } from './bench/orthanc.js';
 import { startOurServer } from './bench/our-server.js';
 import { machineInfo, medianTable, metric, ORTHANC, OURS, record, type Metric } from './bench/report.js';
-import type { TargetServer } from './bench/target.js';
 import { BenchRun, parseCommonOptions } from './bench/run.js';
 import { formatBytes, freePort, log } from './bench/util.js';
 
@@ -57,65 +54,7 @@ function parseOptions(argv: string[]): Options {
   return { quick, servers, rounds, instances, keep, workers };
 }
 
-interface DimseTarget {
-  server: TargetServer;
-  port: number;
-  aeTitle: string;
-}
-
 const run = new BenchRun();
-
-/** One storescu process; resolves with how many stores were answered Success. */
-function storescu(target: DimseTarget, files: string[]): Promise<{ ok: number; failed: number; tail: string }> {
-  return new Promise((resolve) => {
-    const child = spawn('storescu', ['-v', '--no-halt', '-aet', 'BENCHSCU', '-aec', target.aeTitle, '127.0.0.1', String(target.port), ...files], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let output = '';
-    child.stdout.on('data', (c: Buffer) => (output += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (output += c.toString()));
-    child.on('close', () => {
-      const ok = output.match(/Received Store Response \(Success\)/g)?.length ?? 0;
-      resolve({ ok, failed: files.length - ok, tail: output.slice(-1500) });
-    });
-  });
-}
-
-async function storeRun(target: DimseTarget, files: string[], associations: number): Promise<number> {
-  const chunks: string[][] = Array.from({ length: associations }, () => []);
-  files.forEach((f, i) => chunks[i % associations]!.push(f));
-  const started = performance.now();
-  const results = await Promise.all(chunks.map((chunk) => storescu(target, chunk)));
-  const seconds = (performance.now() - started) / 1000;
-  const ok = results.reduce((n, r) => n + r.ok, 0);
-  const failed = results.reduce((n, r) => n + r.failed, 0);
-  if (failed > 0) {
-    log(`${target.server.name}: ${failed} of ${files.length} stores failed; last output:\n${results.find((r) => r.failed > 0)?.tail}`);
-    return Number.NaN;
-  }
-  return ok / seconds;
-}
-
-async function waitForPort(port: number): Promise<void> {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const socket = net.connect({ host: '127.0.0.1', port });
-      socket.once('connect', () => {
-        socket.destroy();
-        resolve(true);
-      });
-      socket.once('error', () => resolve(false));
-    });
-    if (ok) return;
-    if (Date.now() > deadline) throw new Error(`no DICOM server on port ${port}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
-
-function filesOf(cacheDir: string, studies: StudyPlan[]): string[] {
-  return studies.flatMap((s) => s.series.flatMap((se) => se.instances.map((i) => corpusFile(cacheDir, i.file))));
-}
 
 async function main(): Promise<void> {
   const options = parseOptions(process.argv.slice(2));

@@ -23,6 +23,11 @@ describe('bench:pair options', () => {
     });
   });
 
+  it('stores whole studies by C-STORE in cstore mode: 300 instances per round unless told, a multiple of 50', () => {
+    expect(parsePairOptions(['--base', 'x', '--mode', 'cstore', '--clients', '4'])).toMatchObject({ mode: 'cstore', clients: 4, perRound: 300 });
+    expect(() => parsePairOptions(['--base', 'x', '--mode', 'cstore', '--per-round', '120'])).toThrow(/multiple of 50/);
+  });
+
   it('refuses an unknown mode, a bad client count and a setting without a value', () => {
     expect(() => parsePairOptions(['--base', 'x', '--mode', 'fast'])).toThrow(/--mode/);
     expect(() => parsePairOptions(['--base', 'x', '--clients', '0'])).toThrow(/--clients/);
@@ -46,5 +51,15 @@ describe('bench:pair run', () => {
     const p50 = /\| request p50 \[ms\] \| ([\d.]+) /.exec(report);
     const p95 = /\| request p95 \[ms\] \| ([\d.]+) /.exec(report);
     expect(Number(p95?.[1])).toBeGreaterThanOrEqual(Number(p50?.[1]));
+  }, 180_000);
+
+  it('stores by DIMSE C-STORE with storescu in cstore mode, every instance answered Success', async () => {
+    const report = await runPair({ ...parsePairOptions(['--env-b', 'PACS_LOG_LEVEL=error', '--mode', 'cstore', '--rounds', '1', '--per-round', '50']) });
+    const rate = /\| rate \[instances\/s\] \| ([\d.]+) \(.*?\| ([\d.]+) \(/.exec(report);
+    expect(rate).not.toBeNull();
+    expect(Number(rate![1])).toBeGreaterThan(0);
+    expect(Number(rate![2])).toBeGreaterThan(0);
+    expect(report).toContain('cstore, 1 association(s), 1 rounds');
+    expect(report).not.toContain('request p50');
   }, 180_000);
 });

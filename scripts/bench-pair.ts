@@ -4,8 +4,9 @@ Paired before/after benchmark: two of our servers side by side, the same work se
   npm run bench:pair -- --base HEAD~1                      # the working tree (B) against a commit (A)
   npm run bench:pair -- --base main --mode stow1 --clients 4
   npm run bench:pair -- --env-a PACS_X=1 --env-b PACS_X=2   # one checkout, two settings
-  options: --mode stow50|stow1|series (default stow50)  --clients N (default 1)  --rounds N (default 8)
-           --per-round N (requests per round and server; default 4 for stow50, 150 for stow1, 3 for series)
+  options: --mode stow50|stow1|series|cstore (default stow50)  --clients N (default 1)  --rounds N (default 8)
+           --per-round N (requests per round and server; default 4 for stow50, 150 for stow1, 3 for series;
+           for cstore instances per round and server, a multiple of 50, default 300)
            --keep (keep temp storage)
 
 On this shared 2-core machine three runs of the same benchmark one after the other moved by ±25 %
@@ -14,7 +15,9 @@ both versions run in the same minutes. So A and B run at the same time, one proc
 (PACS_WORKERS=1), and every round sends the same kind of work to each in alternating order.
 Modes: stow50 = one 50-instance study per STOW-RS request (the archive corpus of bench:archive);
 stow1 = one 256×256×16 bit CT instance per request, fresh UIDs; series = WADO-RS retrieve of one
-500-instance series (66 MB), counted as it streams. Reported per server: the median over rounds of
+500-instance series (66 MB), counted as it streams; cstore = DIMSE C-STORE of bench:dimse's instances
+(its corpus, fresh studies every round) by dcmtk storescu, one association per client (no request
+latency: storescu reports none; TCP_NODELAY=1 as in bench:dimse). Reported per server: the median over rounds of
 instances/s (or MB/s), server CPU per 1,000 instances (or per request), and request p50 and p95.
 `--base REV` checks REV out in a git worktree beside this checkout (node_modules linked from here;
 a REV with other dependencies is refused) and removes it afterwards.
@@ -25,16 +28,18 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startOurServer } from './bench/our-server.js';
-import { ensureSmallCorpus } from './bench/generate.js';
+import { ensureSmallCorpus, INSTANCES_PER_SERIES, SERIES_PER_STUDY } from './bench/generate.js';
+import { filesOf, storeRun, waitForPort, type DimseTarget } from './bench/storescu.js';
 import { seriesCorpus, timedGet } from './bench/retrieve.js';
 import { BenchRun, ordered, parseCommonOptions } from './bench/run.js';
 import { buildMultipart, freshSingleInstances, stowBuffer, studyBody, type MultipartBody } from './bench/stow.js';
 import type { TargetServer } from './bench/target.js';
-import { cpuSeconds, log, median, percentile } from './bench/util.js';
+import { cpuSeconds, freePort, log, median, percentile } from './bench/util.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const benchDir = path.join(repoRoot, '.bench');
-type Mode = 'stow50' | 'stow1' | 'series';
+type Mode = 'stow50' | 'stow1' | 'series' | 'cstore';
+const INSTANCES_PER_STUDY = SERIES_PER_STUDY * INSTANCES_PER_SERIES;
 
 export interface PairOptions {
   mode: Mode;
@@ -60,11 +65,12 @@ function envPairs(values: string[]): Record<string, string> {
 export function parsePairOptions(argv: string[]): PairOptions {
   const common = parseCommonOptions(argv, import.meta.url, () => 8);
   const mode = (common.value('mode') ?? 'stow50') as Mode;
-  if (!['stow50', 'stow1', 'series'].includes(mode)) throw new Error('--mode must be stow50, stow1 or series');
+  if (!['stow50', 'stow1', 'series', 'cstore'].includes(mode)) throw new Error('--mode must be stow50, stow1, series or cstore');
   const clients = Number(common.value('clients') ?? 1);
   if (!Number.isInteger(clients) || clients < 1 || clients > 64) throw new Error('--clients must be 1..64');
-  const perRound = Number(common.value('per-round') ?? { stow50: 4, stow1: 150, series: 3 }[mode]);
+  const perRound = Number(common.value('per-round') ?? { stow50: 4, stow1: 150, series: 3, cstore: 300 }[mode]);
   if (!Number.isInteger(perRound) || perRound < 1) throw new Error('--per-round must be a positive integer');
+  if (mode === 'cstore' && perRound % INSTANCES_PER_STUDY !== 0) throw new Error(`--per-round must be a multiple of ${INSTANCES_PER_STUDY} for cstore (whole studies)`);
   const all = (name: string) => argv.flatMap((a, i) => (a === `--${name}` ? [argv[i + 1] ?? ''] : a.startsWith(`--${name}=`) ? [a.slice(name.length + 3)] : []));
   const envA = envPairs(all('env-a'));
   const envB = envPairs(all('env-b'));
@@ -93,11 +99,23 @@ function baseWorktree(rev: string): { dir: string; remove(): void } {
   };
 }
 
-async function startWith(root: string, workDir: string, env: Record<string, string>): Promise<TargetServer> {
+/** A server of the pair; `dimse` when the mode stores by C-STORE. */
+interface PairServer extends TargetServer {
+  dimse?: DimseTarget;
+}
+
+async function startWith(root: string, workDir: string, settings: Record<string, string>, mode: Mode): Promise<PairServer> {
+  const dimsePort = mode === 'cstore' ? await freePort() : undefined;
+  const env = dimsePort === undefined ? settings : { PACS_DIMSE_ENABLED: 'true', PACS_DIMSE_PORT: String(dimsePort), PACS_DIMSE_AE_TITLE: 'FILMLESS', PACS_AI_ENABLED: 'false', ...settings };
   const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
   Object.assign(process.env, env);
   try {
-    return await startOurServer(root, workDir, '/dicomweb', { workers: '1' });
+    const server: PairServer = await startOurServer(root, workDir, '/dicomweb', { workers: '1' });
+    if (dimsePort !== undefined) {
+      await waitForPort(dimsePort);
+      server.dimse = { server, port: dimsePort, aeTitle: 'FILMLESS' };
+    }
+    return server;
   } finally {
     for (const [k, v] of Object.entries(saved)) {
       if (v === undefined) delete process.env[k];
@@ -111,19 +129,33 @@ interface RoundResult {
   rate: number;
   /** server CPU s per 1,000 instances (stow) or CPU ms per request (series). */
   cpu: number;
+  /** NaN for cstore (storescu reports no per-request time). */
   p50: number;
   /** Per round; with the default 150 one-instance requests a round's p95 is its 8th-slowest request. */
   p95: number;
 }
 
+interface RoundWork {
+  stow(): MultipartBody[];
+  cstore(): string[];
+  seriesPath: string;
+}
+
 const SERIES_SIZE = 500;
 
 /** One round of `mode` against `server`: `work` is the same kind of work for both servers, never the same UIDs. */
-async function runRound(server: TargetServer, options: PairOptions, stowWork: () => MultipartBody[], seriesPath: string): Promise<RoundResult> {
+async function runRound(server: PairServer, options: PairOptions, work: RoundWork): Promise<RoundResult> {
   const cpu0 = cpuSeconds(server.pid);
   const latencies: number[] = [];
   const started = performance.now();
   let units = 0;
+  if (options.mode === 'cstore') {
+    const files = work.cstore();
+    const rate = await storeRun(server.dimse!, files, options.clients);
+    if (!Number.isFinite(rate)) throw new Error(`${server.name}: C-STORE failed`);
+    return { rate, cpu: ((cpuSeconds(server.pid) - cpu0) / files.length) * 1000, p50: Number.NaN, p95: Number.NaN };
+  }
+  const seriesPath = work.seriesPath;
   if (options.mode === 'series') {
     for (let i = 0; i < options.perRound; i++) {
       const sample = await timedGet(server, seriesPath, 'multipart/related; type="application/dicom"; transfer-syntax=*');
@@ -134,7 +166,7 @@ async function runRound(server: TargetServer, options: PairOptions, stowWork: ()
     const seconds = (performance.now() - started) / 1000;
     return { rate: units / 1e6 / seconds, cpu: ((cpuSeconds(server.pid) - cpu0) * 1000) / options.perRound, p50: percentile(latencies, 50), p95: percentile(latencies, 95) };
   }
-  const bodies = stowWork();
+  const bodies = work.stow();
   let next = 0;
   await Promise.all(
     Array.from({ length: options.clients }, async () => {
@@ -167,12 +199,11 @@ function table(options: PairOptions, results: Record<'A' | 'B', RoundResult[]>):
     return `| ${label} | ${cell(results.A.map(pick), digits)} | ${cell(results.B.map(pick), digits)} | ${(((b - a) / a) * 100).toFixed(1)} % |`;
   };
   return [
-    `| ${options.mode}, ${options.clients} client(s), ${options.rounds} rounds | A median (min–max) | B median (min–max) | B vs A (medians) |`,
+    `| ${options.mode}, ${options.clients} ${options.mode === 'cstore' ? 'association' : 'client'}(s), ${options.rounds} rounds | A median (min–max) | B median (min–max) | B vs A (medians) |`,
     '|---|---|---|---|',
     row(`rate [${unit}]`, (r) => r.rate, 1),
     row(cpuUnit, (r) => r.cpu, 2),
-    row('request p50 [ms]', (r) => r.p50, 2),
-    row('request p95 [ms]', (r) => r.p95, 2),
+    ...(options.mode === 'cstore' ? [] : [row('request p50 [ms]', (r) => r.p50, 2), row('request p95 [ms]', (r) => r.p95, 2)]),
     '',
     `Per round, A: ${results.A.map((r) => r.rate.toFixed(0)).join(' ')}; B: ${results.B.map((r) => r.rate.toFixed(0)).join(' ')} (${unit}). A difference inside both ranges is noise.`,
   ].join('\n');
@@ -182,32 +213,47 @@ function table(options: PairOptions, results: Record<'A' | 'B', RoundResult[]>):
 export async function runPair(options: PairOptions): Promise<string> {
   const run = new BenchRun();
   run.keep = options.keep;
+  if (options.mode === 'cstore') {
+    if (!fs.existsSync('/usr/bin/storescu')) throw new Error("cstore needs dcmtk's storescu: apt-get install -y --no-install-recommends dcmtk");
+    process.env['TCP_NODELAY'] ??= '1';
+  }
   const workDir = run.makeWorkDir('bench-pair-');
   const worktree = options.base === undefined ? undefined : baseWorktree(options.base);
   try {
     const rootA = worktree?.dir ?? repoRoot;
     const describeA = options.base === undefined ? 'this checkout' : `${options.base} (${execFileSync('git', ['rev-parse', '--short', options.base], { cwd: repoRoot, encoding: 'utf8' }).trim()})`;
     const servers = {
-      A: await startWith(rootA, path.join(workDir, 'a'), options.envA),
-      B: await startWith(repoRoot, path.join(workDir, 'b'), options.envB),
+      A: await startWith(rootA, path.join(workDir, 'a'), options.envA, options.mode),
+      B: await startWith(repoRoot, path.join(workDir, 'b'), options.envB, options.mode),
     };
     run.running.push(servers.A, servers.B);
-    const corpus = options.mode === 'stow50' ? ensureSmallCorpus(benchDir, (options.rounds + 1) * 2 * options.perRound) : [];
+    const studiesPerRound = options.mode === 'stow50' ? options.perRound : options.mode === 'cstore' ? options.perRound / INSTANCES_PER_STUDY : 0;
+    // Rounds + a warm-up, for two servers; the warm-up takes at most one round's share.
+    const corpus = studiesPerRound > 0 ? ensureSmallCorpus(benchDir, (options.rounds + 1) * 2 * studiesPerRound) : [];
     let corpusAt = 0;
-    const stowWork = (): MultipartBody[] => {
-      if (options.mode === 'stow50') return Array.from({ length: options.perRound }, () => studyBody(benchDir, corpus[corpusAt++]!));
-      return freshSingleInstances(options.perRound);
+    const nextStudies = (count: number) => {
+      const studies = corpus.slice(corpusAt, corpusAt + count);
+      corpusAt += count;
+      return studies;
     };
     const series = options.mode === 'series' ? seriesCorpus(SERIES_SIZE, 256) : undefined;
     if (series !== undefined) {
       for (const s of [servers.A, servers.B]) await storeSeries(s, series.files);
     }
     const seriesPath = series === undefined ? '' : `/studies/${series.studyInstanceUid}/series/${series.seriesInstanceUid}`;
+    let perRound = options.perRound;
+    const work: RoundWork = {
+      stow: () => (options.mode === 'stow50' ? nextStudies(perRound).map((plan) => studyBody(benchDir, plan)) : freshSingleInstances(perRound)),
+      cstore: () => filesOf(benchDir, nextStudies(perRound / INSTANCES_PER_STUDY)),
+      seriesPath,
+    };
     // One warm-up round each, not counted.
-    for (const s of [servers.A, servers.B]) await runRound(s, { ...options, perRound: Math.min(options.perRound, options.mode === 'stow1' ? 20 : 1) }, stowWork, seriesPath);
+    perRound = Math.min(options.perRound, { stow1: 20, cstore: INSTANCES_PER_STUDY, stow50: 1, series: 1 }[options.mode]);
+    for (const s of [servers.A, servers.B]) await runRound(s, { ...options, perRound }, work);
+    perRound = options.perRound;
     const results: Record<'A' | 'B', RoundResult[]> = { A: [], B: [] };
     for (let round = 0; round < options.rounds; round++) {
-      for (const name of ordered(['A', 'B'] as const, round)) results[name].push(await runRound(servers[name], options, stowWork, seriesPath));
+      for (const name of ordered(['A', 'B'] as const, round)) results[name].push(await runRound(servers[name], options, work));
       log(`round ${round + 1}/${options.rounds}: A ${results.A.at(-1)!.rate.toFixed(0)}, B ${results.B.at(-1)!.rate.toFixed(0)}`);
     }
     const env = (e: Record<string, string>) => (Object.keys(e).length === 0 ? 'defaults' : Object.entries(e).map(([k, v]) => `${k}=${v}`).join(' '));
