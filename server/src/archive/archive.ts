@@ -680,7 +680,8 @@ interface Upload {
 
 function startUpload(blobs: BlobStore, key: string): Upload {
   const body = new PassThrough({ highWaterMark: 1024 * 1024 });
-  const put = blobs.put(key, body);
+  // The key is new and nothing can find the blob before its index row: the store may write in place.
+  const put = blobs.put(key, body, { fresh: true });
   // Hashed as the bytes pass, so the checksum costs no second read of a multi-gigabyte file.
   const hash = createHash('sha256');
   let hashed = 0;

@@ -4,8 +4,9 @@
  *
  * What a crash can leave (the archive writes the blob completely first and the index row last, see
  * archive.ts): leftovers of unfinished uploads (temp files, unfinished multipart uploads), never
- * visible as blobs; and complete blobs that no index row references (killed between the blob and the
- * row, or a failed delete of a duplicate's blob). Neither is ever served. What a crash cannot leave,
+ * visible as blobs; and blobs that no index row references: complete ones (killed between the blob and
+ * the row, or a failed delete of a duplicate's blob) and, in the folder store, partial ones of at most
+ * 1 MiB (ingest writes small blobs of its new keys in place: PutOptions.fresh in storage/blob-store.ts). Neither is ever served. What a crash cannot leave,
  * but a disk fault, an operator or a bug can: an index row whose blob is missing, shorter or longer
  * than indexed, or whose bytes no longer hash to the sha256 recorded at ingest.
  *

@@ -203,6 +203,20 @@ export function runBlobStoreContract(name: string, setup: () => Promise<BlobStor
       expect(await rejectionOf(store().get(key))).toBeInstanceOf(NotFoundError);
     });
 
+    it('stores a fresh blob (ingest\'s put of a new key) byte for byte, whole and by range, and a failing one not at all', async () => {
+      const key = freshKey('fresh');
+      const data = randomBytes(300_000);
+      expect(await store().put(key, streamOf(data, 16_000), { fresh: true })).toEqual({ key, size: data.length });
+      expect((await readBack(key)).equals(data)).toBe(true);
+      expect((await store().getRange(key, { start: 1000, end: 1999 })).equals(data.subarray(1000, 2000))).toBe(true);
+      expect(await store().stat(key)).toEqual({ key, size: data.length });
+      const broken = freshKey('fresh-broken');
+      const error = new Error('association aborted');
+      expect(await rejectionOf(store().put(broken, failingStream(randomBytes(200_000), error), { fresh: true }))).toBe(error);
+      expect(await store().stat(broken)).toBeUndefined();
+      expect(await rejectionOf(store().get(broken))).toBeInstanceOf(NotFoundError);
+    });
+
     it('keeps the previous blob when an overwrite fails midway, even a large one', async () => {
       const key = freshKey('broken-overwrite');
       const original = randomBytes(3000);

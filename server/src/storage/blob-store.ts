@@ -27,13 +27,28 @@ export interface ListedBlob extends BlobInfo {
   modifiedAt: Date;
 }
 
+/** How a put may be done. */
+export interface PutOptions {
+  /**
+   * The caller promises that `key` is new (a random key nothing has written or references) and that
+   * nothing reads or lists it before the put resolves, as ingest does: its index row, the only way to
+   * find the blob, is written after. A store may then write the blob in place instead of atomically
+   * (the folder store: no temp file and rename; it refuses a key that exists). Still: the blob is
+   * durable when the put resolves and a rejected put leaves nothing under `key`. A crash mid-put may
+   * leave a partial blob under `key` that nothing references: an orphan, which the sweep removes once
+   * older than its threshold (archive/fsck.ts). Stores without a cheaper way ignore it (S3: a put is
+   * atomic anyway).
+   */
+  fresh?: boolean;
+}
+
 export interface BlobStore {
   /**
    * Streams `body` into the blob `key`. Atomic: until the returned promise resolves no reader can see
    * the blob, and if it rejects (or `body` errors) nothing is left behind under `key`.
-   * Overwrites an existing blob with the same key (atomically).
+   * Overwrites an existing blob with the same key (atomically). `options.fresh`: see PutOptions.
    */
-  put(key: string, body: Readable): Promise<BlobInfo>;
+  put(key: string, body: Readable, options?: PutOptions): Promise<BlobInfo>;
   /** Whole blob as a stream. Rejects with NotFoundError (code NOT_FOUND) for an unknown key. */
   get(key: string): Promise<Readable>;
   /** Bytes `start..end` inclusive, as one ranged read (file read at offset; S3 Range GET). */

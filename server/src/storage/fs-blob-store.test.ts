@@ -111,6 +111,37 @@ describe('FsBlobStore', () => {
     expect((await stat(path.join(root, 'folder', 'inside'))).size).toBe(1);
   });
 
+  it('writes a small fresh blob in place: no temp file, and a key that exists is refused with its blob kept as it was', async () => {
+    const key = 'ab/cd/fresh.dcm';
+    const data = randomBytes(70_000);
+    const seenTemp: string[][] = [];
+    const putting = store.put(key, streamOf(data, 10_000, 5), { fresh: true });
+    while (!(await Promise.race([putting.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), 5))]))) seenTemp.push(await tempFiles());
+    expect(await putting).toEqual({ key, size: data.length });
+    expect(seenTemp.flat()).toEqual([]);
+    expect((await readFile(path.join(root, 'ab', 'cd', 'fresh.dcm'))).equals(data)).toBe(true);
+
+    const err = await expectAppError(store.put(key, streamOf(randomBytes(500)), { fresh: true }), 'STORAGE_FAILURE');
+    expect(err.message).not.toContain('fresh.dcm');
+    expect((await readFile(path.join(root, 'ab', 'cd', 'fresh.dcm'))).equals(data)).toBe(true);
+  });
+
+  it('leaves nothing of a fresh put whose body or write fails, small or large', async () => {
+    const error = new Error('boom');
+    expect(await rejectionOf(store.put('ab/cd/small.dcm', failingStream(randomBytes(100_000), error), { fresh: true }))).toBe(error);
+    // Past one write batch (1 MiB) a fresh put goes through a temp file, as a plain put does.
+    expect(await rejectionOf(store.put('ab/cd/large.dcm', failingStream(randomBytes(3 * 1024 * 1024), error), { fresh: true }))).toBe(error);
+    expect(await store.stat('ab/cd/small.dcm')).toBeUndefined();
+    expect(await store.stat('ab/cd/large.dcm')).toBeUndefined();
+    const large = randomBytes(3 * 1024 * 1024 + 17);
+    expect(await store.put('ab/cd/large.dcm', streamOf(large), { fresh: true })).toEqual({ key: 'ab/cd/large.dcm', size: large.length });
+    expect((await readFile(path.join(root, 'ab', 'cd', 'large.dcm'))).equals(large)).toBe(true);
+    await store.put('file', streamOf(Buffer.from('x')));
+    await expectAppError(store.put('file/child.dcm', streamOf(randomBytes(10)), { fresh: true }), 'STORAGE_FAILURE');
+    expect(await store.stat('file')).toEqual({ key: 'file', size: 1 });
+    expect(await tempFiles()).toEqual([]);
+  });
+
   it('keeps streaming the content it opened when the blob is replaced meanwhile', async () => {
     const first = randomBytes(300_000);
     await store.put('k', streamOf(first));

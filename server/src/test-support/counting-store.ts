@@ -10,7 +10,7 @@ import { SqliteCatalog } from '../catalog/sqlite-catalog.js';
 import { loadConfig } from '../config.js';
 import { FsBlobStore } from '../storage/fs-blob-store.js';
 import { testLogger } from './log-capture.js';
-import type { BlobStore, ByteRange } from '../storage/blob-store.js';
+import type { BlobStore, ByteRange, PutOptions } from '../storage/blob-store.js';
 
 export class CountingStore implements BlobStore {
   gets = 0;
@@ -36,8 +36,8 @@ export class CountingStore implements BlobStore {
     this.rangeBytes = 0;
   }
 
-  put(key: string, body: Readable) {
-    return this.inner.put(key, body);
+  put(key: string, body: Readable, options?: PutOptions) {
+    return this.inner.put(key, body, options);
   }
   get(key: string) {
     this.gets += 1;
