@@ -358,6 +358,12 @@ export interface Catalog {
    * updated, counters and ModalitiesInStudy kept current, and the instance row written last.
    */
   storeInstance(instance: NewInstance): Promise<StoreInstanceOutcome>;
+  /**
+   * Optional: the part of indexing `header` that needs no database (its rows and their JSON), done now,
+   * while the caller makes the blob durable; the next `storeInstance` of this same header object uses
+   * it. Only an earlier start: what gets written is the same either way.
+   */
+  prepareInstance?(header: InstanceHeader): void;
   /** Instances within a study / series / single instance, ordered by series then instance number; rejected ones left out unless asked for. */
   listInstances(scope: InstanceScope, options?: ListOptions): Promise<StoredInstance[]>;
   /**

@@ -7,6 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { sql, type Kysely } from 'kysely';
 import type { DicomJsonDataset } from '../dicom/dicom-json.js';
 import { AppError, isAppError } from '../errors.js';
+import type { InstanceHeader } from '../dicom/instance-header.js';
 import type { PatientIdentity, PatientKey } from '../dicom/patient-identity.js';
 import { createHash } from 'node:crypto';
 import type { StudyIdentity } from '../dicom/study-identity.js';
@@ -94,8 +95,20 @@ export abstract class KyselyCatalog implements Catalog {
   /** Unique-constraint races, serialisation failures, deadlocks, lock timeouts. */
   protected abstract isRetryable(error: unknown): boolean;
 
+  /** Rows extracted by `prepareInstance` for headers not stored yet (dropped with the header if never stored). */
+  private readonly prepared = new WeakMap<InstanceHeader, ExtractedRows>();
+
+  prepareInstance(header: InstanceHeader): void {
+    try {
+      this.prepared.set(header, extractRows(header));
+    } catch {
+      // storeInstance extracts again and fails where its caller expects failures.
+    }
+  }
+
   async storeInstance(instance: NewInstance): Promise<StoreInstanceOutcome> {
-    const rows = extractRows(instance.header);
+    const rows = this.prepared.get(instance.header) ?? extractRows(instance.header);
+    this.prepared.delete(instance.header);
     if (this.storeGroups !== undefined) return this.storeGroups.submit({ instance, rows });
     return this.storeAlone(instance, rows);
   }
