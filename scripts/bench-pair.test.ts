@@ -47,6 +47,7 @@ describe('bench:pair run', () => {
     expect(minA).toBeLessThanOrEqual(medianA!);
     expect(maxA).toBeGreaterThanOrEqual(medianA!);
     expect(report).toMatch(/Per round, A: \d+ \d+; B: \d+ \d+/);
+    expect(report).toMatch(/B\/A rate median [\d.]+ \([\d.]+–[\d.]+\), B ahead in [0-2] of 2 rounds/);
     // the tail beside the median: a round's p95 is at least its p50
     const p50 = /\| request p50 \[ms\] \| ([\d.]+) /.exec(report);
     const p95 = /\| request p95 \[ms\] \| ([\d.]+) /.exec(report);

@@ -206,7 +206,18 @@ function table(options: PairOptions, results: Record<'A' | 'B', RoundResult[]>):
     ...(options.mode === 'cstore' ? [] : [row('request p50 [ms]', (r) => r.p50, 2), row('request p95 [ms]', (r) => r.p95, 2)]),
     '',
     `Per round, A: ${results.A.map((r) => r.rate.toFixed(0)).join(' ')}; B: ${results.B.map((r) => r.rate.toFixed(0)).join(' ')} (${unit}). A difference inside both ranges is noise.`,
+    pairedLine(results, unit),
   ].join('\n');
+}
+
+/**
+ * The rounds as pairs: A and B of one round ran back to back, so the machine's drift over the run
+ * (warm-up, other load) cancels in their ratio, which the medians over rounds do not remove.
+ */
+function pairedLine(results: Record<'A' | 'B', RoundResult[]>, unit: string): string {
+  const ratios = results.A.map((a, i) => results.B[i]!.rate / a.rate);
+  const ahead = ratios.filter((r) => r > 1).length;
+  return `Round by round (A and B back to back): B/A rate median ${median(ratios).toFixed(2)} (${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}), B ahead in ${ahead} of ${ratios.length} rounds (${unit}).`;
 }
 
 /** Runs the pair and returns the markdown report (also written to .bench/pair-results.md). */
