@@ -12,8 +12,9 @@
  * Measures instances/s stored by one storescu association and by four concurrent storescu associations
  * (the files split four ways), wall clock from the first process start to the last exit, counting only
  * instances answered with Success. Every measurement stores instances the server has not seen (fresh
- * studies), and rounds alternate which server goes first. Servers run with default settings (ours:
- * fs blob store + SQLite; Orthanc: SyncStorageArea as shipped), on loopback. DCMTK (storescu, and the
+ * studies), and rounds alternate which server goes first, after one warm-up association per server (one
+ * study, not counted: a server runs for days, and its first stores after start-up are not what a
+ * modality sees). Servers run with default settings (ours: fs blob store + SQLite; Orthanc: SyncStorageArea as shipped), on loopback. DCMTK (storescu, and the
  * DCMTK inside Orthanc) leaves Nagle's algorithm on unless the environment has TCP_NODELAY=1: with it
  * on, every store waits ~40 ms for a delayed ACK whatever the server (storescu → dcmtk storescp: 10
  * instances/s), so the benchmark sets TCP_NODELAY=1 for every process it starts (our server sets
@@ -73,7 +74,9 @@ async function main(): Promise<void> {
   fs.mkdirSync(benchDir, { recursive: true });
   const studiesPerMeasurement = options.instances / INSTANCES_PER_STUDY;
   const measurements = options.rounds * CONCURRENCIES.length;
-  const plans = ensureSmallCorpus(benchDir, studiesPerMeasurement * measurements);
+  // One more study per server: its warm-up association, not measured.
+  const plans = ensureSmallCorpus(benchDir, studiesPerMeasurement * measurements + 2);
+  const warmUps = [filesOf(benchDir, plans.slice(-2, -1)), filesOf(benchDir, plans.slice(-1))];
   const batches: string[][] = [];
   for (let m = 0; m < measurements; m++) batches.push(filesOf(benchDir, plans.slice(m * studiesPerMeasurement, (m + 1) * studiesPerMeasurement)));
   const batchBytes = batches[0]!.reduce((n, f) => n + fs.statSync(f).size, 0);
@@ -100,6 +103,12 @@ async function main(): Promise<void> {
   }
 
   for (const target of targets) await waitForPort(target.port);
+  // A server runs for days: the first stores after its start (JIT compilation, SQLite's page cache,
+  // Orthanc's plugin set-up) are not what a modality sees. One association of one study each, not counted.
+  for (const [i, target] of targets.entries()) {
+    const rate = await storeRun(target, warmUps[i]!, 1);
+    if (!Number.isFinite(rate)) throw new Error(`${target.server.name}: the warm-up C-STORE failed`);
+  }
   const metrics = new Map<number, Metric>(
     CONCURRENCIES.map((c) => [c, metric(`C-STORE, ${c} concurrent storescu association${c > 1 ? 's' : ''}`, 'instances/s', true, 1)]),
   );
@@ -122,7 +131,7 @@ async function main(): Promise<void> {
     '',
     `Each measurement stores ${options.instances} new instances (${studiesPerMeasurement} studies × ${SERIES_PER_STUDY} series × ${INSTANCES_PER_SERIES}, ` +
       `16-bit CT/MR, Explicit VR LE, ${formatBytes(batchBytes)} in all) with dcmtk storescu over loopback; ` +
-      `${options.rounds} round(s), alternating which server goes first; instances/s = stored instances / wall time of all associations ` +
+      `${options.rounds} round(s) after one warm-up association of ${INSTANCES_PER_STUDY} instances per server (not counted), alternating which server goes first; instances/s = stored instances / wall time of all associations ` +
       `(storescu processes included: start-up, file checks, association set-up). TCP_NODELAY=${process.env['TCP_NODELAY']} for dcmtk (storescu and Orthanc).`,
     '',
     medianTable([...metrics.values()], servers),
