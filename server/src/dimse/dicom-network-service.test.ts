@@ -187,6 +187,27 @@ describe('DICOM network service with dcmtk peers', () => {
     expect(output).toMatch(new RegExp(`Number of Completed Suboperations\\s*:\\s*${inSeries.length}`));
   }, 180_000);
 
+  it('announces its own 256 KiB receive limit whatever the peer proposes (PS3.8 §D.1), and sends within a peer\'s smaller one', async () => {
+    // storescu proposes 16 KiB for itself; it may then send us data sets in PDUs of up to its own send cap (128 KiB).
+    const store = await runTool('storescu', ['-d', ...peer(), files[0]!], 60_000);
+    const storeOutput = store.stdout + store.stderr;
+    expect(store.code, storeOutput).toBe(0);
+    expect(storeOutput).toMatch(/Their Max PDU Receive Size:\s*262144/);
+    expect(storeOutput).toMatch(/Max Send PDV: 131060/);
+    // A getscu that takes only 4 KiB PDUs gets instances larger than that, cut to its limit (dcmtk aborts on a larger PDU).
+    const target = stored.find((s) => s.file.endsWith('1.2.840.10008.1.2.4.80.dcm'))!;
+    expect((await readFile(target.file)).length).toBeGreaterThan(16 * 1024);
+    const out = await mkdtemp(path.join(work, 'get-small-pdu-'));
+    const get = await runTool(
+      'getscu',
+      ['-v', '--max-pdu', '4096', '--output-directory', out, '-k', 'QueryRetrieveLevel=IMAGE', '-k', `StudyInstanceUID=${target.study}`, '-k', `SeriesInstanceUID=${target.series}`, '-k', `SOPInstanceUID=${target.sop}`, ...peer()],
+      60_000,
+    );
+    expect(get.code, get.stdout + get.stderr).toBe(0);
+    expect(get.stdout + get.stderr).toMatch(/Number of Completed Suboperations\s*:\s*1/);
+    expect(await readdir(out)).toHaveLength(1);
+  }, 120_000);
+
   it('refuses an unsupported SOP class by presentation context and keeps serving', async () => {
     const unknown = path.join(path.dirname(path.dirname(files[0]!)), 'edge-cases', 'UnknownSopClassUid.dcm');
     const result = await runTool('storescu', ['-v', ...peer(), unknown]);

@@ -58,6 +58,12 @@ export interface DimseServerOptions {
   his?: HisStore | undefined;
 }
 
+/**
+ * Our maximum receive PDU length (PS3.8 §D.1), announced in every A-ASSOCIATE-AC: dcmjs-dimse's own
+ * default limit, which its accept caps the announcement at anyway (256 KiB).
+ */
+const MAX_RECEIVE_PDU_BYTES = 256 * 1024;
+
 export interface DimseServer {
   /** Where it listens (the port is the real one when 0 was asked for). */
   readonly host: string;
@@ -121,7 +127,14 @@ export async function startDimseServer(options: DimseServerOptions): Promise<Dim
           { callingAeTitle: this.callingAeTitle, calledAeTitle: association.getCalledAeTitle().trim(), accepted: decision.accepted, refused: decision.refused },
           'DIMSE association accepted',
         );
+        // PS3.8 §D.1: the A-ASSOCIATE-AC announces the acceptor's own maximum receive PDU length; the
+        // peer then sends P-DATA-TF PDUs up to it. dcmjs-dimse announces min(the peer's, its own), which
+        // makes storescu (16 KiB by default) send a 130 KB CT image in 8 PDUs instead of one. It also
+        // sends by the association's value, so the peer's own limit is put back once the AC is written.
+        const peerMaxPdu = association.getMaxPduLength();
+        association.setMaxPduLength(MAX_RECEIVE_PDU_BYTES);
         this.sendAssociationAccept();
+        association.setMaxPduLength(peerMaxPdu);
       } catch (err) {
         log.error({ message: (err as Error).message }, 'DIMSE association negotiation failed');
         this.sendAssociationReject(2, 2, 1);
