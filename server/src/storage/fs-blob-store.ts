@@ -134,26 +134,29 @@ export class FsBlobStore implements BlobStore {
   private readonly knownFolders = new Set<string>();
 
   /**
-   * Makes `folder` exist and returns the folders whose fsync makes its entry durable (its parent, and
-   * theirs up to the root: a folder made here, or by a concurrent put, is an entry in its parent), none
-   * once known. The caller syncs them with `syncEntries` after the blob's own fsync: that fsync has then
-   * committed the filesystem journal holding the mkdir (ext4), so these are cheap; synced right after
-   * the mkdir they cost ~2.5 ms per new folder here (measured), which a new archive pays on most puts.
+   * Makes `folder` exist and returns the folders whose fsync makes its entry durable: its parent, and
+   * theirs up to the first folder known durable (a folder made here, or by a concurrent put, is an entry
+   * in its parent); none once `folder` is known. The caller syncs them with `syncEntries` after the
+   * blob's own fsync: that fsync has then committed the filesystem journal holding the mkdir (ext4), so
+   * these are cheap; synced right after the mkdir they cost ~2.5 ms per new folder here (measured),
+   * which a new archive pays on most puts (65,536 shard folders).
    */
   private async ensureFolder(folder: string): Promise<string[]> {
     if (this.knownFolders.has(folder)) return [];
     await mkdir(folder, { recursive: true });
     const parents: string[] = [];
-    for (let at = folder; at.startsWith(this.root + path.sep); at = path.dirname(at)) parents.push(path.dirname(at));
+    for (let at = folder; at.startsWith(this.root + path.sep) && !(at !== folder && this.knownFolders.has(at)); at = path.dirname(at)) parents.push(path.dirname(at));
     if (parents.length === 0) this.remember(folder);
     return parents;
   }
 
-  /** Syncs what ensureFolder returned, then remembers `folder` as durable. */
+  /** Syncs what ensureFolder returned, then remembers `folder` and the new folders above it as durable. */
   private async syncEntries(folder: string, parents: string[]): Promise<void> {
     if (parents.length === 0) return;
     await Promise.all(parents.map(syncFolder));
     this.remember(folder);
+    // Each synced parent below the root holds an entry synced just now, and its own entry was synced too.
+    for (const parent of parents.slice(0, -1)) this.remember(parent);
   }
 
   private remember(folder: string): void {
