@@ -95,6 +95,9 @@ export class FsBlobStore implements BlobStore {
       await Promise.all([syncFolder(folder), this.syncEntries(folder, parents)]);
       return { key, size };
     } catch (err) {
+      // A write that failed mid-body leaves the rest unread: ending its reader destroys the body, as the
+      // for-await over it did before the head/rest split (a reader never started has nothing to end).
+      await rest.return?.(undefined).catch(() => undefined);
       await rm(tmp, { force: true }).catch(() => undefined);
       throw unwrapBodyFailure(err, (cause) => storageFailure('write', cause));
     }
@@ -106,7 +109,7 @@ export class FsBlobStore implements BlobStore {
    * fsynced, and its folder fsynced for the new entry. Against temp file + rename this saves the rename
    * and a second metadata change to sync: on this machine's ext4 the rename and folder fsync took ~1 ms,
    * in place the folder fsync ~0.25 ms (the file's fsync has already committed the journal holding its
-   * entry), of ~8 ms per C-STORE (docs/benchmarks.md, "Blobs written in place"). A failure removes the
+   * entry), of ~8 ms per C-STORE (docs/benchmarks.md, "Where one C-STORE's time goes"). A failure removes the
    * file this put created, never one it did not.
    */
   private async putInPlace(key: string, target: string, chunks: Buffer[]): Promise<BlobInfo> {
