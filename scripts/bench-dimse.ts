@@ -14,11 +14,11 @@
  * instances answered with Success. Every measurement stores instances the server has not seen (fresh
  * studies), and rounds alternate which server goes first, after one warm-up association per server (one
  * study, not counted: a server runs for days, and its first stores after start-up are not what a
- * modality sees). Servers run with default settings (ours: fs blob store + SQLite; Orthanc: SyncStorageArea as shipped), on loopback. DCMTK (storescu, and the
- * DCMTK inside Orthanc) leaves Nagle's algorithm on unless the environment has TCP_NODELAY=1: with it
- * on, every store waits ~40 ms for a delayed ACK whatever the server (storescu → dcmtk storescp: 10
- * instances/s), so the benchmark sets TCP_NODELAY=1 for every process it starts (our server sets
- * no-delay on its sockets itself).
+ * modality sees). Servers run with default settings (ours: fs blob store + SQLite; Orthanc:
+ * SyncStorageArea as shipped), on loopback. DCMTK (storescu, and the DCMTK inside Orthanc) leaves
+ * Nagle's algorithm on unless the environment has TCP_NODELAY=1: with it on, every store waits ~40 ms
+ * for a delayed ACK whatever the server (storescu → dcmtk storescp: 10 instances/s), so the benchmark
+ * sets TCP_NODELAY=1 for every process it starts (our server sets no-delay on its sockets itself).
  * Output: markdown on stdout and in .bench/dimse-results.md; progress on stderr.
  */
 import fs from 'node:fs';

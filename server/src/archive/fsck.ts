@@ -6,8 +6,8 @@
  * archive.ts): leftovers of unfinished uploads (temp files, unfinished multipart uploads), never
  * visible as blobs; and blobs that no index row references: complete ones (killed between the blob and
  * the row, or a failed delete of a duplicate's blob) and, in the folder store, partial ones of at most
- * 1 MiB (ingest writes small blobs of its new keys in place: PutOptions.fresh in storage/blob-store.ts). Neither is ever served. What a crash cannot leave,
- * but a disk fault, an operator or a bug can: an index row whose blob is missing, shorter or longer
+ * 1 MiB (ingest writes small blobs of its new keys in place: PutOptions.fresh in storage/blob-store.ts).
+ * Neither is ever served. What a crash cannot leave, but a disk fault, an operator or a bug can: an index row whose blob is missing, shorter or longer
  * than indexed, or whose bytes no longer hash to the sha256 recorded at ingest.
  *
  * The age threshold (`minAgeMs`, PACS_ORPHAN_MIN_AGE_SECONDS, 24 h by default) is what makes the

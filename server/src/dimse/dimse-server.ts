@@ -129,8 +129,9 @@ export async function startDimseServer(options: DimseServerOptions): Promise<Dim
         );
         // PS3.8 §D.1: the A-ASSOCIATE-AC announces the acceptor's own maximum receive PDU length; the
         // peer then sends P-DATA-TF PDUs up to it. dcmjs-dimse announces min(the peer's, its own), which
-        // makes storescu (16 KiB by default) send a 130 KB CT image in 8 PDUs instead of one. It also
-        // sends by the association's value, so the peer's own limit is put back once the AC is written.
+        // made storescu (16 KiB for itself by default) send a 130 KB CT image in 8 PDUs instead of 2 (it
+        // sends at most 128 KiB per PDU). dcmjs-dimse also sends by the association's value, so the
+        // peer's own limit is put back once the AC is written.
         const peerMaxPdu = association.getMaxPduLength();
         association.setMaxPduLength(MAX_RECEIVE_PDU_BYTES);
         this.sendAssociationAccept();
