@@ -17,7 +17,9 @@ Modes: stow50 = one 50-instance study per STOW-RS request (the archive corpus of
 stow1 = one 256×256×16 bit CT instance per request, fresh UIDs; series = WADO-RS retrieve of one
 500-instance series (66 MB), counted as it streams; cstore = DIMSE C-STORE of bench:dimse's instances
 (its corpus, fresh studies every round) by dcmtk storescu, one association per client (no request
-latency: storescu reports none; TCP_NODELAY=1 as in bench:dimse). Reported per server: the median over rounds of
+latency: storescu reports none; TCP_NODELAY=1 as in bench:dimse). A round's work is made before its clock
+starts (until 2026-12-07 generating stow1's instances was inside it, so stow1 rates of earlier docs read
+low, for both sides alike). Reported per server: the median over rounds of
 instances/s (or MB/s), server CPU per 1,000 instances (or per request), and request p50 and p95.
 `--base REV` checks REV out in a git worktree beside this checkout (node_modules linked from here;
 a REV with other dependencies is refused) and removes it afterwards.
@@ -135,9 +137,10 @@ interface RoundResult {
   p95: number;
 }
 
+/** The work of one round, `count` requests (stow) or instances (cstore), never the same UIDs twice. */
 interface RoundWork {
-  stow(): MultipartBody[];
-  cstore(): string[];
+  stow(count: number): MultipartBody[];
+  cstore(count: number): string[];
   seriesPath: string;
 }
 
@@ -145,12 +148,14 @@ const SERIES_SIZE = 500;
 
 /** One round of `mode` against `server`: `work` is the same kind of work for both servers, never the same UIDs. */
 async function runRound(server: PairServer, options: PairOptions, work: RoundWork): Promise<RoundResult> {
+  // The round's work is made before the clock starts: making it is the client's cost, not the server's.
+  const files = options.mode === 'cstore' ? work.cstore(options.perRound) : [];
+  const bodies = options.mode === 'stow50' || options.mode === 'stow1' ? work.stow(options.perRound) : [];
   const cpu0 = cpuSeconds(server.pid);
   const latencies: number[] = [];
   const started = performance.now();
   let units = 0;
   if (options.mode === 'cstore') {
-    const files = work.cstore();
     const rate = await storeRun(server.dimse!, files, options.clients);
     if (!Number.isFinite(rate)) throw new Error(`${server.name}: C-STORE failed`);
     return { rate, cpu: ((cpuSeconds(server.pid) - cpu0) / files.length) * 1000, p50: Number.NaN, p95: Number.NaN };
@@ -166,7 +171,6 @@ async function runRound(server: PairServer, options: PairOptions, work: RoundWor
     const seconds = (performance.now() - started) / 1000;
     return { rate: units / 1e6 / seconds, cpu: ((cpuSeconds(server.pid) - cpu0) * 1000) / options.perRound, p50: percentile(latencies, 50), p95: percentile(latencies, 95) };
   }
-  const bodies = work.stow();
   let next = 0;
   await Promise.all(
     Array.from({ length: options.clients }, async () => {
@@ -252,16 +256,14 @@ export async function runPair(options: PairOptions): Promise<string> {
       for (const s of [servers.A, servers.B]) await storeSeries(s, series.files);
     }
     const seriesPath = series === undefined ? '' : `/studies/${series.studyInstanceUid}/series/${series.seriesInstanceUid}`;
-    let perRound = options.perRound;
     const work: RoundWork = {
-      stow: () => (options.mode === 'stow50' ? nextStudies(perRound).map((plan) => studyBody(benchDir, plan)) : freshSingleInstances(perRound)),
-      cstore: () => filesOf(benchDir, nextStudies(perRound / INSTANCES_PER_STUDY)),
+      stow: (count) => (options.mode === 'stow50' ? nextStudies(count).map((plan) => studyBody(benchDir, plan)) : freshSingleInstances(count)),
+      cstore: (count) => filesOf(benchDir, nextStudies(count / INSTANCES_PER_STUDY)),
       seriesPath,
     };
     // One warm-up round each, not counted.
-    perRound = Math.min(options.perRound, { stow1: 20, cstore: INSTANCES_PER_STUDY, stow50: 1, series: 1 }[options.mode]);
-    for (const s of [servers.A, servers.B]) await runRound(s, { ...options, perRound }, work);
-    perRound = options.perRound;
+    const warmUp = Math.min(options.perRound, { stow1: 20, cstore: INSTANCES_PER_STUDY, stow50: 1, series: 1 }[options.mode]);
+    for (const s of [servers.A, servers.B]) await runRound(s, { ...options, perRound: warmUp }, work);
     const results: Record<'A' | 'B', RoundResult[]> = { A: [], B: [] };
     for (let round = 0; round < options.rounds; round++) {
       for (const name of ordered(['A', 'B'] as const, round)) results[name].push(await runRound(servers[name], options, work));
