@@ -4,7 +4,8 @@
  * Atomicity comes from rename(2): a blob is streamed into `<root>/.tmp/` (same filesystem, so the
  * rename is atomic), fsynced, then renamed over its key. Readers see the old file or the complete
  * new one, never a partial one; a reader that already opened the old file keeps reading it. A fresh
- * key (PutOptions.fresh: nothing reads it before the put resolves) is written in place instead.
+ * key (PutOptions.fresh: nothing reads it before the put resolves) whose body fits one write batch
+ * (1 MiB) is written in place instead.
  * One difference from S3: a key cannot be both a blob and a folder (`a` and `a/b`).
  */
 import { randomUUID } from 'node:crypto';
