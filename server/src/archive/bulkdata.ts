@@ -5,7 +5,7 @@
  * without item headers) of every frame, in order, concatenated. Encapsulated pixel data can also be
  * decoded (decodedBulkData): every frame's raw little-endian pixels, in frame order.
  */
-import '../dicom/dcmjs-sequence-charset.js';
+import '../dicom/dcmjs-fixes.js';
 import dcmjs, { type DcmjsDict } from 'dcmjs';
 import type { BlobStore } from '../storage/blob-store.js';
 import type { StoredInstance } from '../catalog/catalog.js';

@@ -6,7 +6,7 @@
  * bound the sizes (MAX_TRANSCODE_BYTES) and decode one instance at a time.
  */
 import { createRequire } from 'node:module';
-import '../dicom/dcmjs-sequence-charset.js';
+import '../dicom/dcmjs-fixes.js';
 import dcmjs, { type DcmjsDict } from 'dcmjs';
 import codecsPackage from 'dcmjs-codecs';
 import type { StoredInstance } from '../catalog/catalog.js';

@@ -42,7 +42,7 @@
  * all X) are dropped.
  */
 import { createHmac } from 'node:crypto';
-import '../dicom/dcmjs-sequence-charset.js';
+import '../dicom/dcmjs-fixes.js';
 import dcmjs, { type DcmjsDict, type DcmjsElement } from 'dcmjs';
 import { part10ForDcmjs } from '../dicom/header-json.js';
 import { fileMetaOf, topLevelElements, topLevelPixelData } from '../dicom/identity-rewrite.js';

@@ -6,6 +6,7 @@
  * and the UIDs.
  */
 import dcmjs from 'dcmjs';
+import './dcmjs-fixes.js';
 import type { Code } from './coded-concept.js';
 import { dicomDate, dicomTime } from './dicom-datetime.js';
 import type { PatientStudyAttributes } from './patient-study-attributes.js';

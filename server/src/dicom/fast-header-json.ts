@@ -10,9 +10,8 @@
  * what dcmjs would read the same way,
  * and *declines* (returns undefined, and header-json.ts uses dcmjs) on anything else: big endian, a VR
  * outside those below, UN (dcmjs re-reads it by the dictionary), an undefined-length
- * value other than a sequence or item, a zero-length item (dcmjs drops it), a zero-length or ragged
- * binary number (dcmjs reads a default or past the value), several character sets or one dcmjs does not
- * map. `fast-header-json.test.ts` checks it gives exactly dcmjs's JSON on every file of the shared corpus
+ * value other than a sequence or item, a zero-length item (dcmjs drops it), a ragged binary number
+ * (dcmjs reads past the value), several character sets or one dcmjs does not map. `fast-header-json.test.ts` checks it gives exactly dcmjs's JSON on every file of the shared corpus
  * it accepts, and how many it accepts.
  *
  * The value rules copy dcmjs 0.51's (ValueRepresentation classes) followed by header-json.ts's
@@ -252,7 +251,10 @@ class Reader {
       }
       case 'number': {
         const size = NUMBER_SIZE[vr]!;
-        if (length === 0 || length % size !== 0) throw DECLINE;
+        // An empty value (length 0) has no Value (PS3.18 §F.2.5), as header-json.ts gives it since
+        // dcmjs-empty-numbers.ts; a ragged one (not a whole number of values) is left to dcmjs.
+        if (length === 0) return { vr };
+        if (length % size !== 0) throw DECLINE;
         const values: Array<number | string | null> = [];
         for (let p = pos; p < pos + length; p += size) values.push(readNumber(b, vr, p));
         return values.some((v) => v !== null) ? { vr, Value: values } : { vr };

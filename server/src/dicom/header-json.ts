@@ -6,7 +6,7 @@
  * needs are done here: sequences sent as UN are parsed as the Implicit VR sequences they are (PS3.5
  * §6.2.2), and binary values become InlineBinary only when small, the rest being left for bulk data.
  */
-import './dcmjs-sequence-charset.js';
+import './dcmjs-fixes.js';
 import dcmjs, { type DcmjsDict, type DcmjsElement } from 'dcmjs';
 import type { UnRegion, VrRelabel } from './dataset-walker.js';
 import type { DicomJsonDataset, DicomJsonElement, DicomJsonPersonName } from './dicom-json.js';

@@ -24,7 +24,7 @@
  * `withChangesHead` apply any such changes. Pure: no I/O.
  */
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
-import './dcmjs-sequence-charset.js';
+import './dcmjs-fixes.js';
 import dcmjs, { type DcmjsDict } from 'dcmjs';
 import type { DicomJsonDataset, DicomJsonElement } from './dicom-json.js';
 import { part10ForDcmjs } from './header-json.js';

@@ -16,7 +16,7 @@
  * first and last Referenced Frame Number are its frame range. Its score is the track's highest, and the
  * time offset is that of its first frame.
  */
-import '../dicom/dcmjs-sequence-charset.js';
+import '../dicom/dcmjs-fixes.js';
 import dcmjs from 'dcmjs';
 import { code, LOCAL_CODING_SCHEME, type Code } from '../dicom/coded-concept.js';
 import { dicomDate, dicomTime } from '../dicom/dicom-datetime.js';

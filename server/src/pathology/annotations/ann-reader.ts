@@ -3,7 +3,7 @@
  * per annotation group, the points (and polygon index list), scores and every measurement, as typed
  * arrays. The tests use it to check what ann-writer.ts wrote.
  */
-import '../../dicom/dcmjs-sequence-charset.js';
+import '../../dicom/dcmjs-fixes.js';
 import dcmjs from 'dcmjs';
 
 const { DicomMetaDictionary, DicomMessage } = dcmjs.data;

@@ -1,0 +1,42 @@
+/**
+ * Workaround for a dcmjs defect (0.51): a binary number element of length 0 (US, SS, UL, SL, FL, FD, UV,
+ * SV — an empty value, PS3.5 §7.1: "the Value Length ... shall be zero" when the value is empty) is read as
+ * one value 0, its VR's "default value" (`ValueRepresentation.read` returns `defaultValue` for a fixed-size
+ * VR when the length is 0). So an empty Smallest Image Pixel Value showed as 0 in WADO-RS metadata, where
+ * PS3.18 §F.2.5 says an element without a value has no "Value", and dcmjs wrote such an element back as two
+ * bytes of 0 (a de-identified or corrected copy changed a value nobody touched).
+ *
+ * Installed once when this module is imported (through dcmjs-fixes.ts): the empty value reads as no value
+ * (`[]`), which header-json.ts turns into an element with no Value and dcmjs writes back with length 0.
+ * AT keeps dcmjs's behaviour (its default is undefined, already read as no value). Remove when dcmjs
+ * reads an empty binary number as empty (dcmjs-empty-numbers.test.ts then still passes on its own).
+ */
+import dcmjs from 'dcmjs';
+
+interface ReadResult {
+  rawValue: unknown;
+  value: unknown;
+}
+interface FixedVr {
+  fixed?: boolean;
+  maxLength?: number | null;
+  defaultValue?: unknown;
+  read(stream: unknown, length: number, syntax: unknown, options?: unknown): ReadResult;
+}
+
+const vrClass = (dcmjs.data as unknown as { ValueRepresentation?: { prototype: FixedVr } }).ValueRepresentation;
+const PATCHED = Symbol.for('filmless-pacs.dcmjs.empty-numbers');
+
+if (vrClass !== undefined && !(vrClass.prototype as unknown as Record<symbol, boolean>)[PATCHED]) {
+  const read = vrClass.prototype.read;
+  vrClass.prototype.read = function readEmptyNumberAsEmpty(this: FixedVr, stream: unknown, length: number, syntax: unknown, options?: unknown): ReadResult {
+    if (!length && this.fixed === true && typeof this.maxLength === 'number' && this.maxLength > 0 && typeof this.defaultValue === 'number') {
+      return { rawValue: [], value: [] };
+    }
+    return read.call(this, stream, length, syntax, options);
+  };
+  (vrClass.prototype as unknown as Record<symbol, boolean>)[PATCHED] = true;
+}
+
+/** True when the workaround is installed (the test checks the behaviour itself). */
+export const emptyNumbersPatched = vrClass !== undefined;
