@@ -142,10 +142,13 @@ if args.tune:
         for ma in [0.002, 0.005, 0.01, 0.02]:
             r = run(mt, ma)
             bf = common.best_f1_threshold(r["dets"], r["gts"])
-            rows.append(dict(maskThreshold=mt, minAreaFraction=ma, ap50=r["ap50"], ap50_95=r["ap50_95"],
-                             best_f1=bf))
+            row = dict(maskThreshold=mt, minAreaFraction=ma, ap50=r["ap50"], ap50_95=r["ap50_95"], best_f1=bf)
+            if neg is not None:  # mixed AP above; the polyp images alone too
+                row.update(pos_ap50=r["pos_ap50"], pos_ap50_95=r["pos_ap50_95"])
+            rows.append(row)
             print(f"mt {mt} ma {ma}: ap50 {r['ap50']:.4f} ap50_95 {r['ap50_95']:.4f} "
-                  f"bestF1 {bf['f1']:.4f} @ {bf['threshold']}", flush=True)
+                  + (f"(polyp images alone {r['pos_ap50']:.4f}) " if neg is not None else "")
+                  + f"bestF1 {bf['f1']:.4f} @ {bf['threshold']}", flush=True)
     info["tune"] = rows
 
 r = run(args.mask_threshold, args.min_area)
