@@ -201,6 +201,33 @@ export function runCatalogContract(name: string, setup: () => Promise<CatalogUnd
         });
       });
 
+      it('indexes an instance prepared ahead (prepareInstance, during its blob write) exactly as one that was not', async () => {
+        const fields = { patientName: 'DOE^JOHN', patientId: 'P4', modality: 'MR', seriesNumber: 2, instanceNumber: 5, studyDate: '20240301', accession: 'ACC4' };
+        const prepared = fakeInstance({ study: '1.4', series: '1.4.1', sop: '1.4.1.1', ...fields });
+        const plain = fakeInstance({ study: '1.5', series: '1.5.1', sop: '1.5.1.1', ...fields });
+        catalog.prepareInstance?.(prepared.header);
+        expect(await catalog.storeInstance(prepared)).toEqual({ status: 'stored' });
+        expect(await catalog.storeInstance(plain)).toEqual({ status: 'stored' });
+        const found = async (study: string, series: string) => ({
+          study: await search('study', { StudyInstanceUID: study }),
+          series: await search('series', {}, { studyInstanceUid: study }),
+          instances: await search('instance', {}, { studyInstanceUid: study, seriesInstanceUid: series }),
+        });
+        const asPlain = JSON.stringify(await found('1.4', '1.4.1')).replaceAll('"1.4', '"1.5');
+        expect(asPlain).toBe(JSON.stringify(await found('1.5', '1.5.1')));
+        expect(asPlain).toContain('DOE^JOHN');
+      });
+
+      it('keeps nothing of an instance prepared but never stored (its blob write failed)', async () => {
+        const instance = fakeInstance({ study: '1.6', series: '1.6.1', sop: '1.6.1.1', patientId: 'P6' });
+        catalog.prepareInstance?.(instance.header);
+        expect(await search('study', { StudyInstanceUID: '1.6' })).toEqual([]);
+        expect(await search('instance', { SOPInstanceUID: '1.6.1.1' })).toEqual([]);
+        // …and a later store of the same header indexes it normally.
+        expect(await catalog.storeInstance(instance)).toEqual({ status: 'stored' });
+        expect(await uidsOf('instance', { SOPInstanceUID: '1.6.1.1' }, SOP)).toEqual(['1.6.1.1']);
+      });
+
       it('counts the series and instances of each study and series', async () => {
         await store(
           { study: '2.1', series: '2.1.1', sop: '2.1.1.1' },
