@@ -11,8 +11,9 @@
  * and *declines* (returns undefined, and header-json.ts uses dcmjs) on anything else: big endian, a VR
  * outside those below, UN (dcmjs re-reads it by the dictionary), an undefined-length
  * value other than a sequence or item, a zero-length item (dcmjs drops it), a ragged binary number
- * (dcmjs reads past the value), several character sets or one dcmjs does not map. `fast-header-json.test.ts` checks it gives exactly dcmjs's JSON on every file of the shared corpus
- * it accepts, and how many it accepts.
+ * (dcmjs reads past the value), several character sets or one dcmjs does not map.
+ * `fast-header-json.test.ts` checks it gives exactly dcmjs's JSON on every file of the shared corpus it
+ * accepts, and how many it accepts.
  *
  * The value rules copy dcmjs 0.51's (ValueRepresentation classes) followed by header-json.ts's
  * elementToJson: per VR a decoding (bytes as Latin-1 code points for the ASCII VRs; the data set's
