@@ -17,26 +17,37 @@ interface ReadResult {
   rawValue: unknown;
   value: unknown;
 }
-interface FixedVr {
+export interface FixedVr {
   fixed?: boolean;
   maxLength?: number | null;
   defaultValue?: unknown;
   read(stream: unknown, length: number, syntax: unknown, options?: unknown): ReadResult;
 }
 
-const vrClass = (dcmjs.data as unknown as { ValueRepresentation?: { prototype: FixedVr } }).ValueRepresentation;
 const PATCHED = Symbol.for('filmless-pacs.dcmjs.empty-numbers');
 
-if (vrClass !== undefined && !(vrClass.prototype as unknown as Record<symbol, boolean>)[PATCHED]) {
-  const read = vrClass.prototype.read;
-  vrClass.prototype.read = function readEmptyNumberAsEmpty(this: FixedVr, stream: unknown, length: number, syntax: unknown, options?: unknown): ReadResult {
+/**
+ * Installs the workaround on one copy of dcmjs's ValueRepresentation class (once per copy). The top-level
+ * dcmjs gets it below; dimse/dimse-lib.ts gives it to the copy dcmjs-dimse bundles (0.50), which reads the
+ * data sets of C-FIND, C-MOVE and C-GET requests: there an empty Rows return key read as 0 became a match
+ * on Rows = 0, and an IMAGE-level C-FIND asking for Rows found nothing.
+ */
+export function installEmptyNumbers(vrClass: { prototype: FixedVr } | undefined): boolean {
+  if (vrClass === undefined) return false;
+  const prototype = vrClass.prototype as FixedVr & Record<symbol, boolean>;
+  if (prototype[PATCHED]) return true;
+  const read = prototype.read;
+  prototype.read = function readEmptyNumberAsEmpty(this: FixedVr, stream: unknown, length: number, syntax: unknown, options?: unknown): ReadResult {
     if (!length && this.fixed === true && typeof this.maxLength === 'number' && this.maxLength > 0 && typeof this.defaultValue === 'number') {
       return { rawValue: [], value: [] };
     }
     return read.call(this, stream, length, syntax, options);
   };
-  (vrClass.prototype as unknown as Record<symbol, boolean>)[PATCHED] = true;
+  prototype[PATCHED] = true;
+  return true;
 }
 
+const installed = installEmptyNumbers((dcmjs.data as unknown as { ValueRepresentation?: { prototype: FixedVr } }).ValueRepresentation);
+
 /** True when the workaround is installed (the test checks the behaviour itself). */
-export const emptyNumbersPatched = vrClass !== undefined;
+export const emptyNumbersPatched = installed;

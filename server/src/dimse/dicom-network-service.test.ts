@@ -132,6 +132,11 @@ describe('DICOM network service with dcmtk peers', () => {
 
     const images = await find('P', ['QueryRetrieveLevel=IMAGE', `StudyInstanceUID=${first.study}`, `SeriesInstanceUID=${first.series}`, 'SOPInstanceUID', 'InstanceNumber']);
     expect(images).toContain(first.sop);
+    // Empty binary-number return keys (Rows, Columns: US of length 0) ask for the value; they match
+    // anything (PS3.4 C.2.2.2.3, universal matching). dcmjs-dimse's dcmjs read them as 0 (a match on 0).
+    const withRows = await find('P', ['QueryRetrieveLevel=IMAGE', `StudyInstanceUID=${first.study}`, `SeriesInstanceUID=${first.series}`, 'SOPInstanceUID', 'Rows', 'Columns']);
+    expect(withRows, withRows.slice(-2000)).toContain(first.sop);
+    expect(withRows).toMatch(/\(0028,0010\) US [1-9]\d*/);
 
     // Same matching rules as QIDO-RS: wildcard on a modality, no match for an unknown UID.
     const wildcard = await find('S', ['QueryRetrieveLevel=SERIES', 'Modality=C*', 'SeriesInstanceUID']);

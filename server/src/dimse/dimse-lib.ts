@@ -3,8 +3,10 @@
  * default level it prints every association, command and private tag, and with dataset logging on it
  * would print patient names and IDs. Our own pino lines say what happened, without patient data.
  */
+import { createRequire } from 'node:module';
 import dcmjs from 'dcmjs';
 import dcmjsDimse from 'dcmjs-dimse';
+import { installEmptyNumbers, type FixedVr } from '../dicom/dcmjs-empty-numbers.js';
 import { installCommandSetCodec } from './command-set-codec.js';
 import { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME } from './part10.js';
 
@@ -15,6 +17,11 @@ dcmjsDimse.Implementation.setImplementationVersion(IMPLEMENTATION_VERSION_NAME);
 // Command sets (group 0000) are written and read directly, not through dcmjs's generic codec: a fifth of
 // the CPU of a small C-STORE went there (command-set-codec.ts; byte-identical, checked by its test).
 installCommandSetCodec(dcmjsDimse.Dataset, dcmjs.data.DicomMetaDictionary.nameMap as Record<string, { tag: string; vr: string }>);
+
+// dcmjs-dimse reads request data sets (C-FIND/C-MOVE/C-GET identifiers) with its own copy of dcmjs: an
+// empty binary number there (a return key such as Rows) must read as empty, not 0 (dcmjs-empty-numbers.ts).
+const dimseDcmjs = createRequire(createRequire(import.meta.url).resolve('dcmjs-dimse'))('dcmjs') as { data?: { ValueRepresentation?: { prototype: FixedVr } } };
+installEmptyNumbers(dimseDcmjs.data?.ValueRepresentation);
 
 export const { Scp, Dataset, constants, requests, responses, association: associationModule } = dcmjsDimse;
 export type Scp = InstanceType<typeof dcmjsDimse.Scp>;
