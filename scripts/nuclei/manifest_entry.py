@@ -1,5 +1,6 @@
 """Add (or replace) the nuclei-detector entry in models/manifest.json, leaving every other entry's text untouched.
-  /usr/bin/python3 scripts/nuclei/manifest_entry.py --metrics /tmp/patho/test_metrics.json --threshold T
+  /usr/bin/python3 scripts/nuclei/manifest_entry.py --metrics /tmp/patho/test_metrics.json --threshold T \
+      [--version 1.1.0 --file nuclei-detector-1.1.0.onnx --steps N]
 sha256 is computed from the .onnx; metrics come from evaluate.py's --json of the TEST split.
 """
 import argparse
@@ -13,6 +14,8 @@ p = argparse.ArgumentParser()
 p.add_argument("--metrics", required=True)
 p.add_argument("--threshold", type=float, required=True)
 p.add_argument("--file", default="nuclei-detector-1.0.0.onnx")
+p.add_argument("--version", default="1.0.0")
+p.add_argument("--steps", type=int, default=0, help="training steps of the run (written into the description)")
 args = p.parse_args()
 
 m = json.load(open(args.metrics))
@@ -21,10 +24,11 @@ sha = hashlib.sha256(open(onnx_path, "rb").read()).hexdigest()
 c = m["centroid_at_threshold"]
 entry = {
     "id": "nuclei-detector",
-    "version": "1.0.0",
+    "version": args.version,
     "task": "detection",
     "description": ("H&E nucleus detector: compact U-Net/FPN segmentation network (0.77 M params, output stride 2) "
-                    "trained from scratch on 72 of the 84 DSB 2018 H&E train tiles (12 held out for validation); the mask marks nucleus interiors with "
+                    "trained from scratch on 72 of the 84 DSB 2018 H&E train tiles (12 held out for validation)"
+                    + (" for %d steps" % args.steps if args.steps else "") + "; the mask marks nucleus interiors with "
                     "touching nuclei split apart, so each connected component is one nucleus."),
     "labels": ["nucleus"],
     "file": args.file,
