@@ -5,7 +5,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { averagePrecision, averagePrecision50to95, countsAt, type ImageResult } from './average-precision.js';
-import { kvasirSplit } from './kvasir.js';
+import { kvasirSplit, type LabelledImage } from './kvasir.js';
 
 export interface Evaluation {
   model: { id: string; version: string };
@@ -18,11 +18,12 @@ export interface Evaluation {
   perImage: ImageResult[];
 }
 
-export async function evaluateOverHttp(baseUrl: string, modelId: string, split: 'train' | 'test' = 'test', concurrency = 2): Promise<Evaluation> {
+/** `images`: a Kvasir-SEG split (the default) or any labelled images (JPEG or PNG files). */
+export async function evaluateOverHttp(baseUrl: string, modelId: string, images: 'train' | 'test' | LabelledImage[] = 'test', concurrency = 2): Promise<Evaluation> {
   const modelResponse = await fetch(`${baseUrl}/ai/models/${modelId}`);
   if (!modelResponse.ok) throw new Error(`GET /ai/models/${modelId}: ${modelResponse.status} ${await modelResponse.text()}`);
   const model = (await modelResponse.json()) as { id: string; version: string; operatingThreshold: number };
-  const images = await kvasirSplit(split);
+  if (typeof images === 'string') images = await kvasirSplit(images);
   const results: ImageResult[] = new Array(images.length);
   let next = 0;
   const worker = async () => {
@@ -31,7 +32,7 @@ export async function evaluateOverHttp(baseUrl: string, modelId: string, split: 
       const image = images[index]!;
       const response = await fetch(`${baseUrl}/ai/models/${modelId}/detect?minScore=0`, {
         method: 'POST',
-        headers: { 'content-type': 'image/jpeg' },
+        headers: { 'content-type': image.file.endsWith('.png') ? 'image/png' : 'image/jpeg' },
         body: await readFile(image.file),
       });
       if (!response.ok) throw new Error(`detect ${image.id}: ${response.status} ${await response.text()}`);

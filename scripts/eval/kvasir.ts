@@ -7,14 +7,17 @@ import type { Box } from './average-precision.js';
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const kvasirDir = path.join(process.env['PACS_SHARED_DATA'] ?? path.resolve(repoRoot, '../shared/data'), 'kvasir-seg');
 
-export interface KvasirImage {
+/** An image file with its ground-truth boxes (any data set evaluated over HTTP). */
+export interface LabelledImage {
   id: string;
   file: string;
   width: number;
   height: number;
-  /** bboxes.json holds inclusive pixel indices: xmax - xmin + 1 pixels wide. */
   truth: Box[];
 }
+
+/** bboxes.json holds inclusive pixel indices: a truth box is xmax - xmin + 1 pixels wide. */
+export type KvasirImage = LabelledImage;
 
 interface BboxEntry {
   width: number;

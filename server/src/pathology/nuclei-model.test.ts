@@ -2,22 +2,39 @@
  * The trained nuclei detector (models/manifest.json) in a real slide job on the TILED_FULL CMU-1
  * pyramid: the job completes, finds nuclei-sized objects in the thousands (the slide region is mostly
  * tissue), and every point lies inside the slide. CMU-1 has no nucleus ground truth; the model's
- * accuracy is in models/nuclei-detector.md (scripts/nuclei/evaluate.py).
+ * accuracy is in models/nuclei-detector.md (scripts/nuclei/evaluate.py), and its box AP50 on the DSB 2018
+ * test tiles is reproduced here through the HTTP API (npm run eval:nuclei).
  */
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BUNDLED_MODELS_DIR } from '../config.js';
+import { nucleiSplit } from '../../../scripts/eval/dsb-nuclei.js';
+import { evaluateOverHttp } from '../../../scripts/eval/evaluate-over-http.js';
 import { buildTestApp, type TestApp } from '../test-support/build-test-app.js';
 import { multipartBody, STOW_CONTENT_TYPE } from '../test-support/make-dicom.js';
 import { requireSharedData } from '../test-support/shared-data.js';
 import { describeInstance } from '../test-support/shared-instance.js';
 
 let t: TestApp;
+let baseUrl: string;
 beforeAll(async () => {
   t = await buildTestApp({ PACS_MODELS_DIR: BUNDLED_MODELS_DIR });
+  baseUrl = await t.app.listen({ host: '127.0.0.1', port: 0 });
 });
 afterAll(async () => t.close());
+
+describe('the nuclei detector on the DSB 2018 H&E test tiles', () => {
+  it("reproduces the model card's box AP50 through the HTTP API (npm run eval:nuclei)", async () => {
+    requireSharedData();
+    const manifest = JSON.parse(await readFile(path.join(BUNDLED_MODELS_DIR, 'manifest.json'), 'utf8')) as { models: Array<{ id: string; metrics: { ap50: number } }> };
+    const entry = manifest.models.find((m) => m.id === 'nuclei-detector')!;
+    const evaluation = await evaluateOverHttp(baseUrl, 'nuclei-detector', await nucleiSplit('test'));
+    expect(evaluation.images).toBe(21);
+    expect(evaluation.boxes).toBe(840);
+    expect(Math.abs(evaluation.ap50 - entry.metrics.ap50)).toBeLessThanOrEqual(0.005);
+  }, 120_000);
+});
 
 describe('the nuclei detector on a whole slide', () => {
   it('analyses the CMU-1 TILED_FULL pyramid and annotates nucleus-sized objects inside the slide', async () => {
