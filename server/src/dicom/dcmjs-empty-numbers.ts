@@ -1,6 +1,6 @@
 /**
- * Workaround for a dcmjs defect (0.51): a binary number element of length 0 (US, SS, UL, SL, FL, FD, UV,
- * SV — an empty value, PS3.5 §7.1: "the Value Length ... shall be zero" when the value is empty) is read as
+ * Workaround for a dcmjs defect (0.51): a binary number element of length 0 (US, SS, UL, SL, FL, FD, UV —
+ * an empty value, PS3.5 §7.1: "the Value Length ... shall be zero" when the value is empty) is read as
  * one value 0, its VR's "default value" (`ValueRepresentation.read` returns `defaultValue` for a fixed-size
  * VR when the length is 0). So an empty Smallest Image Pixel Value showed as 0 in WADO-RS metadata, where
  * PS3.18 §F.2.5 says an element without a value has no "Value", and dcmjs wrote such an element back as two
@@ -28,7 +28,7 @@ const PATCHED = Symbol.for('filmless-pacs.dcmjs.empty-numbers');
 
 /**
  * Installs the workaround on one copy of dcmjs's ValueRepresentation class (once per copy). The top-level
- * dcmjs gets it below; dimse/dimse-lib.ts gives it to the copy dcmjs-dimse bundles (0.50), which reads the
+ * dcmjs gets it below; dimse/dimse-lib.ts gives it to the copy dcmjs-dimse depends on (0.50), which reads the
  * data sets of C-FIND, C-MOVE and C-GET requests: there an empty Rows return key read as 0 became a match
  * on Rows = 0, and an IMAGE-level C-FIND asking for Rows found nothing.
  */
