@@ -1,6 +1,6 @@
 /**
  * Workaround for a dcmjs defect (0.51): a binary number element of length 0 (US, SS, UL, SL, FL, FD, UV —
- * an empty value, PS3.5 §7.1: "the Value Length ... shall be zero" when the value is empty) is read as
+ * an element present without a value, as Type 2 attributes often are: PS3.5 §7.1, §7.4) is read as
  * one value 0, its VR's "default value" (`ValueRepresentation.read` returns `defaultValue` for a fixed-size
  * VR when the length is 0). So an empty Smallest Image Pixel Value showed as 0 in WADO-RS metadata, where
  * PS3.18 §F.2.5 says an element without a value has no "Value", and dcmjs wrote such an element back as two
