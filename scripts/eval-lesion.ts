@@ -13,10 +13,9 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { BUNDLED_MODELS_DIR } from '../server/src/config.js';
 import { argmax, binaryReport, confusionMatrix, rocAuc } from './eval/classification-metrics.js';
 import { option } from './bench/cli.js';
-import { evalServer } from './eval/eval-server.js';
+import { runEvaluation } from './eval/eval-server.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const ebhiDir = path.join(process.env['PACS_SHARED_DATA'] ?? path.resolve(repoRoot, '../shared/data'), 'histo-ebhi-seg-colon');
@@ -99,45 +98,31 @@ async function evaluate(baseUrl: string, modelId: string, splitName: string) {
   };
 }
 
-async function main(): Promise<void> {
-  const modelId = option('model', 'lesion-classifier');
-  const splitName = option('split', 'test');
+runEvaluation('lesion-classifier', async (baseUrl, modelId, splitName) => {
   const jsonOut = option('json', '');
-  const { baseUrl, close } = await evalServer(option('url', ''), option('models-dir', BUNDLED_MODELS_DIR));
-  try {
-    const started = performance.now();
-    const e = await evaluate(baseUrl, modelId, splitName);
-    const seconds = (performance.now() - started) / 1000;
-    if (jsonOut !== '') await writeFile(jsonOut, `${JSON.stringify(e, null, 1)}\n`);
-    const f = (v: number) => v.toFixed(3);
-    const row = (name: string, b: ReturnType<typeof binaryReport>) =>
-      `| ${name} | ${b.threshold} | ${f(b.sensitivity)} | ${f(b.specificity)} | ${f(b.auc)} | ${b.tp} / ${b.fn} / ${b.tn} / ${b.fp} |`;
-    process.stdout.write(
-      [
-        `${e.model.id} ${e.model.version}, EBHI-Seg ${e.split} split: ${e.images} images, ${e.cases} cases; 6-class accuracy ${f(e.accuracy)}`,
-        '',
-        '| grouping | cut | sensitivity | specificity | AUC | TP / FN / TN / FP |',
-        '|---|---|---|---|---|---|',
-        row('non-neoplastic vs neoplastic', e.nonNeoplasticVsNeoplastic),
-        row('normal vs neoplastic (polyp left out)', e.normalVsNeoplastic),
-        row('normal vs abnormal', e.normalVsAbnormal),
-        '',
-        '| class | n | sensitivity | specificity | AUC |',
-        '|---|---|---|---|---|',
-        ...Object.entries(e.perClass).map(([label, c]) => `| ${label} | ${c.n} | ${f(c.sensitivity)} | ${f(c.specificity)} | ${f(c.auc)} |`),
-        '',
-        `confusion (rows = truth, columns = prediction; ${e.labels.join(', ')}): ${JSON.stringify(e.confusionRowsTrueColsPred)}`,
-        '',
-        `(${e.images} HTTP classify calls in ${seconds.toFixed(1)} s)`,
-        '',
-      ].join('\n'),
-    );
-  } finally {
-    await close();
-  }
-}
-
-main().catch((err: unknown) => {
-  process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
-  process.exit(1);
+  const started = performance.now();
+  const e = await evaluate(baseUrl, modelId, splitName);
+  const seconds = (performance.now() - started) / 1000;
+  if (jsonOut !== '') await writeFile(jsonOut, `${JSON.stringify(e, null, 1)}\n`);
+  const f = (v: number) => v.toFixed(3);
+  const row = (name: string, b: ReturnType<typeof binaryReport>) =>
+    `| ${name} | ${b.threshold} | ${f(b.sensitivity)} | ${f(b.specificity)} | ${f(b.auc)} | ${b.tp} / ${b.fn} / ${b.tn} / ${b.fp} |`;
+  return [
+    `${e.model.id} ${e.model.version}, EBHI-Seg ${e.split} split: ${e.images} images, ${e.cases} cases; 6-class accuracy ${f(e.accuracy)}`,
+    '',
+    '| grouping | cut | sensitivity | specificity | AUC | TP / FN / TN / FP |',
+    '|---|---|---|---|---|---|',
+    row('non-neoplastic vs neoplastic', e.nonNeoplasticVsNeoplastic),
+    row('normal vs neoplastic (polyp left out)', e.normalVsNeoplastic),
+    row('normal vs abnormal', e.normalVsAbnormal),
+    '',
+    '| class | n | sensitivity | specificity | AUC |',
+    '|---|---|---|---|---|',
+    ...Object.entries(e.perClass).map(([label, c]) => `| ${label} | ${c.n} | ${f(c.sensitivity)} | ${f(c.specificity)} | ${f(c.auc)} |`),
+    '',
+    `confusion (rows = truth, columns = prediction; ${e.labels.join(', ')}): ${JSON.stringify(e.confusionRowsTrueColsPred)}`,
+    '',
+    `(${e.images} HTTP classify calls in ${seconds.toFixed(1)} s)`,
+    '',
+  ].join('\n');
 });

@@ -53,3 +53,16 @@ export async function evaluateOverHttp(baseUrl: string, modelId: string, images:
     perImage: results,
   };
 }
+
+/** The Markdown table eval-polyp.ts and eval-nuclei.ts print (`units`: what an image and a box are called). */
+export function detectionTable(e: Evaluation, dataset: string, units: { images: string; boxes: string }, seconds: number): string {
+  const f = (v: number) => v.toFixed(4);
+  return [
+    `| model | split | ${units.images} | ${units.boxes} | AP50 | AP50:95 | threshold | precision (IoU ≥ 0.5) | recall | TP | FP | FN |`,
+    `|---|---|---|---|---|---|---|---|---|---|---|---|`,
+    `| ${e.model.id} ${e.model.version} | ${dataset} | ${e.images} | ${e.boxes} | ${f(e.ap50)} | ${f(e.ap50_95)} | ${e.operatingThreshold} | ${f(e.atThreshold.precision)} | ${f(e.atThreshold.recall)} | ${e.atThreshold.tp} | ${e.atThreshold.fp} | ${e.atThreshold.fn} |`,
+    '',
+    `(${e.images} HTTP detect calls in ${seconds.toFixed(1)} s)`,
+    '',
+  ].join('\n');
+}
