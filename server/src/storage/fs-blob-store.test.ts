@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { expectAppError, failingStream, rejectionOf, runBlobStoreContract, streamOf } from './blob-store.contract.js';
 import { createBlobStore } from './create-blob-store.js';
-import { FsBlobStore } from './fs-blob-store.js';
+import { FsBlobStore, SYNC_READ_MAX_BYTES, SyncReadGovernor } from './fs-blob-store.js';
 
 async function tempFolder(): Promise<string> {
   return mkdtemp(path.join(os.tmpdir(), 'fs-blob-store-'));
@@ -150,5 +150,40 @@ describe('FsBlobStore', () => {
     const chunks: Buffer[] = [];
     for await (const chunk of reading) chunks.push(chunk as Buffer);
     expect(Buffer.concat(chunks).equals(first)).toBe(true);
+  });
+
+  it('reads a whole instance the same on the event loop or through the thread pool, with the same errors', async () => {
+    // Up to SYNC_READ_MAX_BYTES synchronously (while reads stay quick), larger through the thread pool.
+    for (const size of [130_000, SYNC_READ_MAX_BYTES + 1]) {
+      const data = randomBytes(size);
+      await store.put(`sizes/${size}`, streamOf(data));
+      const target = Buffer.alloc(size + 4, 0xee);
+      await store.readInto(`sizes/${size}`, { start: 0, end: size - 1 }, target, 2);
+      expect(target.subarray(2, size + 2).equals(data)).toBe(true);
+      expect([...target.subarray(0, 2), ...target.subarray(size + 2)]).toEqual([0xee, 0xee, 0xee, 0xee]);
+      await expectAppError(store.readInto(`sizes/${size}`, { start: 0, end: size }, Buffer.alloc(size + 1), 0), 'BAD_REQUEST');
+      await expectAppError(store.readInto('folder-of-blobs', { start: 0, end: size - 1 }, target, 0), 'NOT_FOUND');
+    }
+    await store.put('folder-of-blobs/inside', streamOf(Buffer.from('x')));
+    await expectAppError(store.readInto('folder-of-blobs', { start: 0, end: 0 }, Buffer.alloc(1), 0), 'NOT_FOUND');
+  });
+});
+
+describe('SyncReadGovernor (synchronous small reads on the event loop)', () => {
+  it('allows them while they are quick, pauses them after a slow one, then tries one again', () => {
+    let now = 1_000;
+    const governor = new SyncReadGovernor(4, 10_000, () => now);
+    expect(governor.allowed()).toBe(true);
+    governor.took(0.05);
+    expect(governor.allowed()).toBe(true);
+    governor.took(25); // a cold disk or a network mount held the loop
+    expect(governor.allowed()).toBe(false);
+    now += 9_999;
+    expect(governor.allowed()).toBe(false);
+    now += 1;
+    expect(governor.allowed()).toBe(true);
+    governor.took(0.03); // quick again: stays allowed
+    now += 60_000;
+    expect(governor.allowed()).toBe(true);
   });
 });

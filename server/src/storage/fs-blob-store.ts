@@ -22,12 +22,43 @@ import { ReadHandleCache } from './read-handle-cache.js';
 
 /** Temp files older than this at startup belong to a crashed process and are removed. */
 const STALE_TEMP_MS = 60 * 60 * 1000;
+/** readInto reads at most this many bytes with synchronous calls (a series' instances: 0.5 MB CT, 130 KB at 256²). */
+export const SYNC_READ_MAX_BYTES = 1 << 20;
+
+/**
+ * Synchronous reads on the event loop are only cheap while the files come from the page cache or a fast
+ * disk. A read that held the loop longer than `slowMs` (a cold spinning disk, a network mount) stops them
+ * for `pauseMs`: reads go through the thread pool again, where a slow disk delays only the retrieve that
+ * waits for it; afterwards one synchronous read tries again. So a slow store costs the loop one slow read
+ * per pause, ~0.1 % of its time with the defaults.
+ */
+export class SyncReadGovernor {
+  private pausedUntil = 0;
+
+  constructor(
+    private readonly slowMs = 4,
+    private readonly pauseMs = 10_000,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  allowed(): boolean {
+    return this.pausedUntil === 0 || this.now() >= this.pausedUntil;
+  }
+
+  /** A synchronous read took `ms`. */
+  took(ms: number): void {
+    if (ms > this.slowMs) this.pausedUntil = this.now() + this.pauseMs;
+    else this.pausedUntil = 0;
+  }
+}
 
 export class FsBlobStore implements BlobStore {
   readonly root: string;
   private readonly tmpDir: string;
   /** Ranged reads (frames, tiles) reuse open handles: see read-handle-cache.ts. */
   private readonly readHandles = new ReadHandleCache((key) => this.openForRanges(key), { maxHandles: 256, idleMs: 30_000 });
+  /** Whether readInto may read on the event loop just now. */
+  private readonly syncReads = new SyncReadGovernor();
 
   private constructor(root: string) {
     this.root = path.resolve(root);
@@ -194,6 +225,12 @@ export class FsBlobStore implements BlobStore {
    * Open, read, close with plain file descriptors: no FileHandle object (whose open, close and garbage
    * collection cost more than the read of a 130 KB instance: CPU profile of whole-series retrieves) and no
    * entry in the handle cache, which a series larger than it would only churn.
+   *
+   * A small read is made with synchronous calls on the event loop while such reads stay quick (see
+   * SyncReadGovernor): through the thread pool every open, read and close is a round trip whose dispatch
+   * the profile of a 500-instance series retrieve charged ~30–35 µs of main-thread time each on 2 cores
+   * (~50 ms of a ~125 ms request), where the three calls themselves take ~28 µs for a 130 KB file in the
+   * page cache (docs/benchmarks.md, "Whole-series retrieve: synchronous small reads").
    */
   async readInto(key: string, range: ByteRange, target: Buffer, targetOffset: number): Promise<void> {
     assertValidRange(range);
@@ -202,6 +239,10 @@ export class FsBlobStore implements BlobStore {
       throw new RangeError(`a target of ${target.length} bytes cannot take ${length} bytes at ${targetOffset}`);
     }
     const file = this.pathOf(key);
+    if (length <= SYNC_READ_MAX_BYTES && this.syncReads.allowed()) {
+      this.readIntoNow(file, range, length, target, targetOffset);
+      return;
+    }
     let fd: number;
     try {
       fd = await fdOpen(file, 'r');
@@ -223,6 +264,35 @@ export class FsBlobStore implements BlobStore {
     } finally {
       // Not awaited: the bytes are in; a failing close of a read-only descriptor loses nothing.
       fs.close(fd, () => undefined);
+    }
+  }
+
+  /** readInto with synchronous calls, timed for the governor; the same errors. */
+  private readIntoNow(file: string, range: ByteRange, length: number, target: Buffer, targetOffset: number): void {
+    const started = process.hrtime.bigint();
+    let fd: number;
+    try {
+      fd = fs.openSync(file, 'r');
+    } catch (err) {
+      throw isMissing(err) ? blobNotFound() : storageFailure('read', err);
+    }
+    try {
+      let filled = 0;
+      while (filled < length) {
+        const bytesRead = fs.readSync(fd, target, targetOffset + filled, length - filled, range.start + filled);
+        if (bytesRead === 0) throw rangeOutsideBlob(range, fs.fstatSync(fd).size);
+        filled += bytesRead;
+      }
+    } catch (err) {
+      if (errorCode(err) === 'EISDIR') throw blobNotFound();
+      throw err instanceof AppError ? err : storageFailure('read', err);
+    } finally {
+      try {
+        fs.closeSync(fd);
+      } catch {
+        // A failing close of a read-only descriptor loses nothing.
+      }
+      this.syncReads.took(Number(process.hrtime.bigint() - started) / 1e6);
     }
   }
 
