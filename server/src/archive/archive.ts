@@ -139,6 +139,19 @@ export class Archive {
   private readonly instanceLookups = new LRUCache<string, StoredInstance>({ max: 4096, ttl: 60_000 });
   /** Bumped by every invalidation: a lookup that read the index before one is not kept (it may be stale). */
   private lookupEpoch = 0;
+  /**
+   * Instance lists of a study or series (every study / series retrieve and metadata request starts with
+   * one): for a 500-instance series the list query with its patient and study columns cost ~10–20 ms, its
+   * check (Catalog.instanceListVersion: count and highest row id) well under 1 ms. A list is used again
+   * only while its check matches, so an instance stored by any process is seen at once; what changes
+   * instances in place is dropped as for instanceLookups (forgetStudies, the change feed, the TTL as a
+   * last resort). Bounded by instances held (~0.5 KB each).
+   */
+  private readonly instanceLists = new LRUCache<string, { version: string; instances: StoredInstance[] }>({
+    maxSize: 20_000,
+    sizeCalculation: (entry) => Math.max(1, entry.instances.length),
+    ttl: 60_000,
+  });
 
   constructor(
     private readonly blobs: BlobStore,
@@ -219,6 +232,22 @@ export class Archive {
     return this.options.decodeMaxBytes ?? MAX_TRANSCODE_BYTES;
   }
 
+  /** A study's or series' instances (findInstances), from instanceLists while its check matches; a copy the caller may change. */
+  private async findInstanceList(scope: InstanceScope): Promise<StoredInstance[]> {
+    const feed = this.options.changes;
+    const usable = feed === undefined || feed.live;
+    if (!usable) return findInstances(this.catalog, scope);
+    const key = `${scope.studyInstanceUid}/${scope.seriesInstanceUid ?? ''}`;
+    const epoch = this.lookupEpoch;
+    // Checked before the list is read: an instance stored in between leaves the entry one check behind, never ahead.
+    const version = await this.catalog.instanceListVersion(scope);
+    const cached = this.instanceLists.get(key);
+    if (cached !== undefined && cached.version === version) return cached.instances.slice();
+    const found = await findInstances(this.catalog, scope);
+    if (epoch === this.lookupEpoch) this.instanceLists.set(key, { version, instances: found.slice() });
+    return found;
+  }
+
   /** The instances in scope (none: an empty list); rejected ones only with `includeRejected` (curation). */
   listInstances(scope: InstanceScope, options?: ListOptions): Promise<StoredInstance[]> {
     return this.catalog.listInstances(scope, options);
@@ -230,7 +259,8 @@ export class Archive {
 
   /** Instances of a study / series / single instance; none is a NotFoundError naming the level (retrieve.ts). */
   async findInstances(scope: InstanceScope): Promise<StoredInstance[]> {
-    if (scope.seriesInstanceUid === undefined || scope.sopInstanceUid === undefined) return findInstances(this.catalog, scope);
+    if (scope.sopInstanceUid === undefined) return this.findInstanceList(scope);
+    if (scope.seriesInstanceUid === undefined) return findInstances(this.catalog, scope);
     const key = `${scope.studyInstanceUid}/${scope.seriesInstanceUid}/${scope.sopInstanceUid}`;
     const feed = this.options.changes;
     if (feed === undefined || feed.live) {
@@ -304,6 +334,7 @@ export class Archive {
     if (studies === 'all') {
       this.lookupEpoch += 1;
       this.instanceLookups.clear();
+      this.instanceLists.clear();
       this.blobs.forgetCached?.();
       return;
     }
@@ -324,6 +355,9 @@ export class Archive {
     const prefixes = studyInstanceUids.map((uid) => `${uid}/`);
     for (const key of [...this.instanceLookups.keys()]) {
       if (prefixes.some((prefix) => key.startsWith(prefix))) this.instanceLookups.delete(key);
+    }
+    for (const key of [...this.instanceLists.keys()]) {
+      if (prefixes.some((prefix) => key.startsWith(prefix))) this.instanceLists.delete(key);
     }
   }
 

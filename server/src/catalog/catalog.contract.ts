@@ -793,6 +793,36 @@ export function runCatalogContract(name: string, setup: () => Promise<CatalogUnd
       });
       const studyRow = async (uid: string) => (await search('study', { StudyInstanceUID: uid }))[0];
 
+      it("an instance list's version changes when the list does (stored, rejected, restored, removed), and only then", async () => {
+        await store({ study: '49.1', series: '49.1.1', sop: '49.1.1.1' }, { study: '49.1', series: '49.1.2', sop: '49.1.2.1' });
+        const series = { studyInstanceUid: '49.1', seriesInstanceUid: '49.1.1' };
+        const whole = { studyInstanceUid: '49.1' };
+        const v0 = await catalog.instanceListVersion(series);
+        const s0 = await catalog.instanceListVersion(whole);
+        expect(await catalog.instanceListVersion(series)).toBe(v0);
+        expect(await catalog.instanceListVersion({ studyInstanceUid: '49.9' })).toBe(await catalog.instanceListVersion({ studyInstanceUid: '49.8', seriesInstanceUid: 'x' }));
+        // Another series of the study: the study's list changes, this series' does not.
+        await store({ study: '49.1', series: '49.1.2', sop: '49.1.2.2' });
+        expect(await catalog.instanceListVersion(series)).toBe(v0);
+        const s1 = await catalog.instanceListVersion(whole);
+        expect(s1).not.toBe(s0);
+        await store({ study: '49.1', series: '49.1.1', sop: '49.1.1.2' });
+        const v1 = await catalog.instanceListVersion(series);
+        expect(v1).not.toBe(v0);
+        expect((await catalog.storeInstance(note('49.1', '49.1.9.1', [ref('49.1', '49.1.1', '49.1.1.1')]))).status).toBe('stored');
+        const v2 = await catalog.instanceListVersion(series);
+        expect([v0, v1]).not.toContain(v2);
+        await catalog.restoreRejected(['49.1.1.1'], now(), soon);
+        const v3 = await catalog.instanceListVersion(series);
+        expect([v0, v2]).not.toContain(v3);
+        expect(await catalog.removeInstance('49.1.1.2', 'blobs/49.1.1.2.dcm')).toBe(true);
+        const v4 = await catalog.instanceListVersion(series);
+        expect([v1, v3]).not.toContain(v4);
+        // A store refused as a duplicate changes nothing.
+        expect((await catalog.storeInstance(fakeInstance({ study: '49.1', series: '49.1.1', sop: '49.1.1.1' }))).status).not.toBe('stored');
+        expect(await catalog.instanceListVersion(series)).toBe(v4);
+      });
+
       it('a rejection note hides what it names from searches, lists and counters; the note itself stays', async () => {
         await store(
           { study: '50.1', series: '50.1.1', sop: '50.1.1.1', modality: 'CT' },

@@ -371,6 +371,15 @@ export interface Catalog {
    * query, no blob reads (WADO-RS metadata).
    */
   listInstancesWithAttributes(scope: InstanceScope): Promise<InstanceWithAttributes[]>;
+  /**
+   * A token for the set of instances `listInstances(scope)` gives (a study or series): the count and the
+   * highest row id of the visible ones, by one light query. An instance stored into the scope, by any
+   * process, changes it (row ids are never reused); so does one rejected, restored or removed. A process
+   * that keeps a list (Archive's instance lists) checks the token instead of reading the list again.
+   * Changes in place (a corrected patient, a move, a recompression) do not change it: they are announced
+   * on the change feed, which drops such lists.
+   */
+  instanceListVersion(scope: { studyInstanceUid: string; seriesInstanceUid?: string | undefined }): Promise<string>;
   search(query: QidoQuery): Promise<QidoResult>;
   /** Every instance's blob reference in a stable order, at most `limit` after `after` (fsck). */
   listIndexedBlobs(after: number | undefined, limit: number): Promise<IndexedBlob[]>;

@@ -182,6 +182,23 @@ export abstract class KyselyCatalog implements Catalog {
     }
   }
 
+  async instanceListVersion(scope: { studyInstanceUid: string; seriesInstanceUid?: string | undefined }): Promise<string> {
+    try {
+      let query = this.db
+        .selectFrom('instances as i')
+        .innerJoin('series as se', 'se.id', 'i.series_fk')
+        .innerJoin('studies as st', 'st.id', 'se.study_fk')
+        .select((eb) => [eb.fn.countAll().as('count'), eb.fn.max('i.id').as('last')])
+        .where('i.rejected', '=', 0)
+        .where('st.study_uid', '=', scope.studyInstanceUid);
+      if (scope.seriesInstanceUid !== undefined) query = query.where('se.series_uid', '=', scope.seriesInstanceUid);
+      const row = await query.executeTakeFirst();
+      return `${Number(row?.count ?? 0)}:${row?.last ?? ''}`;
+    } catch (error) {
+      throw asIndexFailure(error, 'checking an instance list');
+    }
+  }
+
   private instanceRows(scope: InstanceScope, withAttributes = false, includeRejected = false) {
     let query = this.db
       .selectFrom('instances as i')

@@ -126,6 +126,10 @@ describe.each(backends)('two server processes on one index: $name', ({ env: back
     const frames = `${instanceUrl(seriesY, y1)}/frames/1`;
     const accept = { accept: 'multipart/related; type="application/octet-stream"; transfer-syntax=*' };
     expect((await get(b, frames, accept)).status).toBe(200);
+    // B's instance list of the whole study (study metadata and retrieve start from it) holds y1 now.
+    const studySops = async (server: SpawnedServer) =>
+      ((await (await get(server, `/dicomweb/studies/${study}/metadata`)).json()) as Json[]).map((item) => item['00080018']?.Value?.[0]).sort();
+    expect(await studySops(b)).toContain(y1);
     expect((await fetch(`${a.url}${instanceUrl(seriesY, y1)}`, { method: 'DELETE' })).status).toBeLessThan(300);
     await eventually(async () => {
       expect((await get(b, frames, accept)).status).toBe(404);
@@ -133,10 +137,15 @@ describe.each(backends)('two server processes on one index: $name', ({ env: back
     }, FEED_LATENCY_MS, 20);
     const row = await agree(studyRow);
     expect(row.modalities).not.toContain('CT');
+    expect(await agree(studySops)).not.toContain(y1);
   });
 
   it("a patient correction through the HIS API on A: B's metadata, ETag and retrieved file carry the new name", async () => {
     const url = `${instanceUrl(seriesX, x1)}/metadata`;
+    // B's instance list of the series and its finished metadata answer, both read before the correction.
+    const namesInSeries = async (server: SpawnedServer) =>
+      ((await (await get(server, `/dicomweb/studies/${study}/series/${seriesX}/metadata`)).json()) as Json[]).map((item) => JSON.stringify(item['00100010']?.Value?.[0]));
+    expect(new Set(await namesInSeries(b))).toEqual(new Set([JSON.stringify({ Alphabetic: 'FEED^BEFORE' })]));
     const before = await get(b, url);
     const etag = before.headers.get('etag')!;
     expect(((await before.json()) as Json[])[0]!['00100010']?.Value?.[0]).toEqual({ Alphabetic: 'FEED^BEFORE' });
@@ -152,6 +161,7 @@ describe.each(backends)('two server processes on one index: $name', ({ env: back
       expect(response.status).toBe(200);
       expect(((await response.json()) as Json[])[0]!['00100010']?.Value?.[0]).toEqual({ Alphabetic: 'FEED^AFTER' });
     }, FEED_LATENCY_MS, 20);
+    await eventually(async () => expect(new Set(await namesInSeries(b))).toEqual(new Set([JSON.stringify({ Alphabetic: 'FEED^AFTER' })])), FEED_LATENCY_MS, 20);
     // The whole instance as B sends it: the identity of record in its header.
     const retrieved = await get(b, instanceUrl(seriesX, x1), { accept: 'multipart/related; type="application/dicom"; transfer-syntax=*' });
     const [part] = splitMultipart(Buffer.from(await retrieved.arrayBuffer()), retrieved.headers.get('content-type'));
