@@ -16,7 +16,7 @@
  * TILED_FULL one from /work/shared/data/wsi-cmu1-small-region), and one series of small CT instances. Then, in rounds that alternate which server goes first:
  * (1) a random single frame (transfer-syntax=*) at concurrency 1 and 16, (2) 8-frame lists,
  * (3) a random WSI tile of the largest level, (4) the same tile rendered as image/jpeg,
- * (5) series metadata, (6) whole-series retrieve (MB/s and peak RSS of the server).
+ * (5) series metadata, (6) whole-series retrieve (MB/s, server CPU per request and peak RSS of the server).
  * Every request type is checked: HTTP 200, part counts / payload sizes as expected and equal between the
  * two servers (multipart payloads are compared, not the framing). Output: markdown on stdout and in
  * .bench/retrieve-results.md; progress on stderr.
@@ -32,7 +32,7 @@ import { readUids, runPool, seededRandom, seriesCorpus, timedGet, type GetSample
 import { buildMultipart, stowBuffer, stowStreamed } from './bench/stow.js';
 import type { TargetServer } from './bench/target.js';
 import { BenchRun, ordered, parseCommonOptions } from './bench/run.js';
-import { formatBytes, log, MB, MiB, readProcMemory, resetPeakRss, sampleRss } from './bench/util.js';
+import { cpuSeconds, formatBytes, log, MB, MiB, readProcMemory, resetPeakRss, sampleRss } from './bench/util.js';
 import { startS3Process } from './bench/s3-server.js';
 import { writeLargeSlide } from '../server/src/test-support/large-slide.js';
 
@@ -340,6 +340,9 @@ async function main(): Promise<number> {
   );
   const seriesPeak = metric(`(6) whole-series retrieve: server peak RSS`, 'MiB', false, 0);
   const seriesGrowth = metric(`(6) whole-series retrieve: peak RSS − RSS before`, 'MiB', false, 0, false);
+  // Server CPU is what the server spends, whatever the client on the same cores does meanwhile (1 request
+  // per round: /proc's 10 ms ticks make single readings coarse; the median over rounds is what to read).
+  const seriesCpu = metric(`(6) whole-series retrieve: server CPU per request`, 'ms', false, 0);
   /** Payload size per request type and path, by server (to compare the two servers). */
   const sizes = new Map<string, Map<string, string>>();
   const checkFailures = new Map<string, number>();
@@ -378,11 +381,13 @@ async function main(): Promise<number> {
         const hwmReset = watch ? resetPeakRss(server.pid) : false;
         const before = watch ? (readProcMemory(server.pid)?.rssBytes ?? Number.NaN) : 0;
         const sampler = watch ? sampleRss(server.pid) : undefined;
+        const cpuBefore = watch ? cpuSeconds(server.pid) : 0;
         const { results, wallMs } = await runPool(
           paths.map((p) => () => timedGet(server, p, t.accept, t.keepBody)),
           t.concurrency,
         );
         if (sampler) {
+          record(seriesCpu, server.name, ((cpuSeconds(server.pid) - cpuBefore) * 1000) / paths.length);
           const sampled = sampler.stop();
           const hwm = readProcMemory(server.pid)?.hwmBytes ?? Number.NaN;
           const peak = hwmReset && Number.isFinite(hwm) ? Math.max(hwm, sampled) : sampled;
@@ -475,7 +480,7 @@ async function main(): Promise<number> {
     '',
     '### Throughput and memory',
     '',
-    medianTable([...types.map((t) => t.throughput), seriesPeak, seriesGrowth], names),
+    medianTable([...types.map((t) => t.throughput), seriesCpu, seriesPeak, seriesGrowth], names),
     '',
     '## Verification',
     '',
