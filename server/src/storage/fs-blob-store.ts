@@ -27,28 +27,36 @@ export const SYNC_READ_MAX_BYTES = 1 << 20;
 
 /**
  * Synchronous reads on the event loop are only cheap while the files come from the page cache or a fast
- * disk. A read that held the loop longer than `slowMs` (a cold spinning disk, a network mount) stops them
- * for `pauseMs`: reads go through the thread pool again, where a slow disk delays only the retrieve that
- * waits for it; afterwards one synchronous read tries again. So a slow store costs the loop one slow read
- * per pause, ~0.1 % of its time with the defaults.
+ * disk. The governor keeps a moving average of how long they held the loop (each reading capped at 3×
+ * `slowMs`, weight 1/8): when it passes `slowMs` (a cold spinning disk, a network mount: several slow
+ * reads in a row) they stop for `pauseMs` and reads go through the thread pool again, where a slow disk
+ * delays only the retrieve that waits for it; afterwards synchronous reads start again from a clean
+ * average. One read that was slow only because the process was preempted mid-call (2 cores shared with
+ * other work) cannot trip it: the first version paused on any single read over 4 ms and, with two servers
+ * and a client on 2 cores, spent much of a benchmark on the thread-pool route.
  */
 export class SyncReadGovernor {
+  private average = 0;
   private pausedUntil = 0;
 
   constructor(
-    private readonly slowMs = 4,
+    private readonly slowMs = 2,
     private readonly pauseMs = 10_000,
     private readonly now: () => number = Date.now,
   ) {}
 
   allowed(): boolean {
-    return this.pausedUntil === 0 || this.now() >= this.pausedUntil;
+    if (this.pausedUntil === 0) return true;
+    if (this.now() < this.pausedUntil) return false;
+    this.pausedUntil = 0;
+    this.average = 0;
+    return true;
   }
 
   /** A synchronous read took `ms`. */
   took(ms: number): void {
-    if (ms > this.slowMs) this.pausedUntil = this.now() + this.pauseMs;
-    else this.pausedUntil = 0;
+    this.average += (Math.min(ms, 3 * this.slowMs) - this.average) / 8;
+    if (this.average > this.slowMs) this.pausedUntil = this.now() + this.pauseMs;
   }
 }
 
@@ -226,8 +234,8 @@ export class FsBlobStore implements BlobStore {
    * collection cost more than the read of a 130 KB instance: CPU profile of whole-series retrieves) and no
    * entry in the handle cache, which a series larger than it would only churn.
    *
-   * A small read is made with synchronous calls on the event loop while such reads stay quick (see
-   * SyncReadGovernor): through the thread pool every open, read and close is a round trip whose dispatch
+   * A small read is made with synchronous calls on the event loop while such reads stay quick on average
+   * (see SyncReadGovernor): through the thread pool every open, read and close is a round trip whose dispatch
    * the profile of a 500-instance series retrieve charged ~30–35 µs of main-thread time each on 2 cores
    * (~50 ms of a ~125 ms request), where the three calls themselves take ~28 µs for a 130 KB file in the
    * page cache (docs/benchmarks.md, "Whole-series retrieve: synchronous small reads").
