@@ -8,6 +8,7 @@
  *            --multiframe-mb 26 (size of the native multi-frame instance)  --series-instances 500
  *            --ours-store fs|s3 (our blob store: the folder, or S3 on the tests' s3rver in its own process)
  *            --wsi generated|cmu1 (WSI data: an 8192x6144 generated pyramid, or the shared CMU-1 region)
+ *            --types frame16,series (only these request types, in this order of the list below; for diagnosis)
  *            --workers N|auto (our PACS_WORKERS: server processes sharing the port; default: the server's, auto;
  *            the one keep-alive client of (6) is served by one worker)
  *
@@ -60,6 +61,8 @@ interface Options {
   wsi: 'generated' | 'cmu1';
   /** Requests per round and server, by request type key. */
   reps: Record<RequestKey, number>;
+  /** --types: only these request types (diagnosis: what one type does to the next); all by default. */
+  types: RequestKey[] | undefined;
 }
 
 type RequestKey = 'frame1' | 'frame16' | 'list8' | 'wsi' | 'rendered' | 'metadata' | 'series';
@@ -72,6 +75,9 @@ function parseOptions(argv: string[]): Options {
   if (!Number.isInteger(seriesInstances) || seriesInstances < 1) throw new Error('--series-instances must be a positive integer');
   const oursStore = value('ours-store') ?? 'fs';
   if (oursStore !== 'fs' && oursStore !== 's3') throw new Error('--ours-store must be fs or s3');
+  const types = value('types')?.split(',').map((t) => t.trim()) as RequestKey[] | undefined;
+  const known: RequestKey[] = ['frame1', 'frame16', 'list8', 'wsi', 'rendered', 'metadata', 'series'];
+  if (types !== undefined && (types.length === 0 || types.some((t) => !known.includes(t)))) throw new Error(`--types takes a comma-separated list of ${known.join(', ')}`);
   const wsi = value('wsi') ?? 'generated';
   if (wsi !== 'generated' && wsi !== 'cmu1') throw new Error('--wsi must be generated or cmu1');
   return {
@@ -86,6 +92,7 @@ function parseOptions(argv: string[]): Options {
     multiframeBytes: multiframeMb * MB,
     seriesInstances,
     seriesSide: 256,
+    types,
     reps: quick
       ? { frame1: 20, frame16: 64, list8: 10, wsi: 20, rendered: 10, metadata: 3, series: 1 }
       : { frame1: 60, frame16: 320, list8: 40, wsi: 60, rendered: 40, metadata: 8, series: 2 },
@@ -364,6 +371,7 @@ async function main(): Promise<number> {
     return true;
   };
 
+  if (opts.types !== undefined) types.splice(0, types.length, ...types.filter((t) => opts.types!.includes(t.key)));
   // Warm-up: each type twice per server (one for whole-series), not recorded.
   for (const server of servers) {
     for (const t of types) {
