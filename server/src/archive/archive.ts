@@ -44,6 +44,7 @@ import { scanPart10 } from '../dicom/part10-scanner.js';
 import { AppError, InvalidDicomError, NotFoundError } from '../errors.js';
 import { FailureReason, type FailedItem, type StoredItem } from './stow-outcome.js';
 import { findInstances, instancesWithBytes, READ_AHEAD, readFrames, type Framing } from './retrieve.js';
+import type { PartBuffers } from './part-buffers.js';
 import { bulkDataValue, decodedBulkData, readBulkData, type BulkDataValue } from './bulkdata.js';
 import { decodeFrames, readWholeInstance } from './decode-frames.js';
 import { encodeFrames, type FrameEncoding } from './encode-frames.js';
@@ -290,8 +291,13 @@ export class Archive {
    * window (retrieve.ts); large ones, those `skip` names and those read with an identity or study of
    * record applied (openInstance) come without bytes, for the caller to stream.
    */
-  readInstancesAhead(instances: readonly StoredInstance[], skip: (instance: StoredInstance) => boolean, framing?: (instance: StoredInstance) => Framing) {
-    return instancesWithBytes(this.blobs, instances, (instance) => !readsAsStored(instance) || skip(instance), READ_AHEAD, framing);
+  readInstancesAhead(
+    instances: readonly StoredInstance[],
+    skip: (instance: StoredInstance) => boolean,
+    framing?: (instance: StoredInstance) => Framing,
+    buffers?: PartBuffers,
+  ) {
+    return instancesWithBytes(this.blobs, instances, (instance) => !readsAsStored(instance) || skip(instance), READ_AHEAD, framing, buffers);
   }
 
   /**

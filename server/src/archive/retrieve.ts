@@ -3,6 +3,7 @@
  * instance, and read the bytes of single frames with ranged reads (never the whole file).
  * Depends only on the BlobStore and Catalog interfaces; HTTP negotiation lives in `dicomweb/`.
  */
+import type { PartBuffers } from './part-buffers.js';
 import type { BlobStore } from '../storage/blob-store.js';
 import type { Catalog, InstanceScope, StoredInstance } from '../catalog/catalog.js';
 import type { ByteSpan } from '../dicom/instance-header.js';
@@ -129,7 +130,8 @@ export interface Framing {
  *
  * Why read ahead: a series is hundreds of small files; reading them one after another leaves the
  * socket idle during every open and read (and on S3 every GET's round trip). Memory stays bounded by
- * `windowBytes` whatever the series size.
+ * `windowBytes` whatever the series size. With `buffers`, parts read into place take their buffers from
+ * it and are handed out through it, so their memory is used again once written out (part-buffers.ts).
  */
 export async function* instancesWithBytes(
   blobs: BlobStore,
@@ -137,8 +139,9 @@ export async function* instancesWithBytes(
   skip: (instance: StoredInstance) => boolean,
   limits: ReadAheadLimits = READ_AHEAD,
   framing?: (instance: StoredInstance) => Framing,
+  buffers?: PartBuffers,
 ): AsyncGenerator<{ instance: StoredInstance; bytes?: Buffer }> {
-  const pending: { instance: StoredInstance; read?: Promise<Buffer> }[] = [];
+  const pending: { instance: StoredInstance; read?: Promise<{ bytes: Buffer; pooled: boolean }> }[] = [];
   let next = 0;
   let bytesAhead = 0;
   const readsWhole = (instance: StoredInstance) =>
@@ -151,7 +154,7 @@ export async function* instancesWithBytes(
       } else {
         if (pending.length > 0 && bytesAhead + instance.blobSize > limits.windowBytes) return;
         bytesAhead += instance.blobSize;
-        const read = readWhole(blobs, instance, framing?.(instance));
+        const read = readWhole(blobs, instance, framing?.(instance), buffers);
         // Awaited in order below; until then (or if the client leaves first) a failure must not go unhandled.
         read.catch(() => undefined);
         pending.push({ instance, read });
@@ -167,24 +170,35 @@ export async function* instancesWithBytes(
       yield { instance: head.instance };
       continue;
     }
-    const bytes = await head.read;
+    const { bytes, pooled } = await head.read;
     bytesAhead -= head.instance.blobSize;
+    if (pooled) buffers?.handOut(bytes);
+    else buffers?.passed(bytes.length);
     yield { instance: head.instance, bytes };
   }
 }
 
-/** The stored bytes of `instance`, framed when asked, in one buffer when the store can read into one. */
-async function readWhole(blobs: BlobStore, instance: StoredInstance, framing: Framing | undefined): Promise<Buffer> {
+/**
+ * The stored bytes of `instance`, framed when asked, in one buffer when the store can read into one (from
+ * `buffers` when given: `pooled`, to be handed out through it).
+ */
+async function readWhole(
+  blobs: BlobStore,
+  instance: StoredInstance,
+  framing: Framing | undefined,
+  buffers: PartBuffers | undefined,
+): Promise<{ bytes: Buffer; pooled: boolean }> {
   const range = { start: 0, end: instance.blobSize - 1 };
   if (blobs.readInto === undefined) {
     const bytes = await blobs.getRange(instance.blobKey, range);
-    return framing === undefined ? bytes : Buffer.concat([framing.head, bytes, framing.tail]);
+    return { bytes: framing === undefined ? bytes : Buffer.concat([framing.head, bytes, framing.tail]), pooled: false };
   }
   const head = framing?.head.length ?? 0;
+  const size = head + instance.blobSize + (framing?.tail.length ?? 0);
   // Every byte is written below (head, the whole range, tail) or the read throws and the buffer is dropped.
-  const out = Buffer.allocUnsafe(head + instance.blobSize + (framing?.tail.length ?? 0));
+  const out = buffers === undefined ? Buffer.allocUnsafe(size) : buffers.take(size);
   framing?.head.copy(out, 0);
   await blobs.readInto(instance.blobKey, range, out, head);
   framing?.tail.copy(out, head + instance.blobSize);
-  return out;
+  return { bytes: out, pooled: buffers !== undefined };
 }

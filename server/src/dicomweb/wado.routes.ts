@@ -9,6 +9,7 @@
  * record in its header (Archive.openInstance / transcodeInstance), its pixel data unchanged.
  */
 import { Readable } from 'node:stream';
+import { PartBuffers } from '../archive/part-buffers.js';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Archive } from '../archive/archive.js';
 import { frameSpans, parseFrameList } from '../archive/retrieve.js';
@@ -86,7 +87,13 @@ export async function wadoRoutes(app: FastifyInstance, options: WadoRoutesOption
     const corrected = instances.filter((i) => !readsAsStored(i)).length;
     if (corrected > 0) request.log.info({ corrected }, 'WADO-RS instances sent with the identity (patient, study) of record');
     if (transcode.size === 0 && corrected === 0) void reply.header('content-length', storedLength(instances, boundary, base));
-    return reply.send(Readable.from(instanceParts(archive, instances, transcode, prepared, boundary, base), { objectMode: false }));
+    // Part buffers are used again once written out: the bytes not yet written are those in the body
+    // stream's buffer and the response's unfinished writes (its own and its socket's), counted only while
+    // the body is piped straight into the response (nothing between them that could hold a part).
+    const sink = reply.raw;
+    const buffers = new PartBuffers(() => (pipedOnlyInto(body, sink) ? body.readableLength + sink.writableLength : undefined));
+    const body = Readable.from(instanceParts(archive, instances, transcode, prepared, boundary, base, buffers), { objectMode: false });
+    return reply.send(body);
   };
 
   app.get('/studies/:study', requires('read', { audit: 'retrieve' }), retrieveInstances);
@@ -188,11 +195,18 @@ async function* instanceParts(
   prepared: Map<string, Buffer>,
   boundary: string,
   base: string,
+  buffers: PartBuffers,
 ): AsyncGenerator<Buffer> {
   // Instances read whole come as whole parts (head, stored bytes, CRLF in one buffer, the file read into
   // place): one chunk per part, fewer writes to the socket than head, body and CRLF apart, and no copy.
   const framing = (instance: StoredInstance) => ({ head: partHead(boundary, base, instance, instance.transferSyntaxUid), tail: CRLF });
-  for await (const { instance, bytes } of archive.readInstancesAhead(instances, (i) => transcode.has(i.sopInstanceUid), framing)) {
+  // Every chunk is counted by `buffers` as it is passed on: parts read ahead by the read-ahead itself,
+  // the others here (pass).
+  const pass = (chunk: Buffer) => {
+    buffers.passed(chunk.length);
+    return chunk;
+  };
+  for await (const { instance, bytes } of archive.readInstancesAhead(instances, (i) => transcode.has(i.sopInstanceUid), framing, buffers)) {
     if (bytes !== undefined) {
       yield bytes;
       continue;
@@ -202,23 +216,34 @@ async function* instanceParts(
     if (transcoded) {
       const body = prepared.get(instance.sopInstanceUid) ?? (await archive.transcodeInstance(instance));
       prepared.delete(instance.sopInstanceUid);
-      yield Buffer.concat([head, body, CRLF]);
+      yield pass(Buffer.concat([head, body, CRLF]));
       continue;
     }
-    yield head;
+    yield pass(head);
     let sent = 0;
     const blob = await archive.openInstance(instance);
     for await (const chunk of blob) {
       sent += (chunk as Buffer).length;
-      yield chunk as Buffer;
+      yield pass(chunk as Buffer);
     }
     // The announced Content-Length came from the index: a file that disagrees must break the reply, not skew it.
     if (readsAsStored(instance) && sent !== instance.blobSize) {
       throw new Error(`stored file of ${instance.sopInstanceUid} has ${sent} bytes, the index says ${instance.blobSize}`);
     }
-    yield CRLF;
+    yield pass(CRLF);
   }
-  yield closingDelimiter(boundary);
+  yield pass(closingDelimiter(boundary));
+}
+
+/**
+ * Whether `body` is piped into `sink` and nothing else (how Fastify sends a stream when no hook replaces
+ * it). Reads the stream's pipe list (`_readableState.pipes`, Node's internal state, the same in Node 20
+ * to 24): there is no public API for it; if it ever changes shape the answer is false and part buffers
+ * are simply not reused.
+ */
+function pipedOnlyInto(body: Readable, sink: NodeJS.WritableStream): boolean {
+  const pipes = (body as unknown as { _readableState?: { pipes?: unknown } })._readableState?.pipes;
+  return Array.isArray(pipes) && pipes.length === 1 && pipes[0] === sink;
 }
 
 function partHead(boundary: string, base: string, instance: StoredInstance, syntax: string): Buffer {
