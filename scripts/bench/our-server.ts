@@ -73,7 +73,7 @@ export async function startOurServer(repoRoot: string, workDir: string, dicomweb
     dicomwebRoot: `${base}${dicomwebPath}`,
     pid,
     describe: [
-      `our server (${OUR_ENTRY} via node ${process.version} --import tsx, git ${revision}); ${pacsEnv}; ` +
+      `our server (${process.env['BENCH_OURS_BUILT'] ? 'server/dist/main.js, compiled' : `${OUR_ENTRY} via`} node ${process.version}${process.env['BENCH_OURS_BUILT'] ? '' : ' --import tsx'}, git ${revision}); ${pacsEnv}; ` +
         `other settings: defaults (fs blob store + SQLite index in a temp dir unless PACS_* says otherwise)`,
     ],
     alive: proc.alive,
