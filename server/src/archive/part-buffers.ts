@@ -6,7 +6,7 @@
  * those buffers as external memory and starts a full mark-compact of the heap for every few tens of MB of
  * it; with the ~80 MB heap of a running server that tripled a series retrieve's CPU after other large
  * answers (frames at concurrency 16: 150–205 ms against 70–80 ms per request, docs/benchmarks.md,
- * "Whole-series retrieve: part buffers used again"). Here a retrieve allocates about as many buffers as
+ * "Whole-series retrieve: four cuts"). Here a retrieve allocates about as many buffers as
  * it has parts in flight (the read-ahead window and the few the socket holds) and reuses them.
  *
  * When is a part's buffer free again? Only when nothing can still read it. The caller tells every byte it
@@ -27,7 +27,7 @@ export class PartBuffers {
   private handed: Array<{ memory: ArrayBuffer; end: number }> = [];
   /** Bytes passed on so far. */
   private total = 0;
-  /** Buffers allocated (not reused), for tests and logs. */
+  /** Buffers allocated (not reused): what a test reads to see reuse happen. */
   allocated = 0;
 
   constructor(

@@ -238,7 +238,7 @@ export class FsBlobStore implements BlobStore {
    * (see SyncReadGovernor): through the thread pool every open, read and close is a round trip whose dispatch
    * the profile of a 500-instance series retrieve charged ~30–35 µs of main-thread time each on 2 cores
    * (~50 ms of a ~125 ms request), where the three calls themselves take ~28 µs for a 130 KB file in the
-   * page cache (docs/benchmarks.md, "Whole-series retrieve: synchronous small reads").
+   * page cache (docs/benchmarks.md, "Whole-series retrieve: four cuts").
    */
   async readInto(key: string, range: ByteRange, target: Buffer, targetOffset: number): Promise<void> {
     assertValidRange(range);
@@ -266,9 +266,7 @@ export class FsBlobStore implements BlobStore {
         filled += bytesRead;
       }
     } catch (err) {
-      // EISDIR: the key names a folder of other blobs (open succeeds on a folder, the read does not).
-      if (errorCode(err) === 'EISDIR') throw blobNotFound();
-      throw err instanceof AppError ? err : storageFailure('read', err);
+      throw readFailure(err);
     } finally {
       // Not awaited: the bytes are in; a failing close of a read-only descriptor loses nothing.
       fs.close(fd, () => undefined);
@@ -292,8 +290,7 @@ export class FsBlobStore implements BlobStore {
         filled += bytesRead;
       }
     } catch (err) {
-      if (errorCode(err) === 'EISDIR') throw blobNotFound();
-      throw err instanceof AppError ? err : storageFailure('read', err);
+      throw readFailure(err);
     } finally {
       try {
         fs.closeSync(fd);
@@ -534,6 +531,12 @@ function errorCode(err: unknown): unknown {
 function isMissing(err: unknown): boolean {
   const code = errorCode(err);
   return code === 'ENOENT' || code === 'ENOTDIR';
+}
+
+/** What a failed read of an opened blob means. EISDIR: the key names a folder of other blobs (open succeeds on a folder, the read does not). */
+function readFailure(err: unknown): Error {
+  if (errorCode(err) === 'EISDIR') return blobNotFound();
+  return err instanceof AppError ? err : storageFailure('read', err);
 }
 
 function blobNotFound(): NotFoundError {
