@@ -38,8 +38,9 @@ export async function startOurServer(repoRoot: string, workDir: string, dicomweb
   // BENCH_OURS_BUILT=1: run the compiled server (server/dist/main.js, `npm run build` first) as `npm start`
   // does, instead of the sources through tsx (whose loader keeps ~20 MB more on the JS heap).
   const nodeArgs = (process.env['BENCH_OURS_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '');
-  const built = path.join(repoRoot, 'server/dist/main.js');
-  const proc = spawnLogged(process.execPath, process.env['BENCH_OURS_BUILT'] ? [...nodeArgs, built] : [...nodeArgs, '--import', 'tsx', entry], {
+  const built = process.env['BENCH_OURS_BUILT'] ? path.join(repoRoot, 'server/dist/main.js') : undefined;
+  if (built !== undefined && !fs.existsSync(built)) throw new Error('BENCH_OURS_BUILT is set but server/dist/main.js does not exist: run `npm run build` first');
+  const proc = spawnLogged(process.execPath, built !== undefined ? [...nodeArgs, built] : [...nodeArgs, '--import', 'tsx', entry], {
     cwd: repoRoot,
     env,
     logFile: path.join(workDir, 'ours.log'),
@@ -73,7 +74,7 @@ export async function startOurServer(repoRoot: string, workDir: string, dicomweb
     dicomwebRoot: `${base}${dicomwebPath}`,
     pid,
     describe: [
-      `our server (${process.env['BENCH_OURS_BUILT'] ? 'server/dist/main.js, compiled' : `${OUR_ENTRY} via`} node ${process.version}${process.env['BENCH_OURS_BUILT'] ? '' : ' --import tsx'}, git ${revision}); ${pacsEnv}; ` +
+      `our server (${built !== undefined ? `server/dist/main.js (compiled) on node ${process.version}` : `${OUR_ENTRY} via node ${process.version} --import tsx`}, git ${revision}); ${pacsEnv}; ` +
         `other settings: defaults (fs blob store + SQLite index in a temp dir unless PACS_* says otherwise)`,
     ],
     alive: proc.alive,
