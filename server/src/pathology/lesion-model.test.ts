@@ -10,7 +10,6 @@
  * manifest), makes every tissue window positive, so the POLYGON encoding of many regions is checked
  * whatever the model says of skin.
  */
-import { existsSync } from 'node:fs';
 import { cp, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -18,17 +17,16 @@ import dcmjs from 'dcmjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BUNDLED_MODELS_DIR } from '../config.js';
 import { buildTestApp, type TestApp } from '../test-support/build-test-app.js';
-import { runTool } from '../test-support/dimse-peer.js';
 import { sharedDataDir } from '../test-support/shared-data.js';
 import { describeInstance, stow } from '../test-support/shared-instance.js';
 import { splitMultipart } from '../test-support/split-multipart.js';
 import { binaryReport, confusionMatrix, rocAuc } from '../../../scripts/eval/classification-metrics.js';
+import { dciodvfyErrors, requireDciodvfy } from '../test-support/dciodvfy.js';
 import { readAnnotationInstance } from './annotations/ann-reader.js';
 import { MICROSCOPY_BULK_SIMPLE_ANNOTATIONS } from './annotations/codes.js';
 
 dcmjs.log.setLevel('silent');
-const DCIODVFY = '/usr/bin/dciodvfy';
-if (!existsSync(DCIODVFY)) throw new Error("dicom3tools' dciodvfy is not installed; install it with: apt-get install -y --no-install-recommends dicom3tools");
+requireDciodvfy();
 
 const PYRAMIDS = ['tiled-full-gcp-wsi2dcm', 'tiled-sparse-orthanc-wsi'] as const;
 const MODEL = 'lesion-classifier';
@@ -77,14 +75,6 @@ async function annotationsOf(t: TestApp, job: any): Promise<Buffer> {
 }
 
 let work: string;
-async function dciodvfyErrors(file: Buffer, name: string): Promise<string[]> {
-  const at = path.join(work, name);
-  await writeFile(at, file);
-  const result = await runTool(DCIODVFY, [at]);
-  // Debian 12's dciodvfy (dicom3tools 2022) reports CommonZCoordinateValue as "only valid for 3D" in every
-  // 2D instance, although the attribute is absent (checked with dcdump): a false positive, left out.
-  return (result.stdout + result.stderr).split('\n').filter((line) => line.startsWith('Error') && !line.includes('<CommonZCoordinateValue> = <>'));
-}
 
 /** Checks one POLYGON group of the lesion classifier and returns its rings. */
 function checkPolygons(part10: Buffer, slide: Slide): Float32Array[] {
