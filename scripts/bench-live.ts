@@ -6,6 +6,7 @@
  *
  *   npm run bench:live
  *   options: --models-dir DIR  --model polyp-detector  --seconds 8  --provider cpu|cuda|webgpu
+ *            --cases 25x1,25x4,30x1,30x4 (fps×streams, the default: all four)
  *            --busy-cores N (N other processes, each keeping one core busy while the streams run: issue 23's
  *            "1 room p99 ≤ 40 ms with another process using one core"; default 0)
  * The server's environment is this process's (e.g. PACS_AI_THREAD_SPINNING=false to compare).
@@ -29,6 +30,8 @@ const log = (line: string) => process.stderr.write(`${line}\n`);
 
 interface StreamResult {
   latencies: number[];
+  /** The server's `timings` of every analysed frame (where its time went). */
+  timings: Array<Record<string, number>>;
   received: number;
   dropped: number;
 }
@@ -51,6 +54,7 @@ async function runStream(url: string, model: string, frames: Buffer[], fps: numb
   client.close();
   return {
     latencies: client.detections.map((d) => d.arrivedAt - sentAt.get(d.message['seq'] as number)!),
+    timings: client.detections.map((d) => d.message['timings'] as Record<string, number>),
     received: stopped['stats'].received as number,
     dropped: stopped['stats'].dropped as number,
   };
@@ -72,6 +76,11 @@ async function main(): Promise<void> {
   });
   const url = `${server.url.replace('http', 'ws')}/live`;
   const rows: string[] = [];
+  const cases = option('cases', '25x1,25x4,30x1,30x4').split(',').map((c) => {
+    const [fps, streams] = c.split('x').map(Number);
+    if (!(fps! > 0 && fps! <= 60 && Number.isInteger(streams) && streams! >= 1 && streams! <= 16)) throw new Error(`--cases: "${c}" is not fps×streams (e.g. 25x4)`);
+    return { fps: fps!, streams: streams! };
+  });
   const busyCores = Number(option('busy-cores', '0'));
   if (!Number.isInteger(busyCores) || busyCores < 0 || busyCores > 64) throw new Error('--busy-cores must be 0..64');
   // Other work on the machine: each a process spinning on one core for as long as the measurement runs.
@@ -79,14 +88,16 @@ async function main(): Promise<void> {
   try {
     // Warm-up: the first frames pay for lazy initialisation.
     await runStream(url, model, frames, 25, 1);
-    for (const fps of [25, 30]) {
-      for (const streams of [1, 4]) {
+    for (const { fps, streams } of cases) {
+      {
         const results = await Promise.all(Array.from({ length: streams }, () => runStream(url, model, frames, fps, seconds)));
         const latencies = results.flatMap((r) => r.latencies).sort((a, b) => a - b);
         const received = results.reduce((n, r) => n + r.received, 0);
         const dropped = results.reduce((n, r) => n + r.dropped, 0);
         const period = 1000 / fps;
-        const row = `| ${fps} | ${streams} | ${received} | ${(100 * dropped / received).toFixed(1)} % | ${percentile(latencies, 50).toFixed(1)} | ${percentile(latencies, 95).toFixed(1)} | ${percentile(latencies, 99).toFixed(1)} | ${period.toFixed(1)} |`;
+        const timings = results.flatMap((r) => r.timings);
+        const median = (key: string) => percentile(timings.map((t) => t[key] ?? 0).sort((a, b) => a - b), 50).toFixed(1);
+        const row = `| ${fps} | ${streams} | ${received} | ${(100 * dropped / received).toFixed(1)} % | ${percentile(latencies, 50).toFixed(1)} | ${percentile(latencies, 95).toFixed(1)} | ${percentile(latencies, 99).toFixed(1)} | ${period.toFixed(1)} | ${median('waitMs')} / ${median('preprocessMs')} / ${median('queueMs')} / ${median('modelMs')} |`;
         log(row);
         rows.push(row);
       }
@@ -103,8 +114,8 @@ async function main(): Promise<void> {
       (busyCores > 0 ? ` Meanwhile ${busyCores} other process(es) each kept one core busy.` : '') +
       (process.env['PACS_AI_THREAD_SPINNING'] ? ` PACS_AI_THREAD_SPINNING=${process.env['PACS_AI_THREAD_SPINNING']}.` : ''),
     '',
-    '| fps | streams | frames sent | dropped | latency p50 ms | p95 ms | p99 ms | frame period ms |',
-    '|---|---|---|---|---|---|---|---|',
+    '| fps | streams | frames sent | dropped | latency p50 ms | p95 ms | p99 ms | frame period ms | server medians: wait / decode + letterbox / model queue / model ms |',
+    '|---|---|---|---|---|---|---|---|---|',
     ...rows,
     '',
   ].join('\n');
