@@ -1,18 +1,19 @@
 /**
- * The inference engine: one onnxruntime-node session per registered model, created and warmed up at
- * start, each behind a bounded batching queue (model-queue.ts). `detect` is the whole pipeline for one
+ * The inference engine: one onnxruntime-node session per registered model, each in a thread of its own
+ * (onnx-thread.ts: a model run never blocks the main thread), created and warmed up at start, each
+ * behind a bounded batching queue (model-queue.ts). `detect` is the whole pipeline for one
  * image: letterbox (sharp) → queue → model → mask components → boxes in source pixels, with the time
  * spent in each stage, so the HTTP API, the stored-frame use case and the live stream share one path.
  * `classify` is the same path for tile classifiers (task "classification"): letterbox → queue → model →
  * the image's class probabilities and its positive score.
  */
-import * as ort from 'onnxruntime-node';
 import type { Logger } from 'pino';
 import { AppError, NotFoundError } from '../errors.js';
 import { letterbox, type RawImage } from './letterbox.js';
 import { componentBox, maskComponents, type Box } from './mask-components.js';
 import type { ClassificationModelSpec, DetectionModelSpec, ModelSpec } from './model-manifest.js';
 import { ModelQueue, type BatchRunner, type QueueStats } from './model-queue.js';
+import { OnnxThread } from './onnx-thread.js';
 import type { RegisteredModel } from './model-registry.js';
 
 export type ExecutionProvider = 'cpu' | 'cuda' | 'webgpu';
@@ -74,22 +75,20 @@ export interface MaskOutput {
   startedAt: number;
 }
 
-/** Runs a batch of letterboxed uint8 NHWC images through one onnxruntime session. */
+/** Runs a batch of letterboxed uint8 NHWC images through one model's onnxruntime session (in its thread). */
 export class OnnxBatchRunner implements BatchRunner<Buffer, MaskOutput> {
   constructor(
-    private readonly session: ort.InferenceSession,
+    private readonly session: OnnxThread,
     private readonly spec: ModelSpec,
   ) {}
 
   async run(inputs: Buffer[]): Promise<MaskOutput[]> {
     const size = this.spec.input.width;
     const data = inputs.length === 1 ? inputs[0]! : Buffer.concat(inputs);
-    const tensor = new ort.Tensor('uint8', new Uint8Array(data.buffer, data.byteOffset, data.length), [inputs.length, size, size, 3]);
     const startedAt = performance.now();
-    const results = await this.session.run({ [this.spec.input.name]: tensor });
-    const modelMs = performance.now() - startedAt;
-    const output = results[this.spec.output.name];
-    if (output === undefined) throw new Error(`model ${this.spec.id} has no output "${this.spec.output.name}"`);
+    const output = await this.session.run(data, [inputs.length, size, size, 3]);
+    // The time in the model itself (measured on its thread), not the hand-over to and from it.
+    const modelMs = output.runMs;
     const dims = output.dims;
     const classes = dims.length === 2;
     const height = classes ? 1 : dims[2]!;
@@ -102,7 +101,7 @@ export class OnnxBatchRunner implements BatchRunner<Buffer, MaskOutput> {
 
 interface LoadedModel {
   spec: ModelSpec;
-  session: ort.InferenceSession;
+  session: OnnxThread;
   queue: ModelQueue<Buffer, MaskOutput>;
 }
 
@@ -119,21 +118,20 @@ export class InferenceEngine {
     const models = new Map<string, LoadedModel>();
     let provider = options.executionProvider;
     for (const { spec, path } of registered) {
-      const sessionOptions = (ep: ExecutionProvider): ort.InferenceSession.SessionOptions => ({
-        executionProviders: ep === 'cpu' ? ['cpu'] : [ep, 'cpu'],
-        graphOptimizationLevel: 'all',
-        ...(options.threads > 0 ? { intraOpNumThreads: options.threads } : {}),
-        // Session config keys (onnxruntime_session_options_config_keys.h), read by onnxruntime-node's binding.
-        ...(options.threadSpinning === false ? { extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } } } : {}),
-      });
-      let session: ort.InferenceSession;
+      const start = (ep: ExecutionProvider) =>
+        OnnxThread.start(path, { input: spec.input.name, output: spec.output.name }, {
+          executionProviders: ep === 'cpu' ? ['cpu'] : [ep, 'cpu'],
+          ...(options.threads > 0 ? { intraOpNumThreads: options.threads } : {}),
+          threadSpinning: options.threadSpinning !== false,
+        });
+      let session: OnnxThread;
       try {
-        session = await ort.InferenceSession.create(path, sessionOptions(provider));
+        session = await start(provider);
       } catch (err) {
         if (provider === 'cpu') throw new Error(`model "${spec.id}" cannot be loaded by onnxruntime: ${(err as Error).message}`);
         log.warn({ requested: provider, reason: (err as Error).message.split('\n')[0] }, 'execution provider unavailable: running models on CPU');
         provider = 'cpu';
-        session = await ort.InferenceSession.create(path, sessionOptions('cpu'));
+        session = await start('cpu');
       }
       const runner = new OnnxBatchRunner(session, spec);
       const [warm] = await runner.run([Buffer.alloc(spec.input.width * spec.input.height * 3, spec.input.padValue)]);

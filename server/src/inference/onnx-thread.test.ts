@@ -1,0 +1,78 @@
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { BUNDLED_MODELS_DIR } from '../config.js';
+import { TEST_MODELS_DIR } from '../test-support/build-test-app.js';
+import { OnnxThread } from './onnx-thread.js';
+
+const POLYP = path.join(BUNDLED_MODELS_DIR, 'polyp-detector-1.1.0.onnx');
+const io = { input: 'image', output: 'prob' };
+const batch = (n: number) => new Uint8Array(n * 256 * 256 * 3).map((_, i) => (i * 31) & 255);
+
+describe('a model in a thread of its own', () => {
+  it('keeps the main thread free while the model runs: timers keep firing during a run', async () => {
+    const thread = await OnnxThread.start(POLYP, io, { executionProviders: ['cpu'], intraOpNumThreads: 1, threadSpinning: false });
+    try {
+      await thread.run(batch(1), [1, 256, 256, 3]);
+      let ticks = 0;
+      const timer = setInterval(() => (ticks += 1), 1);
+      const started = performance.now();
+      const out = await thread.run(batch(8), [8, 256, 256, 3]);
+      const elapsed = performance.now() - started;
+      clearInterval(timer);
+      expect(out.dims).toEqual([8, 1, 64, 64]);
+      expect(out.data).toBeInstanceOf(Float32Array);
+      expect(out.data.length).toBe(8 * 64 * 64);
+      // A run on the main thread (onnxruntime-node's own mode) blocks it: no timer could fire until it ends.
+      expect(out.runMs).toBeGreaterThan(5);
+      expect(ticks).toBeGreaterThanOrEqual(Math.min(5, Math.floor(elapsed / 4)));
+    } finally {
+      await thread.release();
+    }
+  });
+
+  it('gives the same probabilities as a run in another thread of the same model, batch by batch', async () => {
+    const a = await OnnxThread.start(POLYP, io, { executionProviders: ['cpu'], intraOpNumThreads: 1, threadSpinning: false });
+    const b = await OnnxThread.start(POLYP, io, { executionProviders: ['cpu'], intraOpNumThreads: 2, threadSpinning: true });
+    try {
+      const input = batch(2);
+      const [x, y] = await Promise.all([a.run(input, [2, 256, 256, 3]), b.run(input, [2, 256, 256, 3])]);
+      let maxDiff = 0;
+      for (let i = 0; i < x.data.length; i += 1) maxDiff = Math.max(maxDiff, Math.abs(x.data[i]! - y.data[i]!));
+      expect(maxDiff).toBeLessThan(1e-4);
+      // The caller's input is copied, not taken.
+      expect(input.byteLength).toBe(2 * 256 * 256 * 3);
+    } finally {
+      await Promise.all([a.release(), b.release()]);
+    }
+  });
+
+  it('fails a run in flight when its thread dies, and answers the next run from a new thread', async () => {
+    const thread = await OnnxThread.start(POLYP, io, { executionProviders: ['cpu'], intraOpNumThreads: 1, threadSpinning: false });
+    try {
+      const inFlight = thread.run(batch(16), [16, 256, 256, 3]);
+      await new Promise((r) => setTimeout(r, 5));
+      expect(thread.inFlight).toBe(1);
+      await thread.kill();
+      await expect(inFlight).rejects.toThrow(/thread stopped.*not completed/);
+      const next = await thread.run(batch(1), [1, 256, 256, 3]);
+      expect(next.dims).toEqual([1, 1, 64, 64]);
+    } finally {
+      await thread.release();
+    }
+  });
+
+  it('refuses a file that is not a model with onnxruntime’s reason', async () => {
+    const notAModel = path.join(TEST_MODELS_DIR, 'manifest.json');
+    await expect(OnnxThread.start(notAModel, io, { executionProviders: ['cpu'], threadSpinning: false })).rejects.toThrow(/protobuf|parse|load|model/i);
+  });
+
+  it('answers a run with a wrong input shape with an error, and goes on answering', async () => {
+    const thread = await OnnxThread.start(POLYP, io, { executionProviders: ['cpu'], intraOpNumThreads: 1, threadSpinning: false });
+    try {
+      await expect(thread.run(new Uint8Array(10), [1, 10])).rejects.toThrow();
+      expect((await thread.run(batch(1), [1, 256, 256, 3])).dims).toEqual([1, 1, 64, 64]);
+    } finally {
+      await thread.release();
+    }
+  });
+});
