@@ -1,10 +1,10 @@
-import sharp from 'sharp';
+import sharp, { type Sharp } from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { isAppError } from '../errors.js';
 import { letterbox, type RawImage } from './letterbox.js';
 
 /** The manifest's "letterbox-top-left" contract written with sharp's own extend: the reference. */
-async function reference(input: sharp.Sharp, width: number, height: number, size: number, pad: number): Promise<Buffer> {
+async function reference(input: Sharp, width: number, height: number, size: number, pad: number): Promise<Buffer> {
   const scale = size / Math.max(width, height);
   const w = Math.max(1, Math.min(size, Math.round(width * scale)));
   const h = Math.max(1, Math.min(size, Math.round(height * scale)));
@@ -29,7 +29,7 @@ function gradient(width: number, height: number, channels: 1 | 3 | 4): Buffer {
 
 describe('letterbox: what a model sees of an image', () => {
   it('gives the same pixels as the manifest contract (resize, then pad right and bottom) for JPEG, PNG with alpha, grey and raw frames', async () => {
-    const cases: Array<{ name: string; source: Buffer | RawImage; make: () => sharp.Sharp; width: number; height: number; size: number; pad: number }> = [];
+    const cases: Array<{ name: string; source: Buffer | RawImage; make: () => Sharp; width: number; height: number; size: number; pad: number }> = [];
     const landscape = await sharp(gradient(720, 576, 3), { raw: { width: 720, height: 576, channels: 3 } }).jpeg({ quality: 90 }).toBuffer();
     cases.push({ name: 'landscape JPEG, pad 0', source: landscape, make: () => sharp(landscape), width: 720, height: 576, size: 256, pad: 0 });
     const portrait = await sharp(gradient(300, 500, 4), { raw: { width: 300, height: 500, channels: 4 } }).png().toBuffer();
