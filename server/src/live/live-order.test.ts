@@ -9,7 +9,6 @@
  * have too. Unknown, ended and non-endoscopy orders are refused (ORDER_NOT_STARTABLE), a session that
  * stores nothing discontinues its order, and the order's changes are in the audit trail.
  */
-import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -18,13 +17,13 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LiveClient, type LiveMessage } from '../../../scripts/live/live-client.js';
 import type { AuditRecord } from '../audit/audit-record.js';
+import { dciodvfyErrors, requireDciodvfy } from '../test-support/dciodvfy.js';
 import { runTool } from '../test-support/dimse-peer.js';
 import { buildTestApp, type TestApp } from '../test-support/build-test-app.js';
 
 dcmjs.log.setLevel('silent');
 
-const DCIODVFY = '/usr/bin/dciodvfy';
-if (!existsSync(DCIODVFY)) throw new Error("dicom3tools' dciodvfy is not installed; install it with: apt-get install -y --no-install-recommends dicom3tools");
+requireDciodvfy();
 
 const VIDEO_ENDOSCOPIC = '1.2.840.10008.5.1.4.1.1.77.1.1.1';
 
@@ -126,19 +125,9 @@ function naturalized(bytes: Buffer): Record<string, any> {
   return ds;
 }
 
-/** dciodvfy's error lines (warnings left out), without the values they quote. */
-async function dciodvfyErrors(file: Buffer, name: string): Promise<string[]> {
-  const at = path.join(work, name);
-  await writeFile(at, file);
-  const result = await runTool(DCIODVFY, [at]);
-  return [
-    ...new Set(
-      (result.stdout + result.stderr)
-        .split('\n')
-        .filter((line) => line.startsWith('Error'))
-        .map((line) => line.replace(/<[^>]*>\s*=\s*.*$/, '').trim()),
-    ),
-  ].sort();
+/** dciodvfy's error lines (warnings left out), without the values they quote, each once, sorted. */
+async function distinctErrors(file: Buffer, name: string): Promise<string[]> {
+  return [...new Set(await dciodvfyErrors(file, name, { withoutValues: true }))].sort();
 }
 
 async function auditRecords(action: AuditRecord['action']): Promise<AuditRecord[]> {
@@ -245,8 +234,8 @@ describe('live endoscopy from the worklist', () => {
       report: await readStored(stopped.recording.studyInstanceUid, stopped.recording.report.seriesInstanceUid),
     };
     for (const kind of ['video', 'report'] as const) {
-      const baseline = await dciodvfyErrors(typed[kind], `typed-${kind}.dcm`);
-      const fromOrder = await dciodvfyErrors(recording[kind], `order-${kind}.dcm`);
+      const baseline = await distinctErrors(typed[kind], `typed-${kind}.dcm`);
+      const fromOrder = await distinctErrors(recording[kind], `order-${kind}.dcm`);
       expect(fromOrder.filter((line) => !baseline.includes(line)), `${kind}: errors only the order's file has`).toEqual([]);
     }
   });

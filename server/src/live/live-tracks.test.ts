@@ -8,23 +8,17 @@
  * - A stalled server event loop, then a burst: the frames that sat unread in the socket are judged by
  *   their capture time, dropped as stale, and not answered late.
  */
-import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import { promisify } from 'node:util';
 import sharp from 'sharp';
 import dcmjs from 'dcmjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LiveClient, type LiveMessage } from '../../../scripts/live/live-client.js';
 import { buildTestApp, type TestApp } from '../test-support/build-test-app.js';
+import { dciodvfyErrors, requireDciodvfy } from '../test-support/dciodvfy.js';
 import { readDetectionReport } from '../inference/detection-report.js';
 import { encodeFrame } from './live-protocol.js';
 
 dcmjs.log.setLevel('silent');
-const DCIODVFY = '/usr/bin/dciodvfy';
-if (!existsSync(DCIODVFY)) throw new Error("dicom3tools' dciodvfy is not installed; install it with: apt-get install -y --no-install-recommends dicom3tools");
+requireDciodvfy();
 
 const W = 320;
 const H = 240;
@@ -100,15 +94,7 @@ describe('steady live alerts: tracks in the answers and in the recording SR', ()
     expect(sr.frames[0]!.timeOffsetMs).toBe(0);
 
     // dicom3tools' validator: no error in the SR (PS3.3 A.35.13 Comprehensive 3D SR, PS3.16 TID 1500).
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'live-tracks-'));
-    try {
-      await writeFile(path.join(dir, 'sr.dcm'), bytes);
-      const out = await promisify(execFile)(DCIODVFY, [path.join(dir, 'sr.dcm')]).catch((err: { stdout: string; stderr: string }) => err);
-      const errors = (out.stdout + out.stderr).split('\n').filter((line) => line.startsWith('Error'));
-      expect(errors).toEqual([]);
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
+    expect(await dciodvfyErrors(bytes, 'sr.dcm')).toEqual([]);
     expect(t.logLines.join('')).not.toMatch(/TRACK\^ROOM|TRK-1/);
   });
 });

@@ -18,16 +18,18 @@ export function requireDciodvfy(): void {
  * The lines starting with "Error" that dciodvfy prints for `part10`. Debian 12's dciodvfy (dicom3tools
  * 2022) reports CommonZCoordinateValue as "only valid for 3D" in every 2D Microscopy Bulk Simple
  * Annotations instance although the attribute is absent (checked with dcdump): that false positive is
- * left out.
+ * left out. `withoutValues`: each line without the values it quotes (from the first `<Name> = ` on), so
+ * that the errors of an original and of a copy with other UIDs or names can be compared.
  */
-export async function dciodvfyErrors(part10: Buffer, name = 'object.dcm'): Promise<string[]> {
+export async function dciodvfyErrors(part10: Buffer, name = 'object.dcm', options: { withoutValues?: boolean } = {}): Promise<string[]> {
   requireDciodvfy();
   const dir = await mkdtemp(path.join(os.tmpdir(), 'dciodvfy-'));
   try {
     const at = path.join(dir, name);
     await writeFile(at, part10);
     const result = await runTool(DCIODVFY, [at]);
-    return (result.stdout + result.stderr).split('\n').filter((line) => line.startsWith('Error') && !line.includes('<CommonZCoordinateValue> = <>'));
+    const errors = (result.stdout + result.stderr).split('\n').filter((line) => line.startsWith('Error') && !line.includes('<CommonZCoordinateValue> = <>'));
+    return options.withoutValues ? errors.map((line) => line.replace(/<[^>]*>\s*=\s*.*$/, '').trim()) : errors;
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
