@@ -8,12 +8,12 @@
  * the image's class probabilities and its positive score.
  */
 import type { Logger } from 'pino';
-import { AppError, NotFoundError } from '../errors.js';
+import { AppError, NotFoundError, ServiceBusyError } from '../errors.js';
 import { letterbox, type RawImage } from './letterbox.js';
 import { componentBox, maskComponents, type Box } from './mask-components.js';
 import type { ClassificationModelSpec, DetectionModelSpec, ModelSpec } from './model-manifest.js';
 import { ModelQueue, type BatchRunner, type QueueStats } from './model-queue.js';
-import { OnnxThread } from './onnx-thread.js';
+import { ModelThreadStoppedError, OnnxThread } from './onnx-thread.js';
 import type { RegisteredModel } from './model-registry.js';
 
 export type ExecutionProvider = 'cpu' | 'cuda' | 'webgpu';
@@ -86,7 +86,15 @@ export class OnnxBatchRunner implements BatchRunner<Buffer, MaskOutput> {
     const size = this.spec.input.width;
     const data = inputs.length === 1 ? inputs[0]! : Buffer.concat(inputs);
     const startedAt = performance.now();
-    const output = await this.session.run(data, [inputs.length, size, size, 3]);
+    let output;
+    try {
+      output = await this.session.run(data, [inputs.length, size, size, 3]);
+    } catch (err) {
+      // The thread died under this batch (out of memory, a native crash) and is started again for the
+      // next one: the callers may retry (503 + Retry-After; a live frame counts as not analysed).
+      if (err instanceof ModelThreadStoppedError) throw new ServiceBusyError(`Model "${this.spec.id}" was restarted while it ran this request; retry`, 1);
+      throw err;
+    }
     // The time in the model itself (measured on its thread), not the hand-over to and from it.
     const modelMs = output.runMs;
     const dims = output.dims;

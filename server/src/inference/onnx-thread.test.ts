@@ -2,7 +2,10 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { BUNDLED_MODELS_DIR } from '../config.js';
 import { TEST_MODELS_DIR } from '../test-support/build-test-app.js';
-import { OnnxThread } from './onnx-thread.js';
+import { isAppError } from '../errors.js';
+import { loadModelRegistry } from './model-registry.js';
+import { OnnxBatchRunner } from './inference-engine.js';
+import { ModelThreadStoppedError, OnnxThread } from './onnx-thread.js';
 
 const POLYP = path.join(BUNDLED_MODELS_DIR, 'polyp-detector-1.1.0.onnx');
 const io = { input: 'image', output: 'prob' };
@@ -46,19 +49,30 @@ describe('a model in a thread of its own', () => {
     }
   });
 
-  it('fails a run in flight when its thread dies, and answers the next run from a new thread', async () => {
+  it('fails the runs left when its thread dies, and answers the next run from a new thread', async () => {
     const thread = await OnnxThread.start(POLYP, io, { executionProviders: ['cpu'], intraOpNumThreads: 1, threadSpinning: false });
     try {
-      const inFlight = thread.run(batch(16), [16, 256, 256, 3]);
-      await new Promise((r) => setTimeout(r, 5));
-      expect(thread.inFlight).toBe(1);
-      await thread.kill();
-      await expect(inFlight).rejects.toThrow(/thread stopped.*not completed/);
+      await thread.run(batch(1), [1, 256, 256, 3]);
+      // Queued after the exit: never answered by that thread.
+      const killed = thread.kill();
+      const left = thread.run(batch(1), [1, 256, 256, 3]);
+      await killed;
+      await expect(left).rejects.toBeInstanceOf(ModelThreadStoppedError);
+      expect(thread.inFlight).toBe(0);
       const next = await thread.run(batch(1), [1, 256, 256, 3]);
       expect(next.dims).toEqual([1, 1, 64, 64]);
     } finally {
       await thread.release();
     }
+  });
+
+  it('turns a batch lost to a dying thread into SERVICE_BUSY (503, retry)', async () => {
+    const registry = await loadModelRegistry(BUNDLED_MODELS_DIR);
+    const polyp = registry.find((m) => m.spec.id === 'polyp-detector')!;
+    const dying = { run: () => Promise.reject(new ModelThreadStoppedError('exited with code 70')) } as unknown as OnnxThread;
+    const err = await new OnnxBatchRunner(dying, polyp.spec).run([Buffer.from(batch(1))]).catch((e: unknown) => e);
+    expect(isAppError(err) && err.code).toBe('SERVICE_BUSY');
+    expect((err as Error).message).toMatch(/polyp-detector.*restarted.*retry/);
   });
 
   it('refuses a file that is not a model with onnxruntime’s reason', async () => {

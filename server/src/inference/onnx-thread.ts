@@ -33,7 +33,8 @@ export interface OnnxThreadOutput {
   runMs: number;
 }
 
-// Runs in the worker (CommonJS, eval'd). Messages in: { id, input, dims } | 'release'. Out: { kind: 'ready' } |
+// Runs in the worker (CommonJS, eval'd). Messages in: { id, input, dims } | 'release' | 'exit' (tests: ends
+// the thread as a crash would, runs still queued unanswered). Out: { kind: 'ready' } |
 // { kind: 'failed', message } (session creation) | { id, data, dims, runMs } | { id, error }.
 const WORKER = `
 const { parentPort, workerData } = require('node:worker_threads');
@@ -52,6 +53,7 @@ const ort = require(workerData.ort);
       parentPort.close();
       return;
     }
+    if (m === 'exit') process.exit(70);
     try {
       const tensor = new ort.Tensor('uint8', m.input, m.dims);
       const started = performance.now();
@@ -74,7 +76,17 @@ const ort = require(workerData.ort);
 })();
 `;
 
+/** A run that did not complete because the model's thread stopped (the next run starts a new one). */
+export class ModelThreadStoppedError extends Error {
+  constructor(why: string) {
+    super(`the model's thread stopped (${why}); the run was not completed`);
+    this.name = 'ModelThreadStoppedError';
+  }
+}
+
 interface Pending {
+  /** The thread the run was sent to: only its death fails the run. */
+  worker: Worker;
   resolve(output: OnnxThreadOutput): void;
   reject(err: Error): void;
 }
@@ -108,7 +120,7 @@ export class OnnxThread {
     const worker = this.worker!;
     const id = this.nextId++;
     return new Promise<OnnxThreadOutput>((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
+      this.pending.set(id, { worker, resolve, reject });
       worker.postMessage({ id, input, dims });
     });
   }
@@ -123,16 +135,20 @@ export class OnnxThread {
     const worker = this.worker;
     this.worker = undefined;
     if (worker === undefined) return;
+    // The thread ends once its current run is done. Never worker.terminate(): terminating a thread while
+    // onnxruntime runs in it aborts the whole process ("terminate called after throwing Napi::Error").
     const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
     worker.postMessage('release');
-    const timeout = setTimeout(() => void worker.terminate(), 5000);
-    await exited;
-    clearTimeout(timeout);
+    await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 5000).unref())]);
   }
 
-  /** Terminates the thread as a crash would (tests). */
+  /** Ends the thread as a crash would, after the run it is in (tests); runs queued behind it fail. */
   async kill(): Promise<void> {
-    await this.worker?.terminate();
+    const worker = this.worker;
+    if (worker === undefined) return;
+    const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+    worker.postMessage('exit');
+    await exited;
   }
 
   private spawn(): Promise<void> {
@@ -182,11 +198,13 @@ export class OnnxThread {
     else pending.resolve({ data: reply.data!, dims: reply.dims!, runMs: reply.runMs! });
   }
 
-  /** Fails the runs in flight; the next run starts a new thread (unless released). */
+  /** Fails the runs sent to `worker`; the next run starts a new thread (unless released). */
   private died(worker: Worker, why: string): void {
     if (this.worker === worker) this.worker = undefined;
-    const failed = [...this.pending.values()];
-    this.pending.clear();
-    for (const p of failed) p.reject(new Error(`the model's thread stopped (${why}); the run was not completed`));
+    for (const [id, p] of this.pending) {
+      if (p.worker !== worker) continue;
+      this.pending.delete(id);
+      p.reject(new ModelThreadStoppedError(why));
+    }
   }
 }
