@@ -4,7 +4,8 @@
 Positives: Kvasir-SEG train split, --val images held out (seeded) for checkpoint / threshold choice.
 Negatives: the polyp-free HyperKvasir frames of shared/data/endoscopy-normal-hyperkvasir's TRAIN split
 (--neg-val held out, seeded); each batch holds --neg-per-batch of them with an all-zero target, so the net
-learns what normal mucosa, stool and the caecum look like (issue 23: false alarms on polyp-free video).
+learns what normal mucosa, stool and the caecum look like (issue 23: false alarms on polyp-free video);
+--neg-hard draws the frames the starting net fires on more often.
 The test splits (Kvasir-SEG test, normal test) are never read here.
 The schedule is fixed in advance in STEPS (scripts/training/resumable.py: linear warm-up, cosine to 0.5 %
 of the peak lr at --steps), so a run stopped and resumed on another day follows the same schedule;
@@ -62,15 +63,18 @@ p.add_argument("--init-onnx", default="",
                     "init_from_onnx.py); use with --freeze-bn, as its BatchNorms are folded")
 p.add_argument("--freeze-bn", action="store_true",
                help="keep every BatchNorm in eval mode while training (statistics and folding kept)")
+p.add_argument("--neg-hard", action="store_true",
+               help="hard-negative sampling: polyp-free training frames drawn with probability 0.2 + the starting "
+                    "net's highest box score on the frame (computed once, before the first step; with --init-onnx)")
 p.add_argument("--resume", action="store_true")
 p.add_argument("--out", default="/tmp/polyp/run3")
 args = p.parse_args()
 SCHEDULE_KEYS = ["size", "crop", "src_size", "steps", "width", "dec", "warmup", "bs", "neg_per_batch", "jpeg_prob",
                  "jpeg_min_quality", "dice_on",
-                 "lr", "wd", "val", "neg_val", "seed", "eval_every", "init_onnx", "freeze_bn"]
+                 "lr", "wd", "val", "neg_val", "seed", "eval_every", "init_onnx", "freeze_bn", "neg_hard"]
 # runs recorded before these options existed ran with Dice on every window, JPEG quality from 55, from scratch
 run = resumable.Run(p, args, SCHEDULE_KEYS, recorded_before={"dice_on": "all", "jpeg_min_quality": 55,
-                                                            "init_onnx": "", "freeze_bn": False})
+                                                            "init_onnx": "", "freeze_bn": False, "neg_hard": False})
 
 torch.set_num_threads(args.threads)
 np.random.seed(args.seed)
@@ -260,6 +264,23 @@ if args.init_onnx:
         print(f"init check: max |prob - onnxruntime prob| = {diff:.2e} on 8 validation images", flush=True)
         if diff > 1e-4:
             sys.exit("the loaded weights do not reproduce the .onnx")
+neg_weights = None
+if args.neg_hard:
+    # Offline hard-negative mining, once, from the starting weights: a frame the net already calls a polyp
+    # is drawn more often (0.2 + its top box score; a frame with no box keeps 0.2). Depends only on the
+    # starting weights, so a resumed run recomputes the same weights.
+    if not args.init_onnx:
+        sys.exit("--neg-hard needs --init-onnx (the net that finds the hard negatives)")
+    neg_probs = predict(net, neg_ev["images"], neg_tr)
+    tops = []
+    for k, i in enumerate(neg_tr):
+        w, h = neg_ev["sizes"][i]
+        d = common.postprocess(neg_probs[k], PolypNet.stride, neg_ev["scales"][i], w, h)
+        tops.append(max((sc for sc, _ in d), default=0.0))
+    tops = np.array(tops)
+    neg_weights = (0.2 + tops) / (0.2 + tops).sum()
+    print(f"hard negatives: {int((tops >= 0.5).sum())} of {len(tops)} training frames with a box >= 0.5 "
+          f"(drawn {neg_weights.max() / neg_weights.min():.1f}x as often as one without)", flush=True)
 ema = copy.deepcopy(net)
 for q in ema.parameters():
     q.requires_grad_(False)
@@ -304,7 +325,7 @@ if args.init_onnx and step == 0 and not hist:
     evaluate()  # the starting point (the .onnx itself) on the same validation images
 while step < args.steps and not run.should_stop():
     idx = np.concatenate([rng.choice(tr_idx, args.bs - n_neg_b, replace=False),
-                          n + rng.choice(neg_tr, n_neg_b, replace=False)])
+                          n + rng.choice(neg_tr, n_neg_b, replace=False, p=neg_weights)])
     net.train()
     if args.freeze_bn:
         for m in net.modules():
