@@ -177,6 +177,7 @@ export class OnnxThread {
         } else if (m.kind === 'failed') {
           worker.off('message', onMessage);
           this.worker = undefined;
+          // Safe here (see release()): no session exists in it, so nothing of onnxruntime's is running.
           void worker.terminate();
           reject(new Error(m.message ?? 'the model could not be loaded'));
         }
