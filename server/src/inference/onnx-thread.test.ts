@@ -1,4 +1,7 @@
+import { execFile } from 'node:child_process';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { BUNDLED_MODELS_DIR } from '../config.js';
 import { TEST_MODELS_DIR } from '../test-support/build-test-app.js';
@@ -73,6 +76,20 @@ describe('a model in a thread of its own', () => {
     const err = await new OnnxBatchRunner(dying, polyp.spec).run([Buffer.from(batch(1))]).catch((e: unknown) => e);
     expect(isAppError(err) && err.code).toBe('SERVICE_BUSY');
     expect((err as Error).message).toMatch(/polyp-detector.*restarted.*retry/);
+  });
+
+  it('keeps a process that awaits a model alive until the answer, and lets it exit once the model is released', async () => {
+    // A script (or a worker process) with nothing else open: an idle model thread must not hold it, a
+    // pending load, run or release must.
+    const module = path.join(path.dirname(fileURLToPath(import.meta.url)), 'onnx-thread.ts');
+    const script = `
+      const { OnnxThread } = await import(${JSON.stringify(module)});
+      const t = await OnnxThread.start(${JSON.stringify(POLYP)}, { input: 'image', output: 'prob' }, { executionProviders: ['cpu'], threadSpinning: false });
+      const r = await t.run(new Uint8Array(256 * 256 * 3), [1, 256, 256, 3]);
+      await t.release();
+      console.log('answered', r.dims.join('x'));`;
+    const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { timeout: 60_000 });
+    expect(stdout.trim()).toBe('answered 1x1x64x64');
   });
 
   it('refuses a file that is not a model with onnxruntime’s reason', async () => {

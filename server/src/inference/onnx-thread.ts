@@ -121,6 +121,7 @@ export class OnnxThread {
     const id = this.nextId++;
     return new Promise<OnnxThreadOutput>((resolve, reject) => {
       this.pending.set(id, { worker, resolve, reject });
+      this.holdOpen();
       worker.postMessage({ id, input, dims });
     });
   }
@@ -138,6 +139,8 @@ export class OnnxThread {
     // The thread ends once its current run is done. Never worker.terminate(): terminating a thread while
     // onnxruntime runs in it aborts the whole process ("terminate called after throwing Napi::Error").
     const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+    // Whoever awaits the release is kept waiting for it (an idle thread is unreferenced).
+    worker.ref();
     worker.postMessage('release');
     await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 5000).unref())]);
   }
@@ -147,6 +150,7 @@ export class OnnxThread {
     const worker = this.worker;
     if (worker === undefined) return;
     const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+    worker.ref();
     worker.postMessage('exit');
     await exited;
   }
@@ -163,16 +167,18 @@ export class OnnxThread {
     };
     const worker = new Worker(WORKER, {
       eval: true,
+      // Plain CommonJS: none of the parent's loader flags (tsx in development and tests costs ~0.1 s a thread).
+      execArgv: [],
       workerData: { ort: ortPath, path: this.path, sessionOptions, inputName: this.inputName, outputName: this.outputName },
     });
     this.worker = worker;
-    // An idle model never keeps the process alive on its own.
-    worker.unref();
+    // Loading keeps the process alive (someone awaits it); an idle model does not (holdOpen).
     this.ready = new Promise<void>((resolve, reject) => {
       const onMessage = (m: { kind?: string; message?: string }) => {
         if (m.kind === 'ready') {
           worker.off('message', onMessage);
           worker.on('message', (reply: { id: number; data?: Float32Array; dims?: number[]; runMs?: number; error?: string }) => this.answer(reply));
+          this.holdOpen();
           resolve();
         } else if (m.kind === 'failed') {
           worker.off('message', onMessage);
@@ -191,10 +197,20 @@ export class OnnxThread {
     return this.ready;
   }
 
+  /**
+   * The thread keeps the process alive while runs are in flight (their callers await them: a script or
+   * a worker process with nothing else open must not exit under them), and not while it is idle.
+   */
+  private holdOpen(): void {
+    if (this.pending.size > 0) this.worker?.ref();
+    else this.worker?.unref();
+  }
+
   private answer(reply: { id: number; data?: Float32Array; dims?: number[]; runMs?: number; error?: string }): void {
     const pending = this.pending.get(reply.id);
     if (pending === undefined) return;
     this.pending.delete(reply.id);
+    this.holdOpen();
     if (reply.error !== undefined) pending.reject(new Error(reply.error));
     else pending.resolve({ data: reply.data!, dims: reply.dims!, runMs: reply.runMs! });
   }
