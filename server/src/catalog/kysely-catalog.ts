@@ -48,6 +48,7 @@ import type { CatalogDatabase } from './schema.js';
 import { runSearch } from './search-query.js';
 import { removeInstanceRows } from './remove-instance.js';
 import { ConflictSignal, storeInstanceRows } from './store-instance.js';
+import { StatementTemplates } from './statement-templates.js';
 import { GroupCommit, type MemberOutcome } from './group-commit.js';
 
 const MAX_ATTEMPTS = 8;
@@ -97,6 +98,8 @@ export abstract class KyselyCatalog implements Catalog {
 
   /** Rows extracted by `prepareInstance` for headers not stored yet (dropped with the header if never stored). */
   private readonly prepared = new WeakMap<InstanceHeader, ExtractedRows>();
+  /** Ingest's fixed-shape statements, compiled once for this catalog's dialect (statement-templates.ts). */
+  private readonly templates = new StatementTemplates();
 
   prepareInstance(header: InstanceHeader): void {
     try {
@@ -117,7 +120,7 @@ export abstract class KyselyCatalog implements Catalog {
   private async storeAlone(instance: NewInstance, rows: ExtractedRows): Promise<StoreInstanceOutcome> {
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.inTransaction((trx) => storeInstanceRows(trx, instance, rows));
+        return await this.inTransaction((trx) => storeInstanceRows(trx, this.templates, instance, rows));
       } catch (error) {
         if (error instanceof ConflictSignal) return { status: 'conflict', reason: error.reason };
         if (attempt >= MAX_ATTEMPTS || !this.isRetryable(error)) throw asIndexFailure(error, 'storing an instance');
@@ -145,7 +148,7 @@ export abstract class KyselyCatalog implements Catalog {
         for (const { instance, rows } of group) {
           await sql`savepoint store_instance`.execute(trx);
           try {
-            const value = await storeInstanceRows(trx, instance, rows);
+            const value = await storeInstanceRows(trx, this.templates, instance, rows);
             await sql`release savepoint store_instance`.execute(trx);
             inGroup.push({ value });
           } catch (error) {

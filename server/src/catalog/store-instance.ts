@@ -13,6 +13,7 @@ import { identityOfPatientRow, type ExtractedRows, type PatientValues } from './
 import { applyRejectionRows, rejectedOnArrival } from './curation-rows.js';
 import { ensureCoercedPatient, moveStudyToPatient, writeOtherIds } from './patient-rows.js';
 import type { CatalogDatabase } from './schema.js';
+import type { StatementTemplates } from './statement-templates.js';
 
 /** Thrown inside the transaction to roll it back and report a conflict. */
 export class ConflictSignal extends Error {
@@ -24,14 +25,22 @@ export class ConflictSignal extends Error {
 
 type Db = Kysely<CatalogDatabase>;
 
-async function findExisting(db: Db, sopInstanceUid: string) {
-  return db
-    .selectFrom('instances as i')
-    .innerJoin('series as se', 'se.id', 'i.series_fk')
-    .innerJoin('studies as st', 'st.id', 'se.study_fk')
-    .select(['i.blob_key', 'se.series_uid', 'st.study_uid', 'i.stored_study_uid', 'i.stored_series_uid'])
-    .where('i.sop_instance_uid', '=', sopInstanceUid)
-    .executeTakeFirst();
+/** The statements every instance runs (statement-templates.ts): built and compiled once per catalog. */
+function findExisting(db: Db, t: StatementTemplates, sopInstanceUid: string) {
+  return first(
+    t.execute(db, 'findExisting', [sopInstanceUid], (slot) =>
+      db
+        .selectFrom('instances as i')
+        .innerJoin('series as se', 'se.id', 'i.series_fk')
+        .innerJoin('studies as st', 'st.id', 'se.study_fk')
+        .select(['i.blob_key', 'se.series_uid', 'st.study_uid', 'i.stored_study_uid', 'i.stored_series_uid'])
+        .where('i.sop_instance_uid', '=', slot(0)),
+    ),
+  );
+}
+
+async function first<R>(result: Promise<{ rows: R[] }>): Promise<R | undefined> {
+  return (await result).rows[0];
 }
 
 async function ensurePatient(db: Db, patient: PatientValues): Promise<{ id: number; created: boolean }> {
@@ -54,8 +63,8 @@ async function ensurePatient(db: Db, patient: PatientValues): Promise<{ id: numb
   return { id: existing.id, created: false };
 }
 
-async function findStudyId(db: Db, studyUid: string): Promise<number | undefined> {
-  const row = await db.selectFrom('studies').select('id').where('study_uid', '=', studyUid).executeTakeFirst();
+async function findStudyId(db: Db, t: StatementTemplates, studyUid: string): Promise<number | undefined> {
+  const row = await first(t.execute(db, 'findStudyId', [studyUid], (slot) => db.selectFrom('studies').select('id').where('study_uid', '=', slot(0))));
   return row?.id;
 }
 
@@ -65,8 +74,8 @@ interface CoercedPatient {
   changedStudies: string[];
 }
 
-async function ensureStudy(db: Db, rows: ExtractedRows, coerced: CoercedPatient | undefined): Promise<number> {
-  const found = await findStudyId(db, rows.study.study_uid);
+async function ensureStudy(db: Db, t: StatementTemplates, rows: ExtractedRows, coerced: CoercedPatient | undefined): Promise<number> {
+  const found = await findStudyId(db, t, rows.study.study_uid);
   if (found !== undefined) {
     // The order says whose study this is: a study stored before under another patient follows it.
     if (coerced !== undefined && (await moveStudyToPatient(db, found, coerced.id))) coerced.changedStudies.push(rows.study.study_uid);
@@ -82,17 +91,17 @@ async function ensureStudy(db: Db, rows: ExtractedRows, coerced: CoercedPatient 
   if (inserted) return inserted.id;
   // Another transaction created the study meanwhile; drop the patient row we made for nothing.
   if (patient.created) await db.deleteFrom('patients').where('id', '=', patient.id).execute();
-  const winner = await findStudyId(db, rows.study.study_uid);
+  const winner = await findStudyId(db, t, rows.study.study_uid);
   if (winner === undefined) throw new Error('Study row vanished during concurrent insert');
   return winner;
 }
 
-async function findSeries(db: Db, seriesUid: string) {
-  return db.selectFrom('series').select(['id', 'study_fk']).where('series_uid', '=', seriesUid).executeTakeFirst();
+function findSeries(db: Db, t: StatementTemplates, seriesUid: string) {
+  return first(t.execute(db, 'findSeries', [seriesUid], (slot) => db.selectFrom('series').select(['id', 'study_fk']).where('series_uid', '=', slot(0))));
 }
 
-async function ensureSeries(db: Db, rows: ExtractedRows, studyId: number): Promise<{ id: number; created: boolean }> {
-  let series = await findSeries(db, rows.series.series_uid);
+async function ensureSeries(db: Db, t: StatementTemplates, rows: ExtractedRows, studyId: number): Promise<{ id: number; created: boolean }> {
+  let series = await findSeries(db, t, rows.series.series_uid);
   if (!series) {
     const inserted = await db
       .insertInto('series')
@@ -101,7 +110,7 @@ async function ensureSeries(db: Db, rows: ExtractedRows, studyId: number): Promi
       .returning('id')
       .executeTakeFirst();
     if (inserted) return { id: inserted.id, created: true };
-    series = await findSeries(db, rows.series.series_uid);
+    series = await findSeries(db, t, rows.series.series_uid);
     if (!series) throw new Error('Series row vanished during concurrent insert');
   }
   if (series.study_fk !== studyId) {
@@ -127,9 +136,9 @@ async function addSeriesToStudy(db: Db, studyId: number, modality: string | null
 }
 
 /** Runs inside a transaction. Throws ConflictSignal (roll back, report conflict) or a DB error (retry). */
-export async function storeInstanceRows(db: Db, instance: NewInstance, rows: ExtractedRows): Promise<StoreInstanceOutcome> {
+export async function storeInstanceRows(db: Db, t: StatementTemplates, instance: NewInstance, rows: ExtractedRows): Promise<StoreInstanceOutcome> {
   const { header } = instance;
-  const existing = await findExisting(db, header.sopInstanceUid);
+  const existing = await findExisting(db, t, header.sopInstanceUid);
   if (existing) {
     const sameAsStored = existing.study_uid === header.studyInstanceUid && existing.series_uid === header.seriesInstanceUid;
     // Moved by curation since: the same file sent again says where it was, which is where its file says.
@@ -143,22 +152,34 @@ export async function storeInstanceRows(db: Db, instance: NewInstance, rows: Ext
   const counted = hidden ? 0 : 1;
   // Coercion (an order's patient for this accession number): the patient row first, as ingest locks patients first.
   const coerced = instance.identity === undefined ? undefined : await ensureCoercedPatient(db, instance.identity);
-  const studyId = await ensureStudy(db, rows, coerced);
+  const studyId = await ensureStudy(db, t, rows, coerced);
   // Updating the study first takes its row lock (PostgreSQL) before any series/instance work.
-  await db.updateTable('studies').set((eb) => ({ num_instances: eb('num_instances', '+', counted) })).where('id', '=', studyId).execute();
-  const series = await ensureSeries(db, rows, studyId);
-  const { num_instances: seriesCount } = await db
-    .updateTable('series')
-    .set((eb) => ({ num_instances: eb('num_instances', '+', counted) }))
-    .where('id', '=', series.id)
-    .returning('num_instances')
-    .executeTakeFirstOrThrow();
+  await t.execute(db, 'countInStudy', [counted, studyId], (slot) =>
+    db.updateTable('studies').set((eb) => ({ num_instances: eb('num_instances', '+', slot(0)) })).where('id', '=', slot(1)),
+  );
+  const series = await ensureSeries(db, t, rows, studyId);
+  const counts = await first(
+    t.execute(db, 'countInSeries', [counted, series.id], (slot) =>
+      db
+        .updateTable('series')
+        .set((eb) => ({ num_instances: eb('num_instances', '+', slot(0)) }))
+        .where('id', '=', slot(1))
+        .returning('num_instances'),
+    ),
+  );
+  if (counts === undefined) throw new Error('Series row vanished while an instance was stored');
+  const seriesCount = counts.num_instances;
   // A new series, or one whose instances were all rejected so far, now counts in the study.
   if (!hidden && seriesCount === 1) await addSeriesToStudy(db, studyId, rows.series.modality);
-  await db
-    .insertInto('instances')
-    .values({ ...rows.instance, series_fk: series.id, blob_key: instance.blobKey, blob_size: instance.blobSize, checksum: instance.checksum ?? null, rejected: hidden ? 1 : 0 })
-    .execute();
+  const instanceRow = { ...rows.instance, series_fk: series.id, blob_key: instance.blobKey, blob_size: instance.blobSize, checksum: instance.checksum ?? null, rejected: hidden ? 1 : 0 };
+  // Columns whose value is undefined are left out by Kysely: the set of columns is part of the statement.
+  const columns = Object.keys(instanceRow).filter((column) => instanceRow[column as keyof typeof instanceRow] !== undefined);
+  await t.execute(
+    db,
+    `insertInstance:${columns.join(',')}`,
+    columns.map((column) => instanceRow[column as keyof typeof instanceRow]),
+    (slot) => db.insertInto('instances').values(Object.fromEntries(columns.map((column, i) => [column, slot(i)])) as unknown as typeof instanceRow),
+  );
   // A rejection note hides what it names in the same transaction (not one that is itself hidden).
   const rejection = instance.rejection !== undefined && !hidden ? await applyRejectionRows(db, header.sopInstanceUid, instance.rejection) : undefined;
   const changed = coerced?.changedStudies.filter((uid) => uid !== '') ?? [];
