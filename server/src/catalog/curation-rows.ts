@@ -41,6 +41,7 @@ import type {
 import { identityDigest, identityOfDataset, identityOfPatientRow, normaliseDate, normaliseTime, patientValuesOf, personNameSearchKey, personNameText } from './extract-attributes.js';
 import { findPatientRow, writeOtherIds } from './patient-rows.js';
 import type { CatalogDatabase, RejectedInstancesTable } from './schema.js';
+import type { StatementTemplates } from './statement-templates.js';
 
 type Db = Kysely<CatalogDatabase>;
 
@@ -181,8 +182,12 @@ async function storedRows(db: Db, sopInstanceUids: readonly string[]) {
 }
 
 /** Whether an arriving instance was rejected before (its note came first, or it was purged): it is stored hidden. */
-export async function rejectedOnArrival(db: Db, sopInstanceUid: string): Promise<boolean> {
-  const row = await db.selectFrom('rejected_instances').select(['purged_at']).where('sop_instance_uid', '=', sopInstanceUid).executeTakeFirst();
+export async function rejectedOnArrival(db: Db, t: StatementTemplates, sopInstanceUid: string): Promise<boolean> {
+  // Run for every instance stored: compiled once (statement-templates.ts).
+  const { rows } = await t.execute(db, 'rejectedOnArrival', [sopInstanceUid], (slot) =>
+    db.selectFrom('rejected_instances').select(['purged_at']).where('sop_instance_uid', '=', slot(0)),
+  );
+  const row = rows[0];
   if (row === undefined) return false;
   // Purged and sent again: hidden again, and purged again at the next sweep (its purge time has passed).
   if (row.purged_at !== null) await db.updateTable('rejected_instances').set({ purged_at: null }).where('sop_instance_uid', '=', sopInstanceUid).execute();

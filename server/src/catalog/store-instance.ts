@@ -148,7 +148,7 @@ export async function storeInstanceRows(db: Db, t: StatementTemplates, instance:
   }
   // Rejected before it arrived (its rejection note came first) or purged and sent again: stored hidden,
   // counted nowhere (docs/architecture.md, "Curation").
-  const hidden = await rejectedOnArrival(db, header.sopInstanceUid);
+  const hidden = await rejectedOnArrival(db, t, header.sopInstanceUid);
   const counted = hidden ? 0 : 1;
   // Coercion (an order's patient for this accession number): the patient row first, as ingest locks patients first.
   const coerced = instance.identity === undefined ? undefined : await ensureCoercedPatient(db, instance.identity);
