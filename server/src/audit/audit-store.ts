@@ -13,6 +13,7 @@
  */
 import { sql, type Kysely } from 'kysely';
 import { openSideDatabase, type SideDatabase } from '../catalog/open-side-database.js';
+import { StatementTemplates } from '../catalog/statement-templates.js';
 import type { IndexConfig } from '../config.js';
 import { studiesOf, type AuditAction, type AuditRecord } from './audit-record.js';
 
@@ -65,6 +66,8 @@ const REFUSAL = 'audit records are append-only';
 export class KyselyAuditStore implements AuditStore {
   private readonly db: Kysely<AuditDatabase>;
   private readonly dialect: 'sqlite' | 'postgres';
+  /** The event insert, run for every audited access: compiled once (catalog/statement-templates.ts). */
+  private readonly templates = new StatementTemplates();
 
   private constructor(private readonly side: SideDatabase<AuditDatabase>) {
     this.db = side.db;
@@ -143,20 +146,18 @@ export class KyselyAuditStore implements AuditStore {
       const studies: EventStudyTable[] = [];
       for (const record of records) {
         const { id: _ignored, ...content } = record;
-        const row = await trx
-          .insertInto('audit_event')
-          .values({
-            time: content.time,
-            action: content.action,
-            outcome: content.outcome,
-            subject: content.who.subject.slice(0, 256),
-            interface: content.interface,
-            client_address: content.clientAddress.slice(0, 64),
-            record: JSON.stringify(content),
-          } as never)
-          .returning('id')
-          .executeTakeFirstOrThrow();
-        const id = Number(row.id);
+        const { rows } = await this.templates.execute(
+          trx,
+          'appendEvent',
+          [content.time, content.action, content.outcome, content.who.subject.slice(0, 256), content.interface, content.clientAddress.slice(0, 64), JSON.stringify(content)],
+          (slot) =>
+            trx
+              .insertInto('audit_event')
+              .values({ time: slot(0), action: slot(1), outcome: slot(2), subject: slot(3), interface: slot(4), client_address: slot(5), record: slot(6) } as never)
+              .returning('id'),
+        );
+        if (rows[0] === undefined) throw new Error('the audit event insert returned no id');
+        const id = Number(rows[0].id);
         for (const study of studiesOf(content)) studies.push({ event_id: id, study_uid: study.slice(0, 64) });
         written.push({ id, ...content });
       }
