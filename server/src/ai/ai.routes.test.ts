@@ -197,7 +197,9 @@ describe('detection on a stored frame, kept as a DICOM SR in the study', () => {
     expect(points.slice(0, 2)).toEqual(points.slice(8, 10));
     const reference = region.ContentSequence[0];
     expect(reference).toMatchObject({ RelationshipType: 'SELECTED FROM', ValueType: 'IMAGE' });
-    expect(reference.ReferencedSOPSequence[0]).toMatchObject({ ReferencedSOPInstanceUID: sop, ReferencedSOPClassUID: '1.2.840.10008.5.1.4.1.1.7', ReferencedFrameNumber: 1 });
+    expect(reference.ReferencedSOPSequence[0]).toMatchObject({ ReferencedSOPInstanceUID: sop, ReferencedSOPClassUID: '1.2.840.10008.5.1.4.1.1.7' });
+    // A single-frame image is referenced without a frame number (PS3.3 Table 10-3: Type 1C, multi-frame only).
+    expect(reference.ReferencedSOPSequence[0].ReferencedFrameNumber).toBeUndefined();
     const algorithm = group.ContentSequence.filter((i: any) => ['111001', '111003'].includes(i.ConceptNameCodeSequence[0].CodeValue)).map((i: any) => i.TextValue);
     expect(algorithm).toEqual(['bright-spot', '1.0.0']);
     // No patient data in the log.

@@ -14,6 +14,7 @@ import { buildTestApp, type TestApp } from '../test-support/build-test-app.js';
 import { describeInstance, instanceUrl, stow } from '../test-support/shared-instance.js';
 import { requireSharedData } from '../test-support/shared-data.js';
 import { readDetectionReport } from '../inference/detection-report.js';
+import { dciodvfyErrors } from '../test-support/dciodvfy.js';
 
 const MODEL = 'polyp-detector';
 let t: TestApp;
@@ -57,7 +58,7 @@ describe('the polyp detector on real colonoscopy images', () => {
     expect(Math.abs(evaluation.ap50 - manifestAp50)).toBeLessThanOrEqual(0.005);
   }, 300_000);
 
-  it('writes an SR for each stored VL Endoscopic still whose boxes reference the image and overlap the polyps', async () => {
+  it('writes an SR for each stored VL Endoscopic still whose boxes reference the image and overlap the polyps, and dciodvfy finds no error in it', async () => {
     const dir = path.join(requireSharedData(), 'endoscopy-dicom-kvasir');
     const truth = JSON.parse(await readFile(path.join(dir, 'ground-truth.json'), 'utf8'));
     const stills = truth.images.filter((i: any) => i.file.endsWith('jpeg-baseline.dcm'));
@@ -85,6 +86,8 @@ describe('the polyp detector on real colonoscopy images', () => {
       expect(report.frames[0]!.frame).toBe(1);
       expect(report.frames[0]!.detections).toEqual(body.detections);
       expect(report.model).toEqual({ id: MODEL, version: manifestVersion });
+      // Debian's dicom3tools validator: no error in the Comprehensive 3D SR (PS3.3 A.35.13, PS3.16 TID 1500).
+      expect(await dciodvfyErrors(part.subarray(0, part.lastIndexOf(Buffer.from('\r\n--'))), 'polyp-sr.dcm')).toEqual([]);
     }
     // The model card's recall at the operating threshold is 0.74: most stills have their polyp found.
     expect(found).toBeGreaterThanOrEqual(5);

@@ -59,6 +59,9 @@ const CODES = {
   milliseconds: code('ms', 'UCUM', 'millisecond'),
 } as const;
 
+/** Video Endoscopic / Microscopic / Photographic Image Storage (PS3.4 B.5): the multi-frame sources a report may reference whole. */
+const VIDEO_SOP_CLASSES = new Set(['1.2.840.10008.5.1.4.1.1.77.1.1.1', '1.2.840.10008.5.1.4.1.1.77.1.2.1', '1.2.840.10008.5.1.4.1.1.77.1.4.1']);
+
 /** Findings per model label; labels without a standard code get a local one. */
 const FINDING_BY_LABEL: Record<string, Code> = {
   polyp: code('68496003', 'SCT', 'Polyp of colon'),
@@ -105,12 +108,18 @@ const container = (rel: string, concept: Code, children: Item[], template?: stri
   ConceptNameCodeSequence: [concept],
   ContinuityOfContent: 'SEPARATE',
   ...(template === undefined ? {} : { ContentTemplateSequence: [{ MappingResource: 'DCMR', TemplateIdentifier: template }] }),
-  ContentSequence: children,
+  // Content Sequence is Type 1C (PS3.3 C.17.3, Document Relationship Macro): absent, never empty, when a
+  // container has no children (e.g. Imaging Measurements of a frame without findings).
+  ...(children.length === 0 ? {} : { ContentSequence: children }),
 });
-const imageRef = (source: SourceImage, frame: number | undefined): Item => ({
-  ReferencedSOPClassUID: source.sopClassUid,
-  ReferencedSOPInstanceUID: source.sopInstanceUid,
-  ...(frame === undefined ? {} : { ReferencedFrameNumber: String(frame) }),
+/**
+ * A reference to the source image. Referenced Frame Number is Type 1C (PS3.3 Table 10-3, Image SOP
+ * Instance Reference Macro): present only for a multi-frame image, where it says which frame.
+ */
+const imageRef = (input: Pick<ReportInput, 'source' | 'multiFrame'>, frame: number | undefined): Item => ({
+  ReferencedSOPClassUID: input.source.sopClassUid,
+  ReferencedSOPInstanceUID: input.source.sopInstanceUid,
+  ...(frame === undefined || !input.multiFrame ? {} : { ReferencedFrameNumber: String(frame) }),
 });
 
 /** The image the report is about (a single-frame image, or a multi-frame / video instance). */
@@ -138,6 +147,8 @@ export interface ReportTrack {
 export interface ReportInput {
   model: Pick<ModelSpec, 'id' | 'version' | 'sha256'>;
   source: SourceImage;
+  /** The source has several frames (a multi-frame image, a video): references name the frame. */
+  multiFrame: boolean;
   /** The frames analysed, each with its detections. */
   frames: ReportFrame[];
   /** Tracked findings (a recorded live session): one measurement group each, after those of `frames`. */
@@ -170,7 +181,7 @@ function measurementGroup(detection: Detection, index: number, frame: ReportFram
         ConceptNameCodeSequence: [CODES.imageRegion],
         GraphicType: 'POLYLINE',
         GraphicData: polygon,
-        ContentSequence: [{ RelationshipType: 'SELECTED FROM', ValueType: 'IMAGE', ReferencedSOPSequence: [imageRef(input.source, frame.frame)] }],
+        ContentSequence: [{ RelationshipType: 'SELECTED FROM', ValueType: 'IMAGE', ReferencedSOPSequence: [imageRef(input, frame.frame)] }],
       },
       {
         RelationshipType: 'CONTAINS',
@@ -212,7 +223,7 @@ function trackGroup(track: ReportTrack, input: ReportInput, uids: ReportUids): I
         ConceptNameCodeSequence: [CODES.imageRegion],
         GraphicType: 'POLYLINE',
         GraphicData: polygonOf(box),
-        ContentSequence: [{ RelationshipType: 'SELECTED FROM', ValueType: 'IMAGE', ReferencedSOPSequence: [imageRef(input.source, frame)] }],
+        ContentSequence: [{ RelationshipType: 'SELECTED FROM', ValueType: 'IMAGE', ReferencedSOPSequence: [imageRef(input, frame)] }],
       })),
       {
         RelationshipType: 'CONTAINS',
@@ -287,7 +298,7 @@ export function buildDetectionReport(input: ReportInput): { part10: Buffer; uids
       text('HAS OBS CONTEXT', CODES.deviceModel, `${input.model.id} ${input.model.version}`),
       codeItem('HAS CONCEPT MOD', CODES.procedureReported, CODES.colonoscopy),
       container('CONTAINS', CODES.imageLibrary, [
-        container('CONTAINS', CODES.imageLibraryGroup, [{ RelationshipType: 'CONTAINS', ValueType: 'IMAGE', ReferencedSOPSequence: [imageRef(input.source, single?.frame)] }]),
+        container('CONTAINS', CODES.imageLibraryGroup, [{ RelationshipType: 'CONTAINS', ValueType: 'IMAGE', ReferencedSOPSequence: [imageRef(input, single?.frame)] }]),
       ]),
       container(
         'CONTAINS',
@@ -338,6 +349,9 @@ export function readDetectionReport(part10: Buffer): StoredDetectionReport {
   const frames = new Map<number, ReportFrame>();
   const libraryFrame = ref['ReferencedFrameNumber'];
   if (libraryFrame !== undefined) frames.set(Number(libraryFrame), { frame: Number(libraryFrame), detections: [] });
+  // A single-frame image is referenced without a frame number (the writer's imageRef): its one frame is 1.
+  // A video (a recorded session's report of tracks) is referenced whole, without frames of its own.
+  else if (!VIDEO_SOP_CLASSES.has(String(ref['ReferencedSOPClassUID']))) frames.set(1, { frame: 1, detections: [] });
   let modelId = '';
   let modelVersion = '';
   const measurements = child(ds, CODES.imagingMeasurements);

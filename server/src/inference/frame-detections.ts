@@ -67,7 +67,7 @@ export class FrameDetections {
     const pixels = await this.archive.renderFramePixels(instance, ref.frame);
     const run = await this.engine.detect(modelId, { pixels: pixels.pixels, width: pixels.width, height: pixels.height, channels: 4 });
     const { frame, ...image } = source;
-    const { part10 } = buildDetectionReport({ model: spec, source: image, frames: [{ frame, detections: run.detections }], patientStudy: patientStudyAttributes(attributes), minScore: spec.operatingThreshold });
+    const { part10 } = buildDetectionReport({ model: spec, source: image, multiFrame: instance.numberOfFrames > 1, frames: [{ frame, detections: run.detections }], patientStudy: patientStudyAttributes(attributes), minScore: spec.operatingThreshold });
     const scanned = await this.archive.scanAndStore(oneChunk(part10));
     const stored = await scanned.completion;
     if (!stored.ok) throw new AppError('CONFLICT', `The detection report could not be stored: ${stored.failure.message}`);

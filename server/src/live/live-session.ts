@@ -537,6 +537,7 @@ export class LiveSession {
     const { part10, uids } = buildDetectionReport({
       model: active.model,
       source: { studyInstanceUid: identity.studyInstanceUid, seriesInstanceUid: identity.seriesInstanceUid, sopInstanceUid: identity.sopInstanceUid, sopClassUid: VIDEO_ENDOSCOPIC },
+      multiFrame: true,
       frames: [],
       tracks: active.trackRecords.filter((t) => t.regions.length > 0).map((t) => ({ ...t, firstTimeOffsetMs: recording.timeOffsetMs(t.regions[0]!.frame) })),
       patientStudy: active.reportAttributes,

@@ -77,6 +77,7 @@ export async function storeEndoscopyStudy(archive: Archive, options: EndoscopySt
     const { part10 } = buildDetectionReport({
       model,
       source: { studyInstanceUid, seriesInstanceUid: identity.seriesInstanceUid, sopInstanceUid: identity.sopInstanceUid, sopClassUid: VIDEO_ENDOSCOPIC },
+      multiFrame: true,
       frames: perFrame.map((f) => ({ frame: f.frame, timeOffsetMs: recording.timeOffsetMs(f.frame), detections: f.detections })),
       patientStudy: { ...attributes, StudyInstanceUID: studyInstanceUid },
       minScore: 0.5,
