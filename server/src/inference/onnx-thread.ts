@@ -7,7 +7,10 @@
  * batch). In a thread of its own the model runs while the main thread reads the next frames, decodes
  * them (sharp, in the libuv pool) and answers other requests: with four live rooms the two cores were
  * otherwise a third idle while frames were dropped (docs/benchmarks.md, "Live endoscopy stream").
- * Written by hand: onnxruntime-node has no off-thread mode, and the protocol is four messages.
+ * Written by hand: onnxruntime-node has no off-thread mode, and the protocol is four messages. A worker
+ * pool library (piscina) was not used: each thread must hold one loaded session for its whole life, and
+ * pools end idle or failing threads with worker.terminate(), which aborts the process when it lands
+ * while onnxruntime runs (see release()).
  *
  * Inputs are copied to the thread (structured clone, ~0.2 MB per 256² image: tens of µs); outputs come
  * back transferred. One run at a time per session is the caller's rule (ModelQueue runs one batch per
