@@ -30,6 +30,8 @@ describe('SR detections', () => {
     const { part10, uids } = buildDetectionReport({
       model: { id: 'polyp-detector', version: '2.0.0', sha256: 'ab'.repeat(32) },
       source,
+      // Frames 3 and 7 of a multi-frame image: references name the frame.
+      multiFrame: true,
       patientStudy: { PatientName: 'DOE^JANE', StudyInstanceUID: '1.2.3' },
       frames: [
         {
