@@ -353,7 +353,8 @@ describe('rejected instances are removed for good after the delay', () => {
       let purged: Array<{ sopInstanceUid: string; purgedAt: string | null; stored: boolean }> = [];
       while (Date.now() < deadline) {
         purged = ((await app.inject(`/curation/rejected?study=${t.study}&state=purged`)).json() as { rejected: typeof purged }).rejected;
-        if (purged.length === 2) break;
+        // Row first, blob after (crash-safe order): the sweep is done when both are gone.
+        if (purged.length === 2 && rejectedBlobs.every((key) => !existsSync(path.join(root, key)))) break;
         await new Promise((resolve) => setTimeout(resolve, 250));
       }
       expect(purged.map((e) => e.sopInstanceUid).sort()).toEqual([t.a1, t.b1].sort());
