@@ -367,9 +367,12 @@ export class Archive {
     }
   }
 
-  /** Bytes of the given 1-based frames in request order, by ranged reads (retrieve.ts). */
-  readFrames(instance: StoredInstance, frameNumbers: readonly number[]): Promise<Buffer[]> {
-    return readFrames(this.blobs, instance, frameNumbers);
+  /**
+   * Bytes of the given 1-based frames in request order, by ranged reads (retrieve.ts); with `take`, each
+   * frame in a buffer from it (an answer's reused memory, answer-buffers.ts).
+   */
+  readFrames(instance: StoredInstance, frameNumbers: readonly number[], take?: (size: number) => Buffer): Promise<Buffer[]> {
+    return readFrames(this.blobs, instance, frameNumbers, take);
   }
 
   /**

@@ -88,9 +88,34 @@ export function frameSpans(instance: StoredInstance, frameNumbers: readonly numb
 /**
  * The bytes of the requested frames, in request order (duplicates read again). Every fragment of
  * every frame is one ranged read, all issued at once; a frame's fragments are concatenated in order.
+ * With `take` (and a store that reads into place), each frame is read into a buffer from `take` of
+ * exactly its size, its fragments in place one after another (answer-buffers.ts: frame answers reuse
+ * memory instead of allocating it anew).
  */
-export async function readFrames(blobs: BlobStore, instance: StoredInstance, frameNumbers: readonly number[]): Promise<Buffer[]> {
+export async function readFrames(
+  blobs: BlobStore,
+  instance: StoredInstance,
+  frameNumbers: readonly number[],
+  take?: (size: number) => Buffer,
+): Promise<Buffer[]> {
   const spans = frameSpans(instance, frameNumbers);
+  const readInto = blobs.readInto?.bind(blobs);
+  if (take !== undefined && readInto !== undefined) {
+    return Promise.all(
+      spans.map(async (frame) => {
+        const out = take(frame.reduce((sum, [, length]) => sum + length, 0));
+        // Every byte of `out` is written below, fragment after fragment, or a read throws and `out` is dropped.
+        let at = 0;
+        const reads: Promise<void>[] = [];
+        for (const [offset, length] of frame) {
+          if (length > 0) reads.push(readInto(instance.blobKey, { start: offset, end: offset + length - 1 }, out, at));
+          at += length;
+        }
+        await Promise.all(reads);
+        return out;
+      }),
+    );
+  }
   return Promise.all(
     spans.map(async (frame) => {
       const fragments = await Promise.all(

@@ -10,6 +10,7 @@
  */
 import { Readable } from 'node:stream';
 import { PartBuffers } from '../archive/part-buffers.js';
+import { AnswerBuffers } from '../archive/answer-buffers.js';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Archive } from '../archive/archive.js';
 import { frameSpans, parseFrameList } from '../archive/retrieve.js';
@@ -35,6 +36,8 @@ export interface WadoRoutesOptions {
   dicomwebPath: string;
   /** Most frame numbers in one frame list (PACS_WADO_MAX_FRAMES; default MAX_FRAMES_PER_REQUEST). */
   maxFrames?: number | undefined;
+  /** Buffers frame answers as stored are read into, reused once written out (default: a pool of these routes). */
+  frameBuffers?: AnswerBuffers;
 }
 
 interface RetrieveParams {
@@ -45,6 +48,8 @@ interface RetrieveParams {
 
 export async function wadoRoutes(app: FastifyInstance, options: WadoRoutesOptions): Promise<void> {
   const { archive } = options;
+  // Frame answers as stored reuse their buffers once written out (answer-buffers.ts).
+  const frameBuffers = options.frameBuffers ?? new AnswerBuffers();
 
   const scopeOf = (params: RetrieveParams): InstanceScope => {
     checkUidParam(params.study, 'StudyInstanceUID');
@@ -137,7 +142,9 @@ export async function wadoRoutes(app: FastifyInstance, options: WadoRoutesOption
         const [withAttributes] = await archive.findInstancesWithAttributes(scope);
         frames = await archive.readDecodedFrames(instance!, pixelAttributesFromJson(withAttributes!.attributes), frameNumbers);
       } else {
-        frames = await archive.readFrames(instance!, frameNumbers);
+        const take = (size: number) => frameBuffers.take(size);
+        frames = await archive.readFrames(instance!, frameNumbers, take);
+        frameBuffers.giveBackWhenSent(reply.raw, frames);
       }
       const boundary = boundaryOf(policy);
       const chunks: Buffer[] = [];
