@@ -28,6 +28,11 @@ describe('bench:pair options', () => {
     expect(() => parsePairOptions(['--base', 'x', '--mode', 'cstore', '--per-round', '120'])).toThrow(/multiple of 50/);
   });
 
+  it('times series retrieves after frame lists in mixed mode (3 per round unless told), 8-frame lists in frames mode (40)', () => {
+    expect(parsePairOptions(['--base', 'x', '--mode', 'mixed'])).toMatchObject({ mode: 'mixed', clients: 1, perRound: 3 });
+    expect(parsePairOptions(['--base', 'x', '--mode', 'frames'])).toMatchObject({ mode: 'frames', clients: 1, perRound: 40 });
+  });
+
   it('refuses an unknown mode, a bad client count and a setting without a value', () => {
     expect(() => parsePairOptions(['--base', 'x', '--mode', 'fast'])).toThrow(/--mode/);
     expect(() => parsePairOptions(['--base', 'x', '--clients', '0'])).toThrow(/--clients/);

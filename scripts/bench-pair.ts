@@ -4,8 +4,8 @@ Paired before/after benchmark: two of our servers side by side, the same work se
   npm run bench:pair -- --base HEAD~1                      # the working tree (B) against a commit (A)
   npm run bench:pair -- --base main --mode stow1 --clients 4
   npm run bench:pair -- --env-a PACS_X=1 --env-b PACS_X=2   # one checkout, two settings
-  options: --mode stow50|stow1|series|cstore (default stow50)  --clients N (default 1)  --rounds N (default 8)
-           --per-round N (requests per round and server; default 4 for stow50, 150 for stow1, 3 for series;
+  options: --mode stow50|stow1|series|mixed|frames|cstore (default stow50)  --clients N (default 1)  --rounds N (default 8)
+           --per-round N (requests per round and server; default 4 for stow50, 150 for stow1, 3 for series and mixed, 40 for frames;
            for cstore instances per round and server, a multiple of 50, default 300)
            --keep (keep temp storage)
 
@@ -15,7 +15,10 @@ both versions run in the same minutes. So A and B run at the same time, one proc
 (PACS_WORKERS=1), and every round sends the same kind of work to each in alternating order.
 Modes: stow50 = one 50-instance study per STOW-RS request (the archive corpus of bench:archive);
 stow1 = one 256×256×16 bit CT instance per request, fresh UIDs; series = WADO-RS retrieve of one
-500-instance series (66 MB), counted as it streams; cstore = DIMSE C-STORE of bench:dimse's instances
+500-instance series (66 MB), counted as it streams; mixed = the same series retrieves, each round's after 20
+WADO-RS 8-frame lists of a 26 MB native multi-frame instance (bench:retrieve's (2); 80 MB of frame answers: what
+other answers leave the heap in, docs/benchmarks.md "Frame answers reuse their buffers"), only the series timed
+and its server CPU counted; frames = those 8-frame lists alone, timed; cstore = DIMSE C-STORE of bench:dimse's instances
 (its corpus, fresh studies every round) by dcmtk storescu, one association per client (no request
 latency: storescu reports none; TCP_NODELAY=1 as in bench:dimse). A round's work is made before its clock
 starts (until 2026-12-07 generating stow1's instances was inside it, so stow1 rates of earlier docs read
@@ -30,17 +33,17 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startOurServer } from './bench/our-server.js';
-import { ensureSmallCorpus, INSTANCES_PER_SERIES, SERIES_PER_STUDY } from './bench/generate.js';
+import { ensureSmallCorpus, INSTANCES_PER_SERIES, largeMultiframeInstance, SERIES_PER_STUDY } from './bench/generate.js';
 import { filesOf, storeRun, waitForPort, type DimseTarget } from './bench/storescu.js';
 import { seriesCorpus, timedGet } from './bench/retrieve.js';
 import { BenchRun, ordered, parseCommonOptions } from './bench/run.js';
-import { buildMultipart, freshSingleInstances, stowBuffer, studyBody, type MultipartBody } from './bench/stow.js';
+import { buildMultipart, freshSingleInstances, stowBuffer, stowStreamed, studyBody, type MultipartBody } from './bench/stow.js';
 import type { TargetServer } from './bench/target.js';
 import { cpuSeconds, freePort, log, median, percentile } from './bench/util.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const benchDir = path.join(repoRoot, '.bench');
-type Mode = 'stow50' | 'stow1' | 'series' | 'cstore';
+type Mode = 'stow50' | 'stow1' | 'series' | 'mixed' | 'frames' | 'cstore';
 const INSTANCES_PER_STUDY = SERIES_PER_STUDY * INSTANCES_PER_SERIES;
 
 export interface PairOptions {
@@ -67,10 +70,10 @@ function envPairs(values: string[]): Record<string, string> {
 export function parsePairOptions(argv: string[]): PairOptions {
   const common = parseCommonOptions(argv, import.meta.url, () => 8);
   const mode = (common.value('mode') ?? 'stow50') as Mode;
-  if (!['stow50', 'stow1', 'series', 'cstore'].includes(mode)) throw new Error('--mode must be stow50, stow1, series or cstore');
+  if (!['stow50', 'stow1', 'series', 'mixed', 'frames', 'cstore'].includes(mode)) throw new Error('--mode must be stow50, stow1, series, mixed, frames or cstore');
   const clients = Number(common.value('clients') ?? 1);
   if (!Number.isInteger(clients) || clients < 1 || clients > 64) throw new Error('--clients must be 1..64');
-  const perRound = Number(common.value('per-round') ?? { stow50: 4, stow1: 150, series: 3, cstore: 300 }[mode]);
+  const perRound = Number(common.value('per-round') ?? { stow50: 4, stow1: 150, series: 3, mixed: 3, frames: 40, cstore: 300 }[mode]);
   if (!Number.isInteger(perRound) || perRound < 1) throw new Error('--per-round must be a positive integer');
   if (mode === 'cstore' && perRound % INSTANCES_PER_STUDY !== 0) throw new Error(`--per-round must be a multiple of ${INSTANCES_PER_STUDY} for cstore (whole studies)`);
   const all = (name: string) => argv.flatMap((a, i) => (a === `--${name}` ? [argv[i + 1] ?? ''] : a.startsWith(`--${name}=`) ? [a.slice(name.length + 3)] : []));
@@ -142,9 +145,13 @@ interface RoundWork {
   stow(count: number): MultipartBody[];
   cstore(count: number): string[];
   seriesPath: string;
+  /** mixed: the path of a new 8-frame list of the multi-frame instance. */
+  framePath(): string;
 }
 
 const SERIES_SIZE = 500;
+/** mixed: 8-frame lists before each round's series retrieves. */
+const FRAME_LISTS_PER_ROUND = 20;
 
 /** One round of `mode` against `server`: `work` is the same kind of work for both servers, never the same UIDs. */
 async function runRound(server: PairServer, options: PairOptions, work: RoundWork): Promise<RoundResult> {
@@ -161,15 +168,32 @@ async function runRound(server: PairServer, options: PairOptions, work: RoundWor
     return { rate, cpu: ((cpuSeconds(server.pid) - cpu0) / files.length) * 1000, p50: Number.NaN, p95: Number.NaN };
   }
   const seriesPath = work.seriesPath;
-  if (options.mode === 'series') {
+  if (options.mode === 'frames') {
+    for (let i = 0; i < options.perRound; i++) {
+      const sample = await timedGet(server, work.framePath(), 'multipart/related; type="application/octet-stream"; transfer-syntax=*');
+      if (!sample.ok || sample.parts !== 8) throw new Error(`${server.name}: frame list failed: ${sample.error ?? `${sample.parts} parts`}`);
+      latencies.push(sample.elapsedMs);
+      units += sample.payloadBytes;
+    }
+    const seconds = (performance.now() - started) / 1000;
+    return { rate: units / 1e6 / seconds, cpu: ((cpuSeconds(server.pid) - cpu0) * 1000) / options.perRound, p50: percentile(latencies, 50), p95: percentile(latencies, 95) };
+  }
+  if (options.mode === 'series' || options.mode === 'mixed') {
+    const framesBefore = options.mode === 'mixed' ? FRAME_LISTS_PER_ROUND : 0;
+    for (let i = 0; i < framesBefore; i++) {
+      const sample = await timedGet(server, work.framePath(), 'multipart/related; type="application/octet-stream"; transfer-syntax=*');
+      if (!sample.ok || sample.parts !== 8) throw new Error(`${server.name}: frame list failed: ${sample.error ?? `${sample.parts} parts`}`);
+    }
+    const cpuSeries = cpuSeconds(server.pid);
+    const seriesStarted = performance.now();
     for (let i = 0; i < options.perRound; i++) {
       const sample = await timedGet(server, seriesPath, 'multipart/related; type="application/dicom"; transfer-syntax=*');
       if (!sample.ok || sample.parts !== SERIES_SIZE) throw new Error(`${server.name}: series retrieve failed: ${sample.error ?? `${sample.parts} parts`}`);
       latencies.push(sample.elapsedMs);
       units += sample.payloadBytes;
     }
-    const seconds = (performance.now() - started) / 1000;
-    return { rate: units / 1e6 / seconds, cpu: ((cpuSeconds(server.pid) - cpu0) * 1000) / options.perRound, p50: percentile(latencies, 50), p95: percentile(latencies, 95) };
+    const seconds = (performance.now() - seriesStarted) / 1000;
+    return { rate: units / 1e6 / seconds, cpu: ((cpuSeconds(server.pid) - cpuSeries) * 1000) / options.perRound, p50: percentile(latencies, 50), p95: percentile(latencies, 95) };
   }
   let next = 0;
   await Promise.all(
@@ -186,6 +210,19 @@ async function runRound(server: PairServer, options: PairOptions, work: RoundWor
   return { rate: units / seconds, cpu: ((cpuSeconds(server.pid) - cpu0) / units) * 1000, p50: percentile(latencies, 50), p95: percentile(latencies, 95) };
 }
 
+/** mixed: bench:retrieve's 26 MB native multi-frame instance stored in each server; its frames' path. */
+async function storeMultiframe(servers: TargetServer[]): Promise<{ path: string; frames: number }> {
+  const instance = largeMultiframeInstance(26 * 1024 * 1024, 'pair');
+  for (const server of servers) {
+    const outcome = await stowStreamed(server, [instance]);
+    if (outcome.error) throw new Error(`${server.name}: storing the multi-frame instance: ${outcome.error}`);
+  }
+  const found = await timedGet(servers[0]!, `/studies/${instance.studyInstanceUid}/series`, 'application/dicom+json', true);
+  const seriesUid = (JSON.parse(found.body?.toString('utf8') ?? '[]') as Array<Record<string, { Value?: string[] }>>)[0]?.['0020000E']?.Value?.[0];
+  if (seriesUid === undefined) throw new Error(`could not find the multi-frame instance's series: ${found.error ?? 'no series'}`);
+  return { path: `/studies/${instance.studyInstanceUid}/series/${seriesUid}/instances/${instance.sopInstanceUid}`, frames: instance.frames };
+}
+
 /** The series of bench:retrieve (500 CT instances, 66 MB, the same bytes for both servers), 50 per request. */
 async function storeSeries(server: TargetServer, files: Buffer[]): Promise<void> {
   for (let at = 0; at < files.length; at += 50) {
@@ -195,8 +232,8 @@ async function storeSeries(server: TargetServer, files: Buffer[]): Promise<void>
 }
 
 function table(options: PairOptions, results: Record<'A' | 'B', RoundResult[]>): string {
-  const unit = options.mode === 'series' ? 'MB/s' : 'instances/s';
-  const cpuUnit = options.mode === 'series' ? 'server CPU per request [ms]' : 'server CPU per 1,000 instances [s]';
+  const unit = ['series', 'mixed', 'frames'].includes(options.mode) ? 'MB/s' : 'instances/s';
+  const cpuUnit = ['series', 'mixed', 'frames'].includes(options.mode) ? 'server CPU per request [ms]' : 'server CPU per 1,000 instances [s]';
   const cell = (values: number[], digits: number) => `${median(values).toFixed(digits)} (${Math.min(...values).toFixed(digits)}–${Math.max(...values).toFixed(digits)})`;
   const row = (label: string, pick: (r: RoundResult) => number, digits: number) => {
     const [a, b] = [median(results.A.map(pick)), median(results.B.map(pick))];
@@ -251,18 +288,27 @@ export async function runPair(options: PairOptions): Promise<string> {
       corpusAt += count;
       return studies;
     };
-    const series = options.mode === 'series' ? seriesCorpus(SERIES_SIZE, 256) : undefined;
+    const series = options.mode === 'series' || options.mode === 'mixed' ? seriesCorpus(SERIES_SIZE, 256) : undefined;
     if (series !== undefined) {
       for (const s of [servers.A, servers.B]) await storeSeries(s, series.files);
     }
     const seriesPath = series === undefined ? '' : `/studies/${series.studyInstanceUid}/series/${series.seriesInstanceUid}`;
+    const frameBase = options.mode === 'mixed' || options.mode === 'frames' ? await storeMultiframe([servers.A, servers.B]) : undefined;
+    let frameSeed = 1;
+    const framePath = () => {
+      const picked = new Set<number>();
+      // A small LCG: the same frame lists for both servers' rounds in turn is not needed, only the same kind.
+      while (picked.size < 8) picked.add(1 + ((frameSeed = (frameSeed * 1103515245 + 12345) % 2147483648) % frameBase!.frames));
+      return `${frameBase!.path}/frames/${[...picked].join(',')}`;
+    };
     const work: RoundWork = {
       stow: (count) => (options.mode === 'stow50' ? nextStudies(count).map((plan) => studyBody(benchDir, plan)) : freshSingleInstances(count)),
       cstore: (count) => filesOf(benchDir, nextStudies(count / INSTANCES_PER_STUDY)),
       seriesPath,
+      framePath,
     };
     // One warm-up round each, not counted.
-    const warmUp = Math.min(options.perRound, { stow1: 20, cstore: INSTANCES_PER_STUDY, stow50: 1, series: 1 }[options.mode]);
+    const warmUp = Math.min(options.perRound, { stow1: 20, cstore: INSTANCES_PER_STUDY, stow50: 1, series: 1, mixed: 1, frames: 10 }[options.mode]);
     for (const s of [servers.A, servers.B]) await runRound(s, { ...options, perRound: warmUp }, work);
     const results: Record<'A' | 'B', RoundResult[]> = { A: [], B: [] };
     for (let round = 0; round < options.rounds; round++) {
