@@ -55,9 +55,10 @@ export interface BlobStore {
   getRange(key: string, range: ByteRange): Promise<Buffer>;
   /**
    * Optional: bytes `start..end` inclusive written into `target` from `targetOffset` (nothing else of
-   * `target` is touched), for a read that is not expected to repeat soon (a whole instance of a study or
-   * series retrieve): the folder store keeps nothing open for it and makes no buffer of its own. The same
-   * errors as getRange; a `target` too small is a RangeError. Without it, callers use getRange and copy.
+   * `target` is touched), for a caller that brings its own memory (a whole instance of a study or series
+   * retrieve, frames as stored: reused buffers, archive/part-buffers.ts and answer-buffers.ts): the folder
+   * store keeps nothing open for it and makes no buffer of its own. The same errors as getRange; a
+   * `target` too small is a RangeError. Without it, callers use getRange and copy.
    */
   readInto?(key: string, range: ByteRange, target: Buffer, targetOffset: number): Promise<void>;
   /** Size of the blob, or undefined if it does not exist. */
