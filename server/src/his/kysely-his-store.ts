@@ -26,6 +26,7 @@ import { randomUUID } from 'node:crypto';
 import { sql, type Kysely, type SqlBool, type Expression, type ExpressionBuilder } from 'kysely';
 import { createSideTables, opened, openSideDatabase, type SideDatabase } from '../catalog/open-side-database.js';
 import { likePattern } from '../catalog/match-sql.js';
+import { StatementTemplates } from '../catalog/statement-templates.js';
 import type { IndexConfig } from '../config.js';
 import type { OtherPatientId, PatientIdentity, PatientKey } from '../dicom/patient-identity.js';
 import { AppError } from '../errors.js';
@@ -464,6 +465,7 @@ const DEFAULT_STATUSES: readonly StepStatus[] = ['SCHEDULED', 'IN PROGRESS'];
 export class KyselyHisStore implements HisStore {
   private readonly db: Db;
   private readonly dialect: 'sqlite' | 'postgres';
+  private readonly templates = new StatementTemplates();
 
   private constructor(
     private readonly side: SideDatabase<HisDatabase>,
@@ -511,9 +513,18 @@ export class KyselyHisStore implements HisStore {
     return readOrder(this.db, 'id', id);
   }
 
+  /**
+   * Runs for every stored instance with an accession number (ingest's coercion, his-service.ts), mostly
+   * finding nothing: the lookup is compiled once (catalog/statement-templates.ts; Kysely's building was
+   * ~4 % of ingest's CPU in a profile of 50-instance STOW-RS requests, docs/benchmarks.md).
+   */
   async findOrderByAccession(accessionNumber: string): Promise<WorklistItem | undefined> {
     if (accessionNumber === '') return undefined;
-    const order = await readOrder(this.db, 'accession_number', accessionNumber);
+    const { rows } = await this.templates.execute(this.db, 'order by accession', [accessionNumber], (slot) =>
+      this.db.selectFrom('his_order').selectAll().where('accession_number', '=', slot(0)),
+    );
+    const row = rows[0];
+    const order = row === undefined ? undefined : (await ordersOfRows(this.db, [row]))[0];
     if (order === undefined) return undefined;
     const patient = await readPatient(this.db, order.patient);
     return patient === undefined ? undefined : { order, patient };
