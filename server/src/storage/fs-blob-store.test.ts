@@ -142,6 +142,27 @@ describe('FsBlobStore', () => {
     expect(await tempFiles()).toEqual([]);
   });
 
+  it('writes a small fresh blob the same on the event loop or through the thread pool (writes governed as slow): in place, an existing key refused, a failure leaving nothing', async () => {
+    for (const via of ['event loop', 'thread pool'] as const) {
+      if (via === 'thread pool') {
+        // Several slow writes in a row pause the synchronous path (as a slow disk would).
+        const governor = (store as unknown as { syncWrites: SyncReadGovernor }).syncWrites;
+        for (let i = 0; i < 8; i++) governor.took(50);
+        expect(governor.allowed()).toBe(false);
+      }
+      for (const size of [0, 1, 130_000]) {
+        const key = `${via === 'thread pool' ? 'pool' : 'loop'}/${size}/new.dcm`;
+        const data = randomBytes(size);
+        expect(await store.put(key, streamOf(data), { fresh: true }), via).toEqual({ key, size });
+        expect((await readFile(path.join(root, key))).equals(data), via).toBe(true);
+        await expectAppError(store.put(key, streamOf(randomBytes(10)), { fresh: true }), 'STORAGE_FAILURE');
+        expect((await readFile(path.join(root, key))).equals(data), via).toBe(true);
+      }
+      await expectAppError(store.put(`${via === 'thread pool' ? 'pool' : 'loop'}/0/new.dcm/child.dcm`, streamOf(randomBytes(10)), { fresh: true }), 'STORAGE_FAILURE');
+      expect(await tempFiles()).toEqual([]);
+    }
+  });
+
   it('keeps streaming the content it opened when the blob is replaced meanwhile', async () => {
     const first = randomBytes(300_000);
     await store.put('k', streamOf(first));

@@ -67,6 +67,8 @@ export class FsBlobStore implements BlobStore {
   private readonly readHandles = new ReadHandleCache((key) => this.openForRanges(key), { maxHandles: 256, idleMs: 30_000 });
   /** Whether readInto may read on the event loop just now. */
   private readonly syncReads = new SyncReadGovernor();
+  /** Whether a small fresh put may make its metadata calls and its write on the event loop just now (putInPlaceNow). */
+  private readonly syncWrites = new SyncReadGovernor();
 
   private constructor(root: string) {
     this.root = path.resolve(root);
@@ -153,6 +155,7 @@ export class FsBlobStore implements BlobStore {
    * file this put created, never one it did not.
    */
   private async putInPlace(key: string, target: string, chunks: Buffer[]): Promise<BlobInfo> {
+    if (this.syncWrites.allowed()) return this.putInPlaceNow(key, target, chunks);
     const folder = path.dirname(target);
     let fd: number | undefined;
     try {
@@ -173,6 +176,81 @@ export class FsBlobStore implements BlobStore {
     }
   }
 
+  /**
+   * putInPlace with the calls that only touch the page cache and the folder's metadata (mkdir, open with
+   * create, write of at most one batch, close) made synchronously on the event loop, timed for the governor,
+   * and only the fsyncs (the real wait for the disk) through the thread pool. Why: each thread-pool round
+   * trip cost ~30–80 µs of main-thread time on 2 cores shared with the pool threads it wakes (the CPU
+   * profile of 50-instance STOW-RS requests charged mkdir alone ~90 µs per instance), and a small put made
+   * eight to eleven of them; here it makes two or three (the file's fsync, then its folder's and a new
+   * folder's parent's, in parallel). The same order of durability as putInPlace: file fsynced, then the
+   * folder entries, before the promise resolves.
+   */
+  private async putInPlaceNow(key: string, target: string, chunks: Buffer[]): Promise<BlobInfo> {
+    const folder = path.dirname(target);
+    const started = process.hrtime.bigint();
+    let fd: number | undefined;
+    let parents: string[];
+    let size = 0;
+    try {
+      parents = this.ensureFolderNow(folder);
+      fd = fs.openSync(target, 'wx');
+      for (const chunk of chunks) size += chunk.length;
+      const written = size === 0 ? 0 : fs.writevSync(fd, chunks);
+      // Short write (rare: signals, quotas): the rest one piece at a time.
+      if (written < size) {
+        const rest = Buffer.concat(chunks, size).subarray(written);
+        for (let at = 0; at < rest.length; ) at += fs.writeSync(fd, rest, at);
+      }
+    } catch (err) {
+      this.abandonNow(fd, target);
+      throw storageFailure('write', err);
+    } finally {
+      this.syncWrites.took(Number(process.hrtime.bigint() - started) / 1e6);
+    }
+    try {
+      // Data on disk before the index row publishes the key (see fillDurably).
+      await fdSync(fd);
+    } catch (err) {
+      this.abandonNow(fd, target);
+      throw storageFailure('write', err);
+    }
+    try {
+      fs.closeSync(fd);
+    } catch {
+      // The data is durable already; a failing close of a descriptor loses nothing.
+    }
+    this.readHandles.invalidate(key);
+    try {
+      await Promise.all([this.syncFolderNow(folder), this.syncEntries(folder, parents)]);
+    } catch (err) {
+      await rm(target, { force: true }).catch(() => undefined);
+      throw storageFailure('write', err);
+    }
+    return { key, size };
+  }
+
+  /** A failed putInPlaceNow: closes and removes the file it created (only if it did create it). */
+  private abandonNow(fd: number | undefined, target: string): void {
+    if (fd === undefined) return;
+    try {
+      fs.closeSync(fd);
+    } catch {
+      // Nothing more to lose.
+    }
+    fs.rm(target, { force: true }, () => undefined);
+  }
+
+  /** syncFolder with the folder opened and closed synchronously (cheap metadata calls); the fsync through the pool. */
+  private async syncFolderNow(folder: string): Promise<void> {
+    const fd = fs.openSync(folder, 'r');
+    try {
+      await fdSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+
   /** Shard folders that exist with their entries durable in their parents: no mkdir or sync for them again. */
   private readonly knownFolders = new Set<string>();
 
@@ -187,6 +265,18 @@ export class FsBlobStore implements BlobStore {
   private async ensureFolder(folder: string): Promise<string[]> {
     if (this.knownFolders.has(folder)) return [];
     await mkdir(folder, { recursive: true });
+    return this.entriesToSync(folder);
+  }
+
+  /** ensureFolder with a synchronous mkdir (putInPlaceNow). */
+  private ensureFolderNow(folder: string): string[] {
+    if (this.knownFolders.has(folder)) return [];
+    fs.mkdirSync(folder, { recursive: true });
+    return this.entriesToSync(folder);
+  }
+
+  /** After the mkdir of `folder`: the folders to sync for its entry (see ensureFolder). */
+  private entriesToSync(folder: string): string[] {
     const parents: string[] = [];
     for (let at = folder; at.startsWith(this.root + path.sep) && !(at !== folder && this.knownFolders.has(at)); at = path.dirname(at)) parents.push(path.dirname(at));
     if (parents.length === 0) this.remember(folder);
