@@ -286,7 +286,7 @@ export class FsBlobStore implements BlobStore {
   /** Syncs what ensureFolder returned, then remembers `folder` and the new folders above it as durable. */
   private async syncEntries(folder: string, parents: string[]): Promise<void> {
     if (parents.length === 0) return;
-    await Promise.all(parents.map(syncFolder));
+    await Promise.all(parents.map((parent) => (this.syncWrites.allowed() ? this.syncFolderNow(parent) : syncFolder(parent))));
     this.remember(folder);
     // Each synced parent below the root holds an entry synced just now, and its own entry was synced too.
     for (const parent of parents.slice(0, -1)) this.remember(parent);
