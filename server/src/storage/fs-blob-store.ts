@@ -182,9 +182,9 @@ export class FsBlobStore implements BlobStore {
    * and only the fsyncs (the real wait for the disk) through the thread pool. Why: each thread-pool round
    * trip cost ~30–80 µs of main-thread time on 2 cores shared with the pool threads it wakes (the CPU
    * profile of 50-instance STOW-RS requests charged mkdir alone ~90 µs per instance), and a small put made
-   * eight to eleven of them; here it makes two or three (the file's fsync, then its folder's and a new
-   * folder's parent's, in parallel). The same order of durability as putInPlace: file fsynced, then the
-   * folder entries, before the promise resolves.
+   * eight to eleven of them; here it makes two or three (the file's fsync, its folder's and a new folder's
+   * parent's, side by side: see below). As with putInPlace, the promise resolves only once the file and
+   * its entries are durable.
    */
   private async putInPlaceNow(key: string, target: string, chunks: Buffer[]): Promise<BlobInfo> {
     const folder = path.dirname(target);
@@ -208,25 +208,23 @@ export class FsBlobStore implements BlobStore {
     } finally {
       this.syncWrites.took(Number(process.hrtime.bigint() - started) / 1e6);
     }
-    try {
-      // Data on disk before the index row publishes the key (see fillDurably).
-      await fdSync(fd);
-    } catch (err) {
-      this.abandonNow(fd, target);
-      throw storageFailure('write', err);
-    }
+    // The file's fsync (its data and inode) and its folder's (its entry, and a new folder's entry in its
+    // parent) run side by side: the put resolves, and the index row can publish the key, only once all
+    // are done. A crash before that may leave the entry durable before the data: a partial file under a
+    // key nothing references, an orphan like any interrupted put (docs/architecture.md, "Crash safety").
+    // On ext4 both wait for the same journal commit, so this costs one commit instead of two in a row.
+    const syncs = Promise.allSettled([fdSync(fd), this.syncFolderNow(folder), this.syncEntries(folder, parents)]);
+    const failed = (await syncs).find((outcome): outcome is PromiseRejectedResult => outcome.status === 'rejected');
     try {
       fs.closeSync(fd);
     } catch {
-      // The data is durable already; a failing close of a descriptor loses nothing.
+      // A failing close of a descriptor loses nothing (the data is durable, or the put fails below).
+    }
+    if (failed !== undefined) {
+      await rm(target, { force: true }).catch(() => undefined);
+      throw storageFailure('write', failed.reason);
     }
     this.readHandles.invalidate(key);
-    try {
-      await Promise.all([this.syncFolderNow(folder), this.syncEntries(folder, parents)]);
-    } catch (err) {
-      await rm(target, { force: true }).catch(() => undefined);
-      throw storageFailure('write', err);
-    }
     return { key, size };
   }
 
