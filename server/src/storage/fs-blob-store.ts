@@ -236,7 +236,11 @@ export class FsBlobStore implements BlobStore {
     } catch {
       // Nothing more to lose.
     }
-    fs.rm(target, { force: true }, () => undefined);
+    try {
+      fs.rmSync(target, { force: true });
+    } catch {
+      // Left behind: an unreferenced file, swept as an orphan (docs/architecture.md, "Crash safety").
+    }
   }
 
   /** syncFolder with the folder opened and closed synchronously (cheap metadata calls); the fsync through the pool. */
@@ -256,9 +260,10 @@ export class FsBlobStore implements BlobStore {
    * Makes `folder` exist and returns the folders whose fsync makes its entry durable: its parent, and
    * theirs up to the first folder known durable (a folder made here, or by a concurrent put, is an entry
    * in its parent); none once `folder` is known. The caller syncs them with `syncEntries` after the
-   * blob's own fsync: that fsync has then committed the filesystem journal holding the mkdir (ext4), so
-   * these are cheap; synced right after the mkdir they cost ~2.5 ms per new folder here (measured),
-   * which a new archive pays on most puts (65,536 shard folders).
+   * blob's own fsync, or beside it (putInPlaceNow): either way they share the journal commit that fsync
+   * makes (ext4) and are cheap; synced right after the mkdir, on their own, they cost ~2.5 ms per new
+   * folder here (measured). Ingest keeps a shard folder for 256 keys (archive.ts, BlobKeys), so a new
+   * archive pays this once per 256 puts.
    */
   private async ensureFolder(folder: string): Promise<string[]> {
     if (this.knownFolders.has(folder)) return [];
