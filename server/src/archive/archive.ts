@@ -137,8 +137,8 @@ export class Archive {
    * drops the entries concerned; while the feed's subscription is lost the cache is neither read nor
    * filled. The TTL is a last resort only (for a change nobody announced).
    */
-  /** Keys of new blobs (ingest). */
-  private readonly blobKeys = new BlobKeys();
+  /** Keys of new blobs (ingest): a shard run of 256 where prefixes are folders (BlobStore.prefixFolders), else 1. */
+  private readonly blobKeys: BlobKeys;
   private readonly instanceLookups = new LRUCache<string, StoredInstance>({ max: 4096, ttl: 60_000 });
   /** Bumped by every invalidation: a lookup that read the index before one is not kept (it may be stale). */
   private lookupEpoch = 0;
@@ -162,6 +162,7 @@ export class Archive {
     private readonly log: Logger,
     private readonly options: ArchiveOptions,
   ) {
+    this.blobKeys = new BlobKeys(blobs.prefixFolders === true ? 256 : 1);
     options.changes?.subscribe((change) => this.heard(change));
   }
 
@@ -706,11 +707,13 @@ const ACCESSION_NUMBER = '00080050';
 
 /**
  * Keys are random UUIDs in shard folders two levels deep (65,536), so no folder holds millions of files
- * (Orthanc's layout). The shard folder is kept for `run` consecutive keys, then drawn at random again: a
- * young archive creates one folder per 256 instances instead of one per instance (each new folder is a
- * mkdir, ~150 µs of the event loop in a profile of C-STORE, and an fsync of its parent before the
- * instance is acknowledged), while over time the folders still fill evenly. Instances stored together
- * (a study) mostly share a folder.
+ * (Orthanc's layout). Where prefixes are folders (the folder store), the shard folder is kept for `run`
+ * consecutive keys, then drawn at random again: a young archive creates one folder per 256 instances
+ * instead of one per instance (each new folder is a mkdir, ~150 µs of the event loop in a profile of
+ * C-STORE, and an fsync of its parent before the instance is acknowledged), while over time the folders
+ * still fill evenly. On S3 a prefix costs nothing, and a server that keeps objects as files may remove a
+ * folder emptied by a delete while another put is about to write into it (the tests' s3rver does; a put
+ * then fails): there every key draws its own shard (run 1).
  */
 export class BlobKeys {
   private shard = '';

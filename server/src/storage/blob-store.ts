@@ -44,6 +44,11 @@ export interface PutOptions {
 
 export interface BlobStore {
   /**
+   * Optional: key prefixes (`xx/yy/`) are folders whose creation costs a mkdir and an fsync of their
+   * parent (the folder store), so ingest keeps one prefix for a run of new keys (archive.ts, BlobKeys).
+   */
+  readonly prefixFolders?: boolean;
+  /**
    * Streams `body` into the blob `key`. Atomic: until the returned promise resolves no reader can see
    * the blob, and if it rejects (or `body` errors) nothing is left behind under `key`.
    * Overwrites an existing blob with the same key (atomically). `options.fresh`: see PutOptions.

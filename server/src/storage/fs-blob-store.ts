@@ -61,6 +61,8 @@ export class SyncReadGovernor {
 }
 
 export class FsBlobStore implements BlobStore {
+  /** Key prefixes are folders (BlobStore.prefixFolders). */
+  readonly prefixFolders = true;
   readonly root: string;
   private readonly tmpDir: string;
   /** Ranged reads (frames, tiles) reuse open handles: see read-handle-cache.ts. */
