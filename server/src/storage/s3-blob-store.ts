@@ -110,14 +110,32 @@ export class S3BlobStore implements BlobStore {
     return bytes;
   }
 
-  /** One ranged GET, as getRange, copied into place (the response arrives in chunks of its own anyway). */
+  /**
+   * One ranged GET, as getRange, each chunk of the response copied into place as it arrives: one copy, as
+   * getRange makes when it joins the chunks, and no buffer of its own (frame answers and series parts
+   * bring reused memory: archive/answer-buffers.ts, part-buffers.ts).
+   */
   async readInto(key: string, range: ByteRange, target: Buffer, targetOffset: number): Promise<void> {
     assertValidRange(range);
     const length = rangeLength(range);
     if (!Number.isInteger(targetOffset) || targetOffset < 0 || targetOffset + length > target.length) {
       throw new RangeError(`a target of ${target.length} bytes cannot take ${length} bytes at ${targetOffset}`);
     }
-    (await this.getRange(key, range)).copy(target, targetOffset);
+    let filled = 0;
+    try {
+      const stream = await this.client.getPartialObject(this.bucket, this.objectName(key), range.start, length);
+      for await (const chunk of stream as AsyncIterable<Buffer>) {
+        // Never past the range's place in `target`, whatever the server sends.
+        const take = Math.min(chunk.length, length - filled);
+        chunk.copy(target, targetOffset + filled, 0, take);
+        filled += take;
+        if (take < chunk.length) break;
+      }
+    } catch (err) {
+      throw isCode(err, 'InvalidRange') ? rangeOutsideBlob(range) : s3Failure('read', err);
+    }
+    // S3 answers a range that starts inside the object but ends past it with the bytes it has.
+    if (filled !== length) throw rangeOutsideBlob(range);
   }
 
   async stat(key: string): Promise<BlobInfo | undefined> {
