@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { expectAppError, failingStream, rejectionOf, runBlobStoreContract, streamOf } from './blob-store.contract.js';
 import { createBlobStore } from './create-blob-store.js';
-import { FsBlobStore, SYNC_READ_MAX_BYTES, SyncReadGovernor } from './fs-blob-store.js';
+import { FsBlobStore, SYNC_READ_MAX_BYTES, SyncCallGovernor } from './fs-blob-store.js';
 
 async function tempFolder(): Promise<string> {
   return mkdtemp(path.join(os.tmpdir(), 'fs-blob-store-'));
@@ -146,7 +146,7 @@ describe('FsBlobStore', () => {
     for (const via of ['event loop', 'thread pool'] as const) {
       if (via === 'thread pool') {
         // Several slow writes in a row pause the synchronous path (as a slow disk would).
-        const governor = (store as unknown as { syncWrites: SyncReadGovernor }).syncWrites;
+        const governor = (store as unknown as { syncWrites: SyncCallGovernor }).syncWrites;
         for (let i = 0; i < 8; i++) governor.took(50);
         expect(governor.allowed()).toBe(false);
       }
@@ -190,9 +190,9 @@ describe('FsBlobStore', () => {
   });
 });
 
-describe('SyncReadGovernor (synchronous small reads on the event loop)', () => {
+describe('SyncCallGovernor (synchronous small reads and writes on the event loop)', () => {
   it('allows them while they are quick, even with a read now and then slowed by preemption', () => {
-    const governor = new SyncReadGovernor(2, 10_000, () => 0);
+    const governor = new SyncCallGovernor(2, 10_000, () => 0);
     for (let i = 0; i < 100; i++) {
       governor.took(i % 10 === 0 ? 40 : 0.05); // one read in ten held 40 ms (the process was preempted)
       expect(governor.allowed()).toBe(true);
@@ -204,7 +204,7 @@ describe('SyncReadGovernor (synchronous small reads on the event loop)', () => {
 
   it('pauses them after several slow reads in a row (a cold disk), for the pause, then starts afresh', () => {
     let now = 1_000;
-    const governor = new SyncReadGovernor(2, 10_000, () => now);
+    const governor = new SyncCallGovernor(2, 10_000, () => now);
     let reads = 0;
     while (governor.allowed()) {
       governor.took(12); // a cold spinning disk: ~12 ms per file

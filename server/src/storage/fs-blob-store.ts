@@ -26,8 +26,9 @@ const STALE_TEMP_MS = 60 * 60 * 1000;
 export const SYNC_READ_MAX_BYTES = 1 << 20;
 
 /**
- * Synchronous reads on the event loop are only cheap while the files come from the page cache or a fast
- * disk. The governor keeps a moving average of how long they held the loop (each reading capped at 3×
+ * Synchronous file calls on the event loop (the small reads of readInto; the mkdir, open, write and close
+ * of a small fresh put: one governor each) are only cheap while the files come from the page cache or a
+ * fast disk. Below, "reads" stands for either. The governor keeps a moving average of how long they held the loop (each reading capped at 3×
  * `slowMs`, weight 1/8): when it passes `slowMs` (a cold spinning disk, a network mount: several slow
  * reads in a row) they stop for `pauseMs` and reads go through the thread pool again, where a slow disk
  * delays only the retrieve that waits for it; afterwards synchronous reads start again from a clean
@@ -35,7 +36,7 @@ export const SYNC_READ_MAX_BYTES = 1 << 20;
  * other work) cannot trip it: the first version paused on any single read over 4 ms and, with two servers
  * and a client on 2 cores, spent much of a benchmark on the thread-pool route.
  */
-export class SyncReadGovernor {
+export class SyncCallGovernor {
   private average = 0;
   private pausedUntil = 0;
 
@@ -68,9 +69,9 @@ export class FsBlobStore implements BlobStore {
   /** Ranged reads (frames, tiles) reuse open handles: see read-handle-cache.ts. */
   private readonly readHandles = new ReadHandleCache((key) => this.openForRanges(key), { maxHandles: 256, idleMs: 30_000 });
   /** Whether readInto may read on the event loop just now. */
-  private readonly syncReads = new SyncReadGovernor();
+  private readonly syncReads = new SyncCallGovernor();
   /** Whether a small fresh put may make its metadata calls and its write on the event loop just now (putInPlaceNow). */
-  private readonly syncWrites = new SyncReadGovernor();
+  private readonly syncWrites = new SyncCallGovernor();
 
   private constructor(root: string) {
     this.root = path.resolve(root);
@@ -330,7 +331,7 @@ export class FsBlobStore implements BlobStore {
    * entry in the handle cache, which a series larger than it would only churn.
    *
    * A small read is made with synchronous calls on the event loop while such reads stay quick on average
-   * (see SyncReadGovernor): through the thread pool every open, read and close is a round trip whose dispatch
+   * (see SyncCallGovernor): through the thread pool every open, read and close is a round trip whose dispatch
    * the profile of a 500-instance series retrieve charged ~30–35 µs of main-thread time each on 2 cores
    * (~50 ms of a ~125 ms request), where the three calls themselves take ~28 µs for a 130 KB file in the
    * page cache (docs/benchmarks.md, "Whole-series retrieve: four cuts").
