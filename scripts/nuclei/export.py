@@ -24,7 +24,7 @@ torch.set_num_threads(2)
 ck = torch.load(args.ckpt, map_location="cpu")
 a = ck.get("args", {})
 net = NucleiNet(tuple(int(v) for v in a.get("width", "24,32,64,96,128").split(",")),
-                tuple(int(v) for v in a.get("dec", "48,32").split(",")))
+                tuple(int(v) for v in a.get("dec", "48,32").split(",")), out=2 if a.get("core_weight", 0) > 0 else 1)
 net.load_state_dict(ck["model"])
 net.eval()
 wrap = ExportWrapper(net, flip_tta=args.flip_tta).eval()
@@ -35,12 +35,14 @@ torch.onnx.export(wrap, dummy, args.out, input_names=["image"], output_names=["p
                   do_constant_folding=True)
 import onnx  # noqa: E402
 
+ref_channels = 2 if a.get("core_weight", 0) > 0 else 1
 m = onnx.load(args.out)
 onnx.checker.check_model(m)
 m.producer_name = "filmless-pacs scripts/nuclei"
-m.doc_string = ("nuclei-detector 1.0.0: input image uint8 [N,%d,%d,3] RGB letterboxed top-left (pad 0); "
-                "output prob float32 [N,1,%d,%d] sigmoid nucleus-interior probability, stride %d"
-                % (S, S, S // st, S // st, st))
+m.doc_string = ("nuclei-detector: input image uint8 [N,%d,%d,3] RGB letterboxed top-left (pad 0); "
+                "output prob float32 [N,%d,%d,%d] sigmoid nucleus-interior probability%s, stride %d"
+                % (S, S, ref_channels, S // st, S // st, " (channel 0) and nucleus-core probability (channel 1)"
+                   if ref_channels == 2 else "", st))
 onnx.save(m, args.out)
 with torch.no_grad():
     x = torch.randint(0, 256, (2, S, S, 3), dtype=torch.uint8)

@@ -19,10 +19,12 @@ ExportWrapper, Res, cbr = _pm.ExportWrapper, _pm.Res, _pm.cbr
 
 
 class NucleiNet(nn.Module):
-    """Encoder /2../16 + FPN decoder back to /2. Input: normalised float NCHW. Output: logits [N,1,H/2,W/2]."""
+    """Encoder /2../16 + FPN decoder back to /2. Input: normalised float NCHW. Output: logits [N,out,H/2,W/2]:
+    channel 0 the nucleus interior; with out=2, channel 1 the nucleus core (common.core_target), the seeds
+    that split touching nuclei."""
     stride = 2
 
-    def __init__(self, w=(24, 32, 64, 96, 128), d=(48, 32)):
+    def __init__(self, w=(24, 32, 64, 96, 128), d=(48, 32), out=1):
         super().__init__()
         self.stem = cbr(3, w[0], 2)                                   # /2
         self.e1 = cbr(w[0], w[1])                                     # /2
@@ -37,7 +39,7 @@ class NucleiNet(nn.Module):
         self.r2 = nn.Conv2d(d[0], d[1], 1)
         self.l1 = nn.Conv2d(w[1], d[1], 1)
         self.s1 = nn.Sequential(cbr(d[1], d[1]), cbr(d[1], d[1]))
-        self.head = nn.Conv2d(d[1], 1, 1)
+        self.head = nn.Conv2d(d[1], out, 1)
         nn.init.constant_(self.head.bias, -1.0)
 
     @staticmethod

@@ -41,6 +41,9 @@ p.add_argument("--bs", type=int, default=8)
 p.add_argument("--lr", type=float, default=3e-3)
 p.add_argument("--wd", type=float, default=1e-4)
 p.add_argument("--band-weight", type=float, default=3.0)
+p.add_argument("--core-weight", type=float, default=0.0,
+               help="> 0: a second output channel learns the nucleus cores (common.core_target), weighted so in the "
+                    "loss; validation then splits the interior mask with them (common.seeded_components)")
 p.add_argument("--val", type=int, default=12, help="train tiles held out (seeded) for checkpoint choice")
 p.add_argument("--seed", type=int, default=0)
 p.add_argument("--eval-every", type=int, default=60, help="steps")
@@ -51,8 +54,8 @@ p.add_argument("--time-budget", type=float, default=0,
 p.add_argument("--resume", action="store_true")
 p.add_argument("--out", default="/tmp/patho/run1")
 args = p.parse_args()
-SCHEDULE_KEYS = ["steps", "warmup", "crop", "width", "dec", "bs", "lr", "wd", "band_weight", "val", "seed",
-                 "eval_every"]
+SCHEDULE_KEYS = ["steps", "warmup", "crop", "width", "dec", "bs", "lr", "wd", "band_weight", "core_weight", "val",
+                 "seed", "eval_every"]
 run = resumable.Run(p, args, SCHEDULE_KEYS)  # --resume: the recorded schedule wins, a different one is an error
 hist_path = os.path.join(args.out, "history.json")
 
@@ -69,7 +72,9 @@ with open(os.path.join(args.out, "split.json"), "w") as f:  # read by evaluate.p
     json.dump({"val": [data["ids"][i] for i in val_idx], "train": [data["ids"][i] for i in tr_idx]}, f)
 print(f"train {len(tr_idx)} val {len(val_idx)}", flush=True)
 
-net = NucleiNet(tuple(int(v) for v in args.width.split(",")), tuple(int(v) for v in args.dec.split(",")))
+CORE = args.core_weight > 0
+net = NucleiNet(tuple(int(v) for v in args.width.split(",")), tuple(int(v) for v in args.dec.split(",")),
+                out=2 if CORE else 1)
 print("params", sum(q.numel() for q in net.parameters()), flush=True)
 opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=args.wd)
 mean = torch.tensor(common.MEAN).view(1, 3, 1, 1) * 255.0
@@ -78,6 +83,8 @@ S = net.stride
 imgs = torch.from_numpy(data["images"]).permute(0, 3, 1, 2).float()  # [N,3,320,320] letterboxed canvas
 tgt = torch.from_numpy(data["target"]).float()[:, None]
 bnd = torch.from_numpy(data["band"]).float()[:, None]
+if CORE:  # the core rides along with the band through every crop, rotation, flip and rescale
+    bnd = torch.cat([bnd, torch.from_numpy(common.load_core("train")).float()[:, None]], 1)
 step, hist, best = 0, [], dict(score=-1.0, step=None, val=None, model=None)
 ck = run.load()  # also re-writes best.pt as of the checkpoint (a killed session may have written a later one)
 if ck is not None:
@@ -136,15 +143,17 @@ def predict(idx):
     with torch.no_grad():
         for i in idx:
             x = (imgs[i:i + 1] - mean) / std
-            out.append(torch.sigmoid(net(x))[0, 0].numpy())
+            out.append(torch.sigmoid(net(x))[0].numpy())
     net.train()
-    return np.stack(out)
+    return np.stack(out)  # [N, channels, h, w]
 
 
 def val_metrics():
-    """Held-out train tiles only; consumes no random numbers (so evaluation does not change the training stream)."""
+    """Held-out train tiles only; consumes no random numbers (so evaluation does not change the training stream).
+    With cores: the interior mask at 0.5 split by the cores at 0.5 (seeded_components)."""
     probs = predict(val_idx)
-    dets = common.postprocess_all(probs, data, val_idx, S)
+    dets = common.postprocess_all(probs[:, 0], data, val_idx, S, seed_threshold=0.5 if CORE else None,
+                                  seeds=probs[:, 1] if CORE else None)
     gts = [data["gts"][i] for i in val_idx]
     cents = [data["cents"][i] for i in val_idx]
     ap50 = common.pc.average_precision(dets, gts, 0.5)
@@ -179,12 +188,18 @@ while step < args.steps and not run.should_stop():
     for gq in opt.param_groups:
         gq["lr"] = lr
     x, t, b = batch()
-    logit = net(x)
-    w = 1.0 + args.band_weight * b
+    logits = net(x)
+    logit = logits[:, :1]
+    w = 1.0 + args.band_weight * b[:, :1]
     bce = F.binary_cross_entropy_with_logits(logit, t, weight=w)
     pr = torch.sigmoid(logit)
     dice = 1 - (2 * (pr * t).sum() + 1) / (pr.sum() + t.sum() + 1)
     loss = bce + dice
+    if CORE:
+        c = b[:, 1:]
+        pc_ = torch.sigmoid(logits[:, 1:])
+        loss = loss + args.core_weight * (F.binary_cross_entropy_with_logits(logits[:, 1:], c)
+                                          + 1 - (2 * (pc_ * c).sum() + 1) / (pc_.sum() + c.sum() + 1))
     opt.zero_grad()
     loss.backward()
     opt.step()
