@@ -101,7 +101,8 @@ def seeded_components(prob, seed, mask_threshold, seed_threshold):
     8-connected components of (seed >= seed_threshold) & (prob >= mask_threshold); they grow over the mask
     (prob >= mask_threshold) cell by cell, always from the frontier cell with the highest seed value (ties: the
     one reached first); mask cells no seed reaches keep their own 8-connected components. `seed` may be `prob`
-    itself (two thresholds on one map) or a separate core map. Returns [(ys, xs)] (seeded first, raster order)."""
+    itself (two thresholds on one map) or a separate core map. Seed cells enter the frontier in raster order, so
+    ties between equal seed values resolve alike here and in the server. Returns [(ys, xs)] (seeded first)."""
     import heapq
     h, w = prob.shape
     binary = prob >= mask_threshold
@@ -110,9 +111,9 @@ def seeded_components(prob, seed, mask_threshold, seed_threshold):
     for ys, xs in pc.connected_components(binary & (seed >= seed_threshold)):
         n += 1
         lab[ys, xs] = n
-        for y, x in zip(ys.tolist(), xs.tolist()):
-            heapq.heappush(heap, (-float(seed[y, x]), counter, y, x))
-            counter += 1
+    for y, x in zip(*(v.tolist() for v in np.nonzero(lab))):  # seed cells enter in raster order
+        heapq.heappush(heap, (-float(seed[y, x]), counter, y, x))
+        counter += 1
     while heap:
         _, _, y, x = heapq.heappop(heap)
         for dy, dx in _N8:

@@ -33,6 +33,10 @@ p.add_argument("--split", choices=["test", "val"], default="test")
 p.add_argument("--run-dir", default="/tmp/patho/run1", help="for --split val: where split.json is")
 p.add_argument("--mask-threshold", type=float, default=0.5)
 p.add_argument("--min-area", type=float, default=0.00015, help="minAreaFraction")
+p.add_argument("--seed-threshold", type=float, default=None,
+               help="split the mask with seeds at this threshold (common.seeded_components); default: plain components")
+p.add_argument("--seed-channel", type=int, default=None,
+               help="output channel of the seeds (a core channel); default: the last channel (the mask itself if one)")
 p.add_argument("--threshold", type=float, default=None, help="operating minScore (default: best centroid F1)")
 p.add_argument("--radius", type=float, default=6.0, help="centroid match radius, px")
 p.add_argument("--tune", action="store_true", help="grid-search maskThreshold/minAreaFraction (val only)")
@@ -64,34 +68,47 @@ if r.returncode != 0:
     sys.exit("onnxruntime-node failed:\n" + r.stderr)
 info = {"backend": "ort-node", "S": S, "n_images": int(N), "ort": json.loads(r.stdout.strip().splitlines()[-1])}
 h = S // args.stride
-probs = np.fromfile(fout, dtype=np.float32).reshape(N, 1, h, h)[:, 0]
+channels = int(info["ort"]["outShape"][1])
+out = np.fromfile(fout, dtype=np.float32).reshape(N, channels, h, h)
+probs = out[:, 0]
+seed_ch = channels - 1 if args.seed_channel is None else args.seed_channel
+seeds = out[:, seed_ch]
+info["channels"] = channels
 gts = [data["gts"][i] for i in idx]
 cents = [data["cents"][i] for i in idx]
 
 
-def run(mt, ma):
-    return common.postprocess_all(probs, data, idx, args.stride, mt, ma)
+def run(mt, ma, st=None):
+    return common.postprocess_all(probs, data, idx, args.stride, mt, ma, st, seeds)
 
 
 if args.tune:
+    # seeds: none (plain components), then from a core channel at 0.3/0.5/0.7, or from the mask itself above
+    # the mask threshold (models/nuclei-detector.md, "Splitting touching nuclei with seeds")
+    seed_grid = [0.3, 0.5, 0.7] if seed_ch != 0 else [0.6, 0.7, 0.8, 0.85, 0.9]
     rows = []
     for mt in [0.3, 0.4, 0.5, 0.6]:
         for ma in [0.0, 0.00015, 0.0003, 0.0006]:
-            dets = run(mt, ma)
-            ap = pc.average_precision(dets, gts, 0.5)
-            bf = common.best_centroid_threshold(dets, cents, args.radius)
-            rows.append(dict(maskThreshold=mt, minAreaFraction=ma, ap50=ap, best_f1=bf))
-            print(f"mt {mt} ma {ma}: ap50 {ap:.4f} bestF1 {bf['f1']:.4f} P {bf['precision']:.3f} "
-                  f"R {bf['recall']:.3f} @ {bf['threshold']}", flush=True)
+            for st in [None] + [v for v in seed_grid if seed_ch != 0 or v > mt]:
+                dets = run(mt, ma, st)
+                ap = pc.average_precision(dets, gts, 0.5)
+                bf = common.best_centroid_threshold(dets, cents, args.radius)
+                rows.append(dict(maskThreshold=mt, minAreaFraction=ma, seedThreshold=st, ap50=ap, best_f1=bf))
+                print(f"mt {mt} ma {ma} seed {st}: ap50 {ap:.4f} bestF1 {bf['f1']:.4f} P {bf['precision']:.3f} "
+                      f"R {bf['recall']:.3f} @ {bf['threshold']}", flush=True)
     info["tune"] = rows
+    top = max(rows, key=lambda r: r["ap50"])
+    print("best cell:", json.dumps({k: top[k] for k in ("maskThreshold", "minAreaFraction", "seedThreshold", "ap50")}),
+          "F1", round(top["best_f1"]["f1"], 4), "@", top["best_f1"]["threshold"], flush=True)
 
-dets = run(args.mask_threshold, args.min_area)
+dets = run(args.mask_threshold, args.min_area, args.seed_threshold)
 bf = common.best_centroid_threshold(dets, cents, args.radius)
 thr = bf["threshold"] if args.threshold is None else args.threshold
 op = common.centroid_prf(dets, cents, thr, args.radius)
 ts = np.arange(0.5, 0.951, 0.05)
 ap_all = {f"{t:.2f}": pc.average_precision(dets, gts, t) for t in ts}
 info.update(dict(split=args.split, maskThreshold=args.mask_threshold, minAreaFraction=args.min_area,
+                 seedThreshold=args.seed_threshold, seedChannel=seed_ch if args.seed_threshold is not None else None,
                  ap50=ap_all["0.50"], ap50_95=float(np.mean(list(ap_all.values()))), ap_per_iou=ap_all,
                  box_iou50_at_threshold=pc.pr_at_threshold(dets, gts, thr, 0.5),
                  n_gt=int(sum(len(g) for g in gts)), n_dets=int(sum(len(d) for d in dets)),

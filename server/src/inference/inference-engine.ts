@@ -68,9 +68,11 @@ export interface ClassificationResult {
  * the class probabilities (classification, [N,C]: `width` = C, `height` = 1).
  */
 export interface MaskOutput {
+  /** channels × height × width values: channel 0 the mask (detection), then any others (a seed map). */
   prob: Float32Array;
   width: number;
   height: number;
+  channels: number;
   modelMs: number;
   startedAt: number;
 }
@@ -101,9 +103,10 @@ export class OnnxBatchRunner implements BatchRunner<Buffer, MaskOutput> {
     const classes = dims.length === 2;
     const height = classes ? 1 : dims[2]!;
     const width = classes ? dims[1]! : dims[3]!;
+    const channels = classes ? 1 : dims[1]!;
     const all = output.data as Float32Array;
-    const cells = width * height;
-    return inputs.map((_, i) => ({ prob: all.subarray(i * cells, (i + 1) * cells), width, height, modelMs, startedAt }));
+    const cells = width * height * channels;
+    return inputs.map((_, i) => ({ prob: all.subarray(i * cells, (i + 1) * cells), width, height, channels, modelMs, startedAt }));
   }
 }
 
@@ -114,6 +117,14 @@ interface LoadedModel {
 }
 
 const round = (ms: number) => Math.round(ms * 100) / 100;
+
+/** The seed map of a seeded split: the manifest's `seedChannel` of the output (default the mask itself). */
+function seedMap(spec: DetectionModelSpec, mask: MaskOutput): Float32Array {
+  const channel = spec.output.seedChannel ?? 0;
+  if (channel >= mask.channels) throw new AppError('CONFIG_INVALID', `model "${spec.id}": the manifest takes seeds from output channel ${channel} ("seedChannel"), output "${spec.output.name}" has ${mask.channels} channel(s)`);
+  const cells = mask.width * mask.height;
+  return mask.prob.subarray(channel * cells, (channel + 1) * cells);
+}
 
 export class InferenceEngine {
   private constructor(
@@ -149,6 +160,7 @@ export class InferenceEngine {
           `model "${spec.id}": output "${spec.output.name}" gives ${warm!.width * warm!.height} values per image, the manifest lists ${spec.labels.length} labels (a classification model must output [N, labels])`,
         );
       }
+      if (spec.task === 'detection') seedMap(spec, warm!); // a seed channel the output lacks stops the start, naming it
       models.set(spec.id, { spec, session, queue: new ModelQueue(spec.id, runner, options.maxBatch, options.queueDepth) });
     }
     log.info({ models: [...models.keys()], executionProvider: provider }, 'inference models ready');
@@ -187,7 +199,7 @@ export class InferenceEngine {
     const mask = await model.queue.submit(input.pixels, isStale);
     const t2 = performance.now();
     const threshold = minScore ?? spec.operatingThreshold;
-    const detections = maskComponents(mask.prob, mask.width, mask.height, spec.output)
+    const detections = maskComponents(mask.prob, mask.width, mask.height, spec.output, seedMap(spec, mask))
       .filter((c) => c.score >= threshold)
       .map((c) => ({ label: spec.labels[0]!, score: Math.round(c.score * 10_000) / 10_000, box: componentBox(c, spec.output.stride, input.placement) }));
     const t3 = performance.now();

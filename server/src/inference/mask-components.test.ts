@@ -47,3 +47,43 @@ describe('turning a probability mask into scored boxes', () => {
     expect(componentBox({ score: 1, x0: 60, y0: 30, x1: 64, y1: 40, area: 40 }, 1, placement)).toEqual({ x: 187.5, y: 93.75, width: 12.5, height: 6.25 });
   });
 });
+
+describe('splitting touching objects with seeds (models/nuclei-detector.md, "Splitting touching nuclei with seeds")', () => {
+  // Two nuclei that touch: one mask component, each with its own peak.
+  const touching = mask(['.........', '.67876...', '.6898776.', '.67876986', '...678776', '.....676.']);
+
+  it('reports touching objects as one box without seeds, and as one box each with them', () => {
+    expect(maskComponents(touching.prob, touching.width, touching.height, params)).toHaveLength(1);
+    const split = maskComponents(touching.prob, touching.width, touching.height, { ...params, seedThreshold: 0.85 });
+    expect(split).toHaveLength(2);
+    expect(split.map((c) => c.area).reduce((a, b) => a + b)).toBe(maskComponents(touching.prob, touching.width, touching.height, params)[0]!.area);
+    const [left, right] = [...split].sort((a, b) => a.x0 - b.x0);
+    expect(left).toMatchObject({ x0: 1, y0: 1 });
+    expect(right).toMatchObject({ x1: 9, y1: 6 });
+    expect(left!.x1).toBeLessThanOrEqual(6);
+    expect(right!.x0).toBeGreaterThanOrEqual(4);
+  });
+
+  it('keeps a region that has no seed as it is', () => {
+    const m = mask(['66....99', '66....99']);
+    const found = maskComponents(m.prob, m.width, m.height, { ...params, seedThreshold: 0.85 });
+    expect(found.map((c) => ({ x0: c.x0, area: c.area }))).toEqual([{ x0: 6, area: 4 }, { x0: 0, area: 4 }]);
+  });
+
+  it('takes the seeds from a separate map (a core channel) when given one', () => {
+    const flat = mask(['.66666666.', '.66666666.']);
+    const cores = mask(['..9....9..', '..........']);
+    const found = maskComponents(flat.prob, flat.width, flat.height, { ...params, seedThreshold: 0.5 }, cores.prob);
+    expect(found).toHaveLength(2);
+    expect([...found].sort((a, b) => a.x0 - b.x0).map((c) => [c.x0, c.x1])).toEqual([[1, 5], [5, 9]]);
+    // Without the seed map, the mask's own values are all below the seed threshold's 0.7: nothing to split.
+    expect(maskComponents(flat.prob, flat.width, flat.height, { ...params, seedThreshold: 0.7 })).toHaveLength(1);
+  });
+
+  it('drops specks after the split, and a seed outside the mask seeds nothing', () => {
+    const m = mask(['9.', '..']);
+    const seeds = mask(['.9', '..']);
+    expect(maskComponents(m.prob, m.width, m.height, { maskThreshold: 0.5, minAreaFraction: 0, seedThreshold: 0.5 }, seeds.prob)).toMatchObject([{ x0: 0, area: 1 }]);
+    expect(maskComponents(m.prob, m.width, m.height, { maskThreshold: 0.5, minAreaFraction: 0.5, seedThreshold: 0.5 }, seeds.prob)).toEqual([]);
+  });
+});

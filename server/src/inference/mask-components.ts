@@ -2,8 +2,10 @@
  * Post-processing of a probability-mask model (PS: the same algorithm as scripts/polyp/common.py, which
  * computed the model card's metrics): binarise at the mask threshold, label 8-connected components,
  * drop specks, and turn each component into a box in source-image pixels with the mean probability of
- * its cells as score. Written by hand: no maintained npm package does connected components on a
- * Float32Array without pulling in OpenCV (tens of MB of WASM).
+ * its cells as score. With a seed threshold, touching objects merged into one component are split first
+ * (a marker-controlled watershed, the same as scripts/nuclei/common.py `seeded_components`). Written by
+ * hand: no maintained npm package does connected components or a seeded watershed on a Float32Array
+ * without pulling in OpenCV (tens of MB of WASM).
  */
 
 export interface Box {
@@ -26,11 +28,23 @@ export interface MaskComponent {
 export interface MaskParameters {
   maskThreshold: number;
   minAreaFraction: number;
+  /**
+   * Optional: split the mask by seeds first. Seeds are the 8-connected components of `seed >= seedThreshold`
+   * inside the mask; they grow over the mask one cell at a time, always from the frontier cell with the
+   * highest seed value (ties: the cell reached first), so two touching objects with a seed each become two
+   * components. Mask cells no seed reaches keep their own components.
+   */
+  seedThreshold?: number;
 }
 
-/** Connected components (8-neighbourhood) of `prob >= threshold` in one h×w mask. */
-export function maskComponents(prob: Float32Array, width: number, height: number, params: MaskParameters): MaskComponent[] {
+/**
+ * Connected components (8-neighbourhood) of `prob >= threshold` in one h×w mask, best score first; with
+ * `params.seedThreshold`, split by the seeds of `seed` (another h×w map, e.g. a core channel; default the
+ * mask itself).
+ */
+export function maskComponents(prob: Float32Array, width: number, height: number, params: MaskParameters, seed: Float32Array = prob): MaskComponent[] {
   const cells = width * height;
+  if (params.seedThreshold !== undefined) return seededComponents(prob, seed, width, height, params, params.seedThreshold);
   const labels = new Int32Array(cells); // 0 = unvisited
   const stack = new Int32Array(cells);
   const minArea = params.minAreaFraction * cells;
@@ -74,6 +88,165 @@ export function maskComponents(prob: Float32Array, width: number, height: number
     }
     if (area < minArea) continue;
     components.push({ score: sum / area, x0, y0, x1: x1 + 1, y1: y1 + 1, area });
+  }
+  return components.sort((a, b) => b.score - a.score);
+}
+
+const NEIGHBOURS_8 = [-1, -1, -1, 0, -1, 1, 0, -1, 0, 1, 1, -1, 1, 0, 1, 1] as const;
+
+/** Labels `start`'s 8-connected region of cells where `inside(cell)` with `label`; returns its cells. */
+function flood(start: number, label: number, labels: Int32Array, width: number, height: number, inside: (cell: number) => boolean, stack: Int32Array): number {
+  let top = 0;
+  let count = 0;
+  stack[top++] = start;
+  labels[start] = label;
+  while (top > 0) {
+    const cell = stack[--top]!;
+    count += 1;
+    const cx = cell % width;
+    const cy = (cell - cx) / width;
+    for (let k = 0; k < 16; k += 2) {
+      const ny = cy + NEIGHBOURS_8[k]!;
+      const nx = cx + NEIGHBOURS_8[k + 1]!;
+      if (ny < 0 || ny >= height || nx < 0 || nx >= width) continue;
+      const neighbour = ny * width + nx;
+      if (labels[neighbour] === 0 && inside(neighbour)) {
+        labels[neighbour] = label;
+        stack[top++] = neighbour;
+      }
+    }
+  }
+  return count;
+}
+
+/**
+ * A binary min-heap of cells keyed by (−seed value, order of arrival): the frontier of the seeded growth.
+ * Keys are compared exactly as scripts/nuclei/common.py's heapq compares its tuples.
+ */
+class Frontier {
+  private readonly cells: Int32Array;
+  private readonly keys: Float64Array;
+  private readonly order: Int32Array;
+  private size = 0;
+  private arrivals = 0;
+
+  constructor(capacity: number) {
+    this.cells = new Int32Array(capacity);
+    this.keys = new Float64Array(capacity);
+    this.order = new Int32Array(capacity);
+  }
+
+  get length(): number {
+    return this.size;
+  }
+
+  push(cell: number, value: number): void {
+    let i = this.size++;
+    const key = -value;
+    const order = this.arrivals++;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (!this.before(key, order, parent)) break;
+      this.move(parent, i);
+      i = parent;
+    }
+    this.cells[i] = cell;
+    this.keys[i] = key;
+    this.order[i] = order;
+  }
+
+  pop(): number {
+    const top = this.cells[0]!;
+    const last = --this.size;
+    if (last === 0) return top;
+    // Sift the last entry down from the root.
+    const cell = this.cells[last]!;
+    const key = this.keys[last]!;
+    const order = this.order[last]!;
+    let i = 0;
+    for (;;) {
+      let child = 2 * i + 1;
+      if (child >= last) break;
+      if (child + 1 < last && this.before(this.keys[child + 1]!, this.order[child + 1]!, child)) child += 1;
+      if (!Frontier.precedes(this.keys[child]!, this.order[child]!, key, order)) break;
+      this.move(child, i);
+      i = child;
+    }
+    this.cells[i] = cell;
+    this.keys[i] = key;
+    this.order[i] = order;
+    return top;
+  }
+
+  /** Is (key, order) before the entry at index `at`? */
+  private before(key: number, order: number, at: number): boolean {
+    return Frontier.precedes(key, order, this.keys[at]!, this.order[at]!);
+  }
+
+  private static precedes(key: number, order: number, otherKey: number, otherOrder: number): boolean {
+    return key < otherKey || (key === otherKey && order < otherOrder);
+  }
+
+  private move(from: number, to: number): void {
+    this.cells[to] = this.cells[from]!;
+    this.keys[to] = this.keys[from]!;
+    this.order[to] = this.order[from]!;
+  }
+}
+
+function seededComponents(prob: Float32Array, seed: Float32Array, width: number, height: number, params: MaskParameters, seedThreshold: number): MaskComponent[] {
+  const cells = width * height;
+  const inMask = (cell: number) => prob[cell]! >= params.maskThreshold;
+  const labels = new Int32Array(cells);
+  const stack = new Int32Array(cells);
+  let next = 1;
+  for (let start = 0; start < cells; start += 1) {
+    if (labels[start] === 0 && inMask(start) && seed[start]! >= seedThreshold) flood(start, next++, labels, width, height, (c) => inMask(c) && seed[c]! >= seedThreshold, stack);
+  }
+  // Grow every seed over the mask from the frontier cell with the highest seed value.
+  const frontier = new Frontier(cells);
+  for (let cell = 0; cell < cells; cell += 1) if (labels[cell] !== 0) frontier.push(cell, seed[cell]!);
+  while (frontier.length > 0) {
+    const cell = frontier.pop();
+    const cx = cell % width;
+    const cy = (cell - cx) / width;
+    for (let k = 0; k < 16; k += 2) {
+      const ny = cy + NEIGHBOURS_8[k]!;
+      const nx = cx + NEIGHBOURS_8[k + 1]!;
+      if (ny < 0 || ny >= height || nx < 0 || nx >= width) continue;
+      const neighbour = ny * width + nx;
+      if (labels[neighbour] === 0 && inMask(neighbour)) {
+        labels[neighbour] = labels[cell]!;
+        frontier.push(neighbour, seed[neighbour]!);
+      }
+    }
+  }
+  // Mask cells no seed reached: their own components.
+  for (let start = 0; start < cells; start += 1) if (labels[start] === 0 && inMask(start)) flood(start, next++, labels, width, height, inMask, stack);
+  const count = next - 1;
+  const sum = new Float64Array(count + 1);
+  const area = new Int32Array(count + 1);
+  const x0 = new Int32Array(count + 1).fill(width);
+  const y0 = new Int32Array(count + 1).fill(height);
+  const x1 = new Int32Array(count + 1).fill(-1);
+  const y1 = new Int32Array(count + 1).fill(-1);
+  for (let cell = 0; cell < cells; cell += 1) {
+    const label = labels[cell]!;
+    if (label === 0) continue;
+    const cx = cell % width;
+    const cy = (cell - cx) / width;
+    sum[label] = sum[label]! + prob[cell]!;
+    area[label] = area[label]! + 1;
+    if (cx < x0[label]!) x0[label] = cx;
+    if (cx > x1[label]!) x1[label] = cx;
+    if (cy < y0[label]!) y0[label] = cy;
+    if (cy > y1[label]!) y1[label] = cy;
+  }
+  const minArea = params.minAreaFraction * cells;
+  const components: MaskComponent[] = [];
+  for (let label = 1; label <= count; label += 1) {
+    if (area[label]! < minArea || area[label] === 0) continue;
+    components.push({ score: sum[label]! / area[label]!, x0: x0[label]!, y0: y0[label]!, x1: x1[label]! + 1, y1: y1[label]! + 1, area: area[label]! });
   }
   return components.sort((a, b) => b.score - a.score);
 }

@@ -35,6 +35,16 @@ export interface MaskComponentsOutput {
   maskThreshold: number;
   /** Components smaller than this fraction of the mask are dropped. */
   minAreaFraction: number;
+  /**
+   * Optional: split touching objects first, with seeds where the seed map reaches this value
+   * (mask-components.ts `seedThreshold`; models/nuclei-detector.md, "Splitting touching nuclei with seeds").
+   */
+  seedThreshold?: number;
+  /**
+   * The output channel holding the seed map ([N, C, h, w]; channel 0 is always the mask). Default 0: seeds
+   * from the mask itself, so `seedThreshold` should then lie above `maskThreshold`.
+   */
+  seedChannel?: number;
 }
 
 /**
@@ -205,7 +215,10 @@ function parseModel(raw: unknown, index: number, problems: string[]): ModelSpec 
     stride: outputCheck.number('stride', 1, 64, true),
     maskThreshold: outputCheck.number('maskThreshold', 0, 1),
     minAreaFraction: outputCheck.number('minAreaFraction', 0, 1),
+    ...(outputCheck.has('seedThreshold') ? { seedThreshold: outputCheck.number('seedThreshold', 0, 1) } : {}),
+    ...(outputCheck.has('seedChannel') ? { seedChannel: outputCheck.number('seedChannel', 0, 15, true) } : {}),
   };
+  if (output.seedChannel !== undefined && output.seedThreshold === undefined) problems.push(`${label} output: "seedChannel" needs "seedThreshold"`);
   if (base.input.width % output.stride !== 0) problems.push(`${label} output: stride must divide the input size`);
   return { ...base, task, output };
 }

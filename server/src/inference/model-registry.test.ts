@@ -114,6 +114,24 @@ describe('the model registry loaded at start', () => {
     await expect(createServices(config, { logger: pino({ level: 'silent' }) })).rejects.toThrow(/model "dark-tissue": output "prob" gives 2 values per image, the manifest lists 3 labels/);
   });
 
+  it('reads a seeded split of a detector (seedThreshold, seedChannel) and refuses a seed channel without a threshold', async () => {
+    const seeded = await modelsCopy((m) => Object.assign(m.models[0].output, { seedThreshold: 0.8 }));
+    expect((await loadModelRegistry(seeded))[0]!.spec.output).toMatchObject({ format: 'mask-components', seedThreshold: 0.8 });
+    const bad = await modelsCopy((m) => Object.assign(m.models[0].output, { seedChannel: 1, seedThreshold: 2 }));
+    const message = ((await loadModelRegistry(bad).catch((e: Error) => e)) as Error).message;
+    expect(message).toMatch(/model "bright-spot" output: "seedThreshold" must be a number between 0 and 1/);
+    const lone = await modelsCopy((m) => Object.assign(m.models[0].output, { seedChannel: 1 }));
+    await expect(loadModelRegistry(lone)).rejects.toThrow(/model "bright-spot" output: "seedChannel" needs "seedThreshold"/);
+  });
+
+  it('stops the server from starting when a detector takes seeds from an output channel its model does not have', async () => {
+    const dir = await modelsCopy((m) => Object.assign(m.models[0].output, { seedChannel: 1, seedThreshold: 0.8 }));
+    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'pacs-'));
+    dirs.push(dataDir);
+    const config = loadConfig({ PACS_DATA_DIR: dataDir, PACS_MODELS_DIR: dir });
+    await expect(createServices(config, { logger: pino({ level: 'silent' }) })).rejects.toThrow(/model "bright-spot": the manifest takes seeds from output channel 1 \("seedChannel"\), output "prob" has 1 channel\(s\)/);
+  });
+
   it('refuses a model file pointing outside the models folder', async () => {
     const dir = await modelsCopy((m) => (m.models[0].file = '../etc/passwd.onnx'));
     await expect(loadModelRegistry(dir)).rejects.toThrow(/"file" has an invalid value/);
