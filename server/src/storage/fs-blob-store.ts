@@ -70,7 +70,7 @@ export class FsBlobStore implements BlobStore {
   private readonly readHandles = new ReadHandleCache((key) => this.openForRanges(key), { maxHandles: 256, idleMs: 30_000 });
   /** Whether readInto may read on the event loop just now. */
   private readonly syncReads = new SyncCallGovernor();
-  /** Whether a small fresh put may make its metadata calls and its write on the event loop just now (putInPlaceNow). */
+  /** Whether a small fresh put may make its metadata calls and its write on the event loop just now (putInPlace). */
   private readonly syncWrites = new SyncCallGovernor();
 
   private constructor(root: string) {
@@ -156,70 +156,50 @@ export class FsBlobStore implements BlobStore {
    * in place the folder fsync ~0.25 ms (the file's fsync has already committed the journal holding its
    * entry), of ~8 ms per C-STORE (docs/benchmarks.md, "Where one C-STORE's time goes"). A failure removes the
    * file this put created, never one it did not.
+   *
+   * The calls that only touch the page cache and the folder's metadata (mkdir, open with create, write of
+   * at most one batch, close) are made synchronously on the event loop while the governor allows it
+   * (`syncWrites`, timed for it), otherwise through the thread pool; the fsyncs (the real wait for the
+   * disk) always go through the pool. Why: each thread-pool round trip cost ~30–80 µs of main-thread time
+   * on 2 cores shared with the pool threads it wakes (the CPU profile of 50-instance STOW-RS requests
+   * charged mkdir alone ~90 µs per instance), and a small put made eight to eleven of them; synchronously
+   * it makes two or three (the file's fsync, its folder's and a new folder's parent's, side by side: see
+   * below). Either way the promise resolves only once the file and its entries are durable.
    */
   private async putInPlace(key: string, target: string, chunks: Buffer[]): Promise<BlobInfo> {
-    if (this.syncWrites.allowed()) return this.putInPlaceNow(key, target, chunks);
     const folder = path.dirname(target);
-    let fd: number | undefined;
-    try {
-      const parents = await this.ensureFolder(folder);
-      fd = await fdOpen(target, 'wx');
-      const size = await fillDurably(fd, chunks, undefined);
-      const closing = fdClose(fd);
-      fd = undefined;
-      this.readHandles.invalidate(key);
-      await Promise.all([closing, syncFolder(folder), this.syncEntries(folder, parents)]);
-      return { key, size };
-    } catch (err) {
-      if (fd !== undefined) {
-        await fdClose(fd).catch(() => undefined);
-        await rm(target, { force: true }).catch(() => undefined);
-      }
-      throw storageFailure('write', err);
-    }
-  }
-
-  /**
-   * putInPlace with the calls that only touch the page cache and the folder's metadata (mkdir, open with
-   * create, write of at most one batch, close) made synchronously on the event loop, timed for the governor,
-   * and only the fsyncs (the real wait for the disk) through the thread pool. Why: each thread-pool round
-   * trip cost ~30–80 µs of main-thread time on 2 cores shared with the pool threads it wakes (the CPU
-   * profile of 50-instance STOW-RS requests charged mkdir alone ~90 µs per instance), and a small put made
-   * eight to eleven of them; here it makes two or three (the file's fsync, its folder's and a new folder's
-   * parent's, side by side: see below). As with putInPlace, the promise resolves only once the file and
-   * its entries are durable.
-   */
-  private async putInPlaceNow(key: string, target: string, chunks: Buffer[]): Promise<BlobInfo> {
-    const folder = path.dirname(target);
+    const now = this.syncWrites.allowed();
     const started = process.hrtime.bigint();
     let fd: number | undefined;
     let parents: string[];
     let size = 0;
     try {
-      parents = this.ensureFolderNow(folder);
-      fd = fs.openSync(target, 'wx');
       for (const chunk of chunks) size += chunk.length;
-      const written = size === 0 ? 0 : fs.writevSync(fd, chunks);
-      // Short write (rare: signals, quotas): the rest one piece at a time.
-      if (written < size) {
-        const rest = Buffer.concat(chunks, size).subarray(written);
-        for (let at = 0; at < rest.length; ) at += fs.writeSync(fd, rest, at);
+      if (now) {
+        parents = this.ensureFolderNow(folder);
+        fd = fs.openSync(target, 'wx');
+        writeAllNow(fd, chunks, size);
+      } else {
+        parents = await this.ensureFolder(folder);
+        fd = await fdOpen(target, 'wx');
+        await writeAll(fd, chunks);
       }
     } catch (err) {
-      this.abandonNow(fd, target);
+      await this.abandon(fd, target);
       throw storageFailure('write', err);
     } finally {
-      this.syncWrites.took(Number(process.hrtime.bigint() - started) / 1e6);
+      if (now) this.syncWrites.took(Number(process.hrtime.bigint() - started) / 1e6);
     }
     // The file's fsync (its data and inode) and its folder's (its entry, and a new folder's entry in its
     // parent) run side by side: the put resolves, and the index row can publish the key, only once all
     // are done. A crash before that may leave the entry durable before the data: a partial file under a
     // key nothing references, an orphan like any interrupted put (docs/architecture.md, "Crash safety").
     // On ext4 both wait for the same journal commit, so this costs one commit instead of two in a row.
-    const syncs = Promise.allSettled([fdSync(fd), this.syncFolderNow(folder), this.syncEntries(folder, parents)]);
+    const syncs = Promise.allSettled([fdSync(fd), now ? this.syncFolderNow(folder) : syncFolder(folder), this.syncEntries(folder, parents)]);
     const failed = (await syncs).find((outcome): outcome is PromiseRejectedResult => outcome.status === 'rejected');
     try {
-      fs.closeSync(fd);
+      if (now) fs.closeSync(fd);
+      else await fdClose(fd);
     } catch {
       // A failing close of a descriptor loses nothing (the data is durable, or the put fails below).
     }
@@ -231,19 +211,12 @@ export class FsBlobStore implements BlobStore {
     return { key, size };
   }
 
-  /** A failed putInPlaceNow: closes and removes the file it created (only if it did create it). */
-  private abandonNow(fd: number | undefined, target: string): void {
+  /** A failed putInPlace: closes and removes the file it created (only if it did create it). */
+  private async abandon(fd: number | undefined, target: string): Promise<void> {
     if (fd === undefined) return;
-    try {
-      fs.closeSync(fd);
-    } catch {
-      // Nothing more to lose.
-    }
-    try {
-      fs.rmSync(target, { force: true });
-    } catch {
-      // Left behind: an unreferenced file, swept as an orphan (docs/architecture.md, "Crash safety").
-    }
+    await fdClose(fd).catch(() => undefined);
+    // Left behind on failure: an unreferenced file, swept as an orphan (docs/architecture.md, "Crash safety").
+    await rm(target, { force: true }).catch(() => undefined);
   }
 
   /** syncFolder with the folder opened and closed synchronously (cheap metadata calls); the fsync through the pool. */
@@ -263,7 +236,7 @@ export class FsBlobStore implements BlobStore {
    * Makes `folder` exist and returns the folders whose fsync makes its entry durable: its parent, and
    * theirs up to the first folder known durable (a folder made here, or by a concurrent put, is an entry
    * in its parent); none once `folder` is known. The caller syncs them with `syncEntries` after the
-   * blob's own fsync, or beside it (putInPlaceNow): either way they share the journal commit that fsync
+   * blob's own fsync, or beside it (putInPlace): either way they share the journal commit that fsync
    * makes (ext4) and are cheap; synced right after the mkdir, on their own, they cost ~2.5 ms per new
    * folder here (measured). Ingest keeps a shard folder for 256 keys (archive.ts, BlobKeys), so a new
    * archive pays this once per 256 puts.
@@ -274,7 +247,7 @@ export class FsBlobStore implements BlobStore {
     return this.entriesToSync(folder);
   }
 
-  /** ensureFolder with a synchronous mkdir (putInPlaceNow). */
+  /** ensureFolder with a synchronous mkdir (putInPlace). */
   private ensureFolderNow(folder: string): string[] {
     if (this.knownFolders.has(folder)) return [];
     fs.mkdirSync(folder, { recursive: true });
@@ -556,6 +529,15 @@ async function fillDurably(fd: number, head: Buffer[], rest: AsyncIterator<Buffe
   // the key naming an empty or truncated file (delayed allocation on ext4/xfs persists the rename first).
   await fdSync(fd);
   return size;
+}
+
+/** writeAll with synchronous calls (putInPlace while the governor allows them); `size` is the chunks' total. */
+function writeAllNow(fd: number, chunks: Buffer[], size: number): void {
+  const written = size === 0 ? 0 : fs.writevSync(fd, chunks);
+  if (written === size) return;
+  // Short write (rare: signals, quotas): the rest one piece at a time.
+  const rest = Buffer.concat(chunks, size).subarray(written);
+  for (let at = 0; at < rest.length; ) at += fs.writeSync(fd, rest, at);
 }
 
 async function writeAll(fd: number, chunks: Buffer[]): Promise<void> {
