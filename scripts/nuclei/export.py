@@ -15,7 +15,9 @@ from model import ExportWrapper, NucleiNet  # noqa: E402
 p = argparse.ArgumentParser()
 p.add_argument("--ckpt", required=True)
 p.add_argument("--size", type=int, default=320)
-p.add_argument("--flip-tta", action="store_true")
+p.add_argument("--flip-tta", action="store_true", help="average with the left-right flip (the polyp wrapper's TTA)")
+p.add_argument("--tta", choices=["none", "flips4"], default="none",
+               help="flips4: average the output over the image as is, flipped left-right, up-down and both")
 p.add_argument("--opset", type=int, default=13)
 p.add_argument("--out", required=True)
 args = p.parse_args()
@@ -28,6 +30,25 @@ net = NucleiNet(tuple(int(v) for v in a.get("width", "24,32,64,96,128").split(",
 net.load_state_dict(ck["model"])
 net.eval()
 wrap = ExportWrapper(net, flip_tta=args.flip_tta).eval()
+
+
+class Flips4(torch.nn.Module):
+    """The wrapper's output averaged over the four flips of the input (each flipped back before averaging)."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, image):  # uint8 NHWC: W is dim 2, H dim 1; the output is NCHW
+        p = self.inner(image)
+        p = p + torch.flip(self.inner(torch.flip(image, [2])), [3])
+        p = p + torch.flip(self.inner(torch.flip(image, [1])), [2])
+        p = p + torch.flip(self.inner(torch.flip(image, [1, 2])), [2, 3])
+        return p * 0.25
+
+
+if args.tta == "flips4":
+    wrap = Flips4(wrap).eval()
 S, st = args.size, NucleiNet.stride
 dummy = torch.randint(0, 256, (1, S, S, 3), dtype=torch.uint8)
 torch.onnx.export(wrap, dummy, args.out, input_names=["image"], output_names=["prob"],
