@@ -57,7 +57,7 @@ def core_target(lab, frac=0.5):
     """Instance map [H,W] -> uint8 'core': the pixels of each nucleus at least frac x its own deepest
     (city-block) distance from the nucleus's edge (an edge being background or another nucleus), at least
     1. Cores of touching nuclei are far apart, so they are the seeds that split a merged interior mask
-    (seeded_components below; the server's mask-components.ts does the same)."""
+    (scripts/polyp/common.py seeded_components; the server's mask-components.ts does the same)."""
     L = lab.astype(np.int32)
     alive = L > 0
     dist = np.zeros(L.shape, np.int32)
@@ -91,53 +91,6 @@ def load_core(split, canvas=320):
     os.makedirs(CACHE_DIR, exist_ok=True)
     np.savez(path, core=core)
     return core
-
-
-_N8 = ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1))
-
-
-def seeded_components(prob, seed, mask_threshold, seed_threshold):
-    """The reference for mask-components.ts's seeded split (a marker-controlled watershed): seeds are the
-    8-connected components of (seed >= seed_threshold) & (prob >= mask_threshold); they grow over the mask
-    (prob >= mask_threshold) cell by cell, always from the frontier cell with the highest seed value (ties: the
-    one reached first); mask cells no seed reaches keep their own 8-connected components. `seed` may be `prob`
-    itself (two thresholds on one map) or a separate core map. Seed cells enter the frontier in raster order, so
-    ties between equal seed values resolve alike here and in the server. Returns [(ys, xs)] (seeded first)."""
-    import heapq
-    h, w = prob.shape
-    binary = prob >= mask_threshold
-    lab = np.zeros((h, w), np.int32)
-    heap, counter, n = [], 0, 0
-    for ys, xs in pc.connected_components(binary & (seed >= seed_threshold)):
-        n += 1
-        lab[ys, xs] = n
-    for y, x in zip(*(v.tolist() for v in np.nonzero(lab))):  # seed cells enter in raster order
-        heapq.heappush(heap, (-float(seed[y, x]), counter, y, x))
-        counter += 1
-    while heap:
-        _, _, y, x = heapq.heappop(heap)
-        for dy, dx in _N8:
-            yy, xx = y + dy, x + dx
-            if 0 <= yy < h and 0 <= xx < w and binary[yy, xx] and lab[yy, xx] == 0:
-                lab[yy, xx] = lab[y, x]
-                heapq.heappush(heap, (-float(seed[yy, xx]), counter, yy, xx))
-                counter += 1
-    comps = [np.nonzero(lab == k) for k in range(1, n + 1)]
-    return comps + list(pc.connected_components(binary & (lab == 0)))
-
-
-def postprocess_seeded(prob, seed, stride, width, height, mask_threshold, min_area_fraction, seed_threshold):
-    """pc.postprocess with the components of seeded_components (scale 1: the tiles sit at scale 1)."""
-    h, w = prob.shape
-    dets = []
-    for ys, xs in seeded_components(prob, seed, mask_threshold, seed_threshold):
-        if len(ys) < min_area_fraction * h * w:
-            continue
-        x0, y0 = xs.min() * stride, ys.min() * stride
-        x1, y1 = (xs.max() + 1) * stride, (ys.max() + 1) * stride
-        dets.append((float(prob[ys, xs].mean()), [min(max(x0, 0.0), width), min(max(y0, 0.0), height),
-                                                   min(max(x1, 0.0), width), min(max(y1, 0.0), height)]))
-    return dets
 
 
 def load_split(split, canvas=320):
@@ -178,15 +131,12 @@ def load_split(split, canvas=320):
 def postprocess_all(probs, data, idx, stride, mask_threshold=0.5, min_area_fraction=0.00015, seed_threshold=None,
                     seeds=None):
     """probs [N,h,w] (the mask channel). seed_threshold None: plain connected components; else the seeded
-    split with seeds from `seeds` [N,h,w] (a core channel) or, when None, from probs itself."""
+    split (pc.seeded_components) with seeds from `seeds` [N,h,w] (a core channel) or, when None, from probs."""
     dets = []
     for k, i in enumerate(idx):
         w, h = data["sizes"][i]
-        if seed_threshold is None:
-            dets.append(pc.postprocess(probs[k], stride, 1.0, w, h, mask_threshold, min_area_fraction))
-        else:
-            dets.append(postprocess_seeded(probs[k], probs[k] if seeds is None else seeds[k], stride, w, h,
-                                           mask_threshold, min_area_fraction, seed_threshold))
+        dets.append(pc.postprocess(probs[k], stride, 1.0, w, h, mask_threshold, min_area_fraction,
+                                   seed_threshold=seed_threshold, seed=None if seeds is None else seeds[k]))
     return dets
 
 

@@ -5,6 +5,7 @@ The post-processing here is the reference for the Node implementation (server si
   pixel count < minAreaFraction*h*w -> score = mean prob over the component -> box in output cells
   (cx0, cy0, cx1+1, cy1+1) * stride -> letterboxed pixels -> / scale -> original pixels, clamped.
 """
+import heapq
 import json
 import os
 from collections import deque
@@ -125,8 +126,42 @@ def connected_components(binary):
     return comps
 
 
-def postprocess(prob, stride, scale, width, height, mask_threshold=0.5, min_area_fraction=0.002, min_score=0.0):
-    """prob: [h,w] float array for one image. Returns list of (score, [x0,y0,x1,y1]) in original pixels."""
+_N8 = ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1))
+
+
+def seeded_components(prob, seed, mask_threshold, seed_threshold):
+    """The reference for mask-components.ts's seeded split (a marker-controlled watershed): seeds are the
+    8-connected components of (seed >= seed_threshold) & (prob >= mask_threshold); they grow over the mask
+    (prob >= mask_threshold) cell by cell, always from the frontier cell with the highest seed value (ties: the
+    one reached first); mask cells no seed reaches keep their own 8-connected components. `seed` may be `prob`
+    itself (two thresholds on one map) or a separate core map. Seed cells enter the frontier in raster order, so
+    ties between equal seed values resolve alike here and in the server. Returns [(ys, xs)] (seeded first)."""
+    h, w = prob.shape
+    binary = prob >= mask_threshold
+    lab = np.zeros((h, w), np.int32)
+    heap, counter, n = [], 0, 0
+    for ys, xs in connected_components(binary & (seed >= seed_threshold)):
+        n += 1
+        lab[ys, xs] = n
+    for y, x in zip(*(v.tolist() for v in np.nonzero(lab))):  # seed cells enter in raster order
+        heapq.heappush(heap, (-float(seed[y, x]), counter, y, x))
+        counter += 1
+    while heap:
+        _, _, y, x = heapq.heappop(heap)
+        for dy, dx in _N8:
+            yy, xx = y + dy, x + dx
+            if 0 <= yy < h and 0 <= xx < w and binary[yy, xx] and lab[yy, xx] == 0:
+                lab[yy, xx] = lab[y, x]
+                heapq.heappush(heap, (-float(seed[yy, xx]), counter, yy, xx))
+                counter += 1
+    comps = [np.nonzero(lab == k) for k in range(1, n + 1)]
+    return comps + list(connected_components(binary & (lab == 0)))
+
+
+def postprocess(prob, stride, scale, width, height, mask_threshold=0.5, min_area_fraction=0.002, min_score=0.0,
+                seed_threshold=None, seed=None):
+    """prob: [h,w] float array for one image. Returns list of (score, [x0,y0,x1,y1]) in original pixels.
+    seed_threshold: split the mask by seeds first (seeded_components), from `seed` [h,w] or prob itself."""
     prob = np.asarray(prob, dtype=np.float32)
     if prob.ndim == 3:
         prob = prob[0]
@@ -134,7 +169,10 @@ def postprocess(prob, stride, scale, width, height, mask_threshold=0.5, min_area
     binary = prob >= mask_threshold
     min_pix = min_area_fraction * h * w
     dets = []
-    for ys, xs in connected_components(binary):
+    comps = (connected_components(binary) if seed_threshold is None else
+             seeded_components(prob, prob if seed is None else np.asarray(seed, dtype=np.float32), mask_threshold,
+                               seed_threshold))
+    for ys, xs in comps:
         if len(ys) < min_pix:
             continue
         score = float(prob[ys, xs].mean())
@@ -227,14 +265,15 @@ def best_f1_threshold(dets_per_image, gts_per_image, iou_t=0.5):
     return best
 
 
-def evaluate_probs(probs, data, stride, idx=None, mask_threshold=0.5, min_area_fraction=0.002):
+def evaluate_probs(probs, data, stride, idx=None, mask_threshold=0.5, min_area_fraction=0.002, seed_threshold=None):
     """probs: [n,h,w] for the images data[idx]. Returns dict with ap50, ap50_95, dets, gts."""
     if idx is None:
         idx = np.arange(len(data["ids"]))
     dets, gts = [], []
     for k, i in enumerate(idx):
         w, h = data["sizes"][i]
-        dets.append(postprocess(probs[k], stride, data["scales"][i], w, h, mask_threshold, min_area_fraction))
+        dets.append(postprocess(probs[k], stride, data["scales"][i], w, h, mask_threshold, min_area_fraction,
+                                seed_threshold=seed_threshold))
         gts.append(gt_boxes(data["meta"][data["ids"][i]]))
     ap50 = average_precision(dets, gts, 0.5)
     ts = np.arange(0.5, 0.951, 0.05)

@@ -41,13 +41,18 @@ p.add_argument("--backend", choices=["auto", "ort-node", "torch"], default="auto
 p.add_argument("--mask-threshold", type=float, default=0.5)
 p.add_argument("--min-area", type=float, default=0.002, help="minAreaFraction")
 p.add_argument("--threshold", type=float, default=None, help="operating minScore for P/R (default: best F1)")
+p.add_argument("--seed-threshold", type=float, default=None,
+               help="split the mask by seeds above this value first (common.seeded_components; the manifest's seedThreshold)")
+p.add_argument("--tune-seeds", action="store_true",
+               help="grid-search the seeded split instead (val only): maskThreshold {0.4, 0.5} x seeds {none, 0.8, 0.85, "
+                    "0.9, 0.95}, minAreaFraction --min-area")
 p.add_argument("--tune", action="store_true", help="grid-search maskThreshold/minAreaFraction (val only)")
 p.add_argument("--latency-runs", type=int, default=30)
 p.add_argument("--negatives", action="store_true", help="add polyp-free frames (see above)")
 p.add_argument("--json", default=None)
 p.add_argument("--tmp", default="/tmp/polyp/eval")
 args = p.parse_args()
-if args.tune and args.split == "test":
+if (args.tune or args.tune_seeds) and args.split == "test":
     sys.exit("refusing to tune on the test split")
 
 S = args.size
@@ -122,14 +127,15 @@ else:
     info["torch_latency_batch1_median_ms"] = float(np.median(ts))
 
 
-def run(mt, ma):
-    r = common.evaluate_probs(probs[:len(idx)], data, args.stride, idx, mt, ma)
+def run(mt, ma, st=None):
+    r = common.evaluate_probs(probs[:len(idx)], data, args.stride, idx, mt, ma, st)
     if neg is None:
         return r
     neg_dets = []
     for k, i in enumerate(neg_idx):
         w, h = neg["sizes"][i]
-        neg_dets.append(common.postprocess(probs[len(idx) + k], args.stride, neg["scales"][i], w, h, mt, ma))
+        neg_dets.append(common.postprocess(probs[len(idx) + k], args.stride, neg["scales"][i], w, h, mt, ma,
+                                           seed_threshold=st))
     dets, gts = r["dets"] + neg_dets, r["gts"] + [np.zeros((0, 4))] * len(neg_dets)
     return dict(ap50=common.average_precision(dets, gts, 0.5),
                 ap50_95=float(np.mean([common.average_precision(dets, gts, t) for t in np.arange(0.5, 0.951, 0.05)])),
@@ -151,7 +157,26 @@ if args.tune:
                   + f"bestF1 {bf['f1']:.4f} @ {bf['threshold']}", flush=True)
     info["tune"] = rows
 
-r = run(args.mask_threshold, args.min_area)
+if args.tune_seeds:
+    rows = []
+    for mt in [0.4, 0.5]:
+        for st in [None, 0.8, 0.85, 0.9, 0.95]:
+            r = run(mt, args.min_area, st)
+            bf = common.best_f1_threshold(r["dets"], r["gts"])
+            row = dict(maskThreshold=mt, minAreaFraction=args.min_area, seedThreshold=st, ap50=r["ap50"],
+                       ap50_95=r["ap50_95"], best_f1=bf)
+            if neg is not None:
+                row.update(pos_ap50=r["pos_ap50"], pos_ap50_95=r["pos_ap50_95"],
+                           negative_frames_with_box_at_best_f1=int(sum(1 for d in r["neg_dets"]
+                                                                       if any(sc >= bf["threshold"] for sc, _ in d))))
+            rows.append(row)
+            print(f"mt {mt} seed {st}: ap50 {r['ap50']:.4f} ap50_95 {r['ap50_95']:.4f} "
+                  + (f"(polyp images alone {r['pos_ap50']:.4f}; polyp-free frames with a box at best F1 "
+                     f"{row['negative_frames_with_box_at_best_f1']}) " if neg is not None else "")
+                  + f"bestF1 {bf['f1']:.4f} @ {bf['threshold']}", flush=True)
+    info["tune_seeds"] = rows
+
+r = run(args.mask_threshold, args.min_area, args.seed_threshold)
 thr = args.threshold
 bf = common.best_f1_threshold(r["dets"], r["gts"])
 if thr is None:
@@ -159,7 +184,7 @@ if thr is None:
 op = common.pr_at_threshold(r["dets"], r["gts"], thr)
 ts = np.arange(0.5, 0.951, 0.05)
 info.update(dict(split=args.split, maskThreshold=args.mask_threshold, minAreaFraction=args.min_area,
-                 ap50=r["ap50"], ap50_95=r["ap50_95"],
+                 seedThreshold=args.seed_threshold, ap50=r["ap50"], ap50_95=r["ap50_95"],
                  ap_per_iou={f"{t:.2f}": common.average_precision(r["dets"], r["gts"], t) for t in ts},
                  n_gt=int(sum(len(g) for g in r["gts"])), n_dets=int(sum(len(d) for d in r["dets"])),
                  at_threshold=op, best_f1=bf))
@@ -167,7 +192,7 @@ if neg is not None:
     info.update(dict(ap_is_mixed=True, n_negative_frames=int(len(neg_idx)),
                      positives_only=dict(ap50=r["pos_ap50"], ap50_95=r["pos_ap50_95"]),
                      negative_frames_with_box_at_threshold=int(sum(1 for d in r["neg_dets"] if any(sc >= thr for sc, _ in d)))))
-print(json.dumps({k: v for k, v in info.items() if k != "tune"}, indent=1))
+print(json.dumps({k: v for k, v in info.items() if k not in ("tune", "tune_seeds")}, indent=1))
 if args.json:
     with open(args.json, "w") as f:
         json.dump(info, f, indent=1)

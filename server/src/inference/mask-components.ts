@@ -3,7 +3,7 @@
  * computed the model card's metrics): binarise at the mask threshold, label 8-connected components,
  * drop specks, and turn each component into a box in source-image pixels with the mean probability of
  * its cells as score. With a seed threshold, touching objects merged into one component are split first
- * (a marker-controlled watershed, the same as scripts/nuclei/common.py `seeded_components`). Written by
+ * (a marker-controlled watershed, the same as scripts/polyp/common.py `seeded_components`). Written by
  * hand: no maintained npm package does connected components or a seeded watershed on a Float32Array
  * without pulling in OpenCV (tens of MB of WASM).
  */
@@ -121,7 +121,7 @@ function flood(start: number, label: number, labels: Int32Array, width: number, 
 
 /**
  * A binary min-heap of cells keyed by (−seed value, order of arrival): the frontier of the seeded growth.
- * Keys are compared exactly as scripts/nuclei/common.py's heapq compares its tuples.
+ * Keys are compared exactly as scripts/polyp/common.py's heapq compares its tuples.
  */
 class Frontier {
   private readonly cells: Int32Array;
