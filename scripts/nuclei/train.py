@@ -56,7 +56,7 @@ p.add_argument("--out", default="/tmp/patho/run1")
 args = p.parse_args()
 SCHEDULE_KEYS = ["steps", "warmup", "crop", "width", "dec", "bs", "lr", "wd", "band_weight", "core_weight", "val",
                  "seed", "eval_every"]
-run = resumable.Run(p, args, SCHEDULE_KEYS)  # --resume: the recorded schedule wins, a different one is an error
+run = resumable.Run(p, args, SCHEDULE_KEYS, recorded_before={"core_weight": 0.0})  # --resume: the recorded schedule wins
 hist_path = os.path.join(args.out, "history.json")
 
 torch.set_num_threads(args.threads)

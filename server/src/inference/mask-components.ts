@@ -94,7 +94,7 @@ export function maskComponents(prob: Float32Array, width: number, height: number
 
 const NEIGHBOURS_8 = [-1, -1, -1, 0, -1, 1, 0, -1, 0, 1, 1, -1, 1, 0, 1, 1] as const;
 
-/** Labels `start`'s 8-connected region of cells where `inside(cell)` with `label`; returns its cells. */
+/** Labels `start`'s 8-connected region of cells where `inside(cell)` with `label`; returns how many cells it labelled. */
 function flood(start: number, label: number, labels: Int32Array, width: number, height: number, inside: (cell: number) => boolean, stack: Int32Array): number {
   let top = 0;
   let count = 0;
