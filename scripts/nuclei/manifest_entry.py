@@ -16,6 +16,7 @@ p.add_argument("--threshold", type=float, required=True)
 p.add_argument("--file", default="nuclei-detector-1.0.0.onnx")
 p.add_argument("--version", default="1.0.0")
 p.add_argument("--steps", type=int, default=0, help="training steps of the run (written into the description)")
+p.add_argument("--description", default=None, help="replaces the generated description")
 args = p.parse_args()
 
 m = json.load(open(args.metrics))
@@ -29,7 +30,8 @@ entry = {
     "description": ("H&E nucleus detector: compact U-Net/FPN segmentation network (0.77 M params, output stride 2) "
                     "trained from scratch on 72 of the 84 DSB 2018 H&E train tiles (12 held out for validation)"
                     + (" for %d steps" % args.steps if args.steps else "") + "; the mask marks nucleus interiors with "
-                    "touching nuclei split apart, so each connected component is one nucleus."),
+                    "touching nuclei split apart, so each connected component is one nucleus.")
+    if args.description is None else args.description,
     "labels": ["nucleus"],
     "file": args.file,
     "sha256": sha,
@@ -59,6 +61,8 @@ entry = {
         "stride": 2,
         "maskThreshold": m["maskThreshold"],
         "minAreaFraction": m["minAreaFraction"],
+        **({"seedThreshold": m["seedThreshold"]} if m.get("seedThreshold") is not None else {}),
+        **({"seedChannel": m["seedChannel"]} if m.get("seedThreshold") is not None and m.get("seedChannel") else {}),
     },
     "operatingThreshold": args.threshold,
     "metrics": {
