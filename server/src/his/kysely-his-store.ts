@@ -307,7 +307,9 @@ class KyselyHisTransaction implements HisTransaction {
   }
 
   async ordersOfPatient(key: PatientKey): Promise<Order[]> {
-    const rows = await this.db.selectFrom('his_order').selectAll().where('patient_id', '=', key.patientId).where('issuer', '=', key.issuer).orderBy('created_at').orderBy('id').execute();
+    // Orders created in the same millisecond (an HL7 batch) keep a stable order: by accession number, not by
+    // their random ids.
+    const rows = await this.db.selectFrom('his_order').selectAll().where('patient_id', '=', key.patientId).where('issuer', '=', key.issuer).orderBy('created_at').orderBy('accession_number').orderBy('id').execute();
     return ordersOfRows(this.db, rows);
   }
 
@@ -543,6 +545,7 @@ export class KyselyHisStore implements HisStore {
           eb.or([eb('study_instance_uid', 'in', chunk), eb('id', 'in', eb.selectFrom('his_order_series').select('order_id').where('study_uid', 'in', chunk))]),
         )
         .orderBy('created_at')
+        .orderBy('accession_number')
         .orderBy('id')
         .execute();
       for (const row of found) {
