@@ -43,66 +43,69 @@ export interface MaskParameters {
  * mask itself).
  */
 export function maskComponents(prob: Float32Array, width: number, height: number, params: MaskParameters, seed: Float32Array = prob): MaskComponent[] {
-  const cells = width * height;
-  if (params.seedThreshold !== undefined) return seededComponents(prob, seed, width, height, params, params.seedThreshold);
-  const labels = new Int32Array(cells); // 0 = unvisited
-  const stack = new Int32Array(cells);
-  const minArea = params.minAreaFraction * cells;
-  const components: MaskComponent[] = [];
-  let next = 1;
-  for (let start = 0; start < cells; start += 1) {
-    if (labels[start] !== 0 || !(prob[start]! >= params.maskThreshold)) continue;
-    const label = next++;
-    let top = 0;
-    stack[top++] = start;
-    labels[start] = label;
-    let sum = 0;
-    let area = 0;
-    let x0 = width;
-    let y0 = height;
-    let x1 = -1;
-    let y1 = -1;
-    while (top > 0) {
-      const cell = stack[--top]!;
-      const cx = cell % width;
-      const cy = (cell - cx) / width;
-      sum += prob[cell]!;
-      area += 1;
-      if (cx < x0) x0 = cx;
-      if (cx > x1) x1 = cx;
-      if (cy < y0) y0 = cy;
-      if (cy > y1) y1 = cy;
-      for (let dy = -1; dy <= 1; dy += 1) {
-        const ny = cy + dy;
-        if (ny < 0 || ny >= height) continue;
-        for (let dx = -1; dx <= 1; dx += 1) {
-          const nx = cx + dx;
-          if (nx < 0 || nx >= width) continue;
-          const neighbour = ny * width + nx;
-          if (labels[neighbour] === 0 && prob[neighbour]! >= params.maskThreshold) {
-            labels[neighbour] = label;
-            stack[top++] = neighbour;
-          }
-        }
-      }
-    }
-    if (area < minArea) continue;
-    components.push({ score: sum / area, x0, y0, x1: x1 + 1, y1: y1 + 1, area });
+  const grid = new LabelGrid(width, height);
+  const inMask = (cell: number) => prob[cell]! >= params.maskThreshold;
+  const { seedThreshold } = params;
+  if (seedThreshold !== undefined) {
+    grid.labelRegions((cell) => inMask(cell) && seed[cell]! >= seedThreshold);
+    grid.growSeeds(seed, inMask);
   }
-  return components.sort((a, b) => b.score - a.score);
+  // The mask's components (without seeds), or the mask cells no seed reached.
+  grid.labelRegions(inMask);
+  return grid.components(prob, params.minAreaFraction);
 }
 
 const NEIGHBOURS_8 = [-1, -1, -1, 0, -1, 1, 0, -1, 0, 1, 1, -1, 1, 0, 1, 1] as const;
 
-/** Labels `start`'s 8-connected region of cells where `inside(cell)` with `label`; returns how many cells it labelled. */
-function flood(start: number, label: number, labels: Int32Array, width: number, height: number, inside: (cell: number) => boolean, stack: Int32Array): number {
-  let top = 0;
-  let count = 0;
-  stack[top++] = start;
-  labels[start] = label;
-  while (top > 0) {
-    const cell = stack[--top]!;
-    count += 1;
+/** Cell labels of one h×w map (0 = none yet), filled region by region, then read out as components. */
+class LabelGrid {
+  readonly labels: Int32Array;
+  private readonly stack: Int32Array;
+  private next = 1;
+
+  constructor(
+    private readonly width: number,
+    private readonly height: number,
+  ) {
+    this.labels = new Int32Array(width * height);
+    this.stack = new Int32Array(width * height);
+  }
+
+  /** Gives each 8-connected region of unlabelled cells where `inside` holds a new label, in raster order of its first cell. */
+  labelRegions(inside: (cell: number) => boolean): void {
+    const { labels, stack } = this;
+    let top = 0;
+    const reached = (cell: number) => {
+      stack[top++] = cell;
+    };
+    for (let start = 0; start < labels.length; start += 1) {
+      if (labels[start] !== 0 || !inside(start)) continue;
+      const label = this.next++;
+      labels[start] = label;
+      reached(start);
+      while (top > 0) this.labelNeighbours(stack[--top]!, label, inside, reached);
+    }
+  }
+
+  /**
+   * Grows the labelled cells (the seeds) over the unlabelled cells where `inside` holds, always from the
+   * frontier cell with the highest `seed` value (ties: the cell reached first; seed cells enter in raster
+   * order, as in scripts/polyp/common.py `seeded_components`).
+   */
+  growSeeds(seed: Float32Array, inside: (cell: number) => boolean): void {
+    const { labels } = this;
+    const frontier = new Frontier(labels.length);
+    const reached = (cell: number) => frontier.push(cell, seed[cell]!);
+    for (let cell = 0; cell < labels.length; cell += 1) if (labels[cell] !== 0) reached(cell);
+    while (frontier.length > 0) {
+      const cell = frontier.pop();
+      this.labelNeighbours(cell, labels[cell]!, inside, reached);
+    }
+  }
+
+  /** Labels `cell`'s unlabelled 8-neighbours where `inside` holds with `label`, handing each to `reached`. */
+  private labelNeighbours(cell: number, label: number, inside: (cell: number) => boolean, reached: (cell: number) => void): void {
+    const { width, height, labels } = this;
     const cx = cell % width;
     const cy = (cell - cx) / width;
     for (let k = 0; k < 16; k += 2) {
@@ -112,11 +115,41 @@ function flood(start: number, label: number, labels: Int32Array, width: number, 
       const neighbour = ny * width + nx;
       if (labels[neighbour] === 0 && inside(neighbour)) {
         labels[neighbour] = label;
-        stack[top++] = neighbour;
+        reached(neighbour);
       }
     }
   }
-  return count;
+
+  /** Each label's cells as a component (bounding cells, area, mean `prob`), specks dropped, best score first. */
+  components(prob: Float32Array, minAreaFraction: number): MaskComponent[] {
+    const { width, height, labels } = this;
+    const count = this.next - 1;
+    const sum = new Float64Array(count + 1);
+    const area = new Int32Array(count + 1);
+    const x0 = new Int32Array(count + 1).fill(width);
+    const y0 = new Int32Array(count + 1).fill(height);
+    const x1 = new Int32Array(count + 1).fill(-1);
+    const y1 = new Int32Array(count + 1).fill(-1);
+    for (let cell = 0; cell < labels.length; cell += 1) {
+      const label = labels[cell]!;
+      if (label === 0) continue;
+      const cx = cell % width;
+      const cy = (cell - cx) / width;
+      sum[label] = sum[label]! + prob[cell]!;
+      area[label] = area[label]! + 1;
+      if (cx < x0[label]!) x0[label] = cx;
+      if (cx > x1[label]!) x1[label] = cx;
+      if (cy < y0[label]!) y0[label] = cy;
+      if (cy > y1[label]!) y1[label] = cy;
+    }
+    const minArea = minAreaFraction * labels.length;
+    const found: MaskComponent[] = [];
+    for (let label = 1; label <= count; label += 1) {
+      if (area[label]! < minArea) continue;
+      found.push({ score: sum[label]! / area[label]!, x0: x0[label]!, y0: y0[label]!, x1: x1[label]! + 1, y1: y1[label]! + 1, area: area[label]! });
+    }
+    return found.sort((a, b) => b.score - a.score);
+  }
 }
 
 /**
@@ -192,63 +225,6 @@ class Frontier {
     this.keys[to] = this.keys[from]!;
     this.order[to] = this.order[from]!;
   }
-}
-
-function seededComponents(prob: Float32Array, seed: Float32Array, width: number, height: number, params: MaskParameters, seedThreshold: number): MaskComponent[] {
-  const cells = width * height;
-  const inMask = (cell: number) => prob[cell]! >= params.maskThreshold;
-  const labels = new Int32Array(cells);
-  const stack = new Int32Array(cells);
-  let next = 1;
-  for (let start = 0; start < cells; start += 1) {
-    if (labels[start] === 0 && inMask(start) && seed[start]! >= seedThreshold) flood(start, next++, labels, width, height, (c) => inMask(c) && seed[c]! >= seedThreshold, stack);
-  }
-  // Grow every seed over the mask from the frontier cell with the highest seed value.
-  const frontier = new Frontier(cells);
-  for (let cell = 0; cell < cells; cell += 1) if (labels[cell] !== 0) frontier.push(cell, seed[cell]!);
-  while (frontier.length > 0) {
-    const cell = frontier.pop();
-    const cx = cell % width;
-    const cy = (cell - cx) / width;
-    for (let k = 0; k < 16; k += 2) {
-      const ny = cy + NEIGHBOURS_8[k]!;
-      const nx = cx + NEIGHBOURS_8[k + 1]!;
-      if (ny < 0 || ny >= height || nx < 0 || nx >= width) continue;
-      const neighbour = ny * width + nx;
-      if (labels[neighbour] === 0 && inMask(neighbour)) {
-        labels[neighbour] = labels[cell]!;
-        frontier.push(neighbour, seed[neighbour]!);
-      }
-    }
-  }
-  // Mask cells no seed reached: their own components.
-  for (let start = 0; start < cells; start += 1) if (labels[start] === 0 && inMask(start)) flood(start, next++, labels, width, height, inMask, stack);
-  const count = next - 1;
-  const sum = new Float64Array(count + 1);
-  const area = new Int32Array(count + 1);
-  const x0 = new Int32Array(count + 1).fill(width);
-  const y0 = new Int32Array(count + 1).fill(height);
-  const x1 = new Int32Array(count + 1).fill(-1);
-  const y1 = new Int32Array(count + 1).fill(-1);
-  for (let cell = 0; cell < cells; cell += 1) {
-    const label = labels[cell]!;
-    if (label === 0) continue;
-    const cx = cell % width;
-    const cy = (cell - cx) / width;
-    sum[label] = sum[label]! + prob[cell]!;
-    area[label] = area[label]! + 1;
-    if (cx < x0[label]!) x0[label] = cx;
-    if (cx > x1[label]!) x1[label] = cx;
-    if (cy < y0[label]!) y0[label] = cy;
-    if (cy > y1[label]!) y1[label] = cy;
-  }
-  const minArea = params.minAreaFraction * cells;
-  const components: MaskComponent[] = [];
-  for (let label = 1; label <= count; label += 1) {
-    if (area[label]! < minArea || area[label] === 0) continue;
-    components.push({ score: sum[label]! / area[label]!, x0: x0[label]!, y0: y0[label]!, x1: x1[label]! + 1, y1: y1[label]! + 1, area: area[label]! });
-  }
-  return components.sort((a, b) => b.score - a.score);
 }
 
 /** How a source image was placed in the model input (letterbox.ts). */
