@@ -15,6 +15,10 @@ softmax([0, (170 - mean(R,G,B over the tile)) / 10]) over the labels [normal, le
 sigmoid((170 - mean) / 10): tiles darker than mean RGB 170 (densely stained tissue) are "lesion". Trained
 "at" 2 um/px (`input.pixelSpacingMm` = 0.002). Not a medical model.
 
+And red-box-1.0.0.onnx, a hand-wired *box verifier* (manifest `output.verifier`, server/src/inference/
+box-verifier.ts): a 16x16 crop in, `prob` [N,1] = sigmoid((mean(R) - mean(G)) / 10) out, i.e. "the box is
+reddish". Not listed in the manifest: tests attach it to bright-spot in a copy of the manifest.
+
 Run with Debian's python3-onnx:  /usr/bin/python3 scripts/make-test-model.py
 """
 import hashlib
@@ -109,6 +113,32 @@ tissue_path = os.path.join(OUT_DIR, TISSUE_FILE)
 onnx.save(tissue_model, tissue_path)
 tissue_digest = hashlib.sha256(open(tissue_path, 'rb').read()).hexdigest()
 
+# red-box: a box verifier, P = sigmoid((mean(R) - mean(G)) / 10) over a 16x16 crop, a [N,1] output.
+VERIFIER_SIZE = 16
+VERIFIER_FILE = 'red-box-1.0.0.onnx'
+crop = helper.make_tensor_value_info('crop', TensorProto.UINT8, ['N', VERIFIER_SIZE, VERIFIER_SIZE, 3])
+crop_prob = helper.make_tensor_value_info('prob', TensorProto.FLOAT, ['N', 1])
+verifier_inits = [
+    numpy_helper.from_array(np.array([0.1], dtype=np.float32), 'gain'),
+    numpy_helper.from_array(np.array([-1, 3], dtype=np.int64), 'rgb'),
+    numpy_helper.from_array(np.array([1.0, -1.0, 0.0], dtype=np.float32).reshape(3, 1), 'red_minus_green'),
+]
+verifier_nodes = [
+    helper.make_node('Cast', ['crop'], ['crop_f'], to=TensorProto.FLOAT),
+    helper.make_node('ReduceMean', ['crop_f'], ['channel_means'], axes=[1, 2], keepdims=1),
+    helper.make_node('Reshape', ['channel_means', 'rgb'], ['means']),
+    helper.make_node('MatMul', ['means', 'red_minus_green'], ['difference']),
+    helper.make_node('Mul', ['difference', 'gain'], ['logit']),
+    helper.make_node('Sigmoid', ['logit'], ['prob']),
+]
+verifier_graph = helper.make_graph(verifier_nodes, 'red-box', [crop], [crop_prob], verifier_inits)
+verifier_model = helper.make_model(verifier_graph, opset_imports=[helper.make_opsetid('', 13)], producer_name='filmless-pacs tests')
+verifier_model.ir_version = 7
+onnx.checker.check_model(verifier_model)
+verifier_path = os.path.join(OUT_DIR, VERIFIER_FILE)
+onnx.save(verifier_model, verifier_path)
+verifier_digest = hashlib.sha256(open(verifier_path, 'rb').read()).hexdigest()
+
 manifest = {
     'models': [
         {
@@ -181,3 +211,4 @@ with open(os.path.join(OUT_DIR, 'manifest.json'), 'w') as f:
 print(path, digest)
 print(dark_path, dark_digest)
 print(tissue_path, tissue_digest)
+print(verifier_path, verifier_digest)

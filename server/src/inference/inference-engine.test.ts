@@ -98,3 +98,72 @@ describe('choosing where models run', () => {
     }
   });
 });
+
+describe('a detector with a box verifier (manifest output.verifier)', () => {
+  /** A copy of the test models with bright-spot checked by red-box (reddish boxes pass) at `gate`. */
+  async function withVerifier(gate: number, edit?: (verifier: Record<string, unknown>) => void): Promise<string> {
+    const { cp, mkdtemp, readFile, writeFile } = await import('node:fs/promises');
+    const { createHash } = await import('node:crypto');
+    const path = await import('node:path');
+    const os = await import('node:os');
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'verifier-models-'));
+    await cp(TEST_MODELS_DIR, dir, { recursive: true });
+    const manifest = JSON.parse(await readFile(path.join(dir, 'manifest.json'), 'utf8'));
+    const sha256 = createHash('sha256').update(await readFile(path.join(dir, 'red-box-1.0.0.onnx'))).digest('hex');
+    const verifier = { file: 'red-box-1.0.0.onnx', sha256, input: 'crop', output: 'prob', size: 16, context: 1.5, minSide: 4, gate };
+    edit?.(verifier);
+    manifest.models[0].output.verifier = verifier;
+    await writeFile(path.join(dir, 'manifest.json'), JSON.stringify(manifest));
+    return dir;
+  }
+
+  /** 64×64 black with a white 12×12 square at (4,4) and a bright red-ish (255,200,255) one at (40,40). */
+  function twoSpots() {
+    const pixels = Buffer.alloc(64 * 64 * 3);
+    const square = (x0: number, y0: number, rgb: number[]) => {
+      for (let y = y0; y < y0 + 12; y++) for (let x = x0; x < x0 + 12; x++) pixels.set(rgb, (y * 64 + x) * 3);
+    };
+    square(4, 4, [255, 255, 255]);
+    square(40, 40, [255, 200, 255]);
+    return { pixels, width: 64, height: 64, channels: 3 as const };
+  }
+
+  it('reports only the boxes the verifier passes, and all of them when its gate is 0', async () => {
+    const { log } = capturingLogger();
+    const { rm } = await import('node:fs/promises');
+    for (const [gate, expected] of [
+      [0.8, [{ x: 40, y: 40, width: 12, height: 12 }]],
+      [0, [{ x: 4, y: 4, width: 12, height: 12 }, { x: 40, y: 40, width: 12, height: 12 }]],
+    ] as const) {
+      const dir = await withVerifier(gate);
+      const engine = await InferenceEngine.start(await loadModelRegistry(dir), { executionProvider: 'cpu', threads: 1, maxBatch: 2, queueDepth: 4 }, log);
+      try {
+        // Without the verifier both squares are bright-spot boxes; red-box scores the white one 0.5 (R = G).
+        const result = await engine.detect('bright-spot', twoSpots(), 0);
+        expect(result.detections.map((d) => d.box).sort((a, b) => a.x - b.x)).toEqual(expected);
+      } finally {
+        await engine.close();
+        await rm(dir, { recursive: true, force: true });
+      }
+    }
+  });
+
+  it('stops the start when the verifier file is altered or its output is not one probability per crop', async () => {
+    const { log } = capturingLogger();
+    const { rm } = await import('node:fs/promises');
+    const altered = await withVerifier(0.5, (v) => (v['sha256'] = '0'.repeat(64)));
+    await expect(loadModelRegistry(altered)).rejects.toThrow(/model "bright-spot": red-box-1\.0\.0\.onnx has sha256 [0-9a-f]{64}, the manifest pins 0{64}/);
+    await rm(altered, { recursive: true, force: true });
+    // The bright-spot detector itself as a "verifier": its output is a mask, not [N, 1].
+    const wrong = await withVerifier(0.5);
+    const { readFile, writeFile } = await import('node:fs/promises');
+    const path = await import('node:path');
+    const manifest = JSON.parse(await readFile(path.join(wrong, 'manifest.json'), 'utf8'));
+    manifest.models[0].output.verifier = { ...manifest.models[0].output.verifier, file: manifest.models[0].file, sha256: manifest.models[0].sha256, input: 'image', size: 64 };
+    await writeFile(path.join(wrong, 'manifest.json'), JSON.stringify(manifest));
+    await expect(InferenceEngine.start(await loadModelRegistry(wrong), { executionProvider: 'cpu', threads: 1, maxBatch: 2, queueDepth: 4 }, log)).rejects.toThrow(
+      /model "bright-spot": box verifier output "prob" gives 4096 values per crop, 1 expected/,
+    );
+    await rm(wrong, { recursive: true, force: true });
+  });
+});

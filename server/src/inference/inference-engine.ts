@@ -10,8 +10,9 @@
 import type { Logger } from 'pino';
 import { AppError, NotFoundError, ServiceBusyError } from '../errors.js';
 import { letterbox, type RawImage } from './letterbox.js';
-import { componentBox, maskComponents, type Box } from './mask-components.js';
-import type { ClassificationModelSpec, DetectionModelSpec, ModelSpec } from './model-manifest.js';
+import { componentBox, maskComponents, type Box, type MaskComponent } from './mask-components.js';
+import type { BoxVerifierSpec, ClassificationModelSpec, DetectionModelSpec, ModelSpec } from './model-manifest.js';
+import { verifierCrops } from './box-verifier.js';
 import { ModelQueue, type BatchRunner, type QueueStats } from './model-queue.js';
 import { ModelThreadStoppedError, OnnxThread } from './onnx-thread.js';
 import type { RegisteredModel } from './model-registry.js';
@@ -114,6 +115,8 @@ interface LoadedModel {
   spec: ModelSpec;
   session: OnnxThread;
   queue: ModelQueue<Buffer, MaskOutput>;
+  /** A detector's box verifier (manifest `output.verifier`), in a thread of its own. */
+  verifier?: { spec: BoxVerifierSpec; session: OnnxThread };
 }
 
 const round = (ms: number) => Math.round(ms * 100) / 100;
@@ -126,6 +129,21 @@ function seedMap(spec: DetectionModelSpec, mask: MaskOutput): Float32Array {
   return mask.prob.subarray(channel * cells, (channel + 1) * cells);
 }
 
+/** The candidates the box verifier keeps (probability ≥ its gate), in their order; its time counts as post-processing. */
+async function verified(verifier: NonNullable<LoadedModel['verifier']>, pixels: Uint8Array, spec: DetectionModelSpec, candidates: MaskComponent[]): Promise<MaskComponent[]> {
+  const stride = spec.output.stride;
+  const boxes = candidates.map((c) => ({ x0: c.x0 * stride, y0: c.y0 * stride, x1: c.x1 * stride, y1: c.y1 * stride }));
+  const size = verifier.spec.size;
+  let out;
+  try {
+    out = await verifier.session.run(verifierCrops(pixels, spec.input.width, boxes, verifier.spec), [boxes.length, size, size, 3]);
+  } catch (err) {
+    if (err instanceof ModelThreadStoppedError) throw new ServiceBusyError(`Model "${spec.id}"'s box verifier was restarted while it ran this request; retry`, 1);
+    throw err;
+  }
+  return candidates.filter((_, i) => out.data[i]! >= verifier.spec.gate);
+}
+
 export class InferenceEngine {
   private constructor(
     private readonly models: Map<string, LoadedModel>,
@@ -136,9 +154,9 @@ export class InferenceEngine {
   static async start(registered: RegisteredModel[], options: EngineOptions, log: Logger): Promise<InferenceEngine> {
     const models = new Map<string, LoadedModel>();
     let provider = options.executionProvider;
-    for (const { spec, path } of registered) {
-      const start = (ep: ExecutionProvider) =>
-        OnnxThread.start(path, { input: spec.input.name, output: spec.output.name }, {
+    for (const { spec, path, verifierPath } of registered) {
+      const start = (ep: ExecutionProvider, file = path, io = { input: spec.input.name, output: spec.output.name }) =>
+        OnnxThread.start(file, io, {
           executionProviders: ep === 'cpu' ? ['cpu'] : [ep, 'cpu'],
           ...(options.threads > 0 ? { intraOpNumThreads: options.threads } : {}),
           threadSpinning: options.threadSpinning !== false,
@@ -161,7 +179,20 @@ export class InferenceEngine {
         );
       }
       if (spec.task === 'detection') seedMap(spec, warm!); // a seed channel the output lacks stops the start, naming it
-      models.set(spec.id, { spec, session, queue: new ModelQueue(spec.id, runner, options.maxBatch, options.queueDepth) });
+      let verifier: LoadedModel['verifier'];
+      const verifierSpec = spec.task === 'detection' ? spec.output.verifier : undefined;
+      if (verifierSpec !== undefined && verifierPath !== undefined) {
+        const verifierSession = await start(provider, verifierPath, { input: verifierSpec.input, output: verifierSpec.output }).catch((err: unknown) => {
+          throw new Error(`model "${spec.id}": its box verifier ${verifierSpec.file} cannot be loaded by onnxruntime: ${(err as Error).message}`);
+        });
+        verifier = { spec: verifierSpec, session: verifierSession };
+        // Warm-up, and the output's shape checked: one probability per crop.
+        const out = await verifierSession.run(Buffer.alloc(verifierSpec.size * verifierSpec.size * 3), [1, verifierSpec.size, verifierSpec.size, 3]);
+        if (out.data.length !== 1) {
+          throw new AppError('CONFIG_INVALID', `model "${spec.id}": box verifier output "${verifierSpec.output}" gives ${out.data.length} values per crop, 1 expected (a probability)`);
+        }
+      }
+      models.set(spec.id, { spec, session, queue: new ModelQueue(spec.id, runner, options.maxBatch, options.queueDepth), ...(verifier ? { verifier } : {}) });
     }
     log.info({ models: [...models.keys()], executionProvider: provider }, 'inference models ready');
     return new InferenceEngine(models, provider);
@@ -199,8 +230,9 @@ export class InferenceEngine {
     const mask = await model.queue.submit(input.pixels, isStale);
     const t2 = performance.now();
     const threshold = minScore ?? spec.operatingThreshold;
-    const detections = maskComponents(mask.prob, mask.width, mask.height, spec.output, seedMap(spec, mask))
-      .filter((c) => c.score >= threshold)
+    let candidates = maskComponents(mask.prob, mask.width, mask.height, spec.output, seedMap(spec, mask)).filter((c) => c.score >= threshold);
+    if (model.verifier !== undefined && candidates.length > 0) candidates = await verified(model.verifier, input.pixels, spec, candidates);
+    const detections = candidates
       .map((c) => ({ label: spec.labels[0]!, score: Math.round(c.score * 10_000) / 10_000, box: componentBox(c, spec.output.stride, input.placement) }));
     const t3 = performance.now();
     return {
@@ -263,7 +295,10 @@ export class InferenceEngine {
   }
 
   async close(): Promise<void> {
-    for (const model of this.models.values()) await model.session.release();
+    for (const model of this.models.values()) {
+      await model.session.release();
+      await model.verifier?.session.release();
+    }
     this.models.clear();
   }
 

@@ -45,6 +45,28 @@ export interface MaskComponentsOutput {
    * from the mask itself, so `seedThreshold` should then lie above `maskThreshold`.
    */
   seedChannel?: number;
+  /**
+   * Optional: a second model that looks again at each candidate box (box-verifier.ts): a candidate is
+   * reported only if the verifier's probability reaches `gate` (models/polyp-detector.md, "crop verifier").
+   */
+  verifier?: BoxVerifierSpec;
+}
+
+/**
+ * A box verifier: a classifier run on a square crop around each candidate box, cut from the detector's own
+ * letterboxed input (side `context` × the box's longer side, at least `minSide` input pixels), sampled to
+ * `size` × `size` (uint8 NHWC RGB, input `input`); its output `output` is [N, 1], the probability that the
+ * box shows the object.
+ */
+export interface BoxVerifierSpec {
+  file: string;
+  sha256: string;
+  input: string;
+  output: string;
+  size: number;
+  context: number;
+  minSide: number;
+  gate: number;
 }
 
 /**
@@ -217,10 +239,24 @@ function parseModel(raw: unknown, index: number, problems: string[]): ModelSpec 
     minAreaFraction: outputCheck.number('minAreaFraction', 0, 1),
     ...(outputCheck.has('seedThreshold') ? { seedThreshold: outputCheck.number('seedThreshold', 0, 1) } : {}),
     ...(outputCheck.has('seedChannel') ? { seedChannel: outputCheck.number('seedChannel', 0, 15, true) } : {}),
+    ...(outputCheck.has('verifier') ? { verifier: parseVerifier(new FieldChecker(problems, `${label} output verifier`, outputCheck.object_('verifier'))) } : {}),
   };
   if (output.seedChannel !== undefined && output.seedThreshold === undefined) problems.push(`${label} output: "seedChannel" needs "seedThreshold"`);
   if (base.input.width % output.stride !== 0) problems.push(`${label} output: stride must divide the input size`);
   return { ...base, task, output };
+}
+
+function parseVerifier(check: FieldChecker): BoxVerifierSpec {
+  return {
+    file: check.string('file', /^[A-Za-z0-9][A-Za-z0-9._-]*\.onnx$/),
+    sha256: check.string('sha256', /^[0-9a-f]{64}$/),
+    input: check.string('input'),
+    output: check.string('output'),
+    size: check.number('size', 8, 1024, true),
+    context: check.number('context', 1, 10),
+    minSide: check.number('minSide', 1, 4096),
+    gate: check.number('gate', 0, 1),
+  };
 }
 
 /** Parses and validates manifest text; throws CONFIG_INVALID listing every problem. */

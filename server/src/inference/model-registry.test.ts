@@ -124,6 +124,23 @@ describe('the model registry loaded at start', () => {
     await expect(loadModelRegistry(lone)).rejects.toThrow(/model "bright-spot" output: "seedChannel" needs "seedThreshold"/);
   });
 
+  it('reads a box verifier of a detector, checks its file like the model\'s, and names every bad field', async () => {
+    const { createHash } = await import('node:crypto');
+    const sha256 = createHash('sha256').update(await readFile(path.join(TEST_MODELS_DIR, 'red-box-1.0.0.onnx'))).digest('hex');
+    const verifier = { file: 'red-box-1.0.0.onnx', sha256, input: 'crop', output: 'prob', size: 16, context: 1.5, minSide: 4, gate: 0.3 };
+    const good = await modelsCopy((m) => (m.models[0].output.verifier = verifier));
+    const [model] = await loadModelRegistry(good);
+    expect(model!.spec.output).toMatchObject({ verifier });
+    expect(model!.verifierPath).toBe(path.join(good, 'red-box-1.0.0.onnx'));
+    const missing = await modelsCopy((m) => (m.models[0].output.verifier = { ...verifier, file: 'gone.onnx' }));
+    await expect(loadModelRegistry(missing)).rejects.toThrow(/model "bright-spot": file .*gone\.onnx cannot be read \(ENOENT\)/);
+    const bad = await modelsCopy((m) => (m.models[0].output.verifier = { ...verifier, size: 0, gate: 2, input: '' }));
+    const message = ((await loadModelRegistry(bad).catch((e: Error) => e)) as Error).message;
+    expect(message).toMatch(/model "bright-spot" output verifier: "input" must be a non-empty string/);
+    expect(message).toMatch(/model "bright-spot" output verifier: "size" must be an integer between 8 and 1024/);
+    expect(message).toMatch(/model "bright-spot" output verifier: "gate" must be a number between 0 and 1/);
+  });
+
   it('stops the server from starting when a detector takes seeds from an output channel its model does not have', async () => {
     const dir = await modelsCopy((m) => Object.assign(m.models[0].output, { seedChannel: 1, seedThreshold: 0.8 }));
     const dataDir = await mkdtemp(path.join(os.tmpdir(), 'pacs-'));

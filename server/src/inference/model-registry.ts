@@ -14,6 +14,8 @@ export interface RegisteredModel {
   spec: ModelSpec;
   /** Absolute path of the verified .onnx file. */
   path: string;
+  /** Absolute path of the verified box verifier's .onnx file (a detector whose output names one). */
+  verifierPath?: string;
 }
 
 async function sha256Of(file: string): Promise<string> {
@@ -33,20 +35,28 @@ export async function loadModelRegistry(modelsDir: string): Promise<RegisteredMo
   const specs = parseManifest(text, manifestPath);
   const problems: string[] = [];
   const models: RegisteredModel[] = [];
-  for (const spec of specs) {
-    const file = path.join(modelsDir, spec.file);
+  /** The verified absolute path of one pinned file, or undefined with the problem recorded. */
+  const verified = async (id: string, name: string, sha256: string): Promise<string | undefined> => {
+    const file = path.join(modelsDir, name);
     let digest: string;
     try {
       digest = await sha256Of(file);
     } catch (err) {
-      problems.push(`model "${spec.id}": file ${file} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
-      continue;
+      problems.push(`model "${id}": file ${file} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+      return undefined;
     }
-    if (digest !== spec.sha256) {
-      problems.push(`model "${spec.id}": ${spec.file} has sha256 ${digest}, the manifest pins ${spec.sha256} (wrong or damaged file)`);
-      continue;
+    if (digest !== sha256) {
+      problems.push(`model "${id}": ${name} has sha256 ${digest}, the manifest pins ${sha256} (wrong or damaged file)`);
+      return undefined;
     }
-    models.push({ spec, path: file });
+    return file;
+  };
+  for (const spec of specs) {
+    const file = await verified(spec.id, spec.file, spec.sha256);
+    const verifier = spec.task === 'detection' ? spec.output.verifier : undefined;
+    const verifierPath = verifier === undefined ? undefined : await verified(spec.id, verifier.file, verifier.sha256);
+    if (file === undefined || (verifier !== undefined && verifierPath === undefined)) continue;
+    models.push({ spec, path: file, ...(verifierPath !== undefined ? { verifierPath } : {}) });
   }
   if (problems.length > 0) throw new AppError('CONFIG_INVALID', `Model registry ${modelsDir} is broken:\n  - ${problems.join('\n  - ')}`);
   return models;
