@@ -38,3 +38,17 @@ export async function kvasirSplit(split: 'train' | 'test'): Promise<KvasirImage[
       truth: entry.bbox.map((b) => ({ x: b.xmin, y: b.ymin, width: b.xmax - b.xmin + 1, height: b.ymax - b.ymin + 1 })),
     }));
 }
+
+export const polypFreeDir = path.join(path.dirname(kvasirDir), 'endoscopy-normal-hyperkvasir');
+
+/** The polyp-free HyperKvasir frames of a fixed split (../shared/data/endoscopy-normal-hyperkvasir): no truth boxes. */
+export async function polypFreeSplit(split: 'train' | 'test'): Promise<LabelledImage[]> {
+  const [header, ...rows] = (await readFile(path.join(polypFreeDir, 'index.csv'), 'utf8')).split('\n').filter((l) => l.trim() !== '');
+  const columns = header!.split(',');
+  const at = (name: string) => columns.indexOf(name);
+  return rows
+    .map((row) => row.split(','))
+    .filter((cells) => cells[at('split')] === split)
+    .map((cells) => ({ id: cells[at('file')]!, file: path.join(polypFreeDir, cells[at('file')]!), width: Number(cells[at('width')]), height: Number(cells[at('height')]), truth: [] }))
+    .sort((a, b) => a.id.localeCompare(b.id));
+}

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BUNDLED_MODELS_DIR } from '../config.js';
 import { iou } from '../../../scripts/eval/average-precision.js';
 import { evaluateOverHttp } from '../../../scripts/eval/evaluate-over-http.js';
-import { kvasirSplit } from '../../../scripts/eval/kvasir.js';
+import { kvasirSplit, polypFreeSplit } from '../../../scripts/eval/kvasir.js';
 import { buildTestApp, type TestApp } from '../test-support/build-test-app.js';
 import { describeInstance, instanceUrl, stow } from '../test-support/shared-instance.js';
 import { requireSharedData } from '../test-support/shared-data.js';
@@ -21,12 +21,14 @@ let t: TestApp;
 let baseUrl: string;
 let manifestAp50: number;
 let manifestVersion: string;
+let manifestPolypFree: string;
 
 beforeAll(async () => {
   const manifest = JSON.parse(await readFile(path.join(BUNDLED_MODELS_DIR, 'manifest.json'), 'utf8'));
   const entry = manifest.models.find((m: { id: string }) => m.id === MODEL);
   manifestAp50 = entry.metrics.ap50;
   manifestVersion = entry.version;
+  manifestPolypFree = entry.metrics.polypFreeTestFramesWithBoxAtThreshold;
   t = await buildTestApp({ PACS_MODELS_DIR: BUNDLED_MODELS_DIR });
   baseUrl = await t.app.listen({ host: '127.0.0.1', port: 0 });
 });
@@ -56,6 +58,16 @@ describe('the polyp detector on real colonoscopy images', () => {
     expect(evaluation.images).toBe(120);
     expect(evaluation.boxes).toBe(130);
     expect(Math.abs(evaluation.ap50 - manifestAp50)).toBeLessThanOrEqual(0.005);
+  }, 300_000);
+
+  it("raises a box on as few polyp-free test frames as its card says, the box verifier dropping most false candidates", async () => {
+    const frames = await polypFreeSplit('test');
+    expect(frames).toHaveLength(175);
+    const evaluation = await evaluateOverHttp(baseUrl, MODEL, frames);
+    const withBox = evaluation.perImage.filter((r) => r.detections.some((d) => d.score >= evaluation.operatingThreshold)).length;
+    // The card's figure, e.g. "9 of 175 (...)": the same count through the API, give or take one frame.
+    const carded = Number(/^(\d+) of 175/.exec(manifestPolypFree)![1]);
+    expect(Math.abs(withBox - carded)).toBeLessThanOrEqual(1);
   }, 300_000);
 
   it('writes an SR for each stored VL Endoscopic still whose boxes reference the image and overlap the polyps, and dciodvfy finds no error in it', async () => {

@@ -155,8 +155,8 @@ export class InferenceEngine {
     const models = new Map<string, LoadedModel>();
     let provider = options.executionProvider;
     for (const { spec, path, verifierPath } of registered) {
-      const start = (ep: ExecutionProvider, file = path, io = { input: spec.input.name, output: spec.output.name }) =>
-        OnnxThread.start(file, io, {
+      const start = (ep: ExecutionProvider) =>
+        OnnxThread.start(path, { input: spec.input.name, output: spec.output.name }, {
           executionProviders: ep === 'cpu' ? ['cpu'] : [ep, 'cpu'],
           ...(options.threads > 0 ? { intraOpNumThreads: options.threads } : {}),
           threadSpinning: options.threadSpinning !== false,
@@ -182,13 +182,21 @@ export class InferenceEngine {
       let verifier: LoadedModel['verifier'];
       const verifierSpec = spec.task === 'detection' ? spec.output.verifier : undefined;
       if (verifierSpec !== undefined && verifierPath !== undefined) {
-        const verifierSession = await start(provider, verifierPath, { input: verifierSpec.input, output: verifierSpec.output }).catch((err: unknown) => {
+        // One intra-op thread, not spinning: a few 64² crops per frame are too little work to share out, and
+        // idle threads spinning beside the detector's would take the cores it runs on.
+        const verifierSession = await OnnxThread.start(verifierPath, { input: verifierSpec.input, output: verifierSpec.output }, {
+          executionProviders: provider === 'cpu' ? ['cpu'] : [provider, 'cpu'],
+          intraOpNumThreads: 1,
+          threadSpinning: false,
+        }).catch((err: unknown) => {
           throw new Error(`model "${spec.id}": its box verifier ${verifierSpec.file} cannot be loaded by onnxruntime: ${(err as Error).message}`);
         });
         verifier = { spec: verifierSpec, session: verifierSession };
         // Warm-up, and the output's shape checked: one probability per crop.
         const out = await verifierSession.run(Buffer.alloc(verifierSpec.size * verifierSpec.size * 3), [1, verifierSpec.size, verifierSpec.size, 3]);
         if (out.data.length !== 1) {
+          await verifierSession.release();
+          await session.release();
           throw new AppError('CONFIG_INVALID', `model "${spec.id}": box verifier output "${verifierSpec.output}" gives ${out.data.length} values per crop, 1 expected (a probability)`);
         }
       }
