@@ -34,6 +34,18 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 OUT_DIR = os.path.join(HERE, '..', 'test-fixtures', 'models')
 FILE = 'bright-spot-1.0.0.onnx'
 
+
+def save(graph, name):
+    """Checks and writes one hand-wired model (opset 13, IR 7) into OUT_DIR; returns its path and sha256."""
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', 13)], producer_name='filmless-pacs tests')
+    model.ir_version = 7
+    onnx.checker.check_model(model)
+    os.makedirs(OUT_DIR, exist_ok=True)
+    file = os.path.join(OUT_DIR, name)
+    onnx.save(model, file)
+    return file, hashlib.sha256(open(file, 'rb').read()).hexdigest()
+
+
 image = helper.make_tensor_value_info('image', TensorProto.UINT8, ['N', SIZE, SIZE, 3])
 prob = helper.make_tensor_value_info('prob', TensorProto.FLOAT, ['N', 1, SIZE, SIZE])
 inits = [
@@ -49,13 +61,7 @@ nodes = [
     helper.make_node('Sigmoid', ['logits'], ['prob']),
 ]
 graph = helper.make_graph(nodes, 'bright-spot', [image], [prob], inits)
-model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', 13)], producer_name='filmless-pacs tests')
-model.ir_version = 7
-onnx.checker.check_model(model)
-os.makedirs(OUT_DIR, exist_ok=True)
-path = os.path.join(OUT_DIR, FILE)
-onnx.save(model, path)
-digest = hashlib.sha256(open(path, 'rb').read()).hexdigest()
+path, digest = save(graph, FILE)
 
 # dark-spot: prob = sigmoid((128 - mean(R,G,B)) / 10), averaged over 4x4 cells.
 DARK_SIZE = 256
@@ -77,12 +83,7 @@ dark_nodes = [
     helper.make_node('Sigmoid', ['logits'], ['prob']),
 ]
 dark_graph = helper.make_graph(dark_nodes, 'dark-spot', [dark_image], [dark_prob], dark_inits)
-dark_model = helper.make_model(dark_graph, opset_imports=[helper.make_opsetid('', 13)], producer_name='filmless-pacs tests')
-dark_model.ir_version = 7
-onnx.checker.check_model(dark_model)
-dark_path = os.path.join(OUT_DIR, DARK_FILE)
-onnx.save(dark_model, dark_path)
-dark_digest = hashlib.sha256(open(dark_path, 'rb').read()).hexdigest()
+dark_path, dark_digest = save(dark_graph, DARK_FILE)
 
 # dark-tissue: P(lesion) = softmax([0, (170 - mean(R,G,B)) / 10])[1], a [N,2] output.
 TISSUE_SIZE = 32
@@ -106,12 +107,7 @@ tissue_nodes = [
     helper.make_node('Softmax', ['logits'], ['prob'], axis=1),
 ]
 tissue_graph = helper.make_graph(tissue_nodes, 'dark-tissue', [tissue_image], [tissue_prob], tissue_inits)
-tissue_model = helper.make_model(tissue_graph, opset_imports=[helper.make_opsetid('', 13)], producer_name='filmless-pacs tests')
-tissue_model.ir_version = 7
-onnx.checker.check_model(tissue_model)
-tissue_path = os.path.join(OUT_DIR, TISSUE_FILE)
-onnx.save(tissue_model, tissue_path)
-tissue_digest = hashlib.sha256(open(tissue_path, 'rb').read()).hexdigest()
+tissue_path, tissue_digest = save(tissue_graph, TISSUE_FILE)
 
 # red-box: a box verifier, P = sigmoid((mean(R) - mean(G)) / 10) over a 16x16 crop, a [N,1] output.
 VERIFIER_SIZE = 16
@@ -132,12 +128,7 @@ verifier_nodes = [
     helper.make_node('Sigmoid', ['logit'], ['prob']),
 ]
 verifier_graph = helper.make_graph(verifier_nodes, 'red-box', [crop], [crop_prob], verifier_inits)
-verifier_model = helper.make_model(verifier_graph, opset_imports=[helper.make_opsetid('', 13)], producer_name='filmless-pacs tests')
-verifier_model.ir_version = 7
-onnx.checker.check_model(verifier_model)
-verifier_path = os.path.join(OUT_DIR, VERIFIER_FILE)
-onnx.save(verifier_model, verifier_path)
-verifier_digest = hashlib.sha256(open(verifier_path, 'rb').read()).hexdigest()
+verifier_path, verifier_digest = save(verifier_graph, VERIFIER_FILE)
 
 manifest = {
     'models': [
