@@ -257,8 +257,9 @@ def gates(args):
     pk, pn = p[:len(rk)], p[len(rk):]
     val_k, val_n = split_ids()
     _, meta = common.list_ids("train")
-    kd = common.build_cache("train", S)
-    scale = {i: kd["scales"][k] for k, i in enumerate(kd["ids"])}
+    scale = {}  # letterbox scale of every image: boxes go back to source pixels, where the truth is
+    for d in (common.build_cache("train", S), common.build_negative_cache("train", S)):
+        scale.update({i: d["scales"][k] for k, i in enumerate(d["ids"])})
     t = args.threshold
     vk, vn = sorted(val_k), sorted(val_n)
 
@@ -266,14 +267,14 @@ def gates(args):
         by = {i: [] for i in images}
         for r, q in zip(rows, ps):
             if r["src"] == "op" and r["image"] in by and q >= gate:
-                by[r["image"]].append((r["score"], list(np.array(r["box"]) / scale.get(r["image"], 1.0))))
+                by[r["image"]].append((r["score"], list(np.array(r["box"]) / scale[r["image"]])))
         return [by[i] for i in images]
 
     gts = [common.gt_boxes(meta[i]) for i in vk]
     table = []
     for gate in [0.0, 0.02, 0.05, 0.1, 0.2, 0.3]:
         dk = dets(rk, pk, vk, gate)
-        dn = [[(s, b) for s, b in d] for d in dets(rn, pn, vn, gate)]
+        dn = dets(rn, pn, vn, gate)
         op = common.pr_at_threshold(dk, gts, t)
         row = dict(gate=gate, kvasir_ap50=common.average_precision(dk, gts, 0.5),
                    mixed_ap50=common.average_precision(dk + dn, gts + [np.zeros((0, 4))] * len(dn), 0.5),
