@@ -35,8 +35,8 @@ import { LiveClient } from './live/live-client.js';
 import { videoMetrics, type FrameResult, type VideoMetrics } from './live/video-metrics.js';
 import { videoToJpegFrames } from './live/video-frames.js';
 import { option } from './bench/cli.js';
-import { kvasirSplit } from './eval/kvasir.js';
-import { endoscopyDir, videoGroundTruth } from './live/ground-truth.js';
+import { kvasirSplit, polypFreeSplit } from './eval/kvasir.js';
+import { videoGroundTruth } from './live/ground-truth.js';
 import { renderHolds, type RenderedHold, type Still } from './live/held-frames.js';
 import { spawnServer } from '../server/src/test-support/spawn-server.js';
 import { streamMetrics, type Answer, type SentFrame, type SideMetrics, type StreamMetrics } from './live/tracking-metrics.js';
@@ -112,12 +112,9 @@ interface StreamRun {
   latencyP99Ms: number | null;
 }
 
-const normalsDir = path.join(path.dirname(endoscopyDir), 'endoscopy-normal-hyperkvasir');
-
 /** The TEST split of the polyp-free HyperKvasir frames, in the split file's order. */
 async function normalTestStills(): Promise<Still[]> {
-  const list = (await readFile(path.join(normalsDir, 'splits', 'test.txt'), 'utf8')).split('\n').map((l) => l.trim()).filter((l) => l !== '');
-  return list.map((rel) => ({ file: path.join(normalsDir, rel), truth: [] }));
+  return (await polypFreeSplit('test')).map((frame) => ({ file: frame.file, truth: [] }));
 }
 
 /**

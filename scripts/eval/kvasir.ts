@@ -41,14 +41,19 @@ export async function kvasirSplit(split: 'train' | 'test'): Promise<KvasirImage[
 
 export const polypFreeDir = path.join(path.dirname(kvasirDir), 'endoscopy-normal-hyperkvasir');
 
-/** The polyp-free HyperKvasir frames of a fixed split (../shared/data/endoscopy-normal-hyperkvasir): no truth boxes. */
+/**
+ * The polyp-free HyperKvasir frames of a fixed split (../shared/data/endoscopy-normal-hyperkvasir), in the
+ * split file's order (`splits/<split>.txt`, the list the training scripts read too), sizes from `index.csv`;
+ * no truth boxes.
+ */
 export async function polypFreeSplit(split: 'train' | 'test'): Promise<LabelledImage[]> {
   const [header, ...rows] = (await readFile(path.join(polypFreeDir, 'index.csv'), 'utf8')).split('\n').filter((l) => l.trim() !== '');
   const columns = header!.split(',');
-  const at = (name: string) => columns.indexOf(name);
-  return rows
-    .map((row) => row.split(','))
-    .filter((cells) => cells[at('split')] === split)
-    .map((cells) => ({ id: cells[at('file')]!, file: path.join(polypFreeDir, cells[at('file')]!), width: Number(cells[at('width')]), height: Number(cells[at('height')]), truth: [] }))
-    .sort((a, b) => a.id.localeCompare(b.id));
+  const sizes = new Map(rows.map((row) => row.split(',')).map((cells) => [cells[columns.indexOf('file')]!, { width: Number(cells[columns.indexOf('width')]), height: Number(cells[columns.indexOf('height')]) }]));
+  const list = (await readFile(path.join(polypFreeDir, 'splits', `${split}.txt`), 'utf8')).split('\n').map((l) => l.trim()).filter((l) => l !== '');
+  return list.map((rel) => {
+    const size = sizes.get(rel);
+    if (size === undefined) throw new Error(`${rel} of splits/${split}.txt is not in index.csv`);
+    return { id: rel, file: path.join(polypFreeDir, rel), ...size, truth: [] };
+  });
 }

@@ -1,3 +1,7 @@
+import { createHash } from 'node:crypto';
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
@@ -102,10 +106,6 @@ describe('choosing where models run', () => {
 describe('a detector with a box verifier (manifest output.verifier)', () => {
   /** A copy of the test models with bright-spot checked by red-box (reddish boxes pass) at `gate`. */
   async function withVerifier(gate: number, edit?: (verifier: Record<string, unknown>) => void): Promise<string> {
-    const { cp, mkdtemp, readFile, writeFile } = await import('node:fs/promises');
-    const { createHash } = await import('node:crypto');
-    const path = await import('node:path');
-    const os = await import('node:os');
     const dir = await mkdtemp(path.join(os.tmpdir(), 'verifier-models-'));
     await cp(TEST_MODELS_DIR, dir, { recursive: true });
     const manifest = JSON.parse(await readFile(path.join(dir, 'manifest.json'), 'utf8'));
@@ -130,7 +130,6 @@ describe('a detector with a box verifier (manifest output.verifier)', () => {
 
   it('reports only the boxes the verifier passes, and all of them when its gate is 0', async () => {
     const { log } = capturingLogger();
-    const { rm } = await import('node:fs/promises');
     for (const [gate, expected] of [
       [0.8, [{ x: 40, y: 40, width: 12, height: 12 }]],
       [0, [{ x: 4, y: 4, width: 12, height: 12 }, { x: 40, y: 40, width: 12, height: 12 }]],
@@ -150,14 +149,11 @@ describe('a detector with a box verifier (manifest output.verifier)', () => {
 
   it('stops the start when the verifier file is altered or its output is not one probability per crop', async () => {
     const { log } = capturingLogger();
-    const { rm } = await import('node:fs/promises');
     const altered = await withVerifier(0.5, (v) => (v['sha256'] = '0'.repeat(64)));
     await expect(loadModelRegistry(altered)).rejects.toThrow(/model "bright-spot": red-box-1\.0\.0\.onnx has sha256 [0-9a-f]{64}, the manifest pins 0{64}/);
     await rm(altered, { recursive: true, force: true });
     // The bright-spot detector itself as a "verifier": its output is a mask, not [N, 1].
     const wrong = await withVerifier(0.5);
-    const { readFile, writeFile } = await import('node:fs/promises');
-    const path = await import('node:path');
     const manifest = JSON.parse(await readFile(path.join(wrong, 'manifest.json'), 'utf8'));
     manifest.models[0].output.verifier = { ...manifest.models[0].output.verifier, file: manifest.models[0].file, sha256: manifest.models[0].sha256, input: 'image', size: 64 };
     await writeFile(path.join(wrong, 'manifest.json'), JSON.stringify(manifest));
@@ -165,5 +161,9 @@ describe('a detector with a box verifier (manifest output.verifier)', () => {
       /model "bright-spot": box verifier output "prob" gives 4096 values per crop, 1 expected/,
     );
     await rm(wrong, { recursive: true, force: true });
+    // A registry entry naming a verifier without its checked file (not what loadModelRegistry gives) is refused.
+    const [bright] = await loadModelRegistry(TEST_MODELS_DIR);
+    const named = { ...bright!, spec: { ...bright!.spec, output: { ...(bright!.spec.output as object), verifier: { file: 'red-box-1.0.0.onnx', sha256: '0'.repeat(64), input: 'crop', output: 'prob', size: 16, context: 1.5, minSide: 4, gate: 0.5 } } } } as typeof bright;
+    await expect(InferenceEngine.start([named!], { executionProvider: 'cpu', threads: 1, maxBatch: 2, queueDepth: 4 }, log)).rejects.toThrow(/its box verifier red-box-1\.0\.0\.onnx was not registered/);
   });
 });

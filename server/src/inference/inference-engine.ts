@@ -155,6 +155,10 @@ export class InferenceEngine {
     const models = new Map<string, LoadedModel>();
     let provider = options.executionProvider;
     for (const { spec, path, verifierPath } of registered) {
+      // The card's figures hold only with the verifier: a detector that names one never runs without it.
+      if (spec.task === 'detection' && spec.output.verifier !== undefined && verifierPath === undefined) {
+        throw new AppError('CONFIG_INVALID', `model "${spec.id}": its box verifier ${spec.output.verifier.file} was not registered (loadModelRegistry checks and passes it)`);
+      }
       const start = (ep: ExecutionProvider) =>
         OnnxThread.start(path, { input: spec.input.name, output: spec.output.name }, {
           executionProviders: ep === 'cpu' ? ['cpu'] : [ep, 'cpu'],
