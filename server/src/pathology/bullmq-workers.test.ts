@@ -147,6 +147,7 @@ describe.skipIf(!redisAvailable)('slide analysis with two BullMQ worker processe
         if (Date.now() > deadline) throw new Error(`w1 did no work: ${w1!.output()}`);
         await new Promise((resolve) => setTimeout(resolve, 20));
       }
+      const killedAt = Date.now();
       w1!.child.kill('SIGKILL');
       await w1!.exited;
       const atKill = await store.progress(id);
@@ -163,13 +164,17 @@ describe.skipIf(!redisAvailable)('slide analysis with two BullMQ worker processe
       }
       expect(job.state, job.reason).toBe('completed');
 
-      // The unit w1 held when it was killed stalled and was finished by w2.
+      // The unit w1 held when it was killed stalled and was finished by w2. A unit w1 had already recorded
+      // done when it was killed, before BullMQ heard of it, stalls too: w2 runs it again and finds it done,
+      // so it stays recorded once, by w1, before the kill (seen on a slow machine, 2026-12-07).
       await events.close();
       eventsRedis.disconnect();
       expect(stalled.length).toBeGreaterThanOrEqual(1);
       for (const jobId of stalled) {
         const unit = await store.getUnit(id, Number(/_u(\d+)$/.exec(jobId)![1]));
-        expect(unit).toMatchObject({ state: 'done', completedBy: 'w2' });
+        expect(unit!.state).toBe('done');
+        if (unit!.completedBy === 'w1') expect(unit!.completedAt!).toBeLessThanOrEqual(killedAt);
+        else expect(unit!.completedBy).toBe('w2');
       }
 
       // Every unit: done once, by one of the two workers; both took part.
