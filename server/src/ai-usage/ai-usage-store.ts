@@ -108,7 +108,7 @@ export class AiUsageStore {
   }
 
   static async open(index: IndexConfig): Promise<AiUsageStore> {
-    const store = new AiUsageStore(openSideDatabase<AiUsageDatabase>(index, 2));
+    const store = new AiUsageStore(openSideDatabase<AiUsageDatabase>(index));
     return opened(store, () => createSideTables(store.side, 'filmless-pacs ai usage migration', createTables));
   }
 

@@ -75,7 +75,7 @@ export class KyselyAuditStore implements AuditStore {
   }
 
   static async open(index: IndexConfig): Promise<KyselyAuditStore> {
-    const store = new KyselyAuditStore(openSideDatabase<AuditDatabase>(index, 2));
+    const store = new KyselyAuditStore(openSideDatabase<AuditDatabase>(index));
     try {
       await store.migrate();
     } catch (err) {

@@ -97,7 +97,7 @@ export class BackupStore {
   }
 
   static async open(index: IndexConfig): Promise<BackupStore> {
-    const store = new BackupStore(openSideDatabase<BackupDatabase>(index, 2));
+    const store = new BackupStore(openSideDatabase<BackupDatabase>(index));
     try {
       await store.run(() => store.migrate());
     } catch (err) {

@@ -30,7 +30,49 @@ export interface SideDatabase<DB> {
   transaction<T>(work: (trx: Kysely<DB>) => Promise<T>): Promise<T>;
 }
 
-export function openSideDatabase<DB>(index: IndexConfig, poolSize: number): SideDatabase<DB> {
+/**
+ * PostgreSQL connections all side stores of a process share (per database and schema). Each store had a
+ * pool of its own (2–4 connections, nine stores): a server could hold ~26 connections and three servers
+ * with their workers came near PostgreSQL's default max_connections (100); past it, ingest answered
+ * 0xA700 (measured: 77 connections at the peak of server/src/scale/multi-process.test.ts). A side store's
+ * transaction only ever uses its own connection (none waits for another store's while holding one), so
+ * one shared pool cannot deadlock; a store waits for a free connection instead.
+ */
+export const SIDE_POOL_SIZE = 4;
+/** What PostgreSQL shows in pg_stat_activity.application_name for these connections. */
+export const SIDE_POOL_APPLICATION_NAME = 'filmless-pacs side stores';
+
+const sharedPools = new Map<string, { pool: pg.Pool; users: number }>();
+
+/** The process's shared pool for this database and schema; `end()` ends it when its last user does. */
+function sharedSidePool(connectionString: string, schema: string): { connect(): Promise<pg.PoolClient>; end(): Promise<void> } {
+  const key = `${connectionString}\u0000${schema}`;
+  let entry = sharedPools.get(key);
+  if (entry === undefined) {
+    const pool = new pg.Pool({ connectionString, max: SIDE_POOL_SIZE, options: `-c search_path=${schema}`, application_name: SIDE_POOL_APPLICATION_NAME });
+    // An idle client's error (server restart) must not crash the process; the next query reports it.
+    pool.on('error', () => undefined);
+    entry = { pool, users: 0 };
+    sharedPools.set(key, entry);
+  }
+  const shared = entry;
+  shared.users += 1;
+  let ended = false;
+  return {
+    connect: () => shared.pool.connect(),
+    async end() {
+      if (ended) return;
+      ended = true;
+      shared.users -= 1;
+      if (shared.users > 0) return;
+      if (sharedPools.get(key) === shared) sharedPools.delete(key);
+      await shared.pool.end();
+    },
+  };
+}
+
+/** Opens a side store's database: SQLite, its own connection to the index file; PostgreSQL, the process's shared side pool. */
+export function openSideDatabase<DB>(index: IndexConfig): SideDatabase<DB> {
   if (index.kind === 'sqlite') {
     if (index.file !== ':memory:') mkdirSync(path.dirname(path.resolve(index.file)), { recursive: true });
     const database = new Database(index.file);
@@ -44,10 +86,7 @@ export function openSideDatabase<DB>(index: IndexConfig, poolSize: number): Side
     const write = <T>(work: (db: Kysely<DB>) => Promise<T>) => sqliteWriteTransaction(db, gate, work);
     return { db, dialect: 'sqlite', write, transaction: write };
   }
-  const pool = new pg.Pool({ connectionString: index.connectionString, max: poolSize, options: `-c search_path=${index.schema}` });
-  // An idle client's error (server restart) must not crash the process; the next query reports it.
-  pool.on('error', () => undefined);
-  const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
+  const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool: sharedSidePool(index.connectionString, index.schema) }) });
   return {
     db,
     dialect: 'postgres',

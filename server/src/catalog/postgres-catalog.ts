@@ -61,6 +61,8 @@ export class PostgresCatalog extends KyselyCatalog {
       connectionString: options.connectionString,
       max: options.poolSize ?? 10,
       options: `-c search_path=${schema}`,
+      // What pg_stat_activity shows: an operator counting a server's connections tells the pools apart.
+      application_name: 'filmless-pacs index',
     });
     // An idle pooled connection that fails (server restart) is discarded by the pool; without a
     // listener the 'error' event would crash the process. The next query reconnects, and a lasting

@@ -39,7 +39,7 @@ export class PostgresChangeFeed extends BaseChangeFeed {
   ) {
     super(log);
     this.channel = channelOf(options.schema);
-    this.sender = new pg.Pool({ connectionString: options.connectionString, max: 1, idleTimeoutMillis: 30_000 });
+    this.sender = new pg.Pool({ connectionString: options.connectionString, max: 1, idleTimeoutMillis: 30_000, application_name: 'filmless-pacs change feed' });
     this.sender.on('error', () => undefined);
     this.heartbeat = setInterval(() => void this.beat(), options.heartbeatMs ?? 5000);
     this.heartbeat.unref();
@@ -63,7 +63,7 @@ export class PostgresChangeFeed extends BaseChangeFeed {
   }
 
   private async listen(): Promise<void> {
-    const client = new pg.Client({ connectionString: this.options.connectionString, keepAlive: true, connectionTimeoutMillis: 5000 });
+    const client = new pg.Client({ connectionString: this.options.connectionString, keepAlive: true, connectionTimeoutMillis: 5000, application_name: 'filmless-pacs change feed' });
     const broken = (err: unknown) => {
       if (this.listener !== client) return;
       this.listener = undefined;

@@ -54,7 +54,7 @@ export class SqliteChangeFeed extends BaseChangeFeed {
   }
 
   static async open(options: SqliteChangeFeedOptions, log: Logger): Promise<SqliteChangeFeed> {
-    const writer = openSideDatabase<ChangeFeedTable>({ kind: 'sqlite', file: options.file }, 1);
+    const writer = openSideDatabase<ChangeFeedTable>({ kind: 'sqlite', file: options.file });
     let reader: Database.Database | undefined;
     try {
       await writer.write((db) =>

@@ -160,7 +160,7 @@ export class FhirIndex {
   private constructor(private readonly db: Db) {}
 
   static open(index: IndexConfig): FhirIndex {
-    return new FhirIndex(openSideDatabase<CatalogDatabase>(index, 2).db);
+    return new FhirIndex(openSideDatabase<CatalogDatabase>(index).db);
   }
 
   /** Patient rows with exactly this Patient ID and issuer (one, or none). */

@@ -117,7 +117,7 @@ export class FhirStore {
   }
 
   static async open(index: IndexConfig): Promise<FhirStore> {
-    const store = new FhirStore(openSideDatabase<FhirDatabase>(index, 2));
+    const store = new FhirStore(openSideDatabase<FhirDatabase>(index));
     try {
       await store.run(() => store.migrate());
     } catch (err) {

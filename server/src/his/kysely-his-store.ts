@@ -478,7 +478,7 @@ export class KyselyHisStore implements HisStore {
   }
 
   static async open(index: IndexConfig, options: { now?: () => number } = {}): Promise<KyselyHisStore> {
-    const store = new KyselyHisStore(openSideDatabase<HisDatabase>(index, 2), options.now ?? Date.now);
+    const store = new KyselyHisStore(openSideDatabase<HisDatabase>(index), options.now ?? Date.now);
     return opened(store, () => createSideTables(store.side, 'filmless-pacs his migration', createTables));
   }
 

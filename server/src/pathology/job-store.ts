@@ -159,7 +159,7 @@ export class JobStore {
   }
 
   static async open(index: IndexConfig): Promise<JobStore> {
-    const store = new JobStore(openSideDatabase<JobDatabase>(index, 4));
+    const store = new JobStore(openSideDatabase<JobDatabase>(index));
     try {
       await store.migrate();
     } catch (err) {

@@ -137,7 +137,7 @@ export class KyselyReportStore implements ReportStore {
   }
 
   static async open(index: IndexConfig): Promise<KyselyReportStore> {
-    const store = new KyselyReportStore(openSideDatabase<ReportDatabase>(index, 2));
+    const store = new KyselyReportStore(openSideDatabase<ReportDatabase>(index));
     return opened(store, () => createSideTables(store.side, 'filmless-pacs report migration', createTables));
   }
 

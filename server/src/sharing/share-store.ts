@@ -193,7 +193,7 @@ export class ShareStore {
   }
 
   static async open(index: IndexConfig): Promise<ShareStore> {
-    const store = new ShareStore(openSideDatabase<ShareDatabase>(index, 2));
+    const store = new ShareStore(openSideDatabase<ShareDatabase>(index));
     return opened(store, () => createSideTables(store.side, 'filmless-pacs sharing migration', createTables));
   }
 
