@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from model import ExportWrapper, PolypNet  # noqa: E402
+from model import ExportWrapper, build_net  # noqa: E402
 
 p = argparse.ArgumentParser()
 p.add_argument("--ckpt", required=True)
@@ -24,8 +24,7 @@ torch.set_num_threads(2)
 
 ck = torch.load(args.ckpt, map_location="cpu")
 a = ck.get("args", {})
-net = PolypNet(tuple(int(v) for v in a.get("width", "32,32,64,96,160").split(",")),
-               tuple(int(v) for v in a.get("dec", "48,32").split(",")))
+net = build_net({"width": "32,32,64,96,160", "dec": "48,32", **a})
 net.load_state_dict(ck["model"])
 net.eval()
 wrap = ExportWrapper(net, flip_tta=args.flip_tta).eval()

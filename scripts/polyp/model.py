@@ -93,3 +93,49 @@ class ExportWrapper(nn.Module):
             pf = torch.sigmoid(self.net(torch.flip(x, [3])))
             p = 0.5 * (p + torch.flip(pf, [3]))
         return p
+
+
+class PretrainedPolypNet(nn.Module):
+    """PolypNet's decoder on a COCO-trained backbone (pretrained.py: NanoDet's CSP backbone, features at
+    /4, /8, /16, /32 with 64/128/256/512 channels). Same input (ImageNet-normalised RGB) and output (logits
+    [N,1,H/4,W/4]) as PolypNet, so the trainer, evaluation and export treat both alike."""
+    stride = 4
+
+    def __init__(self, backbone, d=(64, 48)):
+        super().__init__()
+        self.backbone = backbone
+        c = (64, 128, 256, 512)
+        self.ctx = nn.Sequential(nn.Conv2d(c[3], c[3], 1, bias=False), nn.BatchNorm2d(c[3]), nn.ReLU(inplace=True))
+        self.l4 = nn.Conv2d(c[3], d[0], 1)
+        self.l3 = nn.Conv2d(c[2], d[0], 1)
+        self.l2 = nn.Conv2d(c[1], d[0], 1)
+        self.s3 = cbr(d[0], d[0])
+        self.s2 = cbr(d[0], d[0])
+        self.r2 = nn.Conv2d(d[0], d[1], 1)
+        self.l1 = nn.Conv2d(c[0], d[1], 1)
+        self.s1 = nn.Sequential(cbr(d[1], d[1]), cbr(d[1], d[1]))
+        self.head = nn.Conv2d(d[1], 1, 1)
+        nn.init.constant_(self.head.bias, -2.0)
+
+    up = staticmethod(PolypNet.up)
+
+    def forward(self, x):
+        f = self.backbone(x)
+        x1, x2, x3, x4 = f[4], f[8], f[16], f[32]
+        x4 = x4 + self.ctx(x4.mean((2, 3), keepdim=True))
+        y = self.s3(self.l3(x3) + self.up(self.l4(x4)))
+        y = self.s2(self.l2(x2) + self.up(y))
+        y = self.s1(self.l1(x1) + self.up(self.r2(y)))
+        return self.head(y)
+
+
+def build_net(args_like):
+    """The net a run's arguments name (--arch; runs before it existed are 'polypnet')."""
+    get = args_like.get if isinstance(args_like, dict) else lambda k, dflt=None: getattr(args_like, k, dflt)
+    dec = tuple(int(v) for v in get("dec", "64,48").split(","))
+    if get("arch", "polypnet") == "nanodet":
+        import pretrained
+        from common import MEAN, STD
+        json_path, bin_path = pretrained.fetch()
+        return PretrainedPolypNet(pretrained.NanoDetBackbone(json_path, bin_path, MEAN, STD), dec)
+    return PolypNet(tuple(int(v) for v in get("width", "32,48,96,160,256").split(",")), dec)

