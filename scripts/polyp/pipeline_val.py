@@ -26,7 +26,8 @@ import common  # noqa: E402
 from verifier import OUT, S, STRIDE, V, crop_box, probs_of, split_ids  # noqa: E402
 
 p = argparse.ArgumentParser()
-p.add_argument("--detector", required=True)
+p.add_argument("--detector", required=True, action="append",
+               help="a detector .onnx; given twice or more, their probability maps are averaged (an ensemble)")
 p.add_argument("--verifier", default=os.path.join(REPO, "models", "polyp-verifier-1.3.0.onnx"))
 p.add_argument("--gate", type=float, default=0.05)
 p.add_argument("--mask-threshold", type=float, default=0.5)
@@ -41,7 +42,7 @@ _, meta = common.list_ids("train")
 sets = []
 for d, chosen, tag in ((kd, val_k, "kval"), (nd, val_n, "nval")):
     idx = [k for k, i in enumerate(d["ids"]) if i in chosen]
-    probs = probs_of(os.path.abspath(args.detector), d["images"][idx], tag)
+    probs = np.mean([probs_of(os.path.abspath(det), d["images"][idx], tag) for det in args.detector], axis=0)
     sets.append((d, idx, probs))
 
 # Every box of both sets, with its crop from the letterboxed input the detector saw.
