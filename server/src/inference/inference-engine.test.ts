@@ -6,8 +6,10 @@ import { Writable } from 'node:stream';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { TEST_MODELS_DIR } from '../test-support/build-test-app.js';
+import { isAppError } from '../errors.js';
 import { InferenceEngine } from './inference-engine.js';
 import { loadModelRegistry } from './model-registry.js';
+import { ModelThreadStoppedError, type OnnxThread } from './onnx-thread.js';
 
 function capturingLogger(): { log: pino.Logger; lines: () => Array<Record<string, unknown>> } {
   const lines: string[] = [];
@@ -144,6 +146,32 @@ describe('a detector with a box verifier (manifest output.verifier)', () => {
         await engine.close();
         await rm(dir, { recursive: true, force: true });
       }
+    }
+  });
+
+  it('never shows unverified boxes when the verifier thread dies: SERVICE_BUSY for a run it lost, verified boxes from a new thread after', async () => {
+    const { log } = capturingLogger();
+    const dir = await withVerifier(0.8);
+    const engine = await InferenceEngine.start(await loadModelRegistry(dir), { executionProvider: 'cpu', threads: 1, maxBatch: 2, queueDepth: 4 }, log);
+    // The loaded model's verifier thread (private to the engine; reached here to end it as a crash would).
+    const verifier = (engine as unknown as { models: Map<string, { verifier?: { session: OnnxThread } }> }).models.get('bright-spot')!.verifier!;
+    const reddish = [{ x: 40, y: 40, width: 12, height: 12 }];
+    try {
+      expect((await engine.detect('bright-spot', twoSpots(), 0)).detections.map((d) => d.box)).toEqual(reddish);
+      // Its thread dies between requests: the next run starts a new one, and the boxes are still verified.
+      await verifier.session.kill();
+      expect((await engine.detect('bright-spot', twoSpots(), 0)).detections.map((d) => d.box)).toEqual(reddish);
+      // A thread that dies while it runs a request's crops: that request is refused (retry), not answered unverified.
+      const real = verifier.session;
+      verifier.session = { run: () => Promise.reject(new ModelThreadStoppedError('exited with code 70')) } as unknown as OnnxThread;
+      const err = await engine.detect('bright-spot', twoSpots(), 0).catch((e: unknown) => e);
+      expect(isAppError(err) && err.code).toBe('SERVICE_BUSY');
+      expect((err as Error).message).toMatch(/"bright-spot"'s box verifier was restarted.*retry/);
+      verifier.session = real;
+      expect((await engine.detect('bright-spot', twoSpots(), 0)).detections.map((d) => d.box)).toEqual(reddish);
+    } finally {
+      await engine.close();
+      await rm(dir, { recursive: true, force: true });
     }
   });
 
