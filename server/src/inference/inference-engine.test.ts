@@ -4,12 +4,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import pino from 'pino';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { TEST_MODELS_DIR } from '../test-support/build-test-app.js';
 import { isAppError } from '../errors.js';
 import { InferenceEngine } from './inference-engine.js';
 import { loadModelRegistry } from './model-registry.js';
-import { ModelThreadStoppedError, type OnnxThread } from './onnx-thread.js';
+import { ModelThreadStoppedError, OnnxThread } from './onnx-thread.js';
 
 function capturingLogger(): { log: pino.Logger; lines: () => Array<Record<string, unknown>> } {
   const lines: string[] = [];
@@ -89,6 +89,23 @@ describe('choosing where models run', () => {
       expect(big).toMatchObject({ width: 64, height: 64, label: 'lesion' });
     } finally {
       await engine.close();
+    }
+  });
+
+  it('leaves no model thread running when a later model stops the start', async () => {
+    const { log } = capturingLogger();
+    const registry = await loadModelRegistry(TEST_MODELS_DIR);
+    // dark-tissue (last) listed with three labels while its output has two: the start fails there.
+    const broken = registry.map((m) => (m.spec.id === 'dark-tissue' ? { ...m, spec: { ...m.spec, labels: ['normal', 'lesion', 'other'] } } : m)) as typeof registry;
+    const starts = vi.spyOn(OnnxThread, 'start');
+    const releases = vi.spyOn(OnnxThread.prototype, 'release');
+    try {
+      await expect(InferenceEngine.start(broken, { executionProvider: 'cpu', threads: 1, maxBatch: 2, queueDepth: 4 }, log)).rejects.toThrow(/"dark-tissue".*gives 2 values per image, the manifest lists 3 labels/);
+      expect(starts).toHaveBeenCalledTimes(registry.length);
+      expect(releases).toHaveBeenCalledTimes(registry.length);
+    } finally {
+      starts.mockRestore();
+      releases.mockRestore();
     }
   });
 

@@ -154,57 +154,64 @@ export class InferenceEngine {
   static async start(registered: RegisteredModel[], options: EngineOptions, log: Logger): Promise<InferenceEngine> {
     const models = new Map<string, LoadedModel>();
     let provider = options.executionProvider;
-    for (const { spec, path, verifierPath } of registered) {
-      // The card's figures hold only with the verifier: a detector that names one never runs without it.
-      if (spec.task === 'detection' && spec.output.verifier !== undefined && verifierPath === undefined) {
-        throw new AppError('CONFIG_INVALID', `model "${spec.id}": its box verifier ${spec.output.verifier.file} was not registered (loadModelRegistry checks and passes it)`);
-      }
-      const start = (ep: ExecutionProvider) =>
-        OnnxThread.start(path, { input: spec.input.name, output: spec.output.name }, {
-          executionProviders: ep === 'cpu' ? ['cpu'] : [ep, 'cpu'],
-          ...(options.threads > 0 ? { intraOpNumThreads: options.threads } : {}),
-          threadSpinning: options.threadSpinning !== false,
-        });
-      let session: OnnxThread;
-      try {
-        session = await start(provider);
-      } catch (err) {
-        if (provider === 'cpu') throw new Error(`model "${spec.id}" cannot be loaded by onnxruntime: ${(err as Error).message}`);
-        log.warn({ requested: provider, reason: (err as Error).message.split('\n')[0] }, 'execution provider unavailable: running models on CPU');
-        provider = 'cpu';
-        session = await start('cpu');
-      }
-      const runner = new OnnxBatchRunner(session, spec);
-      const [warm] = await runner.run([Buffer.alloc(spec.input.width * spec.input.height * 3, spec.input.padValue)]);
-      if (spec.task === 'classification' && (warm!.height !== 1 || warm!.width !== spec.labels.length)) {
-        throw new AppError(
-          'CONFIG_INVALID',
-          `model "${spec.id}": output "${spec.output.name}" gives ${warm!.width * warm!.height} values per image, the manifest lists ${spec.labels.length} labels (a classification model must output [N, labels])`,
-        );
-      }
-      if (spec.task === 'detection') seedMap(spec, warm!); // a seed channel the output lacks stops the start, naming it
-      let verifier: LoadedModel['verifier'];
-      const verifierSpec = spec.task === 'detection' ? spec.output.verifier : undefined;
-      if (verifierSpec !== undefined && verifierPath !== undefined) {
-        // One intra-op thread, not spinning: a few 64² crops per frame are too little work to share out, and
-        // idle threads spinning beside the detector's would take the cores it runs on.
-        const verifierSession = await OnnxThread.start(verifierPath, { input: verifierSpec.input, output: verifierSpec.output }, {
-          executionProviders: provider === 'cpu' ? ['cpu'] : [provider, 'cpu'],
-          intraOpNumThreads: 1,
-          threadSpinning: false,
-        }).catch((err: unknown) => {
-          throw new Error(`model "${spec.id}": its box verifier ${verifierSpec.file} cannot be loaded by onnxruntime: ${(err as Error).message}`);
-        });
-        verifier = { spec: verifierSpec, session: verifierSession };
-        // Warm-up, and the output's shape checked: one probability per crop.
-        const out = await verifierSession.run(Buffer.alloc(verifierSpec.size * verifierSpec.size * 3), [1, verifierSpec.size, verifierSpec.size, 3]);
-        if (out.data.length !== 1) {
-          await verifierSession.release();
-          await session.release();
-          throw new AppError('CONFIG_INVALID', `model "${spec.id}": box verifier output "${verifierSpec.output}" gives ${out.data.length} values per crop, 1 expected (a probability)`);
+    // Every thread started so far: released if the start fails at any model, so none is left idle.
+    const started: OnnxThread[] = [];
+    try {
+      for (const { spec, path, verifierPath } of registered) {
+        // The card's figures hold only with the verifier: a detector that names one never runs without it.
+        if (spec.task === 'detection' && spec.output.verifier !== undefined && verifierPath === undefined) {
+          throw new AppError('CONFIG_INVALID', `model "${spec.id}": its box verifier ${spec.output.verifier.file} was not registered (loadModelRegistry checks and passes it)`);
         }
+        const start = (ep: ExecutionProvider) =>
+          OnnxThread.start(path, { input: spec.input.name, output: spec.output.name }, {
+            executionProviders: ep === 'cpu' ? ['cpu'] : [ep, 'cpu'],
+            ...(options.threads > 0 ? { intraOpNumThreads: options.threads } : {}),
+            threadSpinning: options.threadSpinning !== false,
+          });
+        let session: OnnxThread;
+        try {
+          session = await start(provider);
+        } catch (err) {
+          if (provider === 'cpu') throw new Error(`model "${spec.id}" cannot be loaded by onnxruntime: ${(err as Error).message}`);
+          log.warn({ requested: provider, reason: (err as Error).message.split('\n')[0] }, 'execution provider unavailable: running models on CPU');
+          provider = 'cpu';
+          session = await start('cpu');
+        }
+        started.push(session);
+        const runner = new OnnxBatchRunner(session, spec);
+        const [warm] = await runner.run([Buffer.alloc(spec.input.width * spec.input.height * 3, spec.input.padValue)]);
+        if (spec.task === 'classification' && (warm!.height !== 1 || warm!.width !== spec.labels.length)) {
+          throw new AppError(
+            'CONFIG_INVALID',
+            `model "${spec.id}": output "${spec.output.name}" gives ${warm!.width * warm!.height} values per image, the manifest lists ${spec.labels.length} labels (a classification model must output [N, labels])`,
+          );
+        }
+        if (spec.task === 'detection') seedMap(spec, warm!); // a seed channel the output lacks stops the start, naming it
+        let verifier: LoadedModel['verifier'];
+        const verifierSpec = spec.task === 'detection' ? spec.output.verifier : undefined;
+        if (verifierSpec !== undefined && verifierPath !== undefined) {
+          // One intra-op thread, not spinning: a few 64² crops per frame are too little work to share out, and
+          // idle threads spinning beside the detector's would take the cores it runs on.
+          const verifierSession = await OnnxThread.start(verifierPath, { input: verifierSpec.input, output: verifierSpec.output }, {
+            executionProviders: provider === 'cpu' ? ['cpu'] : [provider, 'cpu'],
+            intraOpNumThreads: 1,
+            threadSpinning: false,
+          }).catch((err: unknown) => {
+            throw new Error(`model "${spec.id}": its box verifier ${verifierSpec.file} cannot be loaded by onnxruntime: ${(err as Error).message}`);
+          });
+          started.push(verifierSession);
+          verifier = { spec: verifierSpec, session: verifierSession };
+          // Warm-up, and the output's shape checked: one probability per crop.
+          const out = await verifierSession.run(Buffer.alloc(verifierSpec.size * verifierSpec.size * 3), [1, verifierSpec.size, verifierSpec.size, 3]);
+          if (out.data.length !== 1) {
+            throw new AppError('CONFIG_INVALID', `model "${spec.id}": box verifier output "${verifierSpec.output}" gives ${out.data.length} values per crop, 1 expected (a probability)`);
+          }
+        }
+        models.set(spec.id, { spec, session, queue: new ModelQueue(spec.id, runner, options.maxBatch, options.queueDepth), ...(verifier ? { verifier } : {}) });
       }
-      models.set(spec.id, { spec, session, queue: new ModelQueue(spec.id, runner, options.maxBatch, options.queueDepth), ...(verifier ? { verifier } : {}) });
+    } catch (err) {
+      await Promise.all(started.map((thread) => thread.release().catch(() => undefined)));
+      throw err;
     }
     log.info({ models: [...models.keys()], executionProvider: provider }, 'inference models ready');
     return new InferenceEngine(models, provider);
