@@ -5,6 +5,7 @@ The post-processing here is the reference for the Node implementation (server si
   pixel count < minAreaFraction*h*w -> score = mean prob over the component -> box in output cells
   (cx0, cy0, cx1+1, cy1+1) * stride -> letterboxed pixels -> / scale -> original pixels, clamped.
 """
+import hashlib
 import heapq
 import json
 import os
@@ -12,6 +13,15 @@ from collections import deque
 
 import numpy as np
 from PIL import Image
+
+
+def sha256(path):
+    """Hex sha256 of a file, read in 1 MiB pieces (pinned inputs: a starting .onnx, fetched weights)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 DATA_ROOT = os.environ.get("KVASIR_ROOT", "/work/shared/data/kvasir-seg")
 CACHE_DIR = os.environ.get("POLYP_CACHE", "/tmp/polyp")

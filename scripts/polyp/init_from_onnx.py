@@ -13,7 +13,6 @@ The net then computes the .onnx's function exactly as long as its BatchNorms sta
 trainer's --freeze-bn); `check()` compares both on real inputs through onnxruntime-node.
 Written by hand: no maintained library maps a folded ONNX graph back onto a torch module.
 """
-import hashlib
 import os
 import subprocess
 import sys
@@ -26,17 +25,10 @@ import torch.nn as nn
 from onnx import numpy_helper
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import sha256  # noqa: E402,F401  (train.py records the starting file by it)
 from model import ExportWrapper  # noqa: E402
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-
-
-def sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _convs_in_execution_order(net, size):

@@ -34,6 +34,36 @@ class Up(nn.Module):
         return self.conv(torch.cat([x, skip], 1))
 
 
+def up(x):
+    return F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
+
+
+def add_decoder(net, c, d):
+    """The FPN-style decoder on encoder features of c = (/4, /8, /16, /32) channels, as attributes of `net`
+    (their names are the checkpoints' and the exported graphs' layer names): global context at /32, 1x1
+    laterals, top-down sums with 3x3 blocks, head at /4 (bias -2: few positives at the start)."""
+    net.ctx = nn.Sequential(nn.Conv2d(c[3], c[3], 1, bias=False), nn.BatchNorm2d(c[3]), nn.ReLU(inplace=True))
+    net.l4 = nn.Conv2d(c[3], d[0], 1)
+    net.l3 = nn.Conv2d(c[2], d[0], 1)
+    net.l2 = nn.Conv2d(c[1], d[0], 1)
+    net.s3 = cbr(d[0], d[0])
+    net.s2 = cbr(d[0], d[0])
+    net.r2 = nn.Conv2d(d[0], d[1], 1)
+    net.l1 = nn.Conv2d(c[0], d[1], 1)
+    net.s1 = nn.Sequential(cbr(d[1], d[1]), cbr(d[1], d[1]))
+    net.head = nn.Conv2d(d[1], 1, 1)
+    nn.init.constant_(net.head.bias, -2.0)
+
+
+def decode(net, x1, x2, x3, x4):
+    """add_decoder's layers applied to the four feature maps: logits at /4."""
+    x4 = x4 + net.ctx(x4.mean((2, 3), keepdim=True))
+    y = net.s3(net.l3(x3) + up(net.l4(x4)))
+    y = net.s2(net.l2(x2) + up(y))
+    y = net.s1(net.l1(x1) + up(net.r2(y)))
+    return net.head(y)
+
+
 class PolypNet(nn.Module):
     """Light encoder + FPN-style decoder. Input: normalised float NCHW. Output: logits [N,1,H/4,W/4]."""
     stride = 4
@@ -46,21 +76,7 @@ class PolypNet(nn.Module):
         self.e2 = nn.Sequential(cbr(w[1], w[2], 2), cbr(w[2], w[2]))  # /8
         self.e3 = nn.Sequential(cbr(w[2], w[3], 2), Res(w[3]))        # /16
         self.e4 = nn.Sequential(cbr(w[3], w[4], 2), Res(w[4]))        # /32
-        self.ctx = nn.Sequential(nn.Conv2d(w[4], w[4], 1, bias=False), nn.BatchNorm2d(w[4]), nn.ReLU(inplace=True))
-        self.l4 = nn.Conv2d(w[4], d[0], 1)
-        self.l3 = nn.Conv2d(w[3], d[0], 1)
-        self.l2 = nn.Conv2d(w[2], d[0], 1)
-        self.s3 = cbr(d[0], d[0])
-        self.s2 = cbr(d[0], d[0])
-        self.r2 = nn.Conv2d(d[0], d[1], 1)
-        self.l1 = nn.Conv2d(w[1], d[1], 1)
-        self.s1 = nn.Sequential(cbr(d[1], d[1]), cbr(d[1], d[1]))
-        self.head = nn.Conv2d(d[1], 1, 1)
-        nn.init.constant_(self.head.bias, -2.0)
-
-    @staticmethod
-    def up(x):
-        return F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
+        add_decoder(self, (w[1], w[2], w[3], w[4]), d)
 
     def forward(self, x):
         x0 = self.stem(x)
@@ -68,11 +84,7 @@ class PolypNet(nn.Module):
         x2 = self.e2(x1)
         x3 = self.e3(x2)
         x4 = self.e4(x3)
-        x4 = x4 + self.ctx(x4.mean((2, 3), keepdim=True))
-        y = self.s3(self.l3(x3) + self.up(self.l4(x4)))
-        y = self.s2(self.l2(x2) + self.up(y))
-        y = self.s1(self.l1(x1) + self.up(self.r2(y)))
-        return self.head(y)
+        return decode(self, x1, x2, x3, x4)
 
 
 class ExportWrapper(nn.Module):
@@ -104,29 +116,11 @@ class PretrainedPolypNet(nn.Module):
     def __init__(self, backbone, d=(64, 48)):
         super().__init__()
         self.backbone = backbone
-        c = (64, 128, 256, 512)
-        self.ctx = nn.Sequential(nn.Conv2d(c[3], c[3], 1, bias=False), nn.BatchNorm2d(c[3]), nn.ReLU(inplace=True))
-        self.l4 = nn.Conv2d(c[3], d[0], 1)
-        self.l3 = nn.Conv2d(c[2], d[0], 1)
-        self.l2 = nn.Conv2d(c[1], d[0], 1)
-        self.s3 = cbr(d[0], d[0])
-        self.s2 = cbr(d[0], d[0])
-        self.r2 = nn.Conv2d(d[0], d[1], 1)
-        self.l1 = nn.Conv2d(c[0], d[1], 1)
-        self.s1 = nn.Sequential(cbr(d[1], d[1]), cbr(d[1], d[1]))
-        self.head = nn.Conv2d(d[1], 1, 1)
-        nn.init.constant_(self.head.bias, -2.0)
-
-    up = staticmethod(PolypNet.up)
+        add_decoder(self, (64, 128, 256, 512), d)
 
     def forward(self, x):
         f = self.backbone(x)
-        x1, x2, x3, x4 = f[4], f[8], f[16], f[32]
-        x4 = x4 + self.ctx(x4.mean((2, 3), keepdim=True))
-        y = self.s3(self.l3(x3) + self.up(self.l4(x4)))
-        y = self.s2(self.l2(x2) + self.up(y))
-        y = self.s1(self.l1(x1) + self.up(self.r2(y)))
-        return self.head(y)
+        return decode(self, f[4], f[8], f[16], f[32])
 
 
 def build_net(args_like):

