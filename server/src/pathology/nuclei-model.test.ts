@@ -50,12 +50,15 @@ describe('the nuclei detector on a whole slide', () => {
     expect(created.statusCode).toBe(202);
     const id = created.json().id as string;
     let job: Record<string, any> = {};
-    for (let i = 0; i < 600; i += 1) {
+    // Until the job ends, however slow a shared machine is today (~30 s idle; a clean-clone run with other
+    // work beside it passed 60 s): this checks what the job writes, its speed is bench:wsi's business.
+    const deadline = Date.now() + 240_000;
+    while (Date.now() < deadline) {
       job = (await t.app.inject({ url: `/ai/analyses/${id}` })).json();
       if (['completed', 'failed', 'cancelled'].includes(job['state'])) break;
       await new Promise((r) => setTimeout(r, 100));
     }
-    expect(job['state']).toBe('completed');
+    expect(job['state'], `after ${JSON.stringify(job['progress'])}`).toBe('completed');
     const manifest = JSON.parse(await readFile(path.join(BUNDLED_MODELS_DIR, 'manifest.json'), 'utf8')) as { models: Array<{ id: string; operatingThreshold: number }> };
     const operatingThreshold = manifest.models.find((m) => m.id === 'nuclei-detector')!.operatingThreshold;
     // The stored annotations object, as a third-party validator reads it.
@@ -86,5 +89,5 @@ describe('the nuclei detector on a whole slide', () => {
     const median = sides[sides.length >> 1]!;
     expect(median).toBeGreaterThan(5);
     expect(median).toBeLessThan(25);
-  }, 180_000);
+  }, 300_000);
 });
