@@ -1,6 +1,6 @@
 /**
  * eval:live end to end, in its smoke size (3 polyp-free stills and 3 polyps, each held 1 s at 25 fps, both
- * modes) with the bundled polyp detector: the figures of issue 23's video evaluation — false-alarm tracks
+ * modes) with the bundled polyp detector, on the validation split (`--split val`): the figures of issue 23's video evaluation — false-alarm tracks
  * per minute, per-frame sensitivity, first-detection delay and flicker, before and after tracking — come
  * out of a real server over /live for both modes, and tracking never shows more tracks than the raw
  * detections' fragments. (The full-size figures are in docs/benchmarks.md; the metric code itself is
@@ -13,6 +13,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { requireSharedData } from '../server/src/test-support/shared-data.js';
+import { validationSplit } from './eval/kvasir.js';
 
 const run = promisify(execFile);
 let outDir: string | undefined;
@@ -32,7 +33,8 @@ interface Side {
 interface Run {
   mode: 'paced' | 'realtime';
   errors: unknown[];
-  appearances?: number;
+  /** The appearances detected after tracking, with the Kvasir-SEG image each one showed. */
+  appearances?: Array<{ appearance: number; kvasirId?: string }>;
   metrics: { sentFrames: number; analysedFrames: number; before: Side; after: Side };
 }
 
@@ -40,13 +42,20 @@ describe('npm run eval:live (smoke size)', () => {
   it('measures polyp-free and polyp video before and after tracking, paced and in real time, through /live', async () => {
     requireSharedData();
     outDir = await mkdtemp(path.join(os.tmpdir(), 'eval-live-'));
-    await run(process.execPath, ['--import', 'tsx', 'scripts/eval-live.ts', '--smoke', '--out-dir', outDir], { timeout: 240_000, maxBuffer: 1 << 24 });
-    const report = JSON.parse(await readFile(path.join(outDir, 'eval-live-smoke.json'), 'utf8')) as {
+    // On the validation split (what tuning the tracker may read): its stills, never the test split's.
+    await run(process.execPath, ['--import', 'tsx', 'scripts/eval-live.ts', '--smoke', '--split', 'val', '--out-dir', outDir], { timeout: 240_000, maxBuffer: 1 << 24 });
+    const report = JSON.parse(await readFile(path.join(outDir, 'eval-live-smoke-val.json'), 'utf8')) as {
       model: string;
+      split: string;
       polypFree: { stills: number; runs: Run[] };
       polyp: { stills: number; runs: Run[] };
     };
     expect(report.model).toBe('polyp-detector');
+    expect(report.split).toBe('val');
+    const validation = await validationSplit();
+    const shown = report.polyp.runs.flatMap((r) => r.appearances ?? []).map((a) => a.kvasirId);
+    expect(shown.length).toBeGreaterThan(0);
+    for (const id of shown) expect(validation.kvasir.map((k) => k.id)).toContain(id);
     for (const stream of [report.polypFree, report.polyp]) {
       expect(stream.runs.map((r) => r.mode).sort()).toEqual(['paced', 'realtime']);
       for (const r of stream.runs) {
@@ -64,7 +73,8 @@ describe('npm run eval:live (smoke size)', () => {
     expect(paced.metrics.after.delayMedianMs).not.toBeNull();
     const polypFree = report.polypFree.runs.find((r) => r.mode === 'paced')!;
     expect(polypFree.metrics.after.analysedPolypFreeFrames).toBe(polypFree.metrics.sentFrames);
-    const markdown = await readFile(path.join(outDir, 'eval-live-smoke.md'), 'utf8');
+    const markdown = await readFile(path.join(outDir, 'eval-live-smoke-val.md'), 'utf8');
+    expect(markdown).toContain('polyp-free TRAIN frames held out for validation');
     expect(markdown).toContain('Goals (issue 23)');
     expect(markdown).toMatch(/false-alarm tracks after tracking [\d.]+\/min/);
   }, 300_000);

@@ -21,10 +21,14 @@
  *
  *   npm run eval:live                    # everything (~10375 frames per mode: > 10 min on 2 cores)
  *   npm run eval:live -- --smoke         # 3 polyp-free stills + 3 polyps, both modes, < 1 min
+ *   npm run eval:live -- --split val     # the validation split instead (tune the tracker here, not on test)
  *   options: --mode paced|realtime|both (both)  --repeat drift|identical (drift)  --hold 25
  *            --normals N  --polyps N  --no-video  --out-dir .bench  --model polyp-detector
- *            --models-dir DIR  --iou 0.5; PACS_LIVE_TRACK_* from the environment tune the tracker
- * Writes .bench/eval-live.md and .bench/eval-live.json (…-smoke.* for --smoke).
+ *            --models-dir DIR  --iou 0.5  --split test|val (test); PACS_LIVE_TRACK_* from the environment
+ *            tune the tracker
+ * `--split val` streams the 60 polyp-free TRAIN frames and 80 Kvasir-SEG train images held out from the
+ * detector's training (scripts/polyp/validation-split.json) instead of the test splits.
+ * Writes .bench/eval-live.md and .bench/eval-live.json (…-smoke.*, …-val.* for --smoke, --split val).
  * Needs Debian's ffmpeg to decode the H.264 video (part 1).
  */
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -35,7 +39,7 @@ import { LiveClient } from './live/live-client.js';
 import { videoMetrics, type FrameResult, type VideoMetrics } from './live/video-metrics.js';
 import { videoToJpegFrames } from './live/video-frames.js';
 import { option } from './bench/cli.js';
-import { kvasirSplit, polypFreeSplit } from './eval/kvasir.js';
+import { kvasirSplit, polypFreeSplit, validationSplit, type KvasirImage } from './eval/kvasir.js';
 import { videoGroundTruth } from './live/ground-truth.js';
 import { renderHolds, type RenderedHold, type Still } from './live/held-frames.js';
 import { spawnServer } from '../server/src/test-support/spawn-server.js';
@@ -112,9 +116,10 @@ interface StreamRun {
   latencyP99Ms: number | null;
 }
 
-/** The TEST split of the polyp-free HyperKvasir frames, in the split file's order. */
-async function normalTestStills(): Promise<Still[]> {
-  return (await polypFreeSplit('test')).map((frame) => ({ file: frame.file, truth: [] }));
+/** The polyp-free stills and the polyp images of a split: the test splits, or the detector's validation split. */
+async function stillsOf(split: 'test' | 'val'): Promise<{ normals: Still[]; kvasir: KvasirImage[] }> {
+  const { polypFree, kvasir } = split === 'val' ? await validationSplit() : { polypFree: await polypFreeSplit('test'), kvasir: await kvasirSplit('test') };
+  return { normals: polypFree.map((frame) => ({ file: frame.file, truth: [] })), kvasir };
 }
 
 /**
@@ -228,9 +233,12 @@ async function main(): Promise<void> {
   const withVideo = !smoke && !argv.includes('--no-video');
   const outDir = path.resolve(option('out-dir', '.bench'));
 
-  const normals = (await normalTestStills()).slice(0, normalCount);
-  const kvasir = (await kvasirSplit('test')).slice(0, polypCount);
-  // Polyp-free stream: the normal test frames one after another. Polyp stream: a normal frame, then a polyp.
+  const split = option('split', 'test');
+  if (split !== 'test' && split !== 'val') throw new Error(`--split test|val, not ${split}`);
+  const stills = await stillsOf(split);
+  const normals = stills.normals.slice(0, normalCount);
+  const kvasir = stills.kvasir.slice(0, polypCount);
+  // Polyp-free stream: the polyp-free frames one after another. Polyp stream: a polyp-free frame, then a polyp.
   const polypFreeStills = normals;
   const polypStills: Still[] = kvasir.flatMap((k, i) => [normals[i % normals.length]!, { file: k.file, truth: k.truth, appearance: i }]);
 
@@ -251,6 +259,7 @@ async function main(): Promise<void> {
   const out: string[] = [];
   const json: Record<string, unknown> = {
     generatedAt: new Date().toISOString(),
+    split,
     smoke,
     model,
     iouThreshold,
@@ -295,13 +304,13 @@ async function main(): Promise<void> {
       '',
       `Model ${model}; IoU ≥ ${iouThreshold}; tracker ${JSON.stringify(config.live.tracking)}; ${json['cpu']}; server as its own process (node --import tsx), client in this one.`,
       '',
-      `**Polyp-free video**: ${polypFreeStills.length} HyperKvasir polyp-free TEST frames, ${holdText}.`,
+      `**Polyp-free video**: ${polypFreeStills.length} HyperKvasir polyp-free ${split === 'val' ? 'TRAIN frames held out for validation' : 'TEST frames'}, ${holdText}.`,
       '',
       ...polypFree.map((r) => `- ${runLine(r)}`),
       '',
       polypFreeTable(polypFree),
       '',
-      `**Polyp appearances**: ${kvasir.length} Kvasir-SEG test stills, each held ${hold} frames after ${hold} frames of a polyp-free test frame (same rendering).`,
+      `**Polyp appearances**: ${kvasir.length} Kvasir-SEG ${split === 'val' ? 'train stills held out for validation' : 'test stills'}, each held ${hold} frames after ${hold} frames of a polyp-free ${split === 'val' ? 'validation' : 'test'} frame (same rendering).`,
       '',
       ...polyp.map((r) => `- ${runLine(r)}`),
       '',
@@ -321,7 +330,7 @@ async function main(): Promise<void> {
   const markdown = out.join('\n');
   process.stdout.write(markdown);
   await mkdir(outDir, { recursive: true });
-  const base = path.join(outDir, smoke ? 'eval-live-smoke' : 'eval-live');
+  const base = path.join(outDir, `eval-live${smoke ? '-smoke' : ''}${split === 'val' ? '-val' : ''}`);
   await writeFile(`${base}.md`, markdown);
   await writeFile(`${base}.json`, `${JSON.stringify(json, null, 2)}\n`);
   process.stderr.write(`wrote ${base}.md and ${base}.json\n`);

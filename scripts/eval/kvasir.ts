@@ -57,3 +57,21 @@ export async function polypFreeSplit(split: 'train' | 'test'): Promise<LabelledI
     return { id: rel, file: path.join(polypFreeDir, rel), ...size, truth: [] };
   });
 }
+
+/**
+ * The polyp detector's validation split (scripts/polyp/validation-split.json, written from train.py's seeded
+ * permutations): 80 Kvasir-SEG train images and 60 polyp-free TRAIN frames held out from training, in the
+ * order of their splits, for choices made before the test split is read.
+ */
+export async function validationSplit(): Promise<{ kvasir: KvasirImage[]; polypFree: LabelledImage[] }> {
+  const file = path.join(repoRoot, 'scripts/polyp/validation-split.json');
+  const chosen = JSON.parse(await readFile(file, 'utf8')) as { kvasirTrainIds: string[]; polypFreeTrainFiles: string[] };
+  const kvasirIds = new Set(chosen.kvasirTrainIds);
+  const polypFreeFiles = new Set(chosen.polypFreeTrainFiles);
+  const kvasir = (await kvasirSplit('train')).filter((image) => kvasirIds.has(image.id));
+  const polypFree = (await polypFreeSplit('train')).filter((frame) => polypFreeFiles.has(frame.id));
+  if (kvasir.length !== kvasirIds.size || polypFree.length !== polypFreeFiles.size) {
+    throw new Error(`${file} names images that are not in the train splits (found ${kvasir.length} of ${kvasirIds.size} and ${polypFree.length} of ${polypFreeFiles.size})`);
+  }
+  return { kvasir, polypFree };
+}
