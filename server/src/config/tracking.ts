@@ -26,7 +26,7 @@ export interface TrackingConfig {
 export const DEFAULT_TRACKING: TrackingConfig = {
   confirmHits: 2,
   confirmWindow: 3,
-  maxMisses: 5,
+  maxMisses: 12,
   instantShare: 0.5,
   keepRatio: 0.8,
   minIou: 0.2,
