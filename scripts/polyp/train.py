@@ -255,6 +255,8 @@ def validate(net):
                 thr=bf["threshold"], neg_frames_with_box=kept_neg, neg_frames=len(neg_dets))
 
 
+if args.init_onnx and args.arch != "polypnet":
+    sys.exit("--init-onnx loads a PolypNet export (init_from_onnx.py); it cannot start --arch " + args.arch)
 net = build_net(args)
 print("params", sum(q.numel() for q in net.parameters()), flush=True)
 init_sha = None
