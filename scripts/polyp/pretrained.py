@@ -8,8 +8,11 @@ are kept) and checks both files' sha256. `NanoDetBackbone` rebuilds the backbone
 from the graph: each Conv2D with its bias and LeakyReLU, the max pool, the explicit pads and the
 concatenations, up to the four feature maps the NanoDet neck reads (strides 4, 8, 16, 32; 64, 128, 256,
 512 channels). The graph was converted ONNX -> TF, so it wraps every conv in NCHW<->NHWC transposes;
-tensors here stay NCHW and only the logical layout is tracked (a transpose moves no data).
-Written by hand: no library in Debian or on PyPI-free paths reads a tfjs graph model into torch.
+tensors here stay NCHW and only the logical layout is tracked (a transpose moves no data). NanoDet reads
+BGR with its own mean/std: the first conv takes the channels reversed and one affine per channel maps the
+trainer's ImageNet normalisation to NanoDet's, so the net's input is the trainer's as for PolypNet.
+Written by hand: nothing reachable here (Debian's python3-* packages, npm) reads a TF.js graph model into
+PyTorch, and the backbone uses five op kinds.
 """
 import json
 import os
