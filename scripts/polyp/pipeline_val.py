@@ -14,7 +14,6 @@ on the mixed set of gated boxes).
 import argparse
 import json
 import os
-import subprocess
 import sys
 
 import numpy as np
@@ -23,7 +22,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, HERE)
 import common  # noqa: E402
-from verifier import OUT, S, STRIDE, V, crop_box, probs_of, split_ids  # noqa: E402
+from verifier import S, STRIDE, crop_box, probs_of, run_onnx, split_ids  # noqa: E402
 
 p = argparse.ArgumentParser()
 p.add_argument("--detector", required=True, action="append",
@@ -56,13 +55,7 @@ for which, (d, idx, probs) in enumerate(sets):
             boxes.append((which, k, score, box))
             crops.append(crop_box(d["images"][i], [v * sc for v in box]))
 if crops:
-    fin, fout = os.path.join(OUT, "in_crops.u8"), os.path.join(OUT, "out_crops.f32")
-    np.ascontiguousarray(np.stack(crops)).tofile(fin)
-    r = subprocess.run(["node", os.path.join(HERE, "run_onnx.mjs"), os.path.abspath(args.verifier), fin, str(len(crops)),
-                        str(V), fout, "1", "0"], cwd=REPO, capture_output=True, text=True)
-    if r.returncode != 0:
-        sys.exit("onnxruntime-node failed:\n" + r.stderr)
-    ver = np.fromfile(fout, dtype=np.float32)
+    ver = run_onnx(os.path.abspath(args.verifier), np.stack(crops), "crops", threads=1)
 else:
     ver = np.zeros(0)
 

@@ -65,15 +65,20 @@ def crop_box(img, box):
     return np.clip(np.round(out), 0, 255).astype(np.uint8)
 
 
-def probs_of(onnx_path, imgs, tag):
+def run_onnx(onnx_path, imgs, tag, threads=2):
+    """The model's output for uint8 [N,s,s,3] images through onnxruntime-node (run_onnx.mjs), as raw float32."""
     os.makedirs(OUT, exist_ok=True)
     fin, fout = os.path.join(OUT, f"in_{tag}.u8"), os.path.join(OUT, f"out_{tag}.f32")
     np.ascontiguousarray(imgs).tofile(fin)
-    r = subprocess.run(["node", os.path.join(HERE, "run_onnx.mjs"), onnx_path, fin, str(len(imgs)), str(S), fout, "2", "1"],
-                       cwd=REPO, capture_output=True, text=True)
+    r = subprocess.run(["node", os.path.join(HERE, "run_onnx.mjs"), onnx_path, fin, str(len(imgs)), str(imgs.shape[1]), fout,
+                        str(threads), "1"], cwd=REPO, capture_output=True, text=True)
     if r.returncode != 0:
         sys.exit("onnxruntime-node failed:\n" + r.stderr)
-    return np.fromfile(fout, dtype=np.float32).reshape(len(imgs), S // STRIDE, S // STRIDE)
+    return np.fromfile(fout, dtype=np.float32)
+
+
+def probs_of(onnx_path, imgs, tag):
+    return run_onnx(onnx_path, imgs, tag).reshape(len(imgs), S // STRIDE, S // STRIDE)
 
 
 def cell_boxes(prob, mt, st):
