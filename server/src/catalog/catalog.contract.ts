@@ -856,6 +856,47 @@ export function runCatalogContract(name: string, setup: () => Promise<CatalogUnd
         expect((await catalog.referencedBlobKeys(['blobs/50.1.1.1.dcm'])).size).toBe(1);
       });
 
+      it('searching by ModalitiesInStudy finds what each study lists, through rejection, restore, move and removal', async () => {
+        await store(
+          { study: '70.1', series: '70.1.1', sop: '70.1.1.1', modality: 'CT' },
+          { study: '70.1', series: '70.1.1', sop: '70.1.1.2', modality: 'CT' },
+          { study: '70.1', series: '70.1.2', sop: '70.1.2.1', modality: 'MR' },
+          { study: '70.2', series: '70.2.1', sop: '70.2.1.1', modality: 'US' },
+        );
+        const found = async (modality: string) => ((await uidsOf('study', { ModalitiesInStudy: modality }, STUDY)) as string[]).sort();
+        // Every modality a study lists finds it, and no other does.
+        const agree = async () => {
+          const studies = await search('study', {});
+          for (const modality of ['CT', 'MR', 'US', 'KO']) {
+            const listing = studies.filter((st) => ((value(st, MODALITIES) ?? []) as string[]).includes(modality)).map((st) => first(st, STUDY) as string);
+            expect(await found(modality), modality).toEqual(listing.sort());
+          }
+        };
+        expect([await found('MR'), await found('C*'), await found('US')]).toEqual([['70.1'], ['70.1'], ['70.2']]);
+        await agree();
+        // The only MR instance rejected: MR no longer finds 70.1; the note's KO does.
+        await catalog.storeInstance(note('70.1', '70.1.9.1', [ref('70.1', '70.1.2', '70.1.2.1')]));
+        expect([await found('MR'), await found('KO')]).toEqual([[], ['70.1']]);
+        await agree();
+        // Restored: found by MR again (the voided note no longer counts).
+        await catalog.restoreRejected(['70.1.2.1'], now(), soon);
+        expect([await found('MR'), await found('KO')]).toEqual([['70.1'], []]);
+        await agree();
+        // The MR series moved to 70.2: MR finds 70.2 only.
+        await catalog.moveInstances({ from: { studyInstanceUid: '70.1', seriesInstanceUids: ['70.1.2'] }, to: { kind: 'study', studyInstanceUid: '70.2' } }, now());
+        expect(await found('MR')).toEqual(['70.2']);
+        await agree();
+        // Removed: nothing is found by MR; a whole study removed leaves nothing behind either.
+        expect(await catalog.removeInstance('70.1.2.1', 'blobs/70.1.2.1.dcm')).toBe(true);
+        expect(await found('MR')).toEqual([]);
+        for (const sop of ['70.1.1.1', '70.1.1.2']) expect(await catalog.removeInstance(sop, `blobs/${sop}.dcm`)).toBe(true);
+        expect(await found('CT')).toEqual([]);
+        await agree();
+        // Stored again: found again.
+        await store({ study: '70.1', series: '70.1.1', sop: '70.1.1.1', modality: 'CT' });
+        expect(await found('CT')).toEqual(['70.1']);
+      });
+
       it('an instance named before it arrives is stored hidden; restore shows it and voids the note', async () => {
         await store({ study: '51.1', series: '51.1.1', sop: '51.1.1.1' });
         expect((await catalog.storeInstance(note('51.1', '51.1.9.1', [ref('51.1', '51.1.1', '51.1.1.2')]))).status).toBe('stored');
