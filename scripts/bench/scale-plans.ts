@@ -180,8 +180,6 @@ export async function fillIndex(target: PlanTarget, root: string, shape: ScaleSh
           });
           await trx.insertInto('instances').values(rows).execute();
         }
-        // What ingest writes when each modality's first series counts (migration 0007).
-        await trx.insertInto('study_modalities').values([...new Set(s.modalities)].map((modality) => ({ modality, study_fk: study.id }))).execute();
       }
     });
   }

@@ -68,8 +68,7 @@ export async function lockStudies(db: Db, studyIds: readonly number[]): Promise<
 /**
  * Recounts the series and study counters of these studies from their instance rows (rejected ones
  * left out): NumberOfSeriesRelatedInstances, NumberOfStudyRelatedInstances, NumberOfStudyRelatedSeries
- * (series with a visible instance) and ModalitiesInStudy (their modalities, sorted, '\'-joined, and as
- * `study_modalities` rows).
+ * (series with a visible instance) and ModalitiesInStudy (their modalities, sorted, '\'-joined).
  */
 export async function recountStudies(db: Db, studyIds: readonly number[]): Promise<void> {
   for (const studyId of new Set(studyIds)) {
@@ -103,9 +102,6 @@ export async function recountStudies(db: Db, studyIds: readonly number[]): Promi
       .set({ num_instances: instances, num_series: visibleSeries, modalities: modalities.size > 0 ? [...modalities].sort().join('\\') : null })
       .where('id', '=', studyId)
       .execute();
-    // The rows the ModalitiesInStudy match reads (migration 0007): the same set.
-    await db.deleteFrom('study_modalities').where('study_fk', '=', studyId).execute();
-    if (modalities.size > 0) await db.insertInto('study_modalities').values([...modalities].map((modality) => ({ modality, study_fk: studyId }))).execute();
   }
 }
 

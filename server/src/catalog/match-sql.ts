@@ -87,12 +87,11 @@ function rangeMatch(column: string, parsed: PointOrRange, engine: SqlEngine, upp
 
 /**
  * ModalitiesInStudy matches when any series of the study has a matching Modality (PS3.18 §10.6.1.2);
- * a series whose instances are all rejected (count 0) does not count. Read from `study_modalities`,
- * which holds exactly the modalities that count in each study (migration 0007 says why).
+ * a series whose instances are all rejected (count 0) does not count.
  */
 function modalitiesMatch(value: string): Condition {
   const modality = stringMatch('m.modality', value);
-  return sql<SqlBool>`exists (select 1 from ${sql.table('study_modalities')} as ${sql.id('m')} where ${sql.ref('m.study_fk')} = ${sql.ref('st.id')} and ${modality})`;
+  return sql<SqlBool>`exists (select 1 from ${sql.table('series')} as ${sql.id('m')} where ${sql.ref('m.study_fk')} = ${sql.ref('st.id')} and ${sql.ref('m.num_instances')} > 0 and ${modality})`;
 }
 
 function itemMatch(attribute: IndexedAttribute, item: string, ctx: MatchContext): Condition {

@@ -262,33 +262,6 @@ function rangeIndexes(engine: SqlEngine): Migration {
   };
 }
 
-/**
- * ModalitiesInStudy as rows (issue 22; docs/benchmarks.md, "Index growth"). Its match was an EXISTS
- * over the study's series (`num_instances > 0` and the modality); on PostgreSQL at 1M instances it took
- * 33 ms p50 / 127 ms p95 because every stored instance updates its study's and its series' counter
- * rows: the walk in study order visited ~10 study rows per match, each on a page of its own among the
- * dead versions, and read every probed series row for its count. `study_modalities` holds one row per
- * modality that counts in a study, written only when a series first counts (store) and when a study is
- * recounted (curation, removal), so the match reads a narrow table that ingest does not churn, in
- * (modality, study) order. Existing archives are filled from their series here.
- */
-function studyModalities(): Migration {
-  return {
-    async up(db) {
-      await db.schema
-        .createTable('study_modalities')
-        .addColumn('modality', 'text', (c) => c.notNull())
-        .addColumn('study_fk', 'integer', (c) => c.notNull().references('studies.id').onDelete('cascade'))
-        .addPrimaryKeyConstraint('study_modalities_pk', ['modality', 'study_fk'])
-        .execute();
-      await db.schema.createIndex('study_modalities_study_fk_idx').on('study_modalities').columns(['study_fk', 'modality']).execute();
-      await sql`insert into ${sql.table('study_modalities')} (${sql.ref('modality')}, ${sql.ref('study_fk')})
-        select distinct ${sql.ref('modality')}, ${sql.ref('study_fk')} from ${sql.table('series')}
-        where ${sql.ref('num_instances')} > 0 and ${sql.ref('modality')} is not null and ${sql.ref('modality')} <> ''`.execute(db);
-    },
-  };
-}
-
 export function catalogMigrations(engine: SqlEngine): MigrationProvider {
   return {
     getMigrations: async () => ({
@@ -298,7 +271,6 @@ export function catalogMigrations(engine: SqlEngine): MigrationProvider {
       '0004_curation': curation(),
       '0005_lifecycle': lifecycle(),
       '0006_range_indexes': rangeIndexes(engine),
-      '0007_study_modalities': studyModalities(),
     }),
   };
 }

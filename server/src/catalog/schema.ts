@@ -60,17 +60,6 @@ export interface StudiesTable {
   created_at: string;
 }
 
-/**
- * ModalitiesInStudy as rows: one per (modality, study) for each modality that counts in the study (a
- * series of it holds a visible instance), the same set as `studies.modalities`. The QIDO-RS match reads
- * this narrow table instead of the study and series rows whose counters every ingest updates (migration
- * 0007 says why).
- */
-export interface StudyModalitiesTable {
-  modality: string;
-  study_fk: number;
-}
-
 export interface SeriesTable {
   id: Generated<number>;
   series_uid: string;
@@ -178,7 +167,6 @@ export interface CatalogDatabase {
   patient_other_ids: PatientOtherIdsTable;
   studies: StudiesTable;
   series: SeriesTable;
-  study_modalities: StudyModalitiesTable;
   instances: InstancesTable;
   rejected_instances: RejectedInstancesTable;
   pending_blob_deletes: PendingBlobDeletesTable;

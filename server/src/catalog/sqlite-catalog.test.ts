@@ -49,34 +49,6 @@ describe('SQLite catalog file', () => {
   });
 });
 
-describe('SQLite catalog upgrade', () => {
-  it('an archive indexed before migration 0007 finds its studies by ModalitiesInStudy after the upgrade', async () => {
-    const { parseQidoQuery } = await import('./parse-qido-query.js');
-    const dir = mkdtempSync(path.join(tmpdir(), 'pacs-catalog-'));
-    try {
-      const file = path.join(dir, 'index.sqlite');
-      const before = await createCatalog({ kind: 'sqlite', file });
-      await before.storeInstance(fakeInstance({ study: '7.1', series: '7.1.1', sop: '7.1.1.1', modality: 'MR' }));
-      await before.storeInstance(fakeInstance({ study: '7.2', series: '7.2.1', sop: '7.2.1.1', modality: 'CT' }));
-      await before.close();
-      // The index as 0006 left it: no study_modalities table, the migration not applied.
-      const Database = (await import('better-sqlite3')).default;
-      const raw = new Database(file);
-      raw.exec(`drop table study_modalities; delete from kysely_migration where name = '0007_study_modalities'`);
-      raw.close();
-      const after = await createCatalog({ kind: 'sqlite', file });
-      const found = async (modality: string) =>
-        (await after.search(parseQidoQuery('study', {}, { ModalitiesInStudy: modality }, { defaultLimit: 100, maxLimit: 1000 }))).matches.map(
-          (ds) => (ds['0020000D']?.Value as string[])[0],
-        );
-      expect([await found('MR'), await found('CT'), await found('US')]).toEqual([['7.1'], ['7.2'], []]);
-      await after.close();
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
-});
-
 describe('SQLite catalog group commit', () => {
   it('stores instances arriving together in one transaction, and a lone one in a transaction of its own', async () => {
     const catalog = new ObservedCatalog(':memory:');

@@ -133,13 +133,6 @@ async function addSeriesToStudy(db: Db, studyId: number, modality: string | null
     .set((eb) => ({ num_series: eb('num_series', '+', 1), modalities: mergeModalities(study.modalities, modality) }))
     .where('id', '=', studyId)
     .execute();
-  if (modality !== null && modality !== '') {
-    await db
-      .insertInto('study_modalities')
-      .values({ modality, study_fk: studyId })
-      .onConflict((oc) => oc.columns(['modality', 'study_fk']).doNothing())
-      .execute();
-  }
 }
 
 /** Runs inside a transaction. Throws ConflictSignal (roll back, report conflict) or a DB error (retry). */
