@@ -10,6 +10,9 @@ Sigmoid, BatchNorm already folded), so the QDQ form onnxruntime documents is wri
 - every activation that a Conv, a Relu or an Add produces is passed through QuantizeLinear →
   DequantizeLinear (uint8, asymmetric; a Relu after a Conv or an Add is folded into that Q with zero
   point 0, whose clamp at 0 is the Relu);
+- the outputs of LeakyReLU, Concat and MaxPool nodes (the COCO backbone's, after fold_constants.mjs;
+  PolypNet has none, so 1.2.0 is unchanged) get a Q/DQ pair too, so that onnxruntime forms
+  QLinearLeakyRelu and QLinearConcat and every convolution's input is quantized;
 - the graph's first layers (uint8 → float normalisation) and the last Conv and Sigmoid (the
   probabilities the post-processing thresholds) stay in float.
 
@@ -57,6 +60,10 @@ def plan(graph):
                 targets[users[0].output[0]] = y  # Q after the Relu; the Relu is folded into it
             else:
                 targets[y] = None
+        if n.op_type in ("LeakyRelu", "Concat", "MaxPool"):
+            # (the NanoDet backbone's ops; PolypNet has none) Q/DQ after each, so onnxruntime's QDQ
+            # selectors form QLinearLeakyRelu / QLinearConcat / an int8 MaxPool around them
+            targets.setdefault(n.output[0], None)
         if n.op_type == "Conv":
             x = n.input[0]
             # the first Conv's input (normalised image) too
