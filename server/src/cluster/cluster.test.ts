@@ -111,6 +111,8 @@ describe('PACS_WORKERS=2 on a SQLite index: one server, every core', () => {
     });
     // /healthz answered by worker 0; wait for worker 1 too.
     await eventually(() => expect(logs().some((l) => l.msg === 'cluster ready: every worker listens')).toBe(true), 60_000, 100);
+    // Each worker writes its own lines to the shared stdout: its "ready" line may arrive after the primary's.
+    await eventually(() => expect(new Set(logs().filter((l) => l.msg === 'filmless-pacs ready').map((l) => l.worker)).size).toBe(2), 10_000, 50);
   }, 120_000);
 
   afterAll(async () => {
