@@ -886,7 +886,7 @@ export function runCatalogContract(name: string, setup: () => Promise<CatalogUnd
         await catalog.moveInstances({ from: { studyInstanceUid: '70.1', seriesInstanceUids: ['70.1.2'] }, to: { kind: 'study', studyInstanceUid: '70.2' } }, now());
         expect(await found('MR')).toEqual(['70.2']);
         await agree();
-        // Removed: nothing is found by MR; a whole study removed leaves nothing behind either.
+        // Removed: nothing is found by MR; 70.1's last visible instances removed, nothing by CT either.
         expect(await catalog.removeInstance('70.1.2.1', 'blobs/70.1.2.1.dcm')).toBe(true);
         expect(await found('MR')).toEqual([]);
         for (const sop of ['70.1.1.1', '70.1.1.2']) expect(await catalog.removeInstance(sop, `blobs/${sop}.dcm`)).toBe(true);
