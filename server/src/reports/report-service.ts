@@ -38,7 +38,7 @@ import { COMPREHENSIVE_3D_SR, readDetectionReport, type StoredDetectionReport } 
 import { qualityReport } from './quality.js';
 import { DOCUMENT_TITLE } from './report-codes.js';
 import { contentSha256, emptyContent, normalizeContent } from './report-content.js';
-import { renderReportPdf, type PdfImage } from './report-pdf.js';
+import type { PdfImage } from './report-pdf.js';
 import { buildReportSr, COMPREHENSIVE_SR, type ReferencedInstance } from './report-sr.js';
 import type { ReportStore, StoredReport, StoredVersion, VersionDicom } from './report-store.js';
 
@@ -545,6 +545,9 @@ export class ReportService {
     }
     const a = study.attributes;
     const signature = version.signature;
+    // The PDF stack (pdfkit and its fonts, ~25 MiB of resident memory) loads with the first PDF, not with
+    // the server: most servers of a cluster never make one (docs/benchmarks.md, "What the JS heap holds").
+    const { renderReportPdf } = await import('./report-pdf.js');
     return renderReportPdf({
       reportId: report.id,
       kind: report.kind,

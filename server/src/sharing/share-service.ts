@@ -34,7 +34,6 @@ import type { DicomJsonDataset } from '../dicom/dicom-json.js';
 import { AppError, NotFoundError } from '../errors.js';
 import { summaryOf } from '../reports/report-content.js';
 import type { ReportService } from '../reports/report-service.js';
-import { renderSlip } from './share-slip.js';
 import type { PersonRef, ShareStore, StoredLink } from './share-store.js';
 
 const scrypt = promisify(scryptCallback) as (password: string, salt: Buffer, keylen: number, options: { N: number; r: number; p: number }) => Promise<Buffer>;
@@ -487,6 +486,9 @@ export class ShareService implements LinkCredentials {
     if (pin !== undefined && (link.pinHash === null || !(await verifyPin(pin, link.pinHash)))) throw new AppError('BAD_REQUEST', 'Body field "pin": is not the PIN of this link');
     const study = await this.studyRow(link.studyInstanceUid);
     const logo = await this.hospitalLogo();
+    // Loaded with the first slip, like the report PDF (report-service.ts): pdfkit and qrcode stay out of
+    // the memory of a server that makes none.
+    const { renderSlip } = await import('./share-slip.js');
     return renderSlip({
       size,
       url,
