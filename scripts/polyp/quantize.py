@@ -23,6 +23,7 @@ usage (the whole recipe of polyp-detector 1.2.0: scripts/polyp/README.md, "int8"
   python3 scripts/polyp/quantize.py tensors IN.onnx OUT_probe.onnx          # graph that outputs every tensor to calibrate
   node scripts/polyp/calibrate.mjs OUT_probe.onnx calib.u8 200 256 ranges.json 99.999
   python3 scripts/polyp/quantize.py quantize IN.onnx RANGES.json OUT.onnx   # the QDQ model
+  option --only-prefix=/net/backbone/ (both commands): quantize only the nodes whose names start with it
 """
 import json
 import sys
@@ -44,14 +45,16 @@ def producers(graph):
     return {o: n for n in graph.node for o in n.output}
 
 
-def plan(graph):
-    """Tensors to quantize: {tensor: relu_folded_from_tensor_or_None}. The last Conv stays float."""
+def plan(graph, only_prefix=None):
+    """Tensors to quantize: {tensor: relu_folded_from_tensor_or_None}. The last Conv stays float; with
+    `only_prefix`, so does every node whose name does not start with it (e.g. "/net/backbone/": the
+    backbone in int8, the decoder in float; its inputs are the backbone's quantized outputs, dequantized)."""
     cons = consumers(graph)
     convs = [n for n in graph.node if n.op_type == "Conv"]
     last_conv = convs[-1]
     targets = {}
     for n in graph.node:
-        if n is last_conv:
+        if n is last_conv or (only_prefix is not None and not n.name.startswith(only_prefix)):
             continue
         if n.op_type in ("Conv", "Add"):
             y = n.output[0]
@@ -72,9 +75,9 @@ def plan(graph):
     return targets, last_conv
 
 
-def probe(src, dst):
+def probe(src, dst, only_prefix=None):
     m = onnx.load(src)
-    targets, _ = plan(m.graph)
+    targets, _ = plan(m.graph, only_prefix)
     names = list(targets)
     for t in names:
         m.graph.output.append(helper.make_tensor_value_info(t, TensorProto.FLOAT, None))
@@ -82,11 +85,11 @@ def probe(src, dst):
     print(json.dumps(names))
 
 
-def quantize(src, ranges_file, dst):
+def quantize(src, ranges_file, dst, only_prefix=None):
     m = onnx.load(src)
     g = m.graph
     ranges = json.load(open(ranges_file))
-    targets, last_conv = plan(g)
+    targets, last_conv = plan(g, only_prefix)
     inits = {i.name: i for i in g.initializer}
     prod = producers(g)
     new_nodes = []
@@ -118,6 +121,8 @@ def quantize(src, ranges_file, dst):
     weight_nodes = []
     for n in g.node:
         if n.op_type != "Conv" or n is last_conv:
+            continue
+        if only_prefix is not None and not n.name.startswith(only_prefix):
             continue
         x = n.input[0]
         if x not in qparams:
@@ -168,10 +173,13 @@ def quantize(src, ranges_file, dst):
 
 
 if __name__ == "__main__":
-    cmd = sys.argv[1]
+    args = [a for a in sys.argv[1:] if not a.startswith("--only-prefix=")]
+    prefixes = [a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--only-prefix=")]
+    only = prefixes[0] if prefixes else None
+    cmd = args[0]
     if cmd == "tensors":
-        probe(sys.argv[2], sys.argv[3])
+        probe(args[1], args[2], only)
     elif cmd == "quantize":
-        quantize(sys.argv[2], sys.argv[3], sys.argv[4])
+        quantize(args[1], args[2], args[3], only)
     else:
         sys.exit(__doc__)
