@@ -545,8 +545,9 @@ export class ReportService {
     }
     const a = study.attributes;
     const signature = version.signature;
-    // The PDF stack (pdfkit and its fonts, ~25 MiB of resident memory) loads with the first PDF, not with
-    // the server: most servers of a cluster never make one (docs/benchmarks.md, "What the JS heap holds").
+    // The PDF stack (pdfkit and its fonts) loads with the first PDF, not with the server: a started server
+    // holds ~9 MiB less resident memory, and most servers of a cluster never make one (docs/benchmarks.md,
+    // "What the JS heap holds"). The first PDF of a process waits for the load once.
     const { renderReportPdf } = await import('./report-pdf.js');
     return renderReportPdf({
       reportId: report.id,
