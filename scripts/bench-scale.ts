@@ -4,7 +4,7 @@
  * stretch just loaded, QIDO-RS p50/p95 of the usual queries, series metadata p50/p95 and the server's
  * memory, so one run shows whether the index and its queries hold as it grows.
  *
- *   npm run bench:scale                                  # 10k, 100k, 1M instances, SQLite (hours)
+ *   npm run bench:scale                                  # 10k, 100k, 1M instances, SQLite (~20–45 min on 2 cores)
  *   npm run bench:scale -- --index postgres              # same on PostgreSQL (schema of its own in db `test`)
  *   npm run bench:scale -- --index postgres --private-postgres   # on a cluster of its own with PostgreSQL's
  *                                                        # defaults (autovacuum on), in the work dir, port 5439
