@@ -173,13 +173,21 @@ def quantize(src, ranges_file, dst, only_prefix=None):
 
 
 if __name__ == "__main__":
-    args = [a for a in sys.argv[1:] if not a.startswith("--only-prefix=")]
-    prefixes = [a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--only-prefix=")]
-    only = prefixes[0] if prefixes else None
-    cmd = args[0]
-    if cmd == "tensors":
-        probe(args[1], args[2], only)
-    elif cmd == "quantize":
-        quantize(args[1], args[2], args[3], only)
+    import argparse
+
+    parser = argparse.ArgumentParser(description="static int8 quantization (QDQ) of a detector graph; see the module docstring")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--only-prefix", default=None, help="quantize only the nodes whose names start with this (e.g. /net/backbone/)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    tensors = commands.add_parser("tensors", parents=[common], help="write a graph that outputs every tensor to calibrate")
+    tensors.add_argument("src")
+    tensors.add_argument("dst")
+    quant = commands.add_parser("quantize", parents=[common], help="write the QDQ model from calibrated ranges")
+    quant.add_argument("src")
+    quant.add_argument("ranges")
+    quant.add_argument("dst")
+    a = parser.parse_args()
+    if a.command == "tensors":
+        probe(a.src, a.dst, a.only_prefix)
     else:
-        sys.exit(__doc__)
+        quantize(a.src, a.ranges, a.dst, a.only_prefix)
